@@ -1,0 +1,186 @@
+//! `gt bead create | list | show | close | edit`.
+
+use super::{Global, output};
+use crate::error::Result;
+use crate::town::bead::Edit;
+
+/// Manage beads: the work items agents are slung.
+#[derive(clap::Args, Debug)]
+pub struct BeadArgs {
+    #[command(subcommand)]
+    pub command: BeadCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BeadCommand {
+    Create(CreateArgs),
+    List(ListArgs),
+    Show(IdArg),
+    Close(CloseArgs),
+    Edit(EditArgs),
+}
+
+/// Create a bead in a rig; prints its new id (e.g. api-3k9).
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// The rig the work belongs to.
+    #[arg(long)]
+    pub rig: String,
+    /// A one-line title.
+    pub title: String,
+    /// The full description the agent is given.
+    #[arg(short = 'm', long = "body", default_value = "")]
+    pub body: String,
+}
+
+/// List beads, oldest first.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only this rig's beads.
+    #[arg(long)]
+    pub rig: Option<String>,
+    /// Only beads in this status (open, hooked, in_progress, done, failed, escalated,
+    /// deferred, cancelled).
+    #[arg(long)]
+    pub status: Option<String>,
+}
+
+/// Show a bead, the agent holding it and every dispatch of it.
+#[derive(clap::Args, Debug)]
+pub struct IdArg {
+    /// The bead id.
+    pub id: String,
+}
+
+/// Close a bead nobody works on (status cancelled). Its history is kept.
+#[derive(clap::Args, Debug)]
+pub struct CloseArgs {
+    /// The bead id.
+    pub id: String,
+    /// Only close it if its version is still N (exit 3 otherwise).
+    #[arg(long, value_name = "N")]
+    pub if_version: Option<i64>,
+}
+
+/// Change a bead's title or body.
+#[derive(clap::Args, Debug)]
+pub struct EditArgs {
+    /// The bead id.
+    pub id: String,
+    /// The new title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// The new body.
+    #[arg(short = 'm', long = "body")]
+    pub body: Option<String>,
+    /// Only write if the bead's version is still N, the one you read (exit 3 otherwise).
+    #[arg(long, value_name = "N")]
+    pub if_version: Option<i64>,
+}
+
+pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
+    match &args.command {
+        BeadCommand::Create(a) => {
+            let mut town = g.town()?;
+            let bead = crate::town::bead::create(&mut town, &a.rig, &a.title, &a.body)?;
+            if g.json {
+                output::json(&bead)
+            } else {
+                output::println_out(&bead.id)
+            }
+        }
+        BeadCommand::List(a) => {
+            let town = g.town()?;
+            let beads = crate::town::bead::list(&town, a.rig.as_deref(), a.status.as_deref())?;
+            if g.json {
+                return output::json(&beads);
+            }
+            if beads.is_empty() {
+                return output::println_out("no beads");
+            }
+            let mut t = output::Table::new(&["id", "rig", "status", "attempts", "title"]);
+            for b in &beads {
+                let status = if b.queued {
+                    format!("{} (queued)", b.status)
+                } else {
+                    b.status.clone()
+                };
+                t.row(vec![
+                    b.id.clone(),
+                    b.rig.clone(),
+                    status,
+                    b.attempts.to_string(),
+                    b.title.clone(),
+                ]);
+            }
+            t.print()
+        }
+        BeadCommand::Show(a) => {
+            let town = g.town()?;
+            let d = crate::town::bead::show(&town, &a.id)?;
+            if g.json {
+                return output::json(&d);
+            }
+            let b = &d.bead;
+            let mut s = format!(
+                "id:       {}\nrig:      {}\ntitle:    {}\nstatus:   {}{}\nagent:    {}\nbranch:   {}\nattempts: {}\ncreated:  {}\nupdated:  {}\nversion:  {}",
+                b.id,
+                b.rig,
+                b.title,
+                b.status,
+                if b.queued {
+                    " (queued: waiting for a free polecat)"
+                } else {
+                    ""
+                },
+                output::opt(&d.agent),
+                output::opt(&b.branch),
+                b.attempts,
+                output::time(b.created_at),
+                output::time(b.updated_at),
+                b.version
+            );
+            if !b.body.is_empty() {
+                s += &format!("\n\n{}", b.body);
+            }
+            for x in &d.dispatches {
+                s += &format!(
+                    "\n\ndispatch {} to {} (generation {}), started {}{}",
+                    x.id,
+                    x.agent,
+                    x.generation,
+                    output::time(x.started_at),
+                    match (x.ended_at, &x.reason) {
+                        (Some(at), r) =>
+                            format!(", ended {} ({})", output::time(at), output::opt(r)),
+                        _ => String::new(),
+                    }
+                );
+            }
+            output::println_out(&s)
+        }
+        BeadCommand::Close(a) => {
+            let mut town = g.town()?;
+            let b = crate::town::bead::close(&mut town, &a.id, a.if_version)?;
+            if g.json {
+                output::json(&b)
+            } else {
+                output::println_out(&format!("closed {} (version {})", b.id, b.version))
+            }
+        }
+        BeadCommand::Edit(a) => {
+            let mut town = g.town()?;
+            let edit = Edit {
+                title: a.title.clone(),
+                body: a.body.clone(),
+                expect_version: a.if_version,
+            };
+            let b = crate::town::bead::edit(&mut town, &a.id, &edit)?;
+            if g.json {
+                output::json(&b)
+            } else {
+                output::println_out(&format!("edited {} (version {})", b.id, b.version))
+            }
+        }
+    }
+}

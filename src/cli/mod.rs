@@ -1,0 +1,79 @@
+//! The command line: parsing (clap), one file per command group, rendering. Commands
+//! decide nothing: they call a `town` use case and render its typed result.
+
+pub mod bead;
+pub mod docs;
+pub mod init;
+pub mod output;
+pub mod rig;
+pub mod status;
+
+use crate::error::Result;
+use crate::town::Town;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok
+  1  error
+  2  usage: a bad name, flag or config value
+  3  conflict: lost a race (already hooked, branch in use, version changed)
+  4  not found: no such town, rig, bead or agent
+  5  container runtime (Docker) unavailable";
+
+/// gt runs a crew of coding agents on one machine: each works one bead (work item) in its
+/// own Docker container, on its own git worktree and branch. All state lives in one
+/// SQLite file; `gt patrol` (from cron) recovers from every crash.
+#[derive(Parser, Debug)]
+#[command(name = "gt", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// The town directory (default: the nearest parent of the working directory with .gt/).
+    #[arg(long, global = true, env = "GT_TOWN", value_name = "DIR")]
+    pub town: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print less.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print diagnostics on stderr (-vv for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Global {
+    pub fn town(&self) -> Result<Town> {
+        Town::open(self.town.as_deref())
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Init(init::InitArgs),
+    Rig(rig::RigArgs),
+    Bead(bead::BeadArgs),
+    Status(status::StatusArgs),
+    Log(status::LogArgs),
+    Completions(docs::CompletionsArgs),
+}
+
+pub fn run(cli: &Cli) -> Result<()> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Rig(a) => rig::run(g, a),
+        Command::Bead(a) => bead::run(g, a),
+        Command::Status(a) => status::status(g, a),
+        Command::Log(a) => status::log(g, a),
+        Command::Completions(a) => docs::completions(g, a),
+    }
+}

@@ -1,0 +1,153 @@
+//! `gt rig add | list | show | remove`.
+
+use super::{Global, output};
+use crate::error::Result;
+use crate::state::rigs::Rig;
+use crate::town::rig::RigSpec;
+use crate::util::format_size;
+
+/// Manage rigs: the git repositories (projects) this town runs agents on.
+#[derive(clap::Args, Debug)]
+pub struct RigArgs {
+    #[command(subcommand)]
+    pub command: RigCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RigCommand {
+    Add(AddArgs),
+    List,
+    Show(NameArg),
+    Remove(NameArg),
+}
+
+/// Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings.
+///
+/// Settings not given take the town defaults from gt.toml. A local path is cloned with
+/// no remote (agents' branches stay local); a URL is cloned with the user's `git` and
+/// becomes the remote that finished work is pushed to, unless --remote says otherwise.
+#[derive(clap::Args, Debug)]
+pub struct AddArgs {
+    /// The rig's name: [a-z0-9][a-z0-9_-]{0,39}. Bead ids start with it.
+    pub name: String,
+    /// A path to a git repository, or a URL `git clone` understands.
+    pub source: String,
+    /// The agent container image (built locally; never pulled).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The agent command, run inside the container by `gt agent run --`.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Container memory limit, e.g. 512m or 2g.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Container CPU limit, e.g. 2 or 0.5.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Where finished branches are pushed (a URL or a path to a bare repository).
+    #[arg(long)]
+    pub remote: Option<String>,
+    /// How many agents of this rig may run at once; more beads wait queued.
+    #[arg(long, value_name = "N")]
+    pub max_polecats: Option<u32>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NameArg {
+    /// The rig's name.
+    pub name: String,
+}
+
+pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
+    match &args.command {
+        RigCommand::Add(a) => {
+            let mut town = g.town()?;
+            let spec = RigSpec {
+                name: a.name.clone(),
+                source: a.source.clone(),
+                image: a.image.clone(),
+                command: a.command.clone(),
+                memory: a.memory.clone(),
+                cpus: a.cpus,
+                remote: a.remote.clone(),
+                max_polecats: a.max_polecats,
+            };
+            let rig = crate::town::rig::add(&mut town, &spec)?;
+            if g.json {
+                output::json(&rig)
+            } else if !g.quiet {
+                output::println_out(&format!(
+                    "added rig {} ({}, default branch {})",
+                    rig.name, rig.source, rig.default_branch
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        RigCommand::List => {
+            let town = g.town()?;
+            let rigs = crate::town::rig::list(&town)?;
+            if g.json {
+                return output::json(&rigs);
+            }
+            let mut t =
+                output::Table::new(&["name", "branch", "image", "memory", "cpus", "max", "source"]);
+            for r in &rigs {
+                t.row(vec![
+                    r.name.clone(),
+                    r.default_branch.clone(),
+                    r.image.clone(),
+                    format_size(r.memory),
+                    r.cpus.to_string(),
+                    r.max_polecats.to_string(),
+                    r.source.clone(),
+                ]);
+            }
+            if t.is_empty() {
+                return output::println_out("no rigs yet; add one with `gt rig add NAME SOURCE`");
+            }
+            t.print()
+        }
+        RigCommand::Show(n) => {
+            let town = g.town()?;
+            let rig = crate::town::rig::get(&town, &n.name)?;
+            if g.json {
+                return output::json(&rig);
+            }
+            output::println_out(&describe(&rig))
+        }
+        RigCommand::Remove(n) => {
+            let mut town = g.town()?;
+            let removed = crate::town::rig::remove(&mut town, &n.name)?;
+            if g.json {
+                return output::json(&removed);
+            }
+            let mut msg = format!(
+                "removed rig {} ({} beads, {} agents)",
+                removed.name, removed.beads, removed.agents
+            );
+            if let Some(to) = &removed.moved_to {
+                msg += &format!("; its files are kept at {}", to.display());
+            }
+            output::println_out(&msg)
+        }
+    }
+}
+
+fn describe(r: &Rig) -> String {
+    format!(
+        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nimage:          {}\ncommand:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nmax polecats:   {}\ncreated:        {}\nversion:        {}",
+        r.name,
+        r.source,
+        output::opt(&r.remote),
+        r.default_branch,
+        r.image,
+        r.command,
+        format_size(r.memory),
+        r.cpus,
+        r.pids,
+        r.max_polecats,
+        output::time(r.created_at),
+        r.version
+    )
+}

@@ -1,0 +1,132 @@
+//! `gt status` and `gt log`.
+
+use super::{Global, output};
+use crate::error::{Error, Result};
+
+/// The town at a glance: rigs, beads by status, queued beads, agents by state.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {}
+
+/// The event log: every change to the town, who made it, oldest first.
+#[derive(clap::Args, Debug)]
+pub struct LogArgs {
+    /// Only events since T: a duration ago (10m, 2h, 1d) or a UTC time
+    /// (2026-11-24 or 2026-11-24T08:00:00Z).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// At most N events (the newest N).
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub limit: i64,
+}
+
+pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
+    let town = g.town()?;
+    let s = crate::town::status::status(&town)?;
+    if g.json {
+        return output::json(&s);
+    }
+    let mut out = format!("town {} ({})", s.town, s.town_id);
+    if s.breaker_open {
+        out += "\nCIRCUIT BREAKER OPEN: new dispatches are paused; `gt resume` closes it";
+    }
+    output::println_out(&out)?;
+    if s.rigs.is_empty() {
+        return output::println_out("no rigs yet; add one with `gt rig add NAME SOURCE`");
+    }
+    let mut t = output::Table::new(&[
+        "rig", "open", "queued", "active", "done", "failed", "other", "agents",
+    ]);
+    for r in &s.rigs {
+        let n = |k: &str| r.beads.get(k).copied().unwrap_or(0);
+        let other = n("escalated") + n("deferred") + n("cancelled");
+        let agents: Vec<String> = r.agents.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        t.row(vec![
+            r.name.clone(),
+            n("open").to_string(),
+            r.queued.to_string(),
+            (n("hooked") + n("in_progress")).to_string(),
+            n("done").to_string(),
+            n("failed").to_string(),
+            other.to_string(),
+            if agents.is_empty() {
+                "-".into()
+            } else {
+                agents.join(", ")
+            },
+        ]);
+    }
+    t.print()
+}
+
+pub fn log(g: &Global, args: &LogArgs) -> Result<()> {
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let town = g.town()?;
+    let events = crate::town::status::log(&town, since, args.limit)?;
+    if g.json {
+        return output::json(&events);
+    }
+    let mut t = output::Table::new(&["time", "actor", "event", "subject", "data"]);
+    for e in &events {
+        t.row(vec![
+            output::time(e.at),
+            e.actor.clone(),
+            e.kind.clone(),
+            e.subject.clone(),
+            e.data.to_string(),
+        ]);
+    }
+    t.print()
+}
+
+/// `10m` (ago), `2026-11-24`, `2026-11-24T08:00:00Z` → epoch milliseconds.
+pub fn parse_since(s: &str) -> Result<i64> {
+    if let Some(d) = crate::util::parse_duration(s) {
+        return Ok(crate::util::now_ms() - d.as_millis() as i64);
+    }
+    parse_utc(s).ok_or_else(|| {
+        Error::usage(format!(
+            "--since {s:?} is neither a duration nor a UTC time"
+        ))
+        .with_hint("use e.g. 10m, 2h, 2026-11-24 or 2026-11-24T08:00:00Z")
+    })
+}
+
+fn parse_utc(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3 || t.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
+        return None;
+    }
+    let (y, m, day) = (d[0], d[1], d[2]);
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_times_parse() {
+        assert_eq!(super::parse_utc("1970-01-01"), Some(0));
+        assert_eq!(
+            super::parse_utc("2026-11-24T08:47:01Z"),
+            Some(1_795_510_021_000)
+        );
+        assert_eq!(super::parse_utc("2026-13-01"), None);
+        assert_eq!(super::parse_utc("yesterday"), None);
+    }
+}

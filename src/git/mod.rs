@@ -1,0 +1,223 @@
+//! Git: the rig's clone, polecat worktrees and branches (git2), and the network
+//! operations that go through the user's `git` so credential helpers and ssh agents
+//! apply (as cargo's `git-fetch-with-cli` does).
+
+use crate::error::{Error, IoContext, Result};
+use git2::{BranchType, Repository, WorktreeAddOptions, WorktreePruneOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A SOURCE is a URL when it has a scheme or the scp-like `host:path` form.
+pub fn is_url(source: &str) -> bool {
+    source.contains("://")
+        || (source.contains(':') && !source.starts_with('/') && !source.starts_with('.') && {
+            let before = source.split(':').next().unwrap_or("");
+            !before.contains('/') && before.len() > 1
+        })
+}
+
+/// Clone `source` into `dest`; returns the default branch (the source's HEAD).
+pub fn clone(source: &str, dest: &Path) -> Result<String> {
+    let repo = if is_url(source) {
+        let out = Command::new("git")
+            .args(["clone", "--quiet", "--no-checkout", "--", source])
+            .arg(dest)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .ctx(|| "running `git clone` (is git installed?)".to_string())?;
+        if !out.status.success() {
+            return Err(Error::Git {
+                msg: format!(
+                    "cannot clone {source}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                hint: Some("check the URL and that `git clone` of it works in a shell".into()),
+            });
+        }
+        Repository::open(dest)?
+    } else {
+        let src = Path::new(source);
+        if Repository::open(src).is_err() {
+            return Err(Error::Usage {
+                msg: format!("{source} is not a git repository"),
+                hint: Some("give the path of a git repository, or a URL".into()),
+            });
+        }
+        let abs = std::path::absolute(src).ctx(|| format!("resolving {source}"))?;
+        let mut b = git2::build::RepoBuilder::new();
+        b.with_checkout(git2::build::CheckoutBuilder::new());
+        b.clone(&abs.to_string_lossy(), dest)
+            .map_err(|e| Error::git(format!("cannot clone {source}: {}", e.message())))?
+    };
+    let head = repo.head().map_err(|_| Error::Usage {
+        msg: format!("{source} has no commits"),
+        hint: Some("commit something to it first: agents branch off its default branch".into()),
+    })?;
+    let branch = head
+        .shorthand()
+        .map_err(|_| Error::git(format!("{source}: HEAD is not a branch")))?
+        .to_string();
+    Ok(branch)
+}
+
+/// Who holds a branch: the worktree path that has it checked out, if any.
+pub fn checked_out_at(repo: &Repository, branch: &str) -> Result<Option<PathBuf>> {
+    let full = format!("refs/heads/{branch}");
+    if repo
+        .head()
+        .ok()
+        .and_then(|h| h.name().ok().map(String::from))
+        .as_deref()
+        == Some(full.as_str())
+    {
+        return Ok(Some(repo.workdir().unwrap_or(repo.path()).to_path_buf()));
+    }
+    for name in repo.worktrees()?.iter().flatten().flatten() {
+        let Ok(wt) = repo.find_worktree(name) else {
+            continue;
+        };
+        let Ok(wrepo) = Repository::open_from_worktree(&wt) else {
+            continue;
+        };
+        if wrepo
+            .head()
+            .ok()
+            .and_then(|h| h.name().ok().map(String::from))
+            .as_deref()
+            == Some(full.as_str())
+        {
+            return Ok(Some(wt.path().to_path_buf()));
+        }
+    }
+    Ok(None)
+}
+
+pub fn branch_exists(repo: &Repository, branch: &str) -> bool {
+    repo.find_branch(branch, BranchType::Local).is_ok()
+}
+
+/// Add a worktree at `path` on a new branch `branch` from `base`, or (resume) on an
+/// existing `branch` when `existing` is true. The worktree's name is its last path part.
+pub fn add_worktree(
+    repo: &Repository,
+    path: &Path,
+    branch: &str,
+    base: &str,
+    existing: bool,
+) -> Result<()> {
+    let reference = if existing {
+        repo.find_branch(branch, BranchType::Local)?
+            .into_reference()
+    } else {
+        let base_commit = repo
+            .revparse_single(base)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| Error::git(format!("cannot resolve {base}: {}", e.message())))?;
+        repo.branch(branch, &base_commit, false)?.into_reference()
+    };
+    let name = worktree_name(path);
+    // A stale registration (its directory gone) would block the add.
+    if let Ok(wt) = repo.find_worktree(&name) {
+        if wt.validate().is_err() {
+            wt.prune(Some(
+                WorktreePruneOptions::new().valid(true).working_tree(true),
+            ))?;
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+    }
+    let mut opts = WorktreeAddOptions::new();
+    opts.reference(Some(&reference));
+    repo.worktree(&name, path, Some(&opts)).map_err(|e| {
+        Error::git(format!(
+            "cannot add worktree {}: {}",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    Ok(())
+}
+
+fn worktree_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wt".into())
+}
+
+/// Remove a worktree's directory and its registration. The branch stays.
+pub fn remove_worktree(repo: &Repository, path: &Path) -> Result<()> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).ctx(|| format!("removing worktree {}", path.display()))?;
+    }
+    if let Ok(wt) = repo.find_worktree(&worktree_name(path)) {
+        wt.prune(Some(
+            WorktreePruneOptions::new().valid(true).working_tree(true),
+        ))?;
+    }
+    Ok(())
+}
+
+pub fn delete_branch(repo: &Repository, branch: &str) -> Result<()> {
+    if let Ok(mut b) = repo.find_branch(branch, BranchType::Local) {
+        b.delete()?;
+    }
+    Ok(())
+}
+
+/// What a worktree holds that exists nowhere else: uncommitted changes (paths), and
+/// commits on its branch that are not on `base` nor on any remote-tracking ref.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Unsaved {
+    pub uncommitted: Vec<String>,
+    pub unpushed_commits: usize,
+}
+
+impl Unsaved {
+    pub fn is_empty(&self) -> bool {
+        self.uncommitted.is_empty() && self.unpushed_commits == 0
+    }
+}
+
+pub fn unsaved(worktree: &Path, base: &str) -> Result<Unsaved> {
+    let repo = match Repository::open(worktree) {
+        Ok(r) => r,
+        Err(_) => return Ok(Unsaved::default()),
+    };
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let uncommitted = repo
+        .statuses(Some(&mut opts))?
+        .iter()
+        .filter_map(|s| s.path().ok().map(String::from))
+        .collect();
+    let mut unpushed_commits = 0;
+    if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
+        let mut walk = repo.revwalk()?;
+        walk.push(head.id())?;
+        if let Ok(b) = repo.revparse_single(base).and_then(|o| o.peel_to_commit()) {
+            walk.hide(b.id())?;
+        }
+        for r in repo.references_glob("refs/remotes/*")?.flatten() {
+            if let Some(oid) = r.target() {
+                let _ = walk.hide(oid);
+            }
+        }
+        unpushed_commits = walk.count();
+    }
+    Ok(Unsaved {
+        uncommitted,
+        unpushed_commits,
+    })
+}
+
+/// The commit a branch points at.
+pub fn branch_head(repo: &Repository, branch: &str) -> Result<Option<String>> {
+    Ok(repo
+        .find_branch(branch, BranchType::Local)
+        .ok()
+        .and_then(|b| b.get().target())
+        .map(|o| o.to_string()))
+}

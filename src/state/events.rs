@@ -1,0 +1,48 @@
+//! The event log: one row per mutation, written in the mutation's own transaction.
+
+use crate::error::Result;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub kind: String,
+    pub subject: String,
+    pub data: serde_json::Value,
+}
+
+/// Who last wrote an event about `subject` (the winner named in a conflict).
+pub fn last_actor(conn: &Connection, subject: &str) -> Result<Option<String>> {
+    conn.query_row(
+        "SELECT actor FROM events WHERE subject = ?1 ORDER BY id DESC LIMIT 1",
+        [subject],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(|e| crate::error::Error::Other(e.to_string()))
+}
+
+/// Events at or after `since_ms` (all when None), oldest first, at most `limit`
+/// of the newest.
+pub fn since(conn: &Connection, since_ms: Option<i64>, limit: i64) -> rusqlite::Result<Vec<Event>> {
+    let mut st = conn.prepare(
+        "SELECT id, at, actor, kind, subject, data FROM (
+           SELECT * FROM events WHERE at >= ?1 ORDER BY id DESC LIMIT ?2
+         ) ORDER BY id",
+    )?;
+    let rows = st.query_map(params![since_ms.unwrap_or(i64::MIN), limit], |r| {
+        let data: String = r.get(5)?;
+        Ok(Event {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            kind: r.get(3)?,
+            subject: r.get(4)?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+        })
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,312 @@
+//! The town database: one SQLite file in WAL mode. Owns opening (with the refusal of
+//! foreign and newer files), migrations, write transactions that always carry their
+//! event row, and the compare-and-swap helper for versioned rows.
+
+pub mod agents;
+pub mod beads;
+pub mod dispatches;
+pub mod events;
+pub mod rigs;
+pub mod schema;
+
+use crate::error::{Error, Result};
+use crate::util::now_ms;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use rusqlite::Transaction;
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Create a new database (fails if one exists) and migrate it to the current schema.
+    pub fn create(path: &Path) -> Result<Db> {
+        if path.exists() {
+            return Err(Error::Database {
+                path: path.into(),
+                msg: "a town database already exists here".into(),
+                hint: Some("use the existing town, or choose another directory".into()),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_err(path, e))?;
+        let mut db = Db {
+            conn,
+            path: path.into(),
+        };
+        db.configure()?;
+        db.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| db_err(path, e))?;
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// Open an existing town database. Refuses (and leaves untouched) a file that is not
+    /// SQLite, a SQLite file of another application, and a database of a newer gt.
+    pub fn open(path: &Path) -> Result<Db> {
+        if !path.is_file() {
+            return Err(Error::Database {
+                path: path.into(),
+                msg: "the town database is missing".into(),
+                hint: Some(
+                    "the town directory is incomplete; run `gt init` in a new directory".into(),
+                ),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_err(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_err(path, e))?;
+        // Read-only checks first: nothing is written until the file is known to be ours.
+        let (app_id, version) = conn
+            .query_row(
+                "SELECT * FROM pragma_application_id, pragma_user_version",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map_err(|e| db_err(path, e))?;
+        if app_id != schema::APPLICATION_ID && !(app_id == 0 && version == 0) {
+            return Err(Error::Database {
+                path: path.into(),
+                msg: format!("not a gt town database (application id {app_id:#x})"),
+                hint: Some("point --town at a directory made by `gt init`".into()),
+            });
+        }
+        if version > schema::CURRENT {
+            return Err(Error::Database {
+                path: path.into(),
+                msg: format!(
+                    "this town database has schema version {version}, made by a newer gt; \
+                     this gt ({}) understands up to version {}",
+                    env!("CARGO_PKG_VERSION"),
+                    schema::CURRENT
+                ),
+                hint: Some("upgrade gt; the database was not modified".into()),
+            });
+        }
+        let mut db = Db {
+            conn,
+            path: path.into(),
+        };
+        db.configure()?;
+        if version < schema::CURRENT {
+            db.migrate()?;
+        }
+        Ok(db)
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_err(&path, e))?;
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+            .map_err(|e| db_err(&path, e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, e))?;
+        // Re-read inside the lock: another process may have migrated meanwhile.
+        let from: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| db_err(&path, e))?;
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(from as usize) {
+            tx.execute_batch(sql).map_err(|e| db_err(&path, e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(|e| db_err(&path, e))?;
+        }
+        tx.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .map_err(|e| db_err(&path, e))?;
+        tx.execute(
+            "INSERT INTO events (at, actor, kind, subject, data) VALUES (?1, 'gt', 'schema.migrated', 'town', ?2)",
+            params![now_ms(), format!("{{\"from\":{from},\"to\":{}}}", schema::CURRENT)],
+        )
+        .map_err(|e| db_err(&path, e))?;
+        tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read-only access. Reads outside `write` see the last committed state.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Run one mutation: `BEGIN IMMEDIATE`, the closure, commit. The closure must append
+    /// at least one event through `Tx::event` (the audit trail of `gt log`).
+    pub fn write<T>(&mut self, actor: &str, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&path, e))?;
+        let mut w = Tx {
+            tx,
+            actor: actor.to_string(),
+            events: 0,
+            path: path.clone(),
+        };
+        let out = f(&mut w)?;
+        debug_assert!(w.events > 0, "a mutation must append its event");
+        w.tx.commit().map_err(|e| db_err(&path, e))?;
+        Ok(out)
+    }
+}
+
+/// A write transaction with its actor; dropping it without commit rolls back.
+pub struct Tx<'c> {
+    tx: Transaction<'c>,
+    actor: String,
+    events: usize,
+    path: PathBuf,
+}
+
+impl<'c> std::ops::Deref for Tx<'c> {
+    type Target = Transaction<'c>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl Tx<'_> {
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// Append the event row of this mutation.
+    pub fn event(&mut self, kind: &str, subject: &str, data: serde_json::Value) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO events (at, actor, kind, subject, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now_ms(), self.actor, kind, subject, data.to_string()],
+            )
+            .map_err(|e| db_err(&self.path, e))?;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Map a SQLite error with this database's path.
+    pub fn err(&self, e: rusqlite::Error) -> Error {
+        db_err(&self.path, e)
+    }
+}
+
+/// A row with a `version` column, named for messages: `bead api-3k9`.
+pub struct Versioned<'a> {
+    pub table: &'static str,
+    pub kind: &'static str,
+    pub key_col: &'static str,
+    pub key: &'a str,
+}
+
+/// Compare-and-swap: `UPDATE table SET … , version = version + 1 WHERE key = ? AND
+/// version = expected`. Zero rows means someone else moved first: a typed conflict
+/// naming both versions and who wrote the newer one. Returns the new version.
+pub fn cas_update(
+    tx: &Tx,
+    row: &Versioned,
+    expected: i64,
+    set: &[(&str, &dyn rusqlite::ToSql)],
+) -> Result<i64> {
+    let mut sql = format!("UPDATE {} SET ", row.table);
+    for (i, (col, _)) in set.iter().enumerate() {
+        sql += &format!("{col} = ?{}, ", i + 3);
+    }
+    sql += &format!(
+        "version = version + 1 WHERE {} = ?1 AND version = ?2",
+        row.key_col
+    );
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&row.key, &expected];
+    params.extend(set.iter().map(|(_, v)| *v));
+    let n = tx.execute(&sql, params.as_slice()).map_err(|e| tx.err(e))?;
+    if n == 1 {
+        return Ok(expected + 1);
+    }
+    let current: Option<i64> = tx
+        .query_row(
+            &format!(
+                "SELECT version FROM {} WHERE {} = ?1",
+                row.table, row.key_col
+            ),
+            [row.key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| tx.err(e))?;
+    let Some(current) = current else {
+        return Err(Error::not_found(format!("{} {}", row.kind, row.key), None));
+    };
+    let winner = events::last_actor(tx, row.key)?.unwrap_or_else(|| "another writer".into());
+    Err(Error::conflict(
+        format!(
+            "{} {} changed under you: you read version {expected}, it is now version {current} (written by {winner})",
+            row.kind, row.key
+        ),
+        Some(format!(
+            "re-read it with `gt {} show {}` and decide again",
+            row.kind, row.key
+        )),
+    ))
+}
+
+/// Turn a SQLite error into a message a user can act on.
+pub fn db_err(path: &Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    let (msg, hint) = match e.sqlite_error_code() {
+        Some(C::NotADatabase) => (
+            "not a SQLite database (the file is corrupt or something else)".to_string(),
+            Some(
+                "restore .gt/town.db from a backup, or move it aside and `gt init` a new town"
+                    .to_string(),
+            ),
+        ),
+        Some(C::DatabaseCorrupt) => (
+            format!("the database is corrupt: {e}"),
+            Some("restore .gt/town.db from a backup".to_string()),
+        ),
+        Some(C::ReadOnly) | Some(C::CannotOpen) | Some(C::PermissionDenied) => (
+            format!("cannot write the town database: {e}"),
+            Some("check that the town directory and .gt/ are writable by this user".to_string()),
+        ),
+        Some(C::DiskFull) => (
+            "the disk is full; nothing was changed".to_string(),
+            Some("free some space and run the command again".to_string()),
+        ),
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => (
+            format!(
+                "the town database stayed locked for {}s: {e}",
+                BUSY_TIMEOUT.as_secs()
+            ),
+            Some("another gt command holds a long transaction; try again".to_string()),
+        ),
+        _ => (e.to_string(), None),
+    };
+    Error::Database {
+        path: path.into(),
+        msg,
+        hint,
+    }
+}

@@ -1,0 +1,165 @@
+//! The schema, as forward-only migrations: `MIGRATIONS[i]` takes a database from
+//! `user_version = i` to `i + 1`. Never edit a released migration; append one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the whole table list of DESIGN.md "State".
+    r#"
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE rigs (
+  name           TEXT PRIMARY KEY,
+  source         TEXT NOT NULL,
+  remote         TEXT,
+  default_branch TEXT NOT NULL,
+  image          TEXT NOT NULL,
+  command        TEXT NOT NULL,
+  memory         INTEGER NOT NULL,
+  cpus           REAL NOT NULL,
+  pids           INTEGER NOT NULL DEFAULT 512,
+  max_polecats   INTEGER NOT NULL,
+  created_at     INTEGER NOT NULL,
+  version        INTEGER NOT NULL DEFAULT 1
+) STRICT;
+
+CREATE TABLE beads (
+  id         TEXT PRIMARY KEY,
+  rig        TEXT NOT NULL REFERENCES rigs(name),
+  title      TEXT NOT NULL,
+  body       TEXT NOT NULL DEFAULT '',
+  status     TEXT NOT NULL DEFAULT 'open' CHECK (status IN
+               ('open','hooked','in_progress','done','failed','escalated','deferred','cancelled')),
+  queued_at  INTEGER,          -- set while open and waiting for a free polecat slot
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  branch     TEXT,             -- where its work lives once slung; kept across attempts
+  not_before INTEGER,          -- retry backoff: not re-dispatched before this time
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  version    INTEGER NOT NULL DEFAULT 1
+) STRICT;
+CREATE INDEX beads_rig_status ON beads(rig, status);
+CREATE INDEX beads_status ON beads(status);
+
+CREATE TABLE agents (
+  id         TEXT PRIMARY KEY,  -- "<rig>/<name>"
+  rig        TEXT NOT NULL REFERENCES rigs(name),
+  name       TEXT NOT NULL,
+  state      TEXT NOT NULL DEFAULT 'idle' CHECK (state IN
+               ('idle','spawning','running','finishing','dead','nuked')),
+  bead       TEXT REFERENCES beads(id),
+  branch     TEXT,
+  worktree   TEXT,
+  generation INTEGER NOT NULL DEFAULT 0,
+  dispatch   INTEGER,           -- the current dispatch row
+  updated_at INTEGER NOT NULL,
+  version    INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (rig, name)
+) STRICT;
+-- Single writer: one agent per bead, one agent per branch.
+CREATE UNIQUE INDEX agents_one_per_bead ON agents(bead) WHERE bead IS NOT NULL;
+CREATE UNIQUE INDEX agents_one_per_branch ON agents(rig, branch) WHERE branch IS NOT NULL;
+
+CREATE TABLE dispatches (
+  id           INTEGER PRIMARY KEY,
+  agent        TEXT NOT NULL REFERENCES agents(id),
+  bead         TEXT NOT NULL REFERENCES beads(id),
+  generation   INTEGER NOT NULL,
+  token        TEXT NOT NULL,
+  branch       TEXT NOT NULL,
+  container_id TEXT,
+  started_at   INTEGER NOT NULL,
+  ended_at     INTEGER,
+  exit_code    INTEGER,
+  oom          INTEGER NOT NULL DEFAULT 0,
+  reason       TEXT,
+  UNIQUE (agent, generation)
+) STRICT;
+CREATE INDEX dispatches_bead ON dispatches(bead);
+
+CREATE TABLE checkpoints (
+  id         INTEGER PRIMARY KEY,
+  dispatch   INTEGER NOT NULL REFERENCES dispatches(id),
+  bead       TEXT NOT NULL REFERENCES beads(id),
+  step       TEXT NOT NULL,     -- 'note' for an agent's checkpoint, else a done-saga step
+  note       TEXT,
+  head       TEXT,
+  created_at INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX checkpoints_one_per_step ON checkpoints(dispatch, step) WHERE step <> 'note';
+CREATE INDEX checkpoints_bead ON checkpoints(bead);
+
+CREATE TABLE mail (
+  id           TEXT PRIMARY KEY,  -- the idempotency key
+  sender       TEXT NOT NULL,
+  recipient    TEXT NOT NULL,
+  subject      TEXT NOT NULL,
+  body         TEXT NOT NULL,
+  sent_at      INTEGER NOT NULL,
+  delivered_at INTEGER,
+  read_at      INTEGER,
+  acked_at     INTEGER
+) STRICT;
+CREATE INDEX mail_recipient ON mail(recipient, read_at);
+
+CREATE TABLE convoys (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  policy     TEXT NOT NULL,
+  state      TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open','landed','partial','failed','closed')),
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  version    INTEGER NOT NULL DEFAULT 1
+) STRICT;
+
+CREATE TABLE convoy_beads (
+  convoy TEXT NOT NULL REFERENCES convoys(id),
+  bead   TEXT NOT NULL REFERENCES beads(id),
+  PRIMARY KEY (convoy, bead)
+) STRICT;
+
+CREATE TABLE merge_requests (
+  id         INTEGER PRIMARY KEY,
+  bead       TEXT NOT NULL REFERENCES beads(id),
+  rig        TEXT NOT NULL,
+  branch     TEXT NOT NULL,
+  commit_id  TEXT NOT NULL,
+  pushed_to  TEXT,
+  created_at INTEGER NOT NULL,
+  UNIQUE (bead, commit_id)
+) STRICT;
+
+CREATE TABLE requests (
+  id         TEXT PRIMARY KEY,  -- the agent's request id: applied at most once
+  agent      TEXT NOT NULL,
+  dispatch   INTEGER,
+  kind       TEXT NOT NULL,
+  applied_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE leases (
+  name       TEXT PRIMARY KEY,
+  holder     TEXT NOT NULL,
+  token      INTEGER NOT NULL,  -- fencing token, grows with every acquisition
+  expires_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE events (
+  id      INTEGER PRIMARY KEY,
+  at      INTEGER NOT NULL,
+  actor   TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  data    TEXT NOT NULL DEFAULT '{}'
+) STRICT;
+CREATE INDEX events_at ON events(at);
+CREATE INDEX events_subject ON events(subject, id);
+"#,
+];
+
+/// The schema version this binary writes.
+pub const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// `PRAGMA application_id`: marks a SQLite file as a gt town database ("gt01").
+pub const APPLICATION_ID: i64 = 0x6774_3031;

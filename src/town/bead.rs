@@ -1,0 +1,208 @@
+//! Beads: create, list, show, close, edit (with optimistic locking).
+
+use super::{HUMAN, Town};
+use crate::error::{Error, Result};
+use crate::state::beads::{self, Bead, STATUSES, TERMINAL};
+use crate::state::{Versioned, agents, cas_update, dispatches, rigs};
+use crate::util::{now_ms, random_base36, validate_name};
+
+/// The id prefix of a rig's beads: its name cut to 8 characters.
+fn prefix(rig: &str) -> &str {
+    let p = &rig[..rig.len().min(8)];
+    p.trim_end_matches(['-', '_'])
+}
+
+pub fn create(town: &mut Town, rig: &str, title: &str, body: &str) -> Result<Bead> {
+    validate_name("rig", rig)?;
+    let title = title.trim();
+    if title.is_empty() {
+        return Err(Error::usage("the bead title is empty"));
+    }
+    town.db.write(HUMAN, |tx| {
+        if rigs::get(tx, rig).map_err(|e| tx.err(e))?.is_none() {
+            return Err(Error::not_found(
+                format!("rig {rig}"),
+                Some("`gt rig list` shows the rigs; `gt rig add` adds one".into()),
+            ));
+        }
+        let id = fresh_id(tx, rig)?;
+        let now = now_ms();
+        let bead = Bead {
+            id,
+            rig: rig.to_string(),
+            title: title.to_string(),
+            body: body.to_string(),
+            status: "open".into(),
+            queued: false,
+            attempts: 0,
+            branch: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        beads::insert(tx, &bead).map_err(|e| tx.err(e))?;
+        tx.event(
+            "bead.created",
+            &bead.id,
+            serde_json::json!({ "rig": rig, "title": title }),
+        )?;
+        Ok(bead)
+    })
+}
+
+/// A short id not yet used: 3 random characters, longer when the short space is busy.
+fn fresh_id(tx: &crate::state::Tx, rig: &str) -> Result<String> {
+    for len in 3..=8 {
+        for _ in 0..8 {
+            let id = format!("{}-{}", prefix(rig), random_base36(len));
+            if !beads::exists(tx, &id).map_err(|e| tx.err(e))? {
+                return Ok(id);
+            }
+        }
+    }
+    Err(Error::Other(format!(
+        "could not find a free bead id for rig {rig}"
+    )))
+}
+
+pub fn get(town: &Town, id: &str) -> Result<Bead> {
+    validate_name("bead", id)?;
+    beads::get(town.db.conn(), id)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| not_found(id))
+}
+
+pub fn not_found(id: &str) -> Error {
+    Error::not_found(
+        format!("bead {id}"),
+        Some("`gt bead list` shows the beads of this town".into()),
+    )
+}
+
+pub fn list(town: &Town, rig: Option<&str>, status: Option<&str>) -> Result<Vec<Bead>> {
+    if let Some(r) = rig {
+        super::rig::get(town, r)?;
+    }
+    if let Some(s) = status {
+        check_status(s)?;
+    }
+    beads::list(town.db.conn(), rig, status).map_err(|e| town.db_err(e))
+}
+
+fn check_status(s: &str) -> Result<()> {
+    if STATUSES.contains(&s) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("unknown status {s:?}"))
+            .with_hint(format!("use one of: {}", STATUSES.join(", "))))
+    }
+}
+
+/// A bead with what is known about its work: the agent holding it and every dispatch.
+#[derive(Debug, serde::Serialize)]
+pub struct BeadDetail {
+    #[serde(flatten)]
+    pub bead: Bead,
+    pub agent: Option<String>,
+    pub dispatches: Vec<dispatches::Dispatch>,
+}
+
+pub fn show(town: &Town, id: &str) -> Result<BeadDetail> {
+    let bead = get(town, id)?;
+    let conn = town.db.conn();
+    let agent = agents::holding(conn, id)
+        .map_err(|e| town.db_err(e))?
+        .map(|a| a.id);
+    let dispatches = dispatches::for_bead(conn, id).map_err(|e| town.db_err(e))?;
+    Ok(BeadDetail {
+        bead,
+        agent,
+        dispatches,
+    })
+}
+
+/// Changes to a bead's own fields. `expect_version` makes the write conditional.
+#[derive(Debug, Default)]
+pub struct Edit {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub expect_version: Option<i64>,
+}
+
+pub fn edit(town: &mut Town, id: &str, edit: &Edit) -> Result<Bead> {
+    let current = get(town, id)?;
+    if let Some(t) = &edit.title {
+        if t.trim().is_empty() {
+            return Err(Error::usage("the bead title is empty"));
+        }
+    }
+    let expected = edit.expect_version.unwrap_or(current.version);
+    let title = edit.title.clone().unwrap_or(current.title.clone());
+    let body = edit.body.clone().unwrap_or(current.body.clone());
+    town.db.write(HUMAN, |tx| {
+        let row = Versioned {
+            table: "beads",
+            kind: "bead",
+            key_col: "id",
+            key: id,
+        };
+        let now = now_ms();
+        let version = cas_update(
+            tx,
+            &row,
+            expected,
+            &[("title", &title), ("body", &body), ("updated_at", &now)],
+        )?;
+        tx.event("bead.edited", id, serde_json::json!({ "version": version }))?;
+        Ok(())
+    })?;
+    get(town, id)
+}
+
+/// Close a bead that nobody works on: status `cancelled`. A bead an agent holds must
+/// have its agent nuked first, so no container works on a closed bead.
+pub fn close(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<Bead> {
+    let current = get(town, id)?;
+    if TERMINAL.contains(&current.status.as_str()) {
+        return Err(Error::conflict(
+            format!("bead {id} is already {}", current.status),
+            None,
+        ));
+    }
+    if let Some(a) = agents::holding(town.db.conn(), id).map_err(|e| town.db_err(e))? {
+        return Err(Error::conflict(
+            format!(
+                "bead {id} is {} by {} (generation {})",
+                current.status, a.id, a.generation
+            ),
+            Some(format!("stop the agent first: `gt polecat nuke {}`", a.id)),
+        ));
+    }
+    let expected = expect_version.unwrap_or(current.version);
+    town.db.write(HUMAN, |tx| {
+        let row = Versioned {
+            table: "beads",
+            kind: "bead",
+            key_col: "id",
+            key: id,
+        };
+        let now = now_ms();
+        let none: Option<i64> = None;
+        cas_update(
+            tx,
+            &row,
+            expected,
+            &[
+                ("status", &"cancelled"),
+                ("queued_at", &none),
+                ("updated_at", &now),
+            ],
+        )?;
+        tx.event(
+            "bead.closed",
+            id,
+            serde_json::json!({ "from": current.status }),
+        )
+    })?;
+    get(town, id)
+}

@@ -1,0 +1,253 @@
+//! `gt.toml`: town-wide defaults. Parsed with serde, then validated into typed values
+//! with errors that name the offending key. Rig settings live in the database, not here.
+
+use crate::error::{Error, Result};
+use crate::util::{parse_duration, parse_size};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// The file `gt init` writes: every key, with what it means.
+pub const DEFAULT_TOML: &str = r#"# gt town configuration. Rig settings live in the town database (see `gt rig add`);
+# these are the defaults every new rig starts from.
+
+[defaults]
+image = "gt-agent:latest"                 # the agent container image (built locally)
+command = "claude -p \"$(gt prime)\""     # run inside the container by `gt agent run --`
+memory = "4g"                             # container memory limit (k, m, g)
+cpus = 2.0                                # container CPU limit
+max_polecats = 4                          # agents a rig runs at once; more beads wait queued
+max_attempts = 3                          # dispatches of one bead before it gives up
+retry_backoff = ["0s", "30s", "2m", "5m"] # wait before re-dispatch n (last one repeats)
+spawn_timeout = "3m"                      # a spawning agent younger than this is left alone
+on_exhausted = "failed"                   # or "escalated"
+
+[patrol]
+interval = "30s"                          # for `gt patrol --watch`
+lease = "2m"                              # how long one pass may hold the patrol lease
+breaker_failures = 20                     # failed dispatches in breaker_window pause
+breaker_window = "30m"                    #   new dispatches and mail the mayor once
+"#;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub defaults: Defaults,
+    pub patrol: Patrol,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    pub image: String,
+    pub command: String,
+    pub memory: i64,
+    pub cpus: f64,
+    pub max_polecats: u32,
+    pub max_attempts: u32,
+    pub retry_backoff: Vec<Duration>,
+    pub spawn_timeout: Duration,
+    pub on_exhausted: OnExhausted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExhausted {
+    Failed,
+    Escalated,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patrol {
+    pub interval: Duration,
+    pub lease: Duration,
+    pub breaker_failures: u32,
+    pub breaker_window: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    patrol: RawPatrol,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDefaults {
+    image: String,
+    command: String,
+    memory: String,
+    cpus: f64,
+    max_polecats: i64,
+    max_attempts: i64,
+    retry_backoff: Vec<String>,
+    spawn_timeout: String,
+    on_exhausted: String,
+}
+
+impl Default for RawDefaults {
+    fn default() -> Self {
+        RawDefaults {
+            image: "gt-agent:latest".into(),
+            command: "claude -p \"$(gt prime)\"".into(),
+            memory: "4g".into(),
+            cpus: 2.0,
+            max_polecats: 4,
+            max_attempts: 3,
+            retry_backoff: ["0s", "30s", "2m", "5m"].map(String::from).to_vec(),
+            spawn_timeout: "3m".into(),
+            on_exhausted: "failed".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPatrol {
+    interval: String,
+    lease: String,
+    breaker_failures: i64,
+    breaker_window: String,
+}
+
+impl Default for RawPatrol {
+    fn default() -> Self {
+        RawPatrol {
+            interval: "30s".into(),
+            lease: "2m".into(),
+            breaker_failures: 20,
+            breaker_window: "30m".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The built-in defaults are valid by construction (a unit test proves it).
+        parse(DEFAULT_TOML, Path::new("gt.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        // A town without gt.toml uses the built-in defaults.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Config> {
+    let bad = |msg: String| Error::Config {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let raw: Raw = toml::from_str(text)
+        .map_err(|e| bad(e.message().to_string() + &span_note(text, e.span())))?;
+    let d = raw.defaults;
+    let p = raw.patrol;
+    let dur = |key: &str, v: &str| {
+        parse_duration(v).ok_or_else(|| {
+            bad(format!(
+                "{key} = {v:?} is not a duration (use e.g. 30s, 2m, 1h)"
+            ))
+        })
+    };
+    let count = |key: &str, v: i64, min: i64| {
+        if v < min || v > 10_000 {
+            Err(bad(format!("{key} = {v} is out of range ({min}..=10000)")))
+        } else {
+            Ok(v as u32)
+        }
+    };
+    if d.image.trim().is_empty() {
+        return Err(bad("defaults.image is empty".into()));
+    }
+    if d.command.trim().is_empty() {
+        return Err(bad("defaults.command is empty".into()));
+    }
+    if !(d.cpus > 0.0 && d.cpus <= 1024.0) {
+        return Err(bad(format!("defaults.cpus = {} must be above 0", d.cpus)));
+    }
+    if d.retry_backoff.is_empty() {
+        return Err(bad(
+            "defaults.retry_backoff must list at least one duration".into(),
+        ));
+    }
+    Ok(Config {
+        defaults: Defaults {
+            memory: parse_size(&d.memory).ok_or_else(|| {
+                bad(format!(
+                    "defaults.memory = {:?} is not a size (use e.g. 512m, 4g)",
+                    d.memory
+                ))
+            })?,
+            cpus: d.cpus,
+            max_polecats: count("defaults.max_polecats", d.max_polecats, 1)?,
+            max_attempts: count("defaults.max_attempts", d.max_attempts, 1)?,
+            retry_backoff: d
+                .retry_backoff
+                .iter()
+                .map(|v| dur("defaults.retry_backoff", v))
+                .collect::<Result<_>>()?,
+            spawn_timeout: dur("defaults.spawn_timeout", &d.spawn_timeout)?,
+            on_exhausted: match d.on_exhausted.as_str() {
+                "failed" => OnExhausted::Failed,
+                "escalated" => OnExhausted::Escalated,
+                other => {
+                    return Err(bad(format!(
+                        "defaults.on_exhausted = {other:?} must be \"failed\" or \"escalated\""
+                    )));
+                }
+            },
+            image: d.image,
+            command: d.command,
+        },
+        patrol: Patrol {
+            interval: dur("patrol.interval", &p.interval)?,
+            lease: dur("patrol.lease", &p.lease)?,
+            breaker_failures: count("patrol.breaker_failures", p.breaker_failures, 1)?,
+            breaker_window: dur("patrol.breaker_window", &p.breaker_window)?,
+        },
+    })
+}
+
+fn span_note(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => format!(
+            " (line {})",
+            text[..r.start.min(text.len())].lines().count().max(1)
+        ),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_defaults_parse() {
+        let c = parse(DEFAULT_TOML, Path::new("gt.toml")).unwrap();
+        assert_eq!(c.defaults.memory, 4 << 30);
+        assert_eq!(c.defaults.retry_backoff.len(), 4);
+        assert_eq!(c.patrol.breaker_failures, 20);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[defaults]\nmemory = \"4x\"\n", Path::new("gt.toml")).unwrap_err();
+        assert!(e.to_string().contains("defaults.memory"), "{e}");
+        let e = parse("[patrol]\nlease = \"soon\"\n", Path::new("gt.toml")).unwrap_err();
+        assert!(e.to_string().contains("patrol.lease"), "{e}");
+        let e = parse("[defaults]\nimmage = \"x\"\n", Path::new("gt.toml")).unwrap_err();
+        assert!(e.to_string().contains("immage"), "{e}");
+        let e = parse(
+            "[defaults]\non_exhausted = \"boom\"\n",
+            Path::new("gt.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("on_exhausted"), "{e}");
+    }
+}

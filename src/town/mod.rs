@@ -1,0 +1,90 @@
+//! Use cases: the only layer that combines state, runtime and git. Each verb lives in
+//! its own file as a short sequence of steps; `Town` is the opened workspace they share.
+
+pub mod bead;
+pub mod config;
+pub mod init;
+pub mod rig;
+pub mod status;
+
+use crate::error::{Error, Result};
+use crate::state::Db;
+use config::Config;
+use std::path::{Path, PathBuf};
+
+pub const DB_DIR: &str = ".gt";
+pub const DB_FILE: &str = "town.db";
+pub const CONFIG_FILE: &str = "gt.toml";
+
+/// Who a host command acts as, in the event log.
+pub const HUMAN: &str = "human";
+
+pub struct Town {
+    pub root: PathBuf,
+    pub config: Config,
+    pub db: Db,
+    pub id: String,
+}
+
+impl Town {
+    /// Find the town: `explicit` (from --town or GT_TOWN), else the nearest parent of
+    /// the working directory that holds `.gt/`.
+    pub fn discover(explicit: Option<&Path>) -> Result<PathBuf> {
+        if let Some(dir) = explicit {
+            if dir.join(DB_DIR).is_dir() {
+                return std::path::absolute(dir)
+                    .map_err(|e| Error::io(format!("resolving {}", dir.display()), e));
+            }
+            return Err(Error::not_found(
+                format!("town at {} (it has no .gt/ directory)", dir.display()),
+                Some(format!("create it with `gt init {}`", dir.display())),
+            ));
+        }
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::io("reading the working directory", e))?;
+        cwd.ancestors()
+            .find(|d| d.join(DB_DIR).is_dir())
+            .map(Path::to_path_buf)
+            .ok_or(Error::NoTown)
+    }
+
+    pub fn open(explicit: Option<&Path>) -> Result<Town> {
+        let root = Town::discover(explicit)?;
+        Town::open_at(root)
+    }
+
+    pub fn open_at(root: PathBuf) -> Result<Town> {
+        let config = config::load(&root.join(CONFIG_FILE))?;
+        let db = Db::open(&root.join(DB_DIR).join(DB_FILE))?;
+        let id = db
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = 'town_id'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| crate::state::db_err(db.path(), e))?;
+        Ok(Town {
+            root,
+            config,
+            db,
+            id,
+        })
+    }
+
+    pub fn rig_dir(&self, rig: &str) -> PathBuf {
+        self.root.join("rigs").join(rig)
+    }
+    pub fn repo_dir(&self, rig: &str) -> PathBuf {
+        self.rig_dir(rig).join("repo")
+    }
+    pub fn worktree_dir(&self, rig: &str, polecat: &str) -> PathBuf {
+        self.rig_dir(rig).join("polecats").join(polecat)
+    }
+    pub fn mailbox_dir(&self, rig: &str, polecat: &str) -> PathBuf {
+        self.root.join("agents").join(rig).join(polecat)
+    }
+
+    /// A SQLite error of this town's database, with its path.
+    pub fn db_err(&self, e: rusqlite::Error) -> Error {
+        crate::state::db_err(self.db.path(), e)
+    }
+}

@@ -1,0 +1,198 @@
+//! Rigs: add (clone + record settings), list, show, remove.
+
+use super::{HUMAN, Town};
+use crate::error::{Error, IoContext, Result};
+use crate::state::{agents, rigs, rigs::Rig};
+use crate::util::{now_ms, parse_size, random_hex, validate_name};
+use std::path::PathBuf;
+
+/// Settings given to `gt rig add`; None takes the town default from gt.toml.
+#[derive(Debug, Default, Clone)]
+pub struct RigSpec {
+    pub name: String,
+    pub source: String,
+    pub image: Option<String>,
+    pub command: Option<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<f64>,
+    pub remote: Option<String>,
+    pub max_polecats: Option<u32>,
+}
+
+pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
+    // 1. Validate everything before any side effect.
+    validate_name("rig", &spec.name)?;
+    let d = &town.config.defaults;
+    let memory = match &spec.memory {
+        Some(m) => parse_size(m).ok_or_else(|| {
+            Error::usage(format!("--memory {m:?} is not a size")).with_hint("use e.g. 512m or 4g")
+        })?,
+        None => d.memory,
+    };
+    let cpus = spec.cpus.unwrap_or(d.cpus);
+    if !(cpus > 0.0 && cpus <= 1024.0) {
+        return Err(Error::usage(format!("--cpus {cpus} must be above 0")));
+    }
+    let max_polecats = spec.max_polecats.unwrap_or(d.max_polecats);
+    if max_polecats == 0 {
+        return Err(Error::usage("--max-polecats must be at least 1"));
+    }
+    let command = spec.command.clone().unwrap_or_else(|| d.command.clone());
+    if command.trim().is_empty() {
+        return Err(Error::usage("--command is empty").with_hint(
+            "give the agent command, e.g. --command 'my-agent --task \"$(gt prime)\"'",
+        ));
+    }
+    let image = spec.image.clone().unwrap_or_else(|| d.image.clone());
+    if image.trim().is_empty() {
+        return Err(Error::usage("--image is empty"));
+    }
+    if rigs::get(town.db.conn(), &spec.name)
+        .map_err(|e| town.db_err(e))?
+        .is_some()
+    {
+        return Err(rig_exists(&spec.name));
+    }
+    let remote = match &spec.remote {
+        Some(r) => Some(r.clone()),
+        None if crate::git::is_url(&spec.source) => Some(spec.source.clone()),
+        None => None,
+    };
+    let source = if crate::git::is_url(&spec.source) {
+        spec.source.clone()
+    } else {
+        std::path::absolute(&spec.source)
+            .ctx(|| format!("resolving {}", spec.source))?
+            .to_string_lossy()
+            .into_owned()
+    };
+
+    // 2. Clone into a private temp dir, then claim rigs/<name> with one rename.
+    let rigs_dir = town.root.join("rigs");
+    std::fs::create_dir_all(&rigs_dir).ctx(|| format!("creating {}", rigs_dir.display()))?;
+    let tmp = rigs_dir.join(format!(".adding-{}-{}", spec.name, random_hex(4)));
+    let cleanup = |p: &PathBuf| {
+        let _ = std::fs::remove_dir_all(p);
+    };
+    let default_branch = match crate::git::clone(&source, &tmp.join("repo")) {
+        Ok(b) => b,
+        Err(e) => {
+            cleanup(&tmp);
+            return Err(e);
+        }
+    };
+    let dir = town.rig_dir(&spec.name);
+    if let Err(e) = std::fs::rename(&tmp, &dir) {
+        cleanup(&tmp);
+        if dir.exists() {
+            return Err(rig_exists(&spec.name).with_hint(format!(
+                "{} already exists on disk; move it aside or choose another name",
+                dir.display()
+            )));
+        }
+        return Err(Error::io(format!("creating {}", dir.display()), e));
+    }
+
+    // 3. Record it; on a lost race the directory goes away again.
+    let rig = Rig {
+        name: spec.name.clone(),
+        source,
+        remote,
+        default_branch,
+        image,
+        command,
+        memory,
+        cpus,
+        pids: 512,
+        max_polecats: max_polecats as i64,
+        created_at: now_ms(),
+        version: 1,
+    };
+    let recorded = town.db.write(HUMAN, |tx| {
+        rigs::insert(tx, &rig).map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => rig_exists(&rig.name),
+            _ => tx.err(e),
+        })?;
+        tx.event(
+            "rig.added",
+            &rig.name,
+            serde_json::to_value(&rig).unwrap_or_default(),
+        )
+    });
+    if let Err(e) = recorded {
+        cleanup(&dir);
+        return Err(e);
+    }
+    Ok(rig)
+}
+
+fn rig_exists(name: &str) -> Error {
+    Error::conflict(
+        format!("rig {name} already exists"),
+        Some(format!(
+            "see it with `gt rig show {name}`, or choose another name"
+        )),
+    )
+}
+
+pub fn get(town: &Town, name: &str) -> Result<Rig> {
+    validate_name("rig", name)?;
+    rigs::get(town.db.conn(), name)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| {
+            Error::not_found(
+                format!("rig {name}"),
+                Some("`gt rig list` shows the rigs of this town".into()),
+            )
+        })
+}
+
+pub fn list(town: &Town) -> Result<Vec<Rig>> {
+    rigs::all(town.db.conn()).map_err(|e| town.db_err(e))
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Removed {
+    pub name: String,
+    pub beads: usize,
+    pub agents: usize,
+    /// Where the rig's files went: kept, never deleted, so no work is lost.
+    pub moved_to: Option<PathBuf>,
+}
+
+/// Remove a rig from the town. Refuses while any agent of it is live. The rig's files
+/// (clone, worktrees, branches) are moved aside, never deleted.
+pub fn remove(town: &mut Town, name: &str) -> Result<Removed> {
+    get(town, name)?;
+    let (beads, agents) = town.db.write(HUMAN, |tx| {
+        let live = agents::live_count(tx, name).map_err(|e| tx.err(e))?;
+        if live > 0 {
+            return Err(Error::conflict(
+                format!("rig {name} has {live} live agent(s)"),
+                Some(format!("stop them first: `gt polecat list --rig {name}`, then `gt polecat nuke {name}/NAME`")),
+            ));
+        }
+        let counts = rigs::delete_cascade(tx, name).map_err(|e| tx.err(e))?;
+        tx.event("rig.removed", name, serde_json::json!({ "beads": counts.0, "agents": counts.1 }))?;
+        Ok(counts)
+    })?;
+    let dir = town.rig_dir(name);
+    let moved_to = if dir.exists() {
+        let to = town
+            .root
+            .join("rigs")
+            .join(format!(".removed-{name}-{}", now_ms()));
+        std::fs::rename(&dir, &to).ctx(|| format!("moving {} aside", dir.display()))?;
+        Some(to)
+    } else {
+        None
+    };
+    let mailboxes = town.root.join("agents").join(name);
+    let _ = std::fs::remove_dir_all(mailboxes);
+    Ok(Removed {
+        name: name.to_string(),
+        beads,
+        agents,
+        moved_to,
+    })
+}

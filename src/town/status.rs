@@ -1,0 +1,74 @@
+//! `gt status` (the town at a glance) and `gt log` (the event log).
+
+use super::Town;
+use crate::error::Result;
+use crate::state::{agents, beads, events, rigs};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub town: String,
+    pub town_id: String,
+    pub rigs: Vec<RigStatus>,
+    /// Set while the circuit breaker pauses new dispatches.
+    pub breaker_open: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RigStatus {
+    pub name: String,
+    pub max_polecats: i64,
+    pub beads: BTreeMap<String, i64>,
+    pub queued: i64,
+    pub agents: BTreeMap<String, i64>,
+}
+
+pub fn status(town: &Town) -> Result<Status> {
+    let conn = town.db.conn();
+    let err = |e| town.db_err(e);
+    let mut by_rig: BTreeMap<String, RigStatus> = rigs::all(conn)
+        .map_err(err)?
+        .into_iter()
+        .map(|r| {
+            let s = RigStatus {
+                name: r.name.clone(),
+                max_polecats: r.max_polecats,
+                beads: beads::STATUSES.iter().map(|s| (s.to_string(), 0)).collect(),
+                queued: 0,
+                agents: BTreeMap::new(),
+            };
+            (r.name, s)
+        })
+        .collect();
+    for (rig, status, n) in beads::counts(conn).map_err(err)? {
+        if let Some(r) = by_rig.get_mut(&rig) {
+            r.beads.insert(status, n);
+        }
+    }
+    for (rig, n) in beads::queued_counts(conn).map_err(err)? {
+        if let Some(r) = by_rig.get_mut(&rig) {
+            r.queued = n;
+        }
+    }
+    for (rig, state, n) in agents::counts(conn).map_err(err)? {
+        if let Some(r) = by_rig.get_mut(&rig) {
+            r.agents.insert(state, n);
+        }
+    }
+    let breaker_open = conn
+        .query_row("SELECT 1 FROM meta WHERE key = 'breaker_open'", [], |_| {
+            Ok(())
+        })
+        .is_ok();
+    Ok(Status {
+        town: town.root.display().to_string(),
+        town_id: town.id.clone(),
+        rigs: by_rig.into_values().collect(),
+        breaker_open,
+    })
+}
+
+pub fn log(town: &Town, since_ms: Option<i64>, limit: i64) -> Result<Vec<events::Event>> {
+    events::since(town.db.conn(), since_ms, limit).map_err(|e| town.db_err(e))
+}

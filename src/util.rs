@@ -1,0 +1,218 @@
+//! Small shared pieces: name validation, random ids, time, durable file writes.
+
+use crate::error::{Error, IoContext, Result};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Names that become paths or container names: `[a-z0-9][a-z0-9_-]{0,39}`.
+pub fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let bytes = name.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 40
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-');
+    if ok {
+        return Ok(());
+    }
+    let why = if bytes.is_empty() {
+        "it is empty".to_string()
+    } else if bytes.len() > 40 {
+        format!("it is {} characters long (at most 40)", bytes.len())
+    } else if name.contains('/') || name.contains("..") {
+        "it contains a path separator or `..`".to_string()
+    } else if name.chars().any(char::is_whitespace) {
+        "it contains whitespace".to_string()
+    } else if name.chars().any(|c| c.is_ascii_uppercase()) {
+        "it contains upper-case letters".to_string()
+    } else {
+        "it must start with a-z or 0-9 and contain only a-z, 0-9, `_` and `-`".to_string()
+    };
+    Err(Error::usage(format!("invalid {kind} name {name:?}: {why}"))
+        .with_hint("names match [a-z0-9][a-z0-9_-]{0,39}, e.g. `api` or `web-2`"))
+}
+
+/// `n` random characters from `[0-9a-z]`, from the kernel's CSPRNG.
+pub fn random_base36(n: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut buf = vec![0u8; n * 2];
+    fill_random(&mut buf);
+    buf.chunks(2)
+        .map(|c| ALPHABET[(u16::from_le_bytes([c[0], c[1]]) % 36) as usize] as char)
+        .collect()
+}
+
+/// A 128-bit random hex token (dispatch tokens, request ids).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    fill_random(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn fill_random(buf: &mut [u8]) {
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
+    if filled.is_err() {
+        // No /dev/urandom (a very unusual sandbox): mix time, pid and a counter.
+        // Uniqueness, not secrecy, is what callers without it still need.
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut x = now_ms() as u64
+            ^ ((std::process::id() as u64) << 32)
+            ^ COUNTER
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for b in buf.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one clock of the state layer.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 in UTC, second precision: `2026-11-24T08:47:01Z`.
+pub fn format_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `"30s"`, `"2m"`, `"1h"`, `"500ms"`, `"0s"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+/// `"512m"`, `"4g"`, `"1024k"`, or plain bytes.
+pub fn parse_size(s: &str) -> Option<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().ok()?;
+    let mult: i64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|v| *v > 0)
+}
+
+pub fn format_size(bytes: i64) -> String {
+    for (unit, mult) in [("g", 1i64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+        if bytes % mult == 0 {
+            return format!("{}{unit}", bytes / mult);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Write a file so that readers see the old content or the new, never a torn one:
+/// temp name in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", random_hex(6)));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write()
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            e
+        })
+        .ctx(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_pattern() {
+        for good in ["api", "a", "web-2", "x_y", &"a".repeat(40)] {
+            assert!(validate_name("rig", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Api",
+            "a/b",
+            "..",
+            "a b",
+            "-a",
+            "_a",
+            &"a".repeat(41),
+            "é",
+        ] {
+            assert!(validate_name("rig", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_size("4g"), Some(4 << 30));
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("4x"), None);
+        assert_eq!(format_size(4 << 30), "4g");
+    }
+
+    #[test]
+    fn time_formats_as_rfc3339() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_795_510_021_000), "2026-11-24T08:47:01Z");
+    }
+}
