@@ -1,0 +1,332 @@
+//! Issue 2: town, state, rigs, beads, status, log, bad input and concurrency,
+//! all through the real binary on a real SQLite file.
+
+mod support;
+
+use std::collections::HashSet;
+use support::*;
+
+#[test]
+fn init_writes_config_and_database_and_refuses_a_second_init() {
+    let t = TestTown::new();
+    let root = t.root();
+    assert!(root.join("gt.toml").is_file());
+    assert!(root.join(".gt/town.db").is_file());
+    let toml = std::fs::read_to_string(root.join("gt.toml")).unwrap();
+    for key in ["[defaults]", "max_attempts", "retry_backoff", "[patrol]", "breaker_window"] {
+        assert!(toml.contains(key), "gt.toml lacks {key}");
+    }
+    let err = t.fails(&["init", root.to_str().unwrap()], 3);
+    assert!(err.contains("already a gt town"), "{err}");
+    assert_eq!(t.id.len(), 6);
+}
+
+#[test]
+fn town_is_found_from_a_subdirectory_and_not_outside_any_town() {
+    let t = TestTown::new();
+    let sub = t.root().join("rigs");
+    std::fs::create_dir_all(&sub).unwrap();
+    let out = assert_cmd::Command::new(gt_bin())
+        .current_dir(&sub)
+        .env_remove("GT_TOWN")
+        .args(["--json", "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["town_id"], t.id.as_str());
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::new(gt_bin())
+        .current_dir(elsewhere.path())
+        .env_remove("GT_TOWN")
+        .args(["status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a gt town"));
+}
+
+#[test]
+fn rig_add_records_settings_and_lists_them() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    let rig = t.json(&[
+        "rig", "add", "api", src.to_str().unwrap(), "--image", "img:1", "--memory", "2g", "--cpus", "1.5",
+        "--max-polecats", "3",
+    ]);
+    assert_eq!(rig["name"], "api");
+    assert_eq!(rig["default_branch"], "main");
+    assert_eq!(rig["image"], "img:1");
+    assert_eq!(rig["memory"], 2i64 << 30);
+    assert_eq!(rig["max_polecats"], 3);
+    assert!(rig["remote"].is_null(), "a local path has no remote by default");
+    assert!(t.root().join("rigs/api/repo/.git").is_dir());
+    let list = t.json(&["rig", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    for field in ["name", "source", "default_branch", "image", "version"] {
+        assert!(list[0].get(field).is_some(), "rig json lacks {field}");
+    }
+    let shown = t.json(&["rig", "show", "api"]);
+    assert_eq!(shown["source"], src.to_str().unwrap());
+}
+
+#[test]
+fn bad_names_are_rejected_before_any_side_effect() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    let events = t.event_count();
+    let long = "a".repeat(41);
+    for bad in ["a/b", "..", "has space", "Upper", long.as_str(), "_under", "dot.name"] {
+        let err = t.fails(&["rig", "add", bad, src.to_str().unwrap()], 2);
+        assert!(err.contains("invalid rig name"), "{bad}: {err}");
+    }
+    assert_eq!(t.event_count(), events);
+    let rigs_dir = t.root().join("rigs");
+    assert!(!rigs_dir.exists() || std::fs::read_dir(&rigs_dir).unwrap().next().is_none());
+}
+
+#[test]
+fn rig_add_of_a_non_repository_or_unreachable_url_fails_cleanly() {
+    let t = TestTown::new();
+    let plain = t.dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let err = t.fails(&["rig", "add", "api", plain.to_str().unwrap()], 2);
+    assert!(err.contains("is not a git repository"), "{err}");
+    // A loopback port nobody listens on: unreachable, and fast.
+    let err = t.fails(&["rig", "add", "api", "http://127.0.0.1:9/nothing.git"], 1);
+    assert!(err.contains("cannot clone"), "{err}");
+    assert!(t.json(&["rig", "list"]).as_array().unwrap().is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(t.root().join("rigs")).unwrap().collect();
+    assert!(leftovers.is_empty(), "rig add left {leftovers:?}");
+}
+
+#[test]
+fn a_second_rig_with_the_same_name_is_a_conflict() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let err = t.fails(&["rig", "add", "api", src.to_str().unwrap()], 3);
+    assert!(err.contains("rig api already exists"), "{err}");
+}
+
+#[test]
+fn beads_are_created_listed_shown_and_closed() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let id = t.ok(&["bead", "create", "--rig", "api", "Fix login", "-m", "The form 500s"]).trim().to_string();
+    assert!(id.starts_with("api-"), "{id}");
+    let b = t.json(&["bead", "show", &id]);
+    for field in ["id", "rig", "title", "status", "version"] {
+        assert!(b.get(field).is_some(), "bead json lacks {field}");
+    }
+    assert_eq!(b["status"], "open");
+    assert_eq!(b["body"], "The form 500s");
+    let open = t.json(&["bead", "list", "--rig", "api", "--status", "open"]);
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    let closed = t.json(&["bead", "close", &id]);
+    assert_eq!(closed["status"], "cancelled");
+    assert_eq!(closed["version"], 2);
+    let err = t.fails(&["bead", "close", &id], 3);
+    assert!(err.contains("already cancelled"), "{err}");
+    let status = t.json(&["status"]);
+    assert_eq!(status["rigs"][0]["beads"]["cancelled"], 1);
+    let log = t.json(&["log"]);
+    let kinds: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"bead.created") && kinds.contains(&"bead.closed"), "{kinds:?}");
+}
+
+#[test]
+fn unknown_beads_rigs_and_statuses_are_reported() {
+    let t = TestTown::new();
+    let err = t.fails(&["bead", "show", "nope-123"], 4);
+    assert!(err.contains("bead nope-123 not found"), "{err}");
+    let err = t.fails(&["bead", "create", "--rig", "ghost", "x"], 4);
+    assert!(err.contains("rig ghost not found"), "{err}");
+    t.fails(&["rig", "show", "ghost"], 4);
+    t.fails(&["bead", "list", "--rig", "ghost"], 4);
+    let err = t.fails(&["bead", "list", "--status", "sleeping"], 2);
+    assert!(err.contains("unknown status"), "{err}");
+    t.fails(&["log", "--since", "whenever"], 2);
+}
+
+#[test]
+fn a_corrupt_database_is_refused_and_left_alone() {
+    let t = TestTown::new();
+    let db = t.root().join(".gt/town.db");
+    let _ = std::fs::remove_file(t.root().join(".gt/town.db-wal"));
+    let _ = std::fs::remove_file(t.root().join(".gt/town.db-shm"));
+    let garbage = b"this is not a database, it is a grocery list: eggs, milk".repeat(100);
+    std::fs::write(&db, &garbage).unwrap();
+    let err = t.fails(&["status"], 1);
+    assert!(err.contains("not a SQLite database"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), garbage);
+}
+
+#[test]
+fn a_database_from_a_newer_gt_is_refused_byte_for_byte_unchanged() {
+    let t = TestTown::new();
+    let db = t.root().join(".gt/town.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.pragma_update(None, "user_version", 999).unwrap();
+        c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let err = t.fails(&["bead", "list"], 1);
+    assert!(err.contains("newer gt"), "{err}");
+    assert!(err.contains("999"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+#[test]
+fn a_read_only_town_gives_a_clear_error_and_changes_nothing() {
+    // Root ignores permissions, so run gt as nobody (setpriv from util-linux).
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let before = t.json(&["bead", "list"]);
+    let status = std::process::Command::new("chmod").args(["-R", "a+rX,a-w", t.root().to_str().unwrap()]).status().unwrap();
+    assert!(status.success());
+    std::process::Command::new("chmod").args(["a+rx", t.dir.path().to_str().unwrap()]).status().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(gt_bin())
+        .args(["bead", "create", "--rig", "api", "x"])
+        .env("GT_TOWN", t.root())
+        .output()
+        .unwrap();
+    std::process::Command::new("chmod").args(["-R", "u+w", t.root().to_str().unwrap()]).status().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("town.db"), "{err}");
+    assert!(err.contains("writable") || err.contains("read-only") || err.contains("readonly"), "{err}");
+    assert_eq!(t.json(&["bead", "list"]), before);
+}
+
+#[test]
+fn init_into_a_read_only_directory_fails_and_leaves_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let ro = base.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::process::Command::new("chmod").args(["0555", ro.to_str().unwrap()]).status().unwrap();
+    std::process::Command::new("chmod").args(["a+rx", base.path().to_str().unwrap()]).status().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(gt_bin())
+        .arg("init")
+        .arg(&ro)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Permission denied") && err.contains("hint:"), "{err}");
+    assert!(std::fs::read_dir(&ro).unwrap().next().is_none());
+}
+
+#[test]
+fn eight_processes_create_four_hundred_unique_beads() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    // Each process is a shell loop of 50 real `gt bead create` invocations.
+    let script = format!("for i in $(seq 50); do {} bead create --rig api \"task $i\" || exit 1; done", gt_bin().display());
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .env("GT_TOWN", t.root())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a writer failed: {err}");
+        assert!(!err.contains("locked"), "{err}");
+        ids.extend(String::from_utf8_lossy(&out.stdout).lines().map(String::from));
+    }
+    assert_eq!(ids.len(), 400);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 400, "duplicate ids printed");
+    let listed = t.json(&["bead", "list", "--rig", "api"]);
+    assert_eq!(listed.as_array().unwrap().len(), 400);
+}
+
+#[test]
+fn two_writers_from_the_same_version_one_wins_one_gets_a_conflict() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let id = t.ok(&["bead", "create", "--rig", "api", "race me"]).trim().to_string();
+    let v = t.json(&["bead", "show", &id])["version"].as_i64().unwrap();
+    let v = v.to_string();
+    let children: Vec<_> = ["first", "second"]
+        .iter()
+        .map(|title| {
+            std::process::Command::new(gt_bin())
+                .args(["bead", "edit", &id, "--title", title, "--if-version", &v])
+                .env("GT_TOWN", t.root())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == Some(0)).count(), 1, "{codes:?}");
+    let loser = outs.iter().find(|o| o.status.code() == Some(3)).expect("one exit 3");
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(err.contains(&format!("bead {id}")), "{err}");
+    assert!(err.contains("version 1") && err.contains("version 2"), "{err}");
+    assert_eq!(t.json(&["bead", "show", &id])["version"], 2);
+}
+
+#[test]
+fn rig_remove_moves_files_aside_and_forgets_the_rig() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    t.ok(&["bead", "create", "--rig", "api", "one"]);
+    let removed = t.json(&["rig", "remove", "api"]);
+    assert_eq!(removed["beads"], 1);
+    let kept = removed["moved_to"].as_str().unwrap();
+    assert!(std::path::Path::new(kept).join("repo/.git").is_dir());
+    t.fails(&["rig", "show", "api"], 4);
+    // The name is free again.
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+}
+
+#[test]
+fn completions_and_man_pages_are_up_to_date() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let update = std::env::var_os("GT_UPDATE_DOCS").is_some();
+    let mut stale = Vec::new();
+    for (path, content) in gt::cli::docs::generated_files().unwrap() {
+        let full = root.join(&path);
+        if update {
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, &content).unwrap();
+        } else if std::fs::read(&full).ok().as_deref() != Some(content.as_slice()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(stale.is_empty(), "stale generated docs {stale:?}: run `GT_UPDATE_DOCS=1 cargo test --test foundation completions`");
+}
+
+#[test]
+fn help_lists_exit_codes_and_every_command() {
+    let out = assert_cmd::Command::new(gt_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["init", "rig", "bead", "status", "log", "completions", "Exit codes", "conflict"] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+    let out = assert_cmd::Command::new(gt_bin()).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

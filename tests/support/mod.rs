@@ -1,0 +1,165 @@
+//! Shared test support: a temp town driven through the real binary, git fixtures,
+//! and the Docker engine check (loud under CI, never a silent skip).
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn gt_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gt"))
+}
+
+/// A town in its own temp dir; its containers are removed (by label) on drop.
+pub struct TestTown {
+    pub dir: tempfile::TempDir,
+    pub id: String,
+}
+
+impl TestTown {
+    pub fn new() -> TestTown {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(gt_bin()).arg("init").arg(dir.path().join("town")).output().unwrap();
+        assert!(out.status.success(), "gt init: {}", String::from_utf8_lossy(&out.stderr));
+        let mut t = TestTown { dir, id: String::new() };
+        let status: serde_json::Value = t.json(&["status"]);
+        t.id = status["town_id"].as_str().unwrap().to_string();
+        t
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("town")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(gt_bin());
+        c.env("GT_TOWN", self.root()).env_remove("GT_AGENT").env("NO_COLOR", "1");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "gt {}: exit {:?}\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Run expecting failure with `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "gt {}: expected exit {code}\nstdout: {}\nstderr: {stderr}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+
+    /// A git repository with one commit on `main`, inside this town's temp dir.
+    pub fn source_repo(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join("src").join(name);
+        make_repo(&p);
+        p
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.json(&["log", "-n", "100000"]).as_array().unwrap().len()
+    }
+}
+
+impl Drop for TestTown {
+    fn drop(&mut self) {
+        if !self.id.is_empty() && docker_reachable() {
+            remove_town_containers(&self.id);
+        }
+    }
+}
+
+pub fn make_repo(p: &Path) {
+    std::fs::create_dir_all(p).unwrap();
+    git(p, &["init", "-q", "-b", "main"]);
+    std::fs::write(p.join("README"), "hello\n").unwrap();
+    git(p, &["add", "README"]);
+    git(p, &["commit", "-q", "-m", "init"]);
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn docker_reachable() -> bool {
+    std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Tests that need Docker call this first. Under CI a missing engine fails the test.
+pub fn require_docker() -> bool {
+    if docker_reachable() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI=true but no Docker engine answers (DOCKER_HOST={:?})", std::env::var("DOCKER_HOST"));
+    }
+    eprintln!("skipping: no Docker engine (run `bash dev.sh test` to start one)");
+    false
+}
+
+pub fn test_image() -> String {
+    std::env::var("GT_TEST_IMAGE").unwrap_or_else(|_| "gt-agent:latest".into())
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    std::process::Command::new("docker").args(args).output().unwrap()
+}
+
+pub fn remove_town_containers(town_id: &str) {
+    let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={town_id}")]);
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.iter().map(String::as_str));
+        docker(&args);
+    }
+}
+
+/// Poll `f` until it returns Some, or panic after `secs` seconds naming `what`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
