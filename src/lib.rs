@@ -2,8 +2,10 @@
 //! Layers (DESIGN.md): cli → town (use cases) → state | runtime | git | agent.
 
 pub mod cli;
+pub mod agent;
 pub mod error;
 pub mod git;
+pub mod runtime;
 pub mod state;
 pub mod town;
 pub mod util;

@@ -5,7 +5,9 @@ pub mod bead;
 pub mod docs;
 pub mod init;
 pub mod output;
+pub mod polecat;
 pub mod rig;
+pub mod sling;
 pub mod status;
 
 use crate::error::Result;
@@ -61,9 +63,13 @@ pub enum Command {
     Init(init::InitArgs),
     Rig(rig::RigArgs),
     Bead(bead::BeadArgs),
+    Sling(sling::SlingArgs),
+    Polecat(polecat::PolecatArgs),
+    Peek(polecat::PeekArgs),
     Status(status::StatusArgs),
     Log(status::LogArgs),
     Completions(docs::CompletionsArgs),
+    Agent(polecat::AgentArgs),
 }
 
 pub fn run(cli: &Cli) -> Result<()> {
@@ -72,6 +78,10 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Init(a) => init::run(g, a),
         Command::Rig(a) => rig::run(g, a),
         Command::Bead(a) => bead::run(g, a),
+        Command::Sling(a) => sling::run(g, a),
+        Command::Polecat(a) => polecat::run(g, a),
+        Command::Peek(a) => polecat::peek(g, a),
+        Command::Agent(a) => polecat::agent(g, a),
         Command::Status(a) => status::status(g, a),
         Command::Log(a) => status::log(g, a),
         Command::Completions(a) => docs::completions(g, a),

@@ -93,7 +93,7 @@ pub fn live_count(conn: &Connection, rig: &str) -> rusqlite::Result<i64> {
 pub fn idle(conn: &Connection, rig: &str, name: Option<&str>) -> rusqlite::Result<Option<Agent>> {
     conn.query_row(
         &format!(
-            "SELECT {COLS} FROM agents WHERE rig = ?1 AND bead IS NULL AND state IN ('idle','dead')
+            "SELECT {COLS} FROM agents WHERE rig = ?1 AND bead IS NULL AND state = 'idle'
              AND (?2 IS NULL OR name = ?2) ORDER BY name LIMIT 1"
         ),
         params![rig, name],
@@ -122,4 +122,22 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<(String, String, i64)>>
     )?;
     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect()
+}
+
+/// Polecat names, after Gas Town's (and Mad Max's) crew. Past the pool: `polecat-N`.
+pub const NAME_POOL: &[&str] = &[
+    "furiosa", "nux", "slit", "rictus", "toast", "capable", "cheedo", "dag", "angharad", "ace",
+    "keeper", "valkyrie", "morsov", "max", "jack", "dementus", "praetorian", "scrotus", "corpus",
+    "doof", "glory", "miss-giddy", "bullet", "organic", "vuvalini", "imperator", "warboy",
+    "gastown", "citadel", "wretched", "buzzard", "rockrider", "peoneer", "mechanic", "lifeline",
+    "guzzoline", "aqua-cola", "fang", "rigger", "splendid",
+];
+
+/// The first pool name the rig does not use yet.
+pub fn fresh_name(conn: &Connection, rig: &str) -> rusqlite::Result<String> {
+    let used = names(conn, rig)?;
+    let from_pool = NAME_POOL.iter().find(|n| !used.iter().any(|u| u == *n)).map(|n| n.to_string());
+    Ok(from_pool.unwrap_or_else(|| {
+        (1..).map(|i| format!("polecat-{i}")).find(|n| !used.contains(n)).unwrap_or_default()
+    }))
 }

@@ -125,3 +125,13 @@ pub fn queued(conn: &Connection, rig: &str) -> rusqlite::Result<Vec<String>> {
     )?;
     st.query_map([rig], |r| r.get(0))?.collect()
 }
+
+/// Mark an open bead as waiting for a free polecat slot (the first time only).
+pub fn set_queued(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE beads SET queued_at = ?2, updated_at = ?2, version = version + 1
+         WHERE id = ?1 AND status = 'open' AND queued_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(n == 1)
+}

@@ -4,7 +4,9 @@
 pub mod bead;
 pub mod config;
 pub mod init;
+pub mod polecat;
 pub mod rig;
+pub mod sling;
 pub mod status;
 
 use crate::error::{Error, Result};
@@ -18,6 +20,11 @@ pub const CONFIG_FILE: &str = "gt.toml";
 
 /// Who a host command acts as, in the event log.
 pub const HUMAN: &str = "human";
+
+/// `<town>/rigs/<rig>/polecats/<name>`: a polecat's worktree.
+pub fn worktree_path(root: &Path, rig: &str, polecat: &str) -> PathBuf {
+    root.join("rigs").join(rig).join("polecats").join(polecat)
+}
 
 pub struct Town {
     pub root: PathBuf,
@@ -77,7 +84,7 @@ impl Town {
         self.rig_dir(rig).join("repo")
     }
     pub fn worktree_dir(&self, rig: &str, polecat: &str) -> PathBuf {
-        self.rig_dir(rig).join("polecats").join(polecat)
+        worktree_path(&self.root, rig, polecat)
     }
     pub fn mailbox_dir(&self, rig: &str, polecat: &str) -> PathBuf {
         self.root.join("agents").join(rig).join(polecat)

@@ -1,0 +1,154 @@
+//! `gt polecat list | nuke`, `gt peek`, and `gt agent run` (the container entrypoint).
+
+use super::{Global, output};
+use crate::error::Result;
+use crate::runtime::docker::DockerRuntime;
+
+/// Manage polecats: the worker agents of each rig.
+#[derive(clap::Args, Debug)]
+pub struct PolecatArgs {
+    #[command(subcommand)]
+    pub command: PolecatCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PolecatCommand {
+    List(ListArgs),
+    Nuke(NukeArgs),
+}
+
+/// List polecats: state, bead, branch, generation and container.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only this rig's polecats.
+    #[arg(long)]
+    pub rig: Option<String>,
+}
+
+/// Stop a polecat: remove its container, return its bead to open (history kept), keep
+/// its branch. Its worktree is deleted only when it holds no uncommitted or unpushed
+/// work; otherwise it is kept and the polecat stays `nuked` until you look at it.
+#[derive(clap::Args, Debug)]
+pub struct NukeArgs {
+    /// The polecat, as RIG/NAME.
+    pub agent: String,
+    /// Delete the worktree even with uncommitted or unpushed work (says what it dropped).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Show the recent output of a polecat's container.
+#[derive(clap::Args, Debug)]
+pub struct PeekArgs {
+    /// The polecat, as RIG/NAME.
+    pub agent: String,
+    /// How many lines.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub lines: usize,
+}
+
+/// The in-container side of gt (used by agent containers, not by people).
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AgentCommand {
+    Run(RunArgs),
+}
+
+/// The agent container's entrypoint: run CMD only if /gt/assignment.json still names
+/// this container's generation (GT_GENERATION); a stale container exits 75 at once.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The agent command and its arguments.
+    #[arg(last = true, required = true)]
+    pub cmd: Vec<String>,
+}
+
+pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
+    match &args.command {
+        PolecatCommand::List(a) => {
+            let town = g.town()?;
+            let rows = crate::town::polecat::list(&town, a.rig.as_deref())?;
+            if g.json {
+                return output::json(&rows);
+            }
+            if rows.is_empty() {
+                return output::println_out("no polecats yet; `gt sling BEAD` starts one");
+            }
+            let mut t = output::Table::new(&["rig", "name", "state", "bead", "gen", "started", "branch"]);
+            for r in &rows {
+                t.row(vec![
+                    r.rig.clone(),
+                    r.name.clone(),
+                    r.state.clone(),
+                    output::opt(&r.bead),
+                    r.generation.to_string(),
+                    r.started.map(output::time).unwrap_or_else(|| "-".into()),
+                    output::opt(&r.branch),
+                ]);
+            }
+            t.print()
+        }
+        PolecatCommand::Nuke(a) => {
+            let mut town = g.town()?;
+            let rt = DockerRuntime::connect()?;
+            let n = crate::town::polecat::nuke(&mut town, &rt, &a.agent, a.force)?;
+            if g.json {
+                return output::json(&n);
+            }
+            let mut msg = format!("nuked {}: {} container(s) removed", n.agent, n.containers_removed);
+            if let Some(b) = &n.bead_reopened {
+                msg += &format!("; bead {b} is open again");
+            }
+            if let Some(b) = &n.branch_kept {
+                msg += &format!("; branch {b} kept");
+            }
+            match n.worktree {
+                "kept" => {
+                    msg += &format!(
+                        "\nworktree {} KEPT: {} uncommitted file(s), {} unpushed commit(s); \
+                         look at it, then `gt polecat nuke {} --force` to drop it",
+                        n.worktree_path.as_deref().unwrap_or("-"),
+                        n.unsaved.uncommitted.len(),
+                        n.unsaved.unpushed_commits,
+                        n.agent
+                    )
+                }
+                "removed" if !n.unsaved.is_empty() => {
+                    msg += &format!(
+                        "\nworktree removed with --force: dropped {} uncommitted file(s) ({}); {} unpushed commit(s) stay on the branch",
+                        n.unsaved.uncommitted.len(),
+                        n.unsaved.uncommitted.join(", "),
+                        n.unsaved.unpushed_commits
+                    )
+                }
+                "removed" => msg += "; worktree removed",
+                _ => {}
+            }
+            output::println_out(&msg)
+        }
+    }
+}
+
+pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
+    let town = g.town()?;
+    let rt = DockerRuntime::connect()?;
+    let out = crate::town::polecat::peek(&town, &rt, &args.agent, args.lines)?;
+    if g.json {
+        return output::json(&serde_json::json!({ "agent": args.agent, "output": out }));
+    }
+    output::println_out(out.trim_end())
+}
+
+pub fn agent(_g: &Global, args: &AgentArgs) -> Result<()> {
+    match &args.command {
+        AgentCommand::Run(a) => {
+            let code = crate::agent::run(&a.cmd)?;
+            std::process::exit(code)
+        }
+    }
+}

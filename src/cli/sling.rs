@@ -1,0 +1,132 @@
+//! `gt sling`.
+
+use super::{Global, output};
+use crate::error::{Error, Result};
+use crate::runtime::docker::DockerRuntime;
+use crate::town::Town;
+use crate::town::sling::{SlingOptions, Slung};
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+/// At most this many beads are being dispatched at once.
+const PARALLEL: usize = 8;
+
+/// Assign beads to polecats: for each, a worktree on its own branch and a container.
+///
+/// Each bead gets an idle polecat of its rig (or a new one), a branch
+/// `polecat/<name>/<bead>`, a worktree at rigs/<rig>/polecats/<name> and a container
+/// running the rig's command. A rig already running max_polecats agents leaves the bead
+/// open and queued. A bead that is already hooked is refused (exit 3), as is a branch
+/// that exists or is checked out elsewhere.
+#[derive(clap::Args, Debug)]
+pub struct SlingArgs {
+    /// The beads to dispatch (dispatched concurrently).
+    #[arg(required = true)]
+    pub beads: Vec<String>,
+    /// Work on this new branch instead of polecat/<name>/<bead> (one bead only).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Use this polecat (created if new; must be idle) (one bead only).
+    #[arg(long, value_name = "NAME")]
+    pub polecat: Option<String>,
+}
+
+pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
+    if args.beads.len() > 1 && (args.branch.is_some() || args.polecat.is_some()) {
+        return Err(Error::usage("--branch and --polecat take one bead only"));
+    }
+    let town = g.town()?;
+    let rt = DockerRuntime::connect()?;
+    let opts = SlingOptions { branch: args.branch.clone(), polecat: args.polecat.clone() };
+    let results = if args.beads.len() == 1 {
+        let mut town = town;
+        vec![(args.beads[0].clone(), crate::town::sling::sling(&mut town, &rt, &args.beads[0], &opts))]
+    } else {
+        many(town, &rt, &args.beads, &opts, g.quiet)
+    };
+    let mut first_err = None;
+    let mut ok = Vec::new();
+    for (bead, r) in results {
+        match r {
+            Ok(s) => ok.push(s),
+            Err(e) => {
+                if args.beads.len() > 1 {
+                    eprintln!("{bead}: {e}");
+                }
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if g.json {
+        output::json(&ok)?;
+    } else if !g.quiet {
+        for s in &ok {
+            output::println_out(&describe(s))?;
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn describe(s: &Slung) -> String {
+    match s {
+        Slung::Dispatched { bead, agent, generation, branch, .. } => {
+            format!("{bead} → {agent} (generation {generation}, branch {branch})")
+        }
+        Slung::Queued { bead, rig } => {
+            format!("{bead} queued: rig {rig} runs its maximum of polecats; patrol dispatches it when one frees")
+        }
+    }
+}
+
+/// Dispatch many beads with a bounded pool of threads, each with its own connection.
+fn many(
+    town: Town,
+    rt: &DockerRuntime,
+    beads: &[String],
+    opts: &SlingOptions,
+    quiet: bool,
+) -> Vec<(String, Result<Slung>)> {
+    let root = town.root.clone();
+    drop(town);
+    let queue = Mutex::new(beads.iter().cloned().enumerate().collect::<VecDeque<_>>());
+    let results = Mutex::new(Vec::new());
+    let bar = (std::io::stderr().is_terminal() && !quiet).then(|| {
+        let b = indicatif::ProgressBar::new(beads.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(beads.len()) {
+            s.spawn(|| {
+                let mut town = Town::open_at(root.clone());
+                loop {
+                    let Some((i, bead)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                    let r = match &mut town {
+                        Ok(t) => crate::town::sling::sling(t, rt, &bead, opts),
+                        Err(e) => Err(Error::Other(e.to_string())),
+                    };
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                        b.set_message(bead.clone());
+                    }
+                    if let Ok(mut v) = results.lock() {
+                        v.push((i, bead, r));
+                    }
+                }
+            });
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut v = results.into_inner().unwrap_or_default();
+    v.sort_by_key(|(i, _, _)| *i);
+    v.into_iter().map(|(_, b, r)| (b, r)).collect()
+}

@@ -1,0 +1,207 @@
+//! The Docker runtime over bollard. bollard is async; gt's use cases are synchronous,
+//! so each call blocks on a small tokio runtime owned here (safe from many threads).
+
+use super::{ContainerSpec, CreateError, Observed, RunState, Runtime};
+use crate::error::{Error, Result};
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+pub struct DockerRuntime {
+    docker: Docker,
+    rt: tokio::runtime::Runtime,
+}
+
+impl DockerRuntime {
+    /// Connect through `DOCKER_HOST` (or the default socket) and agree on an API version.
+    pub fn connect() -> Result<DockerRuntime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the async runtime", e))?;
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| unavailable(&e))?
+            .with_timeout(Duration::from_secs(60));
+        // Engines refuse clients newer than they are; older ones refuse newer clients.
+        let docker = rt.block_on(docker.negotiate_version()).map_err(|e| unavailable(&e))?;
+        Ok(DockerRuntime { docker, rt })
+    }
+}
+
+fn host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn unavailable(e: &bollard::errors::Error) -> Error {
+    Error::RuntimeUnavailable { msg: format!("cannot reach Docker at {}: {e}", host()) }
+}
+
+/// An answer from the engine is a runtime error; no answer means it is unavailable.
+fn classify(what: &str, e: bollard::errors::Error) -> Error {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
+            let hint = if status_code == 404 && message.contains("image") {
+                Some("build or load the image locally (`bash dev.sh image` builds gt-agent:latest); gt never pulls".into())
+            } else {
+                None
+            };
+            Error::Runtime { msg: format!("{what}: {message} (HTTP {status_code})"), hint }
+        }
+        e => unavailable(&e),
+    }
+}
+
+fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+impl Runtime for DockerRuntime {
+    fn create(&self, spec: &ContainerSpec) -> std::result::Result<String, CreateError> {
+        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let binds = spec
+            .binds
+            .iter()
+            .map(|b| format!("{}:{}:{}", b.source, b.target, if b.read_only { "ro" } else { "rw" }))
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()),
+            working_dir: Some(spec.workdir.clone()),
+            user: Some(spec.user.clone()),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                memory: Some(spec.memory),
+                // No swap beyond the memory limit: an over-limit agent is OOM-killed.
+                memory_swap: Some(spec.memory),
+                nano_cpus: Some((spec.cpus * 1e9) as i64),
+                pids_limit: Some(spec.pids),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.rt.block_on(self.docker.create_container(Some(opts), body)) {
+            Ok(r) => Ok(r.id),
+            Err(e) if is_status(&e, 409) => Err(CreateError::NameInUse),
+            Err(e) => Err(CreateError::Other(match classify(&format!("creating container {}", spec.name), e) {
+                Error::Runtime { msg, hint: None } if msg.contains("No such image") => Error::Runtime {
+                    msg: format!("image {} does not exist on this Docker engine", spec.image),
+                    hint: Some("build it locally (`bash dev.sh image` builds gt-agent:latest) or fix the rig's --image; gt never pulls".into()),
+                },
+                other => other,
+            })),
+        }
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        self.rt
+            .block_on(self.docker.start_container(id, None))
+            .map_err(|e| classify(&format!("starting container {id}"), e))
+    }
+
+    fn list(&self, town_id: &str) -> Result<Vec<Observed>> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![format!("{}={town_id}", super::LABEL_TOWN)]);
+        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self
+            .rt
+            .block_on(self.docker.list_containers(Some(opts)))
+            .map_err(|e| classify("listing containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                use bollard::models::ContainerSummaryStateEnum as S;
+                Observed {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    labels: c.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+                    state: match c.state {
+                        Some(S::CREATED) => RunState::Created,
+                        Some(S::RUNNING) | Some(S::RESTARTING) | Some(S::PAUSED) => RunState::Running,
+                        Some(S::EXITED) | Some(S::DEAD) => RunState::Exited,
+                        _ => RunState::Other,
+                    },
+                    exit_code: None,
+                    oom: false,
+                }
+            })
+            .collect())
+    }
+
+    fn inspect(&self, id: &str) -> Result<Option<Observed>> {
+        let c = match self.rt.block_on(self.docker.inspect_container(id, None)) {
+            Ok(c) => c,
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(classify(&format!("inspecting container {id}"), e)),
+        };
+        use bollard::models::ContainerStateStatusEnum as S;
+        let st = c.state.unwrap_or_default();
+        Ok(Some(Observed {
+            id: c.id.unwrap_or_default(),
+            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            labels: c
+                .config
+                .and_then(|cfg| cfg.labels)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            state: match st.status {
+                Some(S::CREATED) => RunState::Created,
+                Some(S::RUNNING) | Some(S::RESTARTING) | Some(S::PAUSED) => RunState::Running,
+                Some(S::EXITED) | Some(S::DEAD) => RunState::Exited,
+                _ => RunState::Other,
+            },
+            exit_code: st.exit_code,
+            oom: st.oom_killed.unwrap_or(false),
+        }))
+    }
+
+    fn remove(&self, id: &str, grace: Duration) -> Result<()> {
+        let stop = StopContainerOptionsBuilder::default().t(grace.as_secs() as i32).build();
+        match self.rt.block_on(self.docker.stop_container(id, Some(stop))) {
+            Ok(()) => {}
+            Err(e) if is_status(&e, 404) || is_status(&e, 304) => {}
+            Err(e) => return Err(classify(&format!("stopping container {id}"), e)),
+        }
+        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.rt.block_on(self.docker.remove_container(id, Some(opts))) {
+            Ok(()) => Ok(()),
+            // Absent already, or a removal already in progress: the goal is reached.
+            Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
+            Err(e) => Err(classify(&format!("removing container {id}"), e)),
+        }
+    }
+
+    fn logs(&self, id: &str, tail: usize) -> Result<String> {
+        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail.to_string()).build();
+        self.rt.block_on(async {
+            let mut out = String::new();
+            let mut stream = self.docker.logs(id, Some(opts));
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => out += &c.to_string(),
+                    Err(e) if is_status(&e, 404) => {
+                        return Err(Error::not_found(format!("container {id}"), None));
+                    }
+                    Err(e) => return Err(classify(&format!("reading logs of {id}"), e)),
+                }
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! The container runtime seam: what gt needs of Docker (or, later, Kubernetes).
+//! Knows containers, labels and limits; knows nothing of SQL, beads or git.
+
+pub mod docker;
+
+use crate::error::Result;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Labels every gt container carries; `gt.town` scopes every list call.
+pub const LABEL_TOWN: &str = "gt.town";
+pub const LABEL_RIG: &str = "gt.rig";
+pub const LABEL_AGENT: &str = "gt.agent";
+pub const LABEL_GENERATION: &str = "gt.generation";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to create an agent container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    pub binds: Vec<Bind>,
+    pub workdir: String,
+    /// "uid:gid"
+    pub user: String,
+    pub memory: i64,
+    pub cpus: f64,
+    pub pids: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Exited,
+    Other,
+}
+
+/// A container as the runtime reports it. `exit_code` and `oom` are only known from
+/// `inspect` (a list call reports neither reliably).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observed {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: RunState,
+    pub exit_code: Option<i64>,
+    pub oom: bool,
+}
+
+impl Observed {
+    pub fn generation(&self) -> Option<i64> {
+        self.labels.get(LABEL_GENERATION).and_then(|g| g.parse().ok())
+    }
+}
+
+/// Runtime errors the use cases decide on.
+#[derive(Debug)]
+pub enum CreateError {
+    /// A container with this name exists already (maybe ours from a crashed attempt).
+    NameInUse,
+    Other(crate::error::Error),
+}
+
+pub trait Runtime: Send + Sync {
+    /// Create (not start) a container; returns its id.
+    fn create(&self, spec: &ContainerSpec) -> std::result::Result<String, CreateError>;
+    fn start(&self, id: &str) -> Result<()>;
+    /// Every container (running or not) carrying `gt.town=<town_id>`: ONE API call.
+    fn list(&self, town_id: &str) -> Result<Vec<Observed>>;
+    /// One container by id or name; None when it does not exist.
+    fn inspect(&self, id: &str) -> Result<Option<Observed>>;
+    /// Stop (SIGTERM, then SIGKILL after `grace`) and remove; absent is fine.
+    fn remove(&self, id: &str, grace: Duration) -> Result<()>;
+    /// The last `tail` lines of output (stdout and stderr).
+    fn logs(&self, id: &str, tail: usize) -> Result<String>;
+}

@@ -1,0 +1,169 @@
+//! Polecats: list, nuke (stop, return the bead, keep the work), peek (recent output).
+
+use super::{HUMAN, Town};
+use crate::error::{Error, Result};
+use crate::runtime::{LABEL_AGENT, LABEL_RIG, Runtime};
+use crate::state::{agents, dispatches};
+use crate::util::{now_ms, validate_name};
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Serialize)]
+pub struct PolecatRow {
+    pub rig: String,
+    pub name: String,
+    pub state: String,
+    pub bead: Option<String>,
+    pub branch: Option<String>,
+    pub generation: i64,
+    pub container: Option<String>,
+    pub started: Option<i64>,
+    pub version: i64,
+}
+
+pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
+    if let Some(r) = rig {
+        super::rig::get(town, r)?;
+    }
+    let conn = town.db.conn();
+    let mut rows = Vec::new();
+    for a in agents::list(conn, rig).map_err(|e| town.db_err(e))? {
+        let d = match a.dispatch {
+            Some(id) if a.bead.is_some() => dispatches::get(conn, id).map_err(|e| town.db_err(e))?,
+            _ => None,
+        };
+        rows.push(PolecatRow {
+            container: d.as_ref().and_then(|d| d.container_id.as_ref()).map(|_| super::sling::container_name(&town.id, &a.rig, &a.name)),
+            started: d.map(|d| d.started_at),
+            rig: a.rig,
+            name: a.name,
+            state: a.state,
+            bead: a.bead,
+            branch: a.branch,
+            generation: a.generation,
+            version: a.version,
+        });
+    }
+    Ok(rows)
+}
+
+/// `rig/name` → (rig, name), both validated.
+pub fn parse_address(addr: &str) -> Result<(String, String)> {
+    let Some((rig, name)) = addr.split_once('/') else {
+        return Err(Error::usage(format!("{addr:?} is not RIG/NAME")).with_hint("e.g. `api/furiosa`; `gt polecat list` shows them"));
+    };
+    validate_name("rig", rig)?;
+    validate_name("polecat", name)?;
+    Ok((rig.to_string(), name.to_string()))
+}
+
+pub fn get(town: &Town, addr: &str) -> Result<agents::Agent> {
+    let (rig, name) = parse_address(addr)?;
+    agents::get(town.db.conn(), &agents::id(&rig, &name))
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| Error::not_found(format!("polecat {addr}"), Some("`gt polecat list` shows them".into())))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Nuked {
+    pub agent: String,
+    pub containers_removed: usize,
+    /// The bead that went back to `open`, if the agent held one.
+    pub bead_reopened: Option<String>,
+    /// "removed", "kept" (unsaved work, no --force) or "none".
+    pub worktree: &'static str,
+    pub worktree_path: Option<String>,
+    /// What the worktree held that nothing else has: kept, or dropped with --force.
+    pub unsaved: crate::git::Unsaved,
+    pub branch_kept: Option<String>,
+}
+
+pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Result<Nuked> {
+    let agent = get(town, addr)?;
+    let rig = super::rig::get(town, &agent.rig)?;
+    // 1. Containers first: no agent may keep working on a bead we hand back.
+    let mut removed = 0;
+    for c in rt.list(&town.id)? {
+        if c.labels.get(LABEL_RIG) == Some(&agent.rig) && c.labels.get(LABEL_AGENT) == Some(&agent.name) {
+            rt.remove(&c.id, Duration::from_secs(2))?;
+            removed += 1;
+        }
+    }
+    fail::fail_point!("nuke.after_remove");
+    // 2. The worktree goes only when it holds nothing that exists nowhere else.
+    let wt = agent.worktree.clone();
+    let mut unsaved = crate::git::Unsaved::default();
+    let mut worktree = "none";
+    if let Some(path) = wt.as_deref().map(std::path::Path::new).filter(|p| p.exists()) {
+        unsaved = crate::git::unsaved(path, &rig.default_branch)?;
+        if unsaved.is_empty() || force {
+            let repo = git2::Repository::open(town.repo_dir(&agent.rig))?;
+            crate::git::remove_worktree(&repo, path)?;
+            worktree = "removed";
+        } else {
+            worktree = "kept";
+        }
+    }
+    // 3. The database: agent idle (or nuked, holding its kept worktree and branch), bead open.
+    let kept = worktree == "kept";
+    let bead_reopened = town.db.write(HUMAN, |tx| {
+        let now = now_ms();
+        let cur = agents::get(tx, &agent.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::not_found(format!("polecat {addr}"), None))?;
+        if let Some(d) = cur.dispatch {
+            dispatches::end(tx, d, now, None, false, "nuked").map_err(|e| tx.err(e))?;
+        }
+        let reopened = match &cur.bead {
+            Some(b) => {
+                let n = tx
+                    .execute(
+                        "UPDATE beads SET status = 'open', updated_at = ?2, version = version + 1
+                         WHERE id = ?1 AND status IN ('hooked','in_progress')",
+                        rusqlite::params![b, now],
+                    )
+                    .map_err(|e| tx.err(e))?;
+                (n == 1).then(|| b.clone())
+            }
+            None => None,
+        };
+        if kept {
+            tx.execute(
+                "UPDATE agents SET state = 'nuked', bead = NULL, updated_at = ?2, version = version + 1 WHERE id = ?1",
+                rusqlite::params![cur.id, now],
+            )
+        } else {
+            tx.execute(
+                "UPDATE agents SET state = 'idle', bead = NULL, branch = NULL, worktree = NULL, updated_at = ?2,
+                 version = version + 1 WHERE id = ?1",
+                rusqlite::params![cur.id, now],
+            )
+        }
+        .map_err(|e| tx.err(e))?;
+        tx.event(
+            "polecat.nuked",
+            &cur.id,
+            serde_json::json!({ "bead": reopened, "containers": removed, "worktree": worktree, "force": force }),
+        )?;
+        Ok(reopened)
+    })?;
+    Ok(Nuked {
+        agent: agent.id,
+        containers_removed: removed,
+        bead_reopened,
+        worktree,
+        worktree_path: wt,
+        unsaved,
+        branch_kept: agent.branch,
+    })
+}
+
+pub fn peek(town: &Town, rt: &dyn Runtime, addr: &str, lines: usize) -> Result<String> {
+    let agent = get(town, addr)?;
+    let name = super::sling::container_name(&town.id, &agent.rig, &agent.name);
+    rt.logs(&name, lines).map_err(|e| match e {
+        Error::NotFound { .. } => Error::not_found(
+            format!("container of {addr}"),
+            Some(format!("{addr} is {}; only a polecat with a container has output", agent.state)),
+        ),
+        e => e,
+    })
+}

@@ -1,0 +1,466 @@
+//! `gt sling`: assign a bead to a polecat in the four steps of DESIGN.md "Sling":
+//! 1. claim (one transaction), 2. worktree + branch, 3. assignment + container,
+//! 4. start + mark running. A failure in 2–4 undoes 1–3 before returning.
+
+use super::{HUMAN, Town};
+use crate::agent::Assignment;
+use crate::error::{Error, Result};
+use crate::runtime::{
+    Bind, ContainerSpec, CreateError, LABEL_AGENT, LABEL_GENERATION, LABEL_RIG, LABEL_TOWN, Runtime,
+};
+use crate::state::{Tx, Versioned, agents, beads, cas_update, dispatches, rigs};
+use crate::util::{now_ms, random_hex, validate_name};
+use git2::Repository;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Default, Clone)]
+pub struct SlingOptions {
+    /// Use this branch instead of `polecat/<name>/<bead>`.
+    pub branch: Option<String>,
+    /// Use (or create) this polecat instead of any idle one.
+    pub polecat: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Slung {
+    /// A container runs the bead.
+    Dispatched { bead: String, agent: String, generation: i64, branch: String, container: String },
+    /// The rig is at max_polecats: the bead waits, open and queued.
+    Queued { bead: String, rig: String },
+}
+
+/// What step 1 claimed; everything the later steps need, and what undo must revert.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub rig: rigs::Rig,
+    pub bead: beads::Bead,
+    pub agent: agents::Agent,
+    pub dispatch: i64,
+    pub token: String,
+    pub branch: String,
+    pub worktree: PathBuf,
+    /// The branch is the bead's own from an earlier attempt: reuse it, never recreate.
+    pub resume: bool,
+}
+
+pub fn sling(town: &mut Town, rt: &dyn Runtime, bead_id: &str, opts: &SlingOptions) -> Result<Slung> {
+    validate_name("bead", bead_id)?;
+    if let Some(p) = &opts.polecat {
+        validate_name("polecat", p)?;
+    }
+    if let Some(b) = &opts.branch {
+        if !git2::Branch::name_is_valid(b).unwrap_or(false) {
+            return Err(Error::usage(format!("--branch {b:?} is not a valid branch name")));
+        }
+    }
+    let claim = match claim(town, bead_id, opts)? {
+        Ok(c) => c,
+        Err(queued) => return Ok(queued),
+    };
+    launch(town, rt, claim)
+}
+
+/// Steps 2–4 for a claim; on failure, undo and return the error.
+pub fn launch(town: &mut Town, rt: &dyn Runtime, claim: Claim) -> Result<Slung> {
+    fail::fail_point!("sling.after_claim");
+    let mut made = Made::default();
+    match spawn(town, rt, &claim, &mut made) {
+        Ok(container) => Ok(Slung::Dispatched {
+            bead: claim.bead.id.clone(),
+            agent: claim.agent.id.clone(),
+            generation: claim.agent.generation,
+            branch: claim.branch.clone(),
+            container,
+        }),
+        Err(e) => {
+            if let Err(undo_err) = undo(town, rt, &claim, &made, &e) {
+                tracing::error!("undoing the sling of {} failed: {undo_err}; patrol will finish it", claim.bead.id);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What steps 2–3 created, so undo removes exactly that.
+#[derive(Default)]
+struct Made {
+    branch: bool,
+    worktree: bool,
+    container: Option<String>,
+}
+
+/// Step 1: in one transaction, check the bead is claimable, pick a polecat, bump its
+/// generation, insert the dispatch and hook the bead. `Err(Slung::Queued)` when full.
+fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<Claim, Slung>> {
+    let root = town.root.clone();
+    town.db.write(HUMAN, |tx| {
+        let bead = beads::get(tx, bead_id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(bead_id))?;
+        check_claimable(tx, &bead)?;
+        if breaker_open(tx)? {
+            return Err(Error::conflict(
+                "the circuit breaker is open: new dispatches are paused",
+                Some("see `gt status`; `gt resume` closes it".to_string()),
+            ));
+        }
+        let rig = rigs::get(tx, &bead.rig).map_err(|e| tx.err(e))?.ok_or_else(|| {
+            Error::not_found(format!("rig {}", bead.rig), None)
+        })?;
+        if agents::live_count(tx, &rig.name).map_err(|e| tx.err(e))? >= rig.max_polecats {
+            let now = now_ms();
+            if beads::set_queued(tx, &bead.id, now).map_err(|e| tx.err(e))? {
+                tx.event("bead.queued", &bead.id, serde_json::json!({ "rig": rig.name, "max_polecats": rig.max_polecats }))?;
+            } else {
+                tx.event("bead.still_queued", &bead.id, serde_json::json!({ "rig": rig.name }))?;
+            }
+            return Ok(Err(Slung::Queued { bead: bead.id.clone(), rig: rig.name.clone() }));
+        }
+        let agent = pick_polecat(tx, &rig.name, opts.polecat.as_deref())?;
+        let resume = opts.branch.is_none() && bead.branch.is_some();
+        let branch = opts
+            .branch
+            .clone()
+            .or_else(|| bead.branch.clone())
+            .unwrap_or_else(|| format!("polecat/{}/{}", agent.name, bead.id));
+        if let Some(holder) = agents::on_branch(tx, &rig.name, &branch).map_err(|e| tx.err(e))? {
+            return Err(branch_in_use(&branch, &holder.id));
+        }
+        let worktree = super::worktree_path(&root, &rig.name, &agent.name);
+        let now = now_ms();
+        let generation = agent.generation + 1;
+        let token = random_hex(16);
+        let dispatch = dispatches::insert(tx, &agent.id, &bead.id, generation, &token, &branch, now)
+            .map_err(|e| tx.err(e))?;
+        let wt = worktree.to_string_lossy().into_owned();
+        cas_update(
+            tx,
+            &Versioned { table: "agents", kind: "polecat", key_col: "id", key: &agent.id },
+            agent.version,
+            &[
+                ("state", &"spawning"),
+                ("bead", &bead.id),
+                ("branch", &branch),
+                ("worktree", &wt),
+                ("generation", &generation),
+                ("dispatch", &dispatch),
+                ("updated_at", &now),
+            ],
+        )
+        .map_err(|e| unique_to_conflict(e, &branch))?;
+        let none: Option<i64> = None;
+        cas_update(
+            tx,
+            &Versioned { table: "beads", kind: "bead", key_col: "id", key: &bead.id },
+            bead.version,
+            &[("status", &"hooked"), ("queued_at", &none), ("branch", &branch), ("updated_at", &now)],
+        )?;
+        tx.event(
+            "sling.claimed",
+            &bead.id,
+            serde_json::json!({ "agent": agent.id, "generation": generation, "branch": branch, "dispatch": dispatch }),
+        )?;
+        let agent = agents::get(tx, &agent.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
+        let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(bead_id))?;
+        Ok(Ok(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume }))
+    })
+}
+
+fn check_claimable(tx: &Tx, bead: &beads::Bead) -> Result<()> {
+    match bead.status.as_str() {
+        "open" => Ok(()),
+        "hooked" | "in_progress" => {
+            let holder = agents::holding(tx, &bead.id).map_err(|e| tx.err(e))?;
+            Err(match holder {
+                Some(a) => Error::conflict(
+                    format!("bead {} is already hooked by {} (generation {})", bead.id, a.id, a.generation),
+                    Some("see `gt polecat list`".to_string()),
+                ),
+                None => Error::conflict(format!("bead {} is already hooked", bead.id), None),
+            })
+        }
+        other => Err(Error::usage(format!("bead {} is {other}; only open beads can be slung", bead.id))
+            .with_hint(format!("`gt bead show {}` shows how it ended", bead.id))),
+    }
+}
+
+pub fn breaker_open(tx: &rusqlite::Connection) -> Result<bool> {
+    use rusqlite::OptionalExtension;
+    Ok(tx
+        .query_row("SELECT 1 FROM meta WHERE key = 'breaker_open'", [], |_| Ok(()))
+        .optional()
+        .map_err(|e| Error::Other(e.to_string()))?
+        .is_some())
+}
+
+fn pick_polecat(tx: &Tx, rig: &str, wanted: Option<&str>) -> Result<agents::Agent> {
+    if let Some(name) = wanted {
+        let id = agents::id(rig, name);
+        match agents::get(tx, &id).map_err(|e| tx.err(e))? {
+            Some(a) if a.state == "idle" && a.bead.is_none() => return Ok(a),
+            Some(a) => {
+                return Err(Error::conflict(
+                    format!("polecat {id} is {}{}", a.state, a.bead.map(|b| format!(" with bead {b}")).unwrap_or_default()),
+                    Some("choose another --polecat, or leave it out to use any idle one".to_string()),
+                ));
+            }
+            None => {
+                agents::insert(tx, rig, name, now_ms()).map_err(|e| tx.err(e))?;
+                return agents::get(tx, &id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()));
+            }
+        }
+    }
+    if let Some(a) = agents::idle(tx, rig, None).map_err(|e| tx.err(e))? {
+        return Ok(a);
+    }
+    let name = agents::fresh_name(tx, rig).map_err(|e| tx.err(e))?;
+    agents::insert(tx, rig, &name, now_ms()).map_err(|e| tx.err(e))?;
+    agents::get(tx, &agents::id(rig, &name)).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))
+}
+
+fn branch_in_use(branch: &str, holder: &str) -> Error {
+    Error::conflict(
+        format!("branch {branch} is in use by {holder}"),
+        Some("choose another --branch; gt never shares a branch between agents".to_string()),
+    )
+}
+
+fn unique_to_conflict(e: Error, branch: &str) -> Error {
+    match e {
+        Error::Database { msg, .. } if msg.contains("UNIQUE") => branch_in_use(branch, "another agent"),
+        e => e,
+    }
+}
+
+/// Steps 2–4. Records in `made` what it created, for undo.
+fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Result<String> {
+    // 2. Worktree on the branch.
+    prepare_worktree(town, c, made)?;
+    fail::fail_point!("sling.after_worktree");
+
+    // 3. Assignment, then the container (adopting our own from a crashed attempt).
+    let mailbox = town.mailbox_dir(&c.rig.name, &c.agent.name);
+    for sub in ["inbox", "outbox"] {
+        let d = mailbox.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    }
+    let assignment = Assignment {
+        rig: c.rig.name.clone(),
+        agent: c.agent.id.clone(),
+        bead: c.bead.id.clone(),
+        title: c.bead.title.clone(),
+        body: c.bead.body.clone(),
+        branch: c.branch.clone(),
+        worktree: c.worktree.to_string_lossy().into_owned(),
+        generation: c.agent.generation,
+        token: c.token.clone(),
+        attempt: c.bead.attempts + 1,
+    };
+    assignment.write(&mailbox)?;
+    fail::fail_point!("sling.after_assignment");
+    let spec = container_spec(town, c, &mailbox)?;
+    let id = create_or_adopt(rt, &spec, c.agent.generation)?;
+    made.container = Some(id.clone());
+    fail::fail_point!("sling.after_create");
+
+    // 4. Start; mark running only if our generation is still current.
+    rt.start(&id)?;
+    fail::fail_point!("sling.after_start");
+    let still_ours = town.db.write(HUMAN, |tx| {
+        let Some(a) = agents::get(tx, &c.agent.id).map_err(|e| tx.err(e))? else { return Ok(false) };
+        if a.generation != c.agent.generation || a.state != "spawning" {
+            tx.event("sling.superseded", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": c.agent.generation, "now": a.generation }))?;
+            return Ok(false);
+        }
+        let now = now_ms();
+        tx.execute(
+            "UPDATE agents SET state = 'running', updated_at = ?2, version = version + 1 WHERE id = ?1",
+            rusqlite::params![a.id, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.execute(
+            "UPDATE beads SET status = 'in_progress', attempts = attempts + 1, updated_at = ?2, version = version + 1 WHERE id = ?1",
+            rusqlite::params![c.bead.id, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        dispatches::set_container(tx, c.dispatch, &id).map_err(|e| tx.err(e))?;
+        tx.event("sling.started", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": a.generation, "container": id }))?;
+        Ok(true)
+    })?;
+    if !still_ours {
+        rt.remove(&id, Duration::from_secs(0))?;
+        return Err(Error::conflict(
+            format!("{} moved to a newer generation while this sling started it", c.agent.id),
+            Some("see `gt polecat list`".to_string()),
+        ));
+    }
+    Ok(id)
+}
+
+fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
+    let repo = Repository::open(town.repo_dir(&c.rig.name))?;
+    let exists = crate::git::branch_exists(&repo, &c.branch);
+    if let Some(at) = crate::git::checked_out_at(&repo, &c.branch)? {
+        // Our own worktree from an earlier attempt of this polecat: reuse it.
+        if at == c.worktree && c.resume {
+            return Ok(());
+        }
+        return Err(Error::conflict(
+            format!("branch {} is checked out at {}", c.branch, at.display()),
+            Some("choose another --branch; gt never shares a branch between worktrees".to_string()),
+        ));
+    }
+    if exists && !c.resume {
+        return Err(Error::conflict(
+            format!("branch {} already exists in rig {}", c.branch, c.rig.name),
+            Some("choose another --branch; gt never reuses a branch silently".to_string()),
+        ));
+    }
+    if c.worktree.exists() {
+        return Err(Error::conflict(
+            format!("{} already exists (a worktree kept with unsaved work?)", c.worktree.display()),
+            Some(format!("look at it, then `gt polecat nuke {} --force` to drop it", c.agent.id)),
+        ));
+    }
+    crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)?;
+    made.branch = !exists;
+    made.worktree = true;
+    Ok(())
+}
+
+pub fn container_name(town_id: &str, rig: &str, polecat: &str) -> String {
+    format!("gt-{town_id}-{rig}-{polecat}")
+}
+
+fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpec> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("locating the gt binary", e))?;
+    let repo_git = town.repo_dir(&c.rig.name).join(".git");
+    let wt = c.worktree.to_string_lossy().into_owned();
+    let git_dir = repo_git.to_string_lossy().into_owned();
+    let labels = BTreeMap::from([
+        (LABEL_TOWN.to_string(), town.id.clone()),
+        (LABEL_RIG.to_string(), c.rig.name.clone()),
+        (LABEL_AGENT.to_string(), c.agent.name.clone()),
+        (LABEL_GENERATION.to_string(), c.agent.generation.to_string()),
+    ]);
+    let env = vec![
+        ("GT_AGENT".to_string(), c.agent.id.clone()),
+        ("GT_GENERATION".to_string(), c.agent.generation.to_string()),
+        ("GT_TOKEN".to_string(), c.token.clone()),
+        ("GT_BEAD".to_string(), c.bead.id.clone()),
+        ("GT_BRANCH".to_string(), c.branch.clone()),
+        ("GT_MAILBOX".to_string(), crate::agent::MAILBOX.to_string()),
+        ("HOME".to_string(), "/tmp".to_string()),
+        ("GIT_AUTHOR_NAME".to_string(), c.agent.id.clone()),
+        ("GIT_AUTHOR_EMAIL".to_string(), format!("{}@{}.gt", c.agent.name, c.rig.name)),
+        ("GIT_COMMITTER_NAME".to_string(), c.agent.id.clone()),
+        ("GIT_COMMITTER_EMAIL".to_string(), format!("{}@{}.gt", c.agent.name, c.rig.name)),
+    ];
+    Ok(ContainerSpec {
+        name: container_name(&town.id, &c.rig.name, &c.agent.name),
+        image: c.rig.image.clone(),
+        cmd: vec![
+            "gt".into(),
+            "agent".into(),
+            "run".into(),
+            "--".into(),
+            "sh".into(),
+            "-c".into(),
+            c.rig.command.clone(),
+        ],
+        env,
+        labels,
+        binds: vec![
+            Bind { source: wt.clone(), target: wt.clone(), read_only: false },
+            Bind { source: git_dir.clone(), target: git_dir, read_only: false },
+            Bind { source: mailbox.to_string_lossy().into_owned(), target: crate::agent::MAILBOX.into(), read_only: false },
+            Bind { source: exe.to_string_lossy().into_owned(), target: "/usr/local/bin/gt".into(), read_only: true },
+        ],
+        workdir: wt,
+        user: invoking_user(),
+        memory: c.rig.memory,
+        cpus: c.rig.cpus,
+        pids: c.rig.pids,
+    })
+}
+
+/// Create the container; a name clash with an older generation removes the old one,
+/// with the same generation adopts it (a retried step 3 is idempotent).
+pub fn create_or_adopt(rt: &dyn Runtime, spec: &ContainerSpec, generation: i64) -> Result<String> {
+    for _ in 0..3 {
+        match rt.create(spec) {
+            Ok(id) => return Ok(id),
+            Err(CreateError::Other(e)) => return Err(e),
+            Err(CreateError::NameInUse) => match rt.inspect(&spec.name)? {
+                Some(old) if old.generation() == Some(generation) => return Ok(old.id),
+                Some(old) => rt.remove(&old.id, Duration::from_secs(0))?,
+                None => {}
+            },
+        }
+    }
+    Err(Error::conflict(format!("container name {} stays in use", spec.name), None))
+}
+
+/// The uid:gid of this process, so files the agent writes stay the user's.
+pub fn invoking_user() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("0")
+            .to_string()
+    };
+    format!("{}:{}", field("Uid:"), field("Gid:"))
+}
+
+/// Undo steps 1–3 after a failure: container, worktree, branch, then the claim — only
+/// while the claim's generation is still current.
+fn undo(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &Made, cause: &Error) -> Result<()> {
+    if let Some(id) = &made.container {
+        // The runtime may be the reason we are here; patrol removes it later if so.
+        if let Err(e) = rt.remove(id, Duration::from_secs(0)) {
+            tracing::warn!("could not remove container {id}: {e}");
+        }
+    }
+    if made.worktree || made.branch {
+        let repo = Repository::open(town.repo_dir(&c.rig.name))?;
+        if made.worktree {
+            crate::git::remove_worktree(&repo, &c.worktree)?;
+        }
+        if made.branch {
+            crate::git::delete_branch(&repo, &c.branch)?;
+        }
+    }
+    release_claim(town, c, &format!("spawn failed: {cause}"))
+}
+
+/// Revert a claim in the database: agent idle, bead open (keeping its branch only when
+/// it is the bead's own from earlier work), dispatch ended with `reason`.
+pub fn release_claim(town: &mut Town, c: &Claim, reason: &str) -> Result<()> {
+    town.db.write(HUMAN, |tx| {
+        let Some(a) = agents::get(tx, &c.agent.id).map_err(|e| tx.err(e))? else { return Ok(()) };
+        if a.generation != c.agent.generation {
+            return tx.event("sling.undo_skipped", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": c.agent.generation }));
+        }
+        let now = now_ms();
+        tx.execute(
+            "UPDATE agents SET state = 'idle', bead = NULL, branch = NULL, worktree = NULL, updated_at = ?2,
+             version = version + 1 WHERE id = ?1",
+            rusqlite::params![a.id, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        let branch: Option<&str> = if c.resume { Some(&c.branch) } else { None };
+        tx.execute(
+            "UPDATE beads SET status = 'open', branch = ?2, updated_at = ?3, version = version + 1
+             WHERE id = ?1 AND status IN ('hooked','in_progress')",
+            rusqlite::params![c.bead.id, branch, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        dispatches::end(tx, c.dispatch, now, None, false, reason).map_err(|e| tx.err(e))?;
+        tx.event("sling.undone", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": a.generation, "reason": reason }))
+    })
+}
