@@ -1,8 +1,8 @@
 //! gt: a crew of coding agents on one machine, crash-safe by construction.
 //! Layers (DESIGN.md): cli → town (use cases) → state | runtime | git | agent.
 
-pub mod cli;
 pub mod agent;
+pub mod cli;
 pub mod error;
 pub mod git;
 pub mod runtime;

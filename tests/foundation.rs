@@ -13,7 +13,13 @@ fn init_writes_config_and_database_and_refuses_a_second_init() {
     assert!(root.join("gt.toml").is_file());
     assert!(root.join(".gt/town.db").is_file());
     let toml = std::fs::read_to_string(root.join("gt.toml")).unwrap();
-    for key in ["[defaults]", "max_attempts", "retry_backoff", "[patrol]", "breaker_window"] {
+    for key in [
+        "[defaults]",
+        "max_attempts",
+        "retry_backoff",
+        "[patrol]",
+        "breaker_window",
+    ] {
         assert!(toml.contains(key), "gt.toml lacks {key}");
     }
     let err = t.fails(&["init", root.to_str().unwrap()], 3);
@@ -52,15 +58,28 @@ fn rig_add_records_settings_and_lists_them() {
     let t = TestTown::new();
     let src = t.source_repo("api");
     let rig = t.json(&[
-        "rig", "add", "api", src.to_str().unwrap(), "--image", "img:1", "--memory", "2g", "--cpus", "1.5",
-        "--max-polecats", "3",
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        "img:1",
+        "--memory",
+        "2g",
+        "--cpus",
+        "1.5",
+        "--max-polecats",
+        "3",
     ]);
     assert_eq!(rig["name"], "api");
     assert_eq!(rig["default_branch"], "main");
     assert_eq!(rig["image"], "img:1");
     assert_eq!(rig["memory"], 2i64 << 30);
     assert_eq!(rig["max_polecats"], 3);
-    assert!(rig["remote"].is_null(), "a local path has no remote by default");
+    assert!(
+        rig["remote"].is_null(),
+        "a local path has no remote by default"
+    );
     assert!(t.root().join("rigs/api/repo/.git").is_dir());
     let list = t.json(&["rig", "list"]);
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -77,7 +96,15 @@ fn bad_names_are_rejected_before_any_side_effect() {
     let src = t.source_repo("api");
     let events = t.event_count();
     let long = "a".repeat(41);
-    for bad in ["a/b", "..", "has space", "Upper", long.as_str(), "_under", "dot.name"] {
+    for bad in [
+        "a/b",
+        "..",
+        "has space",
+        "Upper",
+        long.as_str(),
+        "_under",
+        "dot.name",
+    ] {
         let err = t.fails(&["rig", "add", bad, src.to_str().unwrap()], 2);
         assert!(err.contains("invalid rig name"), "{bad}: {err}");
     }
@@ -115,7 +142,18 @@ fn beads_are_created_listed_shown_and_closed() {
     let t = TestTown::new();
     let src = t.source_repo("api");
     t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
-    let id = t.ok(&["bead", "create", "--rig", "api", "Fix login", "-m", "The form 500s"]).trim().to_string();
+    let id = t
+        .ok(&[
+            "bead",
+            "create",
+            "--rig",
+            "api",
+            "Fix login",
+            "-m",
+            "The form 500s",
+        ])
+        .trim()
+        .to_string();
     assert!(id.starts_with("api-"), "{id}");
     let b = t.json(&["bead", "show", &id]);
     for field in ["id", "rig", "title", "status", "version"] {
@@ -133,8 +171,16 @@ fn beads_are_created_listed_shown_and_closed() {
     let status = t.json(&["status"]);
     assert_eq!(status["rigs"][0]["beads"]["cancelled"], 1);
     let log = t.json(&["log"]);
-    let kinds: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"bead.created") && kinds.contains(&"bead.closed"), "{kinds:?}");
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"bead.created") && kinds.contains(&"bead.closed"),
+        "{kinds:?}"
+    );
 }
 
 #[test]
@@ -188,9 +234,15 @@ fn a_read_only_town_gives_a_clear_error_and_changes_nothing() {
     let src = t.source_repo("api");
     t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
     let before = t.json(&["bead", "list"]);
-    let status = std::process::Command::new("chmod").args(["-R", "a+rX,a-w", t.root().to_str().unwrap()]).status().unwrap();
+    let status = std::process::Command::new("chmod")
+        .args(["-R", "a+rX,a-w", t.root().to_str().unwrap()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    std::process::Command::new("chmod").args(["a+rx", t.dir.path().to_str().unwrap()]).status().unwrap();
+    std::process::Command::new("chmod")
+        .args(["a+rx", t.dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(gt_bin())
@@ -198,11 +250,17 @@ fn a_read_only_town_gives_a_clear_error_and_changes_nothing() {
         .env("GT_TOWN", t.root())
         .output()
         .unwrap();
-    std::process::Command::new("chmod").args(["-R", "u+w", t.root().to_str().unwrap()]).status().unwrap();
+    std::process::Command::new("chmod")
+        .args(["-R", "u+w", t.root().to_str().unwrap()])
+        .status()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("town.db"), "{err}");
-    assert!(err.contains("writable") || err.contains("read-only") || err.contains("readonly"), "{err}");
+    assert!(
+        err.contains("writable") || err.contains("read-only") || err.contains("readonly"),
+        "{err}"
+    );
     assert_eq!(t.json(&["bead", "list"]), before);
 }
 
@@ -211,8 +269,14 @@ fn init_into_a_read_only_directory_fails_and_leaves_nothing() {
     let base = tempfile::tempdir().unwrap();
     let ro = base.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
-    std::process::Command::new("chmod").args(["0555", ro.to_str().unwrap()]).status().unwrap();
-    std::process::Command::new("chmod").args(["a+rx", base.path().to_str().unwrap()]).status().unwrap();
+    std::process::Command::new("chmod")
+        .args(["0555", ro.to_str().unwrap()])
+        .status()
+        .unwrap();
+    std::process::Command::new("chmod")
+        .args(["a+rx", base.path().to_str().unwrap()])
+        .status()
+        .unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(gt_bin())
@@ -222,7 +286,10 @@ fn init_into_a_read_only_directory_fails_and_leaves_nothing() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("Permission denied") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("Permission denied") && err.contains("hint:"),
+        "{err}"
+    );
     assert!(std::fs::read_dir(&ro).unwrap().next().is_none());
 }
 
@@ -232,7 +299,10 @@ fn eight_processes_create_four_hundred_unique_beads() {
     let src = t.source_repo("api");
     t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
     // Each process is a shell loop of 50 real `gt bead create` invocations.
-    let script = format!("for i in $(seq 50); do {} bead create --rig api \"task $i\" || exit 1; done", gt_bin().display());
+    let script = format!(
+        "for i in $(seq 50); do {} bead create --rig api \"task $i\" || exit 1; done",
+        gt_bin().display()
+    );
     let children: Vec<_> = (0..8)
         .map(|_| {
             std::process::Command::new("sh")
@@ -250,10 +320,18 @@ fn eight_processes_create_four_hundred_unique_beads() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "a writer failed: {err}");
         assert!(!err.contains("locked"), "{err}");
-        ids.extend(String::from_utf8_lossy(&out.stdout).lines().map(String::from));
+        ids.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(String::from),
+        );
     }
     assert_eq!(ids.len(), 400);
-    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 400, "duplicate ids printed");
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        400,
+        "duplicate ids printed"
+    );
     let listed = t.json(&["bead", "list", "--rig", "api"]);
     assert_eq!(listed.as_array().unwrap().len(), 400);
 }
@@ -263,7 +341,10 @@ fn two_writers_from_the_same_version_one_wins_one_gets_a_conflict() {
     let t = TestTown::new();
     let src = t.source_repo("api");
     t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
-    let id = t.ok(&["bead", "create", "--rig", "api", "race me"]).trim().to_string();
+    let id = t
+        .ok(&["bead", "create", "--rig", "api", "race me"])
+        .trim()
+        .to_string();
     let v = t.json(&["bead", "show", &id])["version"].as_i64().unwrap();
     let v = v.to_string();
     let children: Vec<_> = ["first", "second"]
@@ -278,13 +359,26 @@ fn two_writers_from_the_same_version_one_wins_one_gets_a_conflict() {
                 .unwrap()
         })
         .collect();
-    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
     let codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
-    assert_eq!(codes.iter().filter(|c| **c == Some(0)).count(), 1, "{codes:?}");
-    let loser = outs.iter().find(|o| o.status.code() == Some(3)).expect("one exit 3");
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    let loser = outs
+        .iter()
+        .find(|o| o.status.code() == Some(3))
+        .expect("one exit 3");
     let err = String::from_utf8_lossy(&loser.stderr);
     assert!(err.contains(&format!("bead {id}")), "{err}");
-    assert!(err.contains("version 1") && err.contains("version 2"), "{err}");
+    assert!(
+        err.contains("version 1") && err.contains("version 2"),
+        "{err}"
+    );
     assert_eq!(t.json(&["bead", "show", &id])["version"], 2);
 }
 
@@ -317,16 +411,34 @@ fn completions_and_man_pages_are_up_to_date() {
             stale.push(path.display().to_string());
         }
     }
-    assert!(stale.is_empty(), "stale generated docs {stale:?}: run `GT_UPDATE_DOCS=1 cargo test --test foundation completions`");
+    assert!(
+        stale.is_empty(),
+        "stale generated docs {stale:?}: run `GT_UPDATE_DOCS=1 cargo test --test foundation completions`"
+    );
 }
 
 #[test]
 fn help_lists_exit_codes_and_every_command() {
-    let out = assert_cmd::Command::new(gt_bin()).arg("--help").output().unwrap();
+    let out = assert_cmd::Command::new(gt_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in ["init", "rig", "bead", "status", "log", "completions", "Exit codes", "conflict"] {
+    for word in [
+        "init",
+        "rig",
+        "bead",
+        "status",
+        "log",
+        "completions",
+        "Exit codes",
+        "conflict",
+    ] {
         assert!(help.contains(word), "--help lacks {word}");
     }
-    let out = assert_cmd::Command::new(gt_bin()).arg("frobnicate").output().unwrap();
+    let out = assert_cmd::Command::new(gt_bin())
+        .arg("frobnicate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

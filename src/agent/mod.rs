@@ -41,7 +41,10 @@ impl Assignment {
 
 /// Decide whether this container may run its agent: the assignment on disk must name
 /// the generation this container was started for (`GT_GENERATION`).
-pub fn check_generation(mailbox: &Path, mine: Option<&str>) -> std::result::Result<Assignment, String> {
+pub fn check_generation(
+    mailbox: &Path,
+    mine: Option<&str>,
+) -> std::result::Result<Assignment, String> {
     let a = Assignment::read(mailbox).map_err(|e| format!("no readable assignment: {e}"))?;
     let mine: i64 = mine
         .and_then(|g| g.parse().ok())
@@ -59,9 +62,15 @@ pub fn check_generation(mailbox: &Path, mine: Option<&str>) -> std::result::Resu
 pub fn run(cmd: &[String]) -> Result<i32> {
     use std::os::unix::process::CommandExt;
     let mailbox = std::env::var("GT_MAILBOX").unwrap_or_else(|_| MAILBOX.into());
-    match check_generation(Path::new(&mailbox), std::env::var("GT_GENERATION").ok().as_deref()) {
+    match check_generation(
+        Path::new(&mailbox),
+        std::env::var("GT_GENERATION").ok().as_deref(),
+    ) {
         Ok(a) => {
-            eprintln!("gt: {} working on {} (generation {}, attempt {})", a.agent, a.bead, a.generation, a.attempt);
+            eprintln!(
+                "gt: {} working on {} (generation {}, attempt {})",
+                a.agent, a.bead, a.generation, a.attempt
+            );
         }
         Err(why) => {
             eprintln!("gt: {why}; not running the agent");

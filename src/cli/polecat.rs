@@ -79,7 +79,8 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
             if rows.is_empty() {
                 return output::println_out("no polecats yet; `gt sling BEAD` starts one");
             }
-            let mut t = output::Table::new(&["rig", "name", "state", "bead", "gen", "started", "branch"]);
+            let mut t =
+                output::Table::new(&["rig", "name", "state", "bead", "gen", "started", "branch"]);
             for r in &rows {
                 t.row(vec![
                     r.rig.clone(),
@@ -100,7 +101,10 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
             if g.json {
                 return output::json(&n);
             }
-            let mut msg = format!("nuked {}: {} container(s) removed", n.agent, n.containers_removed);
+            let mut msg = format!(
+                "nuked {}: {} container(s) removed",
+                n.agent, n.containers_removed
+            );
             if let Some(b) = &n.bead_reopened {
                 msg += &format!("; bead {b} is open again");
             }

@@ -38,10 +38,16 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
     }
     let town = g.town()?;
     let rt = DockerRuntime::connect()?;
-    let opts = SlingOptions { branch: args.branch.clone(), polecat: args.polecat.clone() };
+    let opts = SlingOptions {
+        branch: args.branch.clone(),
+        polecat: args.polecat.clone(),
+    };
     let results = if args.beads.len() == 1 {
         let mut town = town;
-        vec![(args.beads[0].clone(), crate::town::sling::sling(&mut town, &rt, &args.beads[0], &opts))]
+        vec![(
+            args.beads[0].clone(),
+            crate::town::sling::sling(&mut town, &rt, &args.beads[0], &opts),
+        )]
     } else {
         many(town, &rt, &args.beads, &opts, g.quiet)
     };
@@ -73,11 +79,19 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
 
 fn describe(s: &Slung) -> String {
     match s {
-        Slung::Dispatched { bead, agent, generation, branch, .. } => {
+        Slung::Dispatched {
+            bead,
+            agent,
+            generation,
+            branch,
+            ..
+        } => {
             format!("{bead} → {agent} (generation {generation}, branch {branch})")
         }
         Slung::Queued { bead, rig } => {
-            format!("{bead} queued: rig {rig} runs its maximum of polecats; patrol dispatches it when one frees")
+            format!(
+                "{bead} queued: rig {rig} runs its maximum of polecats; patrol dispatches it when one frees"
+            )
         }
     }
 }
@@ -107,7 +121,9 @@ fn many(
             s.spawn(|| {
                 let mut town = Town::open_at(root.clone());
                 loop {
-                    let Some((i, bead)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                    let Some((i, bead)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        break;
+                    };
                     let r = match &mut town {
                         Ok(t) => crate::town::sling::sling(t, rt, &bead, opts),
                         Err(e) => Err(Error::Other(e.to_string())),

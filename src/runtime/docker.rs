@@ -30,7 +30,9 @@ impl DockerRuntime {
             .map_err(|e| unavailable(&e))?
             .with_timeout(Duration::from_secs(60));
         // Engines refuse clients newer than they are; older ones refuse newer clients.
-        let docker = rt.block_on(docker.negotiate_version()).map_err(|e| unavailable(&e))?;
+        let docker = rt
+            .block_on(docker.negotiate_version())
+            .map_err(|e| unavailable(&e))?;
         Ok(DockerRuntime { docker, rt })
     }
 }
@@ -40,19 +42,27 @@ fn host() -> String {
 }
 
 fn unavailable(e: &bollard::errors::Error) -> Error {
-    Error::RuntimeUnavailable { msg: format!("cannot reach Docker at {}: {e}", host()) }
+    Error::RuntimeUnavailable {
+        msg: format!("cannot reach Docker at {}: {e}", host()),
+    }
 }
 
 /// An answer from the engine is a runtime error; no answer means it is unavailable.
 fn classify(what: &str, e: bollard::errors::Error) -> Error {
     match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
             let hint = if status_code == 404 && message.contains("image") {
                 Some("build or load the image locally (`bash dev.sh image` builds gt-agent:latest); gt never pulls".into())
             } else {
                 None
             };
-            Error::Runtime { msg: format!("{what}: {message} (HTTP {status_code})"), hint }
+            Error::Runtime {
+                msg: format!("{what}: {message} (HTTP {status_code})"),
+                hint,
+            }
         }
         e => unavailable(&e),
     }
@@ -64,17 +74,31 @@ fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
 
 impl Runtime for DockerRuntime {
     fn create(&self, spec: &ContainerSpec) -> std::result::Result<String, CreateError> {
-        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
         let binds = spec
             .binds
             .iter()
-            .map(|b| format!("{}:{}:{}", b.source, b.target, if b.read_only { "ro" } else { "rw" }))
+            .map(|b| {
+                format!(
+                    "{}:{}:{}",
+                    b.source,
+                    b.target,
+                    if b.read_only { "ro" } else { "rw" }
+                )
+            })
             .collect();
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()),
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<HashMap<_, _>>(),
+            ),
             working_dir: Some(spec.workdir.clone()),
             user: Some(spec.user.clone()),
             host_config: Some(HostConfig {
@@ -112,8 +136,14 @@ impl Runtime for DockerRuntime {
 
     fn list(&self, town_id: &str) -> Result<Vec<Observed>> {
         let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![format!("{}={town_id}", super::LABEL_TOWN)]);
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        filters.insert(
+            "label".to_string(),
+            vec![format!("{}={town_id}", super::LABEL_TOWN)],
+        );
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let list = self
             .rt
             .block_on(self.docker.list_containers(Some(opts)))
@@ -129,10 +159,16 @@ impl Runtime for DockerRuntime {
                         .and_then(|n| n.into_iter().next())
                         .map(|n| n.trim_start_matches('/').to_string())
                         .unwrap_or_default(),
-                    labels: c.labels.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+                    labels: c
+                        .labels
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect::<BTreeMap<_, _>>(),
                     state: match c.state {
                         Some(S::CREATED) => RunState::Created,
-                        Some(S::RUNNING) | Some(S::RESTARTING) | Some(S::PAUSED) => RunState::Running,
+                        Some(S::RUNNING) | Some(S::RESTARTING) | Some(S::PAUSED) => {
+                            RunState::Running
+                        }
                         Some(S::EXITED) | Some(S::DEAD) => RunState::Exited,
                         _ => RunState::Other,
                     },
@@ -153,7 +189,11 @@ impl Runtime for DockerRuntime {
         let st = c.state.unwrap_or_default();
         Ok(Some(Observed {
             id: c.id.unwrap_or_default(),
-            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             labels: c
                 .config
                 .and_then(|cfg| cfg.labels)
@@ -172,14 +212,19 @@ impl Runtime for DockerRuntime {
     }
 
     fn remove(&self, id: &str, grace: Duration) -> Result<()> {
-        let stop = StopContainerOptionsBuilder::default().t(grace.as_secs() as i32).build();
+        let stop = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
         match self.rt.block_on(self.docker.stop_container(id, Some(stop))) {
             Ok(()) => {}
             Err(e) if is_status(&e, 404) || is_status(&e, 304) => {}
             Err(e) => return Err(classify(&format!("stopping container {id}"), e)),
         }
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-        match self.rt.block_on(self.docker.remove_container(id, Some(opts))) {
+        match self
+            .rt
+            .block_on(self.docker.remove_container(id, Some(opts)))
+        {
             Ok(()) => Ok(()),
             // Absent already, or a removal already in progress: the goal is reached.
             Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
@@ -188,7 +233,11 @@ impl Runtime for DockerRuntime {
     }
 
     fn logs(&self, id: &str, tail: usize) -> Result<String> {
-        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail.to_string()).build();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
         self.rt.block_on(async {
             let mut out = String::new();
             let mut stream = self.docker.logs(id, Some(opts));

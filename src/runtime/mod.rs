@@ -61,7 +61,9 @@ pub struct Observed {
 
 impl Observed {
     pub fn generation(&self) -> Option<i64> {
-        self.labels.get(LABEL_GENERATION).and_then(|g| g.parse().ok())
+        self.labels
+            .get(LABEL_GENERATION)
+            .and_then(|g| g.parse().ok())
     }
 }
 

@@ -126,18 +126,59 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<(String, String, i64)>>
 
 /// Polecat names, after Gas Town's (and Mad Max's) crew. Past the pool: `polecat-N`.
 pub const NAME_POOL: &[&str] = &[
-    "furiosa", "nux", "slit", "rictus", "toast", "capable", "cheedo", "dag", "angharad", "ace",
-    "keeper", "valkyrie", "morsov", "max", "jack", "dementus", "praetorian", "scrotus", "corpus",
-    "doof", "glory", "miss-giddy", "bullet", "organic", "vuvalini", "imperator", "warboy",
-    "gastown", "citadel", "wretched", "buzzard", "rockrider", "peoneer", "mechanic", "lifeline",
-    "guzzoline", "aqua-cola", "fang", "rigger", "splendid",
+    "furiosa",
+    "nux",
+    "slit",
+    "rictus",
+    "toast",
+    "capable",
+    "cheedo",
+    "dag",
+    "angharad",
+    "ace",
+    "keeper",
+    "valkyrie",
+    "morsov",
+    "max",
+    "jack",
+    "dementus",
+    "praetorian",
+    "scrotus",
+    "corpus",
+    "doof",
+    "glory",
+    "miss-giddy",
+    "bullet",
+    "organic",
+    "vuvalini",
+    "imperator",
+    "warboy",
+    "gastown",
+    "citadel",
+    "wretched",
+    "buzzard",
+    "rockrider",
+    "peoneer",
+    "mechanic",
+    "lifeline",
+    "guzzoline",
+    "aqua-cola",
+    "fang",
+    "rigger",
+    "splendid",
 ];
 
 /// The first pool name the rig does not use yet.
 pub fn fresh_name(conn: &Connection, rig: &str) -> rusqlite::Result<String> {
     let used = names(conn, rig)?;
-    let from_pool = NAME_POOL.iter().find(|n| !used.iter().any(|u| u == *n)).map(|n| n.to_string());
+    let from_pool = NAME_POOL
+        .iter()
+        .find(|n| !used.iter().any(|u| u == *n))
+        .map(|n| n.to_string());
     Ok(from_pool.unwrap_or_else(|| {
-        (1..).map(|i| format!("polecat-{i}")).find(|n| !used.contains(n)).unwrap_or_default()
+        (1..)
+            .map(|i| format!("polecat-{i}"))
+            .find(|n| !used.contains(n))
+            .unwrap_or_default()
     }))
 }

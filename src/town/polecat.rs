@@ -29,11 +29,16 @@ pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
     let mut rows = Vec::new();
     for a in agents::list(conn, rig).map_err(|e| town.db_err(e))? {
         let d = match a.dispatch {
-            Some(id) if a.bead.is_some() => dispatches::get(conn, id).map_err(|e| town.db_err(e))?,
+            Some(id) if a.bead.is_some() => {
+                dispatches::get(conn, id).map_err(|e| town.db_err(e))?
+            }
             _ => None,
         };
         rows.push(PolecatRow {
-            container: d.as_ref().and_then(|d| d.container_id.as_ref()).map(|_| super::sling::container_name(&town.id, &a.rig, &a.name)),
+            container: d
+                .as_ref()
+                .and_then(|d| d.container_id.as_ref())
+                .map(|_| super::sling::container_name(&town.id, &a.rig, &a.name)),
             started: d.map(|d| d.started_at),
             rig: a.rig,
             name: a.name,
@@ -50,7 +55,8 @@ pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
 /// `rig/name` → (rig, name), both validated.
 pub fn parse_address(addr: &str) -> Result<(String, String)> {
     let Some((rig, name)) = addr.split_once('/') else {
-        return Err(Error::usage(format!("{addr:?} is not RIG/NAME")).with_hint("e.g. `api/furiosa`; `gt polecat list` shows them"));
+        return Err(Error::usage(format!("{addr:?} is not RIG/NAME"))
+            .with_hint("e.g. `api/furiosa`; `gt polecat list` shows them"));
     };
     validate_name("rig", rig)?;
     validate_name("polecat", name)?;
@@ -61,7 +67,12 @@ pub fn get(town: &Town, addr: &str) -> Result<agents::Agent> {
     let (rig, name) = parse_address(addr)?;
     agents::get(town.db.conn(), &agents::id(&rig, &name))
         .map_err(|e| town.db_err(e))?
-        .ok_or_else(|| Error::not_found(format!("polecat {addr}"), Some("`gt polecat list` shows them".into())))
+        .ok_or_else(|| {
+            Error::not_found(
+                format!("polecat {addr}"),
+                Some("`gt polecat list` shows them".into()),
+            )
+        })
 }
 
 #[derive(Debug, Serialize)]
@@ -84,7 +95,9 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
     // 1. Containers first: no agent may keep working on a bead we hand back.
     let mut removed = 0;
     for c in rt.list(&town.id)? {
-        if c.labels.get(LABEL_RIG) == Some(&agent.rig) && c.labels.get(LABEL_AGENT) == Some(&agent.name) {
+        if c.labels.get(LABEL_RIG) == Some(&agent.rig)
+            && c.labels.get(LABEL_AGENT) == Some(&agent.name)
+        {
             rt.remove(&c.id, Duration::from_secs(2))?;
             removed += 1;
         }
@@ -94,7 +107,11 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
     let wt = agent.worktree.clone();
     let mut unsaved = crate::git::Unsaved::default();
     let mut worktree = "none";
-    if let Some(path) = wt.as_deref().map(std::path::Path::new).filter(|p| p.exists()) {
+    if let Some(path) = wt
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.exists())
+    {
         unsaved = crate::git::unsaved(path, &rig.default_branch)?;
         if unsaved.is_empty() || force {
             let repo = git2::Repository::open(town.repo_dir(&agent.rig))?;
@@ -162,7 +179,10 @@ pub fn peek(town: &Town, rt: &dyn Runtime, addr: &str, lines: usize) -> Result<S
     rt.logs(&name, lines).map_err(|e| match e {
         Error::NotFound { .. } => Error::not_found(
             format!("container of {addr}"),
-            Some(format!("{addr} is {}; only a polecat with a container has output", agent.state)),
+            Some(format!(
+                "{addr} is {}; only a polecat with a container has output",
+                agent.state
+            )),
         ),
         e => e,
     })

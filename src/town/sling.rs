@@ -28,7 +28,13 @@ pub struct SlingOptions {
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Slung {
     /// A container runs the bead.
-    Dispatched { bead: String, agent: String, generation: i64, branch: String, container: String },
+    Dispatched {
+        bead: String,
+        agent: String,
+        generation: i64,
+        branch: String,
+        container: String,
+    },
     /// The rig is at max_polecats: the bead waits, open and queued.
     Queued { bead: String, rig: String },
 }
@@ -47,14 +53,21 @@ pub struct Claim {
     pub resume: bool,
 }
 
-pub fn sling(town: &mut Town, rt: &dyn Runtime, bead_id: &str, opts: &SlingOptions) -> Result<Slung> {
+pub fn sling(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    bead_id: &str,
+    opts: &SlingOptions,
+) -> Result<Slung> {
     validate_name("bead", bead_id)?;
     if let Some(p) = &opts.polecat {
         validate_name("polecat", p)?;
     }
     if let Some(b) = &opts.branch {
         if !git2::Branch::name_is_valid(b).unwrap_or(false) {
-            return Err(Error::usage(format!("--branch {b:?} is not a valid branch name")));
+            return Err(Error::usage(format!(
+                "--branch {b:?} is not a valid branch name"
+            )));
         }
     }
     let claim = match claim(town, bead_id, opts)? {
@@ -78,7 +91,10 @@ pub fn launch(town: &mut Town, rt: &dyn Runtime, claim: Claim) -> Result<Slung> 
         }),
         Err(e) => {
             if let Err(undo_err) = undo(town, rt, &claim, &made, &e) {
-                tracing::error!("undoing the sling of {} failed: {undo_err}; patrol will finish it", claim.bead.id);
+                tracing::error!(
+                    "undoing the sling of {} failed: {undo_err}; patrol will finish it",
+                    claim.bead.id
+                );
             }
             Err(e)
         }
@@ -175,21 +191,29 @@ fn check_claimable(tx: &Tx, bead: &beads::Bead) -> Result<()> {
             let holder = agents::holding(tx, &bead.id).map_err(|e| tx.err(e))?;
             Err(match holder {
                 Some(a) => Error::conflict(
-                    format!("bead {} is already hooked by {} (generation {})", bead.id, a.id, a.generation),
+                    format!(
+                        "bead {} is already hooked by {} (generation {})",
+                        bead.id, a.id, a.generation
+                    ),
                     Some("see `gt polecat list`".to_string()),
                 ),
                 None => Error::conflict(format!("bead {} is already hooked", bead.id), None),
             })
         }
-        other => Err(Error::usage(format!("bead {} is {other}; only open beads can be slung", bead.id))
-            .with_hint(format!("`gt bead show {}` shows how it ended", bead.id))),
+        other => Err(Error::usage(format!(
+            "bead {} is {other}; only open beads can be slung",
+            bead.id
+        ))
+        .with_hint(format!("`gt bead show {}` shows how it ended", bead.id))),
     }
 }
 
 pub fn breaker_open(tx: &rusqlite::Connection) -> Result<bool> {
     use rusqlite::OptionalExtension;
     Ok(tx
-        .query_row("SELECT 1 FROM meta WHERE key = 'breaker_open'", [], |_| Ok(()))
+        .query_row("SELECT 1 FROM meta WHERE key = 'breaker_open'", [], |_| {
+            Ok(())
+        })
         .optional()
         .map_err(|e| Error::Other(e.to_string()))?
         .is_some())
@@ -202,13 +226,23 @@ fn pick_polecat(tx: &Tx, rig: &str, wanted: Option<&str>) -> Result<agents::Agen
             Some(a) if a.state == "idle" && a.bead.is_none() => return Ok(a),
             Some(a) => {
                 return Err(Error::conflict(
-                    format!("polecat {id} is {}{}", a.state, a.bead.map(|b| format!(" with bead {b}")).unwrap_or_default()),
-                    Some("choose another --polecat, or leave it out to use any idle one".to_string()),
+                    format!(
+                        "polecat {id} is {}{}",
+                        a.state,
+                        a.bead
+                            .map(|b| format!(" with bead {b}"))
+                            .unwrap_or_default()
+                    ),
+                    Some(
+                        "choose another --polecat, or leave it out to use any idle one".to_string(),
+                    ),
                 ));
             }
             None => {
                 agents::insert(tx, rig, name, now_ms()).map_err(|e| tx.err(e))?;
-                return agents::get(tx, &id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()));
+                return agents::get(tx, &id)
+                    .map_err(|e| tx.err(e))?
+                    .ok_or_else(|| Error::Other("agent vanished".into()));
             }
         }
     }
@@ -217,7 +251,9 @@ fn pick_polecat(tx: &Tx, rig: &str, wanted: Option<&str>) -> Result<agents::Agen
     }
     let name = agents::fresh_name(tx, rig).map_err(|e| tx.err(e))?;
     agents::insert(tx, rig, &name, now_ms()).map_err(|e| tx.err(e))?;
-    agents::get(tx, &agents::id(rig, &name)).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))
+    agents::get(tx, &agents::id(rig, &name))
+        .map_err(|e| tx.err(e))?
+        .ok_or_else(|| Error::Other("agent vanished".into()))
 }
 
 fn branch_in_use(branch: &str, holder: &str) -> Error {
@@ -229,7 +265,9 @@ fn branch_in_use(branch: &str, holder: &str) -> Error {
 
 fn unique_to_conflict(e: Error, branch: &str) -> Error {
     match e {
-        Error::Database { msg, .. } if msg.contains("UNIQUE") => branch_in_use(branch, "another agent"),
+        Error::Database { msg, .. } if msg.contains("UNIQUE") => {
+            branch_in_use(branch, "another agent")
+        }
         e => e,
     }
 }
@@ -244,7 +282,8 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
     let mailbox = town.mailbox_dir(&c.rig.name, &c.agent.name);
     for sub in ["inbox", "outbox"] {
         let d = mailbox.join(sub);
-        std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        std::fs::create_dir_all(&d)
+            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
     }
     let assignment = Assignment {
         rig: c.rig.name.clone(),
@@ -292,7 +331,10 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
     if !still_ours {
         rt.remove(&id, Duration::from_secs(0))?;
         return Err(Error::conflict(
-            format!("{} moved to a newer generation while this sling started it", c.agent.id),
+            format!(
+                "{} moved to a newer generation while this sling started it",
+                c.agent.id
+            ),
             Some("see `gt polecat list`".to_string()),
         ));
     }
@@ -320,8 +362,14 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
     }
     if c.worktree.exists() {
         return Err(Error::conflict(
-            format!("{} already exists (a worktree kept with unsaved work?)", c.worktree.display()),
-            Some(format!("look at it, then `gt polecat nuke {} --force` to drop it", c.agent.id)),
+            format!(
+                "{} already exists (a worktree kept with unsaved work?)",
+                c.worktree.display()
+            ),
+            Some(format!(
+                "look at it, then `gt polecat nuke {} --force` to drop it",
+                c.agent.id
+            )),
         ));
     }
     crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)?;
@@ -354,9 +402,15 @@ fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpe
         ("GT_MAILBOX".to_string(), crate::agent::MAILBOX.to_string()),
         ("HOME".to_string(), "/tmp".to_string()),
         ("GIT_AUTHOR_NAME".to_string(), c.agent.id.clone()),
-        ("GIT_AUTHOR_EMAIL".to_string(), format!("{}@{}.gt", c.agent.name, c.rig.name)),
+        (
+            "GIT_AUTHOR_EMAIL".to_string(),
+            format!("{}@{}.gt", c.agent.name, c.rig.name),
+        ),
         ("GIT_COMMITTER_NAME".to_string(), c.agent.id.clone()),
-        ("GIT_COMMITTER_EMAIL".to_string(), format!("{}@{}.gt", c.agent.name, c.rig.name)),
+        (
+            "GIT_COMMITTER_EMAIL".to_string(),
+            format!("{}@{}.gt", c.agent.name, c.rig.name),
+        ),
     ];
     Ok(ContainerSpec {
         name: container_name(&town.id, &c.rig.name, &c.agent.name),
@@ -373,10 +427,26 @@ fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpe
         env,
         labels,
         binds: vec![
-            Bind { source: wt.clone(), target: wt.clone(), read_only: false },
-            Bind { source: git_dir.clone(), target: git_dir, read_only: false },
-            Bind { source: mailbox.to_string_lossy().into_owned(), target: crate::agent::MAILBOX.into(), read_only: false },
-            Bind { source: exe.to_string_lossy().into_owned(), target: "/usr/local/bin/gt".into(), read_only: true },
+            Bind {
+                source: wt.clone(),
+                target: wt.clone(),
+                read_only: false,
+            },
+            Bind {
+                source: git_dir.clone(),
+                target: git_dir,
+                read_only: false,
+            },
+            Bind {
+                source: mailbox.to_string_lossy().into_owned(),
+                target: crate::agent::MAILBOX.into(),
+                read_only: false,
+            },
+            Bind {
+                source: exe.to_string_lossy().into_owned(),
+                target: "/usr/local/bin/gt".into(),
+                read_only: true,
+            },
         ],
         workdir: wt,
         user: invoking_user(),
@@ -400,7 +470,10 @@ pub fn create_or_adopt(rt: &dyn Runtime, spec: &ContainerSpec, generation: i64) 
             },
         }
     }
-    Err(Error::conflict(format!("container name {} stays in use", spec.name), None))
+    Err(Error::conflict(
+        format!("container name {} stays in use", spec.name),
+        None,
+    ))
 }
 
 /// The uid:gid of this process, so files the agent writes stay the user's.

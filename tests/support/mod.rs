@@ -19,9 +19,20 @@ pub struct TestTown {
 impl TestTown {
     pub fn new() -> TestTown {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(gt_bin()).arg("init").arg(dir.path().join("town")).output().unwrap();
-        assert!(out.status.success(), "gt init: {}", String::from_utf8_lossy(&out.stderr));
-        let mut t = TestTown { dir, id: String::new() };
+        let out = Command::new(gt_bin())
+            .arg("init")
+            .arg(dir.path().join("town"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gt init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut t = TestTown {
+            dir,
+            id: String::new(),
+        };
         let status: serde_json::Value = t.json(&["status"]);
         t.id = status["town_id"].as_str().unwrap().to_string();
         t
@@ -33,7 +44,9 @@ impl TestTown {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(gt_bin());
-        c.env("GT_TOWN", self.root()).env_remove("GT_AGENT").env("NO_COLOR", "1");
+        c.env("GT_TOWN", self.root())
+            .env_remove("GT_AGENT")
+            .env("NO_COLOR", "1");
         c
     }
 
@@ -83,7 +96,10 @@ impl TestTown {
     }
 
     pub fn event_count(&self) -> usize {
-        self.json(&["log", "-n", "100000"]).as_array().unwrap().len()
+        self.json(&["log", "-n", "100000"])
+            .as_array()
+            .unwrap()
+            .len()
     }
 }
 
@@ -110,7 +126,11 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -128,7 +148,10 @@ pub fn require_docker() -> bool {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("CI=true but no Docker engine answers (DOCKER_HOST={:?})", std::env::var("DOCKER_HOST"));
+        panic!(
+            "CI=true but no Docker engine answers (DOCKER_HOST={:?})",
+            std::env::var("DOCKER_HOST")
+        );
     }
     eprintln!("skipping: no Docker engine (run `bash dev.sh test` to start one)");
     false
@@ -139,12 +162,18 @@ pub fn test_image() -> String {
 }
 
 pub fn docker(args: &[&str]) -> Output {
-    std::process::Command::new("docker").args(args).output().unwrap()
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 pub fn remove_town_containers(town_id: &str) {
     let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={town_id}")]);
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     if !ids.is_empty() {
         let mut args = vec!["rm", "-f"];
         args.extend(ids.iter().map(String::as_str));
@@ -159,7 +188,10 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T
         if let Some(v) = f() {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -1,0 +1,431 @@
+//! Issue 3: sling on a real Docker engine with real git worktrees.
+
+mod support;
+
+use std::path::Path;
+use support::*;
+
+fn town_with_rig(command: &str, extra: &[&str]) -> TestTown {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    let image = test_image();
+    let mut args = vec![
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &image,
+        "--command",
+        command,
+        "--memory",
+        "256m",
+        "--cpus",
+        "0.5",
+    ];
+    args.extend_from_slice(extra);
+    t.ok(&args);
+    t
+}
+
+fn bead(t: &TestTown, title: &str) -> String {
+    t.ok(&["bead", "create", "--rig", "api", title])
+        .trim()
+        .to_string()
+}
+
+fn containers(t: &TestTown) -> Vec<serde_json::Value> {
+    let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={}", t.id)]);
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if ids.is_empty() {
+        return vec![];
+    }
+    let mut args = vec!["inspect"];
+    args.extend(ids.iter().map(String::as_str));
+    serde_json::from_slice::<Vec<serde_json::Value>>(&docker(&args).stdout).unwrap()
+}
+
+fn branch_log(repo: &Path, branch: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .current_dir(repo)
+        .args(["log", "--format=%s", branch])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig(
+        "echo agent-says-hi; echo work > work.txt && git add work.txt && git commit -qm 'agent work' && sleep 60",
+        &[],
+    );
+    let id = bead(&t, "do work");
+    let slung = t.json(&["sling", &id]);
+    assert_eq!(slung[0]["outcome"], "dispatched");
+    let agent = slung[0]["agent"].as_str().unwrap().to_string();
+    let branch = format!("polecat/{}/{id}", agent.split('/').nth(1).unwrap());
+    assert_eq!(slung[0]["branch"], branch.as_str());
+
+    let cs = containers(&t);
+    assert_eq!(cs.len(), 1);
+    let c = &cs[0];
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["gt.town"], t.id.as_str());
+    assert_eq!(labels["gt.rig"], "api");
+    assert_eq!(labels["gt.agent"], agent.split('/').nth(1).unwrap());
+    assert_eq!(labels["gt.generation"], "1");
+    assert_eq!(
+        c["Name"],
+        format!("/gt-{}-api-{}", t.id, agent.split('/').nth(1).unwrap()).as_str()
+    );
+    let hc = &c["HostConfig"];
+    assert_eq!(hc["Memory"], 256i64 << 20);
+    assert_eq!(hc["NanoCpus"], 500_000_000i64);
+    assert_eq!(hc["PidsLimit"], 512);
+    assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
+    assert!(hc["SecurityOpt"].to_string().contains("no-new-privileges"));
+    let uid = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let gid = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-g")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        c["Config"]["User"],
+        format!("{}:{}", uid.trim(), gid.trim()).as_str()
+    );
+    let binds = hc["Binds"].to_string();
+    let wt = t
+        .root()
+        .join("rigs/api/polecats")
+        .join(agent.split('/').nth(1).unwrap());
+    assert!(
+        binds.contains(&format!("{0}:{0}:rw", wt.display())),
+        "{binds}"
+    );
+    let git_dir = t.root().join("rigs/api/repo/.git");
+    assert!(
+        binds.contains(&format!("{0}:{0}:rw", git_dir.display())),
+        "{binds}"
+    );
+    assert!(binds.contains(":/gt:rw"), "{binds}");
+    assert!(binds.contains(":/usr/local/bin/gt:ro"), "{binds}");
+    assert!(!binds.contains("docker.sock"), "{binds}");
+
+    // The agent commits on its own branch, visible in the rig's repository.
+    let repo = t.root().join("rigs/api/repo");
+    wait_for("the agent's commit", 30, || {
+        branch_log(&repo, &branch).filter(|l| l.contains("agent work"))
+    });
+    let peek = t.ok(&["peek", &agent]);
+    assert!(peek.contains("agent-says-hi"), "{peek}");
+    let b = t.json(&["bead", "show", &id]);
+    assert_eq!(b["status"], "in_progress");
+    assert_eq!(b["agent"], agent.as_str());
+    let pl = t.json(&["polecat", "list"]);
+    assert_eq!(pl[0]["state"], "running");
+    assert_eq!(pl[0]["generation"], 1);
+}
+
+#[test]
+fn eight_processes_slinging_one_bead_make_exactly_one_container() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 60", &["--max-polecats", "8"]);
+    let id = bead(&t, "contested");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(gt_bin())
+                .args(["sling", &id])
+                .env("GT_TOWN", t.root())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "{outs:?}");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert_eq!(o.status.code(), Some(3), "{o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("already hooked"),
+            "{o:?}"
+        );
+    }
+    assert_eq!(containers(&t).len(), 1);
+    let pl = t.json(&["polecat", "list"]);
+    let live: Vec<_> = pl
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["state"] == "running")
+        .collect();
+    assert_eq!(live.len(), 1);
+}
+
+#[test]
+fn a_second_bead_asking_for_the_same_branch_is_rejected_without_leftovers() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 60", &[]);
+    let a = bead(&t, "first");
+    let b = bead(&t, "second");
+    t.ok(&["sling", &a, "--branch", "feature/shared"]);
+    let err = t.fails(
+        &[
+            "sling",
+            &b,
+            "--branch",
+            "feature/shared",
+            "--polecat",
+            "slit",
+        ],
+        3,
+    );
+    assert!(err.contains("feature/shared"), "{err}");
+    assert_eq!(containers(&t).len(), 1);
+    assert!(!t.root().join("rigs/api/polecats/slit").exists());
+    assert_eq!(t.json(&["bead", "show", &b])["status"], "open");
+    // An existing branch that no agent holds is refused too: never reused silently.
+    let repo = t.root().join("rigs/api/repo");
+    git(&repo, &["branch", "taken"]);
+    let err = t.fails(&["sling", &b, "--branch", "taken"], 3);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(t.json(&["bead", "show", &b])["status"], "open");
+}
+
+#[test]
+fn a_container_of_an_older_generation_exits_without_running_the_agent() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 60", &[]);
+    let id = bead(&t, "work");
+    let slung = t.json(&["sling", &id]);
+    let name = slung[0]["agent"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let mailbox = t.root().join("agents/api").join(&name);
+    let wt = t.root().join("rigs/api/polecats").join(&name);
+    let out = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/gt", mailbox.display()),
+        "-v",
+        &format!("{0}:{0}", wt.display()),
+        "-v",
+        &format!("{}:/usr/local/bin/gt:ro", gt_bin().display()),
+        "-e",
+        "GT_GENERATION=0",
+        "--label",
+        &format!("gt.town={}", t.id),
+        &test_image(),
+        "gt",
+        "agent",
+        "run",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}/RAN", wt.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stale container"),
+        "{out:?}"
+    );
+    assert!(!wt.join("RAN").exists(), "a stale container ran the agent");
+}
+
+#[test]
+fn sling_with_docker_unreachable_exits_5_and_changes_nothing() {
+    let t = town_with_rig("sleep 60", &[]);
+    let id = bead(&t, "work");
+    let events = t.event_count();
+    let out = t
+        .cmd()
+        .args(["sling", &id])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DOCKER_HOST"));
+    assert_eq!(t.json(&["bead", "show", &id])["status"], "open");
+    assert!(t.json(&["polecat", "list"]).as_array().unwrap().is_empty());
+    assert_eq!(t.event_count(), events);
+}
+
+#[test]
+fn a_missing_image_is_named_and_the_bead_goes_back_to_open() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        "gt-no-such-image:never",
+        "--command",
+        "true",
+    ]);
+    let id = bead(&t, "work");
+    let err = t.fails(&["sling", &id], 1);
+    assert!(err.contains("gt-no-such-image:never"), "{err}");
+    let b = t.json(&["bead", "show", &id]);
+    assert_eq!(b["status"], "open");
+    assert!(b["branch"].is_null());
+    let pl = t.json(&["polecat", "list"]);
+    assert!(
+        pl.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["state"] == "idle" && p["bead"].is_null()),
+        "{pl}"
+    );
+    assert!(containers(&t).is_empty());
+    let repo = t.root().join("rigs/api/repo");
+    assert!(
+        !git(&repo, &["branch", "--list"]).contains("polecat/"),
+        "the branch stayed"
+    );
+    assert!(
+        std::fs::read_dir(t.root().join("rigs/api/polecats"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    );
+}
+
+#[test]
+fn bad_sling_input_is_reported_with_its_exit_code() {
+    let t = town_with_rig("sleep 60", &[]);
+    let err = t.fails(&["sling", "api-zzz"], 4);
+    assert!(err.contains("bead api-zzz not found"), "{err}");
+    t.fails(&["sling", "Bad/Id"], 2);
+    let id = bead(&t, "closed one");
+    t.ok(&["bead", "close", &id]);
+    if require_docker() {
+        let err = t.fails(&["sling", &id], 2);
+        assert!(err.contains("cancelled"), "{err}");
+        t.fails(&["sling", &id, "--branch", "bad..name"], 2);
+    }
+    let src = t.source_repo("web");
+    let err = t.fails(
+        &["rig", "add", "web", src.to_str().unwrap(), "--command", " "],
+        2,
+    );
+    assert!(err.contains("--command is empty"), "{err}");
+}
+
+#[test]
+fn a_full_rig_queues_the_bead_and_says_so() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 60", &["--max-polecats", "1"]);
+    let a = bead(&t, "first");
+    let b = bead(&t, "second");
+    t.ok(&["sling", &a]);
+    let out = t.json(&["sling", &b]);
+    assert_eq!(out[0]["outcome"], "queued");
+    let shown = t.json(&["bead", "show", &b]);
+    assert_eq!(shown["status"], "open");
+    assert_eq!(shown["queued"], true);
+    assert_eq!(t.json(&["status"])["rigs"][0]["queued"], 1);
+    assert_eq!(containers(&t).len(), 1);
+}
+
+#[test]
+fn many_beads_are_slung_at_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 60", &["--max-polecats", "5"]);
+    let ids: Vec<String> = (0..5).map(|i| bead(&t, &format!("task {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    let out = t.ok(&args);
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert_eq!(containers(&t).len(), 5);
+    let names: std::collections::HashSet<_> = t
+        .json(&["polecat", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 5);
+}
+
+#[test]
+fn nuke_returns_the_bead_keeps_the_branch_and_keeps_a_dirty_worktree_unless_forced() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 60", &[]);
+    let id = bead(&t, "work");
+    let slung = t.json(&["sling", &id]);
+    let agent = slung[0]["agent"].as_str().unwrap().to_string();
+    let wt = t
+        .root()
+        .join("rigs/api/polecats")
+        .join(agent.split('/').nth(1).unwrap());
+    std::fs::write(wt.join("notes.txt"), "half done").unwrap();
+    let n = t.json(&["polecat", "nuke", &agent]);
+    assert_eq!(n["containers_removed"], 1);
+    assert_eq!(n["bead_reopened"], id.as_str());
+    assert_eq!(n["worktree"], "kept");
+    assert!(wt.join("notes.txt").exists());
+    assert!(containers(&t).is_empty());
+    assert_eq!(t.json(&["bead", "show", &id])["status"], "open");
+    let n = t.json(&["polecat", "nuke", &agent, "--force"]);
+    assert_eq!(n["worktree"], "removed");
+    assert_eq!(
+        n["unsaved"]["uncommitted"],
+        serde_json::json!(["notes.txt"])
+    );
+    assert!(!wt.exists());
+    let repo = t.root().join("rigs/api/repo");
+    assert!(git(&repo, &["branch", "--list"]).contains(&format!(
+        "polecat/{}/{id}",
+        agent.split('/').nth(1).unwrap()
+    )));
+    // The bead resumes on its own branch.
+    let again = t.json(&["sling", &id]);
+    assert_eq!(again[0]["branch"], slung[0]["branch"]);
+    t.fails(&["polecat", "nuke", "api/ghost"], 4);
+    t.fails(&["polecat", "nuke", "nonsense"], 2);
+}
