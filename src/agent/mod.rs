@@ -24,6 +24,21 @@ pub struct Assignment {
     pub generation: i64,
     pub token: String,
     pub attempt: i64,
+    /// Earlier dispatches of this bead, oldest first: the resume context of `gt prime`.
+    #[serde(default)]
+    pub history: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attempt {
+    pub agent: String,
+    pub generation: i64,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub ending: Option<String>,
+    pub exit_code: Option<i64>,
+    pub oom: bool,
+    pub checkpoints: Vec<crate::state::checkpoints::Checkpoint>,
 }
 
 impl Assignment {
@@ -83,3 +98,5 @@ pub fn run(cmd: &[String]) -> Result<i32> {
     let err = std::process::Command::new(prog).args(args).exec();
     Err(Error::io(format!("running agent command {prog}"), err))
 }
+pub mod mode;
+pub mod request;

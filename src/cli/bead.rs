@@ -90,7 +90,8 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
             }
         }
         BeadCommand::List(a) => {
-            let town = g.town()?;
+            let mut town = g.town()?;
+            crate::town::ingest::ingest_all(&mut town)?;
             let beads = crate::town::bead::list(&town, a.rig.as_deref(), a.status.as_deref())?;
             if g.json {
                 return output::json(&beads);
@@ -116,7 +117,8 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
             t.print()
         }
         BeadCommand::Show(a) => {
-            let town = g.town()?;
+            let mut town = g.town()?;
+            crate::town::ingest::ingest_all(&mut town)?;
             let d = crate::town::bead::show(&town, &a.id)?;
             if g.json {
                 return output::json(&d);

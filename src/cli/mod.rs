@@ -1,10 +1,13 @@
 //! The command line: parsing (clap), one file per command group, rendering. Commands
 //! decide nothing: they call a `town` use case and render its typed result.
 
+pub mod agent;
 pub mod bead;
 pub mod docs;
 pub mod init;
+pub mod mail;
 pub mod output;
+pub mod patrol;
 pub mod polecat;
 pub mod rig;
 pub mod sling;
@@ -66,10 +69,20 @@ pub enum Command {
     Sling(sling::SlingArgs),
     Polecat(polecat::PolecatArgs),
     Peek(polecat::PeekArgs),
+    Mail(mail::MailArgs),
+    Mq(patrol::MqArgs),
+    Patrol(patrol::PatrolArgs),
+    Resume(patrol::ResumeArgs),
     Status(status::StatusArgs),
     Log(status::LogArgs),
+    Doctor(patrol::DoctorArgs),
     Completions(docs::CompletionsArgs),
-    Agent(polecat::AgentArgs),
+    Prime(agent::PrimeArgs),
+    Hook(agent::HookArgs),
+    Checkpoint(agent::CheckpointArgs),
+    Done(agent::DoneArgs),
+    Escalate(agent::EscalateArgs),
+    Agent(agent::AgentArgs),
 }
 
 pub fn run(cli: &Cli) -> Result<()> {
@@ -81,7 +94,17 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Sling(a) => sling::run(g, a),
         Command::Polecat(a) => polecat::run(g, a),
         Command::Peek(a) => polecat::peek(g, a),
-        Command::Agent(a) => polecat::agent(g, a),
+        Command::Mail(a) => mail::run(g, a),
+        Command::Mq(a) => patrol::mq(g, a),
+        Command::Patrol(a) => patrol::patrol(g, a),
+        Command::Resume(a) => patrol::resume(g, a),
+        Command::Doctor(a) => patrol::doctor(g, a),
+        Command::Prime(a) => agent::prime(g, a),
+        Command::Hook(a) => agent::hook(g, a),
+        Command::Checkpoint(a) => agent::checkpoint(g, a),
+        Command::Done(a) => agent::done(g, a),
+        Command::Escalate(a) => agent::escalate(g, a),
+        Command::Agent(a) => agent::agent(g, a),
         Command::Status(a) => status::status(g, a),
         Command::Log(a) => status::log(g, a),
         Command::Completions(a) => docs::completions(g, a),

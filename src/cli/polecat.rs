@@ -47,31 +47,11 @@ pub struct PeekArgs {
     pub lines: usize,
 }
 
-/// The in-container side of gt (used by agent containers, not by people).
-#[derive(clap::Args, Debug)]
-pub struct AgentArgs {
-    #[command(subcommand)]
-    pub command: AgentCommand,
-}
-
-#[derive(clap::Subcommand, Debug)]
-pub enum AgentCommand {
-    Run(RunArgs),
-}
-
-/// The agent container's entrypoint: run CMD only if /gt/assignment.json still names
-/// this container's generation (GT_GENERATION); a stale container exits 75 at once.
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {
-    /// The agent command and its arguments.
-    #[arg(last = true, required = true)]
-    pub cmd: Vec<String>,
-}
-
 pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
     match &args.command {
         PolecatCommand::List(a) => {
-            let town = g.town()?;
+            let mut town = g.town()?;
+            crate::town::ingest::ingest_all(&mut town)?;
             let rows = crate::town::polecat::list(&town, a.rig.as_deref())?;
             if g.json {
                 return output::json(&rows);
@@ -146,13 +126,4 @@ pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
         return output::json(&serde_json::json!({ "agent": args.agent, "output": out }));
     }
     output::println_out(out.trim_end())
-}
-
-pub fn agent(_g: &Global, args: &AgentArgs) -> Result<()> {
-    match &args.command {
-        AgentCommand::Run(a) => {
-            let code = crate::agent::run(&a.cmd)?;
-            std::process::exit(code)
-        }
-    }
 }

@@ -20,7 +20,8 @@ pub struct LogArgs {
 }
 
 pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
-    let town = g.town()?;
+    let mut town = g.town()?;
+    crate::town::ingest::ingest_all(&mut town)?;
     let s = crate::town::status::status(&town)?;
     if g.json {
         return output::json(&s);

@@ -221,3 +221,70 @@ pub fn branch_head(repo: &Repository, branch: &str) -> Result<Option<String>> {
         .and_then(|b| b.get().target())
         .map(|o| o.to_string()))
 }
+
+/// Commit everything uncommitted in `worktree` (new, changed and deleted files) on its
+/// branch. Returns the new commit, or None when the tree was clean.
+pub fn commit_all(
+    worktree: &Path,
+    name: &str,
+    email: &str,
+    message: &str,
+) -> Result<Option<String>> {
+    let repo = Repository::open(worktree)?;
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    if repo.statuses(Some(&mut opts))?.is_empty() {
+        return Ok(None);
+    }
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.update_all(["*"], None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = git2::Signature::now(name, email)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    Ok(Some(oid.to_string()))
+}
+
+/// The commit `remote` has at `branch`, asked with the user's git (credentials apply).
+pub fn remote_head(repo_dir: &Path, remote: &str, branch: &str) -> Result<Option<String>> {
+    let out = git_cli(
+        repo_dir,
+        &["ls-remote", "--", remote, &format!("refs/heads/{branch}")],
+    )?;
+    Ok(out.split_whitespace().next().map(String::from))
+}
+
+/// Push `commit` to `remote` as `branch` with the user's git.
+pub fn push(repo_dir: &Path, remote: &str, commit: &str, branch: &str) -> Result<()> {
+    git_cli(
+        repo_dir,
+        &[
+            "push",
+            "--quiet",
+            "--",
+            remote,
+            &format!("{commit}:refs/heads/{branch}"),
+        ],
+    )
+    .map(|_| ())
+}
+
+fn git_cli(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .ctx(|| "running git (is it installed?)".to_string())?;
+    if !out.status.success() {
+        return Err(Error::git(format!(
+            "`git {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -4,8 +4,11 @@
 
 pub mod agents;
 pub mod beads;
+pub mod checkpoints;
 pub mod dispatches;
 pub mod events;
+pub mod mail;
+pub mod merge_requests;
 pub mod rigs;
 pub mod schema;
 
@@ -23,6 +26,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Db {
     conn: Connection,
     path: PathBuf,
+    /// A patrol's fencing token: set, every write first checks it still holds the lease.
+    fence: Option<i64>,
+    /// Who writes, in the event log: `human` for host commands, `patrol`, or an agent.
+    actor: String,
 }
 
 impl Db {
@@ -45,6 +52,8 @@ impl Db {
         let mut db = Db {
             conn,
             path: path.into(),
+            fence: None,
+            actor: "human".into(),
         };
         db.configure()?;
         db.conn
@@ -103,6 +112,8 @@ impl Db {
         let mut db = Db {
             conn,
             path: path.into(),
+            fence: None,
+            actor: "human".into(),
         };
         db.configure()?;
         if version < schema::CURRENT {
@@ -146,6 +157,16 @@ impl Db {
         tx.commit().map_err(|e| db_err(&path, e))
     }
 
+    /// The actor later writes are recorded under.
+    pub fn set_actor(&mut self, actor: &str) {
+        self.actor = actor.to_string();
+    }
+
+    /// Fence every later write with a patrol lease token (see `town::patrol`).
+    pub fn set_fence(&mut self, token: Option<i64>) {
+        self.fence = token;
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -155,9 +176,16 @@ impl Db {
         &self.conn
     }
 
-    /// Run one mutation: `BEGIN IMMEDIATE`, the closure, commit. The closure must append
-    /// at least one event through `Tx::event` (the audit trail of `gt log`).
-    pub fn write<T>(&mut self, actor: &str, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
+    /// Run one mutation: `BEGIN IMMEDIATE`, the closure, commit. A closure that changes
+    /// rows must append at least one event through `Tx::event` (the audit trail of
+    /// `gt log`); one that finds nothing to do may append none.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
+        let actor = self.actor.clone();
+        self.write_as(&actor, f)
+    }
+
+    /// `write`, in the name of `actor` (an agent whose request is applied).
+    pub fn write_as<T>(&mut self, actor: &str, f: impl FnOnce(&mut Tx) -> Result<T>) -> Result<T> {
         let path = self.path.clone();
         let tx = self
             .conn
@@ -169,8 +197,12 @@ impl Db {
             events: 0,
             path: path.clone(),
         };
+        let changes_before = w.tx.total_changes();
         let out = f(&mut w)?;
-        debug_assert!(w.events > 0, "a mutation must append its event");
+        debug_assert!(
+            w.events > 0 || w.tx.total_changes() == changes_before,
+            "a mutation must append its event"
+        );
         w.tx.commit().map_err(|e| db_err(&path, e))?;
         Ok(out)
     }

@@ -1,6 +1,6 @@
 //! Beads: create, list, show, close, edit (with optimistic locking).
 
-use super::{HUMAN, Town};
+use super::Town;
 use crate::error::{Error, Result};
 use crate::state::beads::{self, Bead, STATUSES, TERMINAL};
 use crate::state::{Versioned, agents, cas_update, dispatches, rigs};
@@ -18,7 +18,7 @@ pub fn create(town: &mut Town, rig: &str, title: &str, body: &str) -> Result<Bea
     if title.is_empty() {
         return Err(Error::usage("the bead title is empty"));
     }
-    town.db.write(HUMAN, |tx| {
+    town.db.write(|tx| {
         if rigs::get(tx, rig).map_err(|e| tx.err(e))?.is_none() {
             return Err(Error::not_found(
                 format!("rig {rig}"),
@@ -139,7 +139,7 @@ pub fn edit(town: &mut Town, id: &str, edit: &Edit) -> Result<Bead> {
     let expected = edit.expect_version.unwrap_or(current.version);
     let title = edit.title.clone().unwrap_or(current.title.clone());
     let body = edit.body.clone().unwrap_or(current.body.clone());
-    town.db.write(HUMAN, |tx| {
+    town.db.write(|tx| {
         let row = Versioned {
             table: "beads",
             kind: "bead",
@@ -179,7 +179,7 @@ pub fn close(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<B
         ));
     }
     let expected = expect_version.unwrap_or(current.version);
-    town.db.write(HUMAN, |tx| {
+    town.db.write(|tx| {
         let row = Versioned {
             table: "beads",
             kind: "bead",

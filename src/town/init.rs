@@ -1,6 +1,6 @@
 //! `gt init`: create a town directory with gt.toml and a fresh database.
 
-use super::{CONFIG_FILE, DB_DIR, DB_FILE, HUMAN};
+use super::{CONFIG_FILE, DB_DIR, DB_FILE};
 use crate::error::{Error, IoContext, Result};
 use crate::state::Db;
 use crate::util::{now_ms, random_base36, write_atomic};
@@ -34,7 +34,7 @@ pub fn init(dir: &Path) -> Result<Initialized> {
     let town_id = random_base36(6);
     let created = (|| {
         let mut db = Db::create(&gt_dir.join(DB_FILE))?;
-        db.write(HUMAN, |tx| {
+        db.write(|tx| {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('town_id', ?1), ('created_at', ?2)",
                 rusqlite::params![town_id, now_ms().to_string()],

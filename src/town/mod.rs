@@ -3,7 +3,13 @@
 
 pub mod bead;
 pub mod config;
+pub mod convoy;
+pub mod doctor;
+pub mod done;
+pub mod ingest;
 pub mod init;
+pub mod mail;
+pub mod patrol;
 pub mod polecat;
 pub mod rig;
 pub mod sling;

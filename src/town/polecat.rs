@@ -1,6 +1,6 @@
 //! Polecats: list, nuke (stop, return the bead, keep the work), peek (recent output).
 
-use super::{HUMAN, Town};
+use super::Town;
 use crate::error::{Error, Result};
 use crate::runtime::{LABEL_AGENT, LABEL_RIG, Runtime};
 use crate::state::{agents, dispatches};
@@ -123,7 +123,7 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
     }
     // 3. The database: agent idle (or nuked, holding its kept worktree and branch), bead open.
     let kept = worktree == "kept";
-    let bead_reopened = town.db.write(HUMAN, |tx| {
+    let bead_reopened = town.db.write(|tx| {
         let now = now_ms();
         let cur = agents::get(tx, &agent.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::not_found(format!("polecat {addr}"), None))?;
         if let Some(d) = cur.dispatch {

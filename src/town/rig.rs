@@ -1,6 +1,6 @@
 //! Rigs: add (clone + record settings), list, show, remove.
 
-use super::{HUMAN, Town};
+use super::Town;
 use crate::error::{Error, IoContext, Result};
 use crate::state::{agents, rigs, rigs::Rig};
 use crate::util::{now_ms, parse_size, random_hex, validate_name};
@@ -108,7 +108,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         created_at: now_ms(),
         version: 1,
     };
-    let recorded = town.db.write(HUMAN, |tx| {
+    let recorded = town.db.write(|tx| {
         rigs::insert(tx, &rig).map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::ConstraintViolation) => rig_exists(&rig.name),
             _ => tx.err(e),
@@ -164,7 +164,7 @@ pub struct Removed {
 /// (clone, worktrees, branches) are moved aside, never deleted.
 pub fn remove(town: &mut Town, name: &str) -> Result<Removed> {
     get(town, name)?;
-    let (beads, agents) = town.db.write(HUMAN, |tx| {
+    let (beads, agents) = town.db.write(|tx| {
         let live = agents::live_count(tx, name).map_err(|e| tx.err(e))?;
         if live > 0 {
             return Err(Error::conflict(

@@ -2,7 +2,7 @@
 //! 1. claim (one transaction), 2. worktree + branch, 3. assignment + container,
 //! 4. start + mark running. A failure in 2–4 undoes 1–3 before returning.
 
-use super::{HUMAN, Town};
+use super::Town;
 use crate::agent::Assignment;
 use crate::error::{Error, Result};
 use crate::runtime::{
@@ -51,6 +51,8 @@ pub struct Claim {
     pub worktree: PathBuf,
     /// The branch is the bead's own from an earlier attempt: reuse it, never recreate.
     pub resume: bool,
+    /// A patrol re-dispatch: if it fails, the bead waits queued for the next pass.
+    pub requeue: bool,
 }
 
 pub fn sling(
@@ -113,7 +115,7 @@ struct Made {
 /// generation, insert the dispatch and hook the bead. `Err(Slung::Queued)` when full.
 fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<Claim, Slung>> {
     let root = town.root.clone();
-    town.db.write(HUMAN, |tx| {
+    town.db.write(|tx| {
         let bead = beads::get(tx, bead_id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(bead_id))?;
         check_claimable(tx, &bead)?;
         if breaker_open(tx)? {
@@ -180,7 +182,7 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
         )?;
         let agent = agents::get(tx, &agent.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
         let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(bead_id))?;
-        Ok(Ok(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume }))
+        Ok(Ok(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: false }))
     })
 }
 
@@ -296,6 +298,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
         generation: c.agent.generation,
         token: c.token.clone(),
         attempt: c.bead.attempts + 1,
+        history: history(town, c)?,
     };
     assignment.write(&mailbox)?;
     fail::fail_point!("sling.after_assignment");
@@ -307,7 +310,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
     // 4. Start; mark running only if our generation is still current.
     rt.start(&id)?;
     fail::fail_point!("sling.after_start");
-    let still_ours = town.db.write(HUMAN, |tx| {
+    let still_ours = town.db.write(|tx| {
         let Some(a) = agents::get(tx, &c.agent.id).map_err(|e| tx.err(e))? else { return Ok(false) };
         if a.generation != c.agent.generation || a.state != "spawning" {
             tx.event("sling.superseded", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": c.agent.generation, "now": a.generation }))?;
@@ -346,7 +349,7 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
     let exists = crate::git::branch_exists(&repo, &c.branch);
     if let Some(at) = crate::git::checked_out_at(&repo, &c.branch)? {
         // Our own worktree from an earlier attempt of this polecat: reuse it.
-        if at == c.worktree && c.resume {
+        if same_path(&at, &c.worktree) && c.resume {
             return Ok(());
         }
         return Err(Error::conflict(
@@ -376,6 +379,68 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
     made.branch = !exists;
     made.worktree = true;
     Ok(())
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canon(a) == canon(b)
+}
+
+/// Step 1 of a patrol re-dispatch: the dead agent gets a new generation on the same
+/// worktree and branch. None when someone else moved the agent first.
+pub fn claim_redispatch(town: &mut Town, dead: &agents::Agent) -> Result<Option<Claim>> {
+    let root = town.root.clone();
+    town.db.write(|tx| {
+        let Some(a) = agents::get(tx, &dead.id).map_err(|e| tx.err(e))? else { return Ok(None) };
+        let (Some(bead_id), Some(branch)) = (a.bead.clone(), a.branch.clone()) else { return Ok(None) };
+        if a.state != "dead" || a.generation != dead.generation {
+            return Ok(None);
+        }
+        let bead = beads::get(tx, &bead_id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
+        let rig = rigs::get(tx, &a.rig).map_err(|e| tx.err(e))?.ok_or_else(|| Error::not_found(format!("rig {}", a.rig), None))?;
+        let worktree = a.worktree.clone().map(PathBuf::from).unwrap_or_else(|| super::worktree_path(&root, &a.rig, &a.name));
+        let now = now_ms();
+        let generation = a.generation + 1;
+        let token = random_hex(16);
+        let dispatch = dispatches::insert(tx, &a.id, &bead.id, generation, &token, &branch, now).map_err(|e| tx.err(e))?;
+        tx.execute(
+            "UPDATE agents SET state = 'spawning', generation = ?2, dispatch = ?3, updated_at = ?4, version = version + 1 WHERE id = ?1",
+            rusqlite::params![a.id, generation, dispatch, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.execute(
+            "UPDATE beads SET status = 'hooked', updated_at = ?2, version = version + 1 WHERE id = ?1",
+            rusqlite::params![bead.id, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event("sling.redispatched", &bead.id, serde_json::json!({ "agent": a.id, "generation": generation, "attempt": bead.attempts + 1 }))?;
+        let agent = agents::get(tx, &a.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
+        let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
+        Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume: true, requeue: true }))
+    })
+}
+
+/// Earlier dispatches of the bead with their endings and checkpoints.
+fn history(town: &Town, c: &Claim) -> Result<Vec<crate::agent::Attempt>> {
+    let conn = town.db.conn();
+    let mut out = Vec::new();
+    for d in dispatches::for_bead(conn, &c.bead.id).map_err(|e| town.db_err(e))? {
+        if d.id == c.dispatch {
+            continue;
+        }
+        out.push(crate::agent::Attempt {
+            checkpoints: crate::state::checkpoints::for_dispatch(conn, d.id)
+                .map_err(|e| town.db_err(e))?,
+            agent: d.agent,
+            generation: d.generation,
+            started_at: d.started_at,
+            ended_at: d.ended_at,
+            ending: d.reason,
+            exit_code: d.exit_code,
+            oom: d.oom,
+        });
+    }
+    Ok(out)
 }
 
 pub fn container_name(town_id: &str, rig: &str, polecat: &str) -> String {
@@ -514,7 +579,7 @@ fn undo(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &Made, cause: &Error
 /// Revert a claim in the database: agent idle, bead open (keeping its branch only when
 /// it is the bead's own from earlier work), dispatch ended with `reason`.
 pub fn release_claim(town: &mut Town, c: &Claim, reason: &str) -> Result<()> {
-    town.db.write(HUMAN, |tx| {
+    town.db.write(|tx| {
         let Some(a) = agents::get(tx, &c.agent.id).map_err(|e| tx.err(e))? else { return Ok(()) };
         if a.generation != c.agent.generation {
             return tx.event("sling.undo_skipped", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": c.agent.generation }));
@@ -527,10 +592,11 @@ pub fn release_claim(town: &mut Town, c: &Claim, reason: &str) -> Result<()> {
         )
         .map_err(|e| tx.err(e))?;
         let branch: Option<&str> = if c.resume { Some(&c.branch) } else { None };
+        let queued: Option<i64> = c.requeue.then_some(now);
         tx.execute(
-            "UPDATE beads SET status = 'open', branch = ?2, updated_at = ?3, version = version + 1
+            "UPDATE beads SET status = 'open', branch = ?2, queued_at = ?4, updated_at = ?3, version = version + 1
              WHERE id = ?1 AND status IN ('hooked','in_progress')",
-            rusqlite::params![c.bead.id, branch, now],
+            rusqlite::params![c.bead.id, branch, now, queued],
         )
         .map_err(|e| tx.err(e))?;
         dispatches::end(tx, c.dispatch, now, None, false, reason).map_err(|e| tx.err(e))?;

@@ -1,0 +1,181 @@
+//! Agent mode: the commands an agent runs inside its container (`GT_AGENT` is set).
+//! They read the mailbox (`/gt`) and write one request file each; nothing else.
+
+use super::Assignment;
+use super::request::{Body, DoneStatus, Request, submit};
+use crate::error::{Error, Result};
+use crate::state::mail::Mail;
+use crate::util::{format_time, now_ms, random_hex};
+use std::path::PathBuf;
+
+pub struct Ctx {
+    pub mailbox: PathBuf,
+    pub assignment: Assignment,
+    token: String,
+}
+
+/// True inside an agent container.
+pub fn active() -> bool {
+    std::env::var_os("GT_AGENT").is_some()
+}
+
+pub fn ctx() -> Result<Ctx> {
+    if !active() {
+        return Err(Error::usage(
+            "this command runs inside an agent container (GT_AGENT is not set)",
+        )
+        .with_hint("on the host, use `gt bead show`, `gt mail inbox` or `gt polecat list`"));
+    }
+    let mailbox =
+        PathBuf::from(std::env::var("GT_MAILBOX").unwrap_or_else(|_| super::MAILBOX.into()));
+    let assignment = Assignment::read(&mailbox)?;
+    if let Ok(g) = std::env::var("GT_GENERATION") {
+        if g != assignment.generation.to_string() {
+            return Err(Error::conflict(
+                format!(
+                    "stale agent: this container is generation {g}, the assignment is generation {}",
+                    assignment.generation
+                ),
+                Some("stop working: a newer dispatch owns this bead".to_string()),
+            ));
+        }
+    }
+    let token = std::env::var("GT_TOKEN").unwrap_or_else(|_| assignment.token.clone());
+    Ok(Ctx {
+        mailbox,
+        assignment,
+        token,
+    })
+}
+
+impl Ctx {
+    fn outbox(&self) -> PathBuf {
+        self.mailbox.join("outbox")
+    }
+
+    /// Write a request; returns its id once the file is durable.
+    pub fn send(&self, body: Body) -> Result<String> {
+        let req = Request {
+            id: random_hex(16),
+            agent: self.assignment.agent.clone(),
+            generation: self.assignment.generation,
+            token: self.token.clone(),
+            created_at: now_ms(),
+            body,
+        };
+        std::fs::create_dir_all(self.outbox()).map_err(|e| Error::io("creating the outbox", e))?;
+        submit(&self.outbox(), &req)?;
+        Ok(req.id)
+    }
+
+    /// The branch head of the worktree, as the agent sees it.
+    pub fn head(&self) -> Option<String> {
+        let repo = git2::Repository::open(&self.assignment.worktree).ok()?;
+        repo.head().ok()?.target().map(|o| o.to_string())
+    }
+
+    pub fn inbox(&self, unread_only: bool) -> Result<Vec<(Mail, bool)>> {
+        let dir = self.mailbox.join("inbox");
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let Ok(m) = std::fs::read(e.path())
+                .map_err(|_| ())
+                .and_then(|b| serde_json::from_slice::<Mail>(&b).map_err(|_| ()))
+            else {
+                continue;
+            };
+            let read = dir.join(format!(".{}.read", m.id)).exists();
+            if !(unread_only && read) {
+                out.push((m, read));
+            }
+        }
+        out.sort_by(|a, b| (a.0.sent, &a.0.id).cmp(&(b.0.sent, &b.0.id)));
+        Ok(out)
+    }
+
+    pub fn mark_read(&self, id: &str) -> Result<Mail> {
+        crate::town::mail::check_id(id)?;
+        let path = self.mailbox.join("inbox").join(format!("{id}.json"));
+        let m: Mail = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                Error::not_found(
+                    format!("mail {id}"),
+                    Some("`gt mail inbox` lists your mail".into()),
+                )
+            })?;
+        crate::util::write_atomic(&self.mailbox.join("inbox").join(format!(".{id}.read")), b"")?;
+        Ok(m)
+    }
+
+    /// `gt prime`: everything a (re)started agent needs to know, as text.
+    pub fn prime(&self) -> Result<String> {
+        let a = &self.assignment;
+        let mut s = format!(
+            "You are {agent}, a polecat of rig {rig}. Attempt {attempt}, generation {generation}.\n\
+             Your bead: {bead}: {title}\n\n{body}\n\n\
+             Work in {wt} on branch {branch}. Commit as you go; `gt checkpoint -m NOTE` records progress,\n\
+             `gt done` hands your work over (uncommitted changes are committed for you).\n",
+            agent = a.agent,
+            rig = a.rig,
+            attempt = a.attempt,
+            generation = a.generation,
+            bead = a.bead,
+            title = a.title,
+            body = if a.body.is_empty() {
+                "(no description)"
+            } else {
+                &a.body
+            },
+            wt = a.worktree,
+            branch = a.branch,
+        );
+        if !a.history.is_empty() {
+            s += "\nEarlier attempts at this bead (resume from their work on the branch):\n";
+            for h in &a.history {
+                s += &format!(
+                    "- generation {} by {}, started {}: {}\n",
+                    h.generation,
+                    h.agent,
+                    format_time(h.started_at),
+                    h.ending.as_deref().unwrap_or("ended without a record")
+                );
+                for cp in h.checkpoints.iter().filter(|c| c.step == "note") {
+                    s += &format!(
+                        "    checkpoint {}: {}{}\n",
+                        format_time(cp.at),
+                        cp.note.as_deref().unwrap_or(""),
+                        cp.head
+                            .as_deref()
+                            .map(|h| format!(" (at {})", &h[..h.len().min(12)]))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        let unread = self.inbox(true)?;
+        if !unread.is_empty() {
+            s += "\nUnread mail (`gt mail read ID`):\n";
+            for (m, _) in unread {
+                s += &format!("- {} from {}: {}\n", m.id, m.from, m.subject);
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn done(&self, status: DoneStatus, note: &str) -> Result<String> {
+        self.send(Body::Done {
+            status,
+            note: note.to_string(),
+            head: self.head(),
+        })
+    }
+}

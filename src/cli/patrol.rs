@@ -1,0 +1,199 @@
+//! `gt patrol`, `gt resume`, `gt doctor`, `gt mq list`.
+
+use super::{Global, output};
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+use crate::runtime::docker::DockerRuntime;
+
+/// One reconciliation pass over the town (run it from cron every minute).
+///
+/// Ingests agent requests, finishes done sagas, records how dead agents ended and
+/// re-dispatches them with backoff (up to max_attempts), removes orphaned containers,
+/// delivers mail and dispatches queued beads. Safe to overlap with itself: a second
+/// patrol while one runs prints one line and exits 0.
+#[derive(clap::Args, Debug)]
+pub struct PatrolArgs {
+    /// Loop: one pass every --interval until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+    /// The wait between passes with --watch (default: patrol.interval of gt.toml).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+}
+
+/// Close the circuit breaker: new dispatches resume.
+#[derive(clap::Args, Debug)]
+pub struct ResumeArgs {}
+
+/// Check the town's invariants; exits 1 naming every breach.
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {}
+
+/// Merge requests: the branches finished work landed on.
+#[derive(clap::Args, Debug)]
+pub struct MqArgs {
+    #[command(subcommand)]
+    pub command: MqCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum MqCommand {
+    /// List merge requests, oldest first.
+    List {
+        /// Only this rig's.
+        #[arg(long)]
+        rig: Option<String>,
+    },
+}
+
+fn connect() -> Result<Box<dyn Runtime>> {
+    Ok(Box::new(DockerRuntime::connect()?))
+}
+
+pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
+    let mut town = g.town()?;
+    let interval = match &a.interval {
+        Some(i) => crate::util::parse_duration(i).ok_or_else(|| {
+            Error::usage(format!("--interval {i:?} is not a duration"))
+                .with_hint("use e.g. 30s or 2m")
+        })?,
+        None => town.config.patrol.interval,
+    };
+    loop {
+        let r = crate::town::patrol::pass(&mut town, &connect);
+        match &r {
+            Ok(report) => print_report(g, report)?,
+            Err(e) if a.watch => eprintln!("patrol: {e}"),
+            Err(_) => {}
+        }
+        if !a.watch {
+            return r.map(|_| ());
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
+    if g.json {
+        return output::json(r);
+    }
+    if !r.ran {
+        return output::println_out(&format!(
+            "another patrol is running ({}); nothing to do",
+            r.held_by.as_deref().unwrap_or("?")
+        ));
+    }
+    if g.quiet {
+        return Ok(());
+    }
+    let mut lines = vec![format!(
+        "patrol: {} request(s) ingested, {} rejected, {} mail delivered",
+        r.ingested, r.rejected, r.mail_delivered
+    )];
+    for b in &r.sagas_finished {
+        lines.push(format!("done: {b}"));
+    }
+    for b in &r.sagas_pending {
+        lines.push(format!("done pending: {b}"));
+    }
+    for d in &r.deaths {
+        lines.push(format!(
+            "died: {} on {} (generation {}): {}",
+            d.agent, d.bead, d.generation, d.reason
+        ));
+    }
+    for b in &r.redispatched {
+        lines.push(format!("re-dispatched: {b}"));
+    }
+    for b in &r.exhausted {
+        lines.push(format!("gave up: {b} (the mayor has mail)"));
+    }
+    for b in &r.queued_dispatched {
+        lines.push(format!("dispatched from queue: {b}"));
+    }
+    for c in &r.orphans_removed {
+        lines.push(format!("removed orphan container {c}"));
+    }
+    for w in &r.stray_worktrees {
+        lines.push(format!("worktree without an agent (kept): {w}"));
+    }
+    if r.breaker_open {
+        lines.push("CIRCUIT BREAKER OPEN: dispatches paused; `gt resume` closes it".into());
+    }
+    for e in &r.errors {
+        lines.push(format!("error: {e}"));
+    }
+    output::println_out(&lines.join("\n"))
+}
+
+pub fn resume(g: &Global, _a: &ResumeArgs) -> Result<()> {
+    let mut town = g.town()?;
+    let was = crate::town::patrol::resume_breaker(&mut town)?;
+    if g.json {
+        return output::json(&serde_json::json!({ "was_open": was }));
+    }
+    output::println_out(if was {
+        "circuit breaker closed: dispatches resume"
+    } else {
+        "the circuit breaker was not open"
+    })
+}
+
+pub fn doctor(g: &Global, _a: &DoctorArgs) -> Result<()> {
+    let mut town = g.town()?;
+    crate::town::ingest::ingest_all(&mut town)?;
+    let rt = DockerRuntime::connect().ok();
+    let report = crate::town::doctor::check(&town, rt.as_ref().map(|r| r as &dyn Runtime))?;
+    if g.json {
+        output::json(&report)?;
+    } else {
+        let mut lines = Vec::new();
+        for c in &report.checks {
+            lines.push(format!(
+                "{} {}",
+                if c.ok { "ok    " } else { "BREACH" },
+                c.name
+            ));
+            for b in &c.breaches {
+                lines.push(format!("       {b}"));
+            }
+        }
+        for w in &report.warnings {
+            lines.push(format!("warn   {w}"));
+        }
+        output::println_out(&lines.join("\n"))?;
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        let n: usize = report.checks.iter().map(|c| c.breaches.len()).sum();
+        Err(Error::Other(format!("{n} invariant breach(es); see above")))
+    }
+}
+
+pub fn mq(g: &Global, a: &MqArgs) -> Result<()> {
+    let MqCommand::List { rig } = &a.command;
+    let town = g.town()?;
+    if let Some(r) = rig {
+        crate::town::rig::get(&town, r)?;
+    }
+    let list = crate::state::merge_requests::list(town.db.conn(), rig.as_deref())
+        .map_err(|e| town.db_err(e))?;
+    if g.json {
+        return output::json(&list);
+    }
+    if list.is_empty() {
+        return output::println_out("no merge requests");
+    }
+    let mut t = output::Table::new(&["bead", "rig", "commit", "pushed to", "branch"]);
+    for m in &list {
+        t.row(vec![
+            m.bead.clone(),
+            m.rig.clone(),
+            m.commit[..m.commit.len().min(12)].to_string(),
+            output::opt(&m.pushed_to),
+            m.branch.clone(),
+        ]);
+    }
+    t.print()
+}

@@ -1,0 +1,86 @@
+//! Mail: durable messages; the id is the idempotency key.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mail {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub sent: i64,
+    #[serde(default)]
+    pub delivered: Option<i64>,
+    #[serde(default)]
+    pub read: Option<i64>,
+    #[serde(default)]
+    pub acked: Option<i64>,
+}
+
+const COLS: &str = "id, sender, recipient, subject, body, sent_at, delivered_at, read_at, acked_at";
+
+fn from_row(r: &Row) -> rusqlite::Result<Mail> {
+    Ok(Mail {
+        id: r.get(0)?,
+        from: r.get(1)?,
+        to: r.get(2)?,
+        subject: r.get(3)?,
+        body: r.get(4)?,
+        sent: r.get(5)?,
+        delivered: r.get(6)?,
+        read: r.get(7)?,
+        acked: r.get(8)?,
+    })
+}
+
+/// Store a message unless one with this id exists. True when it was new.
+pub fn insert(conn: &Connection, m: &Mail) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        &format!("INSERT INTO mail ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL, NULL) ON CONFLICT(id) DO NOTHING"),
+        params![m.id, m.from, m.to, m.subject, m.body, m.sent],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Mail>> {
+    conn.query_row(
+        &format!("SELECT {COLS} FROM mail WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
+}
+
+pub fn inbox(conn: &Connection, to: &str, unread_only: bool) -> rusqlite::Result<Vec<Mail>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM mail WHERE recipient = ?1 AND (?2 = 0 OR read_at IS NULL) ORDER BY sent_at, id"
+    ))?;
+    st.query_map(params![to, unread_only], from_row)?.collect()
+}
+
+/// Mail addressed to agents and not yet written into their inbox.
+pub fn undelivered(conn: &Connection) -> rusqlite::Result<Vec<Mail>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLS} FROM mail WHERE delivered_at IS NULL AND recipient LIKE '%/%' ORDER BY sent_at, id"
+    ))?;
+    st.query_map([], from_row)?.collect()
+}
+
+pub fn mark(conn: &Connection, id: &str, column: &str, now: i64) -> rusqlite::Result<bool> {
+    debug_assert!(matches!(column, "delivered_at" | "read_at" | "acked_at"));
+    let n = conn.execute(
+        &format!("UPDATE mail SET {column} = ?2 WHERE id = ?1 AND {column} IS NULL"),
+        params![id, now],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn count_with_prefix(conn: &Connection, to: &str, prefix: &str) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM mail WHERE recipient = ?1 AND id LIKE ?2 || '%'",
+        params![to, prefix],
+        |r| r.get(0),
+    )
+}

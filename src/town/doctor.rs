@@ -1,0 +1,218 @@
+//! `gt doctor`: check the invariants of DESIGN.md "Crash points" on a live town.
+
+use super::Town;
+use crate::error::Result;
+use crate::runtime::{LABEL_AGENT, LABEL_RIG, RunState, Runtime};
+use crate::state::{agents, beads, dispatches, merge_requests};
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub breaches: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+    /// Worth a look, not a breach (e.g. a branch that moved after its merge request).
+    pub warnings: Vec<String>,
+}
+
+pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
+    let conn = town.db.conn();
+    let err = |e| town.db_err(e);
+    let all_agents = agents::list(conn, None).map_err(err)?;
+    let mut checks = Vec::new();
+    let mut warnings = Vec::new();
+
+    // 1. Every hooked or in-progress bead has exactly one agent whose current dispatch is it.
+    let mut b1 = Vec::new();
+    for status in ["hooked", "in_progress"] {
+        for b in beads::list(conn, None, Some(status)).map_err(err)? {
+            let owners: Vec<&agents::Agent> = all_agents
+                .iter()
+                .filter(|a| a.bead.as_deref() == Some(&b.id))
+                .collect();
+            match owners.as_slice() {
+                [a] => {
+                    let d = a
+                        .dispatch
+                        .and_then(|id| dispatches::get(conn, id).ok().flatten());
+                    if d.as_ref().map(|d| d.bead.as_str()) != Some(b.id.as_str()) {
+                        b1.push(format!(
+                            "bead {} is {status} but {}'s current dispatch is not it",
+                            b.id, a.id
+                        ));
+                    }
+                    if matches!(a.state.as_str(), "idle" | "nuked") {
+                        b1.push(format!(
+                            "bead {} is {status} but its agent {} is {}",
+                            b.id, a.id, a.state
+                        ));
+                    }
+                }
+                [] => b1.push(format!("bead {} is {status} with no agent", b.id)),
+                many => b1.push(format!("bead {} is held by {} agents", b.id, many.len())),
+            }
+        }
+    }
+    for a in &all_agents {
+        if let Some(b) = &a.bead {
+            let bead = beads::get(conn, b).map_err(err)?;
+            if !bead.is_some_and(|x| x.status == "hooked" || x.status == "in_progress") {
+                b1.push(format!(
+                    "{} holds bead {b}, which is not hooked or in progress",
+                    a.id
+                ));
+            }
+        }
+    }
+    checks.push(Check {
+        name: "one live owner per active bead",
+        ok: b1.is_empty(),
+        breaches: b1,
+    });
+
+    // 2. No two live agents share a branch or a worktree.
+    let mut b2 = Vec::new();
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for a in all_agents.iter().filter(|a| a.state != "idle") {
+        for key in [
+            a.branch.as_ref().map(|b| format!("branch {}:{b}", a.rig)),
+            a.worktree.as_ref().map(|w| format!("worktree {w}")),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(other) = seen.insert(key.clone(), &a.id) {
+                b2.push(format!("{key} is shared by {other} and {}", a.id));
+            }
+        }
+    }
+    checks.push(Check {
+        name: "no shared branch or worktree",
+        ok: b2.is_empty(),
+        breaches: b2,
+    });
+
+    // 3. Containers: one live container per agent, none of a stale generation.
+    if let Some(rt) = rt {
+        let mut b3 = Vec::new();
+        let gens: HashMap<(String, String), (i64, String)> = all_agents
+            .iter()
+            .map(|a| {
+                (
+                    (a.rig.clone(), a.name.clone()),
+                    (a.generation, a.state.clone()),
+                )
+            })
+            .collect();
+        let mut live: HashMap<(String, String), usize> = HashMap::new();
+        for c in rt.list(&town.id)? {
+            let key = (
+                c.labels.get(LABEL_RIG).cloned().unwrap_or_default(),
+                c.labels.get(LABEL_AGENT).cloned().unwrap_or_default(),
+            );
+            if c.state == RunState::Running {
+                *live.entry(key.clone()).or_default() += 1;
+                match gens.get(&key) {
+                    Some((g, state))
+                        if Some(*g) == c.generation() && state != "idle" && state != "nuked" => {}
+                    _ => b3.push(format!(
+                        "container {} runs generation {:?} of {}/{}, which is not current",
+                        c.name,
+                        c.generation(),
+                        key.0,
+                        key.1
+                    )),
+                }
+            }
+        }
+        for (k, n) in live {
+            if n > 1 {
+                b3.push(format!("{}/{} has {n} live containers", k.0, k.1));
+            }
+        }
+        checks.push(Check {
+            name: "containers match current generations",
+            ok: b3.is_empty(),
+            breaches: b3,
+        });
+    } else {
+        warnings.push("container checks skipped: the runtime is unreachable".into());
+    }
+
+    // 4. Every done bead has a merge request whose commit is on its branch.
+    let mut b4 = Vec::new();
+    let mrs = merge_requests::list(conn, None).map_err(err)?;
+    let mut repos: HashMap<String, Option<git2::Repository>> = HashMap::new();
+    for b in beads::list(conn, None, Some("done")).map_err(err)? {
+        let mine: Vec<_> = mrs.iter().filter(|m| m.bead == b.id).collect();
+        let Some(mr) = mine.last() else {
+            b4.push(format!("bead {} is done without a merge request", b.id));
+            continue;
+        };
+        let repo = repos
+            .entry(b.rig.clone())
+            .or_insert_with(|| git2::Repository::open(town.repo_dir(&b.rig)).ok());
+        let Some(repo) = repo else { continue };
+        let head = crate::git::branch_head(repo, &mr.branch)?;
+        match head {
+            None => b4.push(format!(
+                "bead {}: branch {} of its merge request is gone",
+                b.id, mr.branch
+            )),
+            Some(h) if h == mr.commit => {}
+            Some(h) => {
+                let on = git2::Oid::from_str(&h)
+                    .ok()
+                    .zip(git2::Oid::from_str(&mr.commit).ok())
+                    .is_some_and(|(h, c)| repo.graph_descendant_of(h, c).unwrap_or(false));
+                if on {
+                    warnings.push(format!(
+                        "branch {} moved past the recorded commit of {}",
+                        mr.branch, b.id
+                    ));
+                } else {
+                    b4.push(format!(
+                        "bead {}: commit {} is not on branch {}",
+                        b.id, mr.commit, mr.branch
+                    ));
+                }
+            }
+        }
+    }
+    checks.push(Check {
+        name: "done beads have their merge request",
+        ok: b4.is_empty(),
+        breaches: b4,
+    });
+
+    // 5. No mail id stored twice, no request id applied twice (keys say so; count anyway).
+    let dup = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(err);
+    let mut b5 = Vec::new();
+    if dup("SELECT count(*) - count(DISTINCT id) FROM mail")? > 0 {
+        b5.push("a mail id is stored twice".into());
+    }
+    if dup("SELECT count(*) - count(DISTINCT id) FROM requests")? > 0 {
+        b5.push("a request id is applied twice".into());
+    }
+    if dup("SELECT count(*) - count(DISTINCT bead || commit_id) FROM merge_requests")? > 0 {
+        b5.push("a merge request is recorded twice".into());
+    }
+    checks.push(Check {
+        name: "no duplicate mail, requests or merge requests",
+        ok: b5.is_empty(),
+        breaches: b5,
+    });
+
+    Ok(Report {
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+        warnings,
+    })
+}

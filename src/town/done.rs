@@ -1,0 +1,333 @@
+//! The done saga: `verified → pushed → recorded → closed → notified → released`.
+//! Each step verifies before acting, is idempotent, and records its checkpoint in the
+//! same transaction as its database effect, so a crash anywhere resumes at the first
+//! step without a checkpoint (patrol resumes every `finishing` agent).
+
+use super::{Town, mail::MAYOR};
+use crate::agent::request::DoneStatus;
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+use crate::state::{agents, checkpoints, dispatches, mail::Mail, merge_requests, rigs};
+use crate::util::now_ms;
+use std::time::Duration;
+
+pub const STEPS: &[&str] = &[
+    "verified", "pushed", "recorded", "closed", "notified", "released",
+];
+
+/// Push attempts within one saga run, and the waits between them.
+const PUSH_BACKOFF: &[Duration] = &[
+    Duration::from_millis(0),
+    Duration::from_millis(300),
+    Duration::from_millis(1200),
+];
+
+#[derive(Debug, serde::Serialize, PartialEq)]
+pub enum SagaOutcome {
+    Finished {
+        bead: String,
+        commit: String,
+    },
+    /// Waiting for a later pass (a push that keeps failing, say).
+    Pending {
+        bead: String,
+        step: &'static str,
+        why: String,
+    },
+}
+
+/// Run (or resume) the done saga of a `finishing` agent.
+pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaOutcome> {
+    let conn = town.db.conn();
+    let a = agents::get(conn, agent_id)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| Error::not_found(format!("polecat {agent_id}"), None))?;
+    let d = a
+        .dispatch
+        .and_then(|id| dispatches::get(conn, id).ok().flatten())
+        .ok_or_else(|| Error::Other(format!("{agent_id} is finishing without a dispatch")))?;
+    let rig = rigs::get(conn, &a.rig)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| Error::not_found(format!("rig {}", a.rig), None))?;
+    let requested = checkpoints::step(conn, d.id, "requested")
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| Error::Other(format!("{agent_id} is finishing without a done request")))?;
+    let req: serde_json::Value =
+        serde_json::from_str(requested.note.as_deref().unwrap_or("{}")).unwrap_or_default();
+    let status: DoneStatus =
+        serde_json::from_value(req["status"].clone()).unwrap_or(DoneStatus::Completed);
+    let note = req["note"].as_str().unwrap_or("").to_string();
+    let bead = d.bead.clone();
+    let has = |town: &Town, step: &str| {
+        checkpoints::step(town.db.conn(), d.id, step).map_err(|e| town.db_err(e))
+    };
+    let repo_dir = town.repo_dir(&a.rig);
+
+    // verified: the branch head, with uncommitted work committed, never dropped.
+    let head = match has(town, "verified")? {
+        Some(cp) => cp.head.unwrap_or_default(),
+        None => {
+            fail::fail_point!("saga.verified.before");
+            let wt = a
+                .worktree
+                .as_deref()
+                .map(std::path::Path::new)
+                .filter(|p| p.exists());
+            if let Some(wt) = wt {
+                let email = format!("{}@{}.gt", a.name, a.rig);
+                crate::git::commit_all(wt, &a.id, &email, "gt: uncommitted work at done")?;
+            }
+            let repo = git2::Repository::open(&repo_dir)?;
+            let head = crate::git::branch_head(&repo, &d.branch)?.ok_or_else(|| {
+                Error::git(format!(
+                    "branch {} of bead {bead} is gone: its work is lost",
+                    d.branch
+                ))
+            })?;
+            step_tx(town, d.id, &bead, "verified", Some(&head), None, |_| Ok(()))?;
+            fail::fail_point!("saga.verified.after");
+            head
+        }
+    };
+
+    // pushed: to the rig's remote, unless it already has this commit.
+    if has(town, "pushed")?.is_none() {
+        fail::fail_point!("saga.pushed.before");
+        let mut pushed_to = None;
+        if let Some(remote) = &rig.remote {
+            if let Err(e) = push_with_retry(&repo_dir, remote, &head, &d.branch) {
+                escalate_push(town, d.id, &bead, &a.id, remote, &e)?;
+                return Ok(SagaOutcome::Pending {
+                    bead,
+                    step: "pushed",
+                    why: e.to_string(),
+                });
+            }
+            pushed_to = Some(remote.clone());
+        }
+        let note = pushed_to.clone().unwrap_or_else(|| "no remote".into());
+        step_tx(
+            town,
+            d.id,
+            &bead,
+            "pushed",
+            Some(&head),
+            Some(&note),
+            |_| Ok(()),
+        )?;
+        fail::fail_point!("saga.pushed.after");
+    }
+
+    // recorded: one merge request per (bead, commit).
+    if has(town, "recorded")?.is_none() {
+        let remote = rig.remote.clone();
+        step_tx(town, d.id, &bead, "recorded", Some(&head), None, |tx| {
+            if merge_requests::insert(
+                tx,
+                &bead,
+                &a.rig,
+                &d.branch,
+                &head,
+                remote.as_deref(),
+                now_ms(),
+            )
+            .map_err(|e| tx.err(e))?
+            {
+                tx.event(
+                    "mr.recorded",
+                    &bead,
+                    serde_json::json!({ "branch": d.branch, "commit": head }),
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+
+    // closed: the bead's status (and convoy progress, in the same transaction).
+    if has(town, "closed")?.is_none() {
+        step_tx(town, d.id, &bead, "closed", Some(&head), None, |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE beads SET status = ?2, queued_at = NULL, updated_at = ?3, version = version + 1
+                     WHERE id = ?1 AND status IN ('hooked','in_progress')",
+                    rusqlite::params![bead, status.bead_status(), now_ms()],
+                )
+                .map_err(|e| tx.err(e))?;
+            if n == 1 {
+                tx.event(
+                    "bead.finished",
+                    &bead,
+                    serde_json::json!({ "status": status.bead_status(), "commit": head }),
+                )?;
+                super::convoy::on_bead_changed(tx, &bead)?;
+            }
+            Ok(())
+        })?;
+    }
+
+    // notified: one mail to the mayor, keyed by the dispatch.
+    if has(town, "notified")?.is_none() {
+        let m = Mail {
+            id: format!("done-{}", d.id),
+            from: a.id.clone(),
+            to: MAYOR.into(),
+            subject: format!("{bead} {} by {}", status.bead_status(), a.id),
+            body: format!("branch {}\ncommit {head}\n\n{note}", d.branch),
+            sent: now_ms(),
+            delivered: None,
+            read: None,
+            acked: None,
+        };
+        step_tx(town, d.id, &bead, "notified", None, None, |tx| {
+            super::mail::post(tx, &m).map(|_| ())
+        })?;
+    }
+
+    // released: container gone, worktree gone when clean and recorded, agent idle.
+    if has(town, "released")?.is_none() {
+        fail::fail_point!("saga.released.before");
+        let name = super::sling::container_name(&town.id, &a.rig, &a.name);
+        rt.remove(&name, Duration::from_secs(5))?;
+        fail::fail_point!("saga.container_removed.after");
+        let kept_worktree = retire_worktree(town, &a, &rig.default_branch, Some(&head))?;
+        step_tx(town, d.id, &bead, "released", Some(&head), None, |tx| {
+            let now = now_ms();
+            dispatches::end(tx, d.id, now, None, false, "done").map_err(|e| tx.err(e))?;
+            release_agent(tx, &a.id, a.generation, kept_worktree, now)?;
+            tx.event(
+                "agent.released",
+                &a.id,
+                serde_json::json!({ "bead": bead, "worktree_kept": kept_worktree }),
+            )
+        })?;
+    }
+    Ok(SagaOutcome::Finished { bead, commit: head })
+}
+
+/// One saga step's transaction: the checkpoint (unique per dispatch and step) and the
+/// effect together; a step another process already recorded is not applied again.
+fn step_tx(
+    town: &mut Town,
+    dispatch: i64,
+    bead: &str,
+    step: &str,
+    head: Option<&str>,
+    note: Option<&str>,
+    effect: impl FnOnce(&mut crate::state::Tx) -> Result<()>,
+) -> Result<()> {
+    town.db.write(|tx| {
+        if !checkpoints::insert(tx, dispatch, bead, step, note, head, now_ms())
+            .map_err(|e| tx.err(e))?
+        {
+            return Ok(());
+        }
+        effect(tx)?;
+        tx.event(
+            &format!("saga.{step}"),
+            bead,
+            serde_json::json!({ "dispatch": dispatch, "head": head }),
+        )
+    })
+}
+
+fn push_with_retry(
+    repo_dir: &std::path::Path,
+    remote: &str,
+    head: &str,
+    branch: &str,
+) -> Result<()> {
+    let mut last = None;
+    for wait in PUSH_BACKOFF {
+        std::thread::sleep(*wait);
+        match crate::git::remote_head(repo_dir, remote, branch) {
+            Ok(Some(h)) if h == head => return Ok(()), // the agent (or an earlier run) pushed it
+            _ => {}
+        }
+        match crate::git::push(repo_dir, remote, head, branch) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!("push of {branch} to {remote} failed: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::git("push failed")))
+}
+
+/// A push that keeps failing: one escalation per dispatch, however many passes retry.
+fn escalate_push(
+    town: &mut Town,
+    dispatch: i64,
+    bead: &str,
+    agent: &str,
+    remote: &str,
+    e: &Error,
+) -> Result<()> {
+    let m = Mail {
+        id: format!("push-failed-{dispatch}"),
+        from: "patrol".into(),
+        to: MAYOR.into(),
+        subject: format!("[escalation] cannot push {bead} to {remote}"),
+        body: format!(
+            "{agent} finished {bead}, but pushing its branch keeps failing:\n{e}\n\nThe saga resumes on every patrol pass."
+        ),
+        sent: now_ms(),
+        delivered: None,
+        read: None,
+        acked: None,
+    };
+    town.db.write(|tx| {
+        super::mail::post(tx, &m)?;
+        tx.event(
+            "saga.push_failed",
+            bead,
+            serde_json::json!({ "remote": remote, "error": e.to_string() }),
+        )
+    })
+}
+
+/// Take an agent's worktree away without losing anything: uncommitted work is committed
+/// on its branch first. Kept (returns true) only when it cannot be made safe.
+pub fn retire_worktree(
+    town: &Town,
+    a: &agents::Agent,
+    _base: &str,
+    recorded: Option<&str>,
+) -> Result<bool> {
+    let Some(wt) = a
+        .worktree
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.exists())
+    else {
+        return Ok(false);
+    };
+    let email = format!("{}@{}.gt", a.name, a.rig);
+    let committed = crate::git::commit_all(wt, &a.id, &email, "gt: uncommitted work saved by gt")?;
+    if committed.is_some() && recorded.is_some() {
+        // New work appeared after the recorded commit: keep it in place for a human.
+        return Ok(true);
+    }
+    let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
+    crate::git::remove_worktree(&repo, wt)?;
+    Ok(false)
+}
+
+/// Agent → idle (or `nuked` holding a kept worktree), only for the generation we saw.
+pub fn release_agent(
+    tx: &crate::state::Tx,
+    agent: &str,
+    generation: i64,
+    kept_worktree: bool,
+    now: i64,
+) -> Result<()> {
+    let sql = if kept_worktree {
+        "UPDATE agents SET state = 'nuked', bead = NULL, updated_at = ?3, version = version + 1 WHERE id = ?1 AND generation = ?2"
+    } else {
+        "UPDATE agents SET state = 'idle', bead = NULL, branch = NULL, worktree = NULL, updated_at = ?3, version = version + 1
+         WHERE id = ?1 AND generation = ?2"
+    };
+    tx.execute(sql, rusqlite::params![agent, generation, now])
+        .map_err(|e| tx.err(e))?;
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! Ingestion of agent outboxes. A request is applied only when its agent, generation
+//! and token match the agent's current dispatch; its id goes into `requests` in the same
+//! transaction as its effect, so a file read twice has one effect. Everything else is
+//! recorded as an event and moved to `outbox/rejected/`, never applied.
+
+use super::{Town, mail::MAYOR};
+use crate::agent::request::{Body, MAX_MAIL_BODY, MAX_REQUEST_BYTES, Request};
+use crate::error::{Error, Result};
+use crate::state::{Tx, agents, checkpoints, dispatches, mail::Mail};
+use crate::util::now_ms;
+use std::path::{Path, PathBuf};
+
+/// Requests applied per transaction: one fsync for many requests.
+const BATCH: usize = 1000;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Ingested {
+    pub applied: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// Agents whose done request was applied: their sagas run next.
+    pub finishing: Vec<String>,
+}
+
+/// Ingest every outbox of the town.
+pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
+    let mut total = Ingested::default();
+    let base = town.root.join("agents");
+    let Ok(rigs) = std::fs::read_dir(&base) else {
+        return Ok(total);
+    };
+    for rig in rigs.flatten() {
+        let Ok(names) = std::fs::read_dir(rig.path()) else {
+            continue;
+        };
+        for name in names.flatten() {
+            let (Some(r), Some(n)) = (
+                rig.file_name().to_str().map(String::from),
+                name.file_name().to_str().map(String::from),
+            ) else {
+                continue;
+            };
+            ingest_outbox(town, &r, &n, &name.path().join("outbox"), &mut total)?;
+        }
+    }
+    Ok(total)
+}
+
+enum Parsed {
+    Ok(Request, PathBuf),
+    Bad(String, PathBuf),
+}
+
+fn ingest_outbox(
+    town: &mut Town,
+    rig: &str,
+    name: &str,
+    outbox: &Path,
+    total: &mut Ingested,
+) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(outbox) else {
+        return Ok(());
+    };
+    let mut parsed = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let file = e.file_name().to_string_lossy().into_owned();
+        if file.starts_with('.') || !file.ends_with(".json") || !path.is_file() {
+            continue; // temp files of writes in progress, and the rejected/ dir
+        }
+        parsed.push(parse(&path));
+    }
+    if parsed.is_empty() {
+        return Ok(());
+    }
+    // Oldest first, so a checkpoint written before done is applied before it.
+    parsed.sort_by_key(|p| match p {
+        Parsed::Ok(r, _) => (r.created_at, r.id.clone()),
+        Parsed::Bad(..) => (i64::MIN, String::new()),
+    });
+    let agent_id = agents::id(rig, name);
+    for chunk in parsed.chunks(BATCH) {
+        let mut done_files = Vec::new();
+        let mut rejected_files = Vec::new();
+        let mut finishing = false;
+        let (applied, dups) = town.db.write_as(&agent_id, |tx| {
+            let mut applied = 0;
+            let mut dups = 0;
+            for p in chunk {
+                match p {
+                    Parsed::Bad(why, path) => {
+                        reject(tx, &agent_id, path, why)?;
+                        rejected_files.push(path.clone());
+                    }
+                    Parsed::Ok(req, path) => match apply(tx, &agent_id, req)? {
+                        Outcome::Applied { done } => {
+                            applied += 1;
+                            finishing |= done;
+                            done_files.push(path.clone());
+                        }
+                        Outcome::Duplicate => {
+                            dups += 1;
+                            done_files.push(path.clone());
+                        }
+                        Outcome::Rejected(why) => {
+                            reject(tx, &agent_id, path, &why)?;
+                            rejected_files.push(path.clone());
+                        }
+                    },
+                }
+            }
+            tx.event(
+                "requests.ingested",
+                &agent_id,
+                serde_json::json!({ "applied": applied, "duplicates": dups, "rejected": rejected_files.len() }),
+            )?;
+            Ok((applied, dups))
+        })?;
+        fail::fail_point!("ingest.after_commit");
+        for f in &done_files {
+            let _ = std::fs::remove_file(f);
+        }
+        if !rejected_files.is_empty() {
+            let dir = outbox.join("rejected");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            for f in &rejected_files {
+                if let Some(n) = f.file_name() {
+                    let _ = std::fs::rename(f, dir.join(n));
+                }
+            }
+        }
+        total.applied += applied;
+        total.duplicates += dups;
+        total.rejected += rejected_files.len();
+        if finishing && !total.finishing.contains(&agent_id) {
+            total.finishing.push(agent_id.clone());
+        }
+    }
+    Ok(())
+}
+
+fn parse(path: &Path) -> Parsed {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Parsed::Bad(format!("unreadable: {e}"), path.into()),
+    };
+    if meta.len() > MAX_REQUEST_BYTES {
+        return Parsed::Bad(
+            format!("{} bytes, over the 1 MiB limit", meta.len()),
+            path.into(),
+        );
+    }
+    match std::fs::read(path).map(|b| serde_json::from_slice::<Request>(&b)) {
+        Ok(Ok(r)) => Parsed::Ok(r, path.into()),
+        Ok(Err(e)) => Parsed::Bad(format!("malformed request: {e}"), path.into()),
+        Err(e) => Parsed::Bad(format!("unreadable: {e}"), path.into()),
+    }
+}
+
+fn reject(tx: &mut Tx, agent: &str, path: &Path, why: &str) -> Result<()> {
+    tracing::warn!("rejected request {} of {agent}: {why}", path.display());
+    tx.event(
+        "request.rejected",
+        agent,
+        serde_json::json!({ "file": path.file_name().map(|n| n.to_string_lossy().into_owned()), "reason": why }),
+    )
+}
+
+enum Outcome {
+    Applied { done: bool },
+    Duplicate,
+    Rejected(String),
+}
+
+fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
+    if req.agent != outbox_owner {
+        return Ok(Outcome::Rejected(format!(
+            "request in {outbox_owner}'s outbox claims to be from {}",
+            req.agent
+        )));
+    }
+    if crate::town::mail::check_id(&req.id).is_err() {
+        return Ok(Outcome::Rejected(format!("bad request id {:?}", req.id)));
+    }
+    let exists: bool = tx
+        .query_row(
+            "SELECT 1 FROM requests WHERE id = ?1",
+            [&req.id],
+            |_| Ok(()),
+        )
+        .map(|_| true)
+        .or_else(|e| {
+            if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| tx.err(e))?;
+    if exists {
+        return Ok(Outcome::Duplicate);
+    }
+    let Some(agent) = agents::get(tx, outbox_owner).map_err(|e| tx.err(e))? else {
+        return Ok(Outcome::Rejected(format!("no agent {outbox_owner}")));
+    };
+    let dispatch = match agent.dispatch {
+        Some(d) => dispatches::get(tx, d).map_err(|e| tx.err(e))?,
+        None => None,
+    };
+    let Some(dispatch) =
+        dispatch.filter(|d| d.generation == agent.generation && agent.bead.is_some())
+    else {
+        return Ok(Outcome::Rejected(format!(
+            "{outbox_owner} has no current dispatch"
+        )));
+    };
+    if req.generation != agent.generation {
+        return Ok(Outcome::Rejected(format!(
+            "stale generation {} (current {})",
+            req.generation, agent.generation
+        )));
+    }
+    if req.token != dispatch.token {
+        return Ok(Outcome::Rejected(
+            "wrong token for the current dispatch".into(),
+        ));
+    }
+    let now = now_ms();
+    let bead = dispatch.bead.clone();
+    let mut done = false;
+    match &req.body {
+        Body::Checkpoint { note, head } => {
+            checkpoints::insert(
+                tx,
+                dispatch.id,
+                &bead,
+                "note",
+                Some(note),
+                head.as_deref(),
+                now,
+            )
+            .map_err(|e| tx.err(e))?;
+            tx.event(
+                "checkpoint",
+                &bead,
+                serde_json::json!({ "agent": agent.id, "note": note, "head": head }),
+            )?;
+        }
+        Body::Mail {
+            to,
+            subject,
+            body,
+            mail_id,
+        } => {
+            if body.len() > MAX_MAIL_BODY {
+                return Ok(Outcome::Rejected(format!(
+                    "mail body of {} bytes is over 64 KiB",
+                    body.len()
+                )));
+            }
+            if let Err(e) = crate::town::mail::check_address(tx, to) {
+                return Ok(Outcome::Rejected(e.to_string()));
+            }
+            let id = match mail_id {
+                Some(i) if crate::town::mail::check_id(i).is_ok() => i.clone(),
+                Some(i) => return Ok(Outcome::Rejected(format!("bad mail id {i:?}"))),
+                None => format!("r-{}", req.id),
+            };
+            let m = Mail {
+                id,
+                from: agent.id.clone(),
+                to: to.clone(),
+                subject: subject.clone(),
+                body: body.clone(),
+                sent: now,
+                delivered: None,
+                read: None,
+                acked: None,
+            };
+            crate::town::mail::post(tx, &m)?;
+        }
+        Body::Escalate { subject, body } => {
+            if body.len() > MAX_MAIL_BODY {
+                return Ok(Outcome::Rejected(format!(
+                    "escalation body of {} bytes is over 64 KiB",
+                    body.len()
+                )));
+            }
+            let m = Mail {
+                id: format!("esc-{}", req.id),
+                from: agent.id.clone(),
+                to: MAYOR.into(),
+                subject: format!("[escalation] {}: {subject}", agent.id),
+                body: format!("bead {bead}\n\n{body}"),
+                sent: now,
+                delivered: None,
+                read: None,
+                acked: None,
+            };
+            crate::town::mail::post(tx, &m)?;
+        }
+        Body::Read { mail_id } | Body::Ack { mail_id } => {
+            let col = if matches!(req.body, Body::Read { .. }) {
+                "read_at"
+            } else {
+                "acked_at"
+            };
+            let mine = crate::state::mail::get(tx, mail_id)
+                .map_err(|e| tx.err(e))?
+                .is_some_and(|m| m.to == agent.id);
+            if !mine {
+                return Ok(Outcome::Rejected(format!(
+                    "mail {mail_id} is not addressed to {}",
+                    agent.id
+                )));
+            }
+            crate::state::mail::mark(tx, mail_id, col, now).map_err(|e| tx.err(e))?;
+        }
+        Body::Done { status, note, head } => {
+            let data = serde_json::json!({ "status": status, "note": note }).to_string();
+            checkpoints::insert(
+                tx,
+                dispatch.id,
+                &bead,
+                "requested",
+                Some(&data),
+                head.as_deref(),
+                now,
+            )
+            .map_err(|e| tx.err(e))?;
+            tx.execute(
+                "UPDATE agents SET state = 'finishing', updated_at = ?2, version = version + 1 WHERE id = ?1 AND state <> 'finishing'",
+                rusqlite::params![agent.id, now],
+            )
+            .map_err(|e| tx.err(e))?;
+            tx.event(
+                "done.requested",
+                &bead,
+                serde_json::json!({ "agent": agent.id, "status": status, "note": note }),
+            )?;
+            done = true;
+        }
+    }
+    tx.execute(
+        "INSERT INTO requests (id, agent, dispatch, kind, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![req.id, agent.id, dispatch.id, req.body.kind(), now],
+    )
+    .map_err(|e| tx.err(e))?;
+    Ok(Outcome::Applied { done })
+}

@@ -1,0 +1,763 @@
+//! `gt patrol`: one reconciliation pass over the town, safe to run from cron and to
+//! overlap with itself (a lease with a fencing token). The steps of DESIGN.md "Patrol":
+//! lease → ingest → list containers (one call) → resume done sagas → record deaths and
+//! re-dispatch with backoff → orphans → deliver mail, dispatch queued beads → release.
+
+use super::config::OnExhausted;
+use super::{Town, mail::MAYOR};
+use crate::error::{Error, Result};
+use crate::runtime::{LABEL_AGENT, LABEL_RIG, Observed, RunState, Runtime};
+use crate::state::{agents, beads, dispatches, mail::Mail, rigs};
+use crate::util::now_ms;
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const ACTOR: &str = "patrol";
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// False when another live patrol held the lease and this one did nothing.
+    pub ran: bool,
+    pub held_by: Option<String>,
+    pub fence: Option<i64>,
+    pub ingested: usize,
+    pub rejected: usize,
+    pub sagas_finished: Vec<String>,
+    pub sagas_pending: Vec<String>,
+    pub deaths: Vec<Death>,
+    pub redispatched: Vec<String>,
+    pub exhausted: Vec<String>,
+    pub spawns_adopted: Vec<String>,
+    pub orphans_removed: Vec<String>,
+    pub stray_worktrees: Vec<String>,
+    pub queued_dispatched: Vec<String>,
+    pub mail_delivered: usize,
+    pub breaker_open: bool,
+    pub runtime_calls: usize,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct Death {
+    pub agent: String,
+    pub bead: String,
+    pub generation: i64,
+    pub exit_code: Option<i64>,
+    pub oom: bool,
+    pub reason: String,
+}
+
+/// Counts runtime calls, so the bench can show they do not grow with agents.
+struct Counting<'a> {
+    inner: &'a dyn Runtime,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting<'_> {
+    fn bump(&self) {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Runtime for Counting<'_> {
+    fn create(
+        &self,
+        spec: &crate::runtime::ContainerSpec,
+    ) -> std::result::Result<String, crate::runtime::CreateError> {
+        self.bump();
+        self.inner.create(spec)
+    }
+    fn start(&self, id: &str) -> Result<()> {
+        self.bump();
+        self.inner.start(id)
+    }
+    fn list(&self, town_id: &str) -> Result<Vec<Observed>> {
+        self.bump();
+        self.inner.list(town_id)
+    }
+    fn inspect(&self, id: &str) -> Result<Option<Observed>> {
+        self.bump();
+        self.inner.inspect(id)
+    }
+    fn remove(&self, id: &str, grace: Duration) -> Result<()> {
+        self.bump();
+        self.inner.remove(id, grace)
+    }
+    fn logs(&self, id: &str, tail: usize) -> Result<String> {
+        self.bump();
+        self.inner.logs(id, tail)
+    }
+}
+
+/// One pass. `connect` yields the runtime (retried with backoff when unreachable).
+pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> Result<Report> {
+    let mut report = Report::default();
+    // 1. Lease.
+    let holder = format!(
+        "pid {} at {}",
+        std::process::id(),
+        crate::util::format_time(now_ms())
+    );
+    match acquire(town, &holder)? {
+        Err(held_by) => {
+            report.held_by = Some(held_by);
+            return Ok(report);
+        }
+        Ok(token) => {
+            town.db.set_actor(ACTOR);
+            report.ran = true;
+            report.fence = Some(token);
+            town.db.set_fence(Some(token));
+        }
+    }
+    let result = steps(town, connect, &mut report);
+    release(town);
+    town.db.set_fence(None);
+    result.map(|_| report)
+}
+
+fn steps(
+    town: &mut Town,
+    connect: &dyn Fn() -> Result<Box<dyn Runtime>>,
+    report: &mut Report,
+) -> Result<()> {
+    // 2. Ingest every outbox.
+    let ing = super::ingest::ingest_all(town)?;
+    report.ingested = ing.applied;
+    report.rejected = ing.rejected;
+    fail::fail_point!("patrol.after_ingest");
+
+    // 3. The runtime, and ONE list call.
+    let rt = match connect_with_retry(connect) {
+        Ok(rt) => rt,
+        Err(e) => {
+            runtime_down(town, &e)?;
+            return Err(e);
+        }
+    };
+    let rt = Counting {
+        inner: rt.as_ref(),
+        calls: Default::default(),
+    };
+    let observed = match rt.list(&town.id) {
+        Ok(o) => o,
+        Err(e @ Error::RuntimeUnavailable { .. }) => {
+            runtime_down(town, &e)?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    runtime_up(town)?;
+    let by_agent: HashMap<(String, String), Vec<&Observed>> =
+        observed.iter().fold(HashMap::new(), |mut m, c| {
+            if let (Some(r), Some(a)) = (c.labels.get(LABEL_RIG), c.labels.get(LABEL_AGENT)) {
+                m.entry((r.clone(), a.clone())).or_default().push(c);
+            }
+            m
+        });
+    fail::fail_point!("patrol.after_list");
+
+    // Agents whose containers this pass replaces or removes itself: not orphans.
+    let mut touched: std::collections::HashSet<(String, String)> = Default::default();
+
+    // 4. Resume done sagas (finishing agents, including those just ingested).
+    for a in agents_in(town, "finishing")? {
+        touched.insert((a.rig.clone(), a.name.clone()));
+        match super::done::resume(town, &rt, &a.id) {
+            Ok(super::done::SagaOutcome::Finished { bead, .. }) => report.sagas_finished.push(bead),
+            Ok(super::done::SagaOutcome::Pending { bead, why, .. }) => {
+                report.sagas_pending.push(format!("{bead}: {why}"))
+            }
+            Err(e @ Error::Conflict { .. }) => return Err(e), // lost the lease
+            Err(e) => report.errors.push(format!("saga of {}: {e}", a.id)),
+        }
+    }
+    fail::fail_point!("patrol.after_sagas");
+
+    // 5–6. Deaths (running agents without a running container) and stuck spawns.
+    let now = now_ms();
+    let spawn_timeout = town.config.defaults.spawn_timeout.as_millis() as i64;
+    for a in agents_in(town, "running")?
+        .into_iter()
+        .chain(agents_in(town, "spawning")?)
+    {
+        let mine: Vec<&&Observed> = by_agent
+            .get(&(a.rig.clone(), a.name.clone()))
+            .map(|v| {
+                v.iter()
+                    .filter(|c| c.generation() == Some(a.generation))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let running = mine.iter().find(|c| c.state == RunState::Running);
+        if a.state == "spawning" {
+            if now - a.updated_at < spawn_timeout {
+                continue; // a sling in progress: leave it alone
+            }
+            if let Some(c) = running {
+                adopt_spawn(town, &a, &c.id)?;
+                report.spawns_adopted.push(a.id.clone());
+                continue;
+            }
+        } else if running.is_some() {
+            continue;
+        }
+        // Dead: read how it ended (inspect only exited containers).
+        let exited = mine.iter().find(|c| c.state == RunState::Exited);
+        let (exit_code, oom) = match exited {
+            Some(c) => match rt.inspect(&c.id)? {
+                Some(i) => (i.exit_code, i.oom),
+                None => (None, false),
+            },
+            None => (None, false),
+        };
+        let reason = if a.state == "spawning" {
+            "spawn abandoned (gt stopped mid-sling)".to_string()
+        } else if oom {
+            "OOM-killed".to_string()
+        } else if let Some(code) = exit_code {
+            format!("exited with code {code} without done")
+        } else {
+            "container vanished".to_string()
+        };
+        if let Some(d) = record_death(town, &a, exit_code, oom, &reason)? {
+            report.deaths.push(d);
+        }
+    }
+    fail::fail_point!("patrol.after_deaths");
+
+    // Re-dispatch the dead after their backoff, or give up after max_attempts.
+    update_breaker(town, report)?;
+    for a in agents_in(town, "dead")? {
+        touched.insert((a.rig.clone(), a.name.clone()));
+        redispatch_or_give_up(town, &rt, &a, report)?;
+    }
+
+    // 7. Orphans: containers of this town with no current generation.
+    let current: HashMap<(String, String), i64> = agents::list(town.db.conn(), None)
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|a| a.state != "idle" && a.state != "nuked")
+        .map(|a| ((a.rig, a.name), a.generation))
+        .collect();
+    for c in &observed {
+        let key = (
+            c.labels.get(LABEL_RIG).cloned().unwrap_or_default(),
+            c.labels.get(LABEL_AGENT).cloned().unwrap_or_default(),
+        );
+        if !touched.contains(&key) && current.get(&key).copied() != c.generation() {
+            rt.remove(&c.id, Duration::from_secs(2))?;
+            report.orphans_removed.push(c.name.clone());
+        }
+    }
+    report.stray_worktrees = stray_worktrees(town)?;
+    fail::fail_point!("patrol.after_orphans");
+
+    // 8. Mail, queued beads, convoys.
+    report.mail_delivered = super::mail::deliver(town)?;
+    dispatch_queued(town, &rt, report)?;
+    report.breaker_open = breaker_is_open(town)?;
+    report.runtime_calls = rt.calls.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+fn connect_with_retry(connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> Result<Box<dyn Runtime>> {
+    let waits = [0u64, 250, 750];
+    let mut last = None;
+    for w in waits {
+        std::thread::sleep(Duration::from_millis(w));
+        match connect() {
+            Ok(rt) => match rt.list("gt-probe") {
+                Ok(_) => return Ok(rt),
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::RuntimeUnavailable {
+        msg: "unknown".into(),
+    }))
+}
+
+fn agents_in(town: &Town, state: &str) -> Result<Vec<agents::Agent>> {
+    Ok(agents::list(town.db.conn(), None)
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|a| a.state == state)
+        .collect())
+}
+
+fn acquire(town: &mut Town, holder: &str) -> Result<std::result::Result<i64, String>> {
+    let lease_ms = town.config.patrol.lease.as_millis() as i64;
+    town.db.write(|tx| {
+        let now = now_ms();
+        let row: Option<(String, i64, i64)> = tx
+            .query_row(
+                "SELECT holder, token, expires_at FROM leases WHERE name = 'patrol'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| tx.err(e))?;
+        if let Some((h, _, exp)) = &row {
+            if *exp > now {
+                return Ok(Err(h.clone()));
+            }
+        }
+        let token = row.map(|r| r.1).unwrap_or(0) + 1;
+        tx.execute(
+            "INSERT INTO leases (name, holder, token, expires_at) VALUES ('patrol', ?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET holder = ?1, token = ?2, expires_at = ?3",
+            rusqlite::params![holder, token, now + lease_ms],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event(
+            "patrol.started",
+            "patrol",
+            serde_json::json!({ "holder": holder, "token": token }),
+        )?;
+        Ok(Ok(token))
+    })
+}
+
+fn release(town: &mut Town) {
+    let r = town.db.write(|tx| {
+        tx.execute("UPDATE leases SET expires_at = 0 WHERE name = 'patrol'", [])
+            .map_err(|e| tx.err(e))?;
+        tx.event("patrol.finished", "patrol", serde_json::json!({}))
+    });
+    if let Err(e) = r {
+        tracing::warn!("releasing the patrol lease: {e}");
+    }
+}
+
+/// Finish a sling whose process died after starting the container.
+fn adopt_spawn(town: &mut Town, a: &agents::Agent, container: &str) -> Result<()> {
+    let (id, generation, bead, dispatch) = (
+        a.id.clone(),
+        a.generation,
+        a.bead.clone().unwrap_or_default(),
+        a.dispatch,
+    );
+    town.db.write(|tx| {
+        let now = now_ms();
+        let n = tx
+            .execute(
+                "UPDATE agents SET state = 'running', updated_at = ?3, version = version + 1 WHERE id = ?1 AND generation = ?2 AND state = 'spawning'",
+                rusqlite::params![id, generation, now],
+            )
+            .map_err(|e| tx.err(e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        tx.execute(
+            "UPDATE beads SET status = 'in_progress', attempts = attempts + 1, updated_at = ?2, version = version + 1 WHERE id = ?1 AND status = 'hooked'",
+            rusqlite::params![bead, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        if let Some(d) = dispatch {
+            dispatches::set_container(tx, d, container).map_err(|e| tx.err(e))?;
+        }
+        tx.event("sling.adopted", &bead, serde_json::json!({ "agent": id, "generation": generation, "container": container }))
+    })
+}
+
+fn record_death(
+    town: &mut Town,
+    a: &agents::Agent,
+    exit_code: Option<i64>,
+    oom: bool,
+    reason: &str,
+) -> Result<Option<Death>> {
+    let Some(bead) = a.bead.clone() else {
+        return Ok(None);
+    };
+    let death = Death {
+        agent: a.id.clone(),
+        bead: bead.clone(),
+        generation: a.generation,
+        exit_code,
+        oom,
+        reason: reason.to_string(),
+    };
+    let d2 = death.clone();
+    let recorded = town.db.write(|tx| {
+        let now = now_ms();
+        let n = tx
+            .execute(
+                "UPDATE agents SET state = 'dead', updated_at = ?3, version = version + 1
+                 WHERE id = ?1 AND generation = ?2 AND state IN ('running','spawning')",
+                rusqlite::params![d2.agent, d2.generation, now],
+            )
+            .map_err(|e| tx.err(e))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if let Some(d) = a.dispatch {
+            dispatches::end(tx, d, now, exit_code, oom, reason).map_err(|e| tx.err(e))?;
+        }
+        tx.event(
+            "agent.died",
+            &d2.agent,
+            serde_json::to_value(&d2).unwrap_or_default(),
+        )?;
+        Ok(true)
+    })?;
+    Ok(recorded.then_some(death))
+}
+
+fn redispatch_or_give_up(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    a: &agents::Agent,
+    report: &mut Report,
+) -> Result<()> {
+    let Some(bead_id) = a.bead.clone() else {
+        return Ok(());
+    };
+    let conn = town.db.conn();
+    let bead = beads::get(conn, &bead_id)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| super::bead::not_found(&bead_id))?;
+    let d = town.config.defaults.clone();
+    if bead.attempts >= d.max_attempts as i64 {
+        return give_up(town, a, &bead, report);
+    }
+    if breaker_is_open(town)? {
+        return Ok(());
+    }
+    let ended = a
+        .dispatch
+        .and_then(|id| dispatches::get(conn, id).ok().flatten())
+        .and_then(|x| x.ended_at)
+        .unwrap_or(0);
+    let idx = (bead.attempts.max(1) as usize - 1).min(d.retry_backoff.len() - 1);
+    if now_ms() < ended + d.retry_backoff[idx].as_millis() as i64 {
+        return Ok(()); // backing off
+    }
+    let rig = rigs::get(conn, &a.rig)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| Error::not_found(format!("rig {}", a.rig), None))?;
+    if agents::live_count(conn, &a.rig).map_err(|e| town.db_err(e))? >= rig.max_polecats {
+        return Ok(());
+    }
+    // The branch must still exist: work that vanished is said aloud, never papered over.
+    let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
+    if let Some(branch) = &a.branch {
+        if !crate::git::branch_exists(&repo, branch) {
+            return escalate_lost_branch(town, a, &bead, branch, report);
+        }
+    }
+    let claim = super::sling::claim_redispatch(town, a)?;
+    let Some(claim) = claim else { return Ok(()) };
+    match super::sling::launch(town, rt, claim) {
+        Ok(_) => report.redispatched.push(bead_id),
+        Err(e @ Error::Conflict { .. }) if e.to_string().contains("lost its lease") => {
+            return Err(e);
+        }
+        Err(e) => report.errors.push(format!("re-dispatch of {bead_id}: {e}")),
+    }
+    Ok(())
+}
+
+fn give_up(
+    town: &mut Town,
+    a: &agents::Agent,
+    bead: &beads::Bead,
+    report: &mut Report,
+) -> Result<()> {
+    let status = match town.config.defaults.on_exhausted {
+        OnExhausted::Failed => "failed",
+        OnExhausted::Escalated => "escalated",
+    };
+    let rig = rigs::get(town.db.conn(), &a.rig).map_err(|e| town.db_err(e))?;
+    let kept = super::done::retire_worktree(
+        town,
+        a,
+        rig.map(|r| r.default_branch).as_deref().unwrap_or("HEAD"),
+        None,
+    )?;
+    let history = dispatches::for_bead(town.db.conn(), &bead.id).map_err(|e| town.db_err(e))?;
+    let endings: Vec<String> = history
+        .iter()
+        .map(|d| {
+            format!(
+                "generation {} on {}: {}",
+                d.generation,
+                d.agent,
+                d.reason.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    let m = Mail {
+        id: format!("exhausted-{}", bead.id),
+        from: ACTOR.into(),
+        to: MAYOR.into(),
+        subject: format!(
+            "[escalation] {} {status} after {} attempts",
+            bead.id, bead.attempts
+        ),
+        body: format!(
+            "{}\n\nbranch {}\n{}",
+            bead.title,
+            bead.branch.as_deref().unwrap_or("-"),
+            endings.join("\n")
+        ),
+        sent: now_ms(),
+        delivered: None,
+        read: None,
+        acked: None,
+    };
+    let (id, generation, bead_id) = (a.id.clone(), a.generation, bead.id.clone());
+    town.db.write(|tx| {
+        let now = now_ms();
+        tx.execute(
+            "UPDATE beads SET status = ?2, updated_at = ?3, version = version + 1 WHERE id = ?1 AND status IN ('hooked','in_progress')",
+            rusqlite::params![bead_id, status, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        super::done::release_agent(tx, &id, generation, kept, now)?;
+        super::mail::post(tx, &m)?;
+        tx.event("bead.exhausted", &bead_id, serde_json::json!({ "status": status, "attempts": bead.attempts }))?;
+        super::convoy::on_bead_changed(tx, &bead_id)
+    })?;
+    report.exhausted.push(bead.id.clone());
+    Ok(())
+}
+
+fn escalate_lost_branch(
+    town: &mut Town,
+    a: &agents::Agent,
+    bead: &beads::Bead,
+    branch: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let m = Mail {
+        id: format!("lost-branch-{}-{}", bead.id, a.generation),
+        from: ACTOR.into(),
+        to: MAYOR.into(),
+        subject: format!(
+            "[escalation] branch {branch} of {} vanished: its work is lost",
+            bead.id
+        ),
+        body: format!(
+            "{} died and its branch {branch} no longer exists in rig {}. The bead is escalated; nothing was re-dispatched.",
+            a.id, a.rig
+        ),
+        sent: now_ms(),
+        delivered: None,
+        read: None,
+        acked: None,
+    };
+    let (id, generation, bead_id) = (a.id.clone(), a.generation, bead.id.clone());
+    town.db.write(|tx| {
+        let now = now_ms();
+        tx.execute(
+            "UPDATE beads SET status = 'escalated', updated_at = ?2, version = version + 1 WHERE id = ?1",
+            rusqlite::params![bead_id, now],
+        )
+        .map_err(|e| tx.err(e))?;
+        super::done::release_agent(tx, &id, generation, false, now)?;
+        super::mail::post(tx, &m)?;
+        tx.event("bead.branch_lost", &bead_id, serde_json::json!({ "branch": m.subject }))?;
+        super::convoy::on_bead_changed(tx, &bead_id)
+    })?;
+    report.exhausted.push(bead.id.clone());
+    Ok(())
+}
+
+/// Failed dispatches in the breaker window (since the last `gt resume`) above the limit
+/// open the breaker once, with one mail.
+fn update_breaker(town: &mut Town, report: &mut Report) -> Result<()> {
+    if breaker_is_open(town)? {
+        report.breaker_open = true;
+        return Ok(());
+    }
+    let p = town.config.patrol.clone();
+    let conn = town.db.conn();
+    let reset: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'breaker_reset_at'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(|e| town.db_err(e))?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let since = (now_ms() - p.breaker_window.as_millis() as i64).max(reset);
+    let failures: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM dispatches WHERE ended_at >= ?1 AND reason IS NOT NULL AND reason NOT IN ('done','nuked')",
+            [since],
+            |r| r.get(0),
+        )
+        .map_err(|e| town.db_err(e))?;
+    if failures < p.breaker_failures as i64 {
+        return Ok(());
+    }
+    let opened = now_ms();
+    let m = Mail {
+        id: format!("breaker-{opened}"),
+        from: ACTOR.into(),
+        to: MAYOR.into(),
+        subject: format!("[escalation] circuit breaker open: {failures} failed dispatches"),
+        body: format!(
+            "{failures} dispatches failed within {}s; new dispatches are paused.\nLook at `gt log` and `gt bead list --status in_progress`, fix the cause, then run `gt resume`.",
+            p.breaker_window.as_secs()
+        ),
+        sent: opened,
+        delivered: None,
+        read: None,
+        acked: None,
+    };
+    town.db.write(|tx| {
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('breaker_open', ?1)",
+            [opened.to_string()],
+        )
+        .map_err(|e| tx.err(e))?;
+        super::mail::post(tx, &m)?;
+        tx.event(
+            "breaker.opened",
+            "town",
+            serde_json::json!({ "failures": failures }),
+        )
+    })?;
+    report.breaker_open = true;
+    Ok(())
+}
+
+pub fn breaker_is_open(town: &Town) -> Result<bool> {
+    super::sling::breaker_open(town.db.conn())
+}
+
+/// `gt resume`: close the breaker; failures before now no longer count.
+pub fn resume_breaker(town: &mut Town) -> Result<bool> {
+    town.db.write(|tx| {
+        let was = tx.execute("DELETE FROM meta WHERE key = 'breaker_open'", []).map_err(|e| tx.err(e))? == 1;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('breaker_reset_at', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
+            [now_ms().to_string()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event("breaker.closed", "town", serde_json::json!({ "was_open": was }))?;
+        Ok(was)
+    })
+}
+
+/// Docker unreachable: one escalation per outage (the id is the outage's start).
+fn runtime_down(town: &mut Town, e: &Error) -> Result<()> {
+    let e = e.to_string();
+    town.db.write(|tx| {
+        let now = now_ms();
+        tx.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('runtime_down_since', ?1)", [now.to_string()])
+            .map_err(|e| tx.err(e))?;
+        let since: String = tx
+            .query_row("SELECT value FROM meta WHERE key = 'runtime_down_since'", [], |r| r.get(0))
+            .map_err(|e| tx.err(e))?;
+        let passes: i64 = tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('runtime_down_passes', '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [],
+            )
+            .map(|_| 0)
+            .map_err(|e| tx.err(e))?;
+        let _ = passes;
+        let count: i64 = tx
+            .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'runtime_down_passes'", [], |r| r.get(0))
+            .map_err(|e| tx.err(e))?;
+        tx.event("runtime.unreachable", "runtime", serde_json::json!({ "error": e, "pass": count }))?;
+        // Escalate from the third consecutive pass: a blip is not worth a mail.
+        if count >= 3 {
+            let m = Mail {
+                id: format!("runtime-down-{since}"),
+                from: ACTOR.into(),
+                to: MAYOR.into(),
+                subject: "[escalation] the container runtime is unreachable".into(),
+                body: format!("Docker has not answered for {count} patrol passes:\n{e}\nNo agent is marked dead for this; patrol retries every pass."),
+                sent: now,
+                delivered: None,
+                read: None,
+                acked: None,
+            };
+            super::mail::post(tx, &m)?;
+        }
+        Ok(())
+    })
+}
+
+fn runtime_up(town: &mut Town) -> Result<()> {
+    let down = town
+        .db
+        .conn()
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = 'runtime_down_since'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(|e| town.db_err(e))?
+        .is_some();
+    if down {
+        town.db.write(|tx| {
+            tx.execute(
+                "DELETE FROM meta WHERE key IN ('runtime_down_since','runtime_down_passes')",
+                [],
+            )
+            .map_err(|e| tx.err(e))?;
+            tx.event("runtime.reachable", "runtime", serde_json::json!({}))
+        })?;
+    }
+    Ok(())
+}
+
+fn stray_worktrees(town: &Town) -> Result<Vec<String>> {
+    let known: std::collections::HashSet<String> = agents::list(town.db.conn(), None)
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter_map(|a| a.worktree)
+        .collect();
+    let mut stray = Vec::new();
+    for r in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
+        let Ok(dir) = std::fs::read_dir(town.rig_dir(&r.name).join("polecats")) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let p = e.path().to_string_lossy().into_owned();
+            if !known.contains(&p) {
+                stray.push(p);
+            }
+        }
+    }
+    Ok(stray)
+}
+
+/// Dispatch queued beads, oldest first, while their rig has free slots.
+fn dispatch_queued(town: &mut Town, rt: &dyn Runtime, report: &mut Report) -> Result<()> {
+    if breaker_is_open(town)? {
+        return Ok(());
+    }
+    for rig in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
+        for bead in beads::queued(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))? {
+            if agents::live_count(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
+                >= rig.max_polecats
+            {
+                break;
+            }
+            match super::sling::sling(town, rt, &bead, &Default::default()) {
+                Ok(super::sling::Slung::Dispatched { .. }) => report.queued_dispatched.push(bead),
+                Ok(super::sling::Slung::Queued { .. }) => break,
+                Err(e) if e.to_string().contains("lost its lease") => return Err(e),
+                Err(e) => report
+                    .errors
+                    .push(format!("dispatch of queued {bead}: {e}")),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+# gt's scripted agent: a stand-in for an LLM agent, used by the tests and the demo.
+# Runs inside the agent container (busybox sh). Reads its assignment, commits a file
+# on its branch, checkpoints, and hands over with `gt done`.
+# Knobs (set before it in the rig command): AGENT_SLEEP=N waits N seconds before done;
+# AGENT_FAIL=1 exits 1 instead of finishing; AGENT_ALLOC=1 allocates memory until killed.
+set -eu
+gt prime
+f="work-$GT_BEAD.txt"
+echo "work by $GT_AGENT, generation $GT_GENERATION" >> "$f"
+git add "$f"
+git commit -q -m "$GT_BEAD: work by $GT_AGENT (generation $GT_GENERATION)"
+gt checkpoint -m "committed $f"
+if [ "${AGENT_ALLOC:-}" = 1 ]; then
+  # Grow a shell variable until the memory limit kills us.
+  x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+  while :; do x="$x$x"; done
+fi
+if [ -n "${AGENT_SLEEP:-}" ]; then sleep "$AGENT_SLEEP"; fi
+if [ "${AGENT_FAIL:-}" = 1 ]; then echo "agent failing on purpose" >&2; exit 1; fi
+gt done -m "finished $GT_BEAD"
