@@ -9,6 +9,9 @@ fn main() {
         Err(e) => e.exit(), // help/version exit 0, usage errors exit 2
     };
     init_tracing(cli.global.verbose);
+    // Crash tests arm named fail points with FAILPOINTS=name=panic (see tests/).
+    #[cfg(feature = "failpoints")]
+    let _scenario = fail::FailScenario::setup();
     let code = match gt::cli::run(&cli) {
         Ok(()) => exit::OK,
         Err(e) => {

@@ -303,7 +303,9 @@ fn acquire(town: &mut Town, holder: &str) -> Result<std::result::Result<i64, Str
             .optional()
             .map_err(|e| tx.err(e))?;
         if let Some((h, _, exp)) = &row {
-            if *exp > now {
+            // A live lease blocks us, unless its holder died on this machine (a patrol
+            // killed mid-pass must not stall recovery for a whole lease period).
+            if *exp > now && holder_alive(h) {
                 return Ok(Err(h.clone()));
             }
         }
@@ -321,6 +323,43 @@ fn acquire(town: &mut Town, holder: &str) -> Result<std::result::Result<i64, Str
         )?;
         Ok(Ok(token))
     })
+}
+
+/// `pid 123 start 456 on host`: the start time (clock ticks since boot) tells a reused
+/// pid from the holder itself.
+fn lease_holder(pid: u32) -> String {
+    format!(
+        "pid {pid} start {} on {}",
+        proc_start(pid).unwrap_or_default(),
+        hostname()
+    )
+}
+
+fn proc_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn holder_alive(holder: &str) -> bool {
+    let parts: Vec<&str> = holder.split_whitespace().collect();
+    match parts.as_slice() {
+        ["pid", pid, "start", start, "on", host] if *host == hostname() => {
+            let Ok(pid) = pid.parse::<u32>() else {
+                return true;
+            };
+            proc_start(pid).map(|s| s.to_string()) == Some(start.to_string())
+        }
+        // Another machine's holder (a shared town dir): trust the expiry alone.
+        _ => true,
+    }
 }
 
 fn release(town: &mut Town) {

@@ -195,3 +195,97 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The scripted agent, with knobs (`AGENT_SLEEP=5`, `AGENT_FAIL=1`, …) set in front.
+pub fn scripted_agent(knobs: &str) -> String {
+    let script = include_str!("scripted-agent.sh");
+    format!("{knobs}\n{script}")
+}
+
+impl TestTown {
+    /// A rig `api` from a fresh repo, with a bare remote; returns the remote's path.
+    pub fn rig_with_remote(&self, command: &str, extra: &[&str]) -> PathBuf {
+        let src = self.source_repo("api");
+        let remote = self.dir.path().join("remote.git");
+        let out = std::process::Command::new("git")
+            .args(["init", "-q", "--bare"])
+            .arg(&remote)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let image = test_image();
+        let mut args = vec![
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--image",
+            &image,
+            "--command",
+            command,
+            "--memory",
+            "256m",
+            "--remote",
+            remote.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+        remote
+    }
+
+    pub fn bead(&self, title: &str) -> String {
+        self.ok(&["bead", "create", "--rig", "api", title])
+            .trim()
+            .to_string()
+    }
+
+    /// Containers of this town in `status` (running, exited, …).
+    pub fn containers_in(&self, status: &str) -> usize {
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gt.town={}", self.id),
+            "--filter",
+            &format!("status={status}"),
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .count()
+    }
+
+    pub fn all_containers(&self) -> usize {
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gt.town={}", self.id),
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .count()
+    }
+
+    pub fn wait_exited(&self, n: usize) {
+        wait_for(&format!("{n} exited container(s)"), 60, || {
+            (self.containers_in("exited") >= n).then_some(())
+        });
+    }
+
+    pub fn mayor_mail(&self) -> Vec<serde_json::Value> {
+        self.json(&["mail", "inbox", "--as", "mayor"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    pub fn doctor_clean(&self) {
+        let out = self.run(&["--json", "doctor"]);
+        assert!(
+            out.status.success(),
+            "doctor: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

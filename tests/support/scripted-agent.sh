@@ -2,7 +2,7 @@
 # Runs inside the agent container (busybox sh). Reads its assignment, commits a file
 # on its branch, checkpoints, and hands over with `gt done`.
 # Knobs (set before it in the rig command): AGENT_SLEEP=N waits N seconds before done;
-# AGENT_FAIL=1 exits 1 instead of finishing; AGENT_ALLOC=1 allocates memory until killed.
+# AGENT_FAIL=1 exits 1 instead of finishing; AGENT_FAIL_GEN=N does so in generation N; AGENT_ALLOC=1 allocates memory until killed.
 set -eu
 gt prime
 f="work-$GT_BEAD.txt"
@@ -17,4 +17,5 @@ if [ "${AGENT_ALLOC:-}" = 1 ]; then
 fi
 if [ -n "${AGENT_SLEEP:-}" ]; then sleep "$AGENT_SLEEP"; fi
 if [ "${AGENT_FAIL:-}" = 1 ]; then echo "agent failing on purpose" >&2; exit 1; fi
+if [ "${AGENT_FAIL_GEN:-}" = "$GT_GENERATION" ]; then echo "agent failing in generation $GT_GENERATION" >&2; exit 1; fi
 gt done -m "finished $GT_BEAD"

@@ -1,0 +1,377 @@
+//! Issue 4: the agent protocol on real Docker and git: the done saga and its crash
+//! points, resume context, idempotent mail, and request security.
+
+mod support;
+
+use support::*;
+
+fn assert_done_once(t: &TestTown, bead: &str, remote: &std::path::Path) {
+    let b = t.json(&["bead", "show", bead]);
+    assert_eq!(b["status"], "done", "{b}");
+    let mrs = t.json(&["mq", "list"]);
+    let mine: Vec<_> = mrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["bead"] == bead)
+        .collect();
+    assert_eq!(mine.len(), 1, "{mrs}");
+    let branch = mine[0]["branch"].as_str().unwrap();
+    let on_remote = git(remote, &["rev-parse", &format!("refs/heads/{branch}")]);
+    assert_eq!(on_remote.trim(), mine[0]["commit"].as_str().unwrap());
+    let done_mail: Vec<_> = t
+        .mayor_mail()
+        .into_iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{bead} done"))
+        })
+        .collect();
+    assert_eq!(done_mail.len(), 1, "{done_mail:?}");
+    t.doctor_clean();
+}
+
+#[test]
+fn the_happy_path_ends_done_pushed_recorded_and_released() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = t.rig_with_remote(&scripted_agent(""), &[]);
+    let id = t.bead("happy");
+    let slung = t.json(&["sling", &id]);
+    let agent = slung[0]["agent"].as_str().unwrap().to_string();
+    t.wait_exited(1);
+    let out = t.ok(&["patrol"]);
+    assert!(out.contains(&format!("done: {id}")), "{out}");
+    assert_done_once(&t, &id, &remote);
+    assert_eq!(t.all_containers(), 0);
+    let wt = t
+        .root()
+        .join("rigs/api/polecats")
+        .join(agent.split('/').nth(1).unwrap());
+    assert!(!wt.exists(), "the worktree stayed");
+    let pl = t.json(&["polecat", "list"]);
+    assert_eq!(pl[0]["state"], "idle");
+    // The agent's checkpoint was recorded against its dispatch.
+    let log = t.json(&["log"]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "checkpoint")
+    );
+    // A second patrol changes nothing of it.
+    t.ok(&["patrol"]);
+    assert_done_once(&t, &id, &remote);
+}
+
+fn crash_at(fp: &str) {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = t.rig_with_remote(&scripted_agent(""), &[]);
+    let id = t.bead("crashy");
+    t.ok(&["sling", &id]);
+    t.wait_exited(1);
+    let out = t
+        .cmd()
+        .arg("patrol")
+        .env("FAILPOINTS", format!("{fp}=panic"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{fp}: the patrol should have died: {out:?}"
+    );
+    // The killed patrol's lease does not block the next one: its holder is dead.
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    assert_done_once(&t, &id, &remote);
+    assert_eq!(t.all_containers(), 0, "{fp}");
+}
+
+macro_rules! crash_tests {
+    ($($name:ident => $fp:literal),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            crash_at($fp);
+        }
+    )*};
+}
+
+crash_tests! {
+    killed_after_ingest_commit_converges => "ingest.after_commit",
+    killed_before_verified_converges => "saga.verified.before",
+    killed_after_verified_converges => "saga.verified.after",
+    killed_before_push_converges => "saga.pushed.before",
+    killed_after_push_converges => "saga.pushed.after",
+    killed_before_release_converges => "saga.released.before",
+    killed_after_container_removed_converges => "saga.container_removed.after",
+}
+
+#[test]
+fn a_remote_unreachable_for_two_passes_escalates_once_then_lands() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = t.rig_with_remote(&scripted_agent(""), &[]);
+    let id = t.bead("push later");
+    t.ok(&["sling", &id]);
+    t.wait_exited(1);
+    let aside = t.dir.path().join("remote-away.git");
+    std::fs::rename(&remote, &aside).unwrap();
+    for _ in 0..2 {
+        let out = t.ok(&["patrol"]);
+        assert!(out.contains("done pending"), "{out}");
+        assert_eq!(t.json(&["bead", "show", &id])["status"], "in_progress");
+    }
+    let escalations: Vec<_> = t
+        .mayor_mail()
+        .into_iter()
+        .filter(|m| m["id"].as_str().unwrap().starts_with("push-failed-"))
+        .collect();
+    assert_eq!(escalations.len(), 1);
+    std::fs::rename(&aside, &remote).unwrap();
+    t.ok(&["patrol"]);
+    assert_done_once(&t, &id, &remote);
+}
+
+#[test]
+fn a_dead_agent_that_pushed_resumes_with_its_history_and_lands_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = t.rig_with_remote(&scripted_agent("AGENT_FAIL_GEN=1"), &[]);
+    let id = t.bead("resume me");
+    let slung = t.json(&["sling", &id]);
+    let agent = slung[0]["agent"].as_str().unwrap().to_string();
+    let branch = slung[0]["branch"].as_str().unwrap().to_string();
+    t.wait_exited(1);
+    // "The agent pushed its branch itself" before its container died.
+    let repo = t.root().join("rigs/api/repo");
+    git(
+        &repo,
+        &[
+            "push",
+            "-q",
+            remote.to_str().unwrap(),
+            &format!("{branch}:refs/heads/{branch}"),
+        ],
+    );
+    let out = t.ok(&["patrol"]);
+    assert!(
+        out.contains("died:") && out.contains("re-dispatched"),
+        "{out}"
+    );
+    wait_for("the second attempt to finish", 60, || {
+        let logs = t.ok(&["peek", &agent]);
+        logs.contains("the host takes it from here").then_some(())
+    });
+    let logs = t.ok(&["peek", &agent]);
+    assert!(logs.contains("Earlier attempts"), "{logs}");
+    assert!(logs.contains("exited with code 1"), "{logs}");
+    assert!(
+        logs.contains("checkpoint") && logs.contains(&format!("committed work-{id}.txt")),
+        "{logs}"
+    );
+    t.wait_exited(1);
+    t.ok(&["patrol"]);
+    assert_done_once(&t, &id, &remote);
+    assert_eq!(t.json(&["bead", "show", &id])["attempts"], 2);
+}
+
+#[test]
+fn mail_with_one_id_from_five_processes_is_one_message() {
+    let t = TestTown::new();
+    let children: Vec<_> = (0..5)
+        .map(|i| {
+            std::process::Command::new(gt_bin())
+                .args([
+                    "mail",
+                    "send",
+                    "mayor",
+                    "-s",
+                    "hello",
+                    "-m",
+                    &format!("from {i}"),
+                    "--id",
+                    "greeting-1",
+                ])
+                .env("GT_TOWN", t.root())
+                .env_remove("GT_AGENT")
+                .output()
+                .unwrap()
+        })
+        .collect();
+    assert!(children.iter().all(|o| o.status.success()), "{children:?}");
+    let inbox = t.mayor_mail();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0]["id"], "greeting-1");
+    t.ok(&["mail", "read", "greeting-1"]);
+    t.ok(&["mail", "read", "greeting-1"]);
+    assert!(
+        t.json(&["mail", "inbox", "--unread"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    t.fails(&["mail", "send", "nobody/here", "-s", "x", "-m", "y"], 4);
+    t.fails(
+        &[
+            "mail", "send", "mayor", "-s", "x", "-m", "y", "--id", "../etc",
+        ],
+        2,
+    );
+    t.fails(&["mail", "read", "no-such-mail"], 4);
+}
+
+#[test]
+fn a_crash_between_inbox_file_and_delivered_mark_delivers_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote("sleep 60", &[]);
+    let id = t.bead("listen");
+    let slung = t.json(&["sling", &id]);
+    let agent = slung[0]["agent"].as_str().unwrap().to_string();
+    let out = t
+        .cmd()
+        .args([
+            "mail", "send", &agent, "-s", "news", "-m", "body", "--id", "news-1",
+        ])
+        .env("FAILPOINTS", "mail.after_file=panic")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let inbox = t
+        .root()
+        .join("agents/api")
+        .join(agent.split('/').nth(1).unwrap())
+        .join("inbox");
+    assert!(inbox.join("news-1.json").exists());
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    let files: Vec<_> = std::fs::read_dir(&inbox).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let m = t.json(&["mail", "inbox", "--as", &agent]);
+    assert_eq!(m.as_array().unwrap().len(), 1);
+    assert!(!m[0]["delivered"].is_null());
+    let delivered = t
+        .json(&["log"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "mail.delivered")
+        .count();
+    assert_eq!(delivered, 1);
+}
+
+#[test]
+fn forged_stale_and_malformed_requests_are_rejected_and_change_nothing() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote("sleep 60", &["--max-polecats", "2"]);
+    let a = t.bead("a");
+    let b = t.bead("b");
+    t.ok(&["sling", &a]);
+    t.ok(&["sling", &b]);
+    let pl = t.json(&["polecat", "list"]);
+    let names: Vec<String> = pl
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    let mbox = |n: &str| t.root().join("agents/api").join(n);
+    let assignment = |n: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(mbox(n).join("assignment.json")).unwrap()).unwrap()
+    };
+    let (aa, ab) = (assignment(&names[0]), assignment(&names[1]));
+    let write = |n: &str, file: &str, body: &[u8]| {
+        std::fs::write(mbox(n).join("outbox").join(file), body).unwrap()
+    };
+    let done = |agent: &serde_json::Value, generation: i64, token: &str, id: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "agent": agent["agent"], "generation": generation, "token": token,
+            "created_at": 1, "kind": "done", "status": "completed", "note": "forged", "head": null
+        }))
+        .unwrap()
+    };
+    let g = aa["generation"].as_i64().unwrap();
+    // In A's outbox: B's name; A's name with B's token; an older generation; junk.
+    write(
+        &names[0],
+        "r1.json",
+        &done(
+            &ab,
+            ab["generation"].as_i64().unwrap(),
+            ab["token"].as_str().unwrap(),
+            "r1",
+        ),
+    );
+    write(
+        &names[0],
+        "r2.json",
+        &done(&aa, g, ab["token"].as_str().unwrap(), "r2"),
+    );
+    write(
+        &names[0],
+        "r3.json",
+        &done(&aa, g - 1, aa["token"].as_str().unwrap(), "r3"),
+    );
+    write(&names[0], "r4.json", b"{ not json");
+    write(&names[0], "r5.json", &vec![b' '; 1 << 21]);
+    let big = serde_json::json!({
+        "id": "r6", "agent": aa["agent"], "generation": g, "token": aa["token"], "created_at": 1,
+        "kind": "mail", "to": "mayor", "subject": "big", "body": "x".repeat(70 << 10), "mail_id": null
+    });
+    write(&names[0], "r6.json", &serde_json::to_vec(&big).unwrap());
+    let unknown = serde_json::json!({ "id": "r7", "agent": aa["agent"], "generation": g, "token": aa["token"], "created_at": 1, "kind": "launch_missiles" });
+    write(&names[0], "r7.json", &serde_json::to_vec(&unknown).unwrap());
+    let out = t.json(&["patrol"]);
+    assert_eq!(out["rejected"], 7, "{out}");
+    assert_eq!(out["ingested"], 0, "{out}");
+    for bead in [&a, &b] {
+        assert_eq!(t.json(&["bead", "show", bead])["status"], "in_progress");
+    }
+    assert!(t.mayor_mail().is_empty());
+    let rejected = std::fs::read_dir(mbox(&names[0]).join("outbox/rejected"))
+        .unwrap()
+        .count();
+    assert_eq!(rejected, 7);
+    let events = t.json(&["log"]);
+    assert_eq!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "request.rejected")
+            .count(),
+        7
+    );
+    t.doctor_clean();
+}
+
+#[test]
+fn agent_mode_commands_refuse_to_run_on_the_host() {
+    let t = TestTown::new();
+    for cmd in [
+        &["prime"][..],
+        &["hook"],
+        &["checkpoint", "-m", "x"],
+        &["done"],
+        &["escalate", "-m", "x"],
+    ] {
+        let err = t.fails(cmd, 2);
+        assert!(err.contains("inside an agent container"), "{err}");
+    }
+}
