@@ -96,11 +96,7 @@ impl Runtime for Counting<'_> {
 pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> Result<Report> {
     let mut report = Report::default();
     // 1. Lease.
-    let holder = format!(
-        "pid {} at {}",
-        std::process::id(),
-        crate::util::format_time(now_ms())
-    );
+    let holder = lease_holder(std::process::id());
     match acquire(town, &holder)? {
         Err(held_by) => {
             report.held_by = Some(held_by);
