@@ -165,9 +165,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         std::fs::File::open(dir)?.sync_all()
     };
     write()
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .ctx(|| format!("writing {}", path.display()))
 }

@@ -29,16 +29,16 @@ pub fn ctx() -> Result<Ctx> {
     let mailbox =
         PathBuf::from(std::env::var("GT_MAILBOX").unwrap_or_else(|_| super::MAILBOX.into()));
     let assignment = Assignment::read(&mailbox)?;
-    if let Ok(g) = std::env::var("GT_GENERATION") {
-        if g != assignment.generation.to_string() {
-            return Err(Error::conflict(
-                format!(
-                    "stale agent: this container is generation {g}, the assignment is generation {}",
-                    assignment.generation
-                ),
-                Some("stop working: a newer dispatch owns this bead".to_string()),
-            ));
-        }
+    if let Ok(g) = std::env::var("GT_GENERATION")
+        && g != assignment.generation.to_string()
+    {
+        return Err(Error::conflict(
+            format!(
+                "stale agent: this container is generation {g}, the assignment is generation {}",
+                assignment.generation
+            ),
+            Some("stop working: a newer dispatch owns this bead".to_string()),
+        ));
     }
     let token = std::env::var("GT_TOKEN").unwrap_or_else(|_| assignment.token.clone());
     Ok(Ctx {

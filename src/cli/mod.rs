@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod bead;
+pub mod convoy;
 pub mod docs;
 pub mod init;
 pub mod mail;
@@ -69,6 +70,7 @@ pub enum Command {
     Sling(sling::SlingArgs),
     Polecat(polecat::PolecatArgs),
     Peek(polecat::PeekArgs),
+    Convoy(convoy::ConvoyArgs),
     Mail(mail::MailArgs),
     Mq(patrol::MqArgs),
     Patrol(patrol::PatrolArgs),
@@ -94,6 +96,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Sling(a) => sling::run(g, a),
         Command::Polecat(a) => polecat::run(g, a),
         Command::Peek(a) => polecat::peek(g, a),
+        Command::Convoy(a) => convoy::run(g, a),
         Command::Mail(a) => mail::run(g, a),
         Command::Mq(a) => patrol::mq(g, a),
         Command::Patrol(a) => patrol::patrol(g, a),

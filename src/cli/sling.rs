@@ -22,8 +22,11 @@ const PARALLEL: usize = 8;
 #[derive(clap::Args, Debug)]
 pub struct SlingArgs {
     /// The beads to dispatch (dispatched concurrently).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "convoy")]
     pub beads: Vec<String>,
+    /// Sling every open bead of this convoy.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["branch", "polecat"])]
+    pub convoy: Option<String>,
     /// Work on this new branch instead of polecat/<name>/<bead> (one bead only).
     #[arg(long)]
     pub branch: Option<String>,
@@ -37,19 +40,30 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
         return Err(Error::usage("--branch and --polecat take one bead only"));
     }
     let town = g.town()?;
+    let mut beads = args.beads.clone();
+    if let Some(c) = &args.convoy {
+        for b in crate::town::convoy::open_beads(&town, c)? {
+            if !beads.contains(&b) {
+                beads.push(b);
+            }
+        }
+        if beads.is_empty() {
+            return output::println_out(&format!("convoy {c} has no open beads"));
+        }
+    }
     let rt = DockerRuntime::connect()?;
     let opts = SlingOptions {
         branch: args.branch.clone(),
         polecat: args.polecat.clone(),
     };
-    let results = if args.beads.len() == 1 {
+    let results = if beads.len() == 1 {
         let mut town = town;
         vec![(
-            args.beads[0].clone(),
-            crate::town::sling::sling(&mut town, &rt, &args.beads[0], &opts),
+            beads[0].clone(),
+            crate::town::sling::sling(&mut town, &rt, &beads[0], &opts),
         )]
     } else {
-        many(town, &rt, &args.beads, &opts, g.quiet)
+        many(town, &rt, &beads, &opts, g.quiet)
     };
     let mut first_err = None;
     let mut ok = Vec::new();
@@ -57,7 +71,7 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
         match r {
             Ok(s) => ok.push(s),
             Err(e) => {
-                if args.beads.len() > 1 {
+                if beads.len() > 1 {
                     eprintln!("{bead}: {e}");
                 }
                 first_err.get_or_insert(e);
@@ -120,10 +134,7 @@ fn many(
         for _ in 0..PARALLEL.min(beads.len()) {
             s.spawn(|| {
                 let mut town = Town::open_at(root.clone());
-                loop {
-                    let Some((i, bead)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                        break;
-                    };
+                while let Some((i, bead)) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                     let r = match &mut town {
                         Ok(t) => crate::town::sling::sling(t, rt, &bead, opts),
                         Err(e) => Err(Error::Other(e.to_string())),

@@ -117,12 +117,12 @@ pub fn add_worktree(
     };
     let name = worktree_name(path);
     // A stale registration (its directory gone) would block the add.
-    if let Ok(wt) = repo.find_worktree(&name) {
-        if wt.validate().is_err() {
-            wt.prune(Some(
-                WorktreePruneOptions::new().valid(true).working_tree(true),
-            ))?;
-        }
+    if let Ok(wt) = repo.find_worktree(&name)
+        && wt.validate().is_err()
+    {
+        wt.prune(Some(
+            WorktreePruneOptions::new().valid(true).working_tree(true),
+        ))?;
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;

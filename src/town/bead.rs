@@ -131,10 +131,10 @@ pub struct Edit {
 
 pub fn edit(town: &mut Town, id: &str, edit: &Edit) -> Result<Bead> {
     let current = get(town, id)?;
-    if let Some(t) = &edit.title {
-        if t.trim().is_empty() {
-            return Err(Error::usage("the bead title is empty"));
-        }
+    if let Some(t) = &edit.title
+        && t.trim().is_empty()
+    {
+        return Err(Error::usage("the bead title is empty"));
     }
     let expected = edit.expect_version.unwrap_or(current.version);
     let title = edit.title.clone().unwrap_or(current.title.clone());
@@ -202,7 +202,8 @@ pub fn close(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<B
             "bead.closed",
             id,
             serde_json::json!({ "from": current.status }),
-        )
+        )?;
+        super::convoy::on_bead_changed(tx, id)
     })?;
     get(town, id)
 }

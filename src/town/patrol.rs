@@ -481,10 +481,10 @@ fn redispatch_or_give_up(
     }
     // The branch must still exist: work that vanished is said aloud, never papered over.
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
-    if let Some(branch) = &a.branch {
-        if !crate::git::branch_exists(&repo, branch) {
-            return escalate_lost_branch(town, a, &bead, branch, report);
-        }
+    if let Some(branch) = &a.branch
+        && !crate::git::branch_exists(&repo, branch)
+    {
+        return escalate_lost_branch(town, a, &bead, branch, report);
     }
     let claim = super::sling::claim_redispatch(town, a)?;
     let Some(claim) = claim else { return Ok(()) };

@@ -65,12 +65,12 @@ pub fn sling(
     if let Some(p) = &opts.polecat {
         validate_name("polecat", p)?;
     }
-    if let Some(b) = &opts.branch {
-        if !git2::Branch::name_is_valid(b).unwrap_or(false) {
-            return Err(Error::usage(format!(
-                "--branch {b:?} is not a valid branch name"
-            )));
-        }
+    if let Some(b) = &opts.branch
+        && !git2::Branch::name_is_valid(b).unwrap_or(false)
+    {
+        return Err(Error::usage(format!(
+            "--branch {b:?} is not a valid branch name"
+        )));
     }
     let claim = match claim(town, bead_id, opts)? {
         Ok(c) => c,
