@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 IMAGE=${GT_TEST_IMAGE:-gt-agent:latest}
 STARTED_DOCKERD=""
 DOCKER_TMP=""
@@ -76,9 +77,11 @@ build_image() {
     [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
   done
   cp /usr/bin/git "$rootfs/usr/bin/git"
-  local bin lib
+  local bin lib libs
   for bin in /usr/bin/git "$@"; do
-    for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+    [ -x "$bin" ] || { echo "build_image: $bin is missing" >&2; exit 1; }
+    libs=$(ldd "$bin" | grep -o '/[^ ]*')
+    for lib in $libs; do
       mkdir -p "$rootfs$(dirname "$lib")"
       cp -L "$lib" "$rootfs$lib"
     done
@@ -102,7 +105,7 @@ cmd_test() {
   log "building"
   cargo build --features failpoints --tests --bins
   ensure_docker
-  build_image "$ROOT/target/debug/gt"
+  build_image "$TARGET/debug/gt"
   export CI=${CI:-true} GT_TEST_IMAGE=$IMAGE
   log "cargo test"
   cargo test --features failpoints -- --test-threads="${GT_TEST_THREADS:-4}"
@@ -111,21 +114,21 @@ cmd_test() {
 cmd_demo() {
   cargo build --release
   ensure_docker
-  build_image "$ROOT/target/release/gt"
-  bash "$ROOT/tests/support/demo.sh" "$ROOT/target/release/gt"
+  build_image "$TARGET/release/gt"
+  bash "$ROOT/tests/support/demo.sh" "$TARGET/release/gt"
 }
 
 cmd_bench() {
   cargo build --release
   ensure_docker
-  build_image "$ROOT/target/release/gt"
+  build_image "$TARGET/release/gt"
   cargo bench
 }
 
 case "${1:-test}" in
   test) cmd_test ;;
   demo) cmd_demo ;;
-  image) ensure_docker; cargo build; build_image "$ROOT/target/debug/gt"; STARTED_DOCKERD="" ;;
+  image) ensure_docker; cargo build; build_image "$TARGET/debug/gt"; STARTED_DOCKERD="" ;;
   bench) cmd_bench ;;
   *) echo "usage: bash dev.sh [test|demo|image|bench]" >&2; exit 2 ;;
 esac

@@ -289,3 +289,159 @@ impl TestTown {
         );
     }
 }
+
+impl TestTown {
+    /// Replace gt.toml with the defaults plus `overrides` (full `[section]` tables).
+    pub fn configure(&self, defaults: &str, patrol: &str) {
+        let text = format!(
+            "[defaults]\nimage = \"{}\"\n{defaults}\n[patrol]\n{patrol}\n",
+            test_image()
+        );
+        std::fs::write(self.root().join("gt.toml"), text).unwrap();
+    }
+
+    pub fn patrol_json(&self) -> serde_json::Value {
+        let out = self.run(&["--json", "patrol"]);
+        assert!(out.status.success(), "patrol: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn bead_status(&self, id: &str) -> String {
+        self.json(&["bead", "show", id])["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn dispatches(&self, id: &str) -> Vec<serde_json::Value> {
+        self.json(&["bead", "show", id])["dispatches"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Run patrols until `done` holds, or panic after `secs`.
+    pub fn patrol_until(&self, what: &str, secs: u64, mut done: impl FnMut(&TestTown) -> bool) {
+        wait_for(what, secs, || {
+            let _ = self.run(&["patrol"]);
+            done(self).then_some(())
+        });
+    }
+
+    pub fn running_containers(&self) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=gt.town={}", self.id),
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// A Docker engine of the test's own (socket and data root in a temp dir), for tests
+/// that stop and restart the engine without disturbing the others.
+pub struct PrivateEngine {
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateEngine {
+    pub fn start() -> PrivateEngine {
+        let dir = tempfile::Builder::new()
+            .prefix("gt-engine")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut e = PrivateEngine { dir, child: None };
+        e.boot();
+        // The agent image, copied from the main engine.
+        let save = std::process::Command::new("docker")
+            .args(["save", &test_image()])
+            .output()
+            .unwrap();
+        assert!(save.status.success(), "docker save: {save:?}");
+        let mut load = std::process::Command::new("docker")
+            .args(["load", "-q"])
+            .env("DOCKER_HOST", e.host())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        load.stdin.take().unwrap().write_all(&save.stdout).unwrap();
+        assert!(load.wait().unwrap().success());
+        e
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}/d.sock", self.dir.path().display())
+    }
+
+    fn boot(&mut self) {
+        let d = self.dir.path();
+        let child = std::process::Command::new("dockerd")
+            .arg("--host")
+            .arg(self.host())
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("d.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("dockerd.log")).unwrap())
+            .spawn()
+            .expect("dockerd");
+        self.child = Some(child);
+        let host = self.host();
+        wait_for("the private engine", 60, || {
+            std::process::Command::new("docker")
+                .args(["info"])
+                .env("DOCKER_HOST", &host)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|_| ())
+        });
+    }
+
+    /// Stop the engine (SIGTERM, as `systemctl stop docker` does) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.boot();
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let host = self.host();
+            let out = std::process::Command::new("docker")
+                .args(["ps", "-aq"])
+                .env("DOCKER_HOST", &host)
+                .output();
+            if let Ok(o) = out {
+                for id in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = std::process::Command::new("docker")
+                        .args(["rm", "-f", id])
+                        .env("DOCKER_HOST", &host)
+                        .output();
+                }
+            }
+        }
+        self.stop();
+    }
+}

@@ -1,0 +1,523 @@
+//! Issue 5: patrol recovers from crashes, OOM kills, engine restarts and itself being
+//! killed, on a real Docker engine; it is safe under cron (overlapping passes).
+
+mod support;
+
+use support::*;
+
+const ALWAYS_FAIL: &str = "echo failing on purpose >&2; exit 1";
+
+#[test]
+fn an_oom_killed_agent_is_recorded_redispatched_and_finally_failed_with_one_mail() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 2\nretry_backoff = [\"0s\"]", "");
+    let src = t.source_repo("api");
+    let alloc = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while :; do x=\"$x$x\"; done";
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        alloc,
+        "--memory",
+        "16m",
+    ]);
+    let id = t.bead("eat memory");
+    t.ok(&["sling", &id]);
+    t.wait_exited(1);
+    let p = t.patrol_json();
+    assert_eq!(p["deaths"][0]["oom"], true, "{p}");
+    assert_eq!(p["deaths"][0]["reason"], "OOM-killed");
+    assert_eq!(p["redispatched"][0], id.as_str());
+    t.patrol_until("the bead to fail", 60, |t| t.bead_status(&id) == "failed");
+    let ds = t.dispatches(&id);
+    assert_eq!(ds.len(), 2);
+    assert!(ds.iter().all(|d| d["oom"] == true), "{ds:?}");
+    t.ok(&["patrol"]);
+    let mails: Vec<_> = t
+        .mayor_mail()
+        .into_iter()
+        .filter(|m| m["id"].as_str().unwrap().starts_with("exhausted-"))
+        .collect();
+    assert_eq!(mails.len(), 1);
+    t.doctor_clean();
+}
+
+#[test]
+fn the_second_retry_waits_its_backoff() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 3\nretry_backoff = [\"0s\", \"5s\"]", "");
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        ALWAYS_FAIL,
+    ]);
+    let id = t.bead("flaky");
+    t.ok(&["sling", &id]);
+    t.wait_exited(1);
+    let p = t.patrol_json();
+    assert_eq!(
+        p["redispatched"].as_array().unwrap().len(),
+        1,
+        "the first retry is immediate: {p}"
+    );
+    t.wait_exited(1);
+    let p = t.patrol_json();
+    assert_eq!(p["deaths"].as_array().unwrap().len(), 1);
+    assert!(
+        p["redispatched"].as_array().unwrap().is_empty(),
+        "the second retry must wait: {p}"
+    );
+    t.patrol_until("the third dispatch", 30, |t| t.dispatches(&id).len() == 3);
+    let ds = t.dispatches(&id);
+    let waited = ds[2]["started_at"].as_i64().unwrap() - ds[1]["ended_at"].as_i64().unwrap();
+    assert!(waited >= 5000, "re-dispatched after {waited} ms");
+}
+
+#[test]
+fn a_broken_rig_trips_the_breaker_once_and_resume_restarts_dispatching() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure(
+        "max_attempts = 5\nretry_backoff = [\"0s\"]",
+        "breaker_failures = 10",
+    );
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        ALWAYS_FAIL,
+        "--max-polecats",
+        "12",
+    ]);
+    let ids: Vec<String> = (0..12).map(|i| t.bead(&format!("doomed {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    t.ok(&args);
+    t.wait_exited(12);
+    let p = t.patrol_json();
+    assert_eq!(p["breaker_open"], true, "{p}");
+    assert!(p["redispatched"].as_array().unwrap().is_empty(), "{p}");
+    assert!(t.running_containers().is_empty());
+    t.ok(&["patrol"]);
+    let mails: Vec<_> = t
+        .mayor_mail()
+        .into_iter()
+        .filter(|m| m["id"].as_str().unwrap().starts_with("breaker-"))
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(t.json(&["status"])["breaker_open"], true);
+    let extra = t.bead("new work");
+    let err = t.fails(&["sling", &extra], 3);
+    assert!(err.contains("circuit breaker"), "{err}");
+    assert!(t.ok(&["resume"]).contains("closed"));
+    let p = t.patrol_json();
+    assert_eq!(p["redispatched"].as_array().unwrap().len(), 12, "{p}");
+}
+
+#[test]
+fn killing_every_container_at_once_is_recovered_in_one_pass() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = t.rig_with_remote(&scripted_agent("AGENT_SLEEP=3"), &["--max-polecats", "5"]);
+    let ids: Vec<String> = (0..5).map(|i| t.bead(&format!("task {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    t.ok(&args);
+    let running = t.running_containers();
+    assert_eq!(running.len(), 5);
+    let mut kill = vec!["kill"];
+    kill.extend(running.iter().map(String::as_str));
+    assert!(docker(&kill).status.success());
+    let p = t.patrol_json();
+    assert_eq!(p["deaths"].as_array().unwrap().len(), 5, "{p}");
+    assert_eq!(p["redispatched"].as_array().unwrap().len(), 5, "{p}");
+    t.doctor_clean();
+    t.patrol_until("all five done", 90, |t| {
+        ids.iter().all(|id| t.bead_status(id) == "done")
+    });
+    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 5);
+    for id in &ids {
+        let branch = t.json(&["bead", "show", id])["branch"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        git(&remote, &["rev-parse", &format!("refs/heads/{branch}")]);
+    }
+    t.doctor_clean();
+}
+
+#[test]
+fn an_engine_restart_under_five_agents_is_recovered() {
+    if !require_docker() {
+        return;
+    }
+    let mut engine = PrivateEngine::start();
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    let host = engine.host();
+    let run = |args: &[&str]| {
+        t.cmd()
+            .env("DOCKER_HOST", &host)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {o:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        "sleep 300",
+        "--max-polecats",
+        "5",
+    ]);
+    let ids: Vec<String> = (0..5).map(|i| t.bead(&format!("task {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    ok(&args);
+    engine.restart();
+    let p: serde_json::Value = serde_json::from_str(&ok(&["--json", "patrol"])).unwrap();
+    assert_eq!(p["deaths"].as_array().unwrap().len(), 5, "{p}");
+    assert_eq!(p["redispatched"].as_array().unwrap().len(), 5, "{p}");
+    let live = std::process::Command::new("docker")
+        .args(["ps", "-q"])
+        .env("DOCKER_HOST", &host)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&live.stdout)
+            .split_whitespace()
+            .count(),
+        5
+    );
+    let o = run(&["doctor"]);
+    assert!(o.status.success(), "{o:?}");
+}
+
+#[test]
+fn two_patrols_at_the_same_moment_never_redispatch_one_agent_twice() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure(
+        "max_attempts = 50\nretry_backoff = [\"0s\"]",
+        "breaker_failures = 1000",
+    );
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        "sleep 300",
+    ]);
+    let id = t.bead("contested");
+    t.ok(&["sling", &id]);
+    for round in 1..=10 {
+        let running = t.running_containers();
+        assert_eq!(running.len(), 1, "round {round}");
+        assert!(docker(&["kill", &running[0]]).status.success());
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                std::process::Command::new(gt_bin())
+                    .args(["--json", "patrol"])
+                    .env("GT_TOWN", t.root())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        assert!(outs.iter().all(|o| o.status.success()), "{outs:?}");
+        let redispatches: usize = outs
+            .iter()
+            .map(|o| {
+                serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["redispatched"]
+                    .as_array()
+                    .map_or(0, |a| a.len())
+            })
+            .sum();
+        assert_eq!(redispatches, 1, "round {round}: {outs:?}");
+        assert_eq!(t.dispatches(&id).len(), round + 1);
+    }
+    t.doctor_clean();
+}
+
+fn killed_patrol_converges(fp: &str) {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure(
+        "max_attempts = 5\nretry_backoff = [\"0s\"]\nspawn_timeout = \"1s\"",
+        "",
+    );
+    let remote = t.rig_with_remote(
+        &scripted_agent("AGENT_FAIL_GEN=1"),
+        &["--max-polecats", "2"],
+    );
+    let (a, b) = (t.bead("one"), t.bead("two"));
+    t.ok(&["sling", &a]);
+    t.ok(&["sling", &b]);
+    t.wait_exited(2);
+    let out = t
+        .cmd()
+        .args(["patrol"])
+        .env("FAILPOINTS", format!("{fp}=panic"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{fp}: the patrol should have died");
+    t.patrol_until(&format!("convergence after {fp}"), 90, |t| {
+        t.bead_status(&a) == "done" && t.bead_status(&b) == "done"
+    });
+    t.ok(&["patrol"]);
+    for id in [&a, &b] {
+        let mrs = t.json(&["mq", "list"]);
+        assert_eq!(
+            mrs.as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["bead"] == id.as_str())
+                .count(),
+            1,
+            "{fp}"
+        );
+        let started = t
+            .dispatches(id)
+            .iter()
+            .filter(|d| !d["container_id"].is_null())
+            .count();
+        assert!(started <= 3, "{fp}: {id} started {started} containers");
+        git(
+            &remote,
+            &[
+                "rev-parse",
+                &format!(
+                    "refs/heads/{}",
+                    t.json(&["bead", "show", id])["branch"].as_str().unwrap()
+                ),
+            ],
+        );
+    }
+    assert!(t.running_containers().is_empty(), "{fp}");
+    t.doctor_clean();
+}
+
+macro_rules! killed_patrol {
+    ($($name:ident => $fp:literal),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            killed_patrol_converges($fp);
+        }
+    )*};
+}
+
+killed_patrol! {
+    patrol_killed_after_ingest => "patrol.after_ingest",
+    patrol_killed_after_list => "patrol.after_list",
+    patrol_killed_after_deaths => "patrol.after_deaths",
+    patrol_killed_after_orphans => "patrol.after_orphans",
+    patrol_killed_after_redispatch_claim => "sling.after_claim",
+    patrol_killed_after_redispatch_worktree => "sling.after_worktree",
+    patrol_killed_after_redispatch_create => "sling.after_create",
+    patrol_killed_after_redispatch_start => "sling.after_start",
+}
+
+#[test]
+fn docker_down_exits_5_marks_nothing_dead_and_escalates_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote("sleep 300", &[]);
+    let id = t.bead("keeps running");
+    t.ok(&["sling", &id]);
+    for pass in 1..=4 {
+        let out = t
+            .cmd()
+            .args(["patrol"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(5), "pass {pass}: {out:?}");
+        let escalations = t
+            .mayor_mail()
+            .into_iter()
+            .filter(|m| m["id"].as_str().unwrap().starts_with("runtime-down-"))
+            .count();
+        assert_eq!(escalations, usize::from(pass >= 3), "pass {pass}");
+    }
+    assert_eq!(t.json(&["polecat", "list"])[0]["state"], "running");
+    assert_eq!(t.bead_status(&id), "in_progress");
+    let p = t.patrol_json();
+    assert!(p["deaths"].as_array().unwrap().is_empty(), "{p}");
+    assert_eq!(t.running_containers().len(), 1);
+    t.doctor_clean();
+}
+
+#[test]
+fn a_patrol_during_a_sling_leaves_the_spawning_agent_alone() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote("sleep 300", &[]);
+    let id = t.bead("slow start");
+    // The sling pauses for 3 s between creating its container and starting it.
+    let sling = std::process::Command::new(gt_bin())
+        .args(["sling", &id])
+        .env("GT_TOWN", t.root())
+        .env("FAILPOINTS", "sling.after_create=sleep(3000)")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the container to be created", 30, || {
+        (t.all_containers() == 1).then_some(())
+    });
+    let p = t.patrol_json();
+    assert!(p["deaths"].as_array().unwrap().is_empty(), "{p}");
+    assert!(p["orphans_removed"].as_array().unwrap().is_empty(), "{p}");
+    let out = sling.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(t.bead_status(&id), "in_progress");
+    assert_eq!(t.dispatches(&id).len(), 1);
+    assert_eq!(t.running_containers().len(), 1);
+}
+
+#[test]
+fn chaos_every_bead_is_done_exactly_once() {
+    if !require_docker() {
+        return;
+    }
+    let seed: u64 = std::env::var("GT_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("chaos seed {seed} (rerun with GT_CHAOS_SEED={seed})");
+    let mut rng = seed | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let t = TestTown::new();
+    t.configure(
+        "max_attempts = 30\nretry_backoff = [\"0s\"]\nspawn_timeout = \"1s\"",
+        "breaker_failures = 1000",
+    );
+    t.rig_with_remote(&scripted_agent("AGENT_SLEEP=1"), &["--max-polecats", "6"]);
+    let ids: Vec<String> = (0..6).map(|i| t.bead(&format!("chaos {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    t.ok(&args);
+    let fps = [
+        "patrol.after_ingest",
+        "patrol.after_list",
+        "patrol.after_sagas",
+        "patrol.after_deaths",
+        "saga.pushed.after",
+        "saga.released.before",
+        "sling.after_create",
+    ];
+    for pass in 0..10 {
+        let running = t.running_containers();
+        if !running.is_empty() && next(2) == 0 {
+            let victim = &running[next(running.len() as u64) as usize];
+            docker(&["kill", victim]);
+        }
+        let mut cmd = t.cmd();
+        cmd.arg("patrol");
+        if next(3) == 0 {
+            cmd.env(
+                "FAILPOINTS",
+                format!("{}=panic", fps[next(fps.len() as u64) as usize]),
+            );
+        }
+        let out = cmd.output().unwrap();
+        eprintln!("seed {seed} pass {pass}: exit {:?}", out.status.code());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    t.patrol_until(&format!("every bead done (seed {seed})"), 120, |t| {
+        ids.iter().all(|id| t.bead_status(id) == "done")
+    });
+    t.ok(&["patrol"]);
+    let mrs = t.json(&["mq", "list"]);
+    for id in &ids {
+        assert_eq!(
+            mrs.as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["bead"] == id.as_str())
+                .count(),
+            1,
+            "seed {seed}: {id}"
+        );
+    }
+    let mail = t.mayor_mail();
+    let ids_seen: std::collections::HashSet<_> = mail
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids_seen.len(), mail.len(), "seed {seed}: duplicate mail");
+    for id in &ids {
+        let done = mail
+            .iter()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{id} done"))
+            })
+            .count();
+        assert_eq!(done, 1, "seed {seed}: {id} done mails");
+    }
+    t.doctor_clean();
+}
