@@ -63,7 +63,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcomman
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -s h -l help -d 'Print help'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "list"
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "list" -d 'List the rigs of this town'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "show"
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "remove"
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -94,7 +94,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "list"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the rigs of this town'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "show"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "remove"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -193,7 +193,7 @@ complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcom
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -f -a "create" -d 'Create a convoy; prints its id. States: open, landed (all done), partial (all ended, policy met, some not done), failed (the policy can no longer be met), closed'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -f -a "add" -d 'Add beads to a convoy (a landed or partial convoy opens again)'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -f -a "status" -d 'Show one convoy, or every convoy, with its progress'
-complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -f -a "list"
+complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -f -a "list" -d 'List convoys with their state and counts'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -f -a "close" -d 'Close a convoy: no more state changes. An open one needs --force'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from create" -l policy -d 'all (every bead done), best-effort (some done), or quorum=N% (N% done)' -r
@@ -226,7 +226,7 @@ complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand
 complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a convoy; prints its id. States: open, landed (all done), partial (all ended, policy met, some not done), failed (the policy can no longer be met), closed'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add beads to a convoy (a landed or partial convoy opens again)'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show one convoy, or every convoy, with its progress'
-complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from help" -f -a "list"
+complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from help" -f -a "list" -d 'List convoys with their state and counts'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from help" -f -a "close" -d 'Close a convoy: no more state changes. An open one needs --force'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcommand_from send inbox read ack help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
@@ -387,7 +387,7 @@ complete -c gt -n "__fish_gt_using_subcommand help; and not __fish_seen_subcomma
 complete -c gt -n "__fish_gt_using_subcommand help; and not __fish_seen_subcommand_from init rig bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help" -f -a "agent" -d 'The in-container side of gt (used by agent containers, not by people)'
 complete -c gt -n "__fish_gt_using_subcommand help; and not __fish_seen_subcommand_from init rig bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
-complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "list"
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "list" -d 'List the rigs of this town'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "show"
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "remove"
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "create" -d 'Create a bead in a rig; prints its new id (e.g. api-3k9)'
@@ -400,7 +400,7 @@ complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_f
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "create" -d 'Create a convoy; prints its id. States: open, landed (all done), partial (all ended, policy met, some not done), failed (the policy can no longer be met), closed'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "add" -d 'Add beads to a convoy (a landed or partial convoy opens again)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "status" -d 'Show one convoy, or every convoy, with its progress'
-complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "list"
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "list" -d 'List convoys with their state and counts'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "close" -d 'Close a convoy: no more state changes. An open one needs --force'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mail" -f -a "send" -d 'Send a message to `mayor`, `human` or RIG/POLECAT'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mail" -f -a "inbox" -d 'List messages, oldest first'

@@ -521,3 +521,114 @@ fn chaos_every_bead_is_done_exactly_once() {
     }
     t.doctor_clean();
 }
+
+#[test]
+fn a_queued_bead_is_dispatched_when_a_slot_frees() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(&scripted_agent(""), &["--max-polecats", "1"]);
+    let (a, b) = (t.bead("first"), t.bead("second"));
+    t.ok(&["sling", &a]);
+    assert_eq!(t.json(&["sling", &b])[0]["outcome"], "queued");
+    t.patrol_until("the queued bead to be dispatched", 60, |t| {
+        t.bead_status(&b) != "open"
+    });
+    t.patrol_until("both done", 60, |t| {
+        t.bead_status(&a) == "done" && t.bead_status(&b) == "done"
+    });
+    t.doctor_clean();
+}
+
+#[test]
+fn a_vanished_worktree_is_recreated_and_a_vanished_branch_is_escalated() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 5\nretry_backoff = [\"0s\"]", "");
+    t.rig_with_remote("sleep 300", &["--max-polecats", "2"]);
+    let (a, b) = (t.bead("lose the worktree"), t.bead("lose the branch"));
+    let sa = t.json(&["sling", &a]);
+    let sb = t.json(&["sling", &b]);
+    let wt_a = t
+        .root()
+        .join("rigs/api/polecats")
+        .join(sa[0]["agent"].as_str().unwrap().split('/').nth(1).unwrap());
+    let wt_b = t
+        .root()
+        .join("rigs/api/polecats")
+        .join(sb[0]["agent"].as_str().unwrap().split('/').nth(1).unwrap());
+    let repo = t.root().join("rigs/api/repo");
+    git(
+        &wt_a,
+        &["commit", "-q", "--allow-empty", "-m", "saved work"],
+    );
+    for c in t.running_containers() {
+        docker(&["rm", "-f", &c]);
+    }
+    std::fs::remove_dir_all(&wt_a).unwrap();
+    std::fs::remove_dir_all(&wt_b).unwrap();
+    git(&repo, &["worktree", "prune"]);
+    git(&repo, &["branch", "-D", sb[0]["branch"].as_str().unwrap()]);
+    let p = t.patrol_json();
+    assert_eq!(p["redispatched"], serde_json::json!([a]), "{p}");
+    assert!(
+        git(&wt_a, &["log", "--format=%s"]).contains("saved work"),
+        "the worktree came back from its branch"
+    );
+    assert_eq!(t.bead_status(&b), "escalated");
+    let lost: Vec<_> = t
+        .mayor_mail()
+        .into_iter()
+        .filter(|m| m["subject"].as_str().unwrap().contains("vanished"))
+        .collect();
+    assert_eq!(lost.len(), 1);
+    t.doctor_clean();
+}
+
+#[test]
+fn containers_of_stale_generations_are_removed_and_stray_worktrees_reported() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote("sleep 300", &[]);
+    let id = t.bead("work");
+    let s = t.json(&["sling", &id]);
+    let name = s[0]["agent"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    // A container of this town claiming an old generation of the same agent.
+    let out = docker(&[
+        "run",
+        "-d",
+        "--label",
+        &format!("gt.town={}", t.id),
+        "--label",
+        "gt.rig=api",
+        "--label",
+        &format!("gt.agent={name}"),
+        "--label",
+        "gt.generation=0",
+        &test_image(),
+        "sleep",
+        "300",
+    ]);
+    assert!(out.status.success());
+    std::fs::create_dir_all(t.root().join("rigs/api/polecats/leftover")).unwrap();
+    let p = t.patrol_json();
+    assert_eq!(p["orphans_removed"].as_array().unwrap().len(), 1, "{p}");
+    assert!(p["stray_worktrees"].to_string().contains("leftover"), "{p}");
+    assert!(
+        t.root().join("rigs/api/polecats/leftover").exists(),
+        "a stray worktree is reported, not deleted"
+    );
+    assert_eq!(t.running_containers().len(), 1);
+    t.doctor_clean();
+}

@@ -373,13 +373,15 @@ fn many_beads_are_slung_at_once() {
     if !require_docker() {
         return;
     }
-    let t = town_with_rig("sleep 60", &["--max-polecats", "5"]);
-    let ids: Vec<String> = (0..5).map(|i| bead(&t, &format!("task {i}"))).collect();
+    // Twelve at once: more than the 8 dispatch threads, all in one repository (libgit2's
+    // worktree add races with itself without gt's repository lock).
+    let t = town_with_rig("sleep 60", &["--max-polecats", "12"]);
+    let ids: Vec<String> = (0..12).map(|i| bead(&t, &format!("task {i}"))).collect();
     let mut args = vec!["sling"];
     args.extend(ids.iter().map(String::as_str));
     let out = t.ok(&args);
-    assert_eq!(out.lines().count(), 5, "{out}");
-    assert_eq!(containers(&t).len(), 5);
+    assert_eq!(out.lines().count(), 12, "{out}");
+    assert_eq!(containers(&t).len(), 12);
     let names: std::collections::HashSet<_> = t
         .json(&["polecat", "list"])
         .as_array()
@@ -387,7 +389,7 @@ fn many_beads_are_slung_at_once() {
         .iter()
         .map(|p| p["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 5);
+    assert_eq!(names.len(), 12);
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub enum ConvoyCommand {
     Create(CreateArgs),
     Add(AddArgs),
     Status(StatusArgs),
+    /// List convoys with their state and counts.
     List,
     Close(CloseArgs),
 }

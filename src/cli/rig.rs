@@ -16,6 +16,7 @@ pub struct RigArgs {
 #[derive(clap::Subcommand, Debug)]
 pub enum RigCommand {
     Add(AddArgs),
+    /// List the rigs of this town.
     List,
     Show(NameArg),
     Remove(NameArg),

@@ -288,3 +288,19 @@ fn git_cli(dir: &Path, args: &[&str]) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// An exclusive lock on a rig repository's worktree bookkeeping, across threads and
+/// processes: libgit2's worktree add is not safe against a concurrent add in the same
+/// repository (it can see a half-made worktree and call a fresh branch "checked out").
+/// Released when the returned file is dropped.
+pub fn lock(repo_dir: &Path) -> Result<std::fs::File> {
+    let path = repo_dir.join(".git").join("gt-worktrees.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    f.lock().ctx(|| format!("locking {}", path.display()))?;
+    Ok(f)
+}

@@ -308,6 +308,7 @@ pub fn retire_worktree(
         // New work appeared after the recorded commit: keep it in place for a human.
         return Ok(true);
     }
+    let _lock = crate::git::lock(&town.repo_dir(&a.rig))?;
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
     crate::git::remove_worktree(&repo, wt)?;
     Ok(false)

@@ -114,6 +114,7 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
     {
         unsaved = crate::git::unsaved(path, &rig.default_branch)?;
         if unsaved.is_empty() || force {
+            let _lock = crate::git::lock(&town.repo_dir(&agent.rig))?;
             let repo = git2::Repository::open(town.repo_dir(&agent.rig))?;
             crate::git::remove_worktree(&repo, path)?;
             worktree = "removed";

@@ -345,6 +345,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
 }
 
 fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
+    let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
     let repo = Repository::open(town.repo_dir(&c.rig.name))?;
     let exists = crate::git::branch_exists(&repo, &c.branch);
     if let Some(at) = crate::git::checked_out_at(&repo, &c.branch)? {
@@ -565,6 +566,7 @@ fn undo(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &Made, cause: &Error
         }
     }
     if made.worktree || made.branch {
+        let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
         let repo = Repository::open(town.repo_dir(&c.rig.name))?;
         if made.worktree {
             crate::git::remove_worktree(&repo, &c.worktree)?;

@@ -1,0 +1,405 @@
+//! gt's benchmarks: whole-process timings of the real binary against real SQLite, git
+//! and Docker. `cargo bench` runs all; `cargo bench -- status` runs those whose name
+//! contains "status". Targets (issue notes): `gt status` < 20 ms with 50 rigs and
+//! 10,000 beads; sling ≤ 1.3 × (git worktree add + docker run -d); ingestion ≥ 5,000
+//! requests/s; a patrol pass over 100 agents < 300 ms with a constant number of
+//! runtime calls.
+
+use gt::state::{beads, rigs};
+use gt::town::Town;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn gt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gt"))
+}
+
+fn run(town: &Path, args: &[&str]) -> String {
+    let out = gt().args(args).env("GT_TOWN", town).output().expect("gt");
+    assert!(
+        out.status.success(),
+        "gt {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Median and min of `n` runs of `f`.
+fn time(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    let mut v: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    (v[n / 2], v[0])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn source_repo(dir: &Path) -> PathBuf {
+    let p = dir.join("src");
+    std::fs::create_dir_all(&p).unwrap();
+    let git = |args: &[&str]| {
+        assert!(
+            Command::new("git")
+                .current_dir(&p)
+                .args(["-c", "user.name=b", "-c", "user.email=b@b"])
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(p.join("README"), "bench\n").unwrap();
+    git(&["add", "README"]);
+    git(&["commit", "-q", "-m", "init"]);
+    p
+}
+
+fn bench_status(tmp: &Path) {
+    let root = tmp.join("status-town");
+    gt::town::init::init(&root).unwrap();
+    let mut town = Town::open_at(root.clone()).unwrap();
+    let now = gt::util::now_ms();
+    town.db
+        .write(|tx| {
+            for r in 0..50 {
+                let rig = rigs::Rig {
+                    name: format!("rig{r:02}"),
+                    source: "/nowhere".into(),
+                    remote: None,
+                    default_branch: "main".into(),
+                    image: "gt-agent:latest".into(),
+                    command: "true".into(),
+                    memory: 1 << 30,
+                    cpus: 1.0,
+                    pids: 512,
+                    max_polecats: 4,
+                    created_at: now,
+                    version: 1,
+                };
+                rigs::insert(tx, &rig).unwrap();
+            }
+            for i in 0..10_000 {
+                let status = beads::STATUSES[i % beads::STATUSES.len()];
+                let b = beads::Bead {
+                    id: format!("rig{:02}-{i:05}", i % 50),
+                    rig: format!("rig{:02}", i % 50),
+                    title: format!("bead number {i}"),
+                    body: "a body of modest length, like most bead bodies are".into(),
+                    status: status.into(),
+                    queued: false,
+                    attempts: 0,
+                    branch: None,
+                    created_at: now + i as i64,
+                    updated_at: now,
+                    version: 1,
+                };
+                beads::insert(tx, &b).unwrap();
+            }
+            tx.event("bench.seeded", "town", serde_json::json!({}))
+        })
+        .unwrap();
+    drop(town);
+    let (med, min) = time(30, || {
+        run(&root, &["status"]);
+    });
+    println!(
+        "status: `gt status`, 50 rigs, 10,000 beads: median {:.1} ms, min {:.1} ms (target < 20 ms)",
+        ms(med),
+        ms(min)
+    );
+    let (med, min) = time(30, || {
+        run(&root, &["bead", "list", "--rig", "rig07", "--json"]);
+    });
+    println!(
+        "status: `gt bead list --rig rig07 --json` (200 beads): median {:.1} ms, min {:.1} ms",
+        ms(med),
+        ms(min)
+    );
+    let (med, min) = time(10, || {
+        run(&root, &["bead", "list", "--json"]);
+    });
+    println!(
+        "status: `gt bead list --json` (10,000 beads): median {:.1} ms, min {:.1} ms",
+        ms(med),
+        ms(min)
+    );
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn town_with_rig(tmp: &Path, name: &str, max: u32) -> (PathBuf, String) {
+    let root = tmp.join(name);
+    let src = source_repo(&tmp.join(format!("{name}-src")));
+    let made = gt::town::init::init(&root).unwrap();
+    run(
+        &root,
+        &[
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--command",
+            "sleep 600",
+            "--memory",
+            "64m",
+            "--max-polecats",
+            &max.to_string(),
+        ],
+    );
+    (root, made.town_id)
+}
+
+fn cleanup(town_id: &str) {
+    let ids = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={town_id}")]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut a = vec!["rm", "-f"];
+        a.extend(ids);
+        docker(&a);
+    }
+}
+
+fn bench_sling(tmp: &Path) {
+    let (root, id) = town_with_rig(tmp, "sling-town", 50);
+    // gt sling of one bead, 10 times (fresh bead each time).
+    let mut gt_times = Vec::new();
+    for i in 0..10 {
+        let b = run(&root, &["bead", "create", "--rig", "api", &format!("b{i}")])
+            .trim()
+            .to_string();
+        let t = Instant::now();
+        run(&root, &["sling", &b]);
+        gt_times.push(t.elapsed());
+    }
+    // The floor: git worktree add -b + docker run -d of the same image, 10 times.
+    let repo = root.join("rigs/api/repo");
+    let mut floor = Vec::new();
+    for i in 0..10 {
+        let wt = tmp.join(format!("floor-wt-{i}"));
+        let t = Instant::now();
+        assert!(
+            Command::new("git")
+                .current_dir(&repo)
+                .args(["worktree", "add", "-q", "-b", &format!("floor/{i}")])
+                .arg(&wt)
+                .status()
+                .unwrap()
+                .success()
+        );
+        docker(&[
+            "run",
+            "-d",
+            "--label",
+            &format!("gt.town={id}"),
+            "-v",
+            &format!("{0}:{0}", wt.display()),
+            "gt-agent:latest",
+            "sleep",
+            "600",
+        ]);
+        floor.push(t.elapsed());
+    }
+    gt_times.sort();
+    floor.sort();
+    let (g, f) = (gt_times[5], floor[5]);
+    println!(
+        "sling: one bead: median {:.0} ms; floor (git worktree add -b + docker run -d): median {:.0} ms; ratio {:.2} (target ≤ 1.3)",
+        ms(g),
+        ms(f),
+        g.as_secs_f64() / f.as_secs_f64()
+    );
+    cleanup(&id);
+
+    let (root, id) = town_with_rig(tmp, "sling20-town", 20);
+    let ids: Vec<String> = (0..20)
+        .map(|i| {
+            run(&root, &["bead", "create", "--rig", "api", &format!("b{i}")])
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    let t = Instant::now();
+    run(&root, &args);
+    println!(
+        "sling: 20 beads in one `gt sling`: {:.0} ms wall",
+        ms(t.elapsed())
+    );
+    cleanup(&id);
+}
+
+fn bench_ingest(tmp: &Path) {
+    use gt::agent::request::{Body, Request, submit};
+    let root = tmp.join("ingest-town");
+    gt::town::init::init(&root).unwrap();
+    let mut town = Town::open_at(root.clone()).unwrap();
+    let now = gt::util::now_ms();
+    let src = source_repo(&tmp.join("ingest-src"));
+    let mut agents = Vec::new();
+    town.db
+        .write(|tx| {
+            rigs::insert(tx, &rigs::Rig {
+                name: "api".into(),
+                source: src.display().to_string(),
+                remote: None,
+                default_branch: "main".into(),
+                image: "gt-agent:latest".into(),
+                command: "true".into(),
+                memory: 1 << 30,
+                cpus: 1.0,
+                pids: 512,
+                max_polecats: 200,
+                created_at: now,
+                version: 1,
+            })
+            .unwrap();
+            for a in 0..200 {
+                let name = format!("p{a:03}");
+                let bead = format!("api-{a:03}");
+                let agent = format!("api/{name}");
+                let token = format!("token{a}");
+                tx.execute(
+                    "INSERT INTO beads (id, rig, title, status, created_at, updated_at) VALUES (?1, 'api', 't', 'in_progress', ?2, ?2)",
+                    rusqlite::params![bead, now],
+                )
+                .unwrap();
+                gt::state::agents::insert(tx, "api", &name, now).unwrap();
+                let d = gt::state::dispatches::insert(tx, &agent, &bead, 1, &token, &format!("polecat/{name}/{bead}"), now).unwrap();
+                tx.execute(
+                    "UPDATE agents SET state = 'running', bead = ?2, branch = ?3, generation = 1, dispatch = ?4 WHERE id = ?1",
+                    rusqlite::params![agent, bead, format!("polecat/{name}/{bead}"), d],
+                )
+                .unwrap();
+                agents.push((name, agent, token));
+            }
+            tx.event("bench.seeded", "town", serde_json::json!({}))
+        })
+        .unwrap();
+    drop(town);
+    for (name, agent, token) in &agents {
+        let outbox = root.join("agents/api").join(name).join("outbox");
+        std::fs::create_dir_all(&outbox).unwrap();
+        for i in 0..50 {
+            let body = if i % 2 == 0 {
+                Body::Checkpoint {
+                    note: format!("step {i}"),
+                    head: None,
+                }
+            } else {
+                Body::Mail {
+                    to: "mayor".into(),
+                    subject: format!("note {i}"),
+                    body: "progress".into(),
+                    mail_id: None,
+                }
+            };
+            let req = Request {
+                id: format!("{name}r{i:03}"),
+                agent: agent.clone(),
+                generation: 1,
+                token: token.clone(),
+                created_at: now + i,
+                body,
+            };
+            submit(&outbox, &req).unwrap();
+        }
+    }
+    let t = Instant::now();
+    let out = run(&root, &["--json", "status"]);
+    let el = t.elapsed();
+    assert!(out.contains("town_id"));
+    let left: usize = agents
+        .iter()
+        .map(|(n, _, _)| {
+            std::fs::read_dir(root.join("agents/api").join(n).join("outbox"))
+                .unwrap()
+                .count()
+        })
+        .sum();
+    assert_eq!(left, 0, "requests left unread");
+    println!(
+        "ingest: 10,000 requests (200 agents) in one whole-process pass: {:.0} ms, {:.0} requests/s (target ≥ 5,000/s)",
+        ms(el),
+        10_000.0 / el.as_secs_f64()
+    );
+}
+
+fn bench_patrol(tmp: &Path) {
+    for n in [10usize, 100] {
+        let (root, id) = town_with_rig(tmp, &format!("patrol-town-{n}"), n as u32);
+        let ids: Vec<String> = (0..n)
+            .map(|i| {
+                run(&root, &["bead", "create", "--rig", "api", &format!("b{i}")])
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        for chunk in ids.chunks(25) {
+            let mut args = vec!["sling"];
+            args.extend(chunk.iter().map(String::as_str));
+            run(&root, &args);
+        }
+        let mut calls = 0;
+        let (med, min) = time(10, || {
+            let out = run(&root, &["--json", "patrol"]);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert!(v["deaths"].as_array().unwrap().is_empty());
+            calls = v["runtime_calls"].as_u64().unwrap();
+        });
+        println!(
+            "patrol: a pass over {n} running agents: median {:.0} ms, min {:.0} ms, {calls} runtime call(s) in the pass (target < 300 ms at 100)",
+            ms(med),
+            ms(min)
+        );
+        cleanup(&id);
+    }
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let tmp = tempfile::tempdir().unwrap();
+    if want("status") {
+        bench_status(tmp.path());
+    }
+    let docker_ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !docker_ok {
+        println!(
+            "(no Docker engine: sling and patrol benchmarks skipped; `bash dev.sh bench` starts one)"
+        );
+    }
+    if want("ingest") {
+        bench_ingest(tmp.path());
+    }
+    if docker_ok && want("sling") {
+        bench_sling(tmp.path());
+    }
+    if docker_ok && want("patrol") {
+        bench_patrol(tmp.path());
+    }
+}
