@@ -442,3 +442,120 @@ fn help_lists_exit_codes_and_every_command() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A tmpfs of `size`, unmounted on drop (needs root, as CI has).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but a tmpfs cannot be mounted (tests run as root in CI)");
+        }
+        ok.then(|| SmallDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_gives_a_clear_error_and_loses_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&base.path().join("disk"), "2m") else {
+        eprintln!("skipping: cannot mount a tmpfs (not root)");
+        return;
+    };
+    let town = disk.0.join("town");
+    let gt = |args: &[&str]| {
+        assert_cmd::Command::new(gt_bin())
+            .env("GT_TOWN", &town)
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        assert_cmd::Command::new(gt_bin())
+            .arg("init")
+            .arg(&town)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let src = base.path().join("src");
+    make_repo(&src);
+    assert!(
+        gt(&["rig", "add", "api", src.to_str().unwrap()])
+            .status
+            .success()
+    );
+    for i in 0..5 {
+        assert!(
+            gt(&["bead", "create", "--rig", "api", &format!("before {i}")])
+                .status
+                .success()
+        );
+    }
+    // Fill the disk to the last byte.
+    let mut filler = std::fs::File::create(disk.0.join("filler")).unwrap();
+    let chunk = vec![0u8; 4096];
+    use std::io::Write;
+    while filler.write_all(&chunk).is_ok() {}
+    let _ = filler.write_all(&[0u8; 1]);
+    drop(filler);
+    let mut failed = None;
+    for i in 0..50 {
+        let out = gt(&[
+            "bead",
+            "create",
+            "--rig",
+            "api",
+            &format!("during {i} {}", "x".repeat(2000)),
+        ]);
+        if !out.status.success() {
+            failed = Some(out);
+            break;
+        }
+    }
+    let out = failed.expect("some write must fail on a full disk");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("disk is full") || err.contains("No space left"),
+        "{err}"
+    );
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    // Nothing committed was lost, and the town works again.
+    let out = gt(&["--json", "bead", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let beads: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let titles: Vec<&str> = beads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["title"].as_str().unwrap())
+        .collect();
+    for i in 0..5 {
+        assert!(
+            titles.contains(&format!("before {i}").as_str()),
+            "{titles:?}"
+        );
+    }
+    assert!(
+        gt(&["bead", "create", "--rig", "api", "after"])
+            .status
+            .success()
+    );
+    drop(disk);
+}

@@ -375,3 +375,59 @@ fn agent_mode_commands_refuse_to_run_on_the_host() {
         assert!(err.contains("inside an agent container"), "{err}");
     }
 }
+
+#[test]
+fn an_agent_sends_reads_and_escalates_through_its_mailbox() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let cmd = "gt mail send mayor -s hello -m 'from inside' --id agent-hello
+        until [ -f /gt/inbox/ping.json ]; do sleep 0.1; done
+        gt mail inbox --unread
+        gt mail read ping
+        gt escalate -s 'need a key' -m 'the API key is missing'
+        sleep 300";
+    t.rig_with_remote(cmd, &[]);
+    let id = t.bead("talk");
+    let agent = t.json(&["sling", &id])[0]["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the agent's hello", 30, || {
+        t.ok(&["patrol"]);
+        t.mayor_mail()
+            .into_iter()
+            .find(|m| m["id"] == "agent-hello")
+    });
+    t.ok(&[
+        "mail",
+        "send",
+        &agent,
+        "-s",
+        "ping",
+        "-m",
+        "are you there",
+        "--id",
+        "ping",
+    ]);
+    wait_for("the escalation", 30, || {
+        t.ok(&["patrol"]);
+        t.mayor_mail()
+            .into_iter()
+            .find(|m| m["subject"].as_str().unwrap().contains("need a key"))
+    });
+    let hello = t.json(&["mail", "read", "agent-hello"]);
+    assert_eq!(hello["from"], agent.as_str());
+    assert_eq!(hello["body"], "from inside");
+    let ping = t.json(&["mail", "inbox", "--as", &agent]);
+    assert!(
+        !ping[0]["read"].is_null(),
+        "the agent's read reached the host: {ping}"
+    );
+    let logs = t.ok(&["peek", &agent]);
+    assert!(
+        logs.contains("ping") && logs.contains("are you there"),
+        "{logs}"
+    );
+}

@@ -431,3 +431,23 @@ fn nuke_returns_the_bead_keeps_the_branch_and_keeps_a_dirty_worktree_unless_forc
     t.fails(&["polecat", "nuke", "api/ghost"], 4);
     t.fails(&["polecat", "nuke", "nonsense"], 2);
 }
+
+#[test]
+fn a_rig_with_a_live_agent_cannot_be_removed() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 60", &[]);
+    let id = bead(&t, "busy");
+    let slung = t.json(&["sling", &id]);
+    let err = t.fails(&["rig", "remove", "api"], 3);
+    assert!(err.contains("live agent"), "{err}");
+    assert_eq!(t.json(&["rig", "list"]).as_array().unwrap().len(), 1);
+    t.ok(&[
+        "polecat",
+        "nuke",
+        slung[0]["agent"].as_str().unwrap(),
+        "--force",
+    ]);
+    t.ok(&["rig", "remove", "api"]);
+}

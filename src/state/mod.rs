@@ -304,6 +304,20 @@ pub fn cas_update(
     ))
 }
 
+fn disk_full() -> (String, Option<String>) {
+    (
+        "the disk is full; nothing was changed".to_string(),
+        Some("free some space and run the command again".to_string()),
+    )
+}
+
+fn storage_full(db: &Path) -> bool {
+    let probe = db.with_extension("space-probe");
+    let r = std::fs::write(&probe, [0u8; 8192]);
+    let _ = std::fs::remove_file(&probe);
+    matches!(r, Err(e) if e.kind() == std::io::ErrorKind::StorageFull)
+}
+
 /// Turn a SQLite error into a message a user can act on.
 pub fn db_err(path: &Path, e: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode as C;
@@ -323,9 +337,13 @@ pub fn db_err(path: &Path, e: rusqlite::Error) -> Error {
             format!("cannot write the town database: {e}"),
             Some("check that the town directory and .gt/ are writable by this user".to_string()),
         ),
-        Some(C::DiskFull) => (
-            "the disk is full; nothing was changed".to_string(),
-            Some("free some space and run the command again".to_string()),
+        Some(C::DiskFull) => disk_full(),
+        // SQLite reports a full disk met while growing the WAL or its index as an I/O
+        // error; tell the two apart with a small probe write beside the database.
+        Some(C::SystemIoFailure) if storage_full(path) => disk_full(),
+        Some(C::SystemIoFailure) => (
+            format!("disk I/O error writing the town database: {e}"),
+            Some("check the disk (dmesg); the last committed state is intact".to_string()),
         ),
         Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => (
             format!(
