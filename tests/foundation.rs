@@ -350,13 +350,10 @@ fn two_writers_from_the_same_version_one_wins_one_gets_a_conflict() {
     let children: Vec<_> = ["first", "second"]
         .iter()
         .map(|title| {
-            std::process::Command::new(gt_bin())
-                .args(["bead", "edit", &id, "--title", title, "--if-version", &v])
-                .env("GT_TOWN", t.root())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            t.spawn(
+                &["bead", "edit", &id, "--title", title, "--if-version", &v],
+                &[],
+            )
         })
         .collect();
     let outs: Vec<_> = children

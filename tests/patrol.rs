@@ -56,17 +56,7 @@ fn the_second_retry_waits_its_backoff() {
     }
     let t = TestTown::new();
     t.configure("max_attempts = 3\nretry_backoff = [\"0s\", \"5s\"]", "");
-    let src = t.source_repo("api");
-    t.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &test_image(),
-        "--command",
-        ALWAYS_FAIL,
-    ]);
+    t.rig(ALWAYS_FAIL, &[]);
     let id = t.bead("flaky");
     t.ok(&["sling", &id]);
     t.wait_exited(1);
@@ -99,19 +89,7 @@ fn a_broken_rig_trips_the_breaker_once_and_resume_restarts_dispatching() {
         "max_attempts = 5\nretry_backoff = [\"0s\"]",
         "breaker_failures = 10",
     );
-    let src = t.source_repo("api");
-    t.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &test_image(),
-        "--command",
-        ALWAYS_FAIL,
-        "--max-polecats",
-        "12",
-    ]);
+    t.rig(ALWAYS_FAIL, &["--max-polecats", "12"]);
     let ids: Vec<String> = (0..12).map(|i| t.bead(&format!("doomed {i}"))).collect();
     let mut args = vec!["sling"];
     args.extend(ids.iter().map(String::as_str));
@@ -237,17 +215,7 @@ fn two_patrols_at_the_same_moment_never_redispatch_one_agent_twice() {
         "max_attempts = 50\nretry_backoff = [\"0s\"]",
         "breaker_failures = 1000",
     );
-    let src = t.source_repo("api");
-    t.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &test_image(),
-        "--command",
-        "sleep 300",
-    ]);
+    t.rig("sleep 300", &[]);
     let id = t.bead("contested");
     t.ok(&["sling", &id]);
     for round in 1..=10 {
@@ -255,15 +223,7 @@ fn two_patrols_at_the_same_moment_never_redispatch_one_agent_twice() {
         assert_eq!(running.len(), 1, "round {round}");
         assert!(docker(&["kill", &running[0]]).status.success());
         let children: Vec<_> = (0..2)
-            .map(|_| {
-                std::process::Command::new(gt_bin())
-                    .args(["--json", "patrol"])
-                    .env("GT_TOWN", t.root())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|_| t.spawn(&["--json", "patrol"], &[]))
             .collect();
         let outs: Vec<_> = children
             .into_iter()
@@ -405,14 +365,10 @@ fn a_patrol_during_a_sling_leaves_the_spawning_agent_alone() {
     t.rig_with_remote("sleep 300", &[]);
     let id = t.bead("slow start");
     // The sling pauses for 3 s between creating its container and starting it.
-    let sling = std::process::Command::new(gt_bin())
-        .args(["sling", &id])
-        .env("GT_TOWN", t.root())
-        .env("FAILPOINTS", "sling.after_create=sleep(3000)")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sling = t.spawn(
+        &["sling", &id],
+        &[("FAILPOINTS", "sling.after_create=sleep(3000)")],
+    );
     wait_for("the container to be created", 30, || {
         (t.all_containers() == 1).then_some(())
     });

@@ -7,24 +7,9 @@ use support::*;
 
 fn town_with_rig(command: &str, extra: &[&str]) -> TestTown {
     let t = TestTown::new();
-    let src = t.source_repo("api");
-    let image = test_image();
-    let mut args = vec![
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &image,
-        "--command",
-        command,
-        "--memory",
-        "256m",
-        "--cpus",
-        "0.5",
-    ];
+    let mut args = vec!["--memory", "256m", "--cpus", "0.5"];
     args.extend_from_slice(extra);
-    t.ok(&args);
+    t.rig(command, &args);
     t
 }
 
@@ -153,17 +138,7 @@ fn eight_processes_slinging_one_bead_make_exactly_one_container() {
     }
     let t = town_with_rig("sleep 60", &["--max-polecats", "8"]);
     let id = bead(&t, "contested");
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            std::process::Command::new(gt_bin())
-                .args(["sling", &id])
-                .env("GT_TOWN", t.root())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children: Vec<_> = (0..8).map(|_| t.spawn(&["sling", &id], &[])).collect();
     let outs: Vec<_> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())

@@ -19,6 +19,30 @@ pub struct Mail {
     pub acked: Option<i64>,
 }
 
+impl Mail {
+    /// A new, undelivered, unread message.
+    pub fn new(
+        id: impl Into<String>,
+        from: impl Into<String>,
+        to: impl Into<String>,
+        subject: impl Into<String>,
+        body: impl Into<String>,
+        sent: i64,
+    ) -> Mail {
+        Mail {
+            id: id.into(),
+            from: from.into(),
+            to: to.into(),
+            subject: subject.into(),
+            body: body.into(),
+            sent,
+            delivered: None,
+            read: None,
+            acked: None,
+        }
+    }
+}
+
 const COLS: &str = "id, sender, recipient, subject, body, sent_at, delivered_at, read_at, acked_at";
 
 fn from_row(r: &Row) -> rusqlite::Result<Mail> {

@@ -319,21 +319,18 @@ fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
         serde_json::json!({ "from": state, "to": new }),
     )?;
     let done = statuses.iter().filter(|s| *s == "done").count();
-    let m = Mail {
-        // One mail per (convoy, state, membership): a repeat of the same change is one message.
-        id: format!("convoy-{id}-{new}-{}", statuses.len()),
-        from: "patrol".into(),
-        to: MAYOR.into(),
-        subject: format!(
+    // One mail per (convoy, state, membership): a repeat of the same change is one message.
+    let m = Mail::new(
+        format!("convoy-{id}-{new}-{}", statuses.len()),
+        "patrol",
+        MAYOR,
+        format!(
             "convoy {name} ({id}) is {new}: {done} of {} beads done",
             statuses.len()
         ),
-        body: format!("policy {policy}; was {state}"),
-        sent: now,
-        delivered: None,
-        read: None,
-        acked: None,
-    };
+        format!("policy {policy}; was {state}"),
+        now,
+    );
     super::mail::post(tx, &m).map(|_| ())
 }
 

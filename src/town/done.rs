@@ -167,17 +167,14 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
 
     // notified: one mail to the mayor, keyed by the dispatch.
     if has(town, "notified")?.is_none() {
-        let m = Mail {
-            id: format!("done-{}", d.id),
-            from: a.id.clone(),
-            to: MAYOR.into(),
-            subject: format!("{bead} {} by {}", status.bead_status(), a.id),
-            body: format!("branch {}\ncommit {head}\n\n{note}", d.branch),
-            sent: now_ms(),
-            delivered: None,
-            read: None,
-            acked: None,
-        };
+        let m = Mail::new(
+            format!("done-{}", d.id),
+            a.id.clone(),
+            MAYOR,
+            format!("{bead} {} by {}", status.bead_status(), a.id),
+            format!("branch {}\ncommit {head}\n\n{note}", d.branch),
+            now_ms(),
+        );
         step_tx(town, d.id, &bead, "notified", None, None, |tx| {
             super::mail::post(tx, &m).map(|_| ())
         })?;
@@ -189,7 +186,7 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         let name = super::sling::container_name(&town.id, &a.rig, &a.name);
         rt.remove(&name, Duration::from_secs(5))?;
         fail::fail_point!("saga.container_removed.after");
-        let kept_worktree = retire_worktree(town, &a, &rig.default_branch, Some(&head))?;
+        let kept_worktree = retire_worktree(town, &a, Some(&head))?;
         step_tx(town, d.id, &bead, "released", Some(&head), None, |tx| {
             let now = now_ms();
             dispatches::end(tx, d.id, now, None, false, "done").map_err(|e| tx.err(e))?;
@@ -263,19 +260,16 @@ fn escalate_push(
     remote: &str,
     e: &Error,
 ) -> Result<()> {
-    let m = Mail {
-        id: format!("push-failed-{dispatch}"),
-        from: "patrol".into(),
-        to: MAYOR.into(),
-        subject: format!("[escalation] cannot push {bead} to {remote}"),
-        body: format!(
+    let m = Mail::new(
+        format!("push-failed-{dispatch}"),
+        "patrol",
+        MAYOR,
+        format!("[escalation] cannot push {bead} to {remote}"),
+        format!(
             "{agent} finished {bead}, but pushing its branch keeps failing:\n{e}\n\nThe saga resumes on every patrol pass."
         ),
-        sent: now_ms(),
-        delivered: None,
-        read: None,
-        acked: None,
-    };
+        now_ms(),
+    );
     town.db.write(|tx| {
         super::mail::post(tx, &m)?;
         tx.event(
@@ -288,12 +282,7 @@ fn escalate_push(
 
 /// Take an agent's worktree away without losing anything: uncommitted work is committed
 /// on its branch first. Kept (returns true) only when it cannot be made safe.
-pub fn retire_worktree(
-    town: &Town,
-    a: &agents::Agent,
-    _base: &str,
-    recorded: Option<&str>,
-) -> Result<bool> {
+pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -> Result<bool> {
     let Some(wt) = a
         .worktree
         .as_deref()

@@ -267,17 +267,14 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
                 Some(i) => return Ok(Outcome::Rejected(format!("bad mail id {i:?}"))),
                 None => format!("r-{}", req.id),
             };
-            let m = Mail {
+            let m = Mail::new(
                 id,
-                from: agent.id.clone(),
-                to: to.clone(),
-                subject: subject.clone(),
-                body: body.clone(),
-                sent: now,
-                delivered: None,
-                read: None,
-                acked: None,
-            };
+                agent.id.clone(),
+                to.clone(),
+                subject.clone(),
+                body.clone(),
+                now,
+            );
             crate::town::mail::post(tx, &m)?;
         }
         Body::Escalate { subject, body } => {
@@ -287,17 +284,14 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
                     body.len()
                 )));
             }
-            let m = Mail {
-                id: format!("esc-{}", req.id),
-                from: agent.id.clone(),
-                to: MAYOR.into(),
-                subject: format!("[escalation] {}: {subject}", agent.id),
-                body: format!("bead {bead}\n\n{body}"),
-                sent: now,
-                delivered: None,
-                read: None,
-                acked: None,
-            };
+            let m = Mail::new(
+                format!("esc-{}", req.id),
+                agent.id.clone(),
+                MAYOR,
+                format!("[escalation] {}: {subject}", agent.id),
+                format!("bead {bead}\n\n{body}"),
+                now,
+            );
             crate::town::mail::post(tx, &m)?;
         }
         Body::Read { mail_id } | Body::Ack { mail_id } => {

@@ -92,17 +92,7 @@ pub fn send(
         }
         None => new_id(),
     };
-    let m = Mail {
-        id: id.clone(),
-        from: from.into(),
-        to: to.into(),
-        subject: subject.into(),
-        body: body.into(),
-        sent: now_ms(),
-        delivered: None,
-        read: None,
-        acked: None,
-    };
+    let m = Mail::new(id.clone(), from, to, subject, body, now_ms());
     let new = town.db.write(|tx| {
         let new = post(tx, &m)?;
         if !new {

@@ -507,13 +507,7 @@ fn give_up(
         OnExhausted::Failed => "failed",
         OnExhausted::Escalated => "escalated",
     };
-    let rig = rigs::get(town.db.conn(), &a.rig).map_err(|e| town.db_err(e))?;
-    let kept = super::done::retire_worktree(
-        town,
-        a,
-        rig.map(|r| r.default_branch).as_deref().unwrap_or("HEAD"),
-        None,
-    )?;
+    let kept = super::done::retire_worktree(town, a, None)?;
     let history = dispatches::for_bead(town.db.conn(), &bead.id).map_err(|e| town.db_err(e))?;
     let endings: Vec<String> = history
         .iter()
@@ -526,38 +520,24 @@ fn give_up(
             )
         })
         .collect();
-    let m = Mail {
-        id: format!("exhausted-{}", bead.id),
-        from: ACTOR.into(),
-        to: MAYOR.into(),
-        subject: format!(
+    let m = Mail::new(
+        format!("exhausted-{}", bead.id),
+        ACTOR,
+        MAYOR,
+        format!(
             "[escalation] {} {status} after {} attempts",
             bead.id, bead.attempts
         ),
-        body: format!(
+        format!(
             "{}\n\nbranch {}\n{}",
             bead.title,
             bead.branch.as_deref().unwrap_or("-"),
             endings.join("\n")
         ),
-        sent: now_ms(),
-        delivered: None,
-        read: None,
-        acked: None,
-    };
-    let (id, generation, bead_id) = (a.id.clone(), a.generation, bead.id.clone());
-    town.db.write(|tx| {
-        let now = now_ms();
-        tx.execute(
-            "UPDATE beads SET status = ?2, updated_at = ?3, version = version + 1 WHERE id = ?1 AND status IN ('hooked','in_progress')",
-            rusqlite::params![bead_id, status, now],
-        )
-        .map_err(|e| tx.err(e))?;
-        super::done::release_agent(tx, &id, generation, kept, now)?;
-        super::mail::post(tx, &m)?;
-        tx.event("bead.exhausted", &bead_id, serde_json::json!({ "status": status, "attempts": bead.attempts }))?;
-        super::convoy::on_bead_changed(tx, &bead_id)
-    })?;
+        now_ms(),
+    );
+    let data = serde_json::json!({ "status": status, "attempts": bead.attempts });
+    end_bead(town, a, &bead.id, status, kept, &m, "bead.exhausted", data)?;
     report.exhausted.push(bead.id.clone());
     Ok(())
 }
@@ -569,38 +549,61 @@ fn escalate_lost_branch(
     branch: &str,
     report: &mut Report,
 ) -> Result<()> {
-    let m = Mail {
-        id: format!("lost-branch-{}-{}", bead.id, a.generation),
-        from: ACTOR.into(),
-        to: MAYOR.into(),
-        subject: format!(
+    let m = Mail::new(
+        format!("lost-branch-{}-{}", bead.id, a.generation),
+        ACTOR,
+        MAYOR,
+        format!(
             "[escalation] branch {branch} of {} vanished: its work is lost",
             bead.id
         ),
-        body: format!(
+        format!(
             "{} died and its branch {branch} no longer exists in rig {}. The bead is escalated; nothing was re-dispatched.",
             a.id, a.rig
         ),
-        sent: now_ms(),
-        delivered: None,
-        read: None,
-        acked: None,
-    };
-    let (id, generation, bead_id) = (a.id.clone(), a.generation, bead.id.clone());
+        now_ms(),
+    );
+    let data = serde_json::json!({ "branch": branch });
+    end_bead(
+        town,
+        a,
+        &bead.id,
+        "escalated",
+        false,
+        &m,
+        "bead.branch_lost",
+        data,
+    )?;
+    report.exhausted.push(bead.id.clone());
+    Ok(())
+}
+
+/// Give a dead agent's bead its final status, release the agent and mail the mayor,
+/// in one transaction (with the convoys the bead belongs to).
+#[allow(clippy::too_many_arguments)]
+fn end_bead(
+    town: &mut Town,
+    a: &agents::Agent,
+    bead: &str,
+    status: &str,
+    kept_worktree: bool,
+    mail: &Mail,
+    kind: &str,
+    data: serde_json::Value,
+) -> Result<()> {
     town.db.write(|tx| {
         let now = now_ms();
         tx.execute(
-            "UPDATE beads SET status = 'escalated', updated_at = ?2, version = version + 1 WHERE id = ?1",
-            rusqlite::params![bead_id, now],
+            "UPDATE beads SET status = ?2, updated_at = ?3, version = version + 1
+             WHERE id = ?1 AND status IN ('hooked','in_progress')",
+            rusqlite::params![bead, status, now],
         )
         .map_err(|e| tx.err(e))?;
-        super::done::release_agent(tx, &id, generation, false, now)?;
-        super::mail::post(tx, &m)?;
-        tx.event("bead.branch_lost", &bead_id, serde_json::json!({ "branch": m.subject }))?;
-        super::convoy::on_bead_changed(tx, &bead_id)
-    })?;
-    report.exhausted.push(bead.id.clone());
-    Ok(())
+        super::done::release_agent(tx, &a.id, a.generation, kept_worktree, now)?;
+        super::mail::post(tx, mail)?;
+        tx.event(kind, bead, data)?;
+        super::convoy::on_bead_changed(tx, bead)
+    })
 }
 
 /// Failed dispatches in the breaker window (since the last `gt resume`) above the limit
@@ -634,20 +637,17 @@ fn update_breaker(town: &mut Town, report: &mut Report) -> Result<()> {
         return Ok(());
     }
     let opened = now_ms();
-    let m = Mail {
-        id: format!("breaker-{opened}"),
-        from: ACTOR.into(),
-        to: MAYOR.into(),
-        subject: format!("[escalation] circuit breaker open: {failures} failed dispatches"),
-        body: format!(
+    let m = Mail::new(
+        format!("breaker-{opened}"),
+        ACTOR,
+        MAYOR,
+        format!("[escalation] circuit breaker open: {failures} failed dispatches"),
+        format!(
             "{failures} dispatches failed within {}s; new dispatches are paused.\nLook at `gt log` and `gt bead list --status in_progress`, fix the cause, then run `gt resume`.",
             p.breaker_window.as_secs()
         ),
-        sent: opened,
-        delivered: None,
-        read: None,
-        acked: None,
-    };
+        opened,
+    );
     town.db.write(|tx| {
         tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('breaker_open', ?1)",
@@ -693,32 +693,19 @@ fn runtime_down(town: &mut Town, e: &Error) -> Result<()> {
         let since: String = tx
             .query_row("SELECT value FROM meta WHERE key = 'runtime_down_since'", [], |r| r.get(0))
             .map_err(|e| tx.err(e))?;
-        let passes: i64 = tx
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('runtime_down_passes', '1')
-                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-                [],
-            )
-            .map(|_| 0)
-            .map_err(|e| tx.err(e))?;
-        let _ = passes;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('runtime_down_passes', '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            [],
+        )
+        .map_err(|e| tx.err(e))?;
         let count: i64 = tx
             .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'runtime_down_passes'", [], |r| r.get(0))
             .map_err(|e| tx.err(e))?;
         tx.event("runtime.unreachable", "runtime", serde_json::json!({ "error": e, "pass": count }))?;
         // Escalate from the third consecutive pass: a blip is not worth a mail.
         if count >= 3 {
-            let m = Mail {
-                id: format!("runtime-down-{since}"),
-                from: ACTOR.into(),
-                to: MAYOR.into(),
-                subject: "[escalation] the container runtime is unreachable".into(),
-                body: format!("Docker has not answered for {count} patrol passes:\n{e}\nNo agent is marked dead for this; patrol retries every pass."),
-                sent: now,
-                delivered: None,
-                read: None,
-                acked: None,
-            };
+            let m = Mail::new(format!("runtime-down-{since}"), ACTOR, MAYOR, "[escalation] the container runtime is unreachable", format!("Docker has not answered for {count} patrol passes:\n{e}\nNo agent is marked dead for this; patrol retries every pass."), now);
             super::mail::post(tx, &m)?;
         }
         Ok(())

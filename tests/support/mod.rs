@@ -54,6 +54,38 @@ impl TestTown {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// Start gt in the background with piped output, and extra environment.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        let mut c = std::process::Command::new(gt_bin());
+        c.args(args)
+            .env("GT_TOWN", self.root())
+            .env_remove("GT_AGENT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.spawn().unwrap()
+    }
+
+    /// Add rig `api` from a fresh repo with the test image and `command`.
+    pub fn rig(&self, command: &str, extra: &[&str]) {
+        let src = self.source_repo("api");
+        let image = test_image();
+        let mut args = vec![
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--image",
+            &image,
+            "--command",
+            command,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
