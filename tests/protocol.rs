@@ -44,6 +44,12 @@ fn the_happy_path_ends_done_pushed_recorded_and_released() {
     let slung = t.json(&["sling", &id]);
     let agent = slung[0]["agent"].as_str().unwrap().to_string();
     t.wait_exited(1);
+    // `gt status` ingests the done request; the saga is patrol's. Meanwhile the agent
+    // is finishing, and a nuke would abandon the hand-over: refused without --force.
+    t.ok(&["status"]);
+    assert_eq!(t.json(&["polecat", "list"])[0]["state"], "finishing");
+    let err = t.fails(&["polecat", "nuke", &agent], 3);
+    assert!(err.contains("finishing"), "{err}");
     let out = t.ok(&["patrol"]);
     assert!(out.contains(&format!("done: {id}")), "{out}");
     assert_done_once(&t, &id, &remote);

@@ -426,3 +426,57 @@ fn a_rig_with_a_live_agent_cannot_be_removed() {
     ]);
     t.ok(&["rig", "remove", "api"]);
 }
+
+/// `gt sling` itself killed between two of its steps: the next patrol (after the spawn
+/// timeout) finishes or redoes the dispatch; the bead ends with one running container.
+fn sling_killed_at(fp: &str) {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("spawn_timeout = \"1s\"\nretry_backoff = [\"0s\"]", "");
+    t.rig("sleep 300", &[]);
+    let id = bead(&t, "interrupted");
+    let out = t
+        .cmd()
+        .args(["sling", &id])
+        .env("FAILPOINTS", format!("{fp}=panic"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{fp}: sling should have died");
+    // Within the spawn timeout a patrol leaves the half-made dispatch alone.
+    let p = t.patrol_json();
+    assert!(p["deaths"].as_array().unwrap().is_empty(), "{fp}: {p}");
+    t.patrol_until(&format!("recovery after {fp}"), 60, |t| {
+        t.bead_status(&id) == "in_progress" && t.running_containers().len() == 1
+    });
+    let pl = t.json(&["polecat", "list"]);
+    assert_eq!(pl[0]["state"], "running", "{fp}: {pl}");
+    assert_eq!(containers(&t).len(), 1, "{fp}");
+    t.doctor_clean();
+}
+
+#[test]
+fn sling_killed_after_claim_is_recovered() {
+    sling_killed_at("sling.after_claim");
+}
+
+#[test]
+fn sling_killed_after_worktree_is_recovered() {
+    sling_killed_at("sling.after_worktree");
+}
+
+#[test]
+fn sling_killed_after_assignment_is_recovered() {
+    sling_killed_at("sling.after_assignment");
+}
+
+#[test]
+fn sling_killed_after_create_is_recovered() {
+    sling_killed_at("sling.after_create");
+}
+
+#[test]
+fn sling_killed_after_start_is_adopted() {
+    sling_killed_at("sling.after_start");
+}

@@ -478,14 +478,21 @@ fn redispatch_or_give_up(
     if agents::live_count(conn, &a.rig).map_err(|e| town.db_err(e))? >= rig.max_polecats {
         return Ok(());
     }
-    // The branch must still exist: work that vanished is said aloud, never papered over.
+    // The branch must still exist once a container has worked on it: work that vanished
+    // is said aloud, never papered over. A sling that died before starting any container
+    // may never have made it: then the re-dispatch makes it.
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
+    let branch_exists = a
+        .branch
+        .as_deref()
+        .is_some_and(|b| crate::git::branch_exists(&repo, b));
     if let Some(branch) = &a.branch
-        && !crate::git::branch_exists(&repo, branch)
+        && !branch_exists
+        && bead.attempts > 0
     {
         return escalate_lost_branch(town, a, &bead, branch, report);
     }
-    let claim = super::sling::claim_redispatch(town, a)?;
+    let claim = super::sling::claim_redispatch(town, a, branch_exists)?;
     let Some(claim) = claim else { return Ok(()) };
     match super::sling::launch(town, rt, claim) {
         Ok(_) => report.redispatched.push(bead_id),
@@ -633,7 +640,8 @@ fn update_breaker(town: &mut Town, report: &mut Report) -> Result<()> {
             |r| r.get(0),
         )
         .map_err(|e| town.db_err(e))?;
-    if failures < p.breaker_failures as i64 {
+    // "More than breaker_failures failed dispatches within breaker_window" trips it.
+    if failures <= p.breaker_failures as i64 {
         return Ok(());
     }
     let opened = now_ms();

@@ -92,6 +92,14 @@ pub struct Nuked {
 pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Result<Nuked> {
     let agent = get(town, addr)?;
     let rig = super::rig::get(town, &agent.rig)?;
+    if agent.state == "finishing" && !force {
+        return Err(Error::conflict(
+            format!("{addr} is finishing: its done saga is handing its work over"),
+            Some(format!(
+                "`gt patrol` completes it; `gt polecat nuke {addr} --force` abandons the hand-over"
+            )),
+        ));
+    }
     // 1. Containers first: no agent may keep working on a bead we hand back.
     let mut removed = 0;
     for c in rt.list(&town.id)? {

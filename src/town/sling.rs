@@ -388,8 +388,13 @@ fn same_path(a: &Path, b: &Path) -> bool {
 }
 
 /// Step 1 of a patrol re-dispatch: the dead agent gets a new generation on the same
-/// worktree and branch. None when someone else moved the agent first.
-pub fn claim_redispatch(town: &mut Town, dead: &agents::Agent) -> Result<Option<Claim>> {
+/// worktree and branch (`resume`: the branch exists; otherwise step 2 makes it).
+/// None when someone else moved the agent first.
+pub fn claim_redispatch(
+    town: &mut Town,
+    dead: &agents::Agent,
+    resume: bool,
+) -> Result<Option<Claim>> {
     let root = town.root.clone();
     town.db.write(|tx| {
         let Some(a) = agents::get(tx, &dead.id).map_err(|e| tx.err(e))? else { return Ok(None) };
@@ -417,7 +422,7 @@ pub fn claim_redispatch(town: &mut Town, dead: &agents::Agent) -> Result<Option<
         tx.event("sling.redispatched", &bead.id, serde_json::json!({ "agent": a.id, "generation": generation, "attempt": bead.attempts + 1 }))?;
         let agent = agents::get(tx, &a.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
         let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
-        Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume: true, requeue: true }))
+        Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: true }))
     })
 }
 
