@@ -27,6 +27,12 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
         return output::json(&s);
     }
     let mut out = format!("town {} ({})", s.town, s.town_id);
+    if s.mayor_unread > 0 {
+        out += &format!(
+            "\nmayor: {} unread message(s); `gt mail inbox --unread`",
+            s.mayor_unread
+        );
+    }
     if s.breaker_open {
         out += "\nCIRCUIT BREAKER OPEN: new dispatches are paused; `gt resume` closes it";
     }

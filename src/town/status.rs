@@ -13,6 +13,8 @@ pub struct Status {
     pub rigs: Vec<RigStatus>,
     /// Set while the circuit breaker pauses new dispatches.
     pub breaker_open: bool,
+    /// Unread messages in the mayor's inbox: done notices and escalations.
+    pub mayor_unread: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,7 +63,15 @@ pub fn status(town: &Town) -> Result<Status> {
             Ok(())
         })
         .is_ok();
+    let mayor_unread = conn
+        .query_row(
+            "SELECT count(*) FROM mail WHERE recipient = 'mayor' AND read_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
     Ok(Status {
+        mayor_unread,
         town: town.root.display().to_string(),
         town_id: town.id.clone(),
         rigs: by_rig.into_values().collect(),
