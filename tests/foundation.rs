@@ -556,3 +556,93 @@ fn a_full_disk_gives_a_clear_error_and_loses_nothing() {
     );
     drop(disk);
 }
+
+#[test]
+fn a_bad_gt_toml_is_refused_naming_the_key() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("town");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("gt.toml"), "[defaults]\nmemory = \"lots\"\n").unwrap();
+    let out = assert_cmd::Command::new(gt_bin())
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("defaults.memory"));
+    assert!(!dir.join(".gt").exists(), "init left a half-made town");
+    // A town whose gt.toml is broken later says which key, and changes nothing.
+    let t = TestTown::new();
+    std::fs::write(
+        t.root().join("gt.toml"),
+        "[patrol]\nbreaker_window = \"forever\"\n",
+    )
+    .unwrap();
+    let err = t.fails(&["status"], 2);
+    assert!(err.contains("patrol.breaker_window"), "{err}");
+    std::fs::write(t.root().join("gt.toml"), "[defaults]\nmax_polecats = 0\n").unwrap();
+    let err = t.fails(&["status"], 2);
+    assert!(err.contains("defaults.max_polecats"), "{err}");
+}
+
+#[test]
+fn log_since_filters_by_time() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let all = t.json(&["log"]).as_array().unwrap().len();
+    assert!(all >= 3);
+    assert_eq!(
+        t.json(&["log", "--since", "1h"]).as_array().unwrap().len(),
+        all
+    );
+    assert_eq!(
+        t.json(&["log", "--since", "2100-01-01"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(t.json(&["log", "-n", "1"]).as_array().unwrap().len(), 1);
+    assert_eq!(t.json(&["log", "-n", "1"])[0]["kind"], "rig.added");
+}
+
+#[test]
+fn doctor_names_each_breach() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let a = t
+        .ok(&["bead", "create", "--rig", "api", "orphaned"])
+        .trim()
+        .to_string();
+    let b = t
+        .ok(&["bead", "create", "--rig", "api", "done without a record"])
+        .trim()
+        .to_string();
+    t.ok(&["doctor"]);
+    {
+        let c = rusqlite::Connection::open(t.root().join(".gt/town.db")).unwrap();
+        c.execute(
+            "UPDATE beads SET status = 'in_progress' WHERE id = ?1",
+            [&a],
+        )
+        .unwrap();
+        c.execute("UPDATE beads SET status = 'done' WHERE id = ?1", [&b])
+            .unwrap();
+    }
+    let out = t.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!("bead {a} is in_progress with no agent")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("bead {b} is done without a merge request")),
+        "{report}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&t.run(&["--json", "doctor"]).stdout).unwrap();
+    assert_eq!(j["ok"], false);
+}

@@ -588,3 +588,28 @@ fn containers_of_stale_generations_are_removed_and_stray_worktrees_reported() {
     assert_eq!(t.running_containers().len(), 1);
     t.doctor_clean();
 }
+
+#[test]
+fn patrol_watch_finishes_work_without_help() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(&scripted_agent(""), &[]);
+    let id = t.bead("watched");
+    let mut watch = t.spawn(&["patrol", "--watch", "--interval", "200ms"], &[]);
+    t.ok(&["sling", &id]);
+    let done = (|| {
+        for _ in 0..300 {
+            if t.bead_status(&id) == "done" {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    })();
+    watch.kill().unwrap();
+    let _ = watch.wait();
+    assert!(done, "patrol --watch did not finish the bead");
+    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
+}
