@@ -203,6 +203,20 @@ fn an_engine_restart_under_five_agents_is_recovered() {
     );
     let o = run(&["doctor"]);
     assert!(o.status.success(), "{o:?}");
+    // The engine stopped for good: sling and patrol say so (exit 5) and change nothing.
+    engine.stop();
+    let extra = t.bead("while docker is down");
+    assert_eq!(run(&["sling", &extra]).status.code(), Some(5));
+    assert_eq!(t.bead_status(&extra), "open");
+    assert_eq!(run(&["patrol"]).status.code(), Some(5));
+    let pl = t.json(&["polecat", "list"]);
+    assert!(
+        pl.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["state"] == "running"),
+        "{pl}"
+    );
 }
 
 #[test]

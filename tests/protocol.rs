@@ -437,3 +437,42 @@ fn an_agent_sends_reads_and_escalates_through_its_mailbox() {
         "{logs}"
     );
 }
+
+#[test]
+fn done_with_a_status_sets_the_beads_status() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(
+        "echo half > half.txt; gt done --status deferred -m 'needs a decision'",
+        &["--max-polecats", "2"],
+    );
+    let id = t.bead("maybe later");
+    t.ok(&["sling", &id]);
+    t.wait_exited(1);
+    t.ok(&["patrol"]);
+    assert_eq!(t.bead_status(&id), "deferred");
+    // The uncommitted file was committed at done, never dropped.
+    let mr = &t.json(&["mq", "list"])[0];
+    let files = git(
+        &t.root().join("rigs/api/repo"),
+        &[
+            "show",
+            "--name-only",
+            "--format=%s",
+            mr["commit"].as_str().unwrap(),
+        ],
+    );
+    assert!(
+        files.contains("gt: uncommitted work at done") && files.contains("half.txt"),
+        "{files}"
+    );
+    let mail = t.mayor_mail();
+    assert!(
+        mail.iter()
+            .any(|m| m["subject"].as_str().unwrap().contains("deferred")),
+        "{mail:?}"
+    );
+    t.doctor_clean();
+}
