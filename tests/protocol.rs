@@ -476,3 +476,62 @@ fn done_with_a_status_sets_the_beads_status() {
     );
     t.doctor_clean();
 }
+
+#[test]
+fn bead_show_tells_the_saga_steps_and_a_stuck_saga_escalates_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(&scripted_agent(""), &["--max-polecats", "2"]);
+    let (ok, stuck) = (t.bead("lands"), t.bead("gets stuck"));
+    t.ok(&["sling", &ok]);
+    let s = t.json(&["sling", &stuck]);
+    t.wait_exited(2);
+    // The stuck bead's branch disappears before its hand-over is verified.
+    let wt = t
+        .root()
+        .join("rigs/api/polecats")
+        .join(s[0]["agent"].as_str().unwrap().split('/').nth(1).unwrap());
+    let repo = t.root().join("rigs/api/repo");
+    std::fs::remove_dir_all(&wt).unwrap();
+    git(&repo, &["worktree", "prune"]);
+    git(&repo, &["branch", "-D", s[0]["branch"].as_str().unwrap()]);
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    let steps: Vec<String> = t.json(&["bead", "show", &ok])["dispatches"][0]["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "note",
+            "requested",
+            "verified",
+            "pushed",
+            "recorded",
+            "closed",
+            "notified",
+            "released"
+        ]
+    );
+    assert_eq!(t.bead_status(&stuck), "in_progress");
+    let escalations: Vec<_> = t
+        .mayor_mail()
+        .into_iter()
+        .filter(|m| m["id"].as_str().unwrap().starts_with("saga-stuck-"))
+        .collect();
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert!(
+        escalations[0]["body"].as_str().unwrap().contains("is gone"),
+        "{escalations:?}"
+    );
+    let text = t.ok(&["bead", "show", &stuck]);
+    assert!(
+        text.contains("checkpoint: committed") && text.contains("done saga: requested"),
+        "{text}"
+    );
+}

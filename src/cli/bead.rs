@@ -145,7 +145,8 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
             if !b.body.is_empty() {
                 s += &format!("\n\n{}", b.body);
             }
-            for x in &d.dispatches {
+            for dd in &d.dispatches {
+                let x = &dd.dispatch;
                 s += &format!(
                     "\n\ndispatch {} to {} (generation {}), started {}{}",
                     x.id,
@@ -158,6 +159,19 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
                         _ => String::new(),
                     }
                 );
+                for cp in &dd.checkpoints {
+                    let what = if cp.step == "note" {
+                        format!("checkpoint: {}", cp.note.as_deref().unwrap_or(""))
+                    } else {
+                        format!("done saga: {}", cp.step)
+                    };
+                    let head = cp
+                        .head
+                        .as_deref()
+                        .map(|h| format!(" at {}", &h[..h.len().min(12)]))
+                        .unwrap_or_default();
+                    s += &format!("\n  {} {what}{head}", output::time(cp.at));
+                }
             }
             output::println_out(&s)
         }

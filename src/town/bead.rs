@@ -104,7 +104,16 @@ pub struct BeadDetail {
     #[serde(flatten)]
     pub bead: Bead,
     pub agent: Option<String>,
-    pub dispatches: Vec<dispatches::Dispatch>,
+    pub dispatches: Vec<DispatchDetail>,
+}
+
+/// A dispatch with its checkpoints: the agent's notes and the done saga's steps, so a
+/// bead half way through its hand-over says exactly where it is.
+#[derive(Debug, serde::Serialize)]
+pub struct DispatchDetail {
+    #[serde(flatten)]
+    pub dispatch: dispatches::Dispatch,
+    pub checkpoints: Vec<crate::state::checkpoints::Checkpoint>,
 }
 
 pub fn show(town: &Town, id: &str) -> Result<BeadDetail> {
@@ -113,7 +122,18 @@ pub fn show(town: &Town, id: &str) -> Result<BeadDetail> {
     let agent = agents::holding(conn, id)
         .map_err(|e| town.db_err(e))?
         .map(|a| a.id);
-    let dispatches = dispatches::for_bead(conn, id).map_err(|e| town.db_err(e))?;
+    let dispatches = dispatches::for_bead(conn, id)
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .map(|d| {
+            let checkpoints = crate::state::checkpoints::for_dispatch(conn, d.id)?;
+            Ok(DispatchDetail {
+                dispatch: d,
+                checkpoints,
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| town.db_err(e))?;
     Ok(BeadDetail {
         bead,
         agent,

@@ -168,7 +168,10 @@ fn steps(
                 report.sagas_pending.push(format!("{bead}: {why}"))
             }
             Err(e @ Error::Conflict { .. }) => return Err(e), // lost the lease
-            Err(e) => report.errors.push(format!("saga of {}: {e}", a.id)),
+            Err(e) => {
+                report.errors.push(format!("saga of {}: {e}", a.id));
+                saga_stuck(town, &a, &e)?;
+            }
         }
     }
     fail::fail_point!("patrol.after_sagas");
@@ -583,6 +586,32 @@ fn escalate_lost_branch(
     )?;
     report.exhausted.push(bead.id.clone());
     Ok(())
+}
+
+/// A done saga that fails for another reason than its push: one escalation per
+/// dispatch; the saga is retried on every pass.
+fn saga_stuck(town: &mut Town, a: &agents::Agent, e: &Error) -> Result<()> {
+    let bead = a.bead.clone().unwrap_or_default();
+    let m = Mail::new(
+        format!("saga-stuck-{}", a.dispatch.unwrap_or(0)),
+        ACTOR,
+        MAYOR,
+        format!("[escalation] the hand-over of {bead} by {} is stuck", a.id),
+        format!(
+            "{e}\n\n`gt bead show {bead}` shows the steps done so far; patrol retries every pass."
+        ),
+        now_ms(),
+    );
+    town.db.write(|tx| {
+        if super::mail::post(tx, &m)? {
+            tx.event(
+                "saga.stuck",
+                &bead,
+                serde_json::json!({ "agent": a.id, "error": e.to_string() }),
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// Give a dead agent's bead its final status, release the agent and mail the mayor,
