@@ -63,6 +63,24 @@ fn source_repo(dir: &Path) -> PathBuf {
     p
 }
 
+/// A rig row for seeding a database directly (no clone: the benches time reads).
+fn rig_row(name: &str, source: &str, max_polecats: i64, now: i64) -> rigs::Rig {
+    rigs::Rig {
+        name: name.into(),
+        source: source.into(),
+        remote: None,
+        default_branch: "main".into(),
+        image: "gt-agent:latest".into(),
+        command: "true".into(),
+        memory: 1 << 30,
+        cpus: 1.0,
+        pids: 512,
+        max_polecats,
+        created_at: now,
+        version: 1,
+    }
+}
+
 fn bench_status(tmp: &Path) {
     let root = tmp.join("status-town");
     gt::town::init::init(&root).unwrap();
@@ -71,20 +89,7 @@ fn bench_status(tmp: &Path) {
     town.db
         .write(|tx| {
             for r in 0..50 {
-                let rig = rigs::Rig {
-                    name: format!("rig{r:02}"),
-                    source: "/nowhere".into(),
-                    remote: None,
-                    default_branch: "main".into(),
-                    image: "gt-agent:latest".into(),
-                    command: "true".into(),
-                    memory: 1 << 30,
-                    cpus: 1.0,
-                    pids: 512,
-                    max_polecats: 4,
-                    created_at: now,
-                    version: 1,
-                };
+                let rig = rig_row(&format!("rig{r:02}"), "/nowhere", 4, now);
                 rigs::insert(tx, &rig).unwrap();
             }
             for i in 0..10_000 {
@@ -256,20 +261,7 @@ fn bench_ingest(tmp: &Path) {
     let mut agents = Vec::new();
     town.db
         .write(|tx| {
-            rigs::insert(tx, &rigs::Rig {
-                name: "api".into(),
-                source: src.display().to_string(),
-                remote: None,
-                default_branch: "main".into(),
-                image: "gt-agent:latest".into(),
-                command: "true".into(),
-                memory: 1 << 30,
-                cpus: 1.0,
-                pids: 512,
-                max_polecats: 200,
-                created_at: now,
-                version: 1,
-            })
+            rigs::insert(tx, &rig_row("api", &src.display().to_string(), 200, now))
             .unwrap();
             for a in 0..200 {
                 let name = format!("p{a:03}");

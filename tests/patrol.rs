@@ -40,11 +40,7 @@ fn an_oom_killed_agent_is_recorded_redispatched_and_finally_failed_with_one_mail
     assert_eq!(ds.len(), 2);
     assert!(ds.iter().all(|d| d["oom"] == true), "{ds:?}");
     t.ok(&["patrol"]);
-    let mails: Vec<_> = t
-        .mayor_mail()
-        .into_iter()
-        .filter(|m| m["id"].as_str().unwrap().starts_with("exhausted-"))
-        .collect();
+    let mails: Vec<_> = t.mayor_mail_id("exhausted-");
     assert_eq!(mails.len(), 1);
     t.doctor_clean();
 }
@@ -100,11 +96,7 @@ fn a_broken_rig_trips_the_breaker_once_and_resume_restarts_dispatching() {
     assert!(p["redispatched"].as_array().unwrap().is_empty(), "{p}");
     assert!(t.running_containers().is_empty());
     t.ok(&["patrol"]);
-    let mails: Vec<_> = t
-        .mayor_mail()
-        .into_iter()
-        .filter(|m| m["id"].as_str().unwrap().starts_with("breaker-"))
-        .collect();
+    let mails: Vec<_> = t.mayor_mail_id("breaker-");
     assert_eq!(mails.len(), 1);
     assert_eq!(t.json(&["status"])["breaker_open"], true);
     let extra = t.bead("new work");
@@ -355,11 +347,7 @@ fn docker_down_exits_5_marks_nothing_dead_and_escalates_once() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(5), "pass {pass}: {out:?}");
-        let escalations = t
-            .mayor_mail()
-            .into_iter()
-            .filter(|m| m["id"].as_str().unwrap().starts_with("runtime-down-"))
-            .count();
+        let escalations = t.mayor_mail_id("runtime-down-").len();
         assert_eq!(escalations, usize::from(pass >= 3), "pass {pass}");
     }
     assert_eq!(t.json(&["polecat", "list"])[0]["state"], "running");
@@ -549,11 +537,7 @@ fn a_vanished_worktree_is_recreated_and_a_vanished_branch_is_escalated() {
         "the worktree came back from its branch"
     );
     assert_eq!(t.bead_status(&b), "escalated");
-    let lost: Vec<_> = t
-        .mayor_mail()
-        .into_iter()
-        .filter(|m| m["subject"].as_str().unwrap().contains("vanished"))
-        .collect();
+    let lost: Vec<_> = t.mayor_mail_subject("vanished");
     assert_eq!(lost.len(), 1);
     t.doctor_clean();
 }

@@ -136,11 +136,7 @@ fn a_remote_unreachable_for_two_passes_escalates_once_then_lands() {
         assert!(out.contains("done pending"), "{out}");
         assert_eq!(t.json(&["bead", "show", &id])["status"], "in_progress");
     }
-    let escalations: Vec<_> = t
-        .mayor_mail()
-        .into_iter()
-        .filter(|m| m["id"].as_str().unwrap().starts_with("push-failed-"))
-        .collect();
+    let escalations: Vec<_> = t.mayor_mail_id("push-failed-");
     assert_eq!(escalations.len(), 1);
     std::fs::rename(&aside, &remote).unwrap();
     t.ok(&["patrol"]);
@@ -519,11 +515,7 @@ fn bead_show_tells_the_saga_steps_and_a_stuck_saga_escalates_once() {
         ]
     );
     assert_eq!(t.bead_status(&stuck), "in_progress");
-    let escalations: Vec<_> = t
-        .mayor_mail()
-        .into_iter()
-        .filter(|m| m["id"].as_str().unwrap().starts_with("saga-stuck-"))
-        .collect();
+    let escalations: Vec<_> = t.mayor_mail_id("saga-stuck-");
     assert_eq!(escalations.len(), 1, "{escalations:?}");
     assert!(
         escalations[0]["body"].as_str().unwrap().contains("is gone"),

@@ -237,7 +237,6 @@ pub fn scripted_agent(knobs: &str) -> String {
 impl TestTown {
     /// A rig `api` from a fresh repo, with a bare remote; returns the remote's path.
     pub fn rig_with_remote(&self, command: &str, extra: &[&str]) -> PathBuf {
-        let src = self.source_repo("api");
         let remote = self.dir.path().join("remote.git");
         let out = std::process::Command::new("git")
             .args(["init", "-q", "--bare"])
@@ -245,23 +244,9 @@ impl TestTown {
             .output()
             .unwrap();
         assert!(out.status.success());
-        let image = test_image();
-        let mut args = vec![
-            "rig",
-            "add",
-            "api",
-            src.to_str().unwrap(),
-            "--image",
-            &image,
-            "--command",
-            command,
-            "--memory",
-            "256m",
-            "--remote",
-            remote.to_str().unwrap(),
-        ];
+        let mut args = vec!["--memory", "256m", "--remote", remote.to_str().unwrap()];
         args.extend_from_slice(extra);
-        self.ok(&args);
+        self.rig(command, &args);
         remote
     }
 
@@ -309,6 +294,22 @@ impl TestTown {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// The mayor's messages whose id starts with `prefix`.
+    pub fn mayor_mail_id(&self, prefix: &str) -> Vec<serde_json::Value> {
+        self.mayor_mail()
+            .into_iter()
+            .filter(|m| m["id"].as_str().unwrap().starts_with(prefix))
+            .collect()
+    }
+
+    /// The mayor's messages whose subject contains `text`.
+    pub fn mayor_mail_subject(&self, text: &str) -> Vec<serde_json::Value> {
+        self.mayor_mail()
+            .into_iter()
+            .filter(|m| m["subject"].as_str().unwrap().contains(text))
+            .collect()
     }
 
     pub fn doctor_clean(&self) {
