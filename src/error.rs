@@ -23,6 +23,12 @@ pub enum Error {
     #[error("{msg}")]
     Conflict { msg: String, hint: Option<String> },
 
+    /// A patrol whose lease another patrol took over: it must stop writing at once.
+    #[error(
+        "this patrol lost its lease (fencing token {token}, now {current}); another patrol took over, nothing more is written"
+    )]
+    LeaseLost { token: i64, current: String },
+
     #[error("{what} not found")]
     NotFound { what: String, hint: Option<String> },
 
@@ -67,7 +73,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage { .. } | Error::Config { .. } => exit::USAGE,
-            Error::Conflict { .. } => exit::CONFLICT,
+            Error::Conflict { .. } | Error::LeaseLost { .. } => exit::CONFLICT,
             Error::NotFound { .. } | Error::NoTown => exit::NOT_FOUND,
             Error::RuntimeUnavailable { .. } => exit::RUNTIME,
             _ => exit::ERROR,

@@ -611,3 +611,53 @@ fn patrol_watch_finishes_work_without_help() {
     assert!(done, "patrol --watch did not finish the bead");
     assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_patrol_paused_past_its_lease_writes_nothing() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure(
+        "max_attempts = 50\nretry_backoff = [\"0s\"]",
+        "lease = \"1s\"\nbreaker_failures = 1000",
+    );
+    t.rig("exit 1", &[]);
+    let id = t.bead("contested");
+    t.ok(&["sling", &id]);
+    t.wait_exited(1);
+    // A lists the containers (seeing generation 1 dead), then stalls past its lease.
+    let a = t.spawn(
+        &["patrol"],
+        &[("FAILPOINTS", "patrol.after_list=sleep(2500)")],
+    );
+    wait_for("patrol A to hold the lease", 10, || {
+        let c = rusqlite::Connection::open(t.root().join(".gt/town.db")).ok()?;
+        c.query_row("SELECT token FROM leases WHERE expires_at > 0", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .ok()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1200)); // past A's 1 s lease
+    // B takes the expired lease and re-dispatches generation 1's bead.
+    let b = t.patrol_json();
+    assert_eq!(b["redispatched"], serde_json::json!([id]), "{b}");
+    // A wakes with a stale view; every write it tries is fenced off.
+    let out = a.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("lost its lease"), "{err}");
+    assert_eq!(
+        t.dispatches(&id).len(),
+        2,
+        "A must not have re-dispatched again"
+    );
+    let died = t
+        .json(&["log"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "agent.died")
+        .count();
+    assert_eq!(died, 1, "A must not have recorded a second death");
+}

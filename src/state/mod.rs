@@ -191,6 +191,20 @@ impl Db {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_err(&path, e))?;
+        if let Some(token) = self.fence {
+            let current: Option<i64> = tx
+                .query_row("SELECT token FROM leases WHERE name = 'patrol'", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|e| db_err(&path, e))?;
+            if current != Some(token) {
+                let current = current
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "none".into());
+                return Err(Error::LeaseLost { token, current });
+            }
+        }
         let mut w = Tx {
             tx,
             actor: actor.to_string(),

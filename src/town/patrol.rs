@@ -167,7 +167,7 @@ fn steps(
             Ok(super::done::SagaOutcome::Pending { bead, why, .. }) => {
                 report.sagas_pending.push(format!("{bead}: {why}"))
             }
-            Err(e @ Error::Conflict { .. }) => return Err(e), // lost the lease
+            Err(e @ Error::LeaseLost { .. }) => return Err(e),
             Err(e) => {
                 report.errors.push(format!("saga of {}: {e}", a.id));
                 saga_stuck(town, &a, &e)?;
@@ -499,7 +499,7 @@ fn redispatch_or_give_up(
     let Some(claim) = claim else { return Ok(()) };
     match super::sling::launch(town, rt, claim) {
         Ok(_) => report.redispatched.push(bead_id),
-        Err(e @ Error::Conflict { .. }) if e.to_string().contains("lost its lease") => {
+        Err(e @ Error::LeaseLost { .. }) => {
             return Err(e);
         }
         Err(e) => report.errors.push(format!("re-dispatch of {bead_id}: {e}")),
@@ -810,7 +810,7 @@ fn dispatch_queued(town: &mut Town, rt: &dyn Runtime, report: &mut Report) -> Re
             match super::sling::sling(town, rt, &bead, &Default::default()) {
                 Ok(super::sling::Slung::Dispatched { .. }) => report.queued_dispatched.push(bead),
                 Ok(super::sling::Slung::Queued { .. }) => break,
-                Err(e) if e.to_string().contains("lost its lease") => return Err(e),
+                Err(e @ Error::LeaseLost { .. }) => return Err(e),
                 Err(e) => report
                     .errors
                     .push(format!("dispatch of queued {bead}: {e}")),
