@@ -61,6 +61,11 @@ fn the_happy_path_ends_done_pushed_recorded_and_released() {
     assert!(!wt.exists(), "the worktree stayed");
     let pl = t.json(&["polecat", "list"]);
     assert_eq!(pl[0]["state"], "idle");
+    assert_eq!(
+        t.json(&["status"])["mayor_unread"],
+        1,
+        "the done notice waits for the mayor"
+    );
     // The agent's checkpoint was recorded against its dispatch.
     let log = t.json(&["log"]);
     assert!(
