@@ -69,6 +69,14 @@ fn the_second_retry_waits_its_backoff() {
         p["redispatched"].as_array().unwrap().is_empty(),
         "the second retry must wait: {p}"
     );
+    let why = t.json(&["polecat", "list"])[0]["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains("exited with code 1 without done") && why.contains("backoff"),
+        "{why}"
+    );
     t.patrol_until("the third dispatch", 30, |t| t.dispatches(&id).len() == 3);
     let ds = t.dispatches(&id);
     let waited = ds[2]["started_at"].as_i64().unwrap() - ds[1]["ended_at"].as_i64().unwrap();

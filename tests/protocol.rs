@@ -47,7 +47,12 @@ fn the_happy_path_ends_done_pushed_recorded_and_released() {
     // `gt status` ingests the done request; the saga is patrol's. Meanwhile the agent
     // is finishing, and a nuke would abandon the hand-over: refused without --force.
     t.ok(&["status"]);
-    assert_eq!(t.json(&["polecat", "list"])[0]["state"], "finishing");
+    let pl = t.json(&["polecat", "list"]);
+    assert_eq!(pl[0]["state"], "finishing");
+    assert_eq!(
+        pl[0]["why"],
+        "handing its work over (done saga at: requested)"
+    );
     let err = t.fails(&["polecat", "nuke", &agent], 3);
     assert!(err.contains("finishing"), "{err}");
     let out = t.ok(&["patrol"]);

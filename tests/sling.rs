@@ -385,6 +385,11 @@ fn nuke_returns_the_bead_keeps_the_branch_and_keeps_a_dirty_worktree_unless_forc
     assert_eq!(n["containers_removed"], 1);
     assert_eq!(n["bead_reopened"], id.as_str());
     assert_eq!(n["worktree"], "kept");
+    let why = t.json(&["polecat", "list"])[0]["why"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("kept with unsaved work"), "{why}");
     assert!(wt.join("notes.txt").exists());
     assert!(containers(&t).is_empty());
     assert_eq!(t.json(&["bead", "show", &id])["status"], "open");

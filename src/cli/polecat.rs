@@ -60,7 +60,7 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
                 return output::println_out("no polecats yet; `gt sling BEAD` starts one");
             }
             let mut t =
-                output::Table::new(&["rig", "name", "state", "bead", "gen", "started", "branch"]);
+                output::Table::new(&["rig", "name", "state", "bead", "gen", "started", "why"]);
             for r in &rows {
                 t.row(vec![
                     r.rig.clone(),
@@ -69,7 +69,7 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
                     output::opt(&r.bead),
                     r.generation.to_string(),
                     r.started.map(output::time).unwrap_or_else(|| "-".into()),
-                    output::opt(&r.branch),
+                    r.why.clone(),
                 ]);
             }
             t.print()

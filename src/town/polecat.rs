@@ -19,6 +19,9 @@ pub struct PolecatRow {
     pub container: Option<String>,
     pub started: Option<i64>,
     pub version: i64,
+    /// Why the polecat is in its state, in words: what ended it, how far its hand-over
+    /// got, where its kept worktree is.
+    pub why: String,
 }
 
 pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
@@ -34,7 +37,9 @@ pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
             }
             _ => None,
         };
+        let why = explain(town, &a, d.as_ref())?;
         rows.push(PolecatRow {
+            why,
             container: d
                 .as_ref()
                 .and_then(|d| d.container_id.as_ref())
@@ -50,6 +55,40 @@ pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
         });
     }
     Ok(rows)
+}
+
+fn explain(town: &Town, a: &agents::Agent, d: Option<&dispatches::Dispatch>) -> Result<String> {
+    let conn = town.db.conn();
+    Ok(match a.state.as_str() {
+        "spawning" => "starting its container".into(),
+        "running" => format!("working on {}", a.bead.as_deref().unwrap_or("-")),
+        "finishing" => {
+            let last = match d {
+                Some(d) => crate::state::checkpoints::for_dispatch(conn, d.id)
+                    .map_err(|e| town.db_err(e))?
+                    .into_iter()
+                    .filter(|c| c.step != "note")
+                    .next_back()
+                    .map(|c| c.step),
+                None => None,
+            };
+            format!(
+                "handing its work over (done saga at: {})",
+                last.as_deref().unwrap_or("requested")
+            )
+        }
+        "dead" => format!(
+            "{}; patrol re-dispatches it after its backoff",
+            d.and_then(|d| d.reason.clone())
+                .unwrap_or_else(|| "ended".into())
+        ),
+        "nuked" => format!(
+            "worktree {} kept with unsaved work; `gt polecat nuke {} --force` drops it",
+            a.worktree.as_deref().unwrap_or("-"),
+            a.id
+        ),
+        _ => "-".into(),
+    })
 }
 
 /// `rig/name` → (rig, name), both validated.
