@@ -67,8 +67,7 @@ fn explain(town: &Town, a: &agents::Agent, d: Option<&dispatches::Dispatch>) -> 
                 Some(d) => crate::state::checkpoints::for_dispatch(conn, d.id)
                     .map_err(|e| town.db_err(e))?
                     .into_iter()
-                    .filter(|c| c.step != "note")
-                    .next_back()
+                    .rfind(|c| c.step != "note")
                     .map(|c| c.step),
                 None => None,
             };
