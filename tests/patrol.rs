@@ -637,7 +637,7 @@ fn a_patrol_paused_past_its_lease_writes_nothing() {
     // A lists the containers (seeing generation 1 dead), then stalls past its lease.
     let a = t.spawn(
         &["patrol"],
-        &[("FAILPOINTS", "patrol.after_list=sleep(2500)")],
+        &[("FAILPOINTS", "patrol.after_list=sleep(4000)")],
     );
     wait_for("patrol A to hold the lease", 10, || {
         let c = rusqlite::Connection::open(t.root().join(".gt/town.db")).ok()?;

@@ -439,7 +439,7 @@ fn sling_killed_at(fp: &str) {
         return;
     }
     let t = TestTown::new();
-    t.configure("spawn_timeout = \"1s\"\nretry_backoff = [\"0s\"]", "");
+    t.configure("spawn_timeout = \"3s\"\nretry_backoff = [\"0s\"]", "");
     t.rig("sleep 300", &[]);
     let id = bead(&t, "interrupted");
     let out = t
