@@ -131,6 +131,8 @@ fn killing_every_container_at_once_is_recovered_in_one_pass() {
     let mut kill = vec!["kill"];
     kill.extend(running.iter().map(String::as_str));
     assert!(docker(&kill).status.success());
+    // `docker kill` returns once the signal is sent; wait for the engine to see them exit.
+    t.wait_exited(5);
     let p = t.patrol_json();
     assert_eq!(p["deaths"].as_array().unwrap().len(), 5, "{p}");
     assert_eq!(p["redispatched"].as_array().unwrap().len(), 5, "{p}");
@@ -236,6 +238,9 @@ fn two_patrols_at_the_same_moment_never_redispatch_one_agent_twice() {
         let running = t.running_containers();
         assert_eq!(running.len(), 1, "round {round}");
         assert!(docker(&["kill", &running[0]]).status.success());
+        wait_for("the killed container to exit", 30, || {
+            t.running_containers().is_empty().then_some(())
+        });
         let children: Vec<_> = (0..2)
             .map(|_| t.spawn(&["--json", "patrol"], &[]))
             .collect();
