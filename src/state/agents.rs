@@ -3,9 +3,6 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-/// States in which an agent owns a container (or is about to).
-pub const LIVE: &[&str] = &["spawning", "running", "finishing"];
-
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Agent {
     pub id: String,

@@ -100,11 +100,3 @@ pub fn mark(conn: &Connection, id: &str, column: &str, now: i64) -> rusqlite::Re
     )?;
     Ok(n == 1)
 }
-
-pub fn count_with_prefix(conn: &Connection, to: &str, prefix: &str) -> rusqlite::Result<i64> {
-    conn.query_row(
-        "SELECT count(*) FROM mail WHERE recipient = ?1 AND id LIKE ?2 || '%'",
-        params![to, prefix],
-        |r| r.get(0),
-    )
-}

@@ -238,10 +238,6 @@ impl<'c> std::ops::Deref for Tx<'c> {
 }
 
 impl Tx<'_> {
-    pub fn actor(&self) -> &str {
-        &self.actor
-    }
-
     /// Append the event row of this mutation.
     pub fn event(&mut self, kind: &str, subject: &str, data: serde_json::Value) -> Result<()> {
         self.tx

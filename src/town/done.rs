@@ -11,10 +11,6 @@ use crate::state::{agents, checkpoints, dispatches, mail::Mail, merge_requests, 
 use crate::util::now_ms;
 use std::time::Duration;
 
-pub const STEPS: &[&str] = &[
-    "verified", "pushed", "recorded", "closed", "notified", "released",
-];
-
 /// Push attempts within one saga run, and the waits between them.
 const PUSH_BACKOFF: &[Duration] = &[
     Duration::from_millis(0),
