@@ -8,6 +8,7 @@ use crate::agent::request::{Body, MAX_MAIL_BODY, MAX_REQUEST_BYTES, Request};
 use crate::error::{Error, Result};
 use crate::state::{Tx, agents, checkpoints, dispatches, mail::Mail};
 use crate::util::now_ms;
+use rusqlite::OptionalExtension;
 use std::path::{Path, PathBuf};
 
 /// Requests applied per transaction: one fsync for many requests.
@@ -183,21 +184,15 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
     if crate::town::mail::check_id(&req.id).is_err() {
         return Ok(Outcome::Rejected(format!("bad request id {:?}", req.id)));
     }
-    let exists: bool = tx
+    let exists = tx
         .query_row(
             "SELECT 1 FROM requests WHERE id = ?1",
             [&req.id],
             |_| Ok(()),
         )
-        .map(|_| true)
-        .or_else(|e| {
-            if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|e| tx.err(e))?;
+        .optional()
+        .map_err(|e| tx.err(e))?
+        .is_some();
     if exists {
         return Ok(Outcome::Duplicate);
     }
