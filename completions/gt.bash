@@ -1739,7 +1739,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__log)
-            opts="-n -q -v -h --since --limit --town --json --quiet --verbose --help"
+            opts="-n -q -v -h --since --limit --subject --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1754,6 +1754,10 @@ _gt() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2265,7 +2269,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__add)
-            opts="-q -v -h --image --command --memory --cpus --remote --max-polecats --town --json --quiet --verbose --help"
+            opts="-q -v -h --image --command --memory --cpus --remote --max-polecats --pids --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2292,6 +2296,10 @@ _gt() {
                     return 0
                     ;;
                 --max-polecats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pids)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -73,6 +73,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l pids -d 'Container process limit (default 512)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print less'
@@ -303,6 +304,7 @@ complete -c gt -n "__fish_gt_using_subcommand status" -s v -l verbose -d 'Print 
 complete -c gt -n "__fish_gt_using_subcommand status" -s h -l help -d 'Print help'
 complete -c gt -n "__fish_gt_using_subcommand log" -l since -d 'Only events since T: a duration ago (10m, 2h, 1d) or a UTC time (2026-11-24 or 2026-11-24T08:00:00Z)' -r
 complete -c gt -n "__fish_gt_using_subcommand log" -s n -l limit -d 'At most N events (the newest N)' -r
+complete -c gt -n "__fish_gt_using_subcommand log" -l subject -d 'Only events about this subject: a bead id (its whole story), a polecat (RIG/NAME), a rig, a convoy or a mail id' -r
 complete -c gt -n "__fish_gt_using_subcommand log" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand log" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand log" -s q -l quiet -d 'Print less'

@@ -121,6 +121,36 @@ fn rig_add_of_a_non_repository_or_unreachable_url_fails_cleanly() {
     let err = t.fails(&["rig", "add", "api", plain.to_str().unwrap()], 2);
     assert!(err.contains("is not a git repository"), "{err}");
     // A loopback port nobody listens on: unreachable, and fast.
+    let src = t.source_repo("src");
+    let err = t.fails(
+        &["rig", "add", "api", src.to_str().unwrap(), "--pids", "3"],
+        2,
+    );
+    assert!(err.contains("--pids"), "{err}");
+    let err = t.fails(
+        &[
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--memory",
+            "lots",
+        ],
+        2,
+    );
+    assert!(err.contains("--memory"), "{err}");
+    let err = t.fails(
+        &[
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--max-polecats",
+            "0",
+        ],
+        2,
+    );
+    assert!(err.contains("--max-polecats"), "{err}");
     let err = t.fails(&["rig", "add", "api", "http://127.0.0.1:9/nothing.git"], 1);
     assert!(err.contains("cannot clone"), "{err}");
     assert!(t.json(&["rig", "list"]).as_array().unwrap().is_empty());
@@ -605,6 +635,19 @@ fn log_since_filters_by_time() {
     );
     assert_eq!(t.json(&["log", "-n", "1"]).as_array().unwrap().len(), 1);
     assert_eq!(t.json(&["log", "-n", "1"])[0]["kind"], "rig.added");
+    let id = t
+        .ok(&["bead", "create", "--rig", "api", "story"])
+        .trim()
+        .to_string();
+    t.ok(&["bead", "edit", &id, "--title", "a better story"]);
+    let story = t.json(&["log", "--subject", &id]);
+    let kinds: Vec<&str> = story
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["bead.created", "bead.edited"]);
 }
 
 #[test]

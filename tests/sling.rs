@@ -51,7 +51,7 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     }
     let t = town_with_rig(
         "echo agent-says-hi; echo work > work.txt && git add work.txt && git commit -qm 'agent work' && sleep 60",
-        &[],
+        &["--pids", "256"],
     );
     let id = bead(&t, "do work");
     let slung = t.json(&["sling", &id]);
@@ -75,7 +75,7 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     let hc = &c["HostConfig"];
     assert_eq!(hc["Memory"], 256i64 << 20);
     assert_eq!(hc["NanoCpus"], 500_000_000i64);
-    assert_eq!(hc["PidsLimit"], 512);
+    assert_eq!(hc["PidsLimit"], 256);
     assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
     assert!(hc["SecurityOpt"].to_string().contains("no-new-privileges"));
     let uid = String::from_utf8(

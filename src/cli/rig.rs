@@ -51,6 +51,9 @@ pub struct AddArgs {
     /// How many agents of this rig may run at once; more beads wait queued.
     #[arg(long, value_name = "N")]
     pub max_polecats: Option<u32>,
+    /// Container process limit (default 512).
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +75,7 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
                 cpus: a.cpus,
                 remote: a.remote.clone(),
                 max_polecats: a.max_polecats,
+                pids: a.pids,
             };
             let rig = crate::town::rig::add(&mut town, &spec)?;
             if g.json {

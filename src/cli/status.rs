@@ -17,6 +17,10 @@ pub struct LogArgs {
     /// At most N events (the newest N).
     #[arg(long, short = 'n', default_value_t = 1000)]
     pub limit: i64,
+    /// Only events about this subject: a bead id (its whole story), a polecat
+    /// (RIG/NAME), a rig, a convoy or a mail id.
+    #[arg(long, value_name = "ID")]
+    pub subject: Option<String>,
 }
 
 pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
@@ -68,7 +72,7 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
 pub fn log(g: &Global, args: &LogArgs) -> Result<()> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let town = g.town()?;
-    let events = crate::town::status::log(&town, since, args.limit)?;
+    let events = crate::town::status::log(&town, since, args.subject.as_deref(), args.limit)?;
     if g.json {
         return output::json(&events);
     }

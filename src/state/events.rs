@@ -25,15 +25,21 @@ pub fn last_actor(conn: &Connection, subject: &str) -> Result<Option<String>> {
     .map_err(|e| crate::error::Error::Other(e.to_string()))
 }
 
-/// Events at or after `since_ms` (all when None), oldest first, at most `limit`
-/// of the newest.
-pub fn since(conn: &Connection, since_ms: Option<i64>, limit: i64) -> rusqlite::Result<Vec<Event>> {
+/// Events at or after `since_ms` (all when None) about `subject` (any when None),
+/// oldest first, at most `limit` of the newest.
+pub fn since(
+    conn: &Connection,
+    since_ms: Option<i64>,
+    subject: Option<&str>,
+    limit: i64,
+) -> rusqlite::Result<Vec<Event>> {
     let mut st = conn.prepare(
         "SELECT id, at, actor, kind, subject, data FROM (
-           SELECT * FROM events WHERE at >= ?1 ORDER BY id DESC LIMIT ?2
+           SELECT * FROM events WHERE at >= ?1 AND (?3 IS NULL OR subject = ?3)
+           ORDER BY id DESC LIMIT ?2
          ) ORDER BY id",
     )?;
-    let rows = st.query_map(params![since_ms.unwrap_or(i64::MIN), limit], |r| {
+    let rows = st.query_map(params![since_ms.unwrap_or(i64::MIN), limit, subject], |r| {
         let data: String = r.get(5)?;
         Ok(Event {
             id: r.get(0)?,

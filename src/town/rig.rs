@@ -17,6 +17,7 @@ pub struct RigSpec {
     pub cpus: Option<f64>,
     pub remote: Option<String>,
     pub max_polecats: Option<u32>,
+    pub pids: Option<u32>,
 }
 
 pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
@@ -32,6 +33,13 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
     let cpus = spec.cpus.unwrap_or(d.cpus);
     if !(cpus > 0.0 && cpus <= 1024.0) {
         return Err(Error::usage(format!("--cpus {cpus} must be above 0")));
+    }
+    let pids = spec.pids.unwrap_or(512);
+    if !(16..=1_000_000).contains(&pids) {
+        return Err(
+            Error::usage(format!("--pids {pids} is outside 16..=1000000"))
+                .with_hint("agents run a shell, git and gt: leave room for them"),
+        );
     }
     let max_polecats = spec.max_polecats.unwrap_or(d.max_polecats);
     if max_polecats == 0 {
@@ -103,7 +111,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         command,
         memory,
         cpus,
-        pids: 512,
+        pids: pids as i64,
         max_polecats: max_polecats as i64,
         created_at: now_ms(),
         version: 1,

@@ -79,6 +79,11 @@ pub fn status(town: &Town) -> Result<Status> {
     })
 }
 
-pub fn log(town: &Town, since_ms: Option<i64>, limit: i64) -> Result<Vec<events::Event>> {
-    events::since(town.db.conn(), since_ms, limit).map_err(|e| town.db_err(e))
+pub fn log(
+    town: &Town,
+    since_ms: Option<i64>,
+    subject: Option<&str>,
+    limit: i64,
+) -> Result<Vec<events::Event>> {
+    events::since(town.db.conn(), since_ms, subject, limit).map_err(|e| town.db_err(e))
 }
