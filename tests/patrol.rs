@@ -651,6 +651,12 @@ fn a_patrol_paused_past_its_lease_writes_nothing() {
         })
         .ok()
     });
+    // While A's lease lives, another patrol says so in one line and exits 0.
+    let busy = t.ok(&["patrol"]);
+    assert!(
+        busy.starts_with("another patrol is running") && busy.lines().count() == 1,
+        "{busy}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(1200)); // past A's 1 s lease
     // B takes the expired lease and re-dispatches generation 1's bead.
     let b = t.patrol_json();

@@ -179,3 +179,32 @@ fn progress(v: &ConvoyView, tty: bool) -> String {
         "-".repeat(W - d - f)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(done: usize, failed: usize, total: usize) -> ConvoyView {
+        ConvoyView {
+            id: "cv-1".into(),
+            name: "n".into(),
+            policy: "all".into(),
+            state: "open".into(),
+            total,
+            done,
+            failed,
+            beads: vec![],
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn a_terminal_gets_a_bar_a_pipe_gets_counts() {
+        assert_eq!(
+            progress(&view(2, 1, 4), true),
+            "[##########xxxxx-----] 2/4 done, 1 failed"
+        );
+        assert_eq!(progress(&view(2, 1, 4), false), "2/4 done, 1 failed");
+        assert_eq!(progress(&view(0, 0, 0), true), "0/0 done, 0 failed");
+    }
+}
