@@ -523,14 +523,8 @@ fn a_vanished_worktree_is_recreated_and_a_vanished_branch_is_escalated() {
     let (a, b) = (t.bead("lose the worktree"), t.bead("lose the branch"));
     let sa = t.json(&["sling", &a]);
     let sb = t.json(&["sling", &b]);
-    let wt_a = t
-        .root()
-        .join("rigs/api/polecats")
-        .join(sa[0]["agent"].as_str().unwrap().split('/').nth(1).unwrap());
-    let wt_b = t
-        .root()
-        .join("rigs/api/polecats")
-        .join(sb[0]["agent"].as_str().unwrap().split('/').nth(1).unwrap());
+    let wt_a = t.worktree(sa[0]["agent"].as_str().unwrap());
+    let wt_b = t.worktree(sb[0]["agent"].as_str().unwrap());
     let repo = t.root().join("rigs/api/repo");
     git(
         &wt_a,
@@ -564,13 +558,7 @@ fn containers_of_stale_generations_are_removed_and_stray_worktrees_reported() {
     t.rig_with_remote("sleep 300", &[]);
     let id = t.bead("work");
     let s = t.json(&["sling", &id]);
-    let name = s[0]["agent"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let name = polecat_name(s[0]["agent"].as_str().unwrap()).to_string();
     // A container of this town claiming an old generation of the same agent.
     let out = docker(&[
         "run",

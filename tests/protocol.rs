@@ -59,10 +59,7 @@ fn the_happy_path_ends_done_pushed_recorded_and_released() {
     assert!(out.contains(&format!("done: {id}")), "{out}");
     assert_done_once(&t, &id, &remote);
     assert_eq!(t.all_containers(), 0);
-    let wt = t
-        .root()
-        .join("rigs/api/polecats")
-        .join(agent.split('/').nth(1).unwrap());
+    let wt = t.worktree(&agent);
     assert!(!wt.exists(), "the worktree stayed");
     let pl = t.json(&["polecat", "list"]);
     assert_eq!(pl[0]["state"], "idle");
@@ -265,7 +262,7 @@ fn a_crash_between_inbox_file_and_delivered_mark_delivers_once() {
     let inbox = t
         .root()
         .join("agents/api")
-        .join(agent.split('/').nth(1).unwrap())
+        .join(polecat_name(&agent))
         .join("inbox");
     assert!(inbox.join("news-1.json").exists());
     t.ok(&["patrol"]);
@@ -495,10 +492,7 @@ fn bead_show_tells_the_saga_steps_and_a_stuck_saga_escalates_once() {
     let s = t.json(&["sling", &stuck]);
     t.wait_exited(2);
     // The stuck bead's branch disappears before its hand-over is verified.
-    let wt = t
-        .root()
-        .join("rigs/api/polecats")
-        .join(s[0]["agent"].as_str().unwrap().split('/').nth(1).unwrap());
+    let wt = t.worktree(s[0]["agent"].as_str().unwrap());
     let repo = t.root().join("rigs/api/repo");
     std::fs::remove_dir_all(&wt).unwrap();
     git(&repo, &["worktree", "prune"]);

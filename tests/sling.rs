@@ -57,7 +57,7 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     let slung = t.json(&["sling", &id]);
     assert_eq!(slung[0]["outcome"], "dispatched");
     let agent = slung[0]["agent"].as_str().unwrap().to_string();
-    let branch = format!("polecat/{}/{id}", agent.split('/').nth(1).unwrap());
+    let branch = format!("polecat/{}/{id}", polecat_name(&agent));
     assert_eq!(slung[0]["branch"], branch.as_str());
 
     let cs = containers(&t);
@@ -66,11 +66,11 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     let labels = &c["Config"]["Labels"];
     assert_eq!(labels["gt.town"], t.id.as_str());
     assert_eq!(labels["gt.rig"], "api");
-    assert_eq!(labels["gt.agent"], agent.split('/').nth(1).unwrap());
+    assert_eq!(labels["gt.agent"], polecat_name(&agent));
     assert_eq!(labels["gt.generation"], "1");
     assert_eq!(
         c["Name"],
-        format!("/gt-{}-api-{}", t.id, agent.split('/').nth(1).unwrap()).as_str()
+        format!("/gt-{}-api-{}", t.id, polecat_name(&agent)).as_str()
     );
     let hc = &c["HostConfig"];
     assert_eq!(hc["Memory"], 256i64 << 20);
@@ -99,10 +99,7 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
         format!("{}:{}", uid.trim(), gid.trim()).as_str()
     );
     let binds = hc["Binds"].to_string();
-    let wt = t
-        .root()
-        .join("rigs/api/polecats")
-        .join(agent.split('/').nth(1).unwrap());
+    let wt = t.worktree(&agent);
     assert!(
         binds.contains(&format!("{0}:{0}:rw", wt.display())),
         "{binds}"
@@ -203,13 +200,7 @@ fn a_container_of_an_older_generation_exits_without_running_the_agent() {
     let t = town_with_rig("sleep 60", &[]);
     let id = bead(&t, "work");
     let slung = t.json(&["sling", &id]);
-    let name = slung[0]["agent"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let name = polecat_name(slung[0]["agent"].as_str().unwrap()).to_string();
     let mailbox = t.root().join("agents/api").join(&name);
     let wt = t.root().join("rigs/api/polecats").join(&name);
     let out = docker(&[
@@ -376,10 +367,7 @@ fn nuke_returns_the_bead_keeps_the_branch_and_keeps_a_dirty_worktree_unless_forc
     let id = bead(&t, "work");
     let slung = t.json(&["sling", &id]);
     let agent = slung[0]["agent"].as_str().unwrap().to_string();
-    let wt = t
-        .root()
-        .join("rigs/api/polecats")
-        .join(agent.split('/').nth(1).unwrap());
+    let wt = t.worktree(&agent);
     std::fs::write(wt.join("notes.txt"), "half done").unwrap();
     let n = t.json(&["polecat", "nuke", &agent]);
     assert_eq!(n["containers_removed"], 1);
@@ -401,10 +389,10 @@ fn nuke_returns_the_bead_keeps_the_branch_and_keeps_a_dirty_worktree_unless_forc
     );
     assert!(!wt.exists());
     let repo = t.root().join("rigs/api/repo");
-    assert!(git(&repo, &["branch", "--list"]).contains(&format!(
-        "polecat/{}/{id}",
-        agent.split('/').nth(1).unwrap()
-    )));
+    assert!(
+        git(&repo, &["branch", "--list"])
+            .contains(&format!("polecat/{}/{id}", polecat_name(&agent)))
+    );
     // The bead resumes on its own branch.
     let again = t.json(&["sling", &id]);
     assert_eq!(again[0]["branch"], slung[0]["branch"]);

@@ -6,6 +6,11 @@ use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+/// `api/furiosa` → `furiosa`.
+pub fn polecat_name(agent: &str) -> &str {
+    agent.split_once('/').map(|(_, n)| n).unwrap_or(agent)
+}
+
 pub fn gt_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gt"))
 }
@@ -118,6 +123,13 @@ impl TestTown {
             String::from_utf8_lossy(&out.stdout)
         );
         stderr
+    }
+
+    /// The worktree of polecat `agent` (`api/furiosa`) of rig api.
+    pub fn worktree(&self, agent: &str) -> PathBuf {
+        self.root()
+            .join("rigs/api/polecats")
+            .join(polecat_name(agent))
     }
 
     /// A git repository with one commit on `main`, inside this town's temp dir.
