@@ -27,12 +27,21 @@ apt_install() {
 }
 
 cleanup() {
-  if [ -n "$STARTED_DOCKERD" ]; then
-    # Remove every test container first, then stop the engine we started.
+  if [ -n "$DOCKER_TMP" ]; then
+    # Remove every test container first, then stop the engine we started: the pid in
+    # its pidfile is dockerd itself (the pid of `&` may be a wrapper such as sudo).
     docker ps -aq --filter label=gt.town 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1 || true
-    kill "$STARTED_DOCKERD" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$STARTED_DOCKERD" 2>/dev/null || break; sleep 0.1; done
+    local pid
+    pid=$(cat "$DOCKER_TMP/docker.pid" 2>/dev/null || echo "$STARTED_DOCKERD")
+    as_root kill "$pid" 2>/dev/null || true
+    for _ in $(seq 200); do as_root kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if as_root kill -0 "$pid" 2>/dev/null; then as_root kill -9 "$pid" 2>/dev/null || true; fi
+    wait "$STARTED_DOCKERD" 2>/dev/null || true
+    # dockerd mounts its data root onto itself; leave no mount behind.
+    awk -v d="$DOCKER_TMP" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
+      while read -r m; do as_root umount -l "$m" 2>/dev/null || true; done
     as_root rm -rf "$DOCKER_TMP" 2>/dev/null || true
+    log "stopped the dockerd this script started"
   fi
 }
 trap cleanup EXIT
@@ -45,14 +54,13 @@ ensure_docker() {
   fi
   DOCKER_TMP=$(mktemp -d /tmp/gt-dockerd.XXXXXX)
   log "starting dockerd on unix://$DOCKER_TMP/docker.sock"
-  as_root dockerd --host "unix://$DOCKER_TMP/docker.sock" --data-root "$DOCKER_TMP/data" \
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" dockerd --host "unix://$DOCKER_TMP/docker.sock" --data-root "$DOCKER_TMP/data" \
     --exec-root "$DOCKER_TMP/exec" --pidfile "$DOCKER_TMP/docker.pid" \
     --bridge none --iptables=false --ip6tables=false >"$DOCKER_TMP/dockerd.log" 2>&1 &
   STARTED_DOCKERD=$!
   export DOCKER_HOST="unix://$DOCKER_TMP/docker.sock"
-  # Tests that restart the engine need to know how it was started.
-  export GT_TEST_DOCKERD_ARGS="--host unix://$DOCKER_TMP/docker.sock --data-root $DOCKER_TMP/data --exec-root $DOCKER_TMP/exec --pidfile $DOCKER_TMP/docker.pid --bridge none --iptables=false --ip6tables=false"
-  export GT_TEST_DOCKERD_PID=$STARTED_DOCKERD
   for _ in $(seq 300); do
     docker info >/dev/null 2>&1 && return
     kill -0 "$STARTED_DOCKERD" 2>/dev/null || break
@@ -128,7 +136,12 @@ cmd_bench() {
 case "${1:-test}" in
   test) cmd_test ;;
   demo) cmd_demo ;;
-  image) ensure_docker; cargo build; build_image "$TARGET/debug/gt"; STARTED_DOCKERD="" ;;
+  image)
+    # Into the engine that already runs (DOCKER_HOST or the default socket): an engine
+    # this script started would take the image with it when it stops.
+    docker info >/dev/null 2>&1 || { echo "no Docker engine answers; start one (test and demo start their own)" >&2; exit 1; }
+    cargo build
+    build_image "$TARGET/debug/gt" ;;
   bench) cmd_bench ;;
   *) echo "usage: bash dev.sh [test|demo|image|bench]" >&2; exit 2 ;;
 esac
