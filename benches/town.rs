@@ -75,6 +75,7 @@ fn rig_row(name: &str, source: &str, max_polecats: i64, now: i64) -> rigs::Rig {
         memory: 1 << 30,
         cpus: 1.0,
         pids: 512,
+        network: "default".into(),
         max_polecats,
         created_at: now,
         version: 1,

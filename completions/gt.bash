@@ -2269,7 +2269,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__add)
-            opts="-q -v -h --image --command --memory --cpus --remote --max-polecats --pids --town --json --quiet --verbose --help"
+            opts="-q -v -h --image --command --memory --cpus --remote --max-polecats --pids --network --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2300,6 +2300,10 @@ _gt() {
                     return 0
                     ;;
                 --pids)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

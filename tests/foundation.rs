@@ -120,8 +120,19 @@ fn rig_add_of_a_non_repository_or_unreachable_url_fails_cleanly() {
     std::fs::create_dir_all(&plain).unwrap();
     let err = t.fails(&["rig", "add", "api", plain.to_str().unwrap()], 2);
     assert!(err.contains("is not a git repository"), "{err}");
-    // A loopback port nobody listens on: unreachable, and fast.
     let src = t.source_repo("src");
+    let err = t.fails(
+        &[
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--network",
+            "a b",
+        ],
+        2,
+    );
+    assert!(err.contains("--network"), "{err}");
     let err = t.fails(
         &["rig", "add", "api", src.to_str().unwrap(), "--pids", "3"],
         2,
@@ -151,6 +162,7 @@ fn rig_add_of_a_non_repository_or_unreachable_url_fails_cleanly() {
         2,
     );
     assert!(err.contains("--max-polecats"), "{err}");
+    // A loopback port nobody listens on: unreachable, and fast.
     let err = t.fails(&["rig", "add", "api", "http://127.0.0.1:9/nothing.git"], 1);
     assert!(err.contains("cannot clone"), "{err}");
     assert!(t.json(&["rig", "list"]).as_array().unwrap().is_empty());

@@ -51,7 +51,7 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     }
     let t = town_with_rig(
         "echo agent-says-hi; echo work > work.txt && git add work.txt && git commit -qm 'agent work' && sleep 60",
-        &["--pids", "256"],
+        &["--pids", "256", "--network", "none"],
     );
     let id = bead(&t, "do work");
     let slung = t.json(&["sling", &id]);
@@ -76,6 +76,7 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     assert_eq!(hc["Memory"], 256i64 << 20);
     assert_eq!(hc["NanoCpus"], 500_000_000i64);
     assert_eq!(hc["PidsLimit"], 256);
+    assert_eq!(hc["NetworkMode"], "none");
     assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
     assert!(hc["SecurityOpt"].to_string().contains("no-new-privileges"));
     let uid = String::from_utf8(
@@ -293,6 +294,20 @@ fn a_missing_image_is_named_and_the_bead_goes_back_to_open() {
             .map(|d| d.count() == 0)
             .unwrap_or(true)
     );
+}
+
+#[test]
+fn a_missing_network_is_named_and_the_bead_goes_back_to_open() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig("true", &["--network", "gt-no-such-network"]);
+    let id = bead(&t, "work");
+    let err = t.fails(&["sling", &id], 1);
+    assert!(err.contains("gt-no-such-network"), "{err}");
+    assert_eq!(t.bead_status(&id), "open");
+    assert!(containers(&t).is_empty());
 }
 
 #[test]

@@ -54,6 +54,10 @@ pub struct AddArgs {
     /// Container process limit (default 512).
     #[arg(long, value_name = "N")]
     pub pids: Option<u32>,
+    /// The agents' Docker network: default (the engine's), none (offline agents), host,
+    /// or the name of a network you created.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -76,6 +80,7 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
                 remote: a.remote.clone(),
                 max_polecats: a.max_polecats,
                 pids: a.pids,
+                network: a.network.clone(),
             };
             let rig = crate::town::rig::add(&mut town, &spec)?;
             if g.json {
@@ -141,7 +146,7 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
 
 fn describe(r: &Rig) -> String {
     format!(
-        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nimage:          {}\ncommand:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nmax polecats:   {}\ncreated:        {}\nversion:        {}",
+        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nimage:          {}\ncommand:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nnetwork:        {}\nmax polecats:   {}\ncreated:        {}\nversion:        {}",
         r.name,
         r.source,
         output::opt(&r.remote),
@@ -151,6 +156,7 @@ fn describe(r: &Rig) -> String {
         format_size(r.memory),
         r.cpus,
         r.pids,
+        r.network,
         r.max_polecats,
         output::time(r.created_at),
         r.version

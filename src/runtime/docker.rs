@@ -54,7 +54,11 @@ fn classify(what: &str, e: bollard::errors::Error) -> Error {
             status_code,
             message,
         } => {
-            let hint = if status_code == 404 && message.contains("image") {
+            let hint = if status_code == 404 && message.contains("network") {
+                Some(
+                    "create it (`docker network create NAME`) or change the rig's --network".into(),
+                )
+            } else if status_code == 404 && message.contains("image") {
                 Some("build or load the image locally (`bash dev.sh image` builds gt-agent:latest); gt never pulls".into())
             } else {
                 None
@@ -108,6 +112,7 @@ impl Runtime for DockerRuntime {
                 memory_swap: Some(spec.memory),
                 nano_cpus: Some((spec.cpus * 1e9) as i64),
                 pids_limit: Some(spec.pids),
+                network_mode: spec.network.clone(),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 init: Some(true),

@@ -36,6 +36,8 @@ pub struct ContainerSpec {
     pub memory: i64,
     pub cpus: f64,
     pub pids: i64,
+    /// Docker network mode; None leaves the engine's default.
+    pub network: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

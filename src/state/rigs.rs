@@ -14,12 +14,14 @@ pub struct Rig {
     pub memory: i64,
     pub cpus: f64,
     pub pids: i64,
+    /// The agents' Docker network mode: `default` (the engine's), `none`, or a network.
+    pub network: String,
     pub max_polecats: i64,
     pub created_at: i64,
     pub version: i64,
 }
 
-const COLS: &str = "name, source, remote, default_branch, image, command, memory, cpus, pids, \
+const COLS: &str = "name, source, remote, default_branch, image, command, memory, cpus, pids, network, \
                     max_polecats, created_at, version";
 
 fn from_row(r: &Row) -> rusqlite::Result<Rig> {
@@ -33,9 +35,10 @@ fn from_row(r: &Row) -> rusqlite::Result<Rig> {
         memory: r.get(6)?,
         cpus: r.get(7)?,
         pids: r.get(8)?,
-        max_polecats: r.get(9)?,
-        created_at: r.get(10)?,
-        version: r.get(11)?,
+        network: r.get(9)?,
+        max_polecats: r.get(10)?,
+        created_at: r.get(11)?,
+        version: r.get(12)?,
     })
 }
 
@@ -56,7 +59,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Rig>> {
 pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ),
         params![
             rig.name,
@@ -68,6 +71,7 @@ pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
             rig.memory,
             rig.cpus,
             rig.pids,
+            rig.network,
             rig.max_polecats,
             rig.created_at,
             rig.version

@@ -19,6 +19,7 @@ CREATE TABLE rigs (
   memory         INTEGER NOT NULL,
   cpus           REAL NOT NULL,
   pids           INTEGER NOT NULL DEFAULT 512,
+  network        TEXT NOT NULL DEFAULT 'default',  -- Docker network mode of its agents
   max_polecats   INTEGER NOT NULL,
   created_at     INTEGER NOT NULL,
   version        INTEGER NOT NULL DEFAULT 1

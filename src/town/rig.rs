@@ -18,6 +18,7 @@ pub struct RigSpec {
     pub remote: Option<String>,
     pub max_polecats: Option<u32>,
     pub pids: Option<u32>,
+    pub network: Option<String>,
 }
 
 pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
@@ -39,6 +40,19 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         return Err(
             Error::usage(format!("--pids {pids} is outside 16..=1000000"))
                 .with_hint("agents run a shell, git and gt: leave room for them"),
+        );
+    }
+    let network = spec.network.clone().unwrap_or_else(|| "default".into());
+    let network_ok = !network.is_empty()
+        && network.len() <= 64
+        && network
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !network.starts_with(['-', '.']);
+    if !network_ok {
+        return Err(
+            Error::usage(format!("--network {network:?} is not a network name"))
+                .with_hint("use default, none, host, or the name of a Docker network"),
         );
     }
     let max_polecats = spec.max_polecats.unwrap_or(d.max_polecats);
@@ -112,6 +126,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         memory,
         cpus,
         pids: pids as i64,
+        network,
         max_polecats: max_polecats as i64,
         created_at: now_ms(),
         version: 1,

@@ -524,6 +524,7 @@ fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpe
         memory: c.rig.memory,
         cpus: c.rig.cpus,
         pids: c.rig.pids,
+        network: (c.rig.network != "default").then(|| c.rig.network.clone()),
     })
 }
 
