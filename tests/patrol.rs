@@ -14,20 +14,8 @@ fn an_oom_killed_agent_is_recorded_redispatched_and_finally_failed_with_one_mail
     }
     let t = TestTown::new();
     t.configure("max_attempts = 2\nretry_backoff = [\"0s\"]", "");
-    let src = t.source_repo("api");
     let alloc = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while :; do x=\"$x$x\"; done";
-    t.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &test_image(),
-        "--command",
-        alloc,
-        "--memory",
-        "16m",
-    ]);
+    t.rig(alloc, &["--memory", "16m"]);
     let id = t.bead("eat memory");
     t.ok(&["sling", &id]);
     t.wait_exited(1);

@@ -179,3 +179,22 @@ pub fn fresh_name(conn: &Connection, rig: &str) -> rusqlite::Result<String> {
             .unwrap_or_default()
     }))
 }
+
+/// Agent → `idle` (bead, branch and worktree cleared), or → `nuked` still holding its
+/// branch and a kept worktree; only while it is at `generation`. True when it moved.
+pub fn release(
+    conn: &Connection,
+    id: &str,
+    generation: i64,
+    keep_worktree: bool,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let sql = if keep_worktree {
+        "UPDATE agents SET state = 'nuked', bead = NULL, updated_at = ?3, version = version + 1
+         WHERE id = ?1 AND generation = ?2"
+    } else {
+        "UPDATE agents SET state = 'idle', bead = NULL, branch = NULL, worktree = NULL, updated_at = ?3,
+         version = version + 1 WHERE id = ?1 AND generation = ?2"
+    };
+    Ok(conn.execute(sql, params![id, generation, now])? == 1)
+}

@@ -256,6 +256,15 @@ impl Tx<'_> {
     }
 }
 
+/// True while the circuit breaker pauses new dispatches (`gt resume` closes it).
+pub fn breaker_open(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT 1 FROM meta WHERE key = 'breaker_open'", [], |_| {
+        Ok(())
+    })
+    .optional()
+    .map(|o| o.is_some())
+}
+
 /// A row with a `version` column, named for messages: `bead api-3k9`.
 pub struct Versioned<'a> {
     pub table: &'static str,

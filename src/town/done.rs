@@ -186,7 +186,7 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         step_tx(town, d.id, &bead, "released", Some(&head), None, |tx| {
             let now = now_ms();
             dispatches::end(tx, d.id, now, None, false, "done").map_err(|e| tx.err(e))?;
-            release_agent(tx, &a.id, a.generation, kept_worktree, now)?;
+            agents::release(tx, &a.id, a.generation, kept_worktree, now).map_err(|e| tx.err(e))?;
             tx.event(
                 "agent.released",
                 &a.id,
@@ -297,23 +297,4 @@ pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
     crate::git::remove_worktree(&repo, wt)?;
     Ok(false)
-}
-
-/// Agent → idle (or `nuked` holding a kept worktree), only for the generation we saw.
-pub fn release_agent(
-    tx: &crate::state::Tx,
-    agent: &str,
-    generation: i64,
-    kept_worktree: bool,
-    now: i64,
-) -> Result<()> {
-    let sql = if kept_worktree {
-        "UPDATE agents SET state = 'nuked', bead = NULL, updated_at = ?3, version = version + 1 WHERE id = ?1 AND generation = ?2"
-    } else {
-        "UPDATE agents SET state = 'idle', bead = NULL, branch = NULL, worktree = NULL, updated_at = ?3, version = version + 1
-         WHERE id = ?1 AND generation = ?2"
-    };
-    tx.execute(sql, rusqlite::params![agent, generation, now])
-        .map_err(|e| tx.err(e))?;
-    Ok(())
 }

@@ -635,7 +635,7 @@ fn end_bead(
             rusqlite::params![bead, status, now],
         )
         .map_err(|e| tx.err(e))?;
-        super::done::release_agent(tx, &a.id, a.generation, kept_worktree, now)?;
+        agents::release(tx, &a.id, a.generation, kept_worktree, now).map_err(|e| tx.err(e))?;
         super::mail::post(tx, mail)?;
         tx.event(kind, bead, data)?;
         super::convoy::on_bead_changed(tx, bead)
@@ -703,7 +703,7 @@ fn update_breaker(town: &mut Town, report: &mut Report) -> Result<()> {
 }
 
 pub fn breaker_is_open(town: &Town) -> Result<bool> {
-    super::sling::breaker_open(town.db.conn())
+    crate::state::breaker_open(town.db.conn()).map_err(|e| town.db_err(e))
 }
 
 /// `gt resume`: close the breaker; failures before now no longer count.

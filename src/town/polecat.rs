@@ -189,19 +189,7 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
             }
             None => None,
         };
-        if kept {
-            tx.execute(
-                "UPDATE agents SET state = 'nuked', bead = NULL, updated_at = ?2, version = version + 1 WHERE id = ?1",
-                rusqlite::params![cur.id, now],
-            )
-        } else {
-            tx.execute(
-                "UPDATE agents SET state = 'idle', bead = NULL, branch = NULL, worktree = NULL, updated_at = ?2,
-                 version = version + 1 WHERE id = ?1",
-                rusqlite::params![cur.id, now],
-            )
-        }
-        .map_err(|e| tx.err(e))?;
+        agents::release(tx, &cur.id, cur.generation, kept, now).map_err(|e| tx.err(e))?;
         tx.event(
             "polecat.nuked",
             &cur.id,

@@ -118,7 +118,7 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
     town.db.write(|tx| {
         let bead = beads::get(tx, bead_id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(bead_id))?;
         check_claimable(tx, &bead)?;
-        if breaker_open(tx)? {
+        if crate::state::breaker_open(tx).map_err(|e| tx.err(e))? {
             return Err(Error::conflict(
                 "the circuit breaker is open: new dispatches are paused",
                 Some("see `gt status`; `gt resume` closes it".to_string()),
@@ -208,17 +208,6 @@ fn check_claimable(tx: &Tx, bead: &beads::Bead) -> Result<()> {
         ))
         .with_hint(format!("`gt bead show {}` shows how it ended", bead.id))),
     }
-}
-
-pub fn breaker_open(tx: &rusqlite::Connection) -> Result<bool> {
-    use rusqlite::OptionalExtension;
-    Ok(tx
-        .query_row("SELECT 1 FROM meta WHERE key = 'breaker_open'", [], |_| {
-            Ok(())
-        })
-        .optional()
-        .map_err(|e| Error::Other(e.to_string()))?
-        .is_some())
 }
 
 fn pick_polecat(tx: &Tx, rig: &str, wanted: Option<&str>) -> Result<agents::Agent> {
@@ -593,12 +582,7 @@ pub fn release_claim(town: &mut Town, c: &Claim, reason: &str) -> Result<()> {
             return tx.event("sling.undo_skipped", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": c.agent.generation }));
         }
         let now = now_ms();
-        tx.execute(
-            "UPDATE agents SET state = 'idle', bead = NULL, branch = NULL, worktree = NULL, updated_at = ?2,
-             version = version + 1 WHERE id = ?1",
-            rusqlite::params![a.id, now],
-        )
-        .map_err(|e| tx.err(e))?;
+        agents::release(tx, &a.id, a.generation, false, now).map_err(|e| tx.err(e))?;
         let branch: Option<&str> = if c.resume { Some(&c.branch) } else { None };
         let queued: Option<i64> = c.requeue.then_some(now);
         tx.execute(

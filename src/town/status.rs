@@ -58,11 +58,7 @@ pub fn status(town: &Town) -> Result<Status> {
             r.agents.insert(state, n);
         }
     }
-    let breaker_open = conn
-        .query_row("SELECT 1 FROM meta WHERE key = 'breaker_open'", [], |_| {
-            Ok(())
-        })
-        .is_ok();
+    let breaker_open = crate::state::breaker_open(conn).map_err(err)?;
     let mayor_unread = conn
         .query_row(
             "SELECT count(*) FROM mail WHERE recipient = 'mayor' AND read_at IS NULL",
