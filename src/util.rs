@@ -94,6 +94,39 @@ pub fn format_time(ms: i64) -> String {
     )
 }
 
+/// `2026-11-24`, `2026-11-24T08:00:00Z`, or Docker's `2026-11-24T08:00:00.123456789Z`
+/// (UTC) → epoch milliseconds.
+pub fn parse_utc_ms(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
+    let (time, frac) = time.split_once('.').unwrap_or((time, ""));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3 || t.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    let (y, m, day) = (d[0], d[1], d[2]);
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1000 + millis)
+}
+
 // Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -174,6 +207,26 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_times_parse() {
+        assert_eq!(parse_utc_ms("1970-01-01"), Some(0));
+        assert_eq!(
+            parse_utc_ms("2026-11-24T08:47:01Z"),
+            Some(1_795_510_021_000)
+        );
+        assert_eq!(
+            parse_utc_ms("2026-11-24T08:47:01.123456789Z"),
+            Some(1_795_510_021_123)
+        );
+        assert_eq!(
+            parse_utc_ms("2026-11-24T08:47:01.5Z"),
+            Some(1_795_510_021_500)
+        );
+        assert_eq!(parse_utc_ms("2026-11-24T08:47:01.x"), None);
+        assert_eq!(parse_utc_ms("2026-13-01"), None);
+        assert_eq!(parse_utc_ms("yesterday"), None);
+    }
 
     #[test]
     fn names_follow_the_pattern() {

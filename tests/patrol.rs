@@ -482,6 +482,45 @@ fn chaos_every_bead_is_done_exactly_once() {
 }
 
 #[test]
+fn a_git_lock_left_by_a_killed_agent_does_not_block_its_retry() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 3\nretry_backoff = [\"0s\"]", "");
+    t.rig_with_remote(&scripted_agent("AGENT_DIE_LOCKED_GEN=1"), &[]);
+    let id = t.bead("killed mid-commit");
+    t.ok(&["sling", &id]);
+    t.wait_exited(1);
+    let lock = t
+        .dir
+        .path()
+        .join("town/rigs/api/repo/.git/worktrees")
+        .join(t.json(&["polecat", "list"])[0]["name"].as_str().unwrap())
+        .join("index.lock");
+    assert!(lock.exists(), "the first attempt leaves {}", lock.display());
+    t.patrol_until("the bead to be done", 60, |t| t.bead_status(&id) == "done");
+    let ds = t.dispatches(&id);
+    assert_eq!(ds.len(), 2, "one retry, not {}: {ds:?}", ds.len());
+    let log = t.json(&["log", "--subject", &id]);
+    let removed: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "git.stale_locks_removed")
+        .collect();
+    assert_eq!(removed.len(), 1, "{log}");
+    assert!(
+        removed[0]["data"]["paths"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("index.lock"),
+        "{log}"
+    );
+    t.doctor_clean();
+}
+
+#[test]
 fn a_queued_bead_is_dispatched_when_a_slot_frees() {
     if !require_docker() {
         return;

@@ -94,50 +94,10 @@ pub fn parse_since(s: &str) -> Result<i64> {
     if let Some(d) = crate::util::parse_duration(s) {
         return Ok(crate::util::now_ms() - d.as_millis() as i64);
     }
-    parse_utc(s).ok_or_else(|| {
+    crate::util::parse_utc_ms(s).ok_or_else(|| {
         Error::usage(format!(
             "--since {s:?} is neither a duration nor a UTC time"
         ))
         .with_hint("use e.g. 10m, 2h, 2026-11-24 or 2026-11-24T08:00:00Z")
     })
-}
-
-fn parse_utc(s: &str) -> Option<i64> {
-    let s = s.strip_suffix('Z').unwrap_or(s);
-    let (date, time) = s.split_once('T').unwrap_or((s, "00:00:00"));
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let t: Vec<i64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    if d.len() != 3 || t.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
-        return None;
-    }
-    let (y, m, day) = (d[0], d[1], d[2]);
-    // Howard Hinnant's days-from-civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1000)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_times_parse() {
-        assert_eq!(super::parse_utc("1970-01-01"), Some(0));
-        assert_eq!(
-            super::parse_utc("2026-11-24T08:47:01Z"),
-            Some(1_795_510_021_000)
-        );
-        assert_eq!(super::parse_utc("2026-13-01"), None);
-        assert_eq!(super::parse_utc("yesterday"), None);
-    }
 }

@@ -145,6 +145,38 @@ fn worktree_name(path: &Path) -> String {
         .unwrap_or_else(|| "wt".into())
 }
 
+/// Remove the lock files an agent killed mid-git (OOM, `docker kill`, an engine restart)
+/// leaves behind in its worktree: `index.lock`, `HEAD.lock`, … in the worktree's own git
+/// dir, and the lock of its branch. Git refuses every later commit while they exist, so
+/// a retry would fail the same way until `max_attempts`. Only call this when no process
+/// can be using the worktree (its agent has no live container). Returns what was removed.
+pub fn clear_stale_locks(repo: &Repository, worktree: &Path, branch: &str) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let Ok(wt) = repo.find_worktree(&worktree_name(worktree)) else {
+        return Ok(removed);
+    };
+    let Ok(wrepo) = Repository::open_from_worktree(&wt) else {
+        return Ok(removed);
+    };
+    let mut candidates: Vec<PathBuf> = match std::fs::read_dir(wrepo.path()) {
+        Ok(dir) => dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "lock"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    candidates.push(repo.path().join(format!("refs/heads/{branch}.lock")));
+    for path in candidates {
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+        }
+    }
+    Ok(removed)
+}
+
 /// Remove a worktree's directory and its registration. The branch stays.
 pub fn remove_worktree(repo: &Repository, path: &Path) -> Result<()> {
     if path.exists() {

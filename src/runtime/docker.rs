@@ -179,6 +179,7 @@ impl Runtime for DockerRuntime {
                     },
                     exit_code: None,
                     oom: false,
+                    finished_at: None,
                 }
             })
             .collect())
@@ -213,6 +214,12 @@ impl Runtime for DockerRuntime {
             },
             exit_code: st.exit_code,
             oom: st.oom_killed.unwrap_or(false),
+            // Docker says "0001-01-01T00:00:00Z" for a container that never finished.
+            finished_at: st
+                .finished_at
+                .as_deref()
+                .and_then(crate::util::parse_utc_ms)
+                .filter(|&t| t > 0),
         }))
     }
 

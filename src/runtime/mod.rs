@@ -59,6 +59,8 @@ pub struct Observed {
     pub state: RunState,
     pub exit_code: Option<i64>,
     pub oom: bool,
+    /// When it exited (epoch ms), from `inspect`.
+    pub finished_at: Option<i64>,
 }
 
 impl Observed {

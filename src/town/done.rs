@@ -277,7 +277,8 @@ fn escalate_push(
 }
 
 /// Take an agent's worktree away without losing anything: uncommitted work is committed
-/// on its branch first. Kept (returns true) only when it cannot be made safe.
+/// on its branch first. Kept (returns true) only when it cannot be made safe. The agent's
+/// container is gone by now, so git locks it left behind are stale and removed.
 pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -> Result<bool> {
     let Some(wt) = a
         .worktree
@@ -287,6 +288,12 @@ pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -
     else {
         return Ok(false);
     };
+    if let Some(branch) = &a.branch {
+        let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
+        for p in crate::git::clear_stale_locks(&repo, wt, branch)? {
+            tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
+        }
+    }
     let email = format!("{}@{}.gt", a.name, a.rig);
     let committed = crate::git::commit_all(wt, &a.id, &email, "gt: uncommitted work saved by gt")?;
     if committed.is_some() && recorded.is_some() {

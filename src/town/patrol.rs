@@ -207,10 +207,7 @@ fn steps(
         // Dead: read how it ended (inspect only exited containers).
         let exited = mine.iter().find(|c| c.state == RunState::Exited);
         let (exit_code, oom) = match exited {
-            Some(c) => match rt.inspect(&c.id)? {
-                Some(i) => (i.exit_code, i.oom),
-                None => (None, false),
-            },
+            Some(c) => how_it_ended(&rt, &c.id)?,
             None => (None, false),
         };
         let reason = if a.state == "spawning" {
@@ -232,7 +229,12 @@ fn steps(
     update_breaker(town, report)?;
     for a in agents_in(town, "dead")? {
         touched.insert((a.rig.clone(), a.name.clone()));
-        redispatch_or_give_up(town, &rt, &a, report)?;
+        // One agent that cannot be helped must not stop the pass for every other.
+        match redispatch_or_give_up(town, &rt, &a, report) {
+            Ok(()) => {}
+            Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => return Err(e),
+            Err(e) => report.errors.push(format!("re-dispatch of {}: {e}", a.id)),
+        }
     }
 
     // 7. Orphans: containers of this town with no current generation.
@@ -400,6 +402,26 @@ fn adopt_spawn(town: &mut Town, a: &agents::Agent, container: &str) -> Result<()
         }
         tx.event("sling.adopted", &bead, serde_json::json!({ "agent": id, "generation": generation, "container": container }))
     })
+}
+
+/// Docker learns of an OOM kill from an event that can arrive just after the exit
+/// event, so `OOMKilled` may read false for a moment. A container killed by SIGKILL
+/// (exit code 137) that finished less than this long ago is read again until the flag
+/// settles; every other ending is final at the first read.
+const OOM_SETTLE_MS: i64 = 1500;
+
+/// Exit code and OOM flag of an exited container (None, false when it is gone).
+fn how_it_ended(rt: &dyn Runtime, id: &str) -> Result<(Option<i64>, bool)> {
+    loop {
+        let Some(i) = rt.inspect(id)? else {
+            return Ok((None, false));
+        };
+        let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS);
+        if i.oom || i.exit_code != Some(137) || !settling {
+            return Ok((i.exit_code, i.oom));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn record_death(

@@ -76,11 +76,26 @@ fn explain(town: &Town, a: &agents::Agent, d: Option<&dispatches::Dispatch>) -> 
                 last.as_deref().unwrap_or("requested")
             )
         }
-        "dead" => format!(
-            "{}; patrol re-dispatches it after its backoff",
-            d.and_then(|d| d.reason.clone())
-                .unwrap_or_else(|| "ended".into())
-        ),
+        "dead" => {
+            let ended = d
+                .and_then(|d| d.reason.clone())
+                .unwrap_or_else(|| "ended".into());
+            let max = town.config.defaults.max_attempts as i64;
+            let attempts = match &a.bead {
+                Some(b) => crate::state::beads::get(conn, b)
+                    .map_err(|e| town.db_err(e))?
+                    .map_or(0, |b| b.attempts),
+                None => 0,
+            };
+            let next = if attempts >= max {
+                format!("all {max} attempts used; patrol gives the bead up")
+            } else if crate::state::breaker_open(conn).map_err(|e| town.db_err(e))? {
+                "the circuit breaker is open: no re-dispatch until `gt resume`".into()
+            } else {
+                format!("patrol re-dispatches it after its backoff (attempt {attempts} of {max})")
+            };
+            format!("{ended}; {next}")
+        }
         "nuked" => format!(
             "worktree {} kept with unsaved work; `gt polecat nuke {} --force` drops it",
             a.worktree.as_deref().unwrap_or("-"),

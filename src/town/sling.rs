@@ -109,6 +109,8 @@ struct Made {
     branch: bool,
     worktree: bool,
     container: Option<String>,
+    /// Git lock files a dead attempt left in the reused worktree, now removed.
+    stale_locks: Vec<PathBuf>,
 }
 
 /// Step 1: in one transaction, check the bead is claimable, pick a polecat, bump its
@@ -267,6 +269,24 @@ fn unique_to_conflict(e: Error, branch: &str) -> Error {
 fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Result<String> {
     // 2. Worktree on the branch.
     prepare_worktree(town, c, made)?;
+    if !made.stale_locks.is_empty() {
+        let paths: Vec<String> = made
+            .stale_locks
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        tracing::warn!(
+            "removed git locks a dead attempt left: {}",
+            paths.join(", ")
+        );
+        town.db.write(|tx| {
+            tx.event(
+                "git.stale_locks_removed",
+                &c.bead.id,
+                serde_json::json!({ "agent": c.agent.id, "generation": c.agent.generation, "paths": paths }),
+            )
+        })?;
+    }
     fail::fail_point!("sling.after_worktree");
 
     // 3. Assignment, then the container (adopting our own from a crashed attempt).
@@ -338,8 +358,10 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
     let repo = Repository::open(town.repo_dir(&c.rig.name))?;
     let exists = crate::git::branch_exists(&repo, &c.branch);
     if let Some(at) = crate::git::checked_out_at(&repo, &c.branch)? {
-        // Our own worktree from an earlier attempt of this polecat: reuse it.
+        // Our own worktree from an earlier attempt of this polecat: reuse it, without the
+        // git locks the dead attempt may have left (no process of this agent lives now).
         if same_path(&at, &c.worktree) && c.resume {
+            made.stale_locks = crate::git::clear_stale_locks(&repo, &c.worktree, &c.branch)?;
             return Ok(());
         }
         return Err(Error::conflict(

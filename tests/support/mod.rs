@@ -366,11 +366,37 @@ impl TestTown {
     }
 
     /// Run patrols until `done` holds, or panic after `secs`.
+    /// On a timeout the panic carries what the town says of itself (status, beads,
+    /// agents, the last patrol's answer and the event log), so a CI failure explains itself.
     pub fn patrol_until(&self, what: &str, secs: u64, mut done: impl FnMut(&TestTown) -> bool) {
-        wait_for(what, secs, || {
-            let _ = self.run(&["patrol"]);
-            done(self).then_some(())
-        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let last = self.run(&["patrol", "--json"]);
+            if done(self) {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                let text = |args: &[&str]| {
+                    let out = self.run(args);
+                    format!(
+                        "$ gt {}\n{}{}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                };
+                panic!(
+                    "timed out after {secs}s waiting for {what}\nlast patrol: {}{}\n{}\n{}\n{}\n{}",
+                    String::from_utf8_lossy(&last.stdout),
+                    String::from_utf8_lossy(&last.stderr),
+                    text(&["status"]),
+                    text(&["bead", "list"]),
+                    text(&["polecat", "list"]),
+                    text(&["log", "-n", "150"]),
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     pub fn running_containers(&self) -> Vec<String> {

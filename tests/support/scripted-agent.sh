@@ -2,9 +2,15 @@
 # Runs inside the agent container (busybox sh). Reads its assignment, commits a file
 # on its branch, checkpoints, and hands over with `gt done`.
 # Knobs (set before it in the rig command): AGENT_SLEEP=N waits N seconds before done;
-# AGENT_FAIL=1 exits 1 instead of finishing; AGENT_FAIL_GEN=N does so in generation N; AGENT_ALLOC=1 allocates memory until killed.
+# AGENT_FAIL=1 exits 1 instead of finishing; AGENT_FAIL_GEN=N does so in generation N; AGENT_ALLOC=1 allocates memory until killed;
+# AGENT_DIE_LOCKED_GEN=N in generation N dies by SIGKILL holding git's index lock, as a
+# `git commit` killed by an OOM or `docker kill` does.
 set -eu
 gt prime
+if [ "${AGENT_DIE_LOCKED_GEN:-}" = "$GT_GENERATION" ]; then
+  : > "$(git rev-parse --git-dir)/index.lock"
+  kill -9 $$
+fi
 f="work-$GT_BEAD.txt"
 echo "work by $GT_AGENT, generation $GT_GENERATION" >> "$f"
 git add "$f"
