@@ -73,30 +73,130 @@ pub fn check_generation(
     Ok(a)
 }
 
-/// `gt agent run -- CMD…`: check the generation, then become CMD.
+/// How an agent command ended, as `gt agent run` saw it from inside the container
+/// (`/gt/ending.json`). Docker's own `OOMKilled` is unreliable: containerd drops the
+/// OOM event when the container's cgroup is gone before the event is handled, which a
+/// quick exit after an OOM kill makes likely. The kernel's `oom_kill` counter of the
+/// container's memory cgroup, read while the container still lives, is not.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Ending {
+    pub generation: i64,
+    pub exit_code: i32,
+    /// The kernel OOM-killed a process of the container while the command ran.
+    pub oom: bool,
+}
+
+impl Ending {
+    const FILE: &'static str = "ending.json";
+
+    /// The ending recorded for `generation`, if that generation recorded one.
+    pub fn read(mailbox: &Path, generation: i64) -> Option<Ending> {
+        let text = std::fs::read_to_string(mailbox.join(Self::FILE)).ok()?;
+        serde_json::from_str::<Ending>(&text)
+            .ok()
+            .filter(|e| e.generation == generation)
+    }
+
+    fn write(&self, mailbox: &Path) -> Result<()> {
+        let data = serde_json::to_vec(self).map_err(|e| Error::Other(e.to_string()))?;
+        crate::util::write_atomic(&mailbox.join(Self::FILE), &data)
+    }
+}
+
+/// The `oom_kill` count of the memory cgroup under `root` (cgroup v2 `memory.events`, or
+/// v1 `memory/memory.oom_control`); None when neither is readable.
+pub fn oom_kills(root: &Path) -> Option<u64> {
+    ["memory.events", "memory/memory.oom_control"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(root.join(f)).ok())
+        .find_map(|text| {
+            text.lines().find_map(|l| match l.split_once(' ') {
+                Some(("oom_kill", n)) => n.trim().parse().ok(),
+                _ => None,
+            })
+        })
+}
+
+/// `gt agent run -- CMD…`: check the generation, run CMD, and record how it ended
+/// (exit code, OOM kill) in the mailbox before exiting with CMD's code. The container
+/// runs with Docker's init as PID 1, which reaps orphans and forwards signals to us.
 pub fn run(cmd: &[String]) -> Result<i32> {
-    use std::os::unix::process::CommandExt;
+    use std::os::unix::process::ExitStatusExt;
     let mailbox = std::env::var("GT_MAILBOX").unwrap_or_else(|_| MAILBOX.into());
-    match check_generation(
-        Path::new(&mailbox),
-        std::env::var("GT_GENERATION").ok().as_deref(),
-    ) {
-        Ok(a) => {
-            eprintln!(
-                "gt: {} working on {} (generation {}, attempt {})",
-                a.agent, a.bead, a.generation, a.attempt
-            );
-        }
+    let mailbox = Path::new(&mailbox);
+    let a = match check_generation(mailbox, std::env::var("GT_GENERATION").ok().as_deref()) {
+        Ok(a) => a,
         Err(why) => {
             eprintln!("gt: {why}; not running the agent");
             return Ok(EXIT_STALE);
         }
-    }
+    };
+    eprintln!(
+        "gt: {} working on {} (generation {}, attempt {})",
+        a.agent, a.bead, a.generation, a.attempt
+    );
     let Some((prog, args)) = cmd.split_first() else {
         return Err(Error::usage("gt agent run: no command given after --"));
     };
-    let err = std::process::Command::new(prog).args(args).exec();
-    Err(Error::io(format!("running agent command {prog}"), err))
+    let cgroup = Path::new("/sys/fs/cgroup");
+    let before = oom_kills(cgroup).unwrap_or(0);
+    let status = std::process::Command::new(prog)
+        .args(args)
+        .status()
+        .map_err(|e| Error::io(format!("running agent command {prog}"), e))?;
+    let exit_code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let oom = oom_kills(cgroup).is_some_and(|after| after > before);
+    let ending = Ending {
+        generation: a.generation,
+        exit_code,
+        oom,
+    };
+    if let Err(e) = ending.write(mailbox) {
+        eprintln!("gt: could not record how the agent ended: {e}");
+    }
+    if oom {
+        eprintln!("gt: the agent was OOM-killed (exit code {exit_code})");
+    }
+    Ok(exit_code)
 }
 pub mod mode;
 pub mod request;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kills_reads_cgroup_v1_and_v2() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(oom_kills(d.path()), None);
+        std::fs::create_dir(d.path().join("memory")).unwrap();
+        std::fs::write(
+            d.path().join("memory/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kills(d.path()), Some(2));
+        std::fs::write(
+            d.path().join("memory.events"),
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kills(d.path()), Some(1));
+    }
+
+    #[test]
+    fn an_ending_of_another_generation_is_ignored() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Ending {
+            generation: 3,
+            exit_code: 137,
+            oom: true,
+        };
+        e.write(d.path()).unwrap();
+        assert_eq!(Ending::read(d.path(), 3), Some(e));
+        assert_eq!(Ending::read(d.path(), 4), None);
+    }
+}

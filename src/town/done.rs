@@ -6,7 +6,7 @@
 use super::{Town, mail::MAYOR};
 use crate::agent::request::DoneStatus;
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
+use crate::runtime::{RunState, Runtime};
 use crate::state::{agents, checkpoints, dispatches, mail::Mail, merge_requests, rigs};
 use crate::util::now_ms;
 use std::time::Duration;
@@ -70,6 +70,18 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
                 .map(std::path::Path::new)
                 .filter(|p| p.exists());
             if let Some(wt) = wt {
+                // An agent killed in git after its done request leaves git's locks; they
+                // are stale once its container no longer runs.
+                let name = super::sling::container_name(&town.id, &a.rig, &a.name);
+                let alive = rt
+                    .inspect(&name)?
+                    .is_some_and(|c| c.state == RunState::Running);
+                if !alive {
+                    let repo = git2::Repository::open(&repo_dir)?;
+                    for p in crate::git::clear_stale_locks(&repo, wt, &d.branch)? {
+                        tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
+                    }
+                }
                 let email = format!("{}@{}.gt", a.name, a.rig);
                 crate::git::commit_all(wt, &a.id, &email, "gt: uncommitted work at done")?;
             }

@@ -207,7 +207,11 @@ fn steps(
         // Dead: read how it ended (inspect only exited containers).
         let exited = mine.iter().find(|c| c.state == RunState::Exited);
         let (exit_code, oom) = match exited {
-            Some(c) => how_it_ended(&rt, &c.id)?,
+            Some(c) => how_it_ended(
+                &rt,
+                &c.id,
+                crate::agent::Ending::read(&town.mailbox_dir(&a.rig, &a.name), a.generation),
+            )?,
             None => (None, false),
         };
         let reason = if a.state == "spawning" {
@@ -404,21 +408,31 @@ fn adopt_spawn(town: &mut Town, a: &agents::Agent, container: &str) -> Result<()
     })
 }
 
-/// Docker learns of an OOM kill from an event that can arrive just after the exit
-/// event, so `OOMKilled` may read false for a moment. A container killed by SIGKILL
-/// (exit code 137) that finished less than this long ago is read again until the flag
-/// settles; every other ending is final at the first read.
+/// Docker learns of an OOM kill from an event that can arrive after the exit event, or
+/// not at all (containerd drops it when the container's cgroup is already gone). The
+/// agent's own record (`gt agent run` reads the cgroup's OOM counter) is preferred;
+/// without it, a container killed by SIGKILL (exit code 137) that finished less than
+/// this long ago is read again until Docker's flag settles.
 const OOM_SETTLE_MS: i64 = 1500;
 
-/// Exit code and OOM flag of an exited container (None, false when it is gone).
-fn how_it_ended(rt: &dyn Runtime, id: &str) -> Result<(Option<i64>, bool)> {
+/// Exit code and OOM flag of an exited container (None, false when it is gone), from
+/// Docker and from the agent's `ending` record of this generation.
+fn how_it_ended(
+    rt: &dyn Runtime,
+    id: &str,
+    ending: Option<crate::agent::Ending>,
+) -> Result<(Option<i64>, bool)> {
     loop {
         let Some(i) = rt.inspect(id)? else {
-            return Ok((None, false));
+            return Ok((
+                ending.map(|e| e.exit_code as i64),
+                ending.is_some_and(|e| e.oom),
+            ));
         };
+        let oom = i.oom || ending.as_ref().is_some_and(|e| e.oom);
         let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS);
-        if i.oom || i.exit_code != Some(137) || !settling {
-            return Ok((i.exit_code, i.oom));
+        if oom || ending.is_some() || i.exit_code != Some(137) || !settling {
+            return Ok((i.exit_code, oom));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -6,7 +6,7 @@
 set -euo pipefail
 GT=${1:?usage: demo.sh PATH-TO-GT}
 HERE=$(cd "$(dirname "$0")" && pwd)
-WORK=$(mktemp -d /tmp/gt-demo.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gt-demo.XXXXXX")
 step() { printf '\n\033[1m### %s\033[0m\n' "$*"; }
 cleanup() { docker ps -aq --filter "label=gt.town=${TOWN_ID:-none}" | xargs -r docker rm -f >/dev/null 2>&1 || true; }
 trap cleanup EXIT
