@@ -194,6 +194,40 @@ fn a_second_bead_asking_for_the_same_branch_is_rejected_without_leftovers() {
 }
 
 #[test]
+fn a_stopped_agent_gets_the_stop_signal_and_its_ending_is_recorded() {
+    if !require_docker() {
+        return;
+    }
+    // The command traps SIGTERM: `gt agent run` (its supervisor) must neither swallow
+    // the signal nor die of it before the command has ended.
+    let t = town_with_rig(
+        "trap 'echo stopped > /gt/stopped; exit 3' TERM; echo ready > /gt/ready; while :; do sleep 0.2; done",
+        &[],
+    );
+    let id = bead(&t, "work");
+    let slung = t.json(&["sling", &id]);
+    let name = polecat_name(slung[0]["agent"].as_str().unwrap()).to_string();
+    let mailbox = t.root().join("agents/api").join(&name);
+    wait_for("the agent to start", 30, || {
+        mailbox.join("ready").exists().then_some(())
+    });
+    let container = slung[0]["container"].as_str().unwrap().to_string();
+    let out = docker(&["stop", "-t", "30", &container]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        mailbox.join("stopped").exists(),
+        "the command never saw SIGTERM"
+    );
+    let ending: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mailbox.join("ending.json")).unwrap()).unwrap();
+    assert_eq!(ending["generation"], 1);
+    assert_eq!(ending["exit_code"], 3, "{ending}");
+    assert_eq!(ending["oom"], false);
+    let p = t.json(&["patrol"]);
+    assert_eq!(p["deaths"][0]["exit_code"], 3, "{p}");
+}
+
+#[test]
 fn a_container_of_an_older_generation_exits_without_running_the_agent() {
     if !require_docker() {
         return;

@@ -117,6 +117,29 @@ pub fn oom_kills(root: &Path) -> Option<u64> {
         })
 }
 
+/// Keep SIGTERM, SIGINT and SIGHUP from killing `gt agent run` before its command: the
+/// container's init sends them to the whole process group, so the command receives them
+/// and decides when to end, and we stay to record how it did. (Handlers, unlike an
+/// ignored disposition, are reset for the command at exec.)
+fn outlive_stop_signals() -> Option<(tokio::runtime::Runtime, Vec<tokio::signal::unix::Signal>)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let signals = rt.block_on(async {
+        [
+            SignalKind::terminate(),
+            SignalKind::interrupt(),
+            SignalKind::hangup(),
+        ]
+        .into_iter()
+        .filter_map(|k| signal(k).ok())
+        .collect()
+    });
+    Some((rt, signals))
+}
+
 /// `gt agent run -- CMD…`: check the generation, run CMD, and record how it ended
 /// (exit code, OOM kill) in the mailbox before exiting with CMD's code. The container
 /// runs with Docker's init as PID 1, which reaps orphans and forwards signals to us.
@@ -138,6 +161,7 @@ pub fn run(cmd: &[String]) -> Result<i32> {
     let Some((prog, args)) = cmd.split_first() else {
         return Err(Error::usage("gt agent run: no command given after --"));
     };
+    let _shield = outlive_stop_signals();
     let cgroup = Path::new("/sys/fs/cgroup");
     let before = oom_kills(cgroup).unwrap_or(0);
     let status = std::process::Command::new(prog)

@@ -26,8 +26,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Db {
     conn: Connection,
     path: PathBuf,
-    /// A patrol's fencing token: set, every write first checks it still holds the lease.
-    fence: Option<i64>,
+    /// A patrol's fencing token and lease length: set, every write first checks it still
+    /// holds the lease and extends it, so a pass that keeps working keeps its lease.
+    fence: Option<(i64, Duration)>,
     /// Who writes, in the event log: `human` for host commands, `patrol`, or an agent.
     actor: String,
 }
@@ -162,9 +163,10 @@ impl Db {
         self.actor = actor.to_string();
     }
 
-    /// Fence every later write with a patrol lease token (see `town::patrol`).
-    pub fn set_fence(&mut self, token: Option<i64>) {
-        self.fence = token;
+    /// Fence every later write with a patrol lease token, renewing the lease by `lease`
+    /// from each write (see `town::patrol`).
+    pub fn set_fence(&mut self, fence: Option<(i64, Duration)>) {
+        self.fence = fence;
     }
 
     pub fn path(&self) -> &Path {
@@ -191,7 +193,7 @@ impl Db {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_err(&path, e))?;
-        if let Some(token) = self.fence {
+        if let Some((token, lease)) = self.fence {
             let current: Option<i64> = tx
                 .query_row("SELECT token FROM leases WHERE name = 'patrol'", [], |r| {
                     r.get(0)
@@ -204,6 +206,11 @@ impl Db {
                     .unwrap_or_else(|| "none".into());
                 return Err(Error::LeaseLost { token, current });
             }
+            tx.execute(
+                "UPDATE leases SET expires_at = max(expires_at, ?2) WHERE name = 'patrol' AND token = ?1",
+                rusqlite::params![token, crate::util::now_ms() + lease.as_millis() as i64],
+            )
+            .map_err(|e| db_err(&path, e))?;
         }
         let mut w = Tx {
             tx,
@@ -377,5 +384,57 @@ pub fn db_err(path: &Path, e: rusqlite::Error) -> Error {
         path: path.into(),
         msg,
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(db: &Db) -> (i64, i64) {
+        db.conn()
+            .query_row(
+                "SELECT token, expires_at FROM leases WHERE name = 'patrol'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_fenced_write_renews_the_lease_and_a_lost_lease_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut db = Db::create(&d.path().join("town.db")).unwrap();
+        let soon = crate::util::now_ms() + 100;
+        db.write(|tx| {
+            tx.execute(
+                "INSERT INTO leases (name, holder, token, expires_at) VALUES ('patrol', 'me', 7, ?1)",
+                [soon],
+            )
+            .map_err(|e| tx.err(e))?;
+            tx.event("test.lease", "patrol", serde_json::json!({}))
+        })
+        .unwrap();
+        db.set_fence(Some((7, Duration::from_secs(60))));
+        db.write(|tx| tx.event("test.work", "patrol", serde_json::json!({})))
+            .unwrap();
+        let (token, expires) = lease(&db);
+        assert_eq!(token, 7);
+        assert!(expires >= soon + 59_000, "renewed to {expires}");
+
+        // Another patrol took over: this one's writes fail and change nothing.
+        db.set_fence(None);
+        db.write(|tx| {
+            tx.execute("UPDATE leases SET token = 8, expires_at = 0", [])
+                .map_err(|e| tx.err(e))?;
+            tx.event("test.takeover", "patrol", serde_json::json!({}))
+        })
+        .unwrap();
+        db.set_fence(Some((7, Duration::from_secs(60))));
+        let e = db
+            .write(|tx| tx.event("test.late", "patrol", serde_json::json!({})))
+            .unwrap_err();
+        assert!(matches!(e, Error::LeaseLost { token: 7, .. }), "{e}");
+        assert_eq!(lease(&db), (8, 0));
     }
 }

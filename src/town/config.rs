@@ -24,7 +24,7 @@ on_exhausted = "failed"                   # or "escalated"
 
 [patrol]
 interval = "30s"                          # for `gt patrol --watch`
-lease = "2m"                              # how long one pass may hold the patrol lease
+lease = "2m"                              # a pass holds the patrol lease this long past its last write
 breaker_failures = 20                     # more failed dispatches in breaker_window pause
 breaker_window = "30m"                    #   new dispatches and mail the mayor once
 "#;

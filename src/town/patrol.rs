@@ -106,7 +106,7 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
             town.db.set_actor(ACTOR);
             report.ran = true;
             report.fence = Some(token);
-            town.db.set_fence(Some(token));
+            town.db.set_fence(Some((token, town.config.patrol.lease)));
         }
     }
     let result = steps(town, connect, &mut report);

@@ -483,6 +483,9 @@ fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpe
         ("GT_BRANCH".to_string(), c.branch.clone()),
         ("GT_MAILBOX".to_string(), crate::agent::MAILBOX.to_string()),
         ("HOME".to_string(), "/tmp".to_string()),
+        // Docker's init (tini) passes a stop signal to the whole process group, so the
+        // agent command gets it too, not only its supervisor `gt agent run`.
+        ("TINI_KILL_PROCESS_GROUP".to_string(), "1".to_string()),
         ("GIT_AUTHOR_NAME".to_string(), c.agent.id.clone()),
         (
             "GIT_AUTHOR_EMAIL".to_string(),
