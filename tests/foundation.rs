@@ -270,12 +270,17 @@ fn a_database_from_a_newer_gt_is_refused_byte_for_byte_unchanged() {
 }
 
 #[test]
-fn a_read_only_town_gives_a_clear_error_and_changes_nothing() {
+fn a_read_only_town_can_be_read_and_refuses_writes_changing_nothing() {
     // Root ignores permissions, so run gt as nobody (setpriv from util-linux).
     let t = TestTown::new();
     let src = t.source_repo("api");
     t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    t.bead("before");
     let before = t.json(&["bead", "list"]);
+    // An agent request waiting in an outbox, which a read-only reader cannot apply.
+    let outbox = t.root().join("agents/api/nux/outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("r1.json"), "{}").unwrap();
     let status = std::process::Command::new("chmod")
         .args(["-R", "a+rX,a-w", t.root().to_str().unwrap()])
         .status()
@@ -285,13 +290,18 @@ fn a_read_only_town_gives_a_clear_error_and_changes_nothing() {
         .args(["a+rx", t.dir.path().to_str().unwrap()])
         .status()
         .unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(gt_bin())
-        .args(["bead", "create", "--rig", "api", "x"])
-        .env("GT_TOWN", t.root())
-        .output()
-        .unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(gt_bin())
+            .args(args)
+            .env("GT_TOWN", t.root())
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&["bead", "create", "--rig", "api", "x"]);
+    // Reading still works, and says what it could not apply.
+    let read = as_nobody(&["--json", "bead", "list"]);
     std::process::Command::new("chmod")
         .args(["-R", "u+w", t.root().to_str().unwrap()])
         .status()
@@ -302,6 +312,16 @@ fn a_read_only_town_gives_a_clear_error_and_changes_nothing() {
     assert!(
         err.contains("writable") || err.contains("read-only") || err.contains("readonly"),
         "{err}"
+    );
+    let read_err = String::from_utf8_lossy(&read.stderr);
+    assert!(read.status.success(), "{read_err}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&read.stdout).unwrap(),
+        before
+    );
+    assert!(
+        read_err.contains("1 agent request(s) not applied"),
+        "{read_err}"
     );
     assert_eq!(t.json(&["bead", "list"]), before);
 }

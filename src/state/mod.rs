@@ -76,21 +76,48 @@ impl Db {
                 ),
             });
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| db_err(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| db_err(path, e))?;
-        // Read-only checks first: nothing is written until the file is known to be ours.
-        let (app_id, version) = conn
-            .query_row(
+        let open = |target: &str, flags: OpenFlags| -> rusqlite::Result<(Connection, i64, i64)> {
+            let conn =
+                Connection::open_with_flags(target, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            // Read-only checks first: nothing is written until the file is known to be ours.
+            let (app_id, version) = conn.query_row(
                 "SELECT * FROM pragma_application_id, pragma_user_version",
                 [],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )?;
+            Ok((conn, app_id, version))
+        };
+        // A town this user cannot write (another user's, a read-only mount) can still be
+        // read: read-only, or, where SQLite cannot even create the WAL index beside the
+        // file, as an immutable file (a clean close leaves no WAL behind to miss).
+        let cannot_write = |e: &rusqlite::Error| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
             )
-            .map_err(|e| db_err(path, e))?;
+        };
+        let plain = path.to_string_lossy();
+        let (conn, app_id, version) = match open(&plain, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+            Err(e) if cannot_write(&e) => match open(&plain, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                Err(e2) if cannot_write(&e2) => {
+                    let uri = format!(
+                        "file:{}?immutable=1",
+                        plain
+                            .replace('%', "%25")
+                            .replace('?', "%3f")
+                            .replace('#', "%23")
+                    );
+                    open(
+                        &uri,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+                    )
+                    .map_err(|_| db_err(path, e))?
+                }
+                other => other.map_err(|_| db_err(path, e))?,
+            },
+            other => other.map_err(|e| db_err(path, e))?,
+        };
         if app_id != schema::APPLICATION_ID && !(app_id == 0 && version == 0) {
             return Err(Error::Database {
                 path: path.into(),
@@ -156,6 +183,11 @@ impl Db {
         )
         .map_err(|e| db_err(&path, e))?;
         tx.commit().map_err(|e| db_err(&path, e))
+    }
+
+    /// True when this user can only read the town (every write fails with a clear error).
+    pub fn is_read_only(&self) -> bool {
+        self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
     }
 
     /// The actor later writes are recorded under.

@@ -30,6 +30,17 @@ pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
     let Ok(rigs) = std::fs::read_dir(&base) else {
         return Ok(total);
     };
+    if town.db.is_read_only() {
+        // Reading is still useful; say plainly that the picture may be behind.
+        let pending = pending_requests(&base);
+        if pending > 0 {
+            eprintln!(
+                "warning: {pending} agent request(s) not applied: the town database is read-only \
+                 for this user, so what follows may be behind"
+            );
+        }
+        return Ok(total);
+    }
     for rig in rigs.flatten() {
         let Ok(names) = std::fs::read_dir(rig.path()) else {
             continue;
@@ -45,6 +56,21 @@ pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
         }
     }
     Ok(total)
+}
+
+/// Request files waiting in every outbox under `base` (`agents/`).
+fn pending_requests(base: &Path) -> usize {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    dirs(base)
+        .iter()
+        .flat_map(|rig| dirs(rig))
+        .flat_map(|agent| dirs(&agent.join("outbox")))
+        .filter(|f| f.extension().is_some_and(|x| x == "json"))
+        .count()
 }
 
 enum Parsed {
