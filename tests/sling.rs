@@ -223,8 +223,14 @@ fn a_stopped_agent_gets_the_stop_signal_and_its_ending_is_recorded() {
     assert_eq!(ending["generation"], 1);
     assert_eq!(ending["exit_code"], 3, "{ending}");
     assert_eq!(ending["oom"], false);
+    // Even with the container removed by hand, patrol knows how the agent ended.
+    assert!(docker(&["rm", &container]).status.success());
     let p = t.json(&["patrol"]);
     assert_eq!(p["deaths"][0]["exit_code"], 3, "{p}");
+    assert_eq!(
+        p["deaths"][0]["reason"], "exited with code 3 without done",
+        "{p}"
+    );
 }
 
 #[test]

@@ -206,13 +206,14 @@ fn steps(
         }
         // Dead: read how it ended (inspect only exited containers).
         let exited = mine.iter().find(|c| c.state == RunState::Exited);
+        let ending = crate::agent::Ending::read(&town.mailbox_dir(&a.rig, &a.name), a.generation);
         let (exit_code, oom) = match exited {
-            Some(c) => how_it_ended(
-                &rt,
-                &c.id,
-                crate::agent::Ending::read(&town.mailbox_dir(&a.rig, &a.name), a.generation),
-            )?,
-            None => (None, false),
+            Some(c) => how_it_ended(&rt, &c.id, ending)?,
+            // Removed by someone after it ended: the agent's own record still tells how.
+            None => (
+                ending.map(|e| e.exit_code as i64),
+                ending.is_some_and(|e| e.oom),
+            ),
         };
         let reason = if a.state == "spawning" {
             "spawn abandoned (gt stopped mid-sling)".to_string()
