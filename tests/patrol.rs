@@ -109,7 +109,7 @@ fn killing_every_container_at_once_is_recovered_in_one_pass() {
         return;
     }
     let t = TestTown::new();
-    let remote = t.rig_with_remote(&scripted_agent("AGENT_SLEEP=3"), &["--max-polecats", "5"]);
+    let remote = t.rig_with_remote(&scripted_agent("AGENT_HOLD=1"), &["--max-polecats", "5"]);
     let ids: Vec<String> = (0..5).map(|i| t.bead(&format!("task {i}"))).collect();
     let mut args = vec!["sling"];
     args.extend(ids.iter().map(String::as_str));
@@ -125,6 +125,9 @@ fn killing_every_container_at_once_is_recovered_in_one_pass() {
     assert_eq!(p["deaths"].as_array().unwrap().len(), 5, "{p}");
     assert_eq!(p["redispatched"].as_array().unwrap().len(), 5, "{p}");
     t.doctor_clean();
+    for mailbox in std::fs::read_dir(t.root().join("agents/api")).unwrap() {
+        std::fs::write(mailbox.unwrap().path().join("release"), "").unwrap();
+    }
     t.patrol_until("all five done", 90, |t| {
         ids.iter().all(|id| t.bead_status(id) == "done")
     });
@@ -625,15 +628,16 @@ fn patrol_watch_finishes_work_without_help() {
     let id = t.bead("watched");
     let mut watch = t.spawn(&["patrol", "--watch", "--interval", "200ms"], &[]);
     t.ok(&["sling", &id]);
-    let done = (|| {
-        for _ in 0..300 {
-            if t.bead_status(&id) == "done" {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(deadline_secs(30));
+    let done = loop {
+        if t.bead_status(&id) == "done" {
+            break true;
         }
-        false
-    })();
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     watch.kill().unwrap();
     let _ = watch.wait();
     assert!(done, "patrol --watch did not finish the bead");
@@ -648,7 +652,7 @@ fn a_patrol_paused_past_its_lease_writes_nothing() {
     let t = TestTown::new();
     t.configure(
         "max_attempts = 50\nretry_backoff = [\"0s\"]",
-        "lease = \"1s\"\nbreaker_failures = 1000",
+        "lease = \"3s\"\nbreaker_failures = 1000",
     );
     t.rig("exit 1", &[]);
     let id = t.bead("contested");
@@ -657,7 +661,7 @@ fn a_patrol_paused_past_its_lease_writes_nothing() {
     // A lists the containers (seeing generation 1 dead), then stalls past its lease.
     let a = t.spawn(
         &["patrol"],
-        &[("FAILPOINTS", "patrol.after_list=sleep(4000)")],
+        &[("FAILPOINTS", "patrol.after_list=sleep(10000)")],
     );
     wait_for("patrol A to hold the lease", 10, || {
         let c = rusqlite::Connection::open(t.root().join(".gt/town.db")).ok()?;
@@ -672,7 +676,17 @@ fn a_patrol_paused_past_its_lease_writes_nothing() {
         busy.starts_with("another patrol is running") && busy.lines().count() == 1,
         "{busy}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(1200)); // past A's 1 s lease
+    wait_for("A's lease to expire", 30, || {
+        let c = rusqlite::Connection::open(t.root().join(".gt/town.db")).ok()?;
+        let expires: i64 = c
+            .query_row("SELECT expires_at FROM leases", [], |r| r.get(0))
+            .ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        (expires < now).then_some(())
+    });
     // B takes the expired lease and re-dispatches generation 1's bead.
     let b = t.patrol_json();
     assert_eq!(b["redispatched"], serde_json::json!([id]), "{b}");

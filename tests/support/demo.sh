@@ -25,7 +25,7 @@ TOWN_ID=$($GT --json status | sed -n 's/.*"town_id": "\(.*\)".*/\1/p')
 
 step "gt rig add (the agent is tests/support/scripted-agent.sh)"
 $GT rig add demo "$WORK/project" --remote "$WORK/remote.git" --memory 256m --cpus 1 \
-  --command "AGENT_SLEEP=4
+  --command "AGENT_SLEEP=10
 $(cat "$HERE/scripted-agent.sh")"
 
 step "three beads, one convoy"

@@ -225,8 +225,20 @@ pub fn remove_town_containers(town_id: &str) {
     }
 }
 
-/// Poll `f` until it returns Some, or panic after `secs` seconds naming `what`.
+/// Deadlines are failure bounds, never synchronisation: they are stretched on a slow or
+/// loaded machine (CI with 2 cores runs 4 tests at once) at no cost to a passing run.
+/// `GT_TEST_DEADLINE_SCALE` overrides the factor (default 3).
+pub fn deadline_secs(secs: u64) -> u64 {
+    let scale: u64 = std::env::var("GT_TEST_DEADLINE_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    secs * scale.max(1)
+}
+
+/// Poll `f` until it returns Some, or panic after `secs` (scaled) seconds naming `what`.
 pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let secs = deadline_secs(secs);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -369,6 +381,7 @@ impl TestTown {
     /// On a timeout the panic carries what the town says of itself (status, beads,
     /// agents, the last patrol's answer and the event log), so a CI failure explains itself.
     pub fn patrol_until(&self, what: &str, secs: u64, mut done: impl FnMut(&TestTown) -> bool) {
+        let secs = deadline_secs(secs);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
             let last = self.run(&["patrol", "--json"]);

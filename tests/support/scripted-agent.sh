@@ -22,6 +22,8 @@ if [ "${AGENT_ALLOC:-}" = 1 ]; then
   while :; do x="$x$x"; done
 fi
 if [ -n "${AGENT_SLEEP:-}" ]; then sleep "$AGENT_SLEEP"; fi
+# AGENT_HOLD=1 works until the test releases it (a file `release` in its mailbox).
+if [ "${AGENT_HOLD:-}" = 1 ]; then while [ ! -e /gt/release ]; do sleep 0.1; done; fi
 if [ "${AGENT_FAIL:-}" = 1 ]; then echo "agent failing on purpose" >&2; exit 1; fi
 if [ "${AGENT_FAIL_GEN:-}" = "$GT_GENERATION" ]; then echo "agent failing in generation $GT_GENERATION" >&2; exit 1; fi
 gt done -m "finished $GT_BEAD"
