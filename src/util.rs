@@ -141,6 +141,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A span for people, coarsest unit only: `45s`, `12m`, `3h`, `2d`.
+pub fn format_span(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 /// `"30s"`, `"2m"`, `"1h"`, `"500ms"`, `"0s"`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -207,6 +218,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_read_well() {
+        assert_eq!(format_span(-5), "0s");
+        assert_eq!(format_span(59_999), "59s");
+        assert_eq!(format_span(60_000), "1m");
+        assert_eq!(format_span(7_200_000), "2h");
+        assert_eq!(format_span(3 * 86_400_000), "3d");
+    }
 
     #[test]
     fn utc_times_parse() {

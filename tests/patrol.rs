@@ -709,3 +709,42 @@ fn a_patrol_paused_past_its_lease_writes_nothing() {
         .count();
     assert_eq!(died, 1, "A must not have recorded a second death");
 }
+
+#[test]
+fn status_warns_when_work_waits_on_a_patrol_that_does_not_run() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("", "stale_after = \"2s\"");
+    t.rig("sleep 300", &[]);
+    let s = t.json(&["status"]);
+    assert_eq!(s["patrol"]["last_pass"], serde_json::Value::Null, "{s}");
+    assert_eq!(
+        s["patrol"]["warning"],
+        serde_json::Value::Null,
+        "no work waits yet: {s}"
+    );
+    let id = t.bead("work");
+    t.ok(&["sling", &id]);
+    let s = t.json(&["status"]);
+    assert!(
+        s["patrol"]["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("never run")),
+        "{s}"
+    );
+    assert!(t.ok(&["status"]).contains("WARNING: patrol has never run"));
+    t.ok(&["patrol"]);
+    let s = t.json(&["status"]);
+    assert!(s["patrol"]["last_pass"].is_i64(), "{s}");
+    assert_eq!(s["patrol"]["warning"], serde_json::Value::Null, "{s}");
+    assert!(t.ok(&["status"]).contains("patrol: last pass "));
+    // No pass for longer than stale_after while an agent works: said aloud.
+    let w = wait_for("the stale-patrol warning", 30, || {
+        t.json(&["status"])["patrol"]["warning"]
+            .as_str()
+            .map(String::from)
+    });
+    assert!(w.contains("is cron still running"), "{w}");
+}

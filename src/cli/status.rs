@@ -3,7 +3,9 @@
 use super::{Global, output};
 use crate::error::{Error, Result};
 
-/// The town at a glance: rigs, beads by status, queued beads, agents by state.
+/// The town at a glance: rigs, beads by status, queued beads, agents by state, the
+/// mayor's unread mail, the circuit breaker, and whether patrol is running (with a
+/// warning when work waits on a patrol that has not run within `patrol.stale_after`).
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {}
 
@@ -39,6 +41,18 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
     }
     if s.breaker_open {
         out += "\nCIRCUIT BREAKER OPEN: new dispatches are paused; `gt resume` closes it";
+    }
+    let now = crate::util::now_ms();
+    out += &match (s.patrol.running, s.patrol.last_pass) {
+        (true, _) => "\npatrol: a pass is running now".to_string(),
+        (false, Some(at)) => format!(
+            "\npatrol: last pass {} ago",
+            crate::util::format_span(now - at)
+        ),
+        (false, None) => "\npatrol: never ran".to_string(),
+    };
+    if let Some(w) = &s.patrol.warning {
+        out += &format!("\nWARNING: {w}");
     }
     output::println_out(&out)?;
     if s.rigs.is_empty() {

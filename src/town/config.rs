@@ -27,6 +27,8 @@ interval = "30s"                          # for `gt patrol --watch`
 lease = "2m"                              # a pass holds the patrol lease this long past its last write
 breaker_failures = 20                     # more failed dispatches in breaker_window pause
 breaker_window = "30m"                    #   new dispatches and mail the mayor once
+stale_after = "10m"                       # `gt status` warns when work waits on a patrol
+                                          #   that has not finished a pass for this long
 "#;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,7 @@ pub struct Patrol {
     pub lease: Duration,
     pub breaker_failures: u32,
     pub breaker_window: Duration,
+    pub stale_after: Duration,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +111,7 @@ struct RawPatrol {
     lease: String,
     breaker_failures: i64,
     breaker_window: String,
+    stale_after: String,
 }
 
 impl Default for RawPatrol {
@@ -117,6 +121,7 @@ impl Default for RawPatrol {
             lease: "2m".into(),
             breaker_failures: 20,
             breaker_window: "30m".into(),
+            stale_after: "10m".into(),
         }
     }
 }
@@ -209,6 +214,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
             lease: dur("patrol.lease", &p.lease)?,
             breaker_failures: count("patrol.breaker_failures", p.breaker_failures, 1)?,
             breaker_window: dur("patrol.breaker_window", &p.breaker_window)?,
+            stale_after: dur("patrol.stale_after", &p.stale_after)?,
         },
     })
 }

@@ -15,6 +15,73 @@ pub struct Status {
     pub breaker_open: bool,
     /// Unread messages in the mayor's inbox: done notices and escalations.
     pub mayor_unread: i64,
+    /// Whether patrol is doing its job: nothing recovers dead agents or hands finished
+    /// work over without it.
+    pub patrol: PatrolHealth,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PatrolHealth {
+    /// When the last pass finished (epoch ms); null when no pass ever finished.
+    pub last_pass: Option<i64>,
+    /// A pass holds the lease right now.
+    pub running: bool,
+    /// Set when work waits on a patrol that has not finished a pass within
+    /// `patrol.stale_after`: what is at stake and what to do.
+    pub warning: Option<String>,
+}
+
+fn patrol_health(town: &Town) -> Result<PatrolHealth> {
+    use rusqlite::OptionalExtension;
+    let conn = town.db.conn();
+    let err = |e| town.db_err(e);
+    let now = crate::util::now_ms();
+    let last_pass: Option<i64> = conn
+        .query_row(
+            "SELECT at FROM events WHERE subject = 'patrol' AND kind = 'patrol.finished'
+             ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?;
+    let running = conn
+        .query_row(
+            "SELECT expires_at > ?1 FROM leases WHERE name = 'patrol'",
+            [now],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?
+        .unwrap_or(false);
+    // Work that only a patrol moves on: live or dead agents, hand-overs, queued beads.
+    let waiting: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM agents WHERE state IN ('spawning', 'running', 'finishing', 'dead'))
+                  + (SELECT count(*) FROM beads WHERE status = 'open' AND queued_at IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    let stale = town.config.patrol.stale_after.as_millis() as i64;
+    let warning = match last_pass {
+        _ if running || waiting == 0 => None,
+        None => Some(
+            "patrol has never run: dead agents are not recovered and finished work is not \
+             handed over until it does; run `gt patrol` from cron (see README) or `gt patrol --watch`"
+                .to_string(),
+        ),
+        Some(at) if now - at > stale => Some(format!(
+            "the last patrol pass finished {} ago: is cron still running `gt patrol`?",
+            crate::util::format_span(now - at)
+        )),
+        Some(_) => None,
+    };
+    Ok(PatrolHealth {
+        last_pass,
+        running,
+        warning,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +134,7 @@ pub fn status(town: &Town) -> Result<Status> {
         )
         .map_err(err)?;
     Ok(Status {
+        patrol: patrol_health(town)?,
         mayor_unread,
         town: town.root.display().to_string(),
         town_id: town.id.clone(),
