@@ -292,6 +292,9 @@ _gt() {
             gt__subcmd__help__subcmd__rig,list)
                 cmd="gt__subcmd__help__subcmd__rig__subcmd__list"
                 ;;
+            gt__subcmd__help__subcmd__rig,prune)
+                cmd="gt__subcmd__help__subcmd__rig__subcmd__prune"
+                ;;
             gt__subcmd__help__subcmd__rig,remove)
                 cmd="gt__subcmd__help__subcmd__rig__subcmd__remove"
                 ;;
@@ -367,6 +370,9 @@ _gt() {
             gt__subcmd__rig,list)
                 cmd="gt__subcmd__rig__subcmd__list"
                 ;;
+            gt__subcmd__rig,prune)
+                cmd="gt__subcmd__rig__subcmd__prune"
+                ;;
             gt__subcmd__rig,remove)
                 cmd="gt__subcmd__rig__subcmd__remove"
                 ;;
@@ -381,6 +387,9 @@ _gt() {
                 ;;
             gt__subcmd__rig__subcmd__help,list)
                 cmd="gt__subcmd__rig__subcmd__help__subcmd__list"
+                ;;
+            gt__subcmd__rig__subcmd__help,prune)
+                cmd="gt__subcmd__rig__subcmd__help__subcmd__prune"
                 ;;
             gt__subcmd__rig__subcmd__help,remove)
                 cmd="gt__subcmd__rig__subcmd__help__subcmd__remove"
@@ -1605,7 +1614,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__rig)
-            opts="add list show remove"
+            opts="add list show remove prune"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1633,6 +1642,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__rig__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__rig__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2251,7 +2274,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig)
-            opts="-q -v -h --town --json --quiet --verbose --help add list show remove help"
+            opts="-q -v -h --town --json --quiet --verbose --help add list show remove prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2319,7 +2342,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__help)
-            opts="add list show remove help"
+            opts="add list show remove prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2374,6 +2397,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__rig__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__rig__subcmd__help__subcmd__remove)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2404,6 +2441,24 @@ _gt() {
             ;;
         gt__subcmd__rig__subcmd__list)
             opts="-q -v -h --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__rig__subcmd__prune)
+            opts="-q -v -h --dry-run --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

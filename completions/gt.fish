@@ -57,16 +57,17 @@ complete -c gt -n "__fish_gt_using_subcommand init" -l json -d 'Print machine-re
 complete -c gt -n "__fish_gt_using_subcommand init" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand init" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -l json -d 'Print machine-readable JSON instead of tables'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -s q -l quiet -d 'Print less'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -s h -l help -d 'Print help'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "list" -d 'List the rigs of this town'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "show"
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "remove"
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "list" -d 'List the rigs of this town'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "show"
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "remove"
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "prune" -d 'Delete the local branches of finished beads whose work is safe elsewhere'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l image -d 'The agent container image (built locally; never pulled)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l command -d 'The agent command, run inside the container by `gt agent run --`' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l memory -d 'Container memory limit, e.g. 512m or 2g' -r
@@ -95,10 +96,17 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -l dry-run -d 'Say what would be deleted, delete nothing'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the rigs of this town'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "show"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "remove"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete the local branches of finished beads whose work is safe elsewhere'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -l json -d 'Print machine-readable JSON instead of tables'
@@ -393,6 +401,7 @@ complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_f
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "list" -d 'List the rigs of this town'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "show"
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "remove"
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "prune" -d 'Delete the local branches of finished beads whose work is safe elsewhere'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "create" -d 'Create a bead in a rig; prints its new id (e.g. api-3k9)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "list" -d 'List beads, oldest first'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "show" -d 'Show a bead, the agent holding it and every dispatch of it'

@@ -270,6 +270,41 @@ fn a_database_from_a_newer_gt_is_refused_byte_for_byte_unchanged() {
 }
 
 #[test]
+fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let id = t.bead("kept across the upgrade");
+    let db = t.root().join(".gt/town.db");
+    {
+        // What the first released schema (version 1) looked like.
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "ALTER TABLE merge_requests DROP COLUMN pruned_at; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        t.json(&["bead", "show", &id])["title"],
+        "kept across the upgrade"
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    c.prepare("SELECT pruned_at FROM merge_requests").unwrap();
+    let migrated = t
+        .json(&["log", "--subject", "town"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "schema.migrated" && e["data"]["from"] == 1)
+        .count();
+    assert_eq!(migrated, 1);
+}
+
+#[test]
 fn a_read_only_town_can_be_read_and_refuses_writes_changing_nothing() {
     // Root ignores permissions, so run gt as nobody (setpriv from util-linux).
     let t = TestTown::new();

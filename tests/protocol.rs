@@ -531,3 +531,97 @@ fn bead_show_tells_the_saga_steps_and_a_stuck_saga_escalates_once() {
         "{text}"
     );
 }
+
+#[test]
+fn prune_deletes_only_branches_whose_work_is_safe_on_the_remote() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = t.rig_with_remote(&scripted_agent(""), &["--max-polecats", "2"]);
+    let (a, b) = (t.bead("pushed"), t.bead("lost upstream"));
+    t.ok(&["sling", &a, &b]);
+    t.patrol_until("both done", 60, |t| {
+        t.bead_status(&a) == "done" && t.bead_status(&b) == "done"
+    });
+    let branch = |id: &str| {
+        t.json(&["bead", "show", id])["branch"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ba, bb) = (branch(&a), branch(&b));
+    // Someone deletes b's branch on the remote: its only copy is now the local one.
+    git(&remote, &["branch", "-D", &bb]);
+    let repo = t.root().join("rigs/api/repo");
+    let has = |br: &str| {
+        std::process::Command::new("git")
+            .current_dir(&repo)
+            .args([
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{br}"),
+            ])
+            .status()
+            .unwrap()
+            .success()
+    };
+
+    let dry = t.json(&["rig", "prune", "--dry-run"]);
+    let row = |v: &serde_json::Value, id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["bead"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {id}: {v}"))
+    };
+    assert_eq!(row(&dry, &a)["action"], "would prune", "{dry}");
+    assert_eq!(row(&dry, &b)["action"], "kept", "{dry}");
+    assert!(has(&ba) && has(&bb), "a dry run deletes nothing");
+
+    let done = t.json(&["rig", "prune", "api"]);
+    assert_eq!(row(&done, &a)["action"], "pruned", "{done}");
+    assert!(
+        row(&done, &a)["why"]
+            .as_str()
+            .unwrap()
+            .contains("same commit"),
+        "{done}"
+    );
+    assert_eq!(row(&done, &b)["action"], "kept", "{done}");
+    assert!(
+        row(&done, &b)["why"]
+            .as_str()
+            .unwrap()
+            .contains("would lose work"),
+        "{done}"
+    );
+    assert!(!has(&ba), "the safe branch is gone");
+    assert!(has(&bb), "the only copy of b's work stays");
+    // Said in the log with the commit; the merge request knows; doctor is content.
+    let commit = row(&done, &a)["commit"].as_str().unwrap().to_string();
+    let log = t.json(&["log", "--subject", &a]);
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "branch.pruned" && e["data"]["commit"] == commit.as_str()),
+        "{log}"
+    );
+    let mrs = t.json(&["mq", "list"]);
+    let mr = mrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["bead"] == a.as_str())
+        .unwrap();
+    assert!(mr["pruned_at"].is_i64(), "{mr}");
+    t.doctor_clean();
+    // Nothing left to do for a: a second prune only reports b again.
+    let again = t.json(&["rig", "prune"]);
+    assert_eq!(again.as_array().unwrap().len(), 1, "{again}");
+    // Unknown rig: exit 4.
+    t.fails(&["rig", "prune", "nope"], 4);
+}

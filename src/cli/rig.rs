@@ -1,4 +1,4 @@
-//! `gt rig add | list | show | remove`.
+//! `gt rig add | list | show | remove | prune`.
 
 use super::{Global, output};
 use crate::error::Result;
@@ -20,6 +20,23 @@ pub enum RigCommand {
     List,
     Show(NameArg),
     Remove(NameArg),
+    Prune(PruneArgs),
+}
+
+/// Delete the local branches of finished beads whose work is safe elsewhere.
+///
+/// A branch of a `done` or `cancelled` bead goes when its commit is on the rig's remote
+/// at that branch, or merged into the default branch; every other branch is kept, with
+/// the reason. Branches held by a polecat or checked out in a worktree are never
+/// touched. Each deletion is logged (`gt log`) with the commit, so it can be restored
+/// with `git branch NAME COMMIT`.
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Only this rig (default: every rig).
+    pub name: Option<String>,
+    /// Say what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings.
@@ -125,6 +142,27 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
                 return output::json(&rig);
             }
             output::println_out(&describe(&rig))
+        }
+        RigCommand::Prune(p) => {
+            let mut town = g.town()?;
+            let rows = crate::town::rig::prune(&mut town, p.name.as_deref(), p.dry_run)?;
+            if g.json {
+                return output::json(&rows);
+            }
+            if rows.is_empty() {
+                return output::println_out("no branches of finished beads to prune");
+            }
+            let mut t = output::Table::new(&["rig", "bead", "branch", "action", "why"]);
+            for r in &rows {
+                t.row(vec![
+                    r.rig.clone(),
+                    r.bead.clone(),
+                    r.branch.clone(),
+                    r.action.to_string(),
+                    r.why.clone(),
+                ]);
+            }
+            t.print()
         }
         RigCommand::Remove(n) => {
             let mut town = g.town()?;

@@ -289,6 +289,35 @@ pub fn remote_head(repo_dir: &Path, remote: &str, branch: &str) -> Result<Option
     Ok(out.split_whitespace().next().map(String::from))
 }
 
+/// Every branch `remote` has, with its commit: one `git ls-remote --heads`.
+pub fn remote_branches(
+    repo_dir: &Path,
+    remote: &str,
+) -> Result<std::collections::HashMap<String, String>> {
+    let out = git_cli(repo_dir, &["ls-remote", "--heads", "--", remote])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let (commit, name) = l.split_once('\t')?;
+            Some((
+                name.strip_prefix("refs/heads/")?.to_string(),
+                commit.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// True when `commit` is `branch`'s head or one of its ancestors (work merged into it).
+pub fn is_merged_into(repo: &Repository, commit: &str, branch: &str) -> bool {
+    let (Ok(c), Ok(Some(head))) = (git2::Oid::from_str(commit), branch_head(repo, branch)) else {
+        return false;
+    };
+    let Ok(head) = git2::Oid::from_str(&head) else {
+        return false;
+    };
+    c == head || repo.graph_descendant_of(head, c).unwrap_or(false)
+}
+
 /// Push `commit` to `remote` as `branch` with the user's git.
 pub fn push(repo_dir: &Path, remote: &str, commit: &str, branch: &str) -> Result<()> {
     git_cli(

@@ -12,6 +12,8 @@ pub struct MergeRequest {
     pub commit: String,
     pub pushed_to: Option<String>,
     pub created_at: i64,
+    /// When `gt rig prune` deleted the local branch (its commit being safe elsewhere).
+    pub pruned_at: Option<i64>,
 }
 
 pub fn insert(
@@ -33,7 +35,7 @@ pub fn insert(
 
 pub fn list(conn: &Connection, rig: Option<&str>) -> rusqlite::Result<Vec<MergeRequest>> {
     let mut st = conn.prepare_cached(
-        "SELECT id, bead, rig, branch, commit_id, pushed_to, created_at FROM merge_requests
+        "SELECT id, bead, rig, branch, commit_id, pushed_to, created_at, pruned_at FROM merge_requests
          WHERE (?1 IS NULL OR rig = ?1) ORDER BY id",
     )?;
     st.query_map(params![rig], |r| {
@@ -45,7 +47,21 @@ pub fn list(conn: &Connection, rig: Option<&str>) -> rusqlite::Result<Vec<MergeR
             commit: r.get(4)?,
             pushed_to: r.get(5)?,
             created_at: r.get(6)?,
+            pruned_at: r.get(7)?,
         })
     })?
     .collect()
+}
+
+/// Mark the merge requests of `bead` on `branch` as pruned (the local branch deleted).
+pub fn mark_pruned(
+    conn: &Connection,
+    bead: &str,
+    branch: &str,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE merge_requests SET pruned_at = ?3 WHERE bead = ?1 AND branch = ?2 AND pruned_at IS NULL",
+        params![bead, branch, now],
+    )
 }

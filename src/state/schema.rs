@@ -157,6 +157,12 @@ CREATE TABLE events (
 CREATE INDEX events_at ON events(at);
 CREATE INDEX events_subject ON events(subject, id);
 "#,
+    // 2: `gt rig prune` deletes a finished bead's local branch once its commit is safe
+    // on the remote or merged; the merge request remembers when, so doctor knows the
+    // branch is gone on purpose.
+    r#"
+ALTER TABLE merge_requests ADD COLUMN pruned_at INTEGER;
+"#,
 ];
 
 /// The schema version this binary writes.

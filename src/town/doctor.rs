@@ -162,6 +162,8 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         let Some(repo) = repo else { continue };
         let head = crate::git::branch_head(repo, &mr.branch)?;
         match head {
+            // `gt rig prune` deleted it once its commit was safe elsewhere.
+            None if mr.pruned_at.is_some() => {}
             None => b4.push(format!(
                 "bead {}: branch {} of its merge request is gone",
                 b.id, mr.branch

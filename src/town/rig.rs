@@ -219,3 +219,130 @@ pub fn remove(town: &mut Town, name: &str) -> Result<Removed> {
         moved_to,
     })
 }
+
+/// What `gt rig prune` did, or would do, with one finished bead's branch.
+#[derive(Debug, serde::Serialize)]
+pub struct Pruned {
+    pub rig: String,
+    pub bead: String,
+    pub branch: String,
+    pub commit: String,
+    /// `pruned`, `would prune` (dry run) or `kept`.
+    pub action: &'static str,
+    /// Why it is safe to delete (where the commit lives on), or why it was kept.
+    pub why: String,
+}
+
+/// Delete the local branches of finished (`done` or `cancelled`) beads whose commit is
+/// safe elsewhere: on the rig's remote at that branch, or merged into the default
+/// branch. Anything else is kept and said why: a branch is never the last copy of work
+/// that goes. Each deletion is an event naming the commit, so it can be restored.
+pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pruned>> {
+    let rigs = match rig {
+        Some(name) => vec![get(town, name)?],
+        None => list(town)?,
+    };
+    let mut out = Vec::new();
+    for r in rigs {
+        let repo_dir = town.repo_dir(&r.name);
+        let _lock = crate::git::lock(&repo_dir)?;
+        let repo = git2::Repository::open(&repo_dir)?;
+        let conn = town.db.conn();
+        let holders: Vec<agents::Agent> = agents::list(conn, Some(&r.name))
+            .map_err(|e| town.db_err(e))?
+            .into_iter()
+            .filter(|a| a.state != "idle")
+            .collect();
+        let mut finished = Vec::new();
+        for status in ["done", "cancelled"] {
+            finished.extend(
+                crate::state::beads::list(conn, Some(&r.name), Some(status))
+                    .map_err(|e| town.db_err(e))?,
+            );
+        }
+        let candidates: Vec<(crate::state::beads::Bead, String, String)> = finished
+            .into_iter()
+            .filter_map(|b| {
+                let branch = b.branch.clone()?;
+                let head = crate::git::branch_head(&repo, &branch).ok().flatten()?;
+                Some((b, branch, head))
+            })
+            .collect();
+        if candidates.is_empty() {
+            continue;
+        }
+        // One call to the remote for the whole rig.
+        let remote = match &r.remote {
+            Some(url) => Some((url, crate::git::remote_branches(&repo_dir, url)?)),
+            None => None,
+        };
+        for (b, branch, head) in candidates {
+            let kept = |why: String| Pruned {
+                rig: r.name.clone(),
+                bead: b.id.clone(),
+                branch: branch.clone(),
+                commit: head.clone(),
+                action: "kept",
+                why,
+            };
+            if let Some(a) = holders
+                .iter()
+                .find(|a| a.branch.as_deref() == Some(branch.as_str()))
+            {
+                out.push(kept(format!("{} ({}) still holds it", a.id, a.state)));
+                continue;
+            }
+            if let Some(at) = crate::git::checked_out_at(&repo, &branch)? {
+                out.push(kept(format!("checked out at {}", at.display())));
+                continue;
+            }
+            let verdict = if crate::git::is_merged_into(&repo, &head, &r.default_branch) {
+                Ok(format!("merged into {}", r.default_branch))
+            } else {
+                match &remote {
+                    Some((url, heads)) => match heads.get(&branch) {
+                        Some(c) if *c == head => Ok(format!("on {url} at the same commit")),
+                        Some(_) => Err(format!(
+                            "{url} has this branch at another commit; deleting it could lose work"
+                        )),
+                        None => Err(format!(
+                            "not on {url} and not merged: deleting it would lose work"
+                        )),
+                    },
+                    None => Err(format!(
+                        "not merged into {} and the rig has no remote: deleting it would lose work",
+                        r.default_branch
+                    )),
+                }
+            };
+            let why = match verdict {
+                Ok(why) => why,
+                Err(why) => {
+                    out.push(kept(why));
+                    continue;
+                }
+            };
+            if !dry_run {
+                crate::git::delete_branch(&repo, &branch)?;
+                town.db.write(|tx| {
+                    crate::state::merge_requests::mark_pruned(tx, &b.id, &branch, now_ms())
+                        .map_err(|e| tx.err(e))?;
+                    tx.event(
+                        "branch.pruned",
+                        &b.id,
+                        serde_json::json!({ "rig": r.name, "branch": branch, "commit": head, "why": why }),
+                    )
+                })?;
+            }
+            out.push(Pruned {
+                rig: r.name.clone(),
+                bead: b.id.clone(),
+                branch: branch.clone(),
+                commit: head.clone(),
+                action: if dry_run { "would prune" } else { "pruned" },
+                why,
+            });
+        }
+    }
+    Ok(out)
+}
