@@ -581,6 +581,19 @@ fn prune_deletes_only_branches_whose_work_is_safe_on_the_remote() {
     assert_eq!(row(&dry, &b)["action"], "kept", "{dry}");
     assert!(has(&ba) && has(&bb), "a dry run deletes nothing");
 
+    // Killed between recording and deleting: nothing is wrong, the next prune finishes.
+    let out = t
+        .cmd()
+        .args(["rig", "prune"])
+        .env("FAILPOINTS", "prune.after_record=panic")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the fail point should have killed it"
+    );
+    assert!(has(&ba), "killed before deleting");
+    t.doctor_clean();
     let done = t.json(&["rig", "prune", "api"]);
     assert_eq!(row(&done, &a)["action"], "pruned", "{done}");
     assert!(

@@ -323,7 +323,9 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
                 }
             };
             if !dry_run {
-                crate::git::delete_branch(&repo, &branch)?;
+                // Recorded first: a crash before the deletion leaves a branch that the
+                // next prune deletes; the other order would leave a merge request whose
+                // branch is gone without a word.
                 town.db.write(|tx| {
                     crate::state::merge_requests::mark_pruned(tx, &b.id, &branch, now_ms())
                         .map_err(|e| tx.err(e))?;
@@ -333,6 +335,8 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
                         serde_json::json!({ "rig": r.name, "branch": branch, "commit": head, "why": why }),
                     )
                 })?;
+                fail::fail_point!("prune.after_record");
+                crate::git::delete_branch(&repo, &branch)?;
             }
             out.push(Pruned {
                 rig: r.name.clone(),
