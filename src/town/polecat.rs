@@ -92,7 +92,10 @@ fn explain(town: &Town, a: &agents::Agent, d: Option<&dispatches::Dispatch>) -> 
             } else if crate::state::breaker_open(conn).map_err(|e| town.db_err(e))? {
                 "the circuit breaker is open: no re-dispatch until `gt resume`".into()
             } else {
-                format!("patrol re-dispatches it after its backoff (attempt {attempts} of {max})")
+                format!(
+                    "patrol re-dispatches it after its backoff, as attempt {} of {max}",
+                    attempts + 1
+                )
             };
             format!("{ended}; {next}")
         }
