@@ -735,6 +735,11 @@ fn status_warns_when_work_waits_on_a_patrol_that_does_not_run() {
         "{s}"
     );
     assert!(t.ok(&["status"]).contains("WARNING: patrol has never run"));
+    let d = t.json(&["doctor"]);
+    assert!(
+        d["warnings"].to_string().contains("patrol has never run"),
+        "doctor warns too: {d}"
+    );
     t.ok(&["patrol"]);
     let s = t.json(&["status"]);
     assert!(s["patrol"]["last_pass"].is_i64(), "{s}");

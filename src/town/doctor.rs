@@ -212,6 +212,11 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         breaches: b5,
     });
 
+    // Not an invariant, but the most common reason a town stops recovering.
+    if let Some(w) = super::status::patrol_health(town)?.warning {
+        warnings.push(w);
+    }
+
     Ok(Report {
         ok: checks.iter().all(|c| c.ok),
         checks,

@@ -31,7 +31,7 @@ pub struct PatrolHealth {
     pub warning: Option<String>,
 }
 
-fn patrol_health(town: &Town) -> Result<PatrolHealth> {
+pub fn patrol_health(town: &Town) -> Result<PatrolHealth> {
     use rusqlite::OptionalExtension;
     let conn = town.db.conn();
     let err = |e| town.db_err(e);
