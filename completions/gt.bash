@@ -109,6 +109,9 @@ _gt() {
             gt__subcmd__bead,list)
                 cmd="gt__subcmd__bead__subcmd__list"
                 ;;
+            gt__subcmd__bead,reopen)
+                cmd="gt__subcmd__bead__subcmd__reopen"
+                ;;
             gt__subcmd__bead,show)
                 cmd="gt__subcmd__bead__subcmd__show"
                 ;;
@@ -126,6 +129,9 @@ _gt() {
                 ;;
             gt__subcmd__bead__subcmd__help,list)
                 cmd="gt__subcmd__bead__subcmd__help__subcmd__list"
+                ;;
+            gt__subcmd__bead__subcmd__help,reopen)
+                cmd="gt__subcmd__bead__subcmd__help__subcmd__reopen"
                 ;;
             gt__subcmd__bead__subcmd__help,show)
                 cmd="gt__subcmd__bead__subcmd__help__subcmd__show"
@@ -247,6 +253,9 @@ _gt() {
             gt__subcmd__help__subcmd__bead,list)
                 cmd="gt__subcmd__help__subcmd__bead__subcmd__list"
                 ;;
+            gt__subcmd__help__subcmd__bead,reopen)
+                cmd="gt__subcmd__help__subcmd__bead__subcmd__reopen"
+                ;;
             gt__subcmd__help__subcmd__bead,show)
                 cmd="gt__subcmd__help__subcmd__bead__subcmd__show"
                 ;;
@@ -297,6 +306,9 @@ _gt() {
                 ;;
             gt__subcmd__help__subcmd__rig,remove)
                 cmd="gt__subcmd__help__subcmd__rig__subcmd__remove"
+                ;;
+            gt__subcmd__help__subcmd__rig,set)
+                cmd="gt__subcmd__help__subcmd__rig__subcmd__set"
                 ;;
             gt__subcmd__help__subcmd__rig,show)
                 cmd="gt__subcmd__help__subcmd__rig__subcmd__show"
@@ -376,6 +388,9 @@ _gt() {
             gt__subcmd__rig,remove)
                 cmd="gt__subcmd__rig__subcmd__remove"
                 ;;
+            gt__subcmd__rig,set)
+                cmd="gt__subcmd__rig__subcmd__set"
+                ;;
             gt__subcmd__rig,show)
                 cmd="gt__subcmd__rig__subcmd__show"
                 ;;
@@ -393,6 +408,9 @@ _gt() {
                 ;;
             gt__subcmd__rig__subcmd__help,remove)
                 cmd="gt__subcmd__rig__subcmd__help__subcmd__remove"
+                ;;
+            gt__subcmd__rig__subcmd__help,set)
+                cmd="gt__subcmd__rig__subcmd__help__subcmd__set"
                 ;;
             gt__subcmd__rig__subcmd__help,show)
                 cmd="gt__subcmd__rig__subcmd__help__subcmd__show"
@@ -500,7 +518,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__bead)
-            opts="-q -v -h --town --json --quiet --verbose --help create list show close edit help"
+            opts="-q -v -h --town --json --quiet --verbose --help create list show close reopen edit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -604,7 +622,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__bead__subcmd__help)
-            opts="create list show close edit help"
+            opts="create list show close reopen edit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -687,6 +705,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__bead__subcmd__help__subcmd__reopen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__bead__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -713,6 +745,28 @@ _gt() {
                     return 0
                     ;;
                 --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__bead__subcmd__reopen)
+            opts="-q -v -h --if-version --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --if-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1124,7 +1178,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__bead)
-            opts="create list show close edit"
+            opts="create list show close reopen edit"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1180,6 +1234,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__bead__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__bead__subcmd__reopen)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1614,7 +1682,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__rig)
-            opts="add list show remove prune"
+            opts="add list show set remove prune"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1670,6 +1738,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__rig__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__rig__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2274,7 +2356,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig)
-            opts="-q -v -h --town --json --quiet --verbose --help add list show remove prune help"
+            opts="-q -v -h --town --json --quiet --verbose --help add list show set remove prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2342,7 +2424,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__help)
-            opts="add list show remove prune help"
+            opts="add list show set remove prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2425,6 +2507,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__rig__subcmd__help__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__rig__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2482,6 +2578,60 @@ _gt() {
                 return 0
             fi
             case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__rig__subcmd__set)
+            opts="-q -v -h --image --command --memory --cpus --remote --max-polecats --pids --network --if-version --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-polecats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pids)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --if-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -57,17 +57,18 @@ complete -c gt -n "__fish_gt_using_subcommand init" -l json -d 'Print machine-re
 complete -c gt -n "__fish_gt_using_subcommand init" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand init" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -l json -d 'Print machine-readable JSON instead of tables'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -s q -l quiet -d 'Print less'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -s h -l help -d 'Print help'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "list" -d 'List the rigs of this town'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "show"
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "remove"
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "prune" -d 'Delete the local branches of finished beads whose work is safe elsewhere'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show remove prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "list" -d 'List the rigs of this town'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "show"
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "set" -d 'Change a rig\'s agent settings or remote, from the next dispatch on'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "remove"
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "prune" -d 'Delete the local branches of done beads whose work is safe elsewhere'
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l image -d 'The agent container image (built locally; never pulled)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l command -d 'The agent command, run inside the container by `gt agent run --`' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l memory -d 'Container memory limit, e.g. 512m or 2g' -r
@@ -91,6 +92,20 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l image -d 'The agent container image (built locally; never pulled)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l command -d 'The agent command, run inside the container by `gt agent run --`' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l memory -d 'Container memory limit, e.g. 512m or 2g' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l pids -d 'Container process limit (default 512)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l if-version -d 'Only change it if the rig\'s version is still N, the one you read (exit 3 otherwise)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print less'
@@ -105,20 +120,22 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the rigs of this town'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "show"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "set" -d 'Change a rig\'s agent settings or remote, from the next dispatch on'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "remove"
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete the local branches of finished beads whose work is safe elsewhere'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete the local branches of done beads whose work is safe elsewhere'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -l json -d 'Print machine-readable JSON instead of tables'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -s q -l quiet -d 'Print less'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -s h -l help -d 'Print help'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -f -a "create" -d 'Create a bead in a rig; prints its new id (e.g. api-3k9)'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -f -a "list" -d 'List beads, oldest first'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -f -a "show" -d 'Show a bead, the agent holding it and every dispatch of it'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -f -a "close" -d 'Close a bead nobody works on (status cancelled). Its history is kept'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -f -a "edit" -d 'Change a bead\'s title or body'
-complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close edit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "create" -d 'Create a bead in a rig; prints its new id (e.g. api-3k9)'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "list" -d 'List beads, oldest first'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "show" -d 'Show a bead, the agent holding it and every dispatch of it'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "close" -d 'Close a bead nobody works on (status cancelled). Its history is kept'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "reopen" -d 'Give a failed, escalated, deferred or cancelled bead another go (status open)'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "edit" -d 'Change a bead\'s title or body'
+complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -l rig -d 'The rig the work belongs to' -r
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -s m -l body -d 'The full description the agent is given' -r
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
@@ -144,6 +161,12 @@ complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_f
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from close" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from close" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from close" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from reopen" -l if-version -d 'Only reopen it if its version is still N (exit 3 otherwise)' -r
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from reopen" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from reopen" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from reopen" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from reopen" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from reopen" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from edit" -l title -d 'The new title' -r
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from edit" -s m -l body -d 'The new body' -r
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from edit" -l if-version -d 'Only write if the bead\'s version is still N, the one you read (exit 3 otherwise)' -r
@@ -156,6 +179,7 @@ complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_f
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from help" -f -a "list" -d 'List beads, oldest first'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a bead, the agent holding it and every dispatch of it'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from help" -f -a "close" -d 'Close a bead nobody works on (status cancelled). Its history is kept'
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from help" -f -a "reopen" -d 'Give a failed, escalated, deferred or cancelled bead another go (status open)'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from help" -f -a "edit" -d 'Change a bead\'s title or body'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand sling" -l convoy -d 'Sling every open bead of this convoy' -r
@@ -400,12 +424,14 @@ complete -c gt -n "__fish_gt_using_subcommand help; and not __fish_seen_subcomma
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "list" -d 'List the rigs of this town'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "show"
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "set" -d 'Change a rig\'s agent settings or remote, from the next dispatch on'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "remove"
-complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "prune" -d 'Delete the local branches of finished beads whose work is safe elsewhere'
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "prune" -d 'Delete the local branches of done beads whose work is safe elsewhere'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "create" -d 'Create a bead in a rig; prints its new id (e.g. api-3k9)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "list" -d 'List beads, oldest first'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "show" -d 'Show a bead, the agent holding it and every dispatch of it'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "close" -d 'Close a bead nobody works on (status cancelled). Its history is kept'
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "reopen" -d 'Give a failed, escalated, deferred or cancelled bead another go (status open)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "edit" -d 'Change a bead\'s title or body'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from polecat" -f -a "list" -d 'List polecats: state, bead, branch, generation and container'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from polecat" -f -a "nuke" -d 'Stop a polecat: remove its container, return its bead to open (history kept), keep its branch. Its worktree is deleted only when it holds no uncommitted or unpushed work; otherwise it is kept and the polecat stays `nuked` until you look at it'

@@ -32,9 +32,13 @@ fn state_mails(t: &TestTown, cv: &str) -> Vec<String> {
         .collect()
 }
 
-fn run_policy(policy: &str, expected_final: &str, failed_early: bool) {
+fn run_policy(
+    policy: &str,
+    expected_final: &str,
+    failed_early: bool,
+) -> Option<(TestTown, Vec<String>, String)> {
     if !require_docker() {
-        return;
+        return None;
     }
     let (t, ids) = town();
     let mut args = vec!["convoy", "create", "batch"];
@@ -70,11 +74,34 @@ fn run_policy(policy: &str, expected_final: &str, failed_early: bool) {
         "{policy}: one mail for the one change: {mails:?}"
     );
     assert!(mails[0].contains(expected_final), "{mails:?}");
+    Some((t, ids, cv))
 }
 
 #[test]
 fn policy_all_fails_as_soon_as_one_bead_fails() {
     run_policy("all", "failed", true);
+}
+
+#[test]
+fn reopening_the_failed_bead_reopens_the_convoy_and_each_change_is_mailed() {
+    let Some((t, ids, cv)) = run_policy("all", "failed", true) else {
+        return;
+    };
+    let b = t.json(&["bead", "reopen", &ids[0]]);
+    assert_eq!(b["status"], "open", "{b}");
+    assert_eq!(b["attempts"], 0, "attempts start again: {b}");
+    assert_eq!(convoy(&t, &cv)["state"], "open");
+    // Given up for good this time: failed again, and said again.
+    t.ok(&["bead", "close", &ids[0]]);
+    assert_eq!(convoy(&t, &cv)["state"], "failed");
+    let mails = state_mails(&t, &cv);
+    assert_eq!(mails.len(), 3, "failed, open, failed: {mails:?}");
+    let failed = mails.iter().filter(|m| m.contains("-failed-")).count();
+    assert_eq!(failed, 2, "{mails:?}");
+    // A done bead stays done; an open one has nothing to reopen.
+    t.fails(&["bead", "reopen", &ids[1]], 2);
+    let fresh = t.bead("fresh");
+    t.fails(&["bead", "reopen", &fresh], 3);
 }
 
 #[test]

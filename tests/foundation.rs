@@ -54,6 +54,65 @@ fn town_is_found_from_a_subdirectory_and_not_outside_any_town() {
 }
 
 #[test]
+fn rig_set_changes_settings_with_a_version_check_and_refuses_bad_values() {
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--memory",
+        "256m",
+    ]);
+    let c = t.json(&["rig", "set", "api", "--memory", "1g", "--max-polecats", "2"]);
+    assert_eq!(c["rig"]["memory"], 1i64 << 30, "{c}");
+    assert_eq!(c["rig"]["max_polecats"], 2);
+    assert_eq!(c["rig"]["version"], 2);
+    assert_eq!(c["changes"].as_array().unwrap().len(), 2, "{c}");
+    assert_eq!(c["changes"][0], "memory 256m → 1g", "{c}");
+    // A writer that read version 1 loses: exit 3, nothing changed.
+    let err = t.fails(
+        &["rig", "set", "api", "--cpus", "1", "--if-version", "1"],
+        3,
+    );
+    assert!(
+        err.contains("version 1") && err.contains("version 2"),
+        "{err}"
+    );
+    // Bad values name the flag and change nothing; so does an empty request.
+    for bad in [
+        vec!["--memory", "lots"],
+        vec!["--cpus", "0"],
+        vec!["--pids", "3"],
+        vec!["--network", "no/such"],
+        vec!["--max-polecats", "0"],
+        vec!["--command", " "],
+        vec!["--remote", ""],
+        vec![],
+    ] {
+        let mut args = vec!["rig", "set", "api"];
+        args.extend(bad.iter());
+        t.fails(&args, 2);
+    }
+    t.fails(&["rig", "set", "nope", "--cpus", "1"], 4);
+    let rig = t.json(&["rig", "show", "api"]);
+    assert_eq!(rig["version"], 2, "{rig}");
+    assert_eq!(rig["cpus"], 2.0, "{rig}");
+    // The same value again changes nothing and says so.
+    let same = t.ok(&["rig", "set", "api", "--memory", "1g"]);
+    assert!(same.contains("already has these settings"), "{same}");
+    let log = t.json(&["log", "--subject", "api"]);
+    let updates = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rig.updated")
+        .count();
+    assert_eq!(updates, 1, "{log}");
+}
+
+#[test]
 fn rig_add_records_settings_and_lists_them() {
     let t = TestTown::new();
     let src = t.source_repo("api");

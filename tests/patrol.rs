@@ -753,3 +753,42 @@ fn status_warns_when_work_waits_on_a_patrol_that_does_not_run() {
     });
     assert!(w.contains("is cron still running"), "{w}");
 }
+
+#[test]
+fn a_bead_failed_by_oom_lands_after_rig_set_memory_and_reopen() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 1\nretry_backoff = [\"0s\"]", "");
+    // The agent needs ~60 MB before it can work: too much for 16m, fine in 256m.
+    let needy = "x=$(head -c 30000000 /dev/zero | tr '\\0' x); echo \"held ${#x} bytes\"";
+    t.rig_with_remote(&scripted_agent(needy), &[]);
+    t.ok(&["rig", "set", "api", "--memory", "16m"]);
+    let id = t.bead("hungry");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead to fail", 60, |t| t.bead_status(&id) == "failed");
+    let ds = t.dispatches(&id);
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0]["oom"], true, "{ds:?}");
+
+    t.ok(&["rig", "set", "api", "--memory", "256m"]);
+    t.ok(&["bead", "reopen", &id]);
+    let slung = t.json(&["sling", &id]);
+    assert_eq!(slung[0]["outcome"], "dispatched", "{slung}");
+    let container = slung[0]["container"].as_str().unwrap().to_string();
+    let out = docker(&["inspect", "-f", "{{.HostConfig.Memory}}", &container]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        (256 << 20).to_string()
+    );
+    t.patrol_until("the bead to be done", 60, |t| t.bead_status(&id) == "done");
+    let ds = t.dispatches(&id);
+    assert_eq!(ds.len(), 2, "{ds:?}");
+    assert_eq!(
+        ds[0]["branch"], ds[1]["branch"],
+        "the retry resumes on the same branch"
+    );
+    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
+    t.doctor_clean();
+}

@@ -1,4 +1,4 @@
-//! `gt bead create | list | show | close | edit`.
+//! `gt bead create | list | show | close | reopen | edit`.
 
 use super::{Global, output};
 use crate::error::Result;
@@ -17,7 +17,23 @@ pub enum BeadCommand {
     List(ListArgs),
     Show(IdArg),
     Close(CloseArgs),
+    Reopen(ReopenArgs),
     Edit(EditArgs),
+}
+
+/// Give a failed, escalated, deferred or cancelled bead another go (status open).
+///
+/// Its attempts start again from zero (max_attempts applies afresh), its branch and its
+/// history stay: the next `gt sling` resumes on the same branch, and the agent's
+/// `gt prime` shows every earlier attempt and how it ended. A done bead stays done:
+/// create a new bead for more work.
+#[derive(clap::Args, Debug)]
+pub struct ReopenArgs {
+    /// The bead id.
+    pub id: String,
+    /// Only reopen it if its version is still N (exit 3 otherwise).
+    #[arg(long, value_name = "N")]
+    pub if_version: Option<i64>,
 }
 
 /// Create a bead in a rig; prints its new id (e.g. api-3k9).
@@ -182,6 +198,18 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
                 output::json(&b)
             } else {
                 output::println_out(&format!("closed {} (version {})", b.id, b.version))
+            }
+        }
+        BeadCommand::Reopen(a) => {
+            let mut town = g.town()?;
+            let b = crate::town::bead::reopen(&mut town, &a.id, a.if_version)?;
+            if g.json {
+                output::json(&b)
+            } else {
+                output::println_out(&format!(
+                    "reopened {} (version {}); `gt sling {}` gives it another go",
+                    b.id, b.version, b.id
+                ))
             }
         }
         BeadCommand::Edit(a) => {

@@ -1,4 +1,4 @@
-//! `gt rig add | list | show | remove | prune`.
+//! `gt rig add | list | show | set | remove | prune`.
 
 use super::{Global, output};
 use crate::error::Result;
@@ -19,15 +19,17 @@ pub enum RigCommand {
     /// List the rigs of this town.
     List,
     Show(NameArg),
+    Set(SetArgs),
     Remove(NameArg),
     Prune(PruneArgs),
 }
 
-/// Delete the local branches of finished beads whose work is safe elsewhere.
+/// Delete the local branches of done beads whose work is safe elsewhere.
 ///
-/// A branch of a `done` or `cancelled` bead goes when its commit is on the rig's remote
-/// at that branch, or merged into the default branch; every other branch is kept, with
-/// the reason. Branches held by a polecat or checked out in a worktree are never
+/// A done bead's branch goes when its commit is on the rig's remote at that branch, or
+/// merged into the default branch; every other branch is kept, with the reason (the
+/// branches of failed, escalated, deferred and cancelled beads always stay: a reopened
+/// bead resumes on its branch). Branches held by a polecat or checked out in a worktree are never
 /// touched. Each deletion is logged (`gt log`) with the commit, so it can be restored
 /// with `git branch NAME COMMIT`.
 #[derive(clap::Args, Debug)]
@@ -50,6 +52,13 @@ pub struct AddArgs {
     pub name: String,
     /// A path to a git repository, or a URL `git clone` understands.
     pub source: String,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// A rig's agent settings, as `rig add` records them and `rig set` changes them.
+#[derive(clap::Args, Debug)]
+pub struct SettingsArgs {
     /// The agent container image (built locally; never pulled).
     #[arg(long)]
     pub image: Option<String>,
@@ -77,6 +86,40 @@ pub struct AddArgs {
     pub network: Option<String>,
 }
 
+impl SettingsArgs {
+    fn spec(&self, name: &str, source: &str) -> RigSpec {
+        RigSpec {
+            name: name.to_string(),
+            source: source.to_string(),
+            image: self.image.clone(),
+            command: self.command.clone(),
+            memory: self.memory.clone(),
+            cpus: self.cpus,
+            remote: self.remote.clone(),
+            max_polecats: self.max_polecats,
+            pids: self.pids,
+            network: self.network.clone(),
+        }
+    }
+}
+
+/// Change a rig's agent settings or remote, from the next dispatch on.
+///
+/// Running agents keep the container they have; a re-dispatch or a new sling uses the
+/// new settings (e.g. more --memory after OOM kills, a fixed --image). Prints each
+/// change; `gt log --subject RIG` keeps them.
+#[derive(clap::Args, Debug)]
+pub struct SetArgs {
+    /// The rig's name.
+    pub name: String,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Only change it if the rig's version is still N, the one you read (exit 3
+    /// otherwise).
+    #[arg(long, value_name = "N")]
+    pub if_version: Option<i64>,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct NameArg {
     /// The rig's name.
@@ -87,18 +130,7 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
     match &args.command {
         RigCommand::Add(a) => {
             let mut town = g.town()?;
-            let spec = RigSpec {
-                name: a.name.clone(),
-                source: a.source.clone(),
-                image: a.image.clone(),
-                command: a.command.clone(),
-                memory: a.memory.clone(),
-                cpus: a.cpus,
-                remote: a.remote.clone(),
-                max_polecats: a.max_polecats,
-                pids: a.pids,
-                network: a.network.clone(),
-            };
+            let spec = a.settings.spec(&a.name, &a.source);
             let rig = crate::town::rig::add(&mut town, &spec)?;
             if g.json {
                 output::json(&rig)
@@ -143,6 +175,26 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
             }
             output::println_out(&describe(&rig))
         }
+        RigCommand::Set(a) => {
+            let mut town = g.town()?;
+            let spec = a.settings.spec(&a.name, "");
+            let changed = crate::town::rig::set(&mut town, &a.name, &spec, a.if_version)?;
+            if g.json {
+                return output::json(&changed);
+            }
+            if changed.changes.is_empty() {
+                return output::println_out(&format!(
+                    "rig {} already has these settings (version {})",
+                    a.name, changed.rig.version
+                ));
+            }
+            output::println_out(&format!(
+                "updated rig {} (version {}); from the next dispatch on:\n  {}",
+                a.name,
+                changed.rig.version,
+                changed.changes.join("\n  ")
+            ))
+        }
         RigCommand::Prune(p) => {
             let mut town = g.town()?;
             let rows = crate::town::rig::prune(&mut town, p.name.as_deref(), p.dry_run)?;
@@ -150,7 +202,7 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
                 return output::json(&rows);
             }
             if rows.is_empty() {
-                return output::println_out("no branches of finished beads to prune");
+                return output::println_out("no branches of done beads to prune");
             }
             let mut t = output::Table::new(&["rig", "bead", "branch", "action", "why"]);
             for r in &rows {

@@ -181,6 +181,59 @@ pub fn edit(town: &mut Town, id: &str, edit: &Edit) -> Result<Bead> {
 
 /// Close a bead that nobody works on: status `cancelled`. A bead an agent holds must
 /// have its agent nuked first, so no container works on a closed bead.
+/// Reopen a failed, escalated, deferred or cancelled bead: status open, attempts from
+/// zero, branch and history kept; its convoys are derived again in the same
+/// transaction (a convoy that failed because of it may be open again).
+pub fn reopen(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<Bead> {
+    let current = get(town, id)?;
+    match current.status.as_str() {
+        "failed" | "escalated" | "deferred" | "cancelled" => {}
+        "done" => {
+            return Err(
+                Error::usage(format!("bead {id} is done; it stays done")).with_hint(format!(
+                    "for more work on it, create a new bead: `gt bead create --rig {} TITLE`",
+                    current.rig
+                )),
+            );
+        }
+        other => {
+            return Err(Error::conflict(
+                format!("bead {id} is {other}, not ended; nothing to reopen"),
+                None,
+            ));
+        }
+    }
+    let expected = expect_version.unwrap_or(current.version);
+    town.db.write(|tx| {
+        let row = Versioned {
+            table: "beads",
+            kind: "bead",
+            key_col: "id",
+            key: id,
+        };
+        let now = now_ms();
+        let none: Option<i64> = None;
+        cas_update(
+            tx,
+            &row,
+            expected,
+            &[
+                ("status", &"open"),
+                ("attempts", &0i64),
+                ("queued_at", &none),
+                ("updated_at", &now),
+            ],
+        )?;
+        tx.event(
+            "bead.reopened",
+            id,
+            serde_json::json!({ "from": current.status, "attempts_before": current.attempts }),
+        )?;
+        super::convoy::on_bead_changed(tx, id)
+    })?;
+    get(town, id)
+}
+
 pub fn close(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<Bead> {
     let current = get(town, id)?;
     if TERMINAL.contains(&current.status.as_str()) {

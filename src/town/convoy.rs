@@ -285,11 +285,11 @@ pub fn on_bead_changed(tx: &mut Tx, bead: &str) -> Result<()> {
 }
 
 fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
-    let (policy, state, name): (String, String, String) = tx
+    let (policy, state, name, version): (String, String, String, i64) = tx
         .query_row(
-            "SELECT policy, state, name FROM convoys WHERE id = ?1",
+            "SELECT policy, state, name, version FROM convoys WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .map_err(|e| tx.err(e))?;
     if state == "closed" {
@@ -319,9 +319,10 @@ fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
         serde_json::json!({ "from": state, "to": new }),
     )?;
     let done = statuses.iter().filter(|s| *s == "done").count();
-    // One mail per (convoy, state, membership): a repeat of the same change is one message.
+    // One mail per state change: the id carries the convoy's new version, so a change
+    // is mailed once, and a convoy that fails again after a reopen is mailed again.
     let m = Mail::new(
-        format!("convoy-{id}-{new}-{}", statuses.len()),
+        format!("convoy-{id}-{new}-v{}", version + 1),
         "patrol",
         MAYOR,
         format!(

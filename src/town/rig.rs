@@ -3,7 +3,7 @@
 use super::Town;
 use crate::error::{Error, IoContext, Result};
 use crate::state::{agents, rigs, rigs::Rig};
-use crate::util::{now_ms, parse_size, random_hex, validate_name};
+use crate::util::{format_size, now_ms, parse_size, random_hex, validate_name};
 use std::path::PathBuf;
 
 /// Settings given to `gt rig add`; None takes the town default from gt.toml.
@@ -21,51 +21,121 @@ pub struct RigSpec {
     pub network: Option<String>,
 }
 
+/// A rig's agent settings, validated: what `add` records and `set` changes.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    image: String,
+    command: String,
+    memory: i64,
+    cpus: f64,
+    pids: i64,
+    network: String,
+    max_polecats: i64,
+}
+
+impl Settings {
+    fn of(r: &Rig) -> Settings {
+        Settings {
+            image: r.image.clone(),
+            command: r.command.clone(),
+            memory: r.memory,
+            cpus: r.cpus,
+            pids: r.pids,
+            network: r.network.clone(),
+            max_polecats: r.max_polecats,
+        }
+    }
+
+    /// `base` with every setting `spec` gives, each checked; errors name the flag.
+    fn apply(mut self, spec: &RigSpec) -> Result<Settings> {
+        if let Some(m) = &spec.memory {
+            self.memory = parse_size(m).ok_or_else(|| {
+                Error::usage(format!("--memory {m:?} is not a size"))
+                    .with_hint("use e.g. 512m or 4g")
+            })?;
+        }
+        if let Some(c) = spec.cpus {
+            self.cpus = c;
+        }
+        if !(self.cpus > 0.0 && self.cpus <= 1024.0) {
+            return Err(Error::usage(format!(
+                "--cpus {} must be above 0",
+                self.cpus
+            )));
+        }
+        if let Some(p) = spec.pids {
+            if !(16..=1_000_000).contains(&p) {
+                return Err(Error::usage(format!("--pids {p} is outside 16..=1000000"))
+                    .with_hint("agents run a shell, git and gt: leave room for them"));
+            }
+            self.pids = p as i64;
+        }
+        if let Some(network) = &spec.network {
+            let ok = !network.is_empty()
+                && network.len() <= 64
+                && network
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && !network.starts_with(['-', '.']);
+            if !ok {
+                return Err(
+                    Error::usage(format!("--network {network:?} is not a network name"))
+                        .with_hint("use default, none, host, or the name of a Docker network"),
+                );
+            }
+            self.network = network.clone();
+        }
+        if let Some(n) = spec.max_polecats {
+            if n == 0 {
+                return Err(Error::usage("--max-polecats must be at least 1"));
+            }
+            self.max_polecats = n as i64;
+        }
+        if let Some(c) = &spec.command {
+            if c.trim().is_empty() {
+                return Err(Error::usage("--command is empty").with_hint(
+                    "give the agent command, e.g. --command 'my-agent --task \"$(gt prime)\"'",
+                ));
+            }
+            self.command = c.clone();
+        }
+        if let Some(i) = &spec.image {
+            if i.trim().is_empty() {
+                return Err(Error::usage("--image is empty"));
+            }
+            self.image = i.clone();
+        }
+        Ok(self)
+    }
+}
+
 pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
     // 1. Validate everything before any side effect.
     validate_name("rig", &spec.name)?;
     let d = &town.config.defaults;
-    let memory = match &spec.memory {
-        Some(m) => parse_size(m).ok_or_else(|| {
-            Error::usage(format!("--memory {m:?} is not a size")).with_hint("use e.g. 512m or 4g")
-        })?,
-        None => d.memory,
-    };
-    let cpus = spec.cpus.unwrap_or(d.cpus);
-    if !(cpus > 0.0 && cpus <= 1024.0) {
-        return Err(Error::usage(format!("--cpus {cpus} must be above 0")));
+    let Settings {
+        image,
+        command,
+        memory,
+        cpus,
+        pids,
+        network,
+        max_polecats,
+    } = Settings {
+        image: d.image.clone(),
+        command: d.command.clone(),
+        memory: d.memory,
+        cpus: d.cpus,
+        pids: 512,
+        network: "default".into(),
+        max_polecats: d.max_polecats as i64,
     }
-    let pids = spec.pids.unwrap_or(512);
-    if !(16..=1_000_000).contains(&pids) {
-        return Err(
-            Error::usage(format!("--pids {pids} is outside 16..=1000000"))
-                .with_hint("agents run a shell, git and gt: leave room for them"),
-        );
-    }
-    let network = spec.network.clone().unwrap_or_else(|| "default".into());
-    let network_ok = !network.is_empty()
-        && network.len() <= 64
-        && network
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && !network.starts_with(['-', '.']);
-    if !network_ok {
-        return Err(
-            Error::usage(format!("--network {network:?} is not a network name"))
-                .with_hint("use default, none, host, or the name of a Docker network"),
-        );
-    }
-    let max_polecats = spec.max_polecats.unwrap_or(d.max_polecats);
-    if max_polecats == 0 {
-        return Err(Error::usage("--max-polecats must be at least 1"));
-    }
-    let command = spec.command.clone().unwrap_or_else(|| d.command.clone());
+    .apply(spec)?;
     if command.trim().is_empty() {
         return Err(Error::usage("--command is empty").with_hint(
             "give the agent command, e.g. --command 'my-agent --task \"$(gt prime)\"'",
         ));
     }
-    let image = spec.image.clone().unwrap_or_else(|| d.image.clone());
     if image.trim().is_empty() {
         return Err(Error::usage("--image is empty"));
     }
@@ -125,9 +195,9 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         command,
         memory,
         cpus,
-        pids: pids as i64,
+        pids,
         network,
-        max_polecats: max_polecats as i64,
+        max_polecats,
         created_at: now_ms(),
         version: 1,
     };
@@ -156,6 +226,111 @@ fn rig_exists(name: &str) -> Error {
             "see it with `gt rig show {name}`, or choose another name"
         )),
     )
+}
+
+/// What `gt rig set` changed: the rig as it is now, and each change in words.
+#[derive(Debug, serde::Serialize)]
+pub struct Changed {
+    pub rig: Rig,
+    pub changes: Vec<String>,
+}
+
+/// Change a rig's agent settings (and remote). They apply from the next dispatch on;
+/// running agents keep the container they have. `expect_version` makes it a
+/// compare-and-swap against the version the caller read.
+pub fn set(
+    town: &mut Town,
+    name: &str,
+    spec: &RigSpec,
+    expect_version: Option<i64>,
+) -> Result<Changed> {
+    let current = get(town, name)?;
+    let before = Settings::of(&current);
+    let after = before.clone().apply(spec)?;
+    let remote = match &spec.remote {
+        Some(r) if r.trim().is_empty() => {
+            return Err(Error::usage("--remote is empty")
+                .with_hint("give a URL or a path to a bare repository"));
+        }
+        Some(r) => Some(r.clone()),
+        None => current.remote.clone(),
+    };
+    let mut changes = Vec::new();
+    let mut note = |what: &str, from: String, to: String| {
+        if from != to {
+            changes.push(format!("{what} {from} → {to}"));
+        }
+    };
+    note("image", before.image.clone(), after.image.clone());
+    note("command", before.command.clone(), after.command.clone());
+    note(
+        "memory",
+        format_size(before.memory),
+        format_size(after.memory),
+    );
+    note("cpus", before.cpus.to_string(), after.cpus.to_string());
+    note("pids", before.pids.to_string(), after.pids.to_string());
+    note("network", before.network.clone(), after.network.clone());
+    note(
+        "max polecats",
+        before.max_polecats.to_string(),
+        after.max_polecats.to_string(),
+    );
+    note(
+        "remote",
+        current.remote.clone().unwrap_or_else(|| "none".into()),
+        remote.clone().unwrap_or_else(|| "none".into()),
+    );
+    if spec_is_empty(spec) {
+        return Err(Error::usage(format!("nothing to change for rig {name}"))
+            .with_hint("give at least one of --image --command --memory --cpus --pids --network --remote --max-polecats"));
+    }
+    if !changes.is_empty() {
+        let expected = expect_version.unwrap_or(current.version);
+        town.db.write(|tx| {
+            let row = crate::state::Versioned {
+                table: "rigs",
+                kind: "rig",
+                key_col: "name",
+                key: name,
+            };
+            crate::state::cas_update(
+                tx,
+                &row,
+                expected,
+                &[
+                    ("image", &after.image),
+                    ("command", &after.command),
+                    ("memory", &after.memory),
+                    ("cpus", &after.cpus),
+                    ("pids", &after.pids),
+                    ("network", &after.network),
+                    ("max_polecats", &after.max_polecats),
+                    ("remote", &remote),
+                ],
+            )?;
+            tx.event(
+                "rig.updated",
+                name,
+                serde_json::json!({ "changes": changes }),
+            )
+        })?;
+    }
+    Ok(Changed {
+        rig: get(town, name)?,
+        changes,
+    })
+}
+
+fn spec_is_empty(s: &RigSpec) -> bool {
+    s.image.is_none()
+        && s.command.is_none()
+        && s.memory.is_none()
+        && s.cpus.is_none()
+        && s.remote.is_none()
+        && s.max_polecats.is_none()
+        && s.pids.is_none()
+        && s.network.is_none()
 }
 
 pub fn get(town: &Town, name: &str) -> Result<Rig> {
@@ -220,7 +395,7 @@ pub fn remove(town: &mut Town, name: &str) -> Result<Removed> {
     })
 }
 
-/// What `gt rig prune` did, or would do, with one finished bead's branch.
+/// What `gt rig prune` did, or would do, with one done bead's branch.
 #[derive(Debug, serde::Serialize)]
 pub struct Pruned {
     pub rig: String,
@@ -233,8 +408,7 @@ pub struct Pruned {
     pub why: String,
 }
 
-/// Delete the local branches of finished (`done` or `cancelled`) beads whose commit is
-/// safe elsewhere: on the rig's remote at that branch, or merged into the default
+/// Delete the local branches of `done` beads whose commit is safe elsewhere: on the rig's remote at that branch, or merged into the default
 /// branch. Anything else is kept and said why: a branch is never the last copy of work
 /// that goes. Each deletion is an event naming the commit, so it can be restored.
 pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pruned>> {
@@ -245,7 +419,6 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
     let mut out = Vec::new();
     for r in rigs {
         let repo_dir = town.repo_dir(&r.name);
-        let _lock = crate::git::lock(&repo_dir)?;
         let repo = git2::Repository::open(&repo_dir)?;
         let conn = town.db.conn();
         let holders: Vec<agents::Agent> = agents::list(conn, Some(&r.name))
@@ -253,13 +426,8 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
             .into_iter()
             .filter(|a| a.state != "idle")
             .collect();
-        let mut finished = Vec::new();
-        for status in ["done", "cancelled"] {
-            finished.extend(
-                crate::state::beads::list(conn, Some(&r.name), Some(status))
-                    .map_err(|e| town.db_err(e))?,
-            );
-        }
+        let finished = crate::state::beads::list(conn, Some(&r.name), Some("done"))
+            .map_err(|e| town.db_err(e))?;
         let candidates: Vec<(crate::state::beads::Bead, String, String)> = finished
             .into_iter()
             .filter_map(|b| {
@@ -336,6 +504,8 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
                     )
                 })?;
                 fail::fail_point!("prune.after_record");
+                // Worktree bookkeeping is serialized per repo; the remote was asked before.
+                let _lock = crate::git::lock(&repo_dir)?;
                 crate::git::delete_branch(&repo, &branch)?;
             }
             out.push(Pruned {
