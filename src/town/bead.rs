@@ -203,7 +203,28 @@ pub fn reopen(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<
             ));
         }
     }
-    let expected = expect_version.unwrap_or(current.version);
+    change_status(
+        town,
+        id,
+        expect_version.unwrap_or(current.version),
+        "open",
+        true,
+        "bead.reopened",
+        serde_json::json!({ "from": current.status, "attempts_before": current.attempts }),
+    )
+}
+
+/// A human's change of a bead's status, in one transaction: compare-and-swap on the
+/// version the caller read, the event, and the bead's convoys derived again.
+fn change_status(
+    town: &mut Town,
+    id: &str,
+    expected: i64,
+    status: &str,
+    fresh_attempts: bool,
+    kind: &str,
+    data: serde_json::Value,
+) -> Result<Bead> {
     town.db.write(|tx| {
         let row = Versioned {
             table: "beads",
@@ -213,22 +234,16 @@ pub fn reopen(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<
         };
         let now = now_ms();
         let none: Option<i64> = None;
-        cas_update(
-            tx,
-            &row,
-            expected,
-            &[
-                ("status", &"open"),
-                ("attempts", &0i64),
-                ("queued_at", &none),
-                ("updated_at", &now),
-            ],
-        )?;
-        tx.event(
-            "bead.reopened",
-            id,
-            serde_json::json!({ "from": current.status, "attempts_before": current.attempts }),
-        )?;
+        let mut set: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
+            ("status", &status),
+            ("queued_at", &none),
+            ("updated_at", &now),
+        ];
+        if fresh_attempts {
+            set.push(("attempts", &0i64));
+        }
+        cas_update(tx, &row, expected, &set)?;
+        tx.event(kind, id, data)?;
         super::convoy::on_bead_changed(tx, id)
     })?;
     get(town, id)
@@ -251,32 +266,13 @@ pub fn close(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<B
             Some(format!("stop the agent first: `gt polecat nuke {}`", a.id)),
         ));
     }
-    let expected = expect_version.unwrap_or(current.version);
-    town.db.write(|tx| {
-        let row = Versioned {
-            table: "beads",
-            kind: "bead",
-            key_col: "id",
-            key: id,
-        };
-        let now = now_ms();
-        let none: Option<i64> = None;
-        cas_update(
-            tx,
-            &row,
-            expected,
-            &[
-                ("status", &"cancelled"),
-                ("queued_at", &none),
-                ("updated_at", &now),
-            ],
-        )?;
-        tx.event(
-            "bead.closed",
-            id,
-            serde_json::json!({ "from": current.status }),
-        )?;
-        super::convoy::on_bead_changed(tx, id)
-    })?;
-    get(town, id)
+    change_status(
+        town,
+        id,
+        expect_version.unwrap_or(current.version),
+        "cancelled",
+        false,
+        "bead.closed",
+        serde_json::json!({ "from": current.status }),
+    )
 }

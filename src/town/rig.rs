@@ -131,14 +131,6 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         max_polecats: d.max_polecats as i64,
     }
     .apply(spec)?;
-    if command.trim().is_empty() {
-        return Err(Error::usage("--command is empty").with_hint(
-            "give the agent command, e.g. --command 'my-agent --task \"$(gt prime)\"'",
-        ));
-    }
-    if image.trim().is_empty() {
-        return Err(Error::usage("--image is empty"));
-    }
     if rigs::get(town.db.conn(), &spec.name)
         .map_err(|e| town.db_err(e))?
         .is_some()
