@@ -64,9 +64,9 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcomman
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -s h -l help -d 'Print help'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "list" -d 'List the rigs of this town'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "show"
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "show" -d 'Show a rig\'s source, remote, default branch and agent settings'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "set" -d 'Change a rig\'s agent settings or remote, from the next dispatch on'
-complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "remove"
+complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "remove" -d 'Remove a rig from the town; refused while any of its agents lives. Its files are moved aside (rigs/.removed-NAME-TIME), never deleted'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "prune" -d 'Delete the local branches of done beads whose work is safe elsewhere'
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l image -d 'The agent container image (built locally; never pulled)' -r
@@ -119,9 +119,9 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the rigs of this town'
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "show"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a rig\'s source, remote, default branch and agent settings'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "set" -d 'Change a rig\'s agent settings or remote, from the next dispatch on'
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "remove"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a rig from the town; refused while any of its agents lives. Its files are moved aside (rigs/.removed-NAME-TIME), never deleted'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete the local branches of done beads whose work is safe elsewhere'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
@@ -273,8 +273,8 @@ complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcomma
 complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcommand_from send inbox read ack help" -f -a "read" -d 'Show one message and mark it read (or, for `ack`, acknowledged)'
 complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcommand_from send inbox read ack help" -f -a "ack" -d 'Show one message and mark it read (or, for `ack`, acknowledged)'
 complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcommand_from send inbox read ack help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s s -l subject -r
-complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s m -l message -r
+complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s s -l subject -d 'A one-line subject' -r
+complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s m -l message -d 'The message (at most 64 KiB)' -r
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -l id -d 'The idempotency key: a repeated send with the same id is one message' -r
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -l json -d 'Print machine-readable JSON instead of tables'
@@ -423,9 +423,9 @@ complete -c gt -n "__fish_gt_using_subcommand help; and not __fish_seen_subcomma
 complete -c gt -n "__fish_gt_using_subcommand help; and not __fish_seen_subcommand_from init rig bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "add" -d 'Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "list" -d 'List the rigs of this town'
-complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "show"
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "show" -d 'Show a rig\'s source, remote, default branch and agent settings'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "set" -d 'Change a rig\'s agent settings or remote, from the next dispatch on'
-complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "remove"
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "remove" -d 'Remove a rig from the town; refused while any of its agents lives. Its files are moved aside (rigs/.removed-NAME-TIME), never deleted'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from rig" -f -a "prune" -d 'Delete the local branches of done beads whose work is safe elsewhere'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "create" -d 'Create a bead in a rig; prints its new id (e.g. api-3k9)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "list" -d 'List beads, oldest first'

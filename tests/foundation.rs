@@ -571,6 +571,29 @@ fn completions_and_man_pages_are_up_to_date() {
 }
 
 #[test]
+fn every_command_and_argument_says_what_it_is() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let here = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(format!("{here}: no description"));
+            }
+            for arg in sub.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_global_set() && arg.get_help().is_none() {
+                    missing.push(format!("{here} {}: no help", arg.get_id()));
+                }
+            }
+            walk(sub, &here, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&gt::cli::Cli::command(), "gt", &mut missing);
+    assert!(missing.is_empty(), "{missing:#?}");
+}
+
+#[test]
 fn help_lists_exit_codes_and_every_command() {
     let out = assert_cmd::Command::new(gt_bin())
         .arg("--help")

@@ -41,6 +41,7 @@ pub struct CreateArgs {
 pub struct AddArgs {
     /// The convoy id.
     pub id: String,
+    /// The beads to add (any rig); a bead already in the convoy is not added twice.
     #[arg(required = true)]
     pub beads: Vec<String>,
 }

@@ -26,8 +26,10 @@ pub enum MailCommand {
 pub struct SendArgs {
     /// The recipient: mayor, human or RIG/POLECAT.
     pub to: String,
+    /// A one-line subject.
     #[arg(short = 's', long = "subject")]
     pub subject: String,
+    /// The message (at most 64 KiB).
     #[arg(short = 'm', long = "message")]
     pub body: String,
     /// The idempotency key: a repeated send with the same id is one message.

@@ -18,8 +18,11 @@ pub enum RigCommand {
     Add(AddArgs),
     /// List the rigs of this town.
     List,
+    /// Show a rig's source, remote, default branch and agent settings.
     Show(NameArg),
     Set(SetArgs),
+    /// Remove a rig from the town; refused while any of its agents lives. Its files are
+    /// moved aside (rigs/.removed-NAME-TIME), never deleted.
     Remove(NameArg),
     Prune(PruneArgs),
 }
