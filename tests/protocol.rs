@@ -638,3 +638,38 @@ fn prune_deletes_only_branches_whose_work_is_safe_on_the_remote() {
     // Unknown rig: exit 4.
     t.fails(&["rig", "prune", "nope"], 4);
 }
+
+#[test]
+fn an_agent_that_lingers_after_done_is_stopped_before_its_work_is_committed() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = t.rig_with_remote(&scripted_agent("AGENT_LINGER=1"), &[]);
+    let id = t.bead("linger");
+    t.ok(&["sling", &id]);
+    let wt = t.worktree(t.json(&["polecat", "list"])[0]["name"].as_str().unwrap());
+    wait_for("the agent to write after done", 30, || {
+        wt.join("late.txt").exists().then_some(())
+    });
+    // A hand-over that takes a while (a slow push): the agent would keep writing.
+    let out = t
+        .cmd()
+        .args(["patrol"])
+        .env("FAILPOINTS", "saga.pushed.before=sleep(1000)")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(t.bead_status(&id), "done");
+    // Stopped, then committed: the late writes are in the recorded commit, nothing was
+    // left behind, so the worktree went away and no container runs.
+    assert!(t.running_containers().is_empty());
+    assert!(!wt.exists(), "the worktree is retired, not kept");
+    let mr = t.json(&["mq", "list"])[0].clone();
+    let files = git(
+        &remote,
+        &["ls-tree", "--name-only", mr["commit"].as_str().unwrap()],
+    );
+    assert!(files.lines().any(|f| f == "late.txt"), "{files}");
+    assert_done_once(&t, &id, &remote);
+}

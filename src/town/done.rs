@@ -70,17 +70,20 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
                 .map(std::path::Path::new)
                 .filter(|p| p.exists());
             if let Some(wt) = wt {
-                // An agent killed in git after its done request leaves git's locks; they
-                // are stale once its container no longer runs.
+                // The agent said done: nothing of it may write into the worktree while its
+                // work is committed. A container still running (an agent that lingers
+                // after `gt done`) is stopped first (SIGTERM, then SIGKILL after 10 s);
+                // git locks it left behind are stale from then on.
                 let name = super::sling::container_name(&town.id, &a.rig, &a.name);
-                let alive = rt
+                if rt
                     .inspect(&name)?
-                    .is_some_and(|c| c.state == RunState::Running);
-                if !alive {
-                    let repo = git2::Repository::open(&repo_dir)?;
-                    for p in crate::git::clear_stale_locks(&repo, wt, &d.branch)? {
-                        tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
-                    }
+                    .is_some_and(|c| c.state == RunState::Running)
+                {
+                    rt.remove(&name, Duration::from_secs(10))?;
+                }
+                let repo = git2::Repository::open(&repo_dir)?;
+                for p in crate::git::clear_stale_locks(&repo, wt, &d.branch)? {
+                    tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
                 }
                 let email = format!("{}@{}.gt", a.name, a.rig);
                 crate::git::commit_all(wt, &a.id, &email, "gt: uncommitted work at done")?;

@@ -27,3 +27,6 @@ if [ "${AGENT_HOLD:-}" = 1 ]; then while [ ! -e /gt/release ]; do sleep 0.1; don
 if [ "${AGENT_FAIL:-}" = 1 ]; then echo "agent failing on purpose" >&2; exit 1; fi
 if [ "${AGENT_FAIL_GEN:-}" = "$GT_GENERATION" ]; then echo "agent failing in generation $GT_GENERATION" >&2; exit 1; fi
 gt done -m "finished $GT_BEAD"
+# AGENT_LINGER=1 keeps writing into the worktree after `gt done`, as an agent CLI that
+# does not exit would.
+if [ "${AGENT_LINGER:-}" = 1 ]; then while :; do echo late >> late.txt; sleep 0.1; done; fi
