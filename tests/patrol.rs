@@ -792,3 +792,51 @@ fn a_bead_failed_by_oom_lands_after_rig_set_memory_and_reopen() {
     assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
     t.doctor_clean();
 }
+
+#[test]
+fn a_quiet_agent_is_reported_once_and_a_talking_one_is_not() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("", "quiet_after = \"2s\"");
+    t.rig(
+        "case \"$(gt hook)\" in *chatty*) while :; do gt checkpoint -m tick >/dev/null; sleep 0.3; done;; esac; sleep 300",
+        &[],
+    );
+    let (silent, chatty) = (t.bead("silent"), t.bead("chatty"));
+    t.ok(&["sling", &silent, &chatty]);
+    wait_for("the chatty agent's first checkpoint", 30, || {
+        let ds = t.dispatches(&chatty);
+        (!ds[0]["checkpoints"].as_array()?.is_empty()).then_some(())
+    });
+    let quiet = wait_for("the silent agent to be reported", 30, || {
+        let p = t.patrol_json();
+        let q = p["quiet"].as_array().unwrap().clone();
+        (!q.is_empty()).then_some(q)
+    });
+    assert_eq!(quiet.len(), 1, "{quiet:?}");
+    assert!(
+        quiet[0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("on {silent}: quiet for")),
+        "{quiet:?}"
+    );
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    assert_eq!(t.mayor_mail_id("quiet-").len(), 1, "one mail per dispatch");
+    let list = t.json(&["polecat", "list"]);
+    let why = |bead: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["bead"] == bead)
+            .unwrap()["why"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(why(&silent).contains("quiet for"), "{}", why(&silent));
+    assert_eq!(why(&chatty), format!("working on {chatty}"));
+}

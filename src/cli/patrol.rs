@@ -114,6 +114,9 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
     for c in &r.orphans_removed {
         lines.push(format!("removed orphan container {c}"));
     }
+    for q in &r.quiet {
+        lines.push(format!("quiet: {q}"));
+    }
     for w in &r.stray_worktrees {
         lines.push(format!("worktree without an agent (kept): {w}"));
     }

@@ -98,3 +98,14 @@ pub fn end(
     )?;
     Ok(n == 1)
 }
+
+/// When the agent of dispatch `id` was last heard from: its latest applied request
+/// (checkpoint, mail, done, …), else the dispatch's start.
+pub fn last_heard(conn: &Connection, id: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT max(d.started_at, coalesce((SELECT max(applied_at) FROM requests WHERE dispatch = d.id), 0))
+         FROM dispatches d WHERE d.id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+}

@@ -159,9 +159,11 @@ CREATE INDEX events_subject ON events(subject, id);
 "#,
     // 2: `gt rig prune` deletes a finished bead's local branch once its commit is safe
     // on the remote or merged; the merge request remembers when, so doctor knows the
-    // branch is gone on purpose.
+    // branch is gone on purpose. And an index to tell when an agent was last heard from.
     r#"
 ALTER TABLE merge_requests ADD COLUMN pruned_at INTEGER;
+-- When an agent was last heard from (patrol's quiet-agent report, `polecat list`).
+CREATE INDEX requests_dispatch ON requests(dispatch, applied_at);
 "#,
 ];
 

@@ -29,6 +29,8 @@ breaker_failures = 20                     # more failed dispatches in breaker_wi
 breaker_window = "30m"                    #   new dispatches and mail the mayor once
 stale_after = "10m"                       # `gt status` warns when work waits on a patrol
                                           #   that has not finished a pass for this long
+quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
+                                          #   mail, done) this long is reported once; "0s": off
 "#;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,7 @@ pub struct Patrol {
     pub breaker_failures: u32,
     pub breaker_window: Duration,
     pub stale_after: Duration,
+    pub quiet_after: Duration,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +115,7 @@ struct RawPatrol {
     breaker_failures: i64,
     breaker_window: String,
     stale_after: String,
+    quiet_after: String,
 }
 
 impl Default for RawPatrol {
@@ -122,6 +126,7 @@ impl Default for RawPatrol {
             breaker_failures: 20,
             breaker_window: "30m".into(),
             stale_after: "10m".into(),
+            quiet_after: "30m".into(),
         }
     }
 }
@@ -215,6 +220,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
             breaker_failures: count("patrol.breaker_failures", p.breaker_failures, 1)?,
             breaker_window: dur("patrol.breaker_window", &p.breaker_window)?,
             stale_after: dur("patrol.stale_after", &p.stale_after)?,
+            quiet_after: dur("patrol.quiet_after", &p.quiet_after)?,
         },
     })
 }

@@ -33,6 +33,8 @@ pub struct Report {
     pub orphans_removed: Vec<String>,
     pub stray_worktrees: Vec<String>,
     pub queued_dispatched: Vec<String>,
+    /// Running agents not heard from within `patrol.quiet_after`: "RIG/NAME on BEAD: quiet for 45m".
+    pub quiet: Vec<String>,
     pub mail_delivered: usize,
     pub breaker_open: bool,
     pub runtime_calls: usize,
@@ -262,6 +264,10 @@ fn steps(
     report.stray_worktrees = stray_worktrees(town)?;
     fail::fail_point!("patrol.after_orphans");
 
+    // Alive but silent: said once per dispatch, never acted on (only a person can tell
+    // a long think from a hang).
+    report.quiet = report_quiet(town)?;
+
     // 8. Mail, queued beads, convoys.
     report.mail_delivered = super::mail::deliver(town)?;
     dispatch_queued(town, &rt, report)?;
@@ -269,6 +275,56 @@ fn steps(
     // +1: the version negotiation of connecting.
     report.runtime_calls = 1 + rt.calls.load(std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// Running agents not heard from (no applied request) within `patrol.quiet_after`; the
+/// mayor gets one mail per dispatch about each.
+fn report_quiet(town: &mut Town) -> Result<Vec<String>> {
+    let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
+    if quiet_after == 0 {
+        return Ok(Vec::new());
+    }
+    let now = now_ms();
+    let mut quiet = Vec::new();
+    for a in agents_in(town, "running")? {
+        let (Some(d), Some(bead)) = (a.dispatch, a.bead.clone()) else {
+            continue;
+        };
+        let heard = dispatches::last_heard(town.db.conn(), d).map_err(|e| town.db_err(e))?;
+        if now - heard < quiet_after {
+            continue;
+        }
+        let span = crate::util::format_span(now - heard);
+        quiet.push(format!("{} on {bead}: quiet for {span}", a.id));
+        let m = Mail::new(
+            format!("quiet-{d}"),
+            ACTOR,
+            MAYOR,
+            format!("{} on {bead} has been quiet for {span}", a.id),
+            format!(
+                "No checkpoint, mail or done from {} (generation {}) since {}.\n\
+                 It may be thinking, or hung. `gt peek {}` shows its recent output; \
+                 `gt polecat nuke {}` stops it and puts {bead} back to open.",
+                a.id,
+                a.generation,
+                crate::util::format_time(heard),
+                a.id,
+                a.id
+            ),
+            now,
+        );
+        town.db.write(|tx| {
+            if super::mail::post(tx, &m)? {
+                tx.event(
+                    "agent.quiet",
+                    &a.id,
+                    serde_json::json!({ "bead": bead, "dispatch": d, "since": heard }),
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(quiet)
 }
 
 /// Connecting asks the engine its API version: one call, and the reachability probe.

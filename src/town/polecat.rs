@@ -61,7 +61,25 @@ fn explain(town: &Town, a: &agents::Agent, d: Option<&dispatches::Dispatch>) -> 
     let conn = town.db.conn();
     Ok(match a.state.as_str() {
         "spawning" => "starting its container".into(),
-        "running" => format!("working on {}", a.bead.as_deref().unwrap_or("-")),
+        "running" => {
+            let working = format!("working on {}", a.bead.as_deref().unwrap_or("-"));
+            let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
+            let heard = match a.dispatch {
+                Some(d) if quiet_after > 0 => {
+                    Some(dispatches::last_heard(conn, d).map_err(|e| town.db_err(e))?)
+                }
+                _ => None,
+            };
+            match heard {
+                Some(h) if crate::util::now_ms() - h >= quiet_after => format!(
+                    "{working}; quiet for {} (nothing heard since {}); `gt peek {}`",
+                    crate::util::format_span(crate::util::now_ms() - h),
+                    crate::util::format_time(h),
+                    a.id
+                ),
+                _ => working,
+            }
+        }
         "finishing" => {
             let last = match d {
                 Some(d) => crate::state::checkpoints::for_dispatch(conn, d.id)
