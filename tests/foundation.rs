@@ -339,7 +339,9 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
         // What the first released schema (version 1) looked like.
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute_batch(
-            "ALTER TABLE merge_requests DROP COLUMN pruned_at; PRAGMA user_version = 1;",
+            "ALTER TABLE merge_requests DROP COLUMN pruned_at;
+             DROP INDEX requests_dispatch;
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }
