@@ -1844,7 +1844,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__log)
-            opts="-n -q -v -h --since --limit --subject --town --json --quiet --verbose --help"
+            opts="-n -f -q -v -h --since --limit --subject --follow --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -339,6 +339,7 @@ complete -c gt -n "__fish_gt_using_subcommand log" -l since -d 'Only events sinc
 complete -c gt -n "__fish_gt_using_subcommand log" -s n -l limit -d 'At most N events (the newest N)' -r
 complete -c gt -n "__fish_gt_using_subcommand log" -l subject -d 'Only events about this subject: a bead id (its whole story), a polecat (RIG/NAME), a rig, a convoy or a mail id' -r
 complete -c gt -n "__fish_gt_using_subcommand log" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand log" -s f -l follow -d 'Keep printing new events as they happen (until interrupted); with --json, one JSON object per line'
 complete -c gt -n "__fish_gt_using_subcommand log" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand log" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand log" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'

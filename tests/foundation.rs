@@ -573,6 +573,50 @@ fn completions_and_man_pages_are_up_to_date() {
 }
 
 #[test]
+fn log_follow_prints_new_events_as_they_happen() {
+    use std::io::BufRead;
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap()]);
+    let old = t.bead("before the follow");
+    let mut child = t.spawn(&["--json", "log", "--follow", "--since", "1s"], &[]);
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let new = t.bead("after the follow");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(deadline_secs(10));
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &serde_json::Value| e["subject"] == new.as_str())
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(serde_json::from_str(&line).expect("one JSON object a line")),
+            Err(_) => panic!("no event for {new} within the deadline: {seen:?}"),
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let created: Vec<_> = seen
+        .iter()
+        .filter(|e| e["kind"] == "bead.created")
+        .map(|e| e["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(created.iter().filter(|s| **s == new).count(), 1, "{seen:?}");
+    assert!(
+        created.len() <= 2 && created.iter().all(|s| *s == new || *s == old),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn every_command_and_argument_says_what_it_is() {
     use clap::CommandFactory;
     fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {

@@ -23,6 +23,10 @@ pub struct LogArgs {
     /// (RIG/NAME), a rig, a convoy or a mail id.
     #[arg(long, value_name = "ID")]
     pub subject: Option<String>,
+    /// Keep printing new events as they happen (until interrupted); with --json, one
+    /// JSON object per line.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
@@ -86,7 +90,12 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
 pub fn log(g: &Global, args: &LogArgs) -> Result<()> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let town = g.town()?;
+    // Taken before the first read, so nothing committed meanwhile is missed.
+    let mark = crate::town::status::log_mark(&town)?;
     let events = crate::town::status::log(&town, since, args.subject.as_deref(), args.limit)?;
+    if args.follow {
+        return follow(g, &town, events, mark, args.subject.as_deref());
+    }
     if g.json {
         return output::json(&events);
     }
@@ -101,6 +110,43 @@ pub fn log(g: &Global, args: &LogArgs) -> Result<()> {
         ]);
     }
     t.print()
+}
+
+/// Print `first`, then every new event as it is committed, one line each (NDJSON with
+/// --json), polling the log; ends on interrupt or a closed pipe.
+fn follow(
+    g: &Global,
+    town: &crate::town::Town,
+    first: Vec<crate::state::events::Event>,
+    mark: i64,
+    subject: Option<&str>,
+) -> Result<()> {
+    let line = |e: &crate::state::events::Event| -> Result<String> {
+        if g.json {
+            serde_json::to_string(e).map_err(|err| Error::Other(err.to_string()))
+        } else {
+            Ok(format!(
+                "{}  {}  {}  {}  {}",
+                output::time(e.at),
+                e.actor,
+                e.kind,
+                e.subject,
+                e.data
+            ))
+        }
+    };
+    let mut last = mark;
+    let mut batch = first;
+    loop {
+        for e in &batch {
+            output::println_out(&line(e)?)?;
+            last = last.max(e.id);
+        }
+        if batch.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        batch = crate::town::status::log_after(town, last, subject)?;
+    }
 }
 
 /// `10m` (ago), `2026-11-24`, `2026-11-24T08:00:00Z` → epoch milliseconds.

@@ -39,16 +39,37 @@ pub fn since(
            ORDER BY id DESC LIMIT ?2
          ) ORDER BY id",
     )?;
-    let rows = st.query_map(params![since_ms.unwrap_or(i64::MIN), limit, subject], |r| {
-        let data: String = r.get(5)?;
-        Ok(Event {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            kind: r.get(3)?,
-            subject: r.get(4)?,
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
-        })
-    })?;
+    let rows = st.query_map(
+        params![since_ms.unwrap_or(i64::MIN), limit, subject],
+        from_row,
+    )?;
     rows.collect()
+}
+
+/// Events after event `after` (about `subject`, any when None), oldest first, at most
+/// 1000: what `gt log --follow` prints next.
+pub fn after(conn: &Connection, after: i64, subject: Option<&str>) -> rusqlite::Result<Vec<Event>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, at, actor, kind, subject, data FROM events
+         WHERE id > ?1 AND (?2 IS NULL OR subject = ?2) ORDER BY id LIMIT 1000",
+    )?;
+    let rows = st.query_map(params![after, subject], from_row)?;
+    rows.collect()
+}
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+    let data: String = r.get(5)?;
+    Ok(Event {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        kind: r.get(3)?,
+        subject: r.get(4)?,
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+    })
+}
+
+/// The newest event's id (0 for an empty log).
+pub fn max_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
 }

@@ -151,3 +151,13 @@ pub fn log(
 ) -> Result<Vec<events::Event>> {
     events::since(town.db.conn(), since_ms, subject, limit).map_err(|e| town.db_err(e))
 }
+
+/// Events after event `after_id`, for `gt log --follow`.
+pub fn log_after(town: &Town, after_id: i64, subject: Option<&str>) -> Result<Vec<events::Event>> {
+    events::after(town.db.conn(), after_id, subject).map_err(|e| town.db_err(e))
+}
+
+/// The newest event's id: where `gt log --follow` starts watching.
+pub fn log_mark(town: &Town) -> Result<i64> {
+    events::max_id(town.db.conn()).map_err(|e| town.db_err(e))
+}
