@@ -635,6 +635,18 @@ fn prune_deletes_only_branches_whose_work_is_safe_on_the_remote() {
     // Nothing left to do for a: a second prune only reports b again.
     let again = t.json(&["rig", "prune"]);
     assert_eq!(again.as_array().unwrap().len(), 1, "{again}");
+    // A remote that cannot be asked keeps the branch and says why; the command succeeds.
+    t.ok(&["rig", "set", "api", "--remote", "/nonexistent/remote.git"]);
+    let unreachable = t.json(&["rig", "prune"]);
+    assert_eq!(row(&unreachable, &b)["action"], "kept", "{unreachable}");
+    assert!(
+        row(&unreachable, &b)["why"]
+            .as_str()
+            .unwrap()
+            .contains("cannot ask"),
+        "{unreachable}"
+    );
+    assert!(has(&bb));
     // Unknown rig: exit 4.
     t.fails(&["rig", "prune", "nope"], 4);
 }

@@ -431,11 +431,12 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
         if candidates.is_empty() {
             continue;
         }
-        // One call to the remote for the whole rig.
-        let remote = match &r.remote {
-            Some(url) => Some((url, crate::git::remote_branches(&repo_dir, url)?)),
-            None => None,
-        };
+        // One call to the remote for the whole rig; an unreachable remote keeps every
+        // branch that is not merged (and says so) instead of failing the other rigs.
+        let remote = r
+            .remote
+            .as_ref()
+            .map(|url| (url, crate::git::remote_branches(&repo_dir, url)));
         for (b, branch, head) in candidates {
             let kept = |why: String| Pruned {
                 rig: r.name.clone(),
@@ -460,7 +461,10 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
                 Ok(format!("merged into {}", r.default_branch))
             } else {
                 match &remote {
-                    Some((url, heads)) => match heads.get(&branch) {
+                    Some((url, Err(e))) => Err(format!(
+                        "cannot ask {url} whether it has this commit ({e}): kept"
+                    )),
+                    Some((url, Ok(heads))) => match heads.get(&branch) {
                         Some(c) if *c == head => Ok(format!("on {url} at the same commit")),
                         Some(_) => Err(format!(
                             "{url} has this branch at another commit; deleting it could lose work"
