@@ -489,7 +489,10 @@ fn how_it_ended(
         let oom = i.oom || ending.as_ref().is_some_and(|e| e.oom);
         let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS);
         if oom || ending.is_some() || i.exit_code != Some(137) || !settling {
-            return Ok((i.exit_code, oom));
+            // The command's own code, when it recorded one: the container's may be that
+            // of `gt agent run` killed after the command had ended.
+            let code = ending.map(|e| e.exit_code as i64).or(i.exit_code);
+            return Ok((code, oom));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
