@@ -580,7 +580,7 @@ fn a_vanished_worktree_is_recreated_and_a_vanished_branch_is_escalated() {
 }
 
 #[test]
-fn containers_of_stale_generations_are_removed_and_stray_worktrees_reported() {
+fn containers_of_stale_generations_and_safe_stray_worktrees_are_removed_the_rest_reported() {
     if !require_docker() {
         return;
     }
@@ -607,13 +607,52 @@ fn containers_of_stale_generations_are_removed_and_stray_worktrees_reported() {
     ]);
     assert!(out.status.success());
     std::fs::create_dir_all(t.root().join("rigs/api/polecats/leftover")).unwrap();
+    // Worktrees of the rig that no agent owns: one clean on a merged commit, one with
+    // work that exists nowhere else.
+    let repo = t.root().join("rigs/api/repo");
+    let polecats = t.root().join("rigs/api/polecats");
+    git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "stray-clean",
+            polecats.join("clean").to_str().unwrap(),
+        ],
+    );
+    git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "stray-dirty",
+            polecats.join("dirty").to_str().unwrap(),
+        ],
+    );
+    std::fs::write(polecats.join("dirty/notes.txt"), "only copy").unwrap();
     let p = t.patrol_json();
     assert_eq!(p["orphans_removed"].as_array().unwrap().len(), 1, "{p}");
-    assert!(p["stray_worktrees"].to_string().contains("leftover"), "{p}");
+    let kept = p["stray_worktrees"].to_string();
+    assert!(kept.contains("leftover (not a git worktree)"), "{p}");
+    assert!(kept.contains("dirty (1 uncommitted change(s))"), "{p}");
     assert!(
-        t.root().join("rigs/api/polecats/leftover").exists(),
-        "a stray worktree is reported, not deleted"
+        p["stray_worktrees_removed"].to_string().contains("clean"),
+        "{p}"
     );
+    assert!(polecats.join("leftover").exists(), "kept");
+    assert!(
+        polecats.join("dirty/notes.txt").exists(),
+        "kept, work and all"
+    );
+    assert!(
+        !polecats.join("clean").exists(),
+        "clean and recorded: removed"
+    );
+    git(&repo, &["rev-parse", "--verify", "refs/heads/stray-clean"]);
     assert_eq!(t.running_containers().len(), 1);
     t.doctor_clean();
 }

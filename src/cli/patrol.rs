@@ -117,6 +117,11 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
     for q in &r.quiet {
         lines.push(format!("quiet: {q}"));
     }
+    for w in &r.stray_worktrees_removed {
+        lines.push(format!(
+            "removed a clean, recorded worktree without an agent: {w}"
+        ));
+    }
     for w in &r.stray_worktrees {
         lines.push(format!("worktree without an agent (kept): {w}"));
     }

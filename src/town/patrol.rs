@@ -31,7 +31,10 @@ pub struct Report {
     pub exhausted: Vec<String>,
     pub spawns_adopted: Vec<String>,
     pub orphans_removed: Vec<String>,
+    /// Worktrees no agent owns that are kept: "PATH (why)".
     pub stray_worktrees: Vec<String>,
+    /// Worktrees no agent owned, clean and with their HEAD recorded: removed.
+    pub stray_worktrees_removed: Vec<String>,
     pub queued_dispatched: Vec<String>,
     /// Running agents not heard from within `patrol.quiet_after`: "RIG/NAME on BEAD: quiet for 45m".
     pub quiet: Vec<String>,
@@ -261,7 +264,7 @@ fn steps(
             report.orphans_removed.push(c.name.clone());
         }
     }
-    report.stray_worktrees = stray_worktrees(town)?;
+    stray_worktrees(town, report)?;
     fail::fail_point!("patrol.after_orphans");
 
     // Alive but silent: said once per dispatch, never acted on (only a person can tell
@@ -870,25 +873,99 @@ fn runtime_up(town: &mut Town) -> Result<()> {
     Ok(())
 }
 
-fn stray_worktrees(town: &Town) -> Result<Vec<String>> {
+/// Worktrees under `rigs/*/polecats/` that no agent owns (a crash between steps, a copy
+/// by hand). One that is a worktree of the rig, has no uncommitted change, and whose HEAD
+/// is recorded (the commit of a merge request, or merged into the default branch) holds
+/// nothing that exists nowhere else: it is removed (the branch stays). Every other one is
+/// kept and reported with the reason.
+fn stray_worktrees(town: &mut Town, report: &mut Report) -> Result<()> {
     let known: std::collections::HashSet<String> = agents::list(town.db.conn(), None)
         .map_err(|e| town.db_err(e))?
         .into_iter()
         .filter_map(|a| a.worktree)
         .collect();
-    let mut stray = Vec::new();
     for r in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
         let Ok(dir) = std::fs::read_dir(town.rig_dir(&r.name).join("polecats")) else {
             continue;
         };
+        let repo_dir = town.repo_dir(&r.name);
         for e in dir.flatten() {
-            let p = e.path().to_string_lossy().into_owned();
-            if !known.contains(&p) {
-                stray.push(p);
+            let path = e.path();
+            let p = path.to_string_lossy().into_owned();
+            if known.contains(&p) {
+                continue;
+            }
+            match stray_is_safe(town, &repo_dir, &r.default_branch, &path)? {
+                Err(why) => report.stray_worktrees.push(format!("{p} ({why})")),
+                Ok(head) => {
+                    {
+                        let _lock = crate::git::lock(&repo_dir)?;
+                        let repo = git2::Repository::open(&repo_dir)?;
+                        crate::git::remove_worktree(&repo, &path)?;
+                    }
+                    town.db.write(|tx| {
+                        tx.event(
+                            "worktree.removed",
+                            &r.name,
+                            serde_json::json!({ "path": p, "head": head, "why": "no agent; clean; its commit is recorded" }),
+                        )
+                    })?;
+                    report.stray_worktrees_removed.push(p);
+                }
             }
         }
     }
-    Ok(stray)
+    Ok(())
+}
+
+/// Ok(HEAD) when a stray worktree holds nothing that exists nowhere else; Err(why) not.
+fn stray_is_safe(
+    town: &Town,
+    repo_dir: &std::path::Path,
+    default_branch: &str,
+    path: &std::path::Path,
+) -> Result<std::result::Result<String, String>> {
+    let Ok(wt) = git2::Repository::open(path) else {
+        return Ok(Err("not a git worktree".into()));
+    };
+    let same_repo = std::fs::canonicalize(wt.commondir()).ok()
+        == std::fs::canonicalize(repo_dir.join(".git")).ok();
+    if wt.workdir().is_none() || !same_repo {
+        return Ok(Err("not a worktree of this rig".into()));
+    }
+    let Some(head) = wt
+        .head()
+        .ok()
+        .and_then(|h| h.target())
+        .map(|o| o.to_string())
+    else {
+        return Ok(Err("no HEAD commit".into()));
+    };
+    let unsaved = crate::git::unsaved(path, default_branch)?;
+    if !unsaved.uncommitted.is_empty() {
+        return Ok(Err(format!(
+            "{} uncommitted change(s)",
+            unsaved.uncommitted.len()
+        )));
+    }
+    let recorded: bool = town
+        .db
+        .conn()
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM merge_requests WHERE commit_id = ?1)",
+            [&head],
+            |r| r.get(0),
+        )
+        .map_err(|e| town.db_err(e))?;
+    let repo = git2::Repository::open(repo_dir)?;
+    if recorded || crate::git::is_merged_into(&repo, &head, default_branch) {
+        Ok(Ok(head))
+    } else {
+        Ok(Err(format!(
+            "commit {} is in no merge request and not merged into {default_branch}",
+            &head[..head.len().min(12)]
+        )))
+    }
 }
 
 /// Dispatch queued beads, oldest first, while their rig has free slots.
