@@ -22,8 +22,18 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_install() {
   log "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  # A mirror that hiccups once must not fail the run: three tries, a pause between.
+  local try
+  for try in 1 2 3; do
+    if as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; then
+      return 0
+    fi
+    log "apt-get failed (try $try of 3)"
+    sleep $((try * 5))
+  done
+  echo "could not install $* from the Debian mirrors" >&2
+  exit 1
 }
 
 cleanup() {
@@ -61,7 +71,7 @@ ensure_docker() {
     --bridge none --iptables=false --ip6tables=false >"$DOCKER_TMP/dockerd.log" 2>&1 &
   STARTED_DOCKERD=$!
   export DOCKER_HOST="unix://$DOCKER_TMP/docker.sock"
-  for _ in $(seq 300); do
+  for _ in $(seq 600); do
     docker info >/dev/null 2>&1 && return
     kill -0 "$STARTED_DOCKERD" 2>/dev/null || break
     sleep 0.1
