@@ -109,8 +109,8 @@ impl SettingsArgs {
 /// Change a rig's agent settings or remote, from the next dispatch on.
 ///
 /// Running agents keep the container they have; a re-dispatch or a new sling uses the
-/// new settings (e.g. more --memory after OOM kills, a fixed --image). Prints each
-/// change; `gt log --subject RIG` keeps them.
+/// new settings (e.g. more --memory after OOM kills, a fixed --image). A new --remote
+/// applies from the next push on. Prints each change; `gt log --subject RIG` keeps them.
 #[derive(clap::Args, Debug)]
 pub struct SetArgs {
     /// The rig's name.
