@@ -755,7 +755,7 @@ fn status_warns_when_work_waits_on_a_patrol_that_does_not_run() {
         return;
     }
     let t = TestTown::new();
-    t.configure("", "stale_after = \"2s\"");
+    t.configure("", "stale_after = \"5s\"");
     t.rig("sleep 300", &[]);
     let s = t.json(&["status"]);
     assert_eq!(s["patrol"]["last_pass"], serde_json::Value::Null, "{s}");
@@ -838,7 +838,7 @@ fn a_quiet_agent_is_reported_once_and_a_talking_one_is_not() {
         return;
     }
     let t = TestTown::new();
-    t.configure("", "quiet_after = \"2s\"");
+    t.configure("", "quiet_after = \"3s\"");
     t.rig(
         "case \"$(gt hook)\" in *chatty*) while :; do gt checkpoint -m tick >/dev/null; sleep 0.3; done;; esac; sleep 300",
         &[],
