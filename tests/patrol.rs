@@ -811,6 +811,11 @@ fn a_bead_failed_by_oom_lands_after_rig_set_memory_and_reopen() {
     assert_eq!(ds.len(), 1);
     assert_eq!(ds[0]["oom"], true, "{ds:?}");
 
+    let shown = t.ok(&["bead", "show", &id]);
+    assert!(
+        shown.contains(&format!("next: `gt bead reopen {id}` gives it another go")),
+        "{shown}"
+    );
     t.ok(&["rig", "set", "api", "--memory", "256m"]);
     t.ok(&["bead", "reopen", &id]);
     let slung = t.json(&["sling", &id]);

@@ -189,6 +189,21 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
                     s += &format!("\n  {} {what}{head}", output::time(cp.at));
                 }
             }
+            let next = match b.status.as_str() {
+                "open" if !b.queued => Some(format!("`gt sling {}` starts it", b.id)),
+                "failed" | "escalated" | "deferred" | "cancelled" => Some(format!(
+                    "`gt bead reopen {}` gives it another go{}",
+                    b.id,
+                    b.branch
+                        .as_deref()
+                        .map(|br| format!(", on branch {br}"))
+                        .unwrap_or_default()
+                )),
+                _ => None,
+            };
+            if let Some(next) = next {
+                s += &format!("\n\nnext: {next}");
+            }
             output::println_out(&s)
         }
         BeadCommand::Close(a) => {
