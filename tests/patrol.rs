@@ -882,5 +882,12 @@ fn a_quiet_agent_is_reported_once_and_a_talking_one_is_not() {
             .to_string()
     };
     assert!(why(&silent).contains("quiet for"), "{}", why(&silent));
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["last_heard"].is_i64()),
+        "{list}"
+    );
     assert_eq!(why(&chatty), format!("working on {chatty}"));
 }

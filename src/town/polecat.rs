@@ -18,6 +18,9 @@ pub struct PolecatRow {
     pub generation: i64,
     pub container: Option<String>,
     pub started: Option<i64>,
+    /// When the agent was last heard from in its current dispatch (its latest applied
+    /// request, else the dispatch's start), epoch ms.
+    pub last_heard: Option<i64>,
     pub version: i64,
     /// Why the polecat is in its state, in words: what ended it, how far its hand-over
     /// got, where its kept worktree is.
@@ -37,9 +40,14 @@ pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
             }
             _ => None,
         };
-        let why = explain(town, &a, d.as_ref())?;
+        let last_heard = match &d {
+            Some(d) => Some(dispatches::last_heard(conn, d.id).map_err(|e| town.db_err(e))?),
+            None => None,
+        };
+        let why = explain(town, &a, d.as_ref(), last_heard)?;
         rows.push(PolecatRow {
             why,
+            last_heard,
             container: d
                 .as_ref()
                 .and_then(|d| d.container_id.as_ref())
@@ -57,21 +65,20 @@ pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
     Ok(rows)
 }
 
-fn explain(town: &Town, a: &agents::Agent, d: Option<&dispatches::Dispatch>) -> Result<String> {
+fn explain(
+    town: &Town,
+    a: &agents::Agent,
+    d: Option<&dispatches::Dispatch>,
+    last_heard: Option<i64>,
+) -> Result<String> {
     let conn = town.db.conn();
     Ok(match a.state.as_str() {
         "spawning" => "starting its container".into(),
         "running" => {
             let working = format!("working on {}", a.bead.as_deref().unwrap_or("-"));
             let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
-            let heard = match a.dispatch {
-                Some(d) if quiet_after > 0 => {
-                    Some(dispatches::last_heard(conn, d).map_err(|e| town.db_err(e))?)
-                }
-                _ => None,
-            };
-            match heard {
-                Some(h) if crate::util::now_ms() - h >= quiet_after => format!(
+            match last_heard {
+                Some(h) if quiet_after > 0 && crate::util::now_ms() - h >= quiet_after => format!(
                     "{working}; quiet for {} (nothing heard since {}); `gt peek {}`",
                     crate::util::format_span(crate::util::now_ms() - h),
                     crate::util::format_time(h),
