@@ -160,12 +160,7 @@ pub fn edit(town: &mut Town, id: &str, edit: &Edit) -> Result<Bead> {
     let title = edit.title.clone().unwrap_or(current.title.clone());
     let body = edit.body.clone().unwrap_or(current.body.clone());
     town.db.write(|tx| {
-        let row = Versioned {
-            table: "beads",
-            kind: "bead",
-            key_col: "id",
-            key: id,
-        };
+        let row = versioned(id);
         let now = now_ms();
         let version = cas_update(
             tx,
@@ -226,12 +221,7 @@ fn change_status(
     data: serde_json::Value,
 ) -> Result<Bead> {
     town.db.write(|tx| {
-        let row = Versioned {
-            table: "beads",
-            kind: "bead",
-            key_col: "id",
-            key: id,
-        };
+        let row = versioned(id);
         let now = now_ms();
         let none: Option<i64> = None;
         let mut set: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
@@ -275,4 +265,14 @@ pub fn close(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<B
         "bead.closed",
         serde_json::json!({ "from": current.status }),
     )
+}
+
+/// A bead as a versioned row, for `cas_update`.
+fn versioned(id: &str) -> Versioned<'_> {
+    Versioned {
+        table: "beads",
+        kind: "bead",
+        key_col: "id",
+        key: id,
+    }
 }
