@@ -37,6 +37,11 @@ fn from_row(r: &Row) -> rusqlite::Result<Agent> {
     })
 }
 
+/// The git author email of a polecat's commits, inside its container and by gt alike.
+pub fn email(rig: &str, name: &str) -> String {
+    format!("{name}@{rig}.gt")
+}
+
 pub fn id(rig: &str, name: &str) -> String {
     format!("{rig}/{name}")
 }

@@ -169,12 +169,8 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
                 b.id, mr.branch
             )),
             Some(h) if h == mr.commit => {}
-            Some(h) => {
-                let on = git2::Oid::from_str(&h)
-                    .ok()
-                    .zip(git2::Oid::from_str(&mr.commit).ok())
-                    .is_some_and(|(h, c)| repo.graph_descendant_of(h, c).unwrap_or(false));
-                if on {
+            Some(_) => {
+                if crate::git::is_merged_into(repo, &mr.commit, &mr.branch) {
                     warnings.push(format!(
                         "branch {} moved past the recorded commit of {}",
                         mr.branch, b.id

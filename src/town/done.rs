@@ -64,16 +64,10 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         Some(cp) => cp.head.unwrap_or_default(),
         None => {
             fail::fail_point!("saga.verified.before");
-            let wt = a
-                .worktree
-                .as_deref()
-                .map(std::path::Path::new)
-                .filter(|p| p.exists());
-            if let Some(wt) = wt {
+            if let Some(wt) = existing_worktree(&a) {
                 // The agent said done: nothing of it may write into the worktree while its
                 // work is committed. A container still running (an agent that lingers
-                // after `gt done`) is stopped first (SIGTERM, then SIGKILL after 10 s);
-                // git locks it left behind are stale from then on.
+                // after `gt done`) is stopped first (SIGTERM, then SIGKILL after 10 s).
                 let name = super::sling::container_name(&town.id, &a.rig, &a.name);
                 if rt
                     .inspect(&name)?
@@ -81,12 +75,13 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
                 {
                     rt.remove(&name, Duration::from_secs(10))?;
                 }
-                let repo = git2::Repository::open(&repo_dir)?;
-                for p in crate::git::clear_stale_locks(&repo, wt, &d.branch)? {
-                    tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
-                }
-                let email = format!("{}@{}.gt", a.name, a.rig);
-                crate::git::commit_all(wt, &a.id, &email, "gt: uncommitted work at done")?;
+                save_leftovers(
+                    town,
+                    &a,
+                    wt,
+                    Some(&d.branch),
+                    "gt: uncommitted work at done",
+                )?;
             }
             let repo = git2::Repository::open(&repo_dir)?;
             let head = crate::git::branch_head(&repo, &d.branch)?.ok_or_else(|| {
@@ -295,22 +290,16 @@ fn escalate_push(
 /// on its branch first. Kept (returns true) only when it cannot be made safe. The agent's
 /// container is gone by now, so git locks it left behind are stale and removed.
 pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -> Result<bool> {
-    let Some(wt) = a
-        .worktree
-        .as_deref()
-        .map(std::path::Path::new)
-        .filter(|p| p.exists())
-    else {
+    let Some(wt) = existing_worktree(a) else {
         return Ok(false);
     };
-    if let Some(branch) = &a.branch {
-        let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
-        for p in crate::git::clear_stale_locks(&repo, wt, branch)? {
-            tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
-        }
-    }
-    let email = format!("{}@{}.gt", a.name, a.rig);
-    let committed = crate::git::commit_all(wt, &a.id, &email, "gt: uncommitted work saved by gt")?;
+    let committed = save_leftovers(
+        town,
+        a,
+        wt,
+        a.branch.as_deref(),
+        "gt: uncommitted work saved by gt",
+    )?;
     if committed.is_some() && recorded.is_some() {
         // New work appeared after the recorded commit: keep it in place for a human.
         return Ok(true);
@@ -319,4 +308,31 @@ pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
     crate::git::remove_worktree(&repo, wt)?;
     Ok(false)
+}
+
+/// The agent's worktree, when it still exists on disk.
+fn existing_worktree(a: &agents::Agent) -> Option<&std::path::Path> {
+    a.worktree
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.exists())
+}
+
+/// Commit on its branch whatever a stopped agent left uncommitted in `wt`, in its name,
+/// after removing the git locks it may have died holding (no process of it runs now).
+/// Returns the new commit, or None when nothing was left.
+fn save_leftovers(
+    town: &Town,
+    a: &agents::Agent,
+    wt: &std::path::Path,
+    branch: Option<&str>,
+    message: &str,
+) -> Result<Option<String>> {
+    if let Some(branch) = branch {
+        let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
+        for p in crate::git::clear_stale_locks(&repo, wt, branch)? {
+            tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
+        }
+    }
+    crate::git::commit_all(wt, &a.id, &agents::email(&a.rig, &a.name), message)
 }

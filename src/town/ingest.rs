@@ -26,13 +26,15 @@ pub struct Ingested {
 /// Ingest every outbox of the town.
 pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
     let mut total = Ingested::default();
-    let base = town.root.join("agents");
-    let Ok(rigs) = std::fs::read_dir(&base) else {
-        return Ok(total);
-    };
+    let outboxes = outboxes(&town.root.join("agents"));
     if town.db.is_read_only() {
         // Reading is still useful; say plainly that the picture may be behind.
-        let pending = pending_requests(&base);
+        let pending: usize = outboxes
+            .iter()
+            .filter_map(|(_, _, dir)| std::fs::read_dir(dir).ok())
+            .flat_map(|d| d.flatten())
+            .filter(|f| f.path().extension().is_some_and(|x| x == "json"))
+            .count();
         if pending > 0 {
             eprintln!(
                 "warning: {pending} agent request(s) not applied: the town database is read-only \
@@ -41,36 +43,32 @@ pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
         }
         return Ok(total);
     }
-    for rig in rigs.flatten() {
-        let Ok(names) = std::fs::read_dir(rig.path()) else {
-            continue;
-        };
-        for name in names.flatten() {
-            let (Some(r), Some(n)) = (
-                rig.file_name().to_str().map(String::from),
-                name.file_name().to_str().map(String::from),
-            ) else {
-                continue;
-            };
-            ingest_outbox(town, &r, &n, &name.path().join("outbox"), &mut total)?;
-        }
+    for (rig, name, dir) in outboxes {
+        ingest_outbox(town, &rig, &name, &dir, &mut total)?;
     }
     Ok(total)
 }
 
-/// Request files waiting in every outbox under `base` (`agents/`).
-fn pending_requests(base: &Path) -> usize {
-    let dirs = |p: &Path| -> Vec<PathBuf> {
+/// Every agent mailbox's outbox under `base` (`agents/<rig>/<polecat>/outbox`), with its
+/// rig and polecat names.
+fn outboxes(base: &Path) -> Vec<(String, String, PathBuf)> {
+    let entries = |p: &Path| -> Vec<std::fs::DirEntry> {
         std::fs::read_dir(p)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .map(|d| d.flatten().collect())
             .unwrap_or_default()
     };
-    dirs(base)
-        .iter()
-        .flat_map(|rig| dirs(rig))
-        .flat_map(|agent| dirs(&agent.join("outbox")))
-        .filter(|f| f.extension().is_some_and(|x| x == "json"))
-        .count()
+    let mut out = Vec::new();
+    for rig in entries(base) {
+        let Some(r) = rig.file_name().to_str().map(String::from) else {
+            continue;
+        };
+        for name in entries(&rig.path()) {
+            if let Some(n) = name.file_name().to_str().map(String::from) {
+                out.push((r.clone(), n, name.path().join("outbox")));
+            }
+        }
+    }
+    out
 }
 
 enum Parsed {

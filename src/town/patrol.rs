@@ -212,14 +212,7 @@ fn steps(
         // Dead: read how it ended (inspect only exited containers).
         let exited = mine.iter().find(|c| c.state == RunState::Exited);
         let ending = crate::agent::Ending::read(&town.mailbox_dir(&a.rig, &a.name), a.generation);
-        let (exit_code, oom) = match exited {
-            Some(c) => how_it_ended(&rt, &c.id, ending)?,
-            // Removed by someone after it ended: the agent's own record still tells how.
-            None => (
-                ending.map(|e| e.exit_code as i64),
-                ending.is_some_and(|e| e.oom),
-            ),
-        };
+        let (exit_code, oom) = how_it_ended(&rt, exited.map(|c| c.id.as_str()), ending)?;
         let reason = if a.state == "spawning" {
             "spawn abandoned (gt stopped mid-sling)".to_string()
         } else if oom {
@@ -283,8 +276,7 @@ fn steps(
 /// Running agents not heard from (no applied request) within `patrol.quiet_after`; the
 /// mayor gets one mail per dispatch about each.
 fn report_quiet(town: &mut Town) -> Result<Vec<String>> {
-    let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
-    if quiet_after == 0 {
+    if town.config.patrol.quiet_after.is_zero() {
         return Ok(Vec::new());
     }
     let now = now_ms();
@@ -294,10 +286,10 @@ fn report_quiet(town: &mut Town) -> Result<Vec<String>> {
             continue;
         };
         let heard = dispatches::last_heard(town.db.conn(), d).map_err(|e| town.db_err(e))?;
-        if now - heard < quiet_after {
+        let Some(silence) = quiet_for(town, heard, now) else {
             continue;
-        }
-        let span = crate::util::format_span(now - heard);
+        };
+        let span = crate::util::format_span(silence);
         quiet.push(format!("{} on {bead}: quiet for {span}", a.id));
         let m = Mail::new(
             format!("quiet-{d}"),
@@ -328,6 +320,13 @@ fn report_quiet(town: &mut Town) -> Result<Vec<String>> {
         })?;
     }
     Ok(quiet)
+}
+
+/// How long a running agent last heard from at `last_heard` has been silent, when that
+/// makes it quiet (`patrol.quiet_after`, "0s" turning the report off).
+pub fn quiet_for(town: &Town, last_heard: i64, now: i64) -> Option<i64> {
+    let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
+    (quiet_after > 0 && now - last_heard >= quiet_after).then_some(now - last_heard)
 }
 
 /// Connecting asks the engine its API version: one call, and the reachability probe.
@@ -475,15 +474,20 @@ fn adopt_spawn(town: &mut Town, a: &agents::Agent, container: &str) -> Result<()
 /// this long ago is read again until Docker's flag settles.
 const OOM_SETTLE_MS: i64 = 1500;
 
-/// Exit code and OOM flag of an exited container (None, false when it is gone), from
-/// Docker and from the agent's `ending` record of this generation.
+/// Exit code and OOM flag of an agent's exited container `id`, from Docker and from the
+/// agent's `ending` record of this generation. A container that is gone (removed by
+/// someone after it ended) is told by the record alone: (None, false) without one.
 fn how_it_ended(
     rt: &dyn Runtime,
-    id: &str,
+    id: Option<&str>,
     ending: Option<crate::agent::Ending>,
 ) -> Result<(Option<i64>, bool)> {
     loop {
-        let Some(i) = rt.inspect(id)? else {
+        let inspected = match id {
+            Some(id) => rt.inspect(id)?,
+            None => None,
+        };
+        let Some(i) = inspected else {
             return Ok((
                 ending.map(|e| e.exit_code as i64),
                 ending.is_some_and(|e| e.oom),

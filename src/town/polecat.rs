@@ -76,15 +76,15 @@ fn explain(
         "spawning" => "starting its container".into(),
         "running" => {
             let working = format!("working on {}", a.bead.as_deref().unwrap_or("-"));
-            let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
-            match last_heard {
-                Some(h) if quiet_after > 0 && crate::util::now_ms() - h >= quiet_after => format!(
+            let now = crate::util::now_ms();
+            match last_heard.and_then(|h| Some((h, super::patrol::quiet_for(town, h, now)?))) {
+                Some((h, silence)) => format!(
                     "{working}; quiet for {} (nothing heard since {}); `gt peek {}`",
-                    crate::util::format_span(crate::util::now_ms() - h),
+                    crate::util::format_span(silence),
                     crate::util::format_time(h),
                     a.id
                 ),
-                _ => working,
+                None => working,
             }
         }
         "finishing" => {

@@ -489,12 +489,12 @@ fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpe
         ("GIT_AUTHOR_NAME".to_string(), c.agent.id.clone()),
         (
             "GIT_AUTHOR_EMAIL".to_string(),
-            format!("{}@{}.gt", c.agent.name, c.rig.name),
+            agents::email(&c.rig.name, &c.agent.name),
         ),
         ("GIT_COMMITTER_NAME".to_string(), c.agent.id.clone()),
         (
             "GIT_COMMITTER_EMAIL".to_string(),
-            format!("{}@{}.gt", c.agent.name, c.rig.name),
+            agents::email(&c.rig.name, &c.agent.name),
         ),
     ];
     Ok(ContainerSpec {
