@@ -63,6 +63,11 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Config { path: PathBuf, msg: String },
 
+    /// SIGINT or SIGTERM stopped a command between its steps; `undone` says what was
+    /// undone. Exit code 128 + the signal (130 for Ctrl-C, 143 for SIGTERM).
+    #[error("interrupted by {}{}", if *signal == 15 { "SIGTERM" } else { "SIGINT" }, if undone.is_empty() { String::new() } else { format!(": {undone}") })]
+    Interrupted { signal: i32, undone: String },
+
     #[error("{0}")]
     Other(String),
 }
@@ -76,6 +81,7 @@ impl Error {
             Error::Conflict { .. } | Error::LeaseLost { .. } => exit::CONFLICT,
             Error::NotFound { .. } | Error::NoTown => exit::NOT_FOUND,
             Error::RuntimeUnavailable { .. } => exit::RUNTIME,
+            Error::Interrupted { signal, .. } => 128 + signal,
             _ => exit::ERROR,
         }
     }

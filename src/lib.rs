@@ -5,6 +5,7 @@ pub mod agent;
 pub mod cli;
 pub mod error;
 pub mod git;
+pub mod interrupt;
 pub mod runtime;
 pub mod state;
 pub mod town;

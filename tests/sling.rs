@@ -528,3 +528,212 @@ fn sling_killed_after_create_is_recovered() {
 fn sling_killed_after_start_is_adopted() {
     sling_killed_at("sling.after_start");
 }
+
+/// The agent's branch as git sees it in the rig's repository.
+fn branch_exists(t: &TestTown, branch: &str) -> bool {
+    !git(
+        &t.root().join("rigs/api/repo"),
+        &["branch", "--list", branch],
+    )
+    .trim()
+    .is_empty()
+}
+
+/// Ctrl-C (or SIGTERM) while `gt sling` is paused at `step`: it undoes at once, says
+/// what it undid, exits 130 (143), and the bead can be slung again at once.
+fn sling_interrupted_at(step: &str, sig: &str, code: i32) {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 300", &[]);
+    let id = bead(&t, "interrupted");
+    let p = t.paused_at(&["sling", &id], step, None);
+    p.signal(sig);
+    let (exit, err) = p.finish();
+    assert_eq!(exit, code, "{step}: {err}");
+    assert!(err.contains("interrupted by SIG"), "{step}: {err}");
+    assert!(
+        err.contains(&format!("bead {id} is open again")),
+        "{step}: {err}"
+    );
+    let b = t.json(&["bead", "show", &id]);
+    assert_eq!(b["status"], "open", "{step}: {b}");
+    let pl = t.json(&["polecat", "list"]);
+    assert_eq!(pl[0]["state"], "idle", "{step}: {pl}");
+    assert!(containers(&t).is_empty(), "{step}: a container is left");
+    let agent = pl[0]["rig"].as_str().unwrap().to_string() + "/" + pl[0]["name"].as_str().unwrap();
+    assert!(!t.worktree(&agent).exists(), "{step}: the worktree is left");
+    let branch = format!("polecat/{}/{id}", polecat_name(&agent));
+    if step == "sling.after_start" {
+        // The agent ran: what it may have made stays on its branch for the next sling.
+        assert!(branch_exists(&t, &branch), "{step}: {err}");
+        assert!(err.contains("kept branch"), "{step}: {err}");
+    } else if step != "sling.after_claim" {
+        assert!(!branch_exists(&t, &branch), "{step}: the branch is left");
+        assert!(err.contains("removed worktree"), "{step}: {err}");
+    }
+    // Nothing stands in the way of the next sling, and doctor finds nothing wrong.
+    t.doctor_clean();
+    let again = t.json(&["sling", &id]);
+    assert_eq!(again[0]["outcome"], "dispatched", "{step}: {again}");
+    assert_eq!(t.running_containers().len(), 1);
+    t.doctor_clean();
+}
+
+#[test]
+fn ctrl_c_after_claim_undoes_the_sling() {
+    sling_interrupted_at("sling.after_claim", "INT", 130);
+}
+
+#[test]
+fn ctrl_c_after_worktree_undoes_the_sling() {
+    sling_interrupted_at("sling.after_worktree", "INT", 130);
+}
+
+#[test]
+fn sigterm_after_assignment_undoes_the_sling() {
+    sling_interrupted_at("sling.after_assignment", "TERM", 143);
+}
+
+#[test]
+fn ctrl_c_after_create_undoes_the_sling() {
+    sling_interrupted_at("sling.after_create", "INT", 130);
+}
+
+#[test]
+fn ctrl_c_after_start_undoes_the_sling_and_keeps_the_branch() {
+    sling_interrupted_at("sling.after_start", "INT", 130);
+}
+
+#[test]
+fn a_fast_agent_done_before_sling_returns_is_a_success() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(&scripted_agent(""), &[]);
+    let id = t.bead("fast");
+    // Sling pauses right after starting the container; meanwhile the agent says done and
+    // a patrol hands its work over, all before sling marks it running.
+    let release = t.dir.path().join("release-sling");
+    let p = t.paused_at(&["sling", &id], "sling.after_start", Some(&release));
+    t.patrol_until("the fast agent's hand-over", 60, |t| {
+        t.bead_status(&id) == "done"
+    });
+    std::fs::write(&release, "").unwrap();
+    let (exit, err) = p.finish();
+    assert_eq!(
+        exit, 0,
+        "a sling whose own agent finished first must succeed: {err}"
+    );
+    let d = t.dispatches(&id);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0]["container_id"].is_string(),
+        "the container is recorded: {d:?}"
+    );
+    let b = t.json(&["bead", "show", &id]);
+    assert_eq!(b["status"], "done", "{b}");
+    assert_eq!(b["attempts"], 1, "{b}");
+    t.doctor_clean();
+}
+
+#[test]
+fn a_failed_worktree_add_leaves_no_branch_behind() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 300", &[]);
+    let id = bead(&t, "unlucky");
+    let out = t
+        .cmd()
+        .args(["sling", &id])
+        .env("FAILPOINTS", "git.worktree_add=return")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("worktree add failed"), "{err}");
+    let repo = t.root().join("rigs/api/repo");
+    assert_eq!(
+        git(&repo, &["branch", "--list", "polecat/*"]).trim(),
+        "",
+        "a branch was left behind"
+    );
+    assert!(
+        !t.root()
+            .join("rigs/api/polecats")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
+    assert_eq!(t.bead_status(&id), "open");
+    let again = t.json(&["sling", &id]);
+    assert_eq!(again[0]["outcome"], "dispatched", "{again}");
+    t.doctor_clean();
+}
+
+#[test]
+fn nuke_then_sling_continues_the_bead_in_its_kept_worktree() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 300", &[]);
+    let id = bead(&t, "work");
+    let slung = t.json(&["sling", &id]);
+    let agent = slung[0]["agent"].as_str().unwrap().to_string();
+    let wt = t.worktree(&agent);
+    std::fs::write(wt.join("notes.txt"), "half done").unwrap();
+    let out = t.ok(&["polecat", "nuke", &agent]);
+    assert!(
+        out.contains(&format!("`gt sling {id}` continues there")),
+        "{out}"
+    );
+    // No --branch, no --force: the same polecat takes the bead up again, with its work.
+    let again = t.json(&["sling", &id]);
+    assert_eq!(again[0]["outcome"], "dispatched", "{again}");
+    assert_eq!(again[0]["agent"], agent.as_str());
+    assert_eq!(again[0]["branch"], slung[0]["branch"]);
+    assert_eq!(again[0]["generation"], 2);
+    assert_eq!(
+        std::fs::read_to_string(wt.join("notes.txt")).unwrap(),
+        "half done"
+    );
+    assert_eq!(t.running_containers().len(), 1);
+    // Its earlier attempt is in the resume context.
+    let d = t.dispatches(&id);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0]["reason"], "nuked");
+    t.doctor_clean();
+}
+
+#[test]
+fn a_nuked_polecat_is_revived_only_without_unsaved_work_unless_forced() {
+    if !require_docker() {
+        return;
+    }
+    let t = town_with_rig("sleep 300", &[]);
+    let id = bead(&t, "work");
+    let agent = t.json(&["sling", &id])[0]["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wt = t.worktree(&agent);
+    std::fs::write(wt.join("notes.txt"), "half done").unwrap();
+    t.ok(&["polecat", "nuke", &agent]);
+    let err = t.fails(&["polecat", "revive", &agent], 3);
+    assert!(
+        err.contains("unsaved work") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(wt.join("notes.txt").exists());
+    let out = t.ok(&["polecat", "revive", &agent, "--force"]);
+    assert!(
+        out.contains("revived") && out.contains("dropped 1 uncommitted"),
+        "{out}"
+    );
+    assert!(!wt.exists());
+    assert_eq!(t.json(&["polecat", "list"])[0]["state"], "idle");
+    let err = t.fails(&["polecat", "revive", &agent], 3);
+    assert!(err.contains("is idle"), "{err}");
+    t.fails(&["polecat", "revive", "api/ghost"], 4);
+}

@@ -15,6 +15,7 @@ pub struct PolecatArgs {
 pub enum PolecatCommand {
     List(ListArgs),
     Nuke(NukeArgs),
+    Revive(ReviveArgs),
 }
 
 /// List polecats: state, bead, branch, generation and container.
@@ -33,6 +34,18 @@ pub struct NukeArgs {
     /// The polecat, as RIG/NAME.
     pub agent: String,
     /// Delete the worktree even with uncommitted or unpushed work (says what it dropped).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Make a nuked polecat work again: drop the worktree its nuke kept (only when it holds
+/// nothing unsaved, unless --force) and make it idle. Its branch stays. Not needed to
+/// continue the bead it held: `gt sling BEAD` revives it in place, with its work.
+#[derive(clap::Args, Debug)]
+pub struct ReviveArgs {
+    /// The polecat, as RIG/NAME.
+    pub agent: String,
+    /// Drop the kept worktree even with uncommitted or unpushed work.
     #[arg(long)]
     pub force: bool,
 }
@@ -94,13 +107,22 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
             match n.worktree {
                 "kept" => {
                     msg += &format!(
-                        "\nworktree {} KEPT: {} uncommitted file(s), {} unpushed commit(s); \
-                         look at it, then `gt polecat nuke {} --force` to drop it",
+                        "\nworktree {} KEPT: {} uncommitted file(s), {} unpushed commit(s)",
                         n.worktree_path.as_deref().unwrap_or("-"),
                         n.unsaved.uncommitted.len(),
                         n.unsaved.unpushed_commits,
-                        n.agent
-                    )
+                    );
+                    if let Some(b) = &n.bead_reopened {
+                        msg += &format!(
+                            "\n`gt sling {b}` continues there with this polecat; `gt polecat nuke {} --force` drops the worktree",
+                            n.agent
+                        );
+                    } else {
+                        msg += &format!(
+                            "\nlook at it, then `gt polecat revive {}` (or `gt polecat nuke {} --force`) to drop it",
+                            n.agent, n.agent
+                        );
+                    }
                 }
                 "removed" if !n.unsaved.is_empty() => {
                     msg += &format!(
@@ -114,6 +136,26 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
                 _ => {}
             }
             output::println_out(&msg)
+        }
+        PolecatCommand::Revive(a) => {
+            let mut town = g.town()?;
+            let rt = DockerRuntime::connect()?;
+            let n = crate::town::polecat::revive(&mut town, &rt, &a.agent, a.force)?;
+            if g.json {
+                return output::json(&n);
+            }
+            let dropped = if n.unsaved.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (dropped {} uncommitted file(s); unpushed commits stay on the branch)",
+                    n.unsaved.uncommitted.len()
+                )
+            };
+            output::println_out(&format!(
+                "revived {}: idle again, its kept worktree removed{dropped}",
+                n.agent
+            ))
         }
     }
 }

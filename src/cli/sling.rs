@@ -52,6 +52,8 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
         }
     }
     let rt = DockerRuntime::connect()?;
+    // Ctrl-C or SIGTERM from here on undoes the dispatch in progress (exit 130/143).
+    crate::interrupt::install();
     let opts = SlingOptions {
         branch: args.branch.clone(),
         polecat: args.polecat.clone(),
@@ -135,9 +137,11 @@ fn many(
             s.spawn(|| {
                 let mut town = Town::open_at(root.clone());
                 while let Some((i, bead)) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
-                    let r = match &mut town {
-                        Ok(t) => crate::town::sling::sling(t, rt, &bead, opts),
-                        Err(e) => Err(Error::Other(e.to_string())),
+                    // Interrupted: beads not yet claimed stay as they are.
+                    let r = match (crate::interrupt::check(), &mut town) {
+                        (Err(e), _) => Err(e),
+                        (Ok(()), Ok(t)) => crate::town::sling::sling(t, rt, &bead, opts),
+                        (Ok(()), Err(e)) => Err(Error::Other(e.to_string())),
                     };
                     if let Some(b) = &bar {
                         b.inc(1);

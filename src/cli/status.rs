@@ -58,6 +58,13 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
     if let Some(w) = &s.patrol.warning {
         out += &format!("\nWARNING: {w}");
     }
+    if !s.stopped_slings.is_empty() {
+        out += &format!(
+            "\nWARNING: {} sling(s) stopped before their container started (gt killed?): {}; the next `gt patrol` adopts or undoes them",
+            s.stopped_slings.len(),
+            s.stopped_slings.join(", ")
+        );
+    }
     output::println_out(&out)?;
     if s.rigs.is_empty() {
         return output::println_out("no rigs yet; add one with `gt rig add NAME SOURCE`");

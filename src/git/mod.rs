@@ -129,13 +129,29 @@ pub fn add_worktree(
     }
     let mut opts = WorktreeAddOptions::new();
     opts.reference(Some(&reference));
-    repo.worktree(&name, path, Some(&opts)).map_err(|e| {
-        Error::git(format!(
-            "cannot add worktree {}: {}",
-            path.display(),
-            e.message()
-        ))
-    })?;
+    let added = (|| -> Result<()> {
+        fail::fail_point!("git.worktree_add", |_| Err(Error::git(
+            "worktree add failed (fail point git.worktree_add)"
+        )));
+        repo.worktree(&name, path, Some(&opts)).map_err(|e| {
+            Error::git(format!(
+                "cannot add worktree {}: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        Ok(())
+    })();
+    if let Err(e) = added {
+        // Leave nothing half-made behind: no partial directory or registration, and no
+        // branch that this call created (a later sling would find it "already exists").
+        drop(reference);
+        let _ = remove_worktree(repo, path);
+        if !existing {
+            let _ = delete_branch(repo, branch);
+        }
+        return Err(e);
+    }
     Ok(())
 }
 

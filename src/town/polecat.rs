@@ -73,7 +73,22 @@ fn explain(
 ) -> Result<String> {
     let conn = town.db.conn();
     Ok(match a.state.as_str() {
-        "spawning" => "starting its container".into(),
+        "spawning" => {
+            let since = crate::util::now_ms() - a.updated_at;
+            let timeout = town.config.defaults.spawn_timeout.as_millis() as i64;
+            if since < timeout {
+                format!(
+                    "starting its container ({} so far); if that sling was killed, patrol undoes it {} after it began",
+                    crate::util::format_span(since),
+                    crate::util::format_span(timeout)
+                )
+            } else {
+                format!(
+                    "its sling stopped {} ago without finishing (gt killed?); the next `gt patrol` adopts its container or undoes the dispatch",
+                    crate::util::format_span(since)
+                )
+            }
+        }
         "running" => {
             let working = format!("working on {}", a.bead.as_deref().unwrap_or("-"));
             let now = crate::util::now_ms();
@@ -125,7 +140,7 @@ fn explain(
             format!("{ended}; {next}")
         }
         "nuked" => format!(
-            "worktree {} kept with unsaved work; `gt polecat nuke {} --force` drops it",
+            "worktree {} kept with unsaved work; `gt sling` of its bead continues there, `gt polecat revive {} --force` drops it",
             a.worktree.as_deref().unwrap_or("-"),
             a.id
         ),
@@ -249,6 +264,36 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
         unsaved,
         branch_kept: agent.branch,
     })
+}
+
+/// Make a nuked polecat's name work again: its kept worktree is removed when it holds
+/// nothing unsaved (or with `force`), and the polecat becomes idle. Its branch stays.
+pub fn revive(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Result<Nuked> {
+    let agent = get(town, addr)?;
+    if agent.state != "nuked" {
+        return Err(Error::conflict(
+            format!(
+                "{addr} is {}; only a nuked polecat needs reviving",
+                agent.state
+            ),
+            Some("`gt polecat list` shows every polecat's state".into()),
+        ));
+    }
+    let n = nuke(town, rt, addr, force)?;
+    if n.worktree == "kept" {
+        return Err(Error::conflict(
+            format!(
+                "{addr} still keeps {} with unsaved work: {} uncommitted file(s), {} unpushed commit(s)",
+                n.worktree_path.as_deref().unwrap_or("its worktree"),
+                n.unsaved.uncommitted.len(),
+                n.unsaved.unpushed_commits
+            ),
+            Some(format!(
+                "save what you need from it, then `gt polecat revive {addr} --force` drops it"
+            )),
+        ));
+    }
+    Ok(n)
 }
 
 pub fn peek(town: &Town, rt: &dyn Runtime, addr: &str, lines: usize) -> Result<String> {

@@ -79,11 +79,13 @@ pub fn sling(
     launch(town, rt, claim)
 }
 
-/// Steps 2–4 for a claim; on failure, undo and return the error.
+/// Steps 2–4 for a claim; on failure (or SIGINT/SIGTERM between steps), undo and
+/// return the error.
 pub fn launch(town: &mut Town, rt: &dyn Runtime, claim: Claim) -> Result<Slung> {
-    fail::fail_point!("sling.after_claim");
     let mut made = Made::default();
-    match spawn(town, rt, &claim, &mut made) {
+    let spawned = crate::interrupt::step("sling.after_claim")
+        .and_then(|()| spawn(town, rt, &claim, &mut made));
+    match spawned {
         Ok(container) => Ok(Slung::Dispatched {
             bead: claim.bead.id.clone(),
             agent: claim.agent.id.clone(),
@@ -92,13 +94,20 @@ pub fn launch(town: &mut Town, rt: &dyn Runtime, claim: Claim) -> Result<Slung> 
             container,
         }),
         Err(e) => {
-            if let Err(undo_err) = undo(town, rt, &claim, &made, &e) {
-                tracing::error!(
-                    "undoing the sling of {} failed: {undo_err}; patrol will finish it",
-                    claim.bead.id
-                );
+            let undone = match undo(town, rt, &claim, &made, &e) {
+                Ok(undone) => undone,
+                Err(undo_err) => {
+                    tracing::warn!(
+                        "undoing the sling of {} stopped: {undo_err}; `gt patrol` finishes it after the spawn timeout",
+                        claim.bead.id
+                    );
+                    format!("undo stopped ({undo_err}); `gt patrol` finishes it")
+                }
+            };
+            match e {
+                Error::Interrupted { signal, .. } => Err(Error::Interrupted { signal, undone }),
+                e => Err(e),
             }
-            Err(e)
         }
     }
 }
@@ -109,6 +118,9 @@ struct Made {
     branch: bool,
     worktree: bool,
     container: Option<String>,
+    /// The container was started: the agent may have produced work, so undo keeps the
+    /// branch (with anything left uncommitted committed on it) for the next sling.
+    started: bool,
     /// Git lock files a dead attempt left in the reused worktree, now removed.
     stale_locks: Vec<PathBuf>,
 }
@@ -138,14 +150,30 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
             }
             return Ok(Err(Slung::Queued { bead: bead.id.clone(), rig: rig.name.clone() }));
         }
-        let agent = pick_polecat(tx, &rig.name, opts.polecat.as_deref())?;
+        // A polecat nuked while it held this bead kept its worktree (unsaved work) and
+        // branch: the bead continues there, with that polecat revived.
+        let revived = match (&opts.branch, &bead.branch) {
+            (None, Some(b)) => agents::on_branch(tx, &rig.name, b)
+                .map_err(|e| tx.err(e))?
+                .filter(|h| h.state == "nuked" && opts.polecat.as_deref().is_none_or(|p| p == h.name)),
+            _ => None,
+        };
+        let agent = match revived {
+            Some(a) => {
+                tx.event("polecat.revived", &a.id, serde_json::json!({ "bead": bead.id, "worktree": a.worktree }))?;
+                a
+            }
+            None => pick_polecat(tx, &rig.name, opts.polecat.as_deref())?,
+        };
         let resume = opts.branch.is_none() && bead.branch.is_some();
         let branch = opts
             .branch
             .clone()
             .or_else(|| bead.branch.clone())
             .unwrap_or_else(|| format!("polecat/{}/{}", agent.name, bead.id));
-        if let Some(holder) = agents::on_branch(tx, &rig.name, &branch).map_err(|e| tx.err(e))? {
+        if let Some(holder) = agents::on_branch(tx, &rig.name, &branch).map_err(|e| tx.err(e))?
+            && holder.id != agent.id
+        {
             return Err(branch_in_use(&branch, &holder.id));
         }
         let worktree = super::worktree_path(&root, &rig.name, &agent.name);
@@ -287,7 +315,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
             )
         })?;
     }
-    fail::fail_point!("sling.after_worktree");
+    crate::interrupt::step("sling.after_worktree")?;
 
     // 3. Assignment, then the container (adopting our own from a crashed attempt).
     let mailbox = town.mailbox_dir(&c.rig.name, &c.agent.name);
@@ -310,47 +338,81 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
         history: history(town, c)?,
     };
     assignment.write(&mailbox)?;
-    fail::fail_point!("sling.after_assignment");
+    crate::interrupt::step("sling.after_assignment")?;
     let spec = container_spec(town, c, &mailbox)?;
     let id = create_or_adopt(rt, &spec, c.agent.generation)?;
     made.container = Some(id.clone());
-    fail::fail_point!("sling.after_create");
+    crate::interrupt::step("sling.after_create")?;
 
     // 4. Start; mark running only if our generation is still current.
+    crate::interrupt::step("sling.before_start")?;
     rt.start(&id)?;
-    fail::fail_point!("sling.after_start");
-    let still_ours = town.db.write(|tx| {
-        let Some(a) = agents::get(tx, &c.agent.id).map_err(|e| tx.err(e))? else { return Ok(false) };
-        if a.generation != c.agent.generation || a.state != "spawning" {
-            tx.event("sling.superseded", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": c.agent.generation, "now": a.generation }))?;
-            return Ok(false);
+    made.started = true;
+    crate::interrupt::step("sling.after_start")?;
+    match mark_running(town, c, &id)? {
+        Started::Ours => Ok(id),
+        Started::Superseded(why) => {
+            // Another writer owns the agent now: this container must not work.
+            rt.remove(&id, Duration::from_secs(0))?;
+            made.container = None;
+            Err(Error::conflict(
+                format!("{why} while this sling started it"),
+                Some("see `gt polecat list`".to_string()),
+            ))
+        }
+    }
+}
+
+/// What step 4 found when it came to mark the agent running.
+enum Started {
+    /// Our generation is still current: marked running now, or moved on by our own
+    /// container already (a fast agent said done, or patrol adopted or buried it).
+    Ours,
+    /// Someone else won: a newer generation, or a human nuked the polecat. Says who.
+    Superseded(String),
+}
+
+/// Step 4's transaction. A state change made by our own generation is progress, not a
+/// conflict: the dispatch is started either way, and its container and attempt are
+/// recorded once (whoever records the container counts the attempt).
+fn mark_running(town: &mut Town, c: &Claim, id: &str) -> Result<Started> {
+    town.db.write(|tx| {
+        let Some(a) = agents::get(tx, &c.agent.id).map_err(|e| tx.err(e))? else {
+            return Ok(Started::Superseded(format!("{} was removed", c.agent.id)));
+        };
+        let d = dispatches::get(tx, c.dispatch).map_err(|e| tx.err(e))?;
+        let nuked = d.as_ref().and_then(|d| d.reason.as_deref()) == Some("nuked");
+        let why = if a.generation != c.agent.generation {
+            Some(format!("{} moved on to generation {} (this sling started generation {})", a.id, a.generation, c.agent.generation))
+        } else if a.state == "nuked" || nuked {
+            Some(format!("{} was nuked", a.id))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            tx.event("sling.superseded", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": c.agent.generation, "now": a.generation, "state": a.state }))?;
+            return Ok(Started::Superseded(why));
         }
         let now = now_ms();
-        tx.execute(
-            "UPDATE agents SET state = 'running', updated_at = ?2, version = version + 1 WHERE id = ?1",
-            rusqlite::params![a.id, now],
-        )
-        .map_err(|e| tx.err(e))?;
-        tx.execute(
-            "UPDATE beads SET status = 'in_progress', attempts = attempts + 1, updated_at = ?2, version = version + 1 WHERE id = ?1",
-            rusqlite::params![c.bead.id, now],
-        )
-        .map_err(|e| tx.err(e))?;
-        dispatches::set_container(tx, c.dispatch, &id).map_err(|e| tx.err(e))?;
-        tx.event("sling.started", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": a.generation, "container": id }))?;
-        Ok(true)
-    })?;
-    if !still_ours {
-        rt.remove(&id, Duration::from_secs(0))?;
-        return Err(Error::conflict(
-            format!(
-                "{} moved to a newer generation while this sling started it",
-                c.agent.id
-            ),
-            Some("see `gt polecat list`".to_string()),
-        ));
-    }
-    Ok(id)
+        if a.state == "spawning" {
+            tx.execute(
+                "UPDATE agents SET state = 'running', updated_at = ?2, version = version + 1 WHERE id = ?1",
+                rusqlite::params![a.id, now],
+            )
+            .map_err(|e| tx.err(e))?;
+        }
+        if d.and_then(|d| d.container_id).is_none() {
+            tx.execute(
+                "UPDATE beads SET status = CASE status WHEN 'hooked' THEN 'in_progress' ELSE status END,
+                 attempts = attempts + 1, updated_at = ?2, version = version + 1 WHERE id = ?1",
+                rusqlite::params![c.bead.id, now],
+            )
+            .map_err(|e| tx.err(e))?;
+            dispatches::set_container(tx, c.dispatch, id).map_err(|e| tx.err(e))?;
+        }
+        tx.event("sling.started", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": a.generation, "container": id, "state": a.state }))?;
+        Ok(Started::Ours)
+    })
 }
 
 fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
@@ -387,10 +449,10 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
             )),
         ));
     }
-    crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)?;
+    // Recorded before the add: whatever part of it happens, undo removes.
     made.branch = !exists;
     made.worktree = true;
-    Ok(())
+    crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {
@@ -576,31 +638,71 @@ pub fn invoking_user() -> String {
     format!("{}:{}", field("Uid:"), field("Gid:"))
 }
 
-/// Undo steps 1–3 after a failure: container, worktree, branch, then the claim — only
-/// while the claim's generation is still current.
-fn undo(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &Made, cause: &Error) -> Result<()> {
-    if let Some(id) = &made.container {
-        // The runtime may be the reason we are here; patrol removes it later if so.
-        if let Err(e) = rt.remove(id, Duration::from_secs(0)) {
-            tracing::warn!("could not remove container {id}: {e}");
+/// Undo steps 1–3 after a failure, and say what was undone. Only while the claim's
+/// generation is still current: a newer one owns the worktree and branch. Once the
+/// container has started, the agent may have produced work: its branch is kept (with
+/// anything uncommitted committed on it) and the bead remembers it, so the next sling
+/// continues there. Where the container cannot be removed, nothing more is touched and
+/// patrol finishes the dispatch after the spawn timeout.
+fn undo(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    c: &Claim,
+    made: &Made,
+    cause: &Error,
+) -> Result<String> {
+    let mut undone = Vec::new();
+    let now = agents::get(town.db.conn(), &c.agent.id).map_err(|e| town.db_err(e))?;
+    match now {
+        Some(a) if a.generation == c.agent.generation && a.state == "spawning" => {}
+        Some(a) => {
+            return Ok(format!(
+                "nothing undone: {} is {} at generation {} now",
+                a.id, a.state, a.generation
+            ));
         }
+        None => return Ok("nothing undone".into()),
     }
-    if made.worktree || made.branch {
+    if let Some(id) = &made.container {
+        rt.remove(id, Duration::from_secs(0))?;
+        undone.push(format!("removed container {}", short(id)));
+    }
+    let keep_branch = made.started && (made.branch || made.worktree);
+    if keep_branch {
+        let mut a = c.agent.clone();
+        a.worktree = Some(c.worktree.to_string_lossy().into_owned());
+        a.branch = Some(c.branch.clone());
+        // Commits what the agent left uncommitted, then removes the worktree.
+        super::done::retire_worktree(town, &a, None)?;
+        undone.push(format!(
+            "removed worktree {} (anything uncommitted is committed on the branch)",
+            c.worktree.display()
+        ));
+        undone.push(format!("kept branch {} for the next sling", c.branch));
+    } else if made.worktree || made.branch {
         let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
         let repo = Repository::open(town.repo_dir(&c.rig.name))?;
         if made.worktree {
             crate::git::remove_worktree(&repo, &c.worktree)?;
+            undone.push(format!("removed worktree {}", c.worktree.display()));
         }
         if made.branch {
             crate::git::delete_branch(&repo, &c.branch)?;
+            undone.push(format!("deleted branch {}", c.branch));
         }
     }
-    release_claim(town, c, &format!("spawn failed: {cause}"))
+    release_claim(town, c, keep_branch, &format!("spawn failed: {cause}"))?;
+    undone.push(format!("bead {} is open again", c.bead.id));
+    Ok(undone.join(", "))
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 /// Revert a claim in the database: agent idle, bead open (keeping its branch only when
 /// it is the bead's own from earlier work), dispatch ended with `reason`.
-pub fn release_claim(town: &mut Town, c: &Claim, reason: &str) -> Result<()> {
+pub fn release_claim(town: &mut Town, c: &Claim, keep_branch: bool, reason: &str) -> Result<()> {
     town.db.write(|tx| {
         let Some(a) = agents::get(tx, &c.agent.id).map_err(|e| tx.err(e))? else { return Ok(()) };
         if a.generation != c.agent.generation {
@@ -608,7 +710,7 @@ pub fn release_claim(town: &mut Town, c: &Claim, reason: &str) -> Result<()> {
         }
         let now = now_ms();
         agents::release(tx, &a.id, a.generation, false, now).map_err(|e| tx.err(e))?;
-        let branch: Option<&str> = if c.resume { Some(&c.branch) } else { None };
+        let branch: Option<&str> = if c.resume || keep_branch { Some(&c.branch) } else { None };
         let queued: Option<i64> = c.requeue.then_some(now);
         tx.execute(
             "UPDATE beads SET status = 'open', branch = ?2, queued_at = ?4, updated_at = ?3, version = version + 1

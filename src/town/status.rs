@@ -18,6 +18,9 @@ pub struct Status {
     /// Whether patrol is doing its job: nothing recovers dead agents or hands finished
     /// work over without it.
     pub patrol: PatrolHealth,
+    /// Slings that stopped between claim and start (gt killed) past the spawn timeout:
+    /// the next patrol pass adopts their containers or undoes them.
+    pub stopped_slings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,8 +136,16 @@ pub fn status(town: &Town) -> Result<Status> {
             |r| r.get(0),
         )
         .map_err(err)?;
+    let spawn_timeout = town.config.defaults.spawn_timeout.as_millis() as i64;
+    let stopped_slings = agents::list(conn, None)
+        .map_err(err)?
+        .into_iter()
+        .filter(|a| a.state == "spawning" && crate::util::now_ms() - a.updated_at >= spawn_timeout)
+        .map(|a| a.id)
+        .collect();
     Ok(Status {
         patrol: patrol_health(town)?,
+        stopped_slings,
         mayor_unread,
         town: town.root.display().to_string(),
         town_id: town.id.clone(),

@@ -529,3 +529,93 @@ impl Drop for PrivateEngine {
         self.stop();
     }
 }
+
+/// A gt process paused at a named step (`GT_TEST_PAUSE_AT`, failpoints builds), with
+/// its stderr read line by line so a test knows when it got there.
+pub struct Paused {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub stderr: Vec<String>,
+}
+
+impl TestTown {
+    /// Start `gt ARGS` so that it pauses at `step` (until a signal, or until `release`
+    /// exists), and return once it has got there.
+    pub fn paused_at(&self, args: &[&str], step: &str, release: Option<&Path>) -> Paused {
+        let mut env = vec![
+            ("GT_TEST_PAUSE_AT", step.to_string()),
+            ("NO_COLOR", "1".into()),
+        ];
+        if let Some(r) = release {
+            env.push(("GT_TEST_PAUSE_RELEASE", r.display().to_string()));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut child = self.spawn(args, &env);
+        let err = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = Paused {
+            child,
+            lines,
+            stderr: Vec::new(),
+        };
+        let secs = deadline_secs(30);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match p.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let at = l.contains(&format!("paused at {step}"));
+                    p.stderr.push(l);
+                    if at {
+                        return p;
+                    }
+                }
+                Err(_) => panic!(
+                    "gt {args:?} did not pause at {step} within {secs}s; stderr: {:?}",
+                    p.stderr
+                ),
+            }
+        }
+    }
+}
+
+impl Paused {
+    /// Send a signal (`INT`, `TERM`) to the paused process.
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Wait for it to exit (within a deadline); its exit code and all of its stderr.
+    pub fn finish(mut self) -> (i32, String) {
+        let secs = deadline_secs(60);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("gt did not exit within {secs}s; stderr: {:?}", self.stderr);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        // The reader thread ends at EOF, once the process has exited.
+        while let Ok(l) = self.lines.recv_timeout(std::time::Duration::from_secs(5)) {
+            self.stderr.push(l);
+        }
+        (status.code().unwrap_or(-1), self.stderr.join("\n"))
+    }
+}
