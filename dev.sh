@@ -6,6 +6,9 @@
 #                       with a sample rig and sling beads to agents in real containers
 #   bash dev.sh image   (re)build the local agent image gt-agent:latest
 #   bash dev.sh bench   the benchmarks (release build)
+#   bash dev.sh stress [N] [SUITE…]
+#                       run the Docker-backed suites (default: sling patrol protocol) N
+#                       times in a row (default 20) and print `N passed, M failed`
 # An engine this script starts (private socket and data root under a temp dir) is
 # stopped again when the script exits.
 set -euo pipefail
@@ -126,7 +129,37 @@ cmd_test() {
   build_image "$TARGET/debug/gt"
   export CI=${CI:-true} GT_TEST_IMAGE=$IMAGE
   log "cargo test"
-  cargo test --features failpoints -- --test-threads="${GT_TEST_THREADS:-4}"
+  # --no-fail-fast: one failing test binary must not hide the results of the others.
+  cargo test --features failpoints --no-fail-fast -- --test-threads="${GT_TEST_THREADS:-4}"
+}
+
+# Run the timing-sensitive suites again and again: a flaky test is a bug.
+cmd_stress() {
+  local n=${1:-20}
+  shift || true
+  local suites=("$@")
+  [ ${#suites[@]} -gt 0 ] || suites=(sling patrol protocol)
+  local args=()
+  for s in "${suites[@]}"; do args+=(--test "$s"); done
+  cargo build --features failpoints --tests --bins
+  ensure_docker
+  build_image "$TARGET/debug/gt"
+  export CI=${CI:-true} GT_TEST_IMAGE=$IMAGE
+  local passed=0 failed=0 i
+  mkdir -p "$TARGET/stress"
+  for i in $(seq "$n"); do
+    if cargo test --features failpoints --no-fail-fast "${args[@]}" -- \
+      --test-threads="${GT_TEST_THREADS:-4}" >"$TARGET/stress/run-$i.log" 2>&1; then
+      passed=$((passed + 1))
+      log "run $i of $n: passed"
+    else
+      failed=$((failed + 1))
+      log "run $i of $n: FAILED (see $TARGET/stress/run-$i.log)"
+      grep -E '^test .* FAILED$|panicked at' "$TARGET/stress/run-$i.log" >&2 || true
+    fi
+  done
+  echo "stress ${suites[*]}: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
 }
 
 cmd_demo() {
@@ -153,5 +186,6 @@ case "${1:-test}" in
     cargo build
     build_image "$TARGET/debug/gt" ;;
   bench) cmd_bench ;;
-  *) echo "usage: bash dev.sh [test|demo|image|bench]" >&2; exit 2 ;;
+  stress) shift; cmd_stress "$@" ;;
+  *) echo "usage: bash dev.sh [test|demo|image|bench|stress [N] [SUITE…]]" >&2; exit 2 ;;
 esac

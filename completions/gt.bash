@@ -295,6 +295,9 @@ _gt() {
             gt__subcmd__help__subcmd__polecat,nuke)
                 cmd="gt__subcmd__help__subcmd__polecat__subcmd__nuke"
                 ;;
+            gt__subcmd__help__subcmd__polecat,revive)
+                cmd="gt__subcmd__help__subcmd__polecat__subcmd__revive"
+                ;;
             gt__subcmd__help__subcmd__rig,add)
                 cmd="gt__subcmd__help__subcmd__rig__subcmd__add"
                 ;;
@@ -364,6 +367,9 @@ _gt() {
             gt__subcmd__polecat,nuke)
                 cmd="gt__subcmd__polecat__subcmd__nuke"
                 ;;
+            gt__subcmd__polecat,revive)
+                cmd="gt__subcmd__polecat__subcmd__revive"
+                ;;
             gt__subcmd__polecat__subcmd__help,help)
                 cmd="gt__subcmd__polecat__subcmd__help__subcmd__help"
                 ;;
@@ -372,6 +378,9 @@ _gt() {
                 ;;
             gt__subcmd__polecat__subcmd__help,nuke)
                 cmd="gt__subcmd__polecat__subcmd__help__subcmd__nuke"
+                ;;
+            gt__subcmd__polecat__subcmd__help,revive)
+                cmd="gt__subcmd__polecat__subcmd__help__subcmd__revive"
                 ;;
             gt__subcmd__rig,add)
                 cmd="gt__subcmd__rig__subcmd__add"
@@ -1612,7 +1621,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__polecat)
-            opts="list nuke"
+            opts="list nuke revive"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1640,6 +1649,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__polecat__subcmd__nuke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__polecat__subcmd__revive)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2206,7 +2229,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__polecat)
-            opts="-q -v -h --town --json --quiet --verbose --help list nuke help"
+            opts="-q -v -h --town --json --quiet --verbose --help list nuke revive help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2224,7 +2247,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__polecat__subcmd__help)
-            opts="list nuke help"
+            opts="list nuke revive help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2279,6 +2302,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__polecat__subcmd__help__subcmd__revive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__polecat__subcmd__list)
             opts="-q -v -h --rig --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2302,6 +2339,24 @@ _gt() {
             return 0
             ;;
         gt__subcmd__polecat__subcmd__nuke)
+            opts="-q -v -h --force --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__polecat__subcmd__revive)
             opts="-q -v -h --force --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -190,14 +190,15 @@ complete -c gt -n "__fish_gt_using_subcommand sling" -l json -d 'Print machine-r
 complete -c gt -n "__fish_gt_using_subcommand sling" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand sling" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand sling" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -l json -d 'Print machine-readable JSON instead of tables'
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -s q -l quiet -d 'Print less'
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -s h -l help -d 'Print help'
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -f -a "list" -d 'List polecats: state, bead, branch, generation and container'
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -f -a "nuke" -d 'Stop a polecat: remove its container, return its bead to open (history kept), keep its branch. Its worktree is deleted only when it holds no uncommitted or unpushed work; otherwise it is kept and the polecat stays `nuked` until you look at it'
-complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -f -a "list" -d 'List polecats: state, bead, branch, generation and container'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -f -a "nuke" -d 'Stop a polecat: remove its container, return its bead to open (history kept), keep its branch. Its worktree is deleted only when it holds no uncommitted or unpushed work; otherwise it is kept and the polecat stays `nuked` until you look at it'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -f -a "revive" -d 'Make a nuked polecat work again: drop the worktree its nuke kept (only when it holds nothing unsaved, unless --force) and make it idle. Its branch stays. Not needed to continue the bead it held: `gt sling BEAD` revives it in place, with its work'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and not __fish_seen_subcommand_from list nuke revive help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from list" -l rig -d 'Only this rig\'s polecats' -r
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from list" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON instead of tables'
@@ -210,8 +211,15 @@ complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcomman
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from nuke" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from nuke" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from nuke" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from revive" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from revive" -l force -d 'Drop the kept worktree even with uncommitted or unpushed work'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from revive" -l json -d 'Print machine-readable JSON instead of tables'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from revive" -s q -l quiet -d 'Print less'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from revive" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from revive" -s h -l help -d 'Print help'
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from help" -f -a "list" -d 'List polecats: state, bead, branch, generation and container'
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from help" -f -a "nuke" -d 'Stop a polecat: remove its container, return its bead to open (history kept), keep its branch. Its worktree is deleted only when it holds no uncommitted or unpushed work; otherwise it is kept and the polecat stays `nuked` until you look at it'
+complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from help" -f -a "revive" -d 'Make a nuked polecat work again: drop the worktree its nuke kept (only when it holds nothing unsaved, unless --force) and make it idle. Its branch stays. Not needed to continue the bead it held: `gt sling BEAD` revives it in place, with its work'
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand peek" -s n -l lines -d 'How many lines' -r
 complete -c gt -n "__fish_gt_using_subcommand peek" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
@@ -436,6 +444,7 @@ complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_f
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from bead" -f -a "edit" -d 'Change a bead\'s title or body'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from polecat" -f -a "list" -d 'List polecats: state, bead, branch, generation and container'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from polecat" -f -a "nuke" -d 'Stop a polecat: remove its container, return its bead to open (history kept), keep its branch. Its worktree is deleted only when it holds no uncommitted or unpushed work; otherwise it is kept and the polecat stays `nuked` until you look at it'
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from polecat" -f -a "revive" -d 'Make a nuked polecat work again: drop the worktree its nuke kept (only when it holds nothing unsaved, unless --force) and make it idle. Its branch stays. Not needed to continue the bead it held: `gt sling BEAD` revives it in place, with its work'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "create" -d 'Create a convoy; prints its id. States: open, landed (all done), partial (all ended, policy met, some not done), failed (the policy can no longer be met), closed'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "add" -d 'Add beads to a convoy (a landed or partial convoy opens again)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from convoy" -f -a "status" -d 'Show one convoy, or every convoy, with its progress'
