@@ -114,7 +114,14 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
             town.db.set_fence(Some((token, town.config.patrol.lease)));
         }
     }
-    let result = steps(town, connect, &mut report);
+    let mut result = steps(town, connect, &mut report);
+    // The engine lost at any point of the pass (connect, list, a saga's inspect, a
+    // re-dispatch) is one condition: recorded once, escalated once per outage, exit 5.
+    if let Err(e @ Error::RuntimeUnavailable { .. }) = &result
+        && let Err(down) = runtime_down(town, e)
+    {
+        result = Err(down);
+    }
     release(town);
     town.db.set_fence(None);
     result.map(|_| report)
@@ -132,25 +139,12 @@ fn steps(
     fail::fail_point!("patrol.after_ingest");
 
     // 3. The runtime, and ONE list call.
-    let rt = match connect_with_retry(connect) {
-        Ok(rt) => rt,
-        Err(e) => {
-            runtime_down(town, &e)?;
-            return Err(e);
-        }
-    };
+    let rt = connect_with_retry(connect)?;
     let rt = Counting {
         inner: rt.as_ref(),
         calls: Default::default(),
     };
-    let observed = match rt.list(&town.id) {
-        Ok(o) => o,
-        Err(e @ Error::RuntimeUnavailable { .. }) => {
-            runtime_down(town, &e)?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    let observed = rt.list(&town.id)?;
     runtime_up(town)?;
     let by_agent: HashMap<(String, String), Vec<&Observed>> =
         observed.iter().fold(HashMap::new(), |mut m, c| {
@@ -159,27 +153,10 @@ fn steps(
             }
             m
         });
-    fail::fail_point!("patrol.after_list");
+    crate::interrupt::step("patrol.after_list")?;
 
     // Agents whose containers this pass replaces or removes itself: not orphans.
     let mut touched: std::collections::HashSet<(String, String)> = Default::default();
-
-    // 4. Resume done sagas (finishing agents, including those just ingested).
-    for a in agents_in(town, "finishing")? {
-        touched.insert((a.rig.clone(), a.name.clone()));
-        match super::done::resume(town, &rt, &a.id) {
-            Ok(super::done::SagaOutcome::Finished { bead, .. }) => report.sagas_finished.push(bead),
-            Ok(super::done::SagaOutcome::Pending { bead, why, .. }) => {
-                report.sagas_pending.push(format!("{bead}: {why}"))
-            }
-            Err(e @ Error::LeaseLost { .. }) => return Err(e),
-            Err(e) => {
-                report.errors.push(format!("saga of {}: {e}", a.id));
-                saga_stuck(town, &a, &e)?;
-            }
-        }
-    }
-    fail::fail_point!("patrol.after_sagas");
 
     // 5–6. Deaths (running agents without a running container) and stuck spawns.
     let now = now_ms();
@@ -239,6 +216,26 @@ fn steps(
             Err(e) => report.errors.push(format!("re-dispatch of {}: {e}", a.id)),
         }
     }
+
+    // 4. Resume done sagas (finishing agents, including those just ingested). After the
+    // deaths and re-dispatches: a saga can wait on a slow remote (bounded by
+    // patrol.push_timeout), and no other agent's recovery waits behind it. An engine
+    // lost here is the one outage it is, not one saga problem per agent.
+    for a in agents_in(town, "finishing")? {
+        touched.insert((a.rig.clone(), a.name.clone()));
+        match super::done::resume(town, &rt, &a.id) {
+            Ok(super::done::SagaOutcome::Finished { bead, .. }) => report.sagas_finished.push(bead),
+            Ok(super::done::SagaOutcome::Pending { bead, why, .. }) => {
+                report.sagas_pending.push(format!("{bead}: {why}"))
+            }
+            Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => return Err(e),
+            Err(e) => {
+                report.errors.push(format!("saga of {}: {e}", a.id));
+                saga_stuck(town, &a, &e)?;
+            }
+        }
+    }
+    fail::fail_point!("patrol.after_sagas");
 
     // 7. Orphans: containers of this town with no current generation.
     let current: HashMap<(String, String), i64> = agents::list(town.db.conn(), None)
