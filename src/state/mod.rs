@@ -464,7 +464,10 @@ pub fn db_err(path: &Path, e: rusqlite::Error) -> Error {
         Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => {
             return Error::Busy {
                 path: path.into(),
-                msg: format!("the town database stayed locked: {e}"),
+                msg: format!(
+                    "the town database stayed locked (a write waits up to {}s): {e}",
+                    BUSY_TIMEOUT.as_secs()
+                ),
             };
         }
         _ => (e.to_string(), None),

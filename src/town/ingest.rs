@@ -60,7 +60,7 @@ pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
         Err(Error::Busy { .. }) if !patient => {
             warn_pending(
                 &outboxes,
-                "another gt command holds the town database's write lock",
+                "another process holds the town database's write lock",
             );
             Ok(total)
         }
