@@ -200,7 +200,7 @@ pub fn check_duration(s: &str, min: Duration) -> std::result::Result<Duration, S
 /// `100ms`, `1s`, `90s`: exact, for messages about limits.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
