@@ -1,6 +1,6 @@
 //! Faults from the world, on the real binary: a write lock held by another process, a
 //! database gt did not make, and values that configure a mechanism given out of range.
-//! None of these tests needs Docker.
+//! Only the sling in a town path with `:` and `,` needs Docker.
 
 mod support;
 
@@ -320,6 +320,34 @@ fn a_town_path_with_colons_and_commas_works() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn an_agent_in_a_town_path_with_colons_and_commas_works_on_its_branch() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new_with_prefix("gt:odd,path");
+    assert!(t.root().to_string_lossy().contains(":odd,"));
+    t.rig(
+        "echo work > work.txt && git add work.txt && git commit -qm 'agent work' && sleep 60",
+        &["--memory", "64m", "--network", "none"],
+    );
+    let id = t.bead("do work");
+    let slung = t.json(&["sling", &id]);
+    assert_eq!(slung[0]["outcome"], "dispatched", "{slung}");
+    let agent = slung[0]["agent"].as_str().unwrap().to_string();
+    let branch = format!("polecat/{}/{id}", polecat_name(&agent));
+    let repo = t.root().join("rigs/api/repo");
+    wait_for("the agent's commit", 30, || {
+        let out = std::process::Command::new("git")
+            .current_dir(&repo)
+            .args(["log", "--format=%s", &branch])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned();
+        log.contains("agent work").then_some(())
+    });
 }
 
 #[test]
