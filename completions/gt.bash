@@ -567,7 +567,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__bead__subcmd__create)
-            opts="-m -q -v -h --rig --body --town --json --quiet --verbose --help"
+            opts="-m -F -q -v -h --rig --body --body-file --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -582,6 +582,14 @@ _gt() {
                     return 0
                     ;;
                 -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --body-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

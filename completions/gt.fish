@@ -71,9 +71,9 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcomman
 complete -c gt -n "__fish_gt_using_subcommand rig; and not __fish_seen_subcommand_from add list show set remove prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l image -d 'The agent container image (built locally; never pulled)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l command -d 'The agent command, run inside the container by `gt agent run --`' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l memory -d 'Container memory limit, e.g. 512m or 2g' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l memory -d 'Container memory limit, e.g. 512m or 2g (at least 6m, Docker\'s minimum)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5 (0.01 to 1024)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository; not empty)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l pids -d 'Container process limit (default 512)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created' -r
@@ -94,9 +94,9 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l image -d 'The agent container image (built locally; never pulled)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l command -d 'The agent command, run inside the container by `gt agent run --`' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l memory -d 'Container memory limit, e.g. 512m or 2g' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l memory -d 'Container memory limit, e.g. 512m or 2g (at least 6m, Docker\'s minimum)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5 (0.01 to 1024)' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository; not empty)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l pids -d 'Container process limit (default 512)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created' -r
@@ -138,6 +138,7 @@ complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcomma
 complete -c gt -n "__fish_gt_using_subcommand bead; and not __fish_seen_subcommand_from create list show close reopen edit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -l rig -d 'The rig the work belongs to' -r
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -s m -l body -d 'The full description the agent is given' -r
+complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -s F -l body-file -d 'Read the description from FILE instead (`-` reads standard input), e.g. a Markdown file or `git log -1 --format=%B | gt bead create … -F -`. At most 1 MiB of UTF-8' -r -F
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand bead; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print less'
@@ -326,7 +327,7 @@ complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_fro
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "list" -d 'List merge requests, oldest first'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gt -n "__fish_gt_using_subcommand patrol" -l interval -d 'The wait between passes with --watch (default: patrol.interval of gt.toml)' -r
+complete -c gt -n "__fish_gt_using_subcommand patrol" -l interval -d 'The wait between passes with --watch, e.g. 30s (at least 100ms; default: patrol.interval of gt.toml)' -r
 complete -c gt -n "__fish_gt_using_subcommand patrol" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand patrol" -l watch -d 'Loop: one pass every --interval until interrupted'
 complete -c gt -n "__fish_gt_using_subcommand patrol" -l json -d 'Print machine-readable JSON instead of tables'

@@ -50,6 +50,10 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// Another process held the database's write lock for longer than this one waited.
+    #[error("{path}: {msg}")]
+    Busy { path: PathBuf, msg: String },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -94,6 +98,10 @@ impl Error {
             | Error::Runtime { hint, .. }
             | Error::Database { hint, .. }
             | Error::Git { hint, .. } => hint.clone(),
+            Error::Busy { .. } => Some(
+                "another gt command holds a long write transaction; try again when it is done"
+                    .into(),
+            ),
             Error::RuntimeUnavailable { .. } => Some(
                 "start the Docker engine, or point DOCKER_HOST at one (e.g. unix:///run/docker.sock)"
                     .into(),

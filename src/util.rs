@@ -152,21 +152,64 @@ pub fn format_span(ms: i64) -> String {
     }
 }
 
-/// `"30s"`, `"2m"`, `"1h"`, `"500ms"`, `"0s"`.
+/// The longest duration gt accepts anywhere (flags and gt.toml): ten years. Durations
+/// end up as i64 milliseconds added to the clock; this keeps every sum far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// `"30s"`, `"2m"`, `"1h"`, `"500ms"`, `"0s"`; None when it is not one, or is longer
+/// than `MAX_DURATION`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
+    check_duration(s, Duration::ZERO).ok()
+}
+
+/// Parse a duration given for `min..=MAX_DURATION`. The error completes a sentence
+/// that starts with the flag or key and its value: `--interval "0s" <error>`.
+pub fn check_duration(s: &str, min: Duration) -> std::result::Result<Duration, String> {
+    let not_one = || "is not a duration (use e.g. 500ms, 30s, 2m, 1h or 1d)".to_string();
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(not_one)?;
+    let (num, unit) = t.split_at(split);
+    let unit_ms: u128 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(not_one()),
     };
-    Some(Duration::from_millis(ms))
+    if num.is_empty() {
+        return Err(not_one());
+    }
+    // Digits only: a number too big for u128 is certainly too long.
+    let ms = num
+        .parse::<u128>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .filter(|ms| *ms <= MAX_DURATION.as_millis())
+        .ok_or_else(|| "is longer than the maximum of 10 years (3650d)".to_string())?;
+    let d = Duration::from_millis(ms as u64);
+    if d < min {
+        return Err(format!(
+            "is shorter than the minimum of {}",
+            format_duration(min)
+        ));
+    }
+    Ok(d)
+}
+
+/// `100ms`, `1s`, `90s`: exact, for messages about limits.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// A duration as i64 milliseconds, saturating (never wrapping to a negative span).
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `"512m"`, `"4g"`, `"1024k"`, or plain bytes.
@@ -275,11 +318,49 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("ms"), None);
         assert_eq!(parse_size("4g"), Some(4 << 30));
         assert_eq!(parse_size("512m"), Some(512 << 20));
         assert_eq!(parse_size("0"), None);
         assert_eq!(parse_size("4x"), None);
         assert_eq!(format_size(4 << 30), "4g");
+    }
+
+    #[test]
+    fn durations_are_range_checked_and_never_wrap() {
+        let min = Duration::from_millis(100);
+        assert_eq!(check_duration("100ms", min), Ok(Duration::from_millis(100)));
+        assert!(
+            check_duration("0s", min)
+                .unwrap_err()
+                .contains("minimum of 100ms")
+        );
+        assert!(check_duration("99ms", min).unwrap_err().contains("minimum"));
+        for huge in [
+            "99999999999999h",
+            "10000000000000000s",
+            "18446744073709551616ms",
+            "999999999999999999999999999999999999999999d",
+            "3651d",
+        ] {
+            let e = check_duration(huge, min).unwrap_err();
+            assert!(e.contains("maximum of 10 years"), "{huge}: {e}");
+            assert_eq!(parse_duration(huge), None, "{huge}");
+        }
+        assert_eq!(check_duration("3650d", min), Ok(MAX_DURATION));
+        assert!(
+            check_duration("soon", min)
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            check_duration("-5s", min)
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert_eq!(millis(Duration::MAX), i64::MAX);
+        assert_eq!(millis(MAX_DURATION), 315_360_000_000);
     }
 
     #[test]

@@ -99,20 +99,40 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
         c["Config"]["User"],
         format!("{}:{}", uid.trim(), gid.trim()).as_str()
     );
-    let binds = hc["Binds"].to_string();
+    // Structured bind mounts (a path with `:` or `,` stays one path).
+    let mounts = hc["Mounts"].as_array().cloned().unwrap_or_default();
+    let mount = |target: &str| {
+        mounts
+            .iter()
+            .find(|m| m["Target"] == target)
+            .unwrap_or_else(|| panic!("no mount at {target}: {mounts:?}"))
+            .clone()
+    };
     let wt = t.worktree(&agent);
-    assert!(
-        binds.contains(&format!("{0}:{0}:rw", wt.display())),
-        "{binds}"
-    );
     let git_dir = t.root().join("rigs/api/repo/.git");
+    for (src, target, ro) in [
+        (wt.display().to_string(), wt.display().to_string(), false),
+        (
+            git_dir.display().to_string(),
+            git_dir.display().to_string(),
+            false,
+        ),
+        (String::new(), "/gt".to_string(), false),
+        (String::new(), "/usr/local/bin/gt".to_string(), true),
+    ] {
+        let m = mount(&target);
+        assert_eq!(m["Type"], "bind", "{m}");
+        if !src.is_empty() {
+            assert_eq!(m["Source"], src.as_str(), "{m}");
+        }
+        assert_eq!(m["ReadOnly"].as_bool().unwrap_or(false), ro, "{m}");
+    }
+    assert!(hc["Binds"].is_null() || hc["Binds"].as_array().is_some_and(|b| b.is_empty()));
     assert!(
-        binds.contains(&format!("{0}:{0}:rw", git_dir.display())),
-        "{binds}"
+        !serde_json::Value::Array(mounts.clone())
+            .to_string()
+            .contains("docker.sock")
     );
-    assert!(binds.contains(":/gt:rw"), "{binds}");
-    assert!(binds.contains(":/usr/local/bin/gt:ro"), "{binds}");
-    assert!(!binds.contains("docker.sock"), "{binds}");
 
     // The agent commits on its own branch, visible in the rig's repository.
     let repo = t.root().join("rigs/api/repo");

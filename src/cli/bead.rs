@@ -1,7 +1,7 @@
 //! `gt bead create | list | show | close | reopen | edit`.
 
 use super::{Global, output};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::town::bead::Edit;
 
 /// Manage beads: the work items agents are slung.
@@ -45,8 +45,45 @@ pub struct CreateArgs {
     /// A one-line title.
     pub title: String,
     /// The full description the agent is given.
-    #[arg(short = 'm', long = "body", default_value = "")]
-    pub body: String,
+    #[arg(short = 'm', long = "body", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the description from FILE instead (`-` reads standard input), e.g. a
+    /// Markdown file or `git log -1 --format=%B | gt bead create … -F -`. At most 1 MiB
+    /// of UTF-8.
+    #[arg(short = 'F', long = "body-file", value_name = "FILE")]
+    pub body_file: Option<std::path::PathBuf>,
+}
+
+/// The longest body --body-file reads: a description, not a data set.
+const MAX_BODY_FILE: u64 = 1 << 20;
+
+/// The body of `bead create`: -m, or the file (or stdin) --body-file names.
+fn body(a: &CreateArgs) -> Result<String> {
+    let Some(path) = &a.body_file else {
+        return Ok(a.body.clone().unwrap_or_default());
+    };
+    let shown = path.display();
+    let mut reader: Box<dyn std::io::Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| {
+            Error::usage(format!("--body-file {shown}: cannot read it: {e}"))
+                .with_hint("give a readable file, or `-` for standard input")
+        })?;
+        Box::new(f)
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&mut reader, MAX_BODY_FILE + 1),
+        &mut bytes,
+    )
+    .map_err(|e| Error::usage(format!("--body-file {shown}: cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_BODY_FILE {
+        return Err(Error::usage(format!("--body-file {shown} is over 1 MiB"))
+            .with_hint("a bead body is a description; point to large files from it instead"));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::usage(format!("--body-file {shown} is not UTF-8 text")))
 }
 
 /// List beads, oldest first.
@@ -97,8 +134,9 @@ pub struct EditArgs {
 pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
     match &args.command {
         BeadCommand::Create(a) => {
+            let body = body(a)?;
             let mut town = g.town()?;
-            let bead = crate::town::bead::create(&mut town, &a.rig, &a.title, &a.body)?;
+            let bead = crate::town::bead::create(&mut town, &a.rig, &a.title, &body)?;
             if g.json {
                 output::json(&bead)
             } else {
@@ -241,5 +279,42 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
                 output::println_out(&format!("edited {} (version {})", b.id, b.version))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn create(args: &[&str]) -> std::result::Result<CreateArgs, clap::Error> {
+        let cli =
+            Cli::try_parse_from([&["gt", "bead", "create", "--rig", "api", "t"], args].concat())?;
+        match cli.command {
+            Command::Bead(BeadArgs {
+                command: BeadCommand::Create(a),
+            }) => Ok(a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_body_comes_from_m_or_from_a_file_never_both() {
+        let a = create(&["-m", "text"]).unwrap();
+        assert_eq!(body(&a).unwrap(), "text");
+        assert_eq!(body(&create(&[]).unwrap()).unwrap(), "");
+        let a = create(&["-F", "-"]).unwrap();
+        assert_eq!(a.body_file.as_deref(), Some(std::path::Path::new("-")));
+        let a = create(&["--body-file", "notes.md"]).unwrap();
+        assert_eq!(
+            a.body_file.as_deref(),
+            Some(std::path::Path::new("notes.md"))
+        );
+        let e = create(&["-m", "x", "-F", "notes.md"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = body(&create(&["-F", "/no/such/file"]).unwrap()).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::USAGE);
+        assert!(e.to_string().contains("--body-file"), "{e}");
     }
 }

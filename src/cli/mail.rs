@@ -70,6 +70,13 @@ pub fn run(g: &Global, args: &MailArgs) -> Result<()> {
                 &a.body,
                 a.id.as_deref(),
             )?;
+            if let Some(why) = &sent.delivery_pending {
+                eprintln!(
+                    "warning: mail {} stored, delivery pending: {why}; the next `gt patrol` \
+                     delivers it (do not send it again)",
+                    sent.id
+                );
+            }
             if g.json {
                 output::json(&sent)
             } else if sent.new {

@@ -16,7 +16,8 @@ pub struct PatrolArgs {
     /// Loop: one pass every --interval until interrupted.
     #[arg(long)]
     pub watch: bool,
-    /// The wait between passes with --watch (default: patrol.interval of gt.toml).
+    /// The wait between passes with --watch, e.g. 30s (at least 100ms; default:
+    /// patrol.interval of gt.toml).
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
 }
@@ -51,14 +52,18 @@ fn connect() -> Result<Box<dyn Runtime>> {
 }
 
 pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
+    // Checked before the town is opened: a bad flag is a usage error wherever it is run.
+    let interval = a
+        .interval
+        .as_deref()
+        .map(|i| {
+            crate::util::check_duration(i, crate::town::config::MIN_INTERVAL).map_err(|why| {
+                Error::usage(format!("--interval {i:?} {why}")).with_hint("use e.g. 30s or 2m")
+            })
+        })
+        .transpose()?;
     let mut town = g.town()?;
-    let interval = match &a.interval {
-        Some(i) => crate::util::parse_duration(i).ok_or_else(|| {
-            Error::usage(format!("--interval {i:?} is not a duration"))
-                .with_hint("use e.g. 30s or 2m")
-        })?,
-        None => town.config.patrol.interval,
-    };
+    let interval = interval.unwrap_or(town.config.patrol.interval);
     loop {
         let r = crate::town::patrol::pass(&mut town, &connect);
         match &r {

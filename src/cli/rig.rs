@@ -68,13 +68,14 @@ pub struct SettingsArgs {
     /// The agent command, run inside the container by `gt agent run --`.
     #[arg(long)]
     pub command: Option<String>,
-    /// Container memory limit, e.g. 512m or 2g.
+    /// Container memory limit, e.g. 512m or 2g (at least 6m, Docker's minimum).
     #[arg(long)]
     pub memory: Option<String>,
-    /// Container CPU limit, e.g. 2 or 0.5.
-    #[arg(long)]
+    /// Container CPU limit, e.g. 2 or 0.5 (0.01 to 1024).
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<f64>,
-    /// Where finished branches are pushed (a URL or a path to a bare repository).
+    /// Where finished branches are pushed (a URL or a path to a bare repository; not
+    /// empty).
     #[arg(long)]
     pub remote: Option<String>,
     /// How many agents of this rig may run at once; more beads wait queued.

@@ -158,8 +158,13 @@ fn follow(
 
 /// `10m` (ago), `2026-11-24`, `2026-11-24T08:00:00Z` → epoch milliseconds.
 pub fn parse_since(s: &str) -> Result<i64> {
-    if let Some(d) = crate::util::parse_duration(s) {
-        return Ok(crate::util::now_ms() - d.as_millis() as i64);
+    if s.starts_with(|c: char| c.is_ascii_digit()) && !s.contains('-') {
+        return crate::util::check_duration(s, std::time::Duration::ZERO)
+            .map(|d| crate::util::now_ms().saturating_sub(crate::util::millis(d)))
+            .map_err(|why| {
+                Error::usage(format!("--since {s:?} {why}"))
+                    .with_hint("use e.g. 10m, 2h, 2026-11-24 or 2026-11-24T08:00:00Z")
+            });
     }
     crate::util::parse_utc_ms(s).ok_or_else(|| {
         Error::usage(format!(

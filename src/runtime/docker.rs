@@ -4,7 +4,7 @@
 use super::{ContainerSpec, CreateError, Observed, RunState, Runtime};
 use crate::error::{Error, Result};
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -72,6 +72,22 @@ fn classify(what: &str, e: bollard::errors::Error) -> Error {
     }
 }
 
+/// Bind mounts as structured mounts, not `src:dst:mode` strings: a town path holding
+/// `:` or `,` stays one path. A source that does not exist is an error (Docker would
+/// otherwise create it, as root).
+fn mounts(binds: &[super::Bind]) -> Vec<Mount> {
+    binds
+        .iter()
+        .map(|b| Mount {
+            typ: Some(MountType::BIND),
+            source: Some(b.source.clone()),
+            target: Some(b.target.clone()),
+            read_only: Some(b.read_only),
+            ..Default::default()
+        })
+        .collect()
+}
+
 fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
@@ -81,18 +97,7 @@ impl Runtime for DockerRuntime {
         let opts = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        let binds = spec
-            .binds
-            .iter()
-            .map(|b| {
-                format!(
-                    "{}:{}:{}",
-                    b.source,
-                    b.target,
-                    if b.read_only { "ro" } else { "rw" }
-                )
-            })
-            .collect();
+        let mounts = mounts(&spec.binds);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),
@@ -106,7 +111,7 @@ impl Runtime for DockerRuntime {
             working_dir: Some(spec.workdir.clone()),
             user: Some(spec.user.clone()),
             host_config: Some(HostConfig {
-                binds: Some(binds),
+                mounts: Some(mounts),
                 memory: Some(spec.memory),
                 // No swap beyond the memory limit: an over-limit agent is OOM-killed.
                 memory_swap: Some(spec.memory),
@@ -264,5 +269,25 @@ impl Runtime for DockerRuntime {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_with_colons_and_commas_stays_one_bind_mount() {
+        let odd = "/home/me/my town:v2,old/rigs/api/polecats/nux";
+        let m = mounts(&[super::super::Bind {
+            source: odd.into(),
+            target: odd.into(),
+            read_only: true,
+        }]);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].typ, Some(MountType::BIND));
+        assert_eq!(m[0].source.as_deref(), Some(odd));
+        assert_eq!(m[0].target.as_deref(), Some(odd));
+        assert_eq!(m[0].read_only, Some(true));
     }
 }

@@ -14,6 +14,13 @@ pub const LABEL_RIG: &str = "gt.rig";
 pub const LABEL_AGENT: &str = "gt.agent";
 pub const LABEL_GENERATION: &str = "gt.generation";
 
+/// Docker refuses a container memory limit below 6 MiB.
+pub const MIN_MEMORY: i64 = 6 << 20;
+/// Docker refuses fewer than 0.01 CPUs.
+pub const MIN_CPUS: f64 = 0.01;
+/// A CPU limit past this is a typo, not a machine.
+pub const MAX_CPUS: f64 = 1024.0;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bind {
     pub source: String,

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use rusqlite::Transaction;
 
 /// How long a writer waits for another process's transaction before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Db {
     conn: Connection,
@@ -118,12 +118,16 @@ impl Db {
             },
             other => other.map_err(|e| db_err(path, e))?,
         };
-        if app_id != schema::APPLICATION_ID && !(app_id == 0 && version == 0) {
-            return Err(Error::Database {
-                path: path.into(),
-                msg: format!("not a gt town database (application id {app_id:#x})"),
-                hint: Some("point --town at a directory made by `gt init`".into()),
-            });
+        // Only a file that says it is gt's is ever written. An empty file (zero bytes,
+        // or SQLite with no tables) says nothing, so it is refused too: migrating it in
+        // place would turn someone else's fresh database into a town.
+        if app_id != schema::APPLICATION_ID {
+            // Closing must not checkpoint a foreign WAL into its file: leave it as found.
+            let _ = conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            );
+            return Err(not_ours(&conn, path, app_id));
         }
         if version > schema::CURRENT {
             return Err(Error::Database {
@@ -190,6 +194,19 @@ impl Db {
         self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
     }
 
+    /// True while a patrol lease fences every write (see `set_fence`).
+    pub fn is_fenced(&self) -> bool {
+        self.fence.is_some()
+    }
+
+    /// How long later writes wait for another process's write transaction (SQLite's
+    /// busy timeout); `BUSY_TIMEOUT` unless changed. A write that waited in vain fails
+    /// with `Error::Busy`.
+    pub fn set_busy_timeout(&mut self, wait: Duration) -> Result<()> {
+        let path = self.path.clone();
+        self.conn.busy_timeout(wait).map_err(|e| db_err(&path, e))
+    }
+
     /// The actor later writes are recorded under.
     pub fn set_actor(&mut self, actor: &str) {
         self.actor = actor.to_string();
@@ -240,7 +257,7 @@ impl Db {
             }
             tx.execute(
                 "UPDATE leases SET expires_at = max(expires_at, ?2) WHERE name = 'patrol' AND token = ?1",
-                rusqlite::params![token, crate::util::now_ms() + lease.as_millis() as i64],
+                rusqlite::params![token, crate::util::now_ms().saturating_add(crate::util::millis(lease))],
             )
             .map_err(|e| db_err(&path, e))?;
         }
@@ -362,6 +379,47 @@ pub fn cas_update(
     ))
 }
 
+/// The refusal of a database gt did not make: empty, or another application's.
+fn not_ours(conn: &Connection, path: &Path, app_id: i64) -> Error {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 6")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .unwrap_or_default();
+    let aside = "nothing was changed; move .gt/ aside (e.g. `mv .gt .gt.not-a-town`) and run \
+                 `gt init` here, or point --town at a directory made by `gt init`";
+    let msg = if tables.is_empty() && app_id == 0 {
+        "the town database is empty (no gt schema in it): it was not made by a finished \
+         `gt init`; refusing to write it"
+            .to_string()
+    } else {
+        let mut names = tables
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if tables.len() > 5 {
+            names += ", …";
+        }
+        format!(
+            "not a gt town database (application id {app_id:#x}{}); refusing to write it",
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(", tables {names}")
+            }
+        )
+    };
+    Error::Database {
+        path: path.into(),
+        msg,
+        hint: Some(aside.into()),
+    }
+}
+
 fn disk_full() -> (String, Option<String>) {
     (
         "the disk is full; nothing was changed".to_string(),
@@ -403,13 +461,15 @@ pub fn db_err(path: &Path, e: rusqlite::Error) -> Error {
             format!("disk I/O error writing the town database: {e}"),
             Some("check the disk (dmesg); the last committed state is intact".to_string()),
         ),
-        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => (
-            format!(
-                "the town database stayed locked for {}s: {e}",
-                BUSY_TIMEOUT.as_secs()
-            ),
-            Some("another gt command holds a long transaction; try again".to_string()),
-        ),
+        Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => {
+            return Error::Busy {
+                path: path.into(),
+                msg: format!(
+                    "the town database stayed locked (a write waits up to {}s): {e}",
+                    BUSY_TIMEOUT.as_secs()
+                ),
+            };
+        }
         _ => (e.to_string(), None),
     };
     Error::Database {

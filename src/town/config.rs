@@ -2,7 +2,8 @@
 //! with errors that name the offending key. Rig settings live in the database, not here.
 
 use crate::error::{Error, Result};
-use crate::util::{parse_duration, parse_size};
+use crate::runtime::{MAX_CPUS, MIN_CPUS, MIN_MEMORY};
+use crate::util::{check_duration, parse_size};
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -32,6 +33,11 @@ stale_after = "10m"                       # `gt status` warns when work waits on
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
                                           #   mail, done) this long is reported once; "0s": off
 "#;
+
+/// The shortest wait between patrol passes (`patrol.interval`, `gt patrol --interval`).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest patrol lease: a pass must be able to write once before it expires.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -157,13 +163,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         .map_err(|e| bad(e.message().to_string() + &span_note(text, e.span())))?;
     let d = raw.defaults;
     let p = raw.patrol;
-    let dur = |key: &str, v: &str| {
-        parse_duration(v).ok_or_else(|| {
-            bad(format!(
-                "{key} = {v:?} is not a duration (use e.g. 30s, 2m, 1h)"
-            ))
-        })
+    // Every duration is range-checked here, where it is given: a zero interval would
+    // spin, a zero lease would never hold, and a huge one would overflow the clock.
+    let dur_min = |key: &str, v: &str, min: Duration| {
+        check_duration(v, min).map_err(|why| bad(format!("{key} = {v:?} {why}")))
     };
+    let dur = |key: &str, v: &str| dur_min(key, v, Duration::ZERO);
+    let secs = Duration::from_secs;
     let count = |key: &str, v: i64, min: i64| {
         if v < min || v > 10_000 {
             Err(bad(format!("{key} = {v} is out of range ({min}..=10000)")))
@@ -177,8 +183,23 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
     if d.command.trim().is_empty() {
         return Err(bad("defaults.command is empty".into()));
     }
-    if !(d.cpus > 0.0 && d.cpus <= 1024.0) {
-        return Err(bad(format!("defaults.cpus = {} must be above 0", d.cpus)));
+    if !(MIN_CPUS..=MAX_CPUS).contains(&d.cpus) {
+        return Err(bad(format!(
+            "defaults.cpus = {} is outside {MIN_CPUS}..={MAX_CPUS} (Docker's minimum is 0.01)",
+            d.cpus
+        )));
+    }
+    let memory = parse_size(&d.memory).ok_or_else(|| {
+        bad(format!(
+            "defaults.memory = {:?} is not a size (use e.g. 512m, 4g)",
+            d.memory
+        ))
+    })?;
+    if memory < MIN_MEMORY {
+        return Err(bad(format!(
+            "defaults.memory = {:?} is below Docker's minimum container memory of 6 MiB (6m)",
+            d.memory
+        )));
     }
     if d.retry_backoff.is_empty() {
         return Err(bad(
@@ -187,12 +208,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
     }
     Ok(Config {
         defaults: Defaults {
-            memory: parse_size(&d.memory).ok_or_else(|| {
-                bad(format!(
-                    "defaults.memory = {:?} is not a size (use e.g. 512m, 4g)",
-                    d.memory
-                ))
-            })?,
+            memory,
             cpus: d.cpus,
             max_polecats: count("defaults.max_polecats", d.max_polecats, 1)?,
             max_attempts: count("defaults.max_attempts", d.max_attempts, 1)?,
@@ -201,7 +217,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
                 .iter()
                 .map(|v| dur("defaults.retry_backoff", v))
                 .collect::<Result<_>>()?,
-            spawn_timeout: dur("defaults.spawn_timeout", &d.spawn_timeout)?,
+            spawn_timeout: dur_min("defaults.spawn_timeout", &d.spawn_timeout, secs(1))?,
             on_exhausted: match d.on_exhausted.as_str() {
                 "failed" => OnExhausted::Failed,
                 "escalated" => OnExhausted::Escalated,
@@ -215,11 +231,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
             command: d.command,
         },
         patrol: Patrol {
-            interval: dur("patrol.interval", &p.interval)?,
-            lease: dur("patrol.lease", &p.lease)?,
+            interval: dur_min("patrol.interval", &p.interval, MIN_INTERVAL)?,
+            lease: dur_min("patrol.lease", &p.lease, MIN_LEASE)?,
             breaker_failures: count("patrol.breaker_failures", p.breaker_failures, 1)?,
-            breaker_window: dur("patrol.breaker_window", &p.breaker_window)?,
-            stale_after: dur("patrol.stale_after", &p.stale_after)?,
+            breaker_window: dur_min("patrol.breaker_window", &p.breaker_window, secs(1))?,
+            stale_after: dur_min("patrol.stale_after", &p.stale_after, secs(1))?,
             quiet_after: dur("patrol.quiet_after", &p.quiet_after)?,
         },
     })
@@ -261,5 +277,56 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("on_exhausted"), "{e}");
+    }
+
+    #[test]
+    fn mechanism_values_are_range_checked_naming_the_key() {
+        for (toml, key, why) in [
+            (
+                "[patrol]\ninterval = \"0s\"\n",
+                "patrol.interval",
+                "minimum of 100ms",
+            ),
+            (
+                "[patrol]\nlease = \"0s\"\n",
+                "patrol.lease",
+                "minimum of 1s",
+            ),
+            (
+                "[patrol]\nlease = \"99999999999999h\"\n",
+                "patrol.lease",
+                "maximum of 10 years",
+            ),
+            (
+                "[patrol]\nquiet_after = \"10000000000000000s\"\n",
+                "patrol.quiet_after",
+                "maximum",
+            ),
+            (
+                "[defaults]\nspawn_timeout = \"0s\"\n",
+                "defaults.spawn_timeout",
+                "minimum",
+            ),
+            (
+                "[defaults]\nretry_backoff = [\"0s\", \"99999999999999h\"]\n",
+                "defaults.retry_backoff",
+                "maximum",
+            ),
+            ("[defaults]\nmemory = \"1k\"\n", "defaults.memory", "6 MiB"),
+            ("[defaults]\ncpus = 0.0\n", "defaults.cpus", "0.01"),
+            ("[defaults]\ncpus = -1.0\n", "defaults.cpus", "0.01"),
+        ] {
+            let e = parse(toml, Path::new("gt.toml")).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::USAGE, "{toml}");
+            let msg = e.to_string();
+            assert!(msg.contains(key) && msg.contains(why), "{toml}: {msg}");
+        }
+        let c = parse(
+            "[patrol]\ninterval = \"100ms\"\nlease = \"1s\"\nquiet_after = \"0s\"\n[defaults]\nmemory = \"6m\"\n",
+            Path::new("gt.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.patrol.interval, MIN_INTERVAL);
+        assert_eq!(c.defaults.memory, 6 << 20);
     }
 }

@@ -10,6 +10,7 @@ use crate::state::{Tx, agents, checkpoints, dispatches, mail::Mail};
 use crate::util::now_ms;
 use rusqlite::OptionalExtension;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Requests applied per transaction: one fsync for many requests.
 const BATCH: usize = 1000;
@@ -23,30 +24,63 @@ pub struct Ingested {
     pub finishing: Vec<String>,
 }
 
+/// How long a host command that only reads waits for the write lock to apply pending
+/// agent requests, before it shows what it can read (plain reads never wait in WAL mode).
+pub const READ_WAIT: Duration = Duration::from_millis(250);
+
 /// Ingest every outbox of the town.
+///
+/// A patrol pass (its writes fenced by the lease) must apply every request and waits
+/// for the write lock as long as any writer. A read command only wants a fresh picture:
+/// it waits at most `READ_WAIT`, and when another process holds the write lock longer
+/// it applies nothing more and warns how many requests the picture is missing.
 pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
     let mut total = Ingested::default();
     let outboxes = outboxes(&town.root.join("agents"));
     if town.db.is_read_only() {
         // Reading is still useful; say plainly that the picture may be behind.
-        let pending: usize = outboxes
-            .iter()
-            .filter_map(|(_, _, dir)| std::fs::read_dir(dir).ok())
-            .flat_map(|d| d.flatten())
-            .filter(|f| f.path().extension().is_some_and(|x| x == "json"))
-            .count();
-        if pending > 0 {
-            eprintln!(
-                "warning: {pending} agent request(s) not applied: the town database is read-only \
-                 for this user, so what follows may be behind"
-            );
-        }
+        warn_pending(&outboxes, "the town database is read-only for this user");
         return Ok(total);
     }
-    for (rig, name, dir) in outboxes {
-        ingest_outbox(town, &rig, &name, &dir, &mut total)?;
+    let patient = town.db.is_fenced();
+    if !patient {
+        town.db.set_busy_timeout(READ_WAIT)?;
     }
-    Ok(total)
+    let mut result = Ok(());
+    for (rig, name, dir) in &outboxes {
+        result = ingest_outbox(town, rig, name, dir, &mut total);
+        if result.is_err() {
+            break;
+        }
+    }
+    if !patient {
+        town.db.set_busy_timeout(crate::state::BUSY_TIMEOUT)?;
+    }
+    match result {
+        Err(Error::Busy { .. }) if !patient => {
+            warn_pending(
+                &outboxes,
+                "another process holds the town database's write lock",
+            );
+            Ok(total)
+        }
+        other => other.map(|()| total),
+    }
+}
+
+/// The warning of a read command that could not apply what agents asked for.
+fn warn_pending(outboxes: &[(String, String, PathBuf)], why: &str) {
+    let pending: usize = outboxes
+        .iter()
+        .filter_map(|(_, _, dir)| std::fs::read_dir(dir).ok())
+        .flat_map(|d| d.flatten())
+        .filter(|f| f.path().extension().is_some_and(|x| x == "json"))
+        .count();
+    if pending > 0 {
+        eprintln!(
+            "warning: {pending} agent request(s) not applied: {why}, so what follows may be behind"
+        );
+    }
 }
 
 /// Every agent mailbox's outbox under `base` (`agents/<rig>/<polecat>/outbox`), with its

@@ -68,6 +68,10 @@ pub struct Sent {
     pub id: String,
     /// False when a message with this id existed: the send was a repeat.
     pub new: bool,
+    /// Why delivery into an agent inbox failed after the message was stored. The message
+    /// is kept and the next delivery (every patrol) retries it; sending again would only
+    /// repeat it.
+    pub delivery_pending: Option<String>,
 }
 
 pub fn send(
@@ -100,8 +104,17 @@ pub fn send(
         }
         Ok(new)
     })?;
-    deliver(town)?;
-    Ok(Sent { id, new })
+    // Stored is sent: a failed delivery is retried by patrol, never reported as a
+    // failed send (a user who retried would send the message twice).
+    let delivery_pending = deliver(town).err().map(|e| match e.hint() {
+        Some(h) => format!("{e} ({h})"),
+        None => e.to_string(),
+    });
+    Ok(Sent {
+        id,
+        new,
+        delivery_pending,
+    })
 }
 
 pub fn inbox(town: &Town, addr: &str, unread: bool) -> Result<Vec<Mail>> {

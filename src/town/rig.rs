@@ -2,6 +2,7 @@
 
 use super::Town;
 use crate::error::{Error, IoContext, Result};
+use crate::runtime::{MAX_CPUS, MIN_CPUS, MIN_MEMORY};
 use crate::state::{agents, rigs, rigs::Rig};
 use crate::util::{format_size, now_ms, parse_size, random_hex, validate_name};
 use std::path::PathBuf;
@@ -53,15 +54,21 @@ impl Settings {
                 Error::usage(format!("--memory {m:?} is not a size"))
                     .with_hint("use e.g. 512m or 4g")
             })?;
+            if self.memory < MIN_MEMORY {
+                return Err(Error::usage(format!(
+                    "--memory {m:?} is below Docker's minimum container memory of 6 MiB"
+                ))
+                .with_hint("give at least 6m; agents running git want a few hundred (e.g. 512m)"));
+            }
         }
         if let Some(c) = spec.cpus {
+            if !(MIN_CPUS..=MAX_CPUS).contains(&c) {
+                return Err(
+                    Error::usage(format!("--cpus {c} is outside {MIN_CPUS}..={MAX_CPUS}"))
+                        .with_hint("Docker's minimum is 0.01 CPUs; use e.g. 0.5 or 2"),
+                );
+            }
             self.cpus = c;
-        }
-        if !(self.cpus > 0.0 && self.cpus <= 1024.0) {
-            return Err(Error::usage(format!(
-                "--cpus {} must be above 0",
-                self.cpus
-            )));
         }
         if let Some(p) = spec.pids {
             if !(16..=1_000_000).contains(&p) {
@@ -138,7 +145,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         return Err(rig_exists(&spec.name));
     }
     let remote = match &spec.remote {
-        Some(r) => Some(r.clone()),
+        Some(r) => Some(check_remote(r)?),
         None if crate::git::is_url(&spec.source) => Some(spec.source.clone()),
         None => None,
     };
@@ -211,6 +218,20 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
     Ok(rig)
 }
 
+/// A remote as given to --remote: a URL or a path, never empty (git would take an empty
+/// remote for "no remote" in one place and fail in another).
+fn check_remote(r: &str) -> Result<String> {
+    if r.trim().is_empty() {
+        return Err(Error::usage("--remote is empty")
+            .with_hint("give a URL or a path to a bare repository, or leave --remote out"));
+    }
+    if r.starts_with('-') {
+        return Err(Error::usage(format!("--remote {r:?} starts with `-`"))
+            .with_hint("git would read it as an option; give a URL or a path"));
+    }
+    Ok(r.to_string())
+}
+
 fn rig_exists(name: &str) -> Error {
     Error::conflict(
         format!("rig {name} already exists"),
@@ -236,17 +257,11 @@ pub fn set(
     spec: &RigSpec,
     expect_version: Option<i64>,
 ) -> Result<Changed> {
+    let given_remote = spec.remote.as_deref().map(check_remote).transpose()?;
     let current = get(town, name)?;
     let before = Settings::of(&current);
     let after = before.clone().apply(spec)?;
-    let remote = match &spec.remote {
-        Some(r) if r.trim().is_empty() => {
-            return Err(Error::usage("--remote is empty")
-                .with_hint("give a URL or a path to a bare repository"));
-        }
-        Some(r) => Some(r.clone()),
-        None => current.remote.clone(),
-    };
+    let remote = given_remote.or_else(|| current.remote.clone());
     let mut changes = Vec::new();
     let mut note = |what: &str, from: String, to: String| {
         if from != to {

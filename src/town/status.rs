@@ -66,7 +66,7 @@ pub fn patrol_health(town: &Town) -> Result<PatrolHealth> {
             |r| r.get(0),
         )
         .map_err(err)?;
-    let stale = town.config.patrol.stale_after.as_millis() as i64;
+    let stale = crate::util::millis(town.config.patrol.stale_after);
     let warning = match last_pass {
         _ if running || waiting == 0 => None,
         None => Some(

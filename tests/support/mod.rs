@@ -619,3 +619,27 @@ impl Paused {
         (status.code().unwrap_or(-1), self.stderr.join("\n"))
     }
 }
+
+impl TestTown {
+    /// A town whose directory path starts with `prefix` (e.g. characters that Docker's
+    /// `src:dst` bind strings would split on).
+    pub fn new_with_prefix(prefix: &str) -> TestTown {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        let out = Command::new(gt_bin())
+            .arg("init")
+            .arg(dir.path().join("town"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "gt init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut t = TestTown {
+            dir,
+            id: String::new(),
+        };
+        t.id = t.json(&["status"])["town_id"].as_str().unwrap().to_string();
+        t
+    }
+}
