@@ -757,3 +757,40 @@ fn a_nuked_polecat_is_revived_only_without_unsaved_work_unless_forced() {
     assert!(err.contains("is idle"), "{err}");
     t.fails(&["polecat", "revive", "api/ghost"], 4);
 }
+
+#[test]
+fn a_worktree_left_half_made_by_a_killed_sling_is_made_again_before_any_agent_uses_it() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("spawn_timeout = \"3s\"\nretry_backoff = [\"0s\"]", "");
+    t.rig("sleep 300", &[]);
+    let id = bead(&t, "half-made");
+    // gt dies after git created the worktree but before it was marked complete, as when
+    // it is killed (or the disk fills) mid-checkout; the test takes files away and
+    // truncates the index the way a partial checkout leaves them.
+    let out = t
+        .cmd()
+        .args(["sling", &id])
+        .env("FAILPOINTS", "git.worktree_add.before_mark=panic")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let agent = t.json(&["polecat", "list"])[0]["rig"].as_str().unwrap().to_string()
+        + "/"
+        + t.json(&["polecat", "list"])[0]["name"].as_str().unwrap();
+    let wt = t.worktree(&agent);
+    assert!(wt.join("README").exists(), "the checkout happened");
+    std::fs::remove_file(wt.join("README")).unwrap();
+    let git_file = std::fs::read_to_string(wt.join(".git")).unwrap();
+    let admin = std::path::PathBuf::from(git_file.trim().trim_start_matches("gitdir: "));
+    std::fs::write(admin.join("index"), b"").unwrap();
+    t.patrol_until("the re-dispatch", 60, |t| {
+        t.bead_status(&id) == "in_progress" && t.running_containers().len() == 1
+    });
+    // The new dispatch works in a complete worktree: nothing deleted, nothing staged.
+    assert!(wt.join("README").exists(), "the worktree was not made again");
+    assert_eq!(git(&wt, &["status", "--porcelain"]).trim(), "");
+    t.doctor_clean();
+}

@@ -6,6 +6,7 @@ use crate::error::{Error, IoContext, Result};
 use git2::{BranchType, Repository, WorktreeAddOptions, WorktreePruneOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// A SOURCE is a URL when it has a scheme or the scp-like `host:path` form.
 pub fn is_url(source: &str) -> bool {
@@ -142,6 +143,10 @@ pub fn add_worktree(
         })?;
         Ok(())
     })();
+    let added = added.and_then(|()| {
+        fail::fail_point!("git.worktree_add.before_mark");
+        mark_complete(repo, path, branch)
+    });
     if let Err(e) = added {
         // Leave nothing half-made behind: no partial directory or registration, and no
         // branch that this call created (a later sling would find it "already exists").
@@ -153,6 +158,28 @@ pub fn add_worktree(
         return Err(e);
     }
     Ok(())
+}
+
+/// The marker of a worktree whose add (checkout included) finished: a file in its own
+/// admin dir, written after the checkout and gone with the registration. A worktree
+/// without it was left half-made by a killed add (or a full disk) and is never reused.
+const COMPLETE: &str = "gt-complete";
+
+fn mark_complete(repo: &Repository, path: &Path, branch: &str) -> Result<()> {
+    let wt = repo.find_worktree(&worktree_name(path))?;
+    let admin = Repository::open_from_worktree(&wt)?.path().to_path_buf();
+    crate::util::write_atomic(&admin.join(COMPLETE), branch.as_bytes())
+}
+
+/// Whether the worktree at `path` was completely made for `branch` (see COMPLETE).
+pub fn worktree_complete(repo: &Repository, path: &Path, branch: &str) -> bool {
+    let Ok(wt) = repo.find_worktree(&worktree_name(path)) else {
+        return false;
+    };
+    let Ok(wrepo) = Repository::open_from_worktree(&wt) else {
+        return false;
+    };
+    std::fs::read(wrepo.path().join(COMPLETE)).is_ok_and(|b| b == branch.as_bytes())
 }
 
 fn worktree_name(path: &Path) -> String {
@@ -297,10 +324,16 @@ pub fn commit_all(
 }
 
 /// The commit `remote` has at `branch`, asked with the user's git (credentials apply).
-pub fn remote_head(repo_dir: &Path, remote: &str, branch: &str) -> Result<Option<String>> {
-    let out = git_cli(
+pub fn remote_head(
+    repo_dir: &Path,
+    remote: &str,
+    branch: &str,
+    timeout: Duration,
+) -> Result<Option<String>> {
+    let out = git_cli_within(
         repo_dir,
         &["ls-remote", "--", remote, &format!("refs/heads/{branch}")],
+        Some(timeout),
     )?;
     Ok(out.split_whitespace().next().map(String::from))
 }
@@ -335,8 +368,14 @@ pub fn is_merged_into(repo: &Repository, commit: &str, branch: &str) -> bool {
 }
 
 /// Push `commit` to `remote` as `branch` with the user's git.
-pub fn push(repo_dir: &Path, remote: &str, commit: &str, branch: &str) -> Result<()> {
-    git_cli(
+pub fn push(
+    repo_dir: &Path,
+    remote: &str,
+    commit: &str,
+    branch: &str,
+    timeout: Duration,
+) -> Result<()> {
+    git_cli_within(
         repo_dir,
         &[
             "push",
@@ -345,17 +384,73 @@ pub fn push(repo_dir: &Path, remote: &str, commit: &str, branch: &str) -> Result
             remote,
             &format!("{commit}:refs/heads/{branch}"),
         ],
+        Some(timeout),
     )
     .map(|_| ())
 }
 
 fn git_cli(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .current_dir(dir)
+    git_cli_within(dir, args, None)
+}
+
+/// Run the user's `git` with `args`; with a deadline, a call still running then is
+/// killed with everything it started (its own process group: ssh, hooks of a local
+/// remote) and reported as timed out, so one hanging remote stalls nothing else.
+fn git_cli_within(dir: &Path, args: &[&str], timeout: Option<Duration>) -> Result<String> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
         .ctx(|| "running git (is it installed?)".to_string())?;
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let stdout = child.stdout.take().map(|o| read(Box::new(o)));
+    let stderr = child.stderr.take().map(|e| read(Box::new(e)));
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let status = loop {
+        if let Some(st) = child.try_wait().ctx(|| "waiting for git".to_string())? {
+            break st;
+        }
+        if let (Some(d), Some(t)) = (deadline, timeout)
+            && std::time::Instant::now() >= d
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(std::process::Stdio::null())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::git(format!(
+                "`git {}` timed out after {}s (patrol.push_timeout); it is tried again on the next pass",
+                args.join(" "),
+                t.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let collect = |rx: Option<std::sync::mpsc::Receiver<Vec<u8>>>| {
+        rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(5)).ok())
+            .unwrap_or_default()
+    };
+    let out = std::process::Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    };
     if !out.status.success() {
         return Err(Error::git(format!(
             "`git {}` failed: {}",

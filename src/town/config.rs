@@ -30,6 +30,9 @@ breaker_failures = 20                     # more failed dispatches in breaker_wi
 breaker_window = "30m"                    #   new dispatches and mail the mayor once
 stale_after = "10m"                       # `gt status` warns when work waits on a patrol
                                           #   that has not finished a pass for this long
+push_timeout = "60s"                      # a git push or ls-remote still running then is
+                                          #   stopped and retried on a later pass (at most
+                                          #   half the lease, which is renewed before each)
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
                                           #   mail, done) this long is reported once; "0s": off
 "#;
@@ -72,6 +75,7 @@ pub struct Patrol {
     pub breaker_window: Duration,
     pub stale_after: Duration,
     pub quiet_after: Duration,
+    pub push_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +126,7 @@ struct RawPatrol {
     breaker_window: String,
     stale_after: String,
     quiet_after: String,
+    push_timeout: String,
 }
 
 impl Default for RawPatrol {
@@ -133,6 +138,7 @@ impl Default for RawPatrol {
             breaker_window: "30m".into(),
             stale_after: "10m".into(),
             quiet_after: "30m".into(),
+            push_timeout: "60s".into(),
         }
     }
 }
@@ -206,6 +212,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
             "defaults.retry_backoff must list at least one duration".into(),
         ));
     }
+    let patrol = Patrol {
+        interval: dur_min("patrol.interval", &p.interval, MIN_INTERVAL)?,
+        lease: dur_min("patrol.lease", &p.lease, MIN_LEASE)?,
+        breaker_failures: count("patrol.breaker_failures", p.breaker_failures, 1)?,
+        breaker_window: dur_min("patrol.breaker_window", &p.breaker_window, secs(1))?,
+        stale_after: dur_min("patrol.stale_after", &p.stale_after, secs(1))?,
+        quiet_after: dur("patrol.quiet_after", &p.quiet_after)?,
+        push_timeout: dur_min("patrol.push_timeout", &p.push_timeout, secs(1))?,
+    };
     Ok(Config {
         defaults: Defaults {
             memory,
@@ -230,14 +245,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
             image: d.image,
             command: d.command,
         },
-        patrol: Patrol {
-            interval: dur_min("patrol.interval", &p.interval, MIN_INTERVAL)?,
-            lease: dur_min("patrol.lease", &p.lease, MIN_LEASE)?,
-            breaker_failures: count("patrol.breaker_failures", p.breaker_failures, 1)?,
-            breaker_window: dur_min("patrol.breaker_window", &p.breaker_window, secs(1))?,
-            stale_after: dur_min("patrol.stale_after", &p.stale_after, secs(1))?,
-            quiet_after: dur("patrol.quiet_after", &p.quiet_after)?,
-        },
+        patrol,
     })
 }
 

@@ -101,7 +101,7 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         fail::fail_point!("saga.pushed.before");
         let mut pushed_to = None;
         if let Some(remote) = &rig.remote {
-            if let Err(e) = push_with_retry(&repo_dir, remote, &head, &d.branch) {
+            if let Err(e) = push_with_retry(town, remote, &head, &d.branch, &a.rig) {
                 escalate_push(town, d.id, &bead, &a.id, remote, &e)?;
                 return Ok(SagaOutcome::Pending {
                     bead,
@@ -233,20 +233,30 @@ fn step_tx(
     })
 }
 
-fn push_with_retry(
-    repo_dir: &std::path::Path,
-    remote: &str,
-    head: &str,
-    branch: &str,
-) -> Result<()> {
+fn push_with_retry(town: &mut Town, remote: &str, head: &str, branch: &str, rig: &str) -> Result<()> {
+    let repo_dir = town.repo_dir(rig);
+    let timeout = town
+        .config
+        .patrol
+        .push_timeout
+        .min(town.config.patrol.lease / 2);
     let mut last = None;
     for wait in PUSH_BACKOFF {
         std::thread::sleep(*wait);
-        match crate::git::remote_head(repo_dir, remote, branch) {
+        // Each network call is bounded by push_timeout, shorter than the lease: renewing
+        // the lease first means no other patrol takes over (and pushes the same branch in
+        // parallel) while this one waits on the remote.
+        if town.db.is_fenced() {
+            town.db.write(|_| Ok(()))?;
+        }
+        match crate::git::remote_head(&repo_dir, remote, branch, timeout) {
             Ok(Some(h)) if h == head => return Ok(()), // the agent (or an earlier run) pushed it
             _ => {}
         }
-        match crate::git::push(repo_dir, remote, head, branch) {
+        if town.db.is_fenced() {
+            town.db.write(|_| Ok(()))?;
+        }
+        match crate::git::push(&repo_dir, remote, head, branch, timeout) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!("push of {branch} to {remote} failed: {e}");

@@ -423,8 +423,28 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
         // Our own worktree from an earlier attempt of this polecat: reuse it, without the
         // git locks the dead attempt may have left (no process of this agent lives now).
         if same_path(&at, &c.worktree) && c.resume {
-            made.stale_locks = crate::git::clear_stale_locks(&repo, &c.worktree, &c.branch)?;
-            return Ok(());
+            if crate::git::worktree_complete(&repo, &c.worktree, &c.branch)
+                || worked_in_before(town, c)?
+            {
+                made.stale_locks = crate::git::clear_stale_locks(&repo, &c.worktree, &c.branch)?;
+                return Ok(());
+            }
+            // Half-made: a sling killed (or a disk filled) mid-checkout, before any agent
+            // ran in it. Its index would commit most of the repository as deleted: make
+            // it again from the branch, which holds nothing an agent made.
+            crate::git::remove_worktree(&repo, &c.worktree)?;
+            tracing::warn!(
+                "worktree {} was left half-made by an interrupted sling; made it again",
+                c.worktree.display()
+            );
+            made.worktree = true;
+            return crate::git::add_worktree(
+                &repo,
+                &c.worktree,
+                &c.branch,
+                &c.rig.default_branch,
+                true,
+            );
         }
         return Err(Error::conflict(
             format!("branch {} is checked out at {}", c.branch, at.display()),
@@ -453,6 +473,15 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
     made.branch = !exists;
     made.worktree = true;
     crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)
+}
+
+/// Whether an earlier dispatch of this bead by this agent started a container: then its
+/// worktree holds work, even without the completeness marker (made by an older gt).
+fn worked_in_before(town: &Town, c: &Claim) -> Result<bool> {
+    Ok(dispatches::for_bead(town.db.conn(), &c.bead.id)
+        .map_err(|e| town.db_err(e))?
+        .iter()
+        .any(|d| d.id != c.dispatch && d.agent == c.agent.id && d.container_id.is_some()))
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {
