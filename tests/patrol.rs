@@ -891,3 +891,147 @@ fn a_quiet_agent_is_reported_once_and_a_talking_one_is_not() {
     );
     assert_eq!(why(&chatty), format!("working on {chatty}"));
 }
+
+#[test]
+fn an_engine_lost_after_the_list_call_is_one_outage_exit_5_and_one_mail() {
+    if !require_docker() {
+        return;
+    }
+    let mut engine = PrivateEngine::start();
+    let t = TestTown::new();
+    let host = engine.host();
+    let src = t.source_repo("api");
+    let with_engine = |args: &[&str]| {
+        t.cmd()
+            .env("DOCKER_HOST", &host)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = with_engine(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        &scripted_agent("AGENT_HOLD=1"),
+        "--max-polecats",
+        "3",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    // Two agents that said done (their sagas need the engine) and one still working.
+    let ids: Vec<String> = (0..3).map(|i| t.bead(&format!("task {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    assert!(with_engine(&args).status.success());
+    let agents: Vec<String> = t
+        .json(&["polecat", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["rig"].as_str().unwrap(),
+                p["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for a in &agents[..2] {
+        std::fs::write(t.root().join("agents").join(a).join("release"), "").unwrap();
+    }
+    wait_for("two done requests", 60, || {
+        let n: usize = agents[..2]
+            .iter()
+            .map(|a| {
+                std::fs::read_dir(t.root().join("agents").join(a).join("outbox")).map_or(0, |d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                        .count()
+                })
+            })
+            .sum();
+        (n >= 4).then_some(()) // checkpoint + done each
+    });
+    // The pass lists the containers, then the engine goes away before the sagas ask it.
+    let release = t.dir.path().join("release-patrol");
+    let p = t.paused_at_env(
+        &["patrol", "--json"],
+        "patrol.after_list",
+        Some(&release),
+        &[("DOCKER_HOST", &host)],
+    );
+    engine.stop();
+    std::fs::write(&release, "").unwrap();
+    let (code, err) = p.finish();
+    assert_eq!(code, 5, "an engine lost mid-pass is exit 5: {err}");
+    // Nothing was marked dead or stuck for it; the agents are where they were.
+    let pl = t.json(&["polecat", "list"]);
+    for p in pl.as_array().unwrap() {
+        assert_ne!(p["state"], "dead", "{pl}");
+    }
+    assert!(
+        t.mayor_mail_subject("saga").is_empty(),
+        "no saga escalation per agent"
+    );
+    // Further passes while it is down: one escalation for the whole outage.
+    for _ in 0..3 {
+        let o = with_engine(&["patrol"]);
+        assert_eq!(o.status.code(), Some(5), "{o:?}");
+    }
+    let mails = t.mayor_mail_subject("unreachable");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(t.mayor_mail_subject("saga").is_empty());
+}
+
+#[test]
+fn a_hanging_remote_delays_no_other_recovery_and_is_retried_later() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure(
+        "retry_backoff = [\"0s\"]\nmax_attempts = 5",
+        "push_timeout = \"2s\"\nbreaker_failures = 1000",
+    );
+    // beta dies at once; alpha finishes and its done saga pushes.
+    let cmd = format!(
+        "if [ \"$GT_AGENT\" = api/beta ]; then exit 1; fi\n{}",
+        scripted_agent("")
+    );
+    let remote = t.rig_with_remote(&cmd, &["--max-polecats", "4"]);
+    // The remote accepts nothing: its pre-receive hook hangs.
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\nsleep 600\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let a = t.bead("pushes");
+    let b = t.bead("dies");
+    t.ok(&["sling", &a, "--polecat", "alpha"]);
+    t.ok(&["sling", &b, "--polecat", "beta"]);
+    t.wait_exited(2);
+    // One pass: beta's death is recorded and it is re-dispatched, although alpha's push
+    // hangs in the same pass; the push gives up at its deadline and waits for a later pass.
+    let started = std::time::Instant::now();
+    let p = t.patrol_json();
+    let took = started.elapsed();
+    let deaths = p["deaths"].as_array().unwrap();
+    assert_eq!(deaths.len(), 1, "{p}");
+    assert_eq!(deaths[0]["agent"], "api/beta", "{p}");
+    assert!(p["redispatched"].to_string().contains(&b), "{p}");
+    let pending = p["sagas_pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{p}");
+    assert!(pending[0].as_str().unwrap().contains("timed out"), "{p}");
+    // 3 tries × 2 s, plus 1.5 s of backoff.
+    assert!(
+        took < std::time::Duration::from_secs(deadline_secs(30)),
+        "{took:?}"
+    );
+    // The remote comes back: a later pass lands alpha's work.
+    std::fs::remove_file(&hook).unwrap();
+    t.patrol_until("alpha's push", 60, |t| t.bead_status(&a) == "done");
+    let pushed = git(&remote, &["branch", "--list"]);
+    assert!(pushed.contains(&format!("polecat/alpha/{a}")), "{pushed}");
+}

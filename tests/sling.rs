@@ -777,7 +777,10 @@ fn a_worktree_left_half_made_by_a_killed_sling_is_made_again_before_any_agent_us
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let agent = t.json(&["polecat", "list"])[0]["rig"].as_str().unwrap().to_string()
+    let agent = t.json(&["polecat", "list"])[0]["rig"]
+        .as_str()
+        .unwrap()
+        .to_string()
         + "/"
         + t.json(&["polecat", "list"])[0]["name"].as_str().unwrap();
     let wt = t.worktree(&agent);
@@ -790,7 +793,10 @@ fn a_worktree_left_half_made_by_a_killed_sling_is_made_again_before_any_agent_us
         t.bead_status(&id) == "in_progress" && t.running_containers().len() == 1
     });
     // The new dispatch works in a complete worktree: nothing deleted, nothing staged.
-    assert!(wt.join("README").exists(), "the worktree was not made again");
+    assert!(
+        wt.join("README").exists(),
+        "the worktree was not made again"
+    );
     assert_eq!(git(&wt, &["status", "--porcelain"]).trim(), "");
     t.doctor_clean();
 }

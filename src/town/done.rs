@@ -233,7 +233,13 @@ fn step_tx(
     })
 }
 
-fn push_with_retry(town: &mut Town, remote: &str, head: &str, branch: &str, rig: &str) -> Result<()> {
+fn push_with_retry(
+    town: &mut Town,
+    remote: &str,
+    head: &str,
+    branch: &str,
+    rig: &str,
+) -> Result<()> {
     let repo_dir = town.repo_dir(rig);
     let timeout = town
         .config

@@ -542,10 +542,22 @@ impl TestTown {
     /// Start `gt ARGS` so that it pauses at `step` (until a signal, or until `release`
     /// exists), and return once it has got there.
     pub fn paused_at(&self, args: &[&str], step: &str, release: Option<&Path>) -> Paused {
+        self.paused_at_env(args, step, release, &[])
+    }
+
+    /// `paused_at`, with extra environment (`DOCKER_HOST` of a private engine, say).
+    pub fn paused_at_env(
+        &self,
+        args: &[&str],
+        step: &str,
+        release: Option<&Path>,
+        extra: &[(&str, &str)],
+    ) -> Paused {
         let mut env = vec![
             ("GT_TEST_PAUSE_AT", step.to_string()),
             ("NO_COLOR", "1".into()),
         ];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         if let Some(r) = release {
             env.push(("GT_TEST_PAUSE_RELEASE", r.display().to_string()));
         }
