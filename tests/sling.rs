@@ -800,3 +800,31 @@ fn a_worktree_left_half_made_by_a_killed_sling_is_made_again_before_any_agent_us
     assert_eq!(git(&wt, &["status", "--porcelain"]).trim(), "");
     t.doctor_clean();
 }
+
+#[test]
+fn a_database_locked_while_sling_starts_the_agent_loses_no_work() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("spawn_timeout = \"3s\"", "");
+    t.rig_with_remote(&scripted_agent(""), &[]);
+    let id = t.bead("locked out");
+    // Sling pauses after starting the container; the test takes the write lock and holds
+    // it past sling's busy timeout while the agent works, commits and says done.
+    let release = t.dir.path().join("release-sling");
+    let p = t.paused_at(&["sling", &id], "sling.after_start", Some(&release));
+    let holder = rusqlite::Connection::open(t.root().join(".gt/town.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::fs::write(&release, "").unwrap();
+    let (code, err) = p.finish();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("patrol"), "sling says who finishes it: {err}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    // Nothing was undone on a guess: the agent's work lands.
+    t.patrol_until("the locked-out agent's work to land", 60, |t| {
+        t.bead_status(&id) == "done"
+    });
+    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
+    t.doctor_clean();
+}

@@ -93,6 +93,17 @@ pub fn launch(town: &mut Town, rt: &dyn Runtime, claim: Claim) -> Result<Slung> 
             branch: claim.branch.clone(),
             container,
         }),
+        Err(e @ Error::Busy { .. }) if made.started => {
+            // The agent runs and may already work; only its record could not be written.
+            // Nothing is undone on a guess: patrol adopts the container (or takes its
+            // done) once the database is free.
+            tracing::warn!(
+                "{} started for {}, but the town database stayed locked; `gt patrol` adopts it after the spawn timeout",
+                claim.agent.id,
+                claim.bead.id
+            );
+            Err(e)
+        }
         Err(e) => {
             let undone = match undo(town, rt, &claim, &made, &e) {
                 Ok(undone) => undone,
