@@ -942,18 +942,18 @@ fn an_engine_lost_after_the_list_call_is_one_outage_exit_5_and_one_mail() {
     for a in &agents[..2] {
         std::fs::write(t.root().join("agents").join(a).join("release"), "").unwrap();
     }
+    // Read commands may ingest the checkpoints meanwhile: wait for the done requests.
     wait_for("two done requests", 60, || {
-        let n: usize = agents[..2]
-            .iter()
-            .map(|a| {
-                std::fs::read_dir(t.root().join("agents").join(a).join("outbox")).map_or(0, |d| {
-                    d.flatten()
-                        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                        .count()
-                })
+        let done = |a: &String| {
+            std::fs::read_dir(t.root().join("agents").join(a).join("outbox")).map_or(0, |d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read(e.path()).ok())
+                    .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .filter(|v| v["kind"] == "done")
+                    .count()
             })
-            .sum();
-        (n >= 4).then_some(()) // checkpoint + done each
+        };
+        (agents[..2].iter().map(done).sum::<usize>() == 2).then_some(())
     });
     // The pass lists the containers, then the engine goes away before the sagas ask it.
     let release = t.dir.path().join("release-patrol");
