@@ -23,24 +23,7 @@ pub struct TestTown {
 
 impl TestTown {
     pub fn new() -> TestTown {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(gt_bin())
-            .arg("init")
-            .arg(dir.path().join("town"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gt init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut t = TestTown {
-            dir,
-            id: String::new(),
-        };
-        let status: serde_json::Value = t.json(&["status"]);
-        t.id = status["town_id"].as_str().unwrap().to_string();
-        t
+        TestTown::new_with_prefix(".tmp")
     }
 
     pub fn root(&self) -> PathBuf {
