@@ -828,3 +828,49 @@ fn a_database_locked_while_sling_starts_the_agent_loses_no_work() {
     assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
     t.doctor_clean();
 }
+
+#[test]
+fn a_fifo_or_symlink_planted_as_the_worktree_mark_neither_hangs_nor_misleads_patrol() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("retry_backoff = [\"0s\"]", "breaker_failures = 1000");
+    // In generation 1 each agent swaps the mark of its own worktree for something the
+    // host must not open as a file (a FIFO would block a reader forever, /dev/zero never
+    // ends), then dies; patrol re-dispatches both at once.
+    t.rig(
+        "if [ \"$GT_GENERATION\" = 1 ]; then m=$(git rev-parse --git-dir)/gt-complete; rm -f \"$m\"; \
+         if [ \"$GT_AGENT\" = api/fifo ]; then mkfifo \"$m\"; else ln -s /dev/zero \"$m\"; fi; exit 1; fi; \
+         echo more >> notes.txt; sleep 300",
+        &["--max-polecats", "2"],
+    );
+    let a = bead(&t, "fifo");
+    let b = bead(&t, "zero");
+    t.ok(&["sling", &a, "--polecat", "fifo"]);
+    t.ok(&["sling", &b, "--polecat", "zero"]);
+    t.wait_exited(2);
+    let mut p = t.spawn(&["patrol", "--json"], &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(deadline_secs(30));
+    let status = loop {
+        if let Some(s) = p.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = p.kill();
+            panic!("patrol hung on a planted worktree mark");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    t.patrol_until("both re-dispatched", 60, |t| {
+        t.running_containers().len() == 2
+    });
+    for agent in ["api/fifo", "api/zero"] {
+        assert!(
+            t.worktree(agent).join("notes.txt").exists(),
+            "{agent} works again"
+        );
+    }
+    t.doctor_clean();
+}

@@ -165,21 +165,32 @@ pub fn add_worktree(
 /// without it was left half-made by a killed add (or a full disk) and is never reused.
 const COMPLETE: &str = "gt-complete";
 
-fn mark_complete(repo: &Repository, path: &Path, branch: &str) -> Result<()> {
-    let wt = repo.find_worktree(&worktree_name(path))?;
-    let admin = Repository::open_from_worktree(&wt)?.path().to_path_buf();
-    crate::util::write_atomic(&admin.join(COMPLETE), branch.as_bytes())
+/// The worktree's own git dir (`index`, `HEAD`, locks), found from the host's records:
+/// the repository's `worktrees/<name>`, never through the `.git` file or `gitdir` that
+/// an agent can rewrite to point anywhere.
+fn admin_dir(repo: &Repository, worktree: &Path) -> PathBuf {
+    repo.path().join("worktrees").join(worktree_name(worktree))
 }
 
-/// Whether the worktree at `path` was completely made for `branch` (see COMPLETE).
+fn mark_complete(repo: &Repository, path: &Path, branch: &str) -> Result<()> {
+    crate::util::write_atomic(&admin_dir(repo, path).join(COMPLETE), branch.as_bytes())
+}
+
+/// Whether the worktree at `path` was completely made for `branch` (see COMPLETE). The
+/// mark lives where an agent can write, so it is read as untrusted data: only a regular
+/// file (no symlink, FIFO or device is opened) of a branch name's size counts.
 pub fn worktree_complete(repo: &Repository, path: &Path, branch: &str) -> bool {
-    let Ok(wt) = repo.find_worktree(&worktree_name(path)) else {
-        return false;
-    };
-    let Ok(wrepo) = Repository::open_from_worktree(&wt) else {
-        return false;
-    };
-    std::fs::read(wrepo.path().join(COMPLETE)).is_ok_and(|b| b == branch.as_bytes())
+    use std::io::Read;
+    let mark = admin_dir(repo, path).join(COMPLETE);
+    let limit = branch.len() as u64 + 1;
+    let regular =
+        std::fs::symlink_metadata(&mark).is_ok_and(|m| m.file_type().is_file() && m.len() < limit);
+    let mut content = Vec::new();
+    regular
+        && std::fs::File::open(&mark)
+            .and_then(|f| f.take(limit).read_to_end(&mut content))
+            .is_ok()
+        && content == branch.as_bytes()
 }
 
 fn worktree_name(path: &Path) -> String {
@@ -195,13 +206,7 @@ fn worktree_name(path: &Path) -> String {
 /// can be using the worktree (its agent has no live container). Returns what was removed.
 pub fn clear_stale_locks(repo: &Repository, worktree: &Path, branch: &str) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    let Ok(wt) = repo.find_worktree(&worktree_name(worktree)) else {
-        return Ok(removed);
-    };
-    let Ok(wrepo) = Repository::open_from_worktree(&wt) else {
-        return Ok(removed);
-    };
-    let mut candidates: Vec<PathBuf> = match std::fs::read_dir(wrepo.path()) {
+    let mut candidates: Vec<PathBuf> = match std::fs::read_dir(admin_dir(repo, worktree)) {
         Ok(dir) => dir
             .flatten()
             .map(|e| e.path())
