@@ -212,6 +212,15 @@ impl Db {
         self.actor = actor.to_string();
     }
 
+    /// Renew the patrol lease now, without writing anything else (before a step that
+    /// waits outside the database, such as a push). Nothing to do when not fenced.
+    pub fn renew_lease(&mut self) -> Result<()> {
+        if self.fence.is_some() {
+            self.write(|_| Ok(()))?;
+        }
+        Ok(())
+    }
+
     /// Fence every later write with a patrol lease token, renewing the lease by `lease`
     /// from each write (see `town::patrol`).
     pub fn set_fence(&mut self, fence: Option<(i64, Duration)>) {

@@ -252,16 +252,12 @@ fn push_with_retry(
         // Each network call is bounded by push_timeout, shorter than the lease: renewing
         // the lease first means no other patrol takes over (and pushes the same branch in
         // parallel) while this one waits on the remote.
-        if town.db.is_fenced() {
-            town.db.write(|_| Ok(()))?;
-        }
+        town.db.renew_lease()?;
         match crate::git::remote_head(&repo_dir, remote, branch, timeout) {
             Ok(Some(h)) if h == head => return Ok(()), // the agent (or an earlier run) pushed it
             _ => {}
         }
-        if town.db.is_fenced() {
-            town.db.write(|_| Ok(()))?;
-        }
+        town.db.renew_lease()?;
         match crate::git::push(&repo_dir, remote, head, branch, timeout) {
             Ok(()) => return Ok(()),
             Err(e) => {

@@ -160,7 +160,6 @@ fn steps(
 
     // 5–6. Deaths (running agents without a running container) and stuck spawns.
     let now = now_ms();
-    let spawn_timeout = town.config.defaults.spawn_timeout.as_millis() as i64;
     for a in agents_in(town, "running")?
         .into_iter()
         .chain(agents_in(town, "spawning")?)
@@ -175,7 +174,7 @@ fn steps(
             .unwrap_or_default();
         let running = mine.iter().find(|c| c.state == RunState::Running);
         if a.state == "spawning" {
-            if now - a.updated_at < spawn_timeout {
+            if !spawn_overdue(town, &a, now) {
                 continue; // a sling in progress: leave it alone
             }
             if let Some(c) = running {
@@ -324,6 +323,12 @@ fn report_quiet(town: &mut Town) -> Result<Vec<String>> {
 pub fn quiet_for(town: &Town, last_heard: i64, now: i64) -> Option<i64> {
     let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
     (quiet_after > 0 && now - last_heard >= quiet_after).then_some(now - last_heard)
+}
+
+/// Whether a spawning agent's sling has run past `spawn_timeout` without finishing (gt
+/// killed mid-sling): patrol then adopts its container or undoes the dispatch.
+pub fn spawn_overdue(town: &Town, a: &agents::Agent, now: i64) -> bool {
+    now - a.updated_at >= crate::util::millis(town.config.defaults.spawn_timeout)
 }
 
 /// Connecting asks the engine its API version: one call, and the reachability probe.

@@ -74,13 +74,15 @@ fn explain(
     let conn = town.db.conn();
     Ok(match a.state.as_str() {
         "spawning" => {
-            let since = crate::util::now_ms() - a.updated_at;
-            let timeout = town.config.defaults.spawn_timeout.as_millis() as i64;
-            if since < timeout {
+            let now = crate::util::now_ms();
+            let since = now - a.updated_at;
+            if !super::patrol::spawn_overdue(town, a, now) {
                 format!(
                     "starting its container ({} so far); if that sling was killed, patrol undoes it {} after it began",
                     crate::util::format_span(since),
-                    crate::util::format_span(timeout)
+                    crate::util::format_span(crate::util::millis(
+                        town.config.defaults.spawn_timeout
+                    ))
                 )
             } else {
                 format!(

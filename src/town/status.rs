@@ -136,11 +136,11 @@ pub fn status(town: &Town) -> Result<Status> {
             |r| r.get(0),
         )
         .map_err(err)?;
-    let spawn_timeout = town.config.defaults.spawn_timeout.as_millis() as i64;
+    let now = crate::util::now_ms();
     let stopped_slings = agents::list(conn, None)
         .map_err(err)?
         .into_iter()
-        .filter(|a| a.state == "spawning" && crate::util::now_ms() - a.updated_at >= spawn_timeout)
+        .filter(|a| a.state == "spawning" && super::patrol::spawn_overdue(town, a, now))
         .map(|a| a.id)
         .collect();
     Ok(Status {
