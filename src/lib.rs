@@ -9,6 +9,7 @@ pub mod interrupt;
 pub mod runtime;
 pub mod state;
 pub mod town;
+pub mod untrusted;
 pub mod util;
 
 pub use error::{Error, Result};

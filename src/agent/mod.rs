@@ -74,7 +74,7 @@ pub fn check_generation(
 }
 
 /// How an agent command ended, as `gt agent run` saw it from inside the container
-/// (`/gt/ending.json`). Docker's own `OOMKilled` is unreliable: containerd drops the
+/// (`/gt/outbox/ending`, data the host reads bounded; an agent can forge only its own). Docker's own `OOMKilled` is unreliable: containerd drops the
 /// OOM event when the container's cgroup is gone before the event is handled, which a
 /// quick exit after an OOM kill makes likely. The kernel's `oom_kill` counter of the
 /// container's memory cgroup, read while the container still lives, is not.
@@ -87,19 +87,23 @@ pub struct Ending {
 }
 
 impl Ending {
-    const FILE: &'static str = "ending.json";
+    /// In the outbox, without the `.json` of a request.
+    const FILE: &'static str = "ending";
 
-    /// The ending recorded for `generation`, if that generation recorded one.
-    pub fn read(mailbox: &Path, generation: i64) -> Option<Ending> {
-        let text = std::fs::read_to_string(mailbox.join(Self::FILE)).ok()?;
-        serde_json::from_str::<Ending>(&text)
+    /// The ending recorded in `outbox` for `generation`, if that generation recorded one.
+    pub fn read(outbox: &Path, generation: i64) -> Option<Ending> {
+        let data = crate::untrusted::Dir::open(outbox)
+            .ok()?
+            .read(Self::FILE, 4096)
+            .ok()?;
+        serde_json::from_slice::<Ending>(&data)
             .ok()
             .filter(|e| e.generation == generation)
     }
 
     fn write(&self, mailbox: &Path) -> Result<()> {
         let data = serde_json::to_vec(self).map_err(|e| Error::Other(e.to_string()))?;
-        crate::util::write_atomic(&mailbox.join(Self::FILE), &data)
+        crate::util::write_atomic(&mailbox.join("outbox").join(Self::FILE), &data)
     }
 }
 
@@ -219,8 +223,10 @@ mod tests {
             exit_code: 137,
             oom: true,
         };
+        std::fs::create_dir(d.path().join("outbox")).unwrap();
         e.write(d.path()).unwrap();
-        assert_eq!(Ending::read(d.path(), 3), Some(e));
-        assert_eq!(Ending::read(d.path(), 4), None);
+        let outbox = d.path().join("outbox");
+        assert_eq!(Ending::read(&outbox, 3), Some(e));
+        assert_eq!(Ending::read(&outbox, 4), None);
     }
 }

@@ -68,6 +68,50 @@ impl Ctx {
         Ok(req.id)
     }
 
+    /// Commit whatever is uncommitted in the worktree, as the agent, with its own git: the
+    /// host never commits in an agent's worktree (it only imports commits).
+    fn commit_leftovers(&self) -> Result<()> {
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&self.assignment.worktree)
+                .args(args)
+                .output()
+                .map_err(|e| Error::io("running git (is it in the agent image?)", e))
+        };
+        let status = git(&["status", "--porcelain"])?;
+        if !status.status.success() {
+            return Err(Error::git(format!(
+                "cannot read the worktree's status: {}",
+                String::from_utf8_lossy(&status.stderr).trim()
+            )));
+        }
+        if status.stdout.is_empty() {
+            return Ok(());
+        }
+        for args in [
+            &["add", "-A"][..],
+            &[
+                "commit",
+                "-q",
+                "--no-verify",
+                "-m",
+                "gt: uncommitted work at done",
+            ][..],
+        ] {
+            let out = git(args)?;
+            if !out.status.success() {
+                return Err(Error::git(format!(
+                    "cannot commit the uncommitted work (`git {}`): {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+                .with_hint("commit it yourself, then run `gt done` again"));
+            }
+        }
+        Ok(())
+    }
+
     /// The branch head of the worktree, as the agent sees it.
     pub fn head(&self) -> Option<String> {
         let repo = git2::Repository::open(&self.assignment.worktree).ok()?;
@@ -91,7 +135,7 @@ impl Ctx {
             else {
                 continue;
             };
-            let read = dir.join(format!(".{}.read", m.id)).exists();
+            let read = self.read_mark(&m.id).exists();
             if !(unread_only && read) {
                 out.push((m, read));
             }
@@ -112,8 +156,18 @@ impl Ctx {
                     Some("`gt mail inbox` lists your mail".into()),
                 )
             })?;
-        crate::util::write_atomic(&self.mailbox.join("inbox").join(format!(".{id}.read")), b"")?;
+        let mark = self.read_mark(id);
+        if let Some(dir) = mark.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating outbox/read", e))?;
+        }
+        crate::util::write_atomic(&mark, b"")?;
         Ok(m)
+    }
+
+    /// The inbox is the host's (read-only here): what was read is marked in the outbox,
+    /// in a directory the host never reads.
+    fn read_mark(&self, id: &str) -> PathBuf {
+        self.outbox().join("read").join(id)
     }
 
     /// `gt prime`: everything a (re)started agent needs to know, as text.
@@ -155,7 +209,7 @@ impl Ctx {
                         cp.note.as_deref().unwrap_or(""),
                         cp.head
                             .as_deref()
-                            .map(|h| format!(" (at {})", &h[..h.len().min(12)]))
+                            .map(|h| format!(" (at {})", h.chars().take(12).collect::<String>()))
                             .unwrap_or_default()
                     );
                 }
@@ -172,6 +226,7 @@ impl Ctx {
     }
 
     pub fn done(&self, status: DoneStatus, note: &str) -> Result<String> {
+        self.commit_leftovers()?;
         self.send(Body::Done {
             status,
             note: note.to_string(),

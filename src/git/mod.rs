@@ -21,6 +21,7 @@ pub fn is_url(source: &str) -> bool {
 pub fn clone(source: &str, dest: &Path) -> Result<String> {
     let repo = if is_url(source) {
         let out = Command::new("git")
+            .args(HARDENED)
             .args(["clone", "--quiet", "--no-checkout", "--", source])
             .arg(dest)
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -168,7 +169,7 @@ const COMPLETE: &str = "gt-complete";
 /// The worktree's own git dir (`index`, `HEAD`, locks), found from the host's records:
 /// the repository's `worktrees/<name>`, never through the `.git` file or `gitdir` that
 /// an agent can rewrite to point anywhere.
-fn admin_dir(repo: &Repository, worktree: &Path) -> PathBuf {
+pub fn admin_dir(repo: &Repository, worktree: &Path) -> PathBuf {
     repo.path().join("worktrees").join(worktree_name(worktree))
 }
 
@@ -193,36 +194,10 @@ pub fn worktree_complete(repo: &Repository, path: &Path, branch: &str) -> bool {
         && content == branch.as_bytes()
 }
 
-fn worktree_name(path: &Path) -> String {
+pub fn worktree_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "wt".into())
-}
-
-/// Remove the lock files an agent killed mid-git (OOM, `docker kill`, an engine restart)
-/// leaves behind in its worktree: `index.lock`, `HEAD.lock`, … in the worktree's own git
-/// dir, and the lock of its branch. Git refuses every later commit while they exist, so
-/// a retry would fail the same way until `max_attempts`. Only call this when no process
-/// can be using the worktree (its agent has no live container). Returns what was removed.
-pub fn clear_stale_locks(repo: &Repository, worktree: &Path, branch: &str) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
-    let mut candidates: Vec<PathBuf> = match std::fs::read_dir(admin_dir(repo, worktree)) {
-        Ok(dir) => dir
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "lock"))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    candidates.push(repo.path().join(format!("refs/heads/{branch}.lock")));
-    for path in candidates {
-        match std::fs::remove_file(&path) {
-            Ok(()) => removed.push(path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
-        }
-    }
-    Ok(removed)
 }
 
 /// Remove a worktree's directory and its registration. The branch stays.
@@ -259,24 +234,18 @@ impl Unsaved {
     }
 }
 
-pub fn unsaved(worktree: &Path, base: &str) -> Result<Unsaved> {
-    let repo = match Repository::open(worktree) {
-        Ok(r) => r,
-        Err(_) => return Ok(Unsaved::default()),
-    };
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false);
-    let uncommitted = repo
-        .statuses(Some(&mut opts))?
-        .iter()
-        .filter_map(|s| s.path().ok().map(String::from))
-        .collect();
+/// What `branch` of `repo` (host refs only) holds beyond `base` and every
+/// remote-tracking ref, with the `uncommitted` paths found in its worktree.
+pub fn unsaved(
+    repo: &Repository,
+    branch: &str,
+    base: &str,
+    uncommitted: Vec<String>,
+) -> Result<Unsaved> {
     let mut unpushed_commits = 0;
-    if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
+    if let Some(head) = branch_head(repo, branch)?.and_then(|h| git2::Oid::from_str(&h).ok()) {
         let mut walk = repo.revwalk()?;
-        walk.push(head.id())?;
+        walk.push(head)?;
         if let Ok(b) = repo.revparse_single(base).and_then(|o| o.peel_to_commit()) {
             walk.hide(b.id())?;
         }
@@ -293,6 +262,123 @@ pub fn unsaved(worktree: &Path, base: &str) -> Result<Unsaved> {
     })
 }
 
+/// Copy into `repo` the objects of an agent's work: every commit from `head` back to
+/// `base` (the branch's host-written head), with the trees and blobs they bring, read
+/// from `staging` (a host-only copy of the agent's object directory; libgit2 checks each
+/// object's hash as it reads it). Then move `branch` from `base` to `head` (compare and
+/// swap), only when `head` descends from `base`: an agent moves its own branch forward,
+/// never elsewhere.
+pub fn import_work(
+    repo_dir: &Path,
+    staging: &Path,
+    branch: &str,
+    base: &str,
+    head: &str,
+) -> Result<()> {
+    let refused = |why: String| Error::git(format!("work of branch {branch} refused: {why}"));
+    let (Ok(base_id), Ok(head_id)) = (git2::Oid::from_str(base), git2::Oid::from_str(head)) else {
+        return Err(refused(format!("{head:?} is not a commit id")));
+    };
+    if base_id == head_id {
+        return Ok(());
+    }
+    let host = Repository::open(repo_dir)?;
+    let view = Repository::open(repo_dir)?;
+    view.odb()?.add_disk_alternate(&staging.to_string_lossy())?;
+    let store = host.odb()?;
+    let source = view.odb()?;
+    let copy = |id: git2::Oid| -> Result<()> {
+        if store.exists(id) {
+            return Ok(());
+        }
+        let o = source
+            .read(id)
+            .map_err(|e| refused(format!("object {id}: {}", e.message())))?;
+        let written = store.write(o.kind(), o.data())?;
+        if written != id {
+            return Err(refused(format!("object {id} does not hash to its id")));
+        }
+        Ok(())
+    };
+    fn tree(
+        view: &Repository,
+        store: &git2::Odb,
+        id: git2::Oid,
+        copy: &dyn Fn(git2::Oid) -> Result<()>,
+    ) -> Result<()> {
+        if store.exists(id) {
+            return Ok(()); // a tree the host has comes with everything under it
+        }
+        let t = view.find_tree(id)?;
+        for e in t.iter() {
+            match e.kind() {
+                Some(git2::ObjectType::Tree) => tree(view, store, e.id(), copy)?,
+                Some(git2::ObjectType::Blob) => copy(e.id())?,
+                _ => {} // submodule commits are not ours to copy
+            }
+        }
+        copy(id)
+    }
+    let mut walk = view.revwalk()?;
+    walk.push(head_id)
+        .map_err(|e| refused(format!("commit {head}: {}", e.message())))?;
+    walk.hide(base_id)?;
+    for c in walk {
+        let c = c.map_err(|e| refused(e.message().to_string()))?;
+        let commit = view
+            .find_commit(c)
+            .map_err(|e| refused(format!("commit {c}: {}", e.message())))?;
+        tree(&view, &store, commit.tree_id(), &copy)?;
+        copy(c)?;
+    }
+    if !host.graph_descendant_of(head_id, base_id)? {
+        return Err(refused(format!(
+            "{head} does not descend from {base}, the branch's last known commit"
+        )));
+    }
+    host.reference_matching(
+        &format!("refs/heads/{branch}"),
+        head_id,
+        true,
+        base_id,
+        "gt: work imported from the agent",
+    )?;
+    Ok(())
+}
+
+/// Paths of `worktree` that differ from commit `head`: a read-only look with the host's
+/// own configuration. `index` (a host-only copy of the agent's index) lets unchanged
+/// files be skipped by their stat data; files are never followed through symlinks.
+pub fn uncommitted(
+    repo_dir: &Path,
+    worktree: &Path,
+    index: Option<&Path>,
+    head: &str,
+) -> Result<Vec<String>> {
+    let repo = Repository::open(repo_dir)?;
+    repo.set_workdir(worktree, false)?;
+    if let Some(i) = index {
+        let mut idx = git2::Index::open(i)?;
+        repo.set_index(&mut idx)?;
+    } else {
+        let mut idx = git2::Index::new()?;
+        repo.set_index(&mut idx)?;
+    }
+    let tree = repo.find_commit(git2::Oid::from_str(head)?)?.tree()?;
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    let diff = repo.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))?;
+    Ok(diff
+        .deltas()
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or(d.old_file().path())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect())
+}
+
 /// The commit a branch points at.
 pub fn branch_head(repo: &Repository, branch: &str) -> Result<Option<String>> {
     Ok(repo
@@ -300,32 +386,6 @@ pub fn branch_head(repo: &Repository, branch: &str) -> Result<Option<String>> {
         .ok()
         .and_then(|b| b.get().target())
         .map(|o| o.to_string()))
-}
-
-/// Commit everything uncommitted in `worktree` (new, changed and deleted files) on its
-/// branch. Returns the new commit, or None when the tree was clean.
-pub fn commit_all(
-    worktree: &Path,
-    name: &str,
-    email: &str,
-    message: &str,
-) -> Result<Option<String>> {
-    let repo = Repository::open(worktree)?;
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true);
-    if repo.statuses(Some(&mut opts))?.is_empty() {
-        return Ok(None);
-    }
-    let mut index = repo.index()?;
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
-    index.update_all(["*"], None)?;
-    index.write()?;
-    let tree = repo.find_tree(index.write_tree()?)?;
-    let sig = git2::Signature::now(name, email)?;
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
-    Ok(Some(oid.to_string()))
 }
 
 /// The commit `remote` has at `branch`, asked with the user's git (credentials apply).
@@ -398,13 +458,24 @@ fn git_cli(dir: &Path, args: &[&str]) -> Result<String> {
     git_cli_within(dir, args, None)
 }
 
+/// Options of every host `git` call: hooks disabled, the `ext` transport refused.
+const HARDENED: &[&str] = &[
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "protocol.ext.allow=never",
+];
+
 /// Run the user's `git` with `args`; with a deadline, a call still running then is
 /// killed with everything it started (its own process group: ssh, hooks of a local
 /// remote) and reported as timed out, so one hanging remote stalls nothing else.
 fn git_cli_within(dir: &Path, args: &[&str], timeout: Option<Duration>) -> Result<String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new("git");
+    // The rig repository is host-written only (agents never see it writable), and still:
+    // no hook runs, and no `ext::` transport can turn a remote URL into a command.
     cmd.current_dir(dir)
+        .args(HARDENED)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())

@@ -4,7 +4,9 @@
 use super::{ContainerSpec, CreateError, Observed, RunState, Runtime};
 use crate::error::{Error, Result};
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountTmpfsOptions, MountType,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -75,17 +77,38 @@ fn classify(what: &str, e: bollard::errors::Error) -> Error {
 /// Bind mounts as structured mounts, not `src:dst:mode` strings: a town path holding
 /// `:` or `,` stays one path. A source that does not exist is an error (Docker would
 /// otherwise create it, as root).
-fn mounts(binds: &[super::Bind]) -> Vec<Mount> {
-    binds
-        .iter()
-        .map(|b| Mount {
-            typ: Some(MountType::BIND),
-            source: Some(b.source.clone()),
-            target: Some(b.target.clone()),
-            read_only: Some(b.read_only),
+fn mounts(binds: &[super::Bind], tmpfs: &[super::Tmpfs]) -> Vec<Mount> {
+    let binds = binds.iter().map(|b| Mount {
+        typ: Some(MountType::BIND),
+        source: Some(b.source.clone()),
+        target: Some(b.target.clone()),
+        read_only: Some(b.read_only),
+        ..Default::default()
+    });
+    let tmpfs = tmpfs.iter().map(|t| {
+        let mut size = None;
+        let mut mode = None;
+        for opt in t.options.split(',') {
+            match opt.split_once('=') {
+                Some(("size", v)) => size = crate::util::parse_size(v),
+                Some(("mode", v)) => mode = i64::from_str_radix(v, 8).ok(),
+                _ => {}
+            }
+        }
+        Mount {
+            typ: Some(MountType::TMPFS),
+            target: Some(t.target.clone()),
+            tmpfs_options: Some(MountTmpfsOptions {
+                size_bytes: size,
+                mode,
+                // Docker mounts tmpfs nosuid,nodev,noexec unless told otherwise; agents
+                // build and run code in /tmp, so exec stays (nosuid and nodev stay).
+                options: Some(vec![vec!["exec".to_string()]]),
+            }),
             ..Default::default()
-        })
-        .collect()
+        }
+    });
+    binds.chain(tmpfs).collect()
 }
 
 fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
@@ -97,7 +120,7 @@ impl Runtime for DockerRuntime {
         let opts = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        let mounts = mounts(&spec.binds);
+        let mounts = mounts(&spec.binds, &spec.tmpfs);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),
@@ -121,6 +144,15 @@ impl Runtime for DockerRuntime {
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 init: Some(true),
+                readonly_rootfs: Some(spec.read_only_root),
+                // A capped log: an agent printing without end fills no disk.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_string(), super::LOG_MAX_SIZE.to_string()),
+                        ("max-file".to_string(), "1".to_string()),
+                    ])),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -279,11 +311,14 @@ mod tests {
     #[test]
     fn a_path_with_colons_and_commas_stays_one_bind_mount() {
         let odd = "/home/me/my town:v2,old/rigs/api/polecats/nux";
-        let m = mounts(&[super::super::Bind {
-            source: odd.into(),
-            target: odd.into(),
-            read_only: true,
-        }]);
+        let m = mounts(
+            &[super::super::Bind {
+                source: odd.into(),
+                target: odd.into(),
+                read_only: true,
+            }],
+            &[],
+        );
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].typ, Some(MountType::BIND));
         assert_eq!(m[0].source.as_deref(), Some(odd));

@@ -28,6 +28,16 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// A tmpfs mounted at `target` with Docker's mount options (`size=64m,mode=1777`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tmpfs {
+    pub target: String,
+    pub options: String,
+}
+
+/// Output kept per agent container by the engine: a flood is cut here, not on the disk.
+pub const LOG_MAX_SIZE: &str = "10m";
+
 /// Everything needed to create an agent container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
@@ -37,6 +47,10 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     pub labels: BTreeMap<String, String>,
     pub binds: Vec<Bind>,
+    /// Tmpfs mounts (`/tmp` always, with nosuid and nodev).
+    pub tmpfs: Vec<Tmpfs>,
+    /// The image's filesystem read-only (the rig's default).
+    pub read_only_root: bool,
     pub workdir: String,
     /// "uid:gid"
     pub user: String,

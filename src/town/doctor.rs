@@ -208,6 +208,19 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         breaches: b5,
     });
 
+    // Agents' worktrees sit under the town: others on the machine must not reach them.
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(&town.root)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        warnings.push(format!(
+            "the town {} is open to other users (mode {:o}): run `chmod 700 {}`",
+            town.root.display(),
+            m.permissions().mode() & 0o777,
+            town.root.display()
+        ));
+    }
+
     // Not an invariant, but the most common reason a town stops recovering.
     if let Some(w) = super::status::patrol_health(town)?.warning {
         warnings.push(w);

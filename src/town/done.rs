@@ -57,39 +57,25 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
     let has = |town: &Town, step: &str| {
         checkpoints::step(town.db.conn(), d.id, step).map_err(|e| town.db_err(e))
     };
-    let repo_dir = town.repo_dir(&a.rig);
 
     // verified: the branch head, with uncommitted work committed, never dropped.
     let head = match has(town, "verified")? {
         Some(cp) => cp.head.unwrap_or_default(),
         None => {
             fail::fail_point!("saga.verified.before");
-            if let Some(wt) = existing_worktree(&a) {
-                // The agent said done: nothing of it may write into the worktree while its
-                // work is committed. A container still running (an agent that lingers
-                // after `gt done`) is stopped first (SIGTERM, then SIGKILL after 10 s).
-                let name = super::sling::container_name(&town.id, &a.rig, &a.name);
-                if rt
-                    .inspect(&name)?
-                    .is_some_and(|c| c.state == RunState::Running)
-                {
-                    rt.remove(&name, Duration::from_secs(10))?;
-                }
-                save_leftovers(
-                    town,
-                    &a,
-                    wt,
-                    Some(&d.branch),
-                    "gt: uncommitted work at done",
-                )?;
+            // The agent said done: nothing of it may write while its work is taken over.
+            // A container still running (an agent that lingers after `gt done`) is
+            // stopped first (SIGTERM, then SIGKILL after 10 s).
+            let name = super::sling::container_name(&town.id, &a.rig, &a.name);
+            if rt
+                .inspect(&name)?
+                .is_some_and(|c| c.state == RunState::Running)
+            {
+                rt.remove(&name, Duration::from_secs(10))?;
             }
-            let repo = git2::Repository::open(&repo_dir)?;
-            let head = crate::git::branch_head(&repo, &d.branch)?.ok_or_else(|| {
-                Error::git(format!(
-                    "branch {} of bead {bead} is gone: its work is lost",
-                    d.branch
-                ))
-            })?;
+            // `gt done` committed the agent's leftovers inside its container; the host
+            // imports its commits (bounded, by id) and moves the branch forward to them.
+            let head = super::workspace::import(town, &a.rig, &a.name, &d.branch)?;
             step_tx(town, d.id, &bead, "verified", Some(&head), None, |_| Ok(()))?;
             fail::fail_point!("saga.verified.after");
             head
@@ -298,27 +284,35 @@ fn escalate_push(
     })
 }
 
-/// Take an agent's worktree away without losing anything: uncommitted work is committed
-/// on its branch first. Kept (returns true) only when it cannot be made safe. The agent's
-/// container is gone by now, so git locks it left behind are stale and removed.
-pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -> Result<bool> {
+/// Take an agent's worktree away without losing anything: its commits are imported
+/// onto its branch first. Kept (returns true) when it holds uncommitted work (or that
+/// cannot be told): then a human decides. The agent's container is gone by now.
+pub fn retire_worktree(town: &Town, a: &agents::Agent, _recorded: Option<&str>) -> Result<bool> {
     let Some(wt) = existing_worktree(a) else {
+        super::workspace::remove_private(town, &a.rig, &a.name)?;
         return Ok(false);
     };
-    let committed = save_leftovers(
-        town,
-        a,
-        wt,
-        a.branch.as_deref(),
-        "gt: uncommitted work saved by gt",
-    )?;
-    if committed.is_some() && recorded.is_some() {
-        // New work appeared after the recorded commit: keep it in place for a human.
+    let Some(branch) = a.branch.as_deref() else {
         return Ok(true);
+    };
+    let head = super::workspace::import(town, &a.rig, &a.name, branch)?;
+    match super::workspace::uncommitted(town, &a.rig, &a.name, wt, &head) {
+        Some(paths) if paths.is_empty() => {}
+        Some(paths) => {
+            tracing::warn!(
+                "kept the worktree {} of {}: {} uncommitted change(s)",
+                wt.display(),
+                a.id,
+                paths.len()
+            );
+            return Ok(true);
+        }
+        None => return Ok(true),
     }
     let _lock = crate::git::lock(&town.repo_dir(&a.rig))?;
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
     crate::git::remove_worktree(&repo, wt)?;
+    super::workspace::remove_private(town, &a.rig, &a.name)?;
     Ok(false)
 }
 
@@ -328,23 +322,4 @@ fn existing_worktree(a: &agents::Agent) -> Option<&std::path::Path> {
         .as_deref()
         .map(std::path::Path::new)
         .filter(|p| p.exists())
-}
-
-/// Commit on its branch whatever a stopped agent left uncommitted in `wt`, in its name,
-/// after removing the git locks it may have died holding (no process of it runs now).
-/// Returns the new commit, or None when nothing was left.
-fn save_leftovers(
-    town: &Town,
-    a: &agents::Agent,
-    wt: &std::path::Path,
-    branch: Option<&str>,
-    message: &str,
-) -> Result<Option<String>> {
-    if let Some(branch) = branch {
-        let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
-        for p in crate::git::clear_stale_locks(&repo, wt, branch)? {
-            tracing::warn!("removed a git lock {} left by {}", p.display(), a.id);
-        }
-    }
-    crate::git::commit_all(wt, &a.id, &agents::email(&a.rig, &a.name), message)
 }

@@ -7,6 +7,7 @@ use super::{Town, mail::MAYOR};
 use crate::agent::request::{Body, MAX_MAIL_BODY, MAX_REQUEST_BYTES, Request};
 use crate::error::{Error, Result};
 use crate::state::{Tx, agents, checkpoints, dispatches, mail::Mail};
+use crate::untrusted::{Dir, Refused};
 use crate::util::now_ms;
 use rusqlite::OptionalExtension;
 use std::path::{Path, PathBuf};
@@ -105,9 +106,20 @@ fn outboxes(base: &Path) -> Vec<(String, String, PathBuf)> {
     out
 }
 
+/// Request files read from one outbox in one pass; the rest wait for the next pass.
+pub const MAX_FILES_PER_PASS: usize = 2000;
+/// Bytes read from one outbox in one pass; the rest wait for the next pass.
+pub const MAX_BYTES_PER_PASS: u64 = 16 << 20;
+/// Requests one dispatch may have applied; later ones are rejected (reported once).
+pub const MAX_REQUESTS_PER_DISPATCH: i64 = 10_000;
+/// Checkpoint and done notes, in bytes.
+pub const MAX_NOTE: usize = 4 << 10;
+/// Mail and escalation subjects, in bytes.
+pub const MAX_SUBJECT: usize = 256;
+
 enum Parsed {
-    Ok(Request, PathBuf),
-    Bad(String, PathBuf),
+    Ok(Request, String, Vec<u8>),
+    Bad(String, String, Vec<u8>),
 }
 
 fn ingest_outbox(
@@ -117,53 +129,71 @@ fn ingest_outbox(
     outbox: &Path,
     total: &mut Ingested,
 ) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(outbox) else {
-        return Ok(());
+    let dir = match Dir::open(outbox) {
+        Ok(d) => d,
+        Err(Refused::Missing) => return Ok(()),
+        Err(e) => {
+            // The mount point itself is host-made; anything else is this agent's doing.
+            tracing::warn!("outbox of {rig}/{name} not read: {e}");
+            return Ok(());
+        }
     };
     let mut parsed = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        let file = e.file_name().to_string_lossy().into_owned();
-        if file.starts_with('.') || !file.ends_with(".json") || !path.is_file() {
-            continue; // temp files of writes in progress, and the rejected/ dir
+    let mut bytes = 0u64;
+    let entries = dir.entries(MAX_FILES_PER_PASS * 4).unwrap_or_default();
+    for e in entries {
+        // Only `<id>.json` names are requests; temp files, `ending`, `read/` are not.
+        let Some(stem) = e.name.strip_suffix(".json") else {
+            continue;
+        };
+        if e.name.starts_with('.') || crate::town::mail::check_id(stem).is_err() {
+            continue;
         }
-        parsed.push(parse(&path));
+        if parsed.len() >= MAX_FILES_PER_PASS || bytes >= MAX_BYTES_PER_PASS {
+            break; // the next pass takes the rest
+        }
+        let p = parse(&dir, &e.name);
+        bytes += match &p {
+            Parsed::Ok(_, _, b) | Parsed::Bad(_, _, b) => b.len() as u64,
+        };
+        parsed.push(p);
     }
     if parsed.is_empty() {
         return Ok(());
     }
     // Oldest first, so a checkpoint written before done is applied before it.
     parsed.sort_by_key(|p| match p {
-        Parsed::Ok(r, _) => (r.created_at, r.id.clone()),
+        Parsed::Ok(r, ..) => (r.created_at, r.id.clone()),
         Parsed::Bad(..) => (i64::MIN, String::new()),
     });
     let agent_id = agents::id(rig, name);
+    let rejected_dir = super::workspace::places(town, rig, name).rejected;
     for chunk in parsed.chunks(BATCH) {
         let mut done_files = Vec::new();
-        let mut rejected_files = Vec::new();
+        let mut rejected_files: Vec<(&str, &[u8])> = Vec::new();
         let mut finishing = false;
         let (applied, dups) = town.db.write_as(&agent_id, |tx| {
             let mut applied = 0;
             let mut dups = 0;
             for p in chunk {
                 match p {
-                    Parsed::Bad(why, path) => {
-                        reject(tx, &agent_id, path, why)?;
-                        rejected_files.push(path.clone());
+                    Parsed::Bad(why, file, data) => {
+                        reject(tx, &agent_id, file, why)?;
+                        rejected_files.push((file, data));
                     }
-                    Parsed::Ok(req, path) => match apply(tx, &agent_id, req)? {
+                    Parsed::Ok(req, file, data) => match apply(tx, &agent_id, req)? {
                         Outcome::Applied { done } => {
                             applied += 1;
                             finishing |= done;
-                            done_files.push(path.clone());
+                            done_files.push(file.as_str());
                         }
                         Outcome::Duplicate => {
                             dups += 1;
-                            done_files.push(path.clone());
+                            done_files.push(file.as_str());
                         }
                         Outcome::Rejected(why) => {
-                            reject(tx, &agent_id, path, &why)?;
-                            rejected_files.push(path.clone());
+                            reject(tx, &agent_id, file, &why)?;
+                            rejected_files.push((file, data));
                         }
                     },
                 }
@@ -177,17 +207,15 @@ fn ingest_outbox(
         })?;
         fail::fail_point!("ingest.after_commit");
         for f in &done_files {
-            let _ = std::fs::remove_file(f);
+            let _ = dir.remove(f);
         }
-        if !rejected_files.is_empty() {
-            let dir = outbox.join("rejected");
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            for f in &rejected_files {
-                if let Some(n) = f.file_name() {
-                    let _ = std::fs::rename(f, dir.join(n));
-                }
+        // Refused requests are kept for a human where the agent cannot reach them: a copy
+        // of the bytes read, written by the host; the agent's entry is unlinked.
+        for (f, data) in &rejected_files {
+            if std::fs::create_dir_all(&rejected_dir).is_ok() {
+                let _ = crate::util::write_atomic(&rejected_dir.join(f), data);
             }
+            let _ = dir.remove(f);
         }
         total.applied += applied;
         total.duplicates += dups;
@@ -199,31 +227,54 @@ fn ingest_outbox(
     Ok(())
 }
 
-fn parse(path: &Path) -> Parsed {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => return Parsed::Bad(format!("unreadable: {e}"), path.into()),
+fn parse(dir: &Dir, file: &str) -> Parsed {
+    let data = match dir.read(file, MAX_REQUEST_BYTES) {
+        Ok(d) => d,
+        Err(Refused::TooLarge { size, .. }) => {
+            return Parsed::Bad(
+                format!("{size} bytes, over the 1 MiB limit"),
+                file.into(),
+                Vec::new(),
+            );
+        }
+        Err(e) => return Parsed::Bad(format!("unreadable: {e}"), file.into(), Vec::new()),
     };
-    if meta.len() > MAX_REQUEST_BYTES {
-        return Parsed::Bad(
-            format!("{} bytes, over the 1 MiB limit", meta.len()),
-            path.into(),
-        );
-    }
-    match std::fs::read(path).map(|b| serde_json::from_slice::<Request>(&b)) {
-        Ok(Ok(r)) => Parsed::Ok(r, path.into()),
-        Ok(Err(e)) => Parsed::Bad(format!("malformed request: {e}"), path.into()),
-        Err(e) => Parsed::Bad(format!("unreadable: {e}"), path.into()),
+    match serde_json::from_slice::<Request>(&data) {
+        Ok(r) => Parsed::Ok(r, file.into(), data),
+        Err(e) => Parsed::Bad(format!("malformed request: {e}"), file.into(), data),
     }
 }
 
-fn reject(tx: &mut Tx, agent: &str, path: &Path, why: &str) -> Result<()> {
-    tracing::warn!("rejected request {} of {agent}: {why}", path.display());
+fn reject(tx: &mut Tx, agent: &str, file: &str, why: &str) -> Result<()> {
+    tracing::warn!("rejected request {file} of {agent}: {why}");
     tx.event(
         "request.rejected",
         agent,
-        serde_json::json!({ "file": path.file_name().map(|n| n.to_string_lossy().into_owned()), "reason": why }),
+        serde_json::json!({ "file": file, "reason": why }),
     )
+}
+
+/// Why a request's fields are out of bounds, if they are: object ids are 40 hex digits,
+/// notes and subjects have caps (bodies are checked where they are used).
+fn invalid(body: &Body) -> Option<String> {
+    let head_ok = |h: &Option<String>| h.as_deref().is_none_or(|h| crate::untrusted::is_hex(h, 40));
+    let too_long = |what: &str, s: &str, max: usize| {
+        (s.len() > max).then(|| format!("{what} of {} bytes is over {max}", s.len()))
+    };
+    match body {
+        Body::Checkpoint { note, head } | Body::Done { note, head, .. } => {
+            if !head_ok(head) {
+                return Some("head is not a 40-digit hex commit id".into());
+            }
+            too_long("note", note, MAX_NOTE)
+        }
+        Body::Mail { subject, .. } | Body::Escalate { subject, .. } => {
+            too_long("subject", subject, MAX_SUBJECT)
+        }
+        Body::Read { mail_id } | Body::Ack { mail_id } => crate::town::mail::check_id(mail_id)
+            .err()
+            .map(|e| e.to_string()),
+    }
 }
 
 enum Outcome {
@@ -279,6 +330,21 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
             "wrong token for the current dispatch".into(),
         ));
     }
+    if let Some(why) = invalid(&req.body) {
+        return Ok(Outcome::Rejected(why));
+    }
+    let count: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM requests WHERE dispatch = ?1",
+            [dispatch.id],
+            |r| r.get(0),
+        )
+        .map_err(|e| tx.err(e))?;
+    if count >= MAX_REQUESTS_PER_DISPATCH {
+        return Ok(Outcome::Rejected(format!(
+            "over {MAX_REQUESTS_PER_DISPATCH} requests for one dispatch"
+        )));
+    }
     let now = now_ms();
     let bead = dispatch.bead.clone();
     let mut done = false;
@@ -315,11 +381,15 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
             if let Err(e) = crate::town::mail::check_address(tx, to) {
                 return Ok(Outcome::Rejected(e.to_string()));
             }
+            // An id the agent chose lives in its own namespace: it cannot take the id of
+            // a system notice (`done-7`) or another sender's message.
             let id = match mail_id {
-                Some(i) if crate::town::mail::check_id(i).is_ok() => i.clone(),
-                Some(i) => return Ok(Outcome::Rejected(format!("bad mail id {i:?}"))),
+                Some(i) => format!("{}.{}.{i}", agent.rig, agent.name),
                 None => format!("r-{}", req.id),
             };
+            if crate::town::mail::check_id(&id).is_err() {
+                return Ok(Outcome::Rejected(format!("bad mail id {mail_id:?}")));
+            }
             let m = Mail::new(
                 id,
                 agent.id.clone(),

@@ -31,6 +31,11 @@ pub fn init(dir: &Path) -> Result<Initialized> {
         super::config::load(&config_path)?;
     }
     std::fs::create_dir(&gt_dir).ctx(|| format!("creating {}", gt_dir.display()))?;
+    // Only its owner may enter the town: worktrees hold what agents made (an executable
+    // with the setuid bit, say), and the database holds every dispatch token.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+        .ctx(|| format!("making {} private (mode 0700)", root.display()))?;
     let town_id = random_base36(6);
     let created = (|| {
         let mut db = Db::create(&gt_dir.join(DB_FILE))?;

@@ -171,7 +171,9 @@ pub fn deliver(town: &mut Town) -> Result<usize> {
         let Ok((rig, name)) = super::polecat::parse_address(&m.to) else {
             continue;
         };
-        let inbox = town.mailbox_dir(&rig, &name).join("inbox");
+        let inbox = super::workspace::places(town, &rig, &name)
+            .box_dir
+            .join("inbox");
         std::fs::create_dir_all(&inbox)
             .map_err(|e| Error::io(format!("creating {}", inbox.display()), e))?;
         let data = serde_json::to_vec_pretty(&m).map_err(|e| Error::Other(e.to_string()))?;

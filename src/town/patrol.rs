@@ -187,7 +187,10 @@ fn steps(
         }
         // Dead: read how it ended (inspect only exited containers).
         let exited = mine.iter().find(|c| c.state == RunState::Exited);
-        let ending = crate::agent::Ending::read(&town.mailbox_dir(&a.rig, &a.name), a.generation);
+        let ending = crate::agent::Ending::read(
+            &super::workspace::places(town, &a.rig, &a.name).outbox,
+            a.generation,
+        );
         let (exit_code, oom) = how_it_ended(&rt, exited.map(|c| c.id.as_str()), ending)?;
         let reason = if a.state == "spawning" {
             "spawn abandoned (gt stopped mid-sling)".to_string()
@@ -924,6 +927,10 @@ fn stray_worktrees(town: &mut Town, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+}
+
 /// Ok(HEAD) when a stray worktree holds nothing that exists nowhere else; Err(why) not.
 fn stray_is_safe(
     town: &Town,
@@ -931,28 +938,33 @@ fn stray_is_safe(
     default_branch: &str,
     path: &std::path::Path,
 ) -> Result<std::result::Result<String, String>> {
-    let Ok(wt) = git2::Repository::open(path) else {
-        return Ok(Err("not a git worktree".into()));
-    };
-    let same_repo = std::fs::canonicalize(wt.commondir()).ok()
-        == std::fs::canonicalize(repo_dir.join(".git")).ok();
-    if wt.workdir().is_none() || !same_repo {
+    // Found from the host's own registration, never from the directory's `.git` file.
+    let repo = git2::Repository::open(repo_dir)?;
+    let name = crate::git::worktree_name(path);
+    let registered = repo
+        .find_worktree(&name)
+        .ok()
+        .is_some_and(|wt| same_dir(wt.path(), path));
+    if !registered {
         return Ok(Err("not a worktree of this rig".into()));
     }
-    let Some(head) = wt
-        .head()
+    let Some(head) = git2::Repository::open(crate::git::admin_dir(&repo, path))
         .ok()
-        .and_then(|h| h.target())
+        .and_then(|wt| wt.head().ok()?.target())
         .map(|o| o.to_string())
     else {
         return Ok(Err("no HEAD commit".into()));
     };
-    let unsaved = crate::git::unsaved(path, default_branch)?;
-    if !unsaved.uncommitted.is_empty() {
-        return Ok(Err(format!(
-            "{} uncommitted change(s)",
-            unsaved.uncommitted.len()
-        )));
+    let rig = path
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match super::workspace::uncommitted(town, &rig, &name, path, &head) {
+        Some(u) if u.is_empty() => {}
+        Some(u) => return Ok(Err(format!("{} uncommitted change(s)", u.len()))),
+        None => return Ok(Err("its changes cannot be told".into())),
     }
     let recorded: bool = town
         .db
@@ -963,7 +975,6 @@ fn stray_is_safe(
             |r| r.get(0),
         )
         .map_err(|e| town.db_err(e))?;
-    let repo = git2::Repository::open(repo_dir)?;
     if recorded || crate::git::is_merged_into(&repo, &head, default_branch) {
         Ok(Ok(head))
     } else {

@@ -187,6 +187,27 @@ pub struct Nuked {
     pub branch_kept: Option<String>,
 }
 
+/// What a stopped agent's worktree and branch hold that exists nowhere else: its commits
+/// are imported onto its branch first (so they are counted and kept), then its worktree
+/// is compared with the branch, read-only. Uncommitted work that cannot be told counts.
+pub fn unsaved_work(
+    town: &Town,
+    agent: &agents::Agent,
+    worktree: &std::path::Path,
+    default_branch: &str,
+) -> Result<crate::git::Unsaved> {
+    let repo = git2::Repository::open(town.repo_dir(&agent.rig))?;
+    let Some(branch) = agent.branch.as_deref() else {
+        return crate::git::unsaved(&repo, "", default_branch, Vec::new());
+    };
+    let uncommitted = match super::workspace::import(town, &agent.rig, &agent.name, branch) {
+        Ok(head) => super::workspace::uncommitted(town, &agent.rig, &agent.name, worktree, &head)
+            .unwrap_or_else(|| vec!["(the worktree could not be compared with its branch)".into()]),
+        Err(e) => vec![format!("(the agent's commits were not imported: {e})")],
+    };
+    crate::git::unsaved(&repo, branch, default_branch, uncommitted)
+}
+
 pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Result<Nuked> {
     let agent = get(town, addr)?;
     let rig = super::rig::get(town, &agent.rig)?;
@@ -218,11 +239,12 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
         .map(std::path::Path::new)
         .filter(|p| p.exists())
     {
-        unsaved = crate::git::unsaved(path, &rig.default_branch)?;
+        unsaved = unsaved_work(town, &agent, path, &rig.default_branch)?;
         if unsaved.is_empty() || force {
             let _lock = crate::git::lock(&town.repo_dir(&agent.rig))?;
             let repo = git2::Repository::open(town.repo_dir(&agent.rig))?;
             crate::git::remove_worktree(&repo, path)?;
+            super::workspace::remove_private(town, &agent.rig, &agent.name)?;
             worktree = "removed";
         } else {
             worktree = "kept";

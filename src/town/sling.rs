@@ -6,7 +6,8 @@ use super::Town;
 use crate::agent::Assignment;
 use crate::error::{Error, Result};
 use crate::runtime::{
-    Bind, ContainerSpec, CreateError, LABEL_AGENT, LABEL_GENERATION, LABEL_RIG, LABEL_TOWN, Runtime,
+    Bind, ContainerSpec, CreateError, LABEL_AGENT, LABEL_GENERATION, LABEL_RIG, LABEL_TOWN,
+    Runtime, Tmpfs,
 };
 use crate::state::{Tx, Versioned, agents, beads, cas_update, dispatches, rigs};
 use crate::util::{now_ms, random_hex, validate_name};
@@ -329,12 +330,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
     crate::interrupt::step("sling.after_worktree")?;
 
     // 3. Assignment, then the container (adopting our own from a crashed attempt).
-    let mailbox = town.mailbox_dir(&c.rig.name, &c.agent.name);
-    for sub in ["inbox", "outbox"] {
-        let d = mailbox.join(sub);
-        std::fs::create_dir_all(&d)
-            .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-    }
+    let mailbox = super::workspace::places(town, &c.rig.name, &c.agent.name).box_dir;
     let assignment = Assignment {
         rig: c.rig.name.clone(),
         agent: c.agent.id.clone(),
@@ -350,7 +346,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
     };
     assignment.write(&mailbox)?;
     crate::interrupt::step("sling.after_assignment")?;
-    let spec = container_spec(town, c, &mailbox)?;
+    let spec = container_spec(town, c)?;
     let id = create_or_adopt(rt, &spec, c.agent.generation)?;
     made.container = Some(id.clone());
     crate::interrupt::step("sling.after_create")?;
@@ -427,6 +423,20 @@ fn mark_running(town: &mut Town, c: &Claim, id: &str) -> Result<Started> {
 }
 
 fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
+    let fresh = make_worktree(town, c, made)?;
+    made.stale_locks = super::workspace::prepare(
+        town,
+        &c.rig.name,
+        &c.agent.name,
+        &c.worktree,
+        &c.branch,
+        fresh,
+    )?;
+    Ok(())
+}
+
+/// The worktree itself; true when it was made now (false: an earlier attempt's, reused).
+fn make_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<bool> {
     let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
     let repo = Repository::open(town.repo_dir(&c.rig.name))?;
     let exists = crate::git::branch_exists(&repo, &c.branch);
@@ -437,8 +447,7 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
             if crate::git::worktree_complete(&repo, &c.worktree, &c.branch)
                 || worked_in_before(town, c)?
             {
-                made.stale_locks = crate::git::clear_stale_locks(&repo, &c.worktree, &c.branch)?;
-                return Ok(());
+                return Ok(false);
             }
             // Half-made: a sling killed (or a disk filled) mid-checkout, before any agent
             // ran in it. Its index would commit most of the repository as deleted: make
@@ -449,13 +458,8 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
                 c.worktree.display()
             );
             made.worktree = true;
-            return crate::git::add_worktree(
-                &repo,
-                &c.worktree,
-                &c.branch,
-                &c.rig.default_branch,
-                true,
-            );
+            crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, true)?;
+            return Ok(true);
         }
         return Err(Error::conflict(
             format!("branch {} is checked out at {}", c.branch, at.display()),
@@ -483,7 +487,8 @@ fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
     // Recorded before the add: whatever part of it happens, undo removes.
     made.branch = !exists;
     made.worktree = true;
-    crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)
+    crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)?;
+    Ok(true)
 }
 
 /// Whether an earlier dispatch of this bead by this agent started a container: then its
@@ -566,18 +571,27 @@ pub fn container_name(town_id: &str, rig: &str, polecat: &str) -> String {
     format!("gt-{town_id}-{rig}-{polecat}")
 }
 
-fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpec> {
+fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
     let exe = std::env::current_exe().map_err(|e| Error::io("locating the gt binary", e))?;
-    let repo_git = town.repo_dir(&c.rig.name).join(".git");
     let wt = c.worktree.to_string_lossy().into_owned();
-    let git_dir = repo_git.to_string_lossy().into_owned();
     let labels = BTreeMap::from([
         (LABEL_TOWN.to_string(), town.id.clone()),
         (LABEL_RIG.to_string(), c.rig.name.clone()),
         (LABEL_AGENT.to_string(), c.agent.name.clone()),
         (LABEL_GENERATION.to_string(), c.agent.generation.to_string()),
     ]);
-    let env = vec![
+    let (mut binds, mut tmpfs, git_env) =
+        super::workspace::mounts(town, &c.rig.name, &c.agent.name, &c.worktree, &c.branch);
+    binds.push(Bind {
+        source: exe.to_string_lossy().into_owned(),
+        target: "/usr/local/bin/gt".into(),
+        read_only: true,
+    });
+    tmpfs.push(Tmpfs {
+        target: "/tmp".into(),
+        options: "size=1g,mode=1777".into(),
+    });
+    let mut env = vec![
         ("GT_AGENT".to_string(), c.agent.id.clone()),
         ("GT_GENERATION".to_string(), c.agent.generation.to_string()),
         ("GT_TOKEN".to_string(), c.token.clone()),
@@ -599,6 +613,8 @@ fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpe
             agents::email(&c.rig.name, &c.agent.name),
         ),
     ];
+    env.extend(git_env);
+    let (uid, gid) = super::workspace::agent_user();
     Ok(ContainerSpec {
         name: container_name(&town.id, &c.rig.name, &c.agent.name),
         image: c.rig.image.clone(),
@@ -613,30 +629,11 @@ fn container_spec(town: &Town, c: &Claim, mailbox: &Path) -> Result<ContainerSpe
         ],
         env,
         labels,
-        binds: vec![
-            Bind {
-                source: wt.clone(),
-                target: wt.clone(),
-                read_only: false,
-            },
-            Bind {
-                source: git_dir.clone(),
-                target: git_dir,
-                read_only: false,
-            },
-            Bind {
-                source: mailbox.to_string_lossy().into_owned(),
-                target: crate::agent::MAILBOX.into(),
-                read_only: false,
-            },
-            Bind {
-                source: exe.to_string_lossy().into_owned(),
-                target: "/usr/local/bin/gt".into(),
-                read_only: true,
-            },
-        ],
+        binds,
+        tmpfs,
+        read_only_root: true,
         workdir: wt,
-        user: invoking_user(),
+        user: format!("{uid}:{gid}"),
         memory: c.rig.memory,
         cpus: c.rig.cpus,
         pids: c.rig.pids,
@@ -662,20 +659,6 @@ pub fn create_or_adopt(rt: &dyn Runtime, spec: &ContainerSpec, generation: i64) 
         format!("container name {} stays in use", spec.name),
         None,
     ))
-}
-
-/// The uid:gid of this process, so files the agent writes stay the user's.
-pub fn invoking_user() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(2))
-            .unwrap_or("0")
-            .to_string()
-    };
-    format!("{}:{}", field("Uid:"), field("Gid:"))
 }
 
 /// Undo steps 1–3 after a failure, and say what was undone. Only while the claim's
@@ -712,18 +695,23 @@ fn undo(
         let mut a = c.agent.clone();
         a.worktree = Some(c.worktree.to_string_lossy().into_owned());
         a.branch = Some(c.branch.clone());
-        // Commits what the agent left uncommitted, then removes the worktree.
-        super::done::retire_worktree(town, &a, None)?;
-        undone.push(format!(
-            "removed worktree {} (anything uncommitted is committed on the branch)",
-            c.worktree.display()
-        ));
+        // Imports what the agent committed, then removes the worktree unless it holds
+        // uncommitted work.
+        if super::done::retire_worktree(town, &a, None)? {
+            undone.push(format!(
+                "kept worktree {} (it holds uncommitted work)",
+                c.worktree.display()
+            ));
+        } else {
+            undone.push(format!("removed worktree {}", c.worktree.display()));
+        }
         undone.push(format!("kept branch {} for the next sling", c.branch));
     } else if made.worktree || made.branch {
         let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
         let repo = Repository::open(town.repo_dir(&c.rig.name))?;
         if made.worktree {
             crate::git::remove_worktree(&repo, &c.worktree)?;
+            super::workspace::remove_private(town, &c.rig.name, &c.agent.name)?;
             undone.push(format!("removed worktree {}", c.worktree.display()));
         }
         if made.branch {

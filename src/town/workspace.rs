@@ -1,0 +1,449 @@
+//! What an agent's container may write, and how the host takes its work back.
+//!
+//! The rig repository (config, hooks, refs, objects, worktree registrations) is mounted
+//! read-only. Each agent writes only its worktree, its mailbox's outbox, and a private
+//! git state under `agents/<rig>/<name>/git/`, mounted over the few places git writes:
+//! `admin/` (its worktree's HEAD and index), `refs/` and `logs/` (its branch's directory)
+//! and `objects/` (its new objects; the rig's objects are read-only alternates). The
+//! host reads that state only through `crate::untrusted`, only when no container of the
+//! agent runs, and moves the branch in the rig repository itself, forward only.
+
+use super::Town;
+use crate::error::{Error, Result};
+use crate::runtime::{Bind, Tmpfs};
+use crate::untrusted::{Dir, Refused, is_hex};
+use std::path::{Path, PathBuf};
+
+/// Everything copied out of one agent's object directory in one import.
+const MAX_IMPORT_BYTES: u64 = 2 << 30;
+/// Files in an agent's object directory looked at in one import.
+const MAX_IMPORT_FILES: usize = 200_000;
+/// An agent's index larger than this is not read (its worktree is then kept whole).
+const MAX_INDEX_BYTES: u64 = 256 << 20;
+/// The uid:gid agents run as when gt runs as root: never uid 0 inside.
+pub const AGENT_USER_WHEN_ROOT: (u32, u32) = (10001, 10001);
+
+/// An agent's host-side places.
+pub struct Places {
+    /// `agents/<rig>/<name>`: host-only; holds the rest.
+    pub root: PathBuf,
+    /// Mounted read-only at /gt: assignment.json, inbox/, and the outbox mount point.
+    pub box_dir: PathBuf,
+    /// Mounted read-write at /gt/outbox: the agent's requests (and its ending record).
+    pub outbox: PathBuf,
+    /// Host-only: requests that were refused, kept for a human.
+    pub rejected: PathBuf,
+    /// The private git state: admin/, refs/, logs/, objects/.
+    pub git: PathBuf,
+}
+
+pub fn places(town: &Town, rig: &str, name: &str) -> Places {
+    let root = town.mailbox_dir(rig, name);
+    Places {
+        box_dir: root.join("box"),
+        outbox: root.join("outbox"),
+        rejected: root.join("rejected"),
+        git: root.join("git"),
+        root,
+    }
+}
+
+/// The ref directory of `branch` relative to the git dir, and its last component:
+/// `polecat/furiosa/api-3k9` → (`refs/heads/polecat/furiosa`, `api-3k9`).
+fn split_branch(branch: &str) -> (String, String) {
+    match branch.rsplit_once('/') {
+        Some((dir, leaf)) => (format!("refs/heads/{dir}"), leaf.to_string()),
+        None => ("refs/heads".to_string(), branch.to_string()),
+    }
+}
+
+/// The uid:gid an agent runs as: the invoking user's, or a dedicated unprivileged one
+/// when gt runs as root.
+pub fn agent_user() -> (u32, u32) {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    if uid == 0 {
+        AGENT_USER_WHEN_ROOT
+    } else {
+        (uid, gid)
+    }
+}
+
+fn mkdir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| Error::io(format!("creating {}", p.display()), e))
+}
+
+/// Give `path` (and everything under it, symlinks themselves) to the agent's uid. Only
+/// when gt runs as root; otherwise the agent already is the invoking user.
+fn hand_over(path: &Path) -> Result<()> {
+    let (uid, gid) = agent_user();
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        return Ok(());
+    }
+    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+        if std::fs::symlink_metadata(p)?.is_dir() {
+            for e in std::fs::read_dir(p)? {
+                walk(&e?.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    walk(path, uid, gid)
+        .map_err(|e| Error::io(format!("giving {} to the agent's user", path.display()), e))
+}
+
+/// Make (or refresh) an agent's mailbox and private git state before its container is
+/// created. `fresh`: the worktree was just made, so any private state of an earlier
+/// bead is dropped. Returns the stale git locks removed (a dead attempt's).
+pub fn prepare(
+    town: &Town,
+    rig: &str,
+    name: &str,
+    worktree: &Path,
+    branch: &str,
+    fresh: bool,
+) -> Result<Vec<PathBuf>> {
+    let p = places(town, rig, name);
+    let repo_dir = town.repo_dir(rig);
+    let repo = git2::Repository::open(&repo_dir)?;
+    for d in [
+        &p.box_dir.join("inbox"),
+        &p.box_dir.join("outbox"),
+        &p.outbox,
+    ] {
+        mkdir(d)?;
+    }
+    if fresh && p.git.exists() {
+        std::fs::remove_dir_all(&p.git)
+            .map_err(|e| Error::io(format!("removing {}", p.git.display()), e))?;
+    }
+    let (ref_dir, leaf) = split_branch(branch);
+    let admin = p.git.join("admin");
+    let made_admin = !admin.exists();
+    for d in ["admin", "refs", "logs", "objects"] {
+        mkdir(&p.git.join(d))?;
+    }
+    // Mount points in the rig repository (a user's `git pack-refs` may remove them).
+    let git_dir = repo_dir.join(".git");
+    mkdir(&git_dir.join(&ref_dir))?;
+    mkdir(&git_dir.join("logs").join(&ref_dir))?;
+    // The agent's view of its worktree's git dir: host-written files on a fresh start.
+    let host_admin = crate::git::admin_dir(&repo, worktree);
+    if made_admin {
+        let index = host_admin.join("index");
+        if index.exists() {
+            std::fs::copy(&index, admin.join("index"))
+                .map_err(|e| Error::io(format!("copying {}", index.display()), e))?;
+        }
+    }
+    crate::util::write_atomic(
+        &admin.join("HEAD"),
+        format!("ref: refs/heads/{branch}\n").as_bytes(),
+    )?;
+    crate::util::write_atomic(&admin.join("commondir"), b"../..\n")?;
+    crate::util::write_atomic(
+        &admin.join("gitdir"),
+        format!("{}\n", worktree.join(".git").display()).as_bytes(),
+    )?;
+    // The branch as the host knows it, unless the agent's own (not yet imported) is there.
+    let removed = clear_stale_locks(&p, &leaf);
+    let refs = p.git.join("refs");
+    let host_head = crate::git::branch_head(&repo, branch)?
+        .ok_or_else(|| Error::git(format!("branch {branch} is missing in rig {rig}")))?;
+    if claimed_head(&p, branch).is_none() {
+        let _ = Dir::open(&refs).map(|d| d.remove(&leaf));
+        crate::util::write_atomic(&refs.join(&leaf), format!("{host_head}\n").as_bytes())?;
+    }
+    if ref_dir == "refs/heads" {
+        // Mounted over refs/heads: keep the default branch visible to the agent.
+        let rig_row = super::rig::get(town, rig)?;
+        if rig_row.default_branch != leaf
+            && let Some(h) = crate::git::branch_head(&repo, &rig_row.default_branch)?
+        {
+            crate::util::write_atomic(
+                &refs.join(&rig_row.default_branch),
+                format!("{h}\n").as_bytes(),
+            )?;
+        }
+    }
+    hand_over(&p.outbox)?;
+    hand_over(&p.git)?;
+    hand_over(worktree)?;
+    Ok(removed)
+}
+
+/// The mounts and git environment of an agent's container.
+pub fn mounts(
+    town: &Town,
+    rig: &str,
+    name: &str,
+    worktree: &Path,
+    branch: &str,
+) -> (Vec<Bind>, Vec<Tmpfs>, Vec<(String, String)>) {
+    let p = places(town, rig, name);
+    let git_dir = town.repo_dir(rig).join(".git");
+    let (ref_dir, _) = split_branch(branch);
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let bind = |source: &Path, target: &Path, read_only: bool| Bind {
+        source: s(source),
+        target: s(target),
+        read_only,
+    };
+    let objects = p.git.join("objects");
+    let binds = vec![
+        bind(worktree, worktree, false),
+        bind(&git_dir, &git_dir, true),
+        bind(
+            &p.git.join("admin"),
+            &git_dir
+                .join("worktrees")
+                .join(crate::git::worktree_name(worktree)),
+            false,
+        ),
+        bind(&p.git.join("refs"), &git_dir.join(&ref_dir), false),
+        bind(
+            &p.git.join("logs"),
+            &git_dir.join("logs").join(&ref_dir),
+            false,
+        ),
+        bind(&objects, &objects, false),
+        bind(&p.box_dir, Path::new(crate::agent::MAILBOX), true),
+        bind(
+            &p.outbox,
+            &Path::new(crate::agent::MAILBOX).join("outbox"),
+            false,
+        ),
+    ];
+    // Other agents' worktree registrations are none of this agent's business.
+    let tmpfs = vec![Tmpfs {
+        target: s(&git_dir.join("worktrees")),
+        options: "size=1m,mode=0755".into(),
+    }];
+    let config = [
+        ("safe.directory", "*"),
+        ("gc.auto", "0"),
+        ("maintenance.auto", "false"),
+    ];
+    let mut env = vec![
+        ("GIT_OBJECT_DIRECTORY".to_string(), s(&objects)),
+        (
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES".to_string(),
+            s(&git_dir.join("objects")),
+        ),
+        ("GIT_CONFIG_COUNT".to_string(), config.len().to_string()),
+    ];
+    for (i, (k, v)) in config.iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{i}"), k.to_string()));
+        env.push((format!("GIT_CONFIG_VALUE_{i}"), v.to_string()));
+    }
+    (binds, tmpfs, env)
+}
+
+/// The head the agent's private ref claims for `branch`: 40 hex digits in a small
+/// regular file, or nothing.
+fn claimed_head(p: &Places, branch: &str) -> Option<String> {
+    let (_, leaf) = split_branch(branch);
+    let data = Dir::open(&p.git.join("refs")).ok()?.read(&leaf, 128).ok()?;
+    let text = String::from_utf8(data).ok()?;
+    let head = text.trim_end_matches('\n');
+    is_hex(head, 40).then(|| head.to_string())
+}
+
+/// Remove the git lock files a killed agent left in its private state (`index.lock`,
+/// `HEAD.lock`, its branch's `.lock`): git refuses every later commit while they exist.
+/// Only call this when no container of the agent runs.
+pub fn clear_stale_locks(p: &Places, leaf: &str) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    if let Ok(d) = Dir::open(&p.git.join("admin")) {
+        for e in d.entries(10_000).unwrap_or_default() {
+            if e.name.ends_with(".lock") && d.remove(&e.name).unwrap_or(false) {
+                removed.push(d.path().join(&e.name));
+            }
+        }
+    }
+    let lock = format!("{leaf}.lock");
+    if let Ok(d) = Dir::open(&p.git.join("refs"))
+        && d.remove(&lock).unwrap_or(false)
+    {
+        removed.push(d.path().join(lock));
+    }
+    removed
+}
+
+/// Take an agent's committed work into the rig repository: its private branch head is
+/// read as data, its new objects copied (bounded) to a host-only staging directory and
+/// imported by id, and the branch moved forward to it. Returns the branch's head after.
+/// Call only when no container of the agent runs.
+pub fn import(town: &Town, rig: &str, name: &str, branch: &str) -> Result<String> {
+    let p = places(town, rig, name);
+    let repo_dir = town.repo_dir(rig);
+    let repo = git2::Repository::open(&repo_dir)?;
+    let base = crate::git::branch_head(&repo, branch)?.ok_or_else(|| {
+        Error::git(format!(
+            "branch {branch} of {rig}/{name} is gone: its work is lost"
+        ))
+    })?;
+    let Some(head) = claimed_head(&p, branch) else {
+        return Ok(base); // nothing claimed (or unreadable): the host's branch stands
+    };
+    if head == base || repo.find_commit(git2::Oid::from_str(&head)?).is_ok() {
+        // Objects known already: only the ancestry check and the move remain.
+        crate::git::import_work(
+            &repo_dir,
+            &repo_dir.join(".git").join("objects"),
+            branch,
+            &base,
+            &head,
+        )?;
+        return Ok(head);
+    }
+    let staging = tempfile_dir(&town.rig_dir(rig), "import")?;
+    let result = stage_objects(&p.git.join("objects"), staging.path(), &repo)
+        .and_then(|()| crate::git::import_work(&repo_dir, staging.path(), branch, &base, &head));
+    drop(staging);
+    result.map(|()| head)
+}
+
+/// A host-only temporary directory under `parent`, removed when dropped.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+fn tempfile_dir(parent: &Path, prefix: &str) -> Result<TempDir> {
+    let p = parent.join(format!(".{prefix}-{}", crate::util::random_hex(6)));
+    mkdir(&p)?;
+    Ok(TempDir(p))
+}
+
+/// Copy the loose objects and packs of an agent's object directory that `repo` lacks,
+/// through the bounded reader: names must be git's own (hex), entries regular files.
+fn stage_objects(objects: &Path, staging: &Path, repo: &git2::Repository) -> Result<()> {
+    let refuse = |why: String| Error::git(format!("the agent's objects were not imported: {why}"));
+    let src = match Dir::open(objects) {
+        Ok(d) => d,
+        Err(Refused::Missing) => return Ok(()),
+        Err(e) => return Err(refuse(format!("{}: {e}", objects.display()))),
+    };
+    let odb = repo.odb()?;
+    let (mut bytes, mut files) = (0u64, 0usize);
+    let mut budget = |bytes: &mut u64, n: u64| -> Result<()> {
+        *bytes += n;
+        files += 1;
+        if *bytes > MAX_IMPORT_BYTES || files > MAX_IMPORT_FILES {
+            return Err(refuse(format!(
+                "over the import limit ({MAX_IMPORT_BYTES} bytes, {MAX_IMPORT_FILES} files)"
+            )));
+        }
+        Ok(())
+    };
+    for e in src
+        .entries(MAX_IMPORT_FILES)
+        .map_err(|e| refuse(e.to_string()))?
+    {
+        if e.is_dir && is_hex(&e.name, 2) {
+            let sub = src
+                .sub(&e.name)
+                .map_err(|x| refuse(format!("{}: {x}", e.name)))?;
+            let out = staging.join(&e.name);
+            for f in sub
+                .entries(MAX_IMPORT_FILES)
+                .map_err(|x| refuse(x.to_string()))?
+            {
+                if !f.is_file || !is_hex(&f.name, 38) {
+                    continue;
+                }
+                let known = git2::Oid::from_str(&format!("{}{}", e.name, f.name))
+                    .is_ok_and(|id| odb.exists(id));
+                if known {
+                    continue;
+                }
+                mkdir(&out)?;
+                let left = MAX_IMPORT_BYTES.saturating_sub(bytes);
+                let n = sub
+                    .copy_to(&f.name, &out.join(&f.name), left)
+                    .map_err(|x| refuse(format!("{}/{}: {x}", e.name, f.name)))?;
+                budget(&mut bytes, n)?;
+            }
+        } else if e.is_dir && e.name == "pack" {
+            let sub = src.sub("pack").map_err(|x| refuse(format!("pack: {x}")))?;
+            let out = staging.join("pack");
+            for f in sub
+                .entries(MAX_IMPORT_FILES)
+                .map_err(|x| refuse(x.to_string()))?
+            {
+                let stem = f
+                    .name
+                    .strip_suffix(".pack")
+                    .or_else(|| f.name.strip_suffix(".idx"));
+                let ok = stem
+                    .and_then(|s| s.strip_prefix("pack-"))
+                    .is_some_and(|h| is_hex(h, 40));
+                if !f.is_file || !ok {
+                    continue;
+                }
+                mkdir(&out)?;
+                let left = MAX_IMPORT_BYTES.saturating_sub(bytes);
+                let n = sub
+                    .copy_to(&f.name, &out.join(&f.name), left)
+                    .map_err(|x| refuse(format!("pack/{}: {x}", f.name)))?;
+                budget(&mut bytes, n)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Paths of the agent's worktree that differ from `head`, looked at read-only with the
+/// host's configuration and a host copy of the agent's index. None when that cannot be
+/// told (then the worktree must be kept).
+pub fn uncommitted(
+    town: &Town,
+    rig: &str,
+    name: &str,
+    worktree: &Path,
+    head: &str,
+) -> Option<Vec<String>> {
+    let p = places(town, rig, name);
+    let staging = tempfile_dir(&town.rig_dir(rig), "index").ok()?;
+    let copy = staging.path().join("index");
+    let index =
+        match Dir::open(&p.git.join("admin")).map(|d| d.copy_to("index", &copy, MAX_INDEX_BYTES)) {
+            Ok(Ok(_)) => Some(copy.as_path()),
+            Ok(Err(Refused::Missing)) | Err(Refused::Missing) => None,
+            _ => return None,
+        };
+    crate::git::uncommitted(&town.repo_dir(rig), worktree, index, head).ok()
+}
+
+/// Drop an agent's private git state (its work has been imported, or is abandoned).
+pub fn remove_private(town: &Town, rig: &str, name: &str) -> Result<()> {
+    let p = places(town, rig, name);
+    if p.git.exists() {
+        std::fs::remove_dir_all(&p.git)
+            .map_err(|e| Error::io(format!("removing {}", p.git.display()), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_branch_splits_into_its_ref_dir_and_leaf() {
+        assert_eq!(
+            split_branch("polecat/furiosa/api-3k9"),
+            ("refs/heads/polecat/furiosa".into(), "api-3k9".into())
+        );
+        assert_eq!(split_branch("topic"), ("refs/heads".into(), "topic".into()));
+    }
+}
