@@ -2211,7 +2211,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__peek)
-            opts="-n -q -v -h --lines --town --json --quiet --verbose --help"
+            opts="-n -q -v -h --lines --raw --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -224,10 +224,11 @@ complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcomman
 complete -c gt -n "__fish_gt_using_subcommand polecat; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand peek" -s n -l lines -d 'How many lines' -r
 complete -c gt -n "__fish_gt_using_subcommand peek" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand peek" -l raw -d 'Print the output as the container wrote it, control characters included (only into a terminal you trust the agent with, or a file)'
 complete -c gt -n "__fish_gt_using_subcommand peek" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand peek" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand peek" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
-complete -c gt -n "__fish_gt_using_subcommand peek" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand peek" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand convoy; and not __fish_seen_subcommand_from create add status list close help" -s q -l quiet -d 'Print less'

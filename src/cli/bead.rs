@@ -177,52 +177,60 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
             if g.json {
                 return output::json(&d);
             }
+            // Bead text, dispatch endings and checkpoints (an agent writes their notes and
+            // heads) are shown with control characters escaped.
             let b = &d.bead;
             let mut s = format!(
                 "id:       {}\nrig:      {}\ntitle:    {}\nstatus:   {}{}\nagent:    {}\nbranch:   {}\nattempts: {}\ncreated:  {}\nupdated:  {}\nversion:  {}",
-                b.id,
-                b.rig,
-                b.title,
-                b.status,
+                output::safe_line(&b.id),
+                output::safe_line(&b.rig),
+                output::safe_line(&b.title),
+                output::safe_line(&b.status),
                 if b.queued {
                     " (queued: waiting for a free polecat)"
                 } else {
                     ""
                 },
-                output::opt(&d.agent),
-                output::opt(&b.branch),
+                output::safe_line(&output::opt(&d.agent)),
+                output::safe_line(&output::opt(&b.branch)),
                 b.attempts,
                 output::time(b.created_at),
                 output::time(b.updated_at),
                 b.version
             );
             if !b.body.is_empty() {
-                s += &format!("\n\n{}", b.body);
+                s += &format!("\n\n{}", output::safe(&b.body));
             }
             for dd in &d.dispatches {
                 let x = &dd.dispatch;
                 s += &format!(
                     "\n\ndispatch {} to {} (generation {}), started {}{}",
                     x.id,
-                    x.agent,
+                    output::safe_line(&x.agent),
                     x.generation,
                     output::time(x.started_at),
                     match (x.ended_at, &x.reason) {
-                        (Some(at), r) =>
-                            format!(", ended {} ({})", output::time(at), output::opt(r)),
+                        (Some(at), r) => format!(
+                            ", ended {} ({})",
+                            output::time(at),
+                            output::safe_line(&output::opt(r))
+                        ),
                         _ => String::new(),
                     }
                 );
                 for cp in &dd.checkpoints {
                     let what = if cp.step == "note" {
-                        format!("checkpoint: {}", cp.note.as_deref().unwrap_or(""))
+                        format!(
+                            "checkpoint: {}",
+                            output::safe_line(cp.note.as_deref().unwrap_or(""))
+                        )
                     } else {
-                        format!("done saga: {}", cp.step)
+                        format!("done saga: {}", output::safe_line(&cp.step))
                     };
                     let head = cp
                         .head
                         .as_deref()
-                        .map(|h| format!(" at {}", &h[..h.len().min(12)]))
+                        .map(|h| format!(" at {}", output::safe_line(output::short(h, 12))))
                         .unwrap_or_default();
                     s += &format!("\n  {} {what}{head}", output::time(cp.at));
                 }
@@ -234,7 +242,7 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
                     b.id,
                     b.branch
                         .as_deref()
-                        .map(|br| format!(", on branch {br}"))
+                        .map(|br| format!(", on branch {}", output::safe_line(br)))
                         .unwrap_or_default()
                 )),
                 _ => None,

@@ -117,13 +117,18 @@ pub fn run(g: &Global, args: &ConvoyArgs) -> Result<()> {
                 out.push(format!(
                     "{} {} [{}] {}  {}",
                     v.id,
-                    v.name,
+                    output::safe_line(&v.name),
                     v.policy,
                     v.state,
                     progress(v, tty)
                 ));
                 for b in &v.beads {
-                    out.push(format!("    {:<12} {:<12} {}", b.id, b.status, b.title));
+                    out.push(format!(
+                        "    {:<12} {:<12} {}",
+                        output::safe_line(&b.id),
+                        output::safe_line(&b.status),
+                        output::safe_line(&b.title)
+                    ));
                 }
             }
             output::println_out(&out.join("\n"))

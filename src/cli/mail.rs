@@ -72,9 +72,10 @@ pub fn run(g: &Global, args: &MailArgs) -> Result<()> {
             )?;
             if let Some(why) = &sent.delivery_pending {
                 eprintln!(
-                    "warning: mail {} stored, delivery pending: {why}; the next `gt patrol` \
+                    "warning: mail {} stored, delivery pending: {}; the next `gt patrol` \
                      delivers it (do not send it again)",
-                    sent.id
+                    sent.id,
+                    output::safe(why)
                 );
             }
             if g.json {
@@ -176,13 +177,14 @@ fn print_one(g: &Global, m: &Mail) -> Result<()> {
     if g.json {
         return output::json(m);
     }
+    // Agents write subjects and bodies: shown with control characters escaped.
     output::println_out(&format!(
         "id:      {}\nfrom:    {}\nto:      {}\nsent:    {}\nsubject: {}\n\n{}",
-        m.id,
-        m.from,
-        m.to,
+        output::safe_line(&m.id),
+        output::safe_line(&m.from),
+        output::safe_line(&m.to),
         output::time(m.sent),
-        m.subject,
-        m.body
+        output::safe_line(&m.subject),
+        output::safe(&m.body)
     ))
 }

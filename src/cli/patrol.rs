@@ -68,7 +68,7 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
         let r = crate::town::patrol::pass(&mut town, &connect);
         match &r {
             Ok(report) => print_report(g, report)?,
-            Err(e) if a.watch => eprintln!("patrol: {e}"),
+            Err(e) if a.watch => eprintln!("patrol: {}", output::safe(&e.to_string())),
             Err(_) => {}
         }
         if !a.watch {
@@ -85,7 +85,7 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
     if !r.ran {
         return output::println_out(&format!(
             "another patrol is running ({}); nothing to do",
-            r.held_by.as_deref().unwrap_or("?")
+            output::safe_line(r.held_by.as_deref().unwrap_or("?"))
         ));
     }
     if g.quiet {
@@ -136,7 +136,18 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
     for e in &r.errors {
         lines.push(format!("error: {e}"));
     }
-    output::println_out(&lines.join("\n"))
+    // Death reasons, worktree names and errors can carry what an agent wrote: one line
+    // each, escaped.
+    output::println_out(&lines_safe(&lines))
+}
+
+/// `lines`, each escaped as one line, one per line.
+fn lines_safe(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| output::safe_line(l))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn resume(g: &Global, _a: &ResumeArgs) -> Result<()> {
@@ -174,7 +185,7 @@ pub fn doctor(g: &Global, _a: &DoctorArgs) -> Result<()> {
         for w in &report.warnings {
             lines.push(format!("warn   {w}"));
         }
-        output::println_out(&lines.join("\n"))?;
+        output::println_out(&lines_safe(&lines))?;
     }
     if report.ok {
         Ok(())
@@ -203,7 +214,7 @@ pub fn mq(g: &Global, a: &MqArgs) -> Result<()> {
         t.row(vec![
             m.bead.clone(),
             m.rig.clone(),
-            m.commit[..m.commit.len().min(12)].to_string(),
+            output::short(&m.commit, 12).to_string(),
             output::opt(&m.pushed_to),
             m.branch.clone(),
         ]);

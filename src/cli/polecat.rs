@@ -51,6 +51,9 @@ pub struct ReviveArgs {
 }
 
 /// Show the recent output of a polecat's container.
+///
+/// The agent wrote it: terminal control characters in it (escape sequences, carriage
+/// returns, bidi overrides) are shown escaped, e.g. `\x1b[2J`, unless --raw.
 #[derive(clap::Args, Debug)]
 pub struct PeekArgs {
     /// The polecat, as RIG/NAME.
@@ -58,6 +61,10 @@ pub struct PeekArgs {
     /// How many lines.
     #[arg(long, short = 'n', default_value_t = 100)]
     pub lines: usize,
+    /// Print the output as the container wrote it, control characters included (only
+    /// into a terminal you trust the agent with, or a file).
+    #[arg(long)]
+    pub raw: bool,
 }
 
 pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
@@ -99,16 +106,16 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
                 n.agent, n.containers_removed
             );
             if let Some(b) = &n.bead_reopened {
-                msg += &format!("; bead {b} is open again");
+                msg += &format!("; bead {} is open again", output::safe_line(b));
             }
             if let Some(b) = &n.branch_kept {
-                msg += &format!("; branch {b} kept");
+                msg += &format!("; branch {} kept", output::safe_line(b));
             }
             match n.worktree {
                 "kept" => {
                     msg += &format!(
                         "\nworktree {} KEPT: {} uncommitted file(s), {} unpushed commit(s)",
-                        n.worktree_path.as_deref().unwrap_or("-"),
+                        output::safe_line(n.worktree_path.as_deref().unwrap_or("-")),
                         n.unsaved.uncommitted.len(),
                         n.unsaved.unpushed_commits,
                     );
@@ -128,7 +135,8 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
                     msg += &format!(
                         "\nworktree removed with --force: dropped {} uncommitted file(s) ({}); {} unpushed commit(s) stay on the branch",
                         n.unsaved.uncommitted.len(),
-                        n.unsaved.uncommitted.join(", "),
+                        // File names the agent chose.
+                        output::safe_line(&n.unsaved.uncommitted.join(", ")),
                         n.unsaved.unpushed_commits
                     )
                 }
@@ -167,5 +175,8 @@ pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
     if g.json {
         return output::json(&serde_json::json!({ "agent": args.agent, "output": out }));
     }
-    output::println_out(out.trim_end())
+    if args.raw {
+        return output::print_raw(out.as_bytes());
+    }
+    output::println_out(&output::safe(out.trim_end()))
 }

@@ -74,7 +74,7 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
             Ok(s) => ok.push(s),
             Err(e) => {
                 if beads.len() > 1 {
-                    eprintln!("{bead}: {e}");
+                    eprintln!("{bead}: {}", output::safe(&e.to_string()));
                 }
                 first_err.get_or_insert(e);
             }

@@ -56,13 +56,13 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
         (false, None) => "\npatrol: never ran".to_string(),
     };
     if let Some(w) = &s.patrol.warning {
-        out += &format!("\nWARNING: {w}");
+        out += &format!("\nWARNING: {}", output::safe_line(w));
     }
     if !s.stopped_slings.is_empty() {
         out += &format!(
             "\nWARNING: {} sling(s) stopped before their container started (gt killed?): {}; the next `gt patrol` adopts or undoes them",
             s.stopped_slings.len(),
-            s.stopped_slings.join(", ")
+            output::safe_line(&s.stopped_slings.join(", "))
         );
     }
     output::println_out(&out)?;
@@ -132,13 +132,14 @@ fn follow(
         if g.json {
             serde_json::to_string(e).map_err(|err| Error::Other(err.to_string()))
         } else {
+            // As the table of `gt log`: event data carries what agents wrote.
             Ok(format!(
                 "{}  {}  {}  {}  {}",
                 output::time(e.at),
-                e.actor,
-                e.kind,
-                e.subject,
-                e.data
+                output::safe_line(&e.actor),
+                output::safe_line(&e.kind),
+                output::safe_line(&e.subject),
+                output::safe_line(&e.data.to_string())
             ))
         }
     };
