@@ -21,9 +21,11 @@ fn main() {
             } else {
                 ("", "", "")
             };
-            eprintln!("{red}{bold}error:{reset} {e}");
+            // An error can quote what an agent wrote: escaped like all such text.
+            let safe = gt::cli::output::safe;
+            eprintln!("{red}{bold}error:{reset} {}", safe(&e.to_string()));
             if let Some(h) = e.hint() {
-                eprintln!("{bold}hint:{reset} {h}");
+                eprintln!("{bold}hint:{reset} {}", safe(&h));
             }
             e.exit_code()
         }
@@ -84,7 +86,12 @@ where
         } else {
             write!(writer, "{label}: ")?;
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // Fields may quote what an agent wrote (a rejected request's reason, say).
+        let mut text = String::new();
+        ctx.field_format().format_fields(
+            tracing_subscriber::fmt::format::Writer::new(&mut text),
+            event,
+        )?;
+        writeln!(writer, "{}", gt::cli::output::safe(&text))
     }
 }

@@ -327,7 +327,7 @@ mod tests {
             .map(|e| (e.name, e.is_file))
             .collect();
         names.sort();
-        assert_eq!(names.len(), 6);
+        assert_eq!(names.len(), 5);
         assert!(names.contains(&("ok".to_string(), true)));
         assert!(names.contains(&("link".to_string(), false)));
         assert_eq!(d.entries(2).unwrap().len(), 2);

@@ -338,15 +338,9 @@ fn an_agent_in_a_town_path_with_colons_and_commas_works_on_its_branch() {
     assert_eq!(slung[0]["outcome"], "dispatched", "{slung}");
     let agent = slung[0]["agent"].as_str().unwrap().to_string();
     let branch = format!("polecat/{}/{id}", polecat_name(&agent));
-    let repo = t.root().join("rigs/api/repo");
     wait_for("the agent's commit", 30, || {
-        let out = std::process::Command::new("git")
-            .current_dir(&repo)
-            .args(["log", "--format=%s", &branch])
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stdout).into_owned();
-        log.contains("agent work").then_some(())
+        agent_branch_log(&t.root(), "api", polecat_name(&agent), &branch)
+            .filter(|l| l.contains("agent work"))
     });
 }
 
@@ -447,7 +441,8 @@ fn mail_stored_but_not_delivered_says_delivery_pending_and_exits_0() {
     drop(c);
     let mailbox = t.root().join("agents/api/nux");
     std::fs::create_dir_all(&mailbox).unwrap();
-    std::fs::write(mailbox.join("inbox"), "not a directory").unwrap();
+    std::fs::create_dir_all(mailbox.join("box")).unwrap();
+    std::fs::write(mailbox.join("box/inbox"), "not a directory").unwrap();
 
     let args = [
         "mail", "send", "api/nux", "-s", "hello", "-m", "body", "--id", "m-1",

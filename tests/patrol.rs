@@ -126,7 +126,7 @@ fn killing_every_container_at_once_is_recovered_in_one_pass() {
     assert_eq!(p["redispatched"].as_array().unwrap().len(), 5, "{p}");
     t.doctor_clean();
     for mailbox in std::fs::read_dir(t.root().join("agents/api")).unwrap() {
-        std::fs::write(mailbox.unwrap().path().join("release"), "").unwrap();
+        std::fs::write(mailbox.unwrap().path().join("box/release"), "").unwrap();
     }
     t.patrol_until("all five done", 90, |t| {
         ids.iter().all(|id| t.bead_status(id) == "done")
@@ -495,12 +495,14 @@ fn a_git_lock_left_by_a_killed_agent_does_not_block_its_retry() {
     let id = t.bead("killed mid-commit");
     t.ok(&["sling", &id]);
     t.wait_exited(1);
+    // The agent's own view of its worktree's git dir (mounted over the read-only rig
+    // repository's worktrees/<name>).
     let lock = t
         .dir
         .path()
-        .join("town/rigs/api/repo/.git/worktrees")
+        .join("town/agents/api")
         .join(t.json(&["polecat", "list"])[0]["name"].as_str().unwrap())
-        .join("index.lock");
+        .join("git/admin/index.lock");
     assert!(lock.exists(), "the first attempt leaves {}", lock.display());
     t.patrol_until("the bead to be done", 60, |t| t.bead_status(&id) == "done");
     let ds = t.dispatches(&id);
@@ -637,7 +639,10 @@ fn containers_of_stale_generations_and_safe_stray_worktrees_are_removed_the_rest
     let p = t.patrol_json();
     assert_eq!(p["orphans_removed"].as_array().unwrap().len(), 1, "{p}");
     let kept = p["stray_worktrees"].to_string();
-    assert!(kept.contains("leftover (not a git worktree)"), "{p}");
+    assert!(
+        kept.contains("leftover (not a worktree of this rig)"),
+        "{p}"
+    );
     assert!(kept.contains("dirty (1 uncommitted change(s))"), "{p}");
     assert!(
         p["stray_worktrees_removed"].to_string().contains("clean"),
@@ -940,7 +945,7 @@ fn an_engine_lost_after_the_list_call_is_one_outage_exit_5_and_one_mail() {
         })
         .collect();
     for a in &agents[..2] {
-        std::fs::write(t.root().join("agents").join(a).join("release"), "").unwrap();
+        std::fs::write(t.root().join("agents").join(a).join("box/release"), "").unwrap();
     }
     // Read commands may ingest the checkpoints meanwhile: wait for the done requests.
     wait_for("two done requests", 60, || {

@@ -95,10 +95,15 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
             .stdout,
     )
     .unwrap();
-    assert_eq!(
-        c["Config"]["User"],
-        format!("{}:{}", uid.trim(), gid.trim()).as_str()
-    );
+    // Never uid 0 inside: as root, gt runs agents as a dedicated unprivileged uid.
+    let user = if uid.trim() == "0" {
+        "10001:10001".to_string()
+    } else {
+        format!("{}:{}", uid.trim(), gid.trim())
+    };
+    assert_eq!(c["Config"]["User"], user.as_str());
+    assert_eq!(hc["ReadonlyRootfs"], true);
+    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "10m");
     // Structured bind mounts (a path with `:` or `,` stays one path).
     let mounts = hc["Mounts"].as_array().cloned().unwrap_or_default();
     let mount = |target: &str| {
@@ -112,12 +117,14 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     let git_dir = t.root().join("rigs/api/repo/.git");
     for (src, target, ro) in [
         (wt.display().to_string(), wt.display().to_string(), false),
+        // The rig repository is read-only; the agent writes only its private git state.
         (
             git_dir.display().to_string(),
             git_dir.display().to_string(),
-            false,
+            true,
         ),
-        (String::new(), "/gt".to_string(), false),
+        (String::new(), "/gt".to_string(), true),
+        (String::new(), "/gt/outbox".to_string(), false),
         (String::new(), "/usr/local/bin/gt".to_string(), true),
     ] {
         let m = mount(&target);
@@ -134,11 +141,14 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
             .contains("docker.sock")
     );
 
-    // The agent commits on its own branch, visible in the rig's repository.
+    // The agent commits on its own branch, in its private git state: the rig's
+    // repository does not move until the host imports the work.
     let repo = t.root().join("rigs/api/repo");
     wait_for("the agent's commit", 30, || {
-        branch_log(&repo, &branch).filter(|l| l.contains("agent work"))
+        agent_branch_log(&t.root(), "api", polecat_name(&agent), &branch)
+            .filter(|l| l.contains("agent work"))
     });
+    assert!(!branch_log(&repo, &branch).unwrap().contains("agent work"));
     let peek = t.ok(&["peek", &agent]);
     assert!(peek.contains("agent-says-hi"), "{peek}");
     let b = t.json(&["bead", "show", &id]);
@@ -221,13 +231,13 @@ fn a_stopped_agent_gets_the_stop_signal_and_its_ending_is_recorded() {
     // The command traps SIGTERM: `gt agent run` (its supervisor) must neither swallow
     // the signal nor die of it before the command has ended.
     let t = town_with_rig(
-        "trap 'echo stopped > /gt/stopped; exit 3' TERM; echo ready > /gt/ready; while :; do sleep 0.2; done",
+        "trap 'echo stopped > /gt/outbox/stopped; exit 3' TERM; echo ready > /gt/outbox/ready; while :; do sleep 0.2; done",
         &[],
     );
     let id = bead(&t, "work");
     let slung = t.json(&["sling", &id]);
     let name = polecat_name(slung[0]["agent"].as_str().unwrap()).to_string();
-    let mailbox = t.root().join("agents/api").join(&name);
+    let mailbox = t.root().join("agents/api").join(&name).join("outbox");
     wait_for("the agent to start", 30, || {
         mailbox.join("ready").exists().then_some(())
     });
@@ -239,7 +249,7 @@ fn a_stopped_agent_gets_the_stop_signal_and_its_ending_is_recorded() {
         "the command never saw SIGTERM"
     );
     let ending: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(mailbox.join("ending.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(mailbox.join("ending")).unwrap()).unwrap();
     assert_eq!(ending["generation"], 1);
     assert_eq!(ending["exit_code"], 3, "{ending}");
     assert_eq!(ending["oom"], false);
@@ -268,7 +278,7 @@ fn a_container_of_an_older_generation_exits_without_running_the_agent() {
         "run",
         "--rm",
         "-v",
-        &format!("{}:/gt", mailbox.display()),
+        &format!("{}:/gt", mailbox.join("box").display()),
         "-v",
         &format!("{0}:{0}", wt.display()),
         "-v",

@@ -68,7 +68,7 @@ fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
 fn forge_checkpoint(t: &TestTown, agent: &str, id: &str, note: &str, head: &str) {
     let mbox = t.root().join("agents/api").join(polecat_name(agent));
     let a: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(mbox.join("assignment.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(mbox.join("box/assignment.json")).unwrap()).unwrap();
     let req = serde_json::json!({
         "id": id, "agent": a["agent"], "generation": a["generation"], "token": a["token"],
         "created_at": 1, "kind": "checkpoint", "note": note, "head": head
@@ -118,8 +118,12 @@ fn hostile_agent_text_reaches_people_escaped_and_programs_exact() {
     let odd_head = format!("é\x1b[2J\u{9b}x{}", "é".repeat(11));
     forge_checkpoint(&t, &agent, "cp-multibyte", "multibyte head", &long_head);
     forge_checkpoint(&t, &agent, "cp-odd", SUBJECT, &odd_head);
+    // The id the agent chose, in its own namespace.
+    let evil = format!("{}.evil-1", agent.replace('/', "."));
     wait_for("the agent's mail", 60, || {
-        t.mayor_mail().into_iter().find(|m| m["id"] == "evil-1")
+        t.mayor_mail()
+            .into_iter()
+            .find(|m| m["id"] == evil.as_str())
     });
 
     // Mail: the inbox table and the message, escaped; the body keeps its lines and tab.
@@ -131,7 +135,7 @@ fn hostile_agent_text_reaches_people_escaped_and_programs_exact() {
         3,
         "one line per message plus the header:\n{inbox}"
     );
-    let read = person(&t, &["mail", "read", "evil-1"]);
+    let read = person(&t, &["mail", "read", &evil]);
     assert_escaped("gt mail read", &read, &ESCAPED);
     assert!(
         read.contains("\nline two \\x1b[2J\\r\\u{9b}\\u{202e} end\tTAB"),
@@ -146,7 +150,7 @@ fn hostile_agent_text_reaches_people_escaped_and_programs_exact() {
         &ESCAPED,
     );
     // JSON is exact.
-    let m = t.json(&["mail", "read", "evil-1"]);
+    let m = t.json(&["mail", "read", &evil]);
     assert_eq!(m["subject"], SUBJECT);
     assert_eq!(m["body"], BODY);
     assert!(esc[0]["subject"].as_str().unwrap().ends_with(SUBJECT));
@@ -155,36 +159,27 @@ fn hostile_agent_text_reaches_people_escaped_and_programs_exact() {
     // Checkpoints: notes escaped on one line, heads shortened by characters (no panic).
     let show = person(&t, &["bead", "show", &id]);
     assert_escaped("gt bead show", &show, &ESCAPED);
-    assert!(
-        show.contains(&format!(
-            "checkpoint: multibyte head at x{}\n",
-            "é".repeat(11)
-        )),
-        "{show}"
-    );
-    assert!(!show.contains(&long_head), "{show}");
-    assert!(
-        show.contains(&format!(" at é\\x1b[2J\\u{{9b}}x{}\n", "é".repeat(5))),
-        "{show}"
-    );
+    // A head that is not a commit id is refused at ingestion (and would be shortened by
+    // characters, never panicking, if it were shown).
+    assert!(!show.contains("multibyte head"), "{show}");
     let cps = t.json(&["bead", "show", &id])["dispatches"][0]["checkpoints"]
         .as_array()
         .unwrap()
         .clone();
     assert!(
-        cps.iter()
-            .any(|c| c["note"] == "multibyte head" && c["head"] == long_head.as_str()),
-        "{cps:?}"
-    );
-    assert!(
-        cps.iter()
-            .any(|c| c["note"] == SUBJECT && c["head"] == odd_head.as_str()),
+        !cps.iter()
+            .any(|c| c["head"] == long_head.as_str() || c["head"] == odd_head.as_str()),
         "{cps:?}"
     );
     assert_eq!(
         cps.iter().filter(|c| c["note"] == SUBJECT).count(),
-        2,
-        "the agent's own checkpoint and the forged one: {cps:?}"
+        1,
+        "the agent's own checkpoint, not the forged one: {cps:?}"
+    );
+    let log = t.json(&["log"]).to_string();
+    assert!(
+        log.contains("head is not a 40-digit hex commit id"),
+        "{log}"
     );
 
     // The event log: a table of escaped cells (serde's \u001b for C0, ours for the rest).
@@ -236,7 +231,7 @@ fn hostile_agent_text_reaches_people_escaped_and_programs_exact() {
         t.root()
             .join("agents/api")
             .join(polecat_name(&agent))
-            .join("release"),
+            .join("box/release"),
         "",
     )
     .unwrap();

@@ -33,6 +33,18 @@ pub fn worktree_path(root: &Path, rig: &str, polecat: &str) -> PathBuf {
     root.join("rigs").join(rig).join("polecats").join(polecat)
 }
 
+/// When gt runs as root, agents' worktrees belong to their unprivileged uid: libgit2's
+/// owner check (meant for repositories in shared places) would refuse to open them. The
+/// town is private (0700) and the host opens agent paths only from its own records.
+fn allow_agent_owned_worktrees() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a process-wide libgit2 option, set once before any repository is
+        // opened by this process's use cases.
+        let _ = unsafe { git2::opts::set_verify_owner_validation(false) };
+    });
+}
+
 pub struct Town {
     pub root: PathBuf,
     pub config: Config,
@@ -68,6 +80,7 @@ impl Town {
     }
 
     pub fn open_at(root: PathBuf) -> Result<Town> {
+        allow_agent_owned_worktrees();
         let config = config::load(&root.join(CONFIG_FILE))?;
         let db = Db::open(&root.join(DB_DIR).join(DB_FILE))?;
         let id = db

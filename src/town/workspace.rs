@@ -230,7 +230,8 @@ pub fn mounts(
         ("GIT_OBJECT_DIRECTORY".to_string(), s(&objects)),
         (
             "GIT_ALTERNATE_OBJECT_DIRECTORIES".to_string(),
-            s(&git_dir.join("objects")),
+            // The list is `:`-separated; a quoted entry may hold `:` (a town path can).
+            quote_c(&s(&git_dir.join("objects"))),
         ),
         ("GIT_CONFIG_COUNT".to_string(), config.len().to_string()),
     ];
@@ -239,6 +240,11 @@ pub fn mounts(
         env.push((format!("GIT_CONFIG_VALUE_{i}"), v.to_string()));
     }
     (binds, tmpfs, env)
+}
+
+/// Git's C-style quoting of one entry of a path list.
+fn quote_c(path: &str) -> String {
+    format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// The head the agent's private ref claims for `branch`: 40 hex digits in a small
@@ -415,13 +421,21 @@ pub fn uncommitted(
     let p = places(town, rig, name);
     let staging = tempfile_dir(&town.rig_dir(rig), "index").ok()?;
     let copy = staging.path().join("index");
-    let index =
-        match Dir::open(&p.git.join("admin")).map(|d| d.copy_to("index", &copy, MAX_INDEX_BYTES)) {
-            Ok(Ok(_)) => Some(copy.as_path()),
-            Ok(Err(Refused::Missing)) | Err(Refused::Missing) => None,
-            _ => return None,
-        };
-    crate::git::uncommitted(&town.repo_dir(rig), worktree, index, head).ok()
+    let repo_dir = town.repo_dir(rig);
+    // Without an agent's own index (a worktree no agent ran in), the host's registration
+    // has the one git wrote at checkout.
+    let host_index = git2::Repository::open(&repo_dir)
+        .ok()
+        .map(|r| crate::git::admin_dir(&r, worktree).join("index"))
+        .filter(|i| i.is_file());
+    let agent_index =
+        Dir::open(&p.git.join("admin")).and_then(|d| d.copy_to("index", &copy, MAX_INDEX_BYTES));
+    let index = match agent_index {
+        Ok(_) => Some(copy.as_path()),
+        Err(Refused::Missing) => host_index.as_deref(),
+        Err(_) => return None,
+    };
+    crate::git::uncommitted(&repo_dir, worktree, index, head).ok()
 }
 
 /// Drop an agent's private git state (its work has been imported, or is abandoned).

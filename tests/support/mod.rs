@@ -149,7 +149,9 @@ pub fn make_repo(p: &Path) {
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .current_dir(dir)
+        // Worktrees belong to the agents' uid when the tests run as root.
         .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
+        .args(["-c", "safe.directory=*"])
         .args(args)
         .output()
         .unwrap();
@@ -637,4 +639,26 @@ impl TestTown {
         t.id = t.json(&["status"])["town_id"].as_str().unwrap().to_string();
         t
     }
+}
+
+/// The log (subjects) of the branch an agent sees in its container: its private ref and
+/// objects (the rig repository's objects as alternates). None before it has one.
+pub fn agent_branch_log(root: &Path, rig: &str, polecat: &str, branch: &str) -> Option<String> {
+    let private = root.join("agents").join(rig).join(polecat).join("git");
+    let leaf = branch.rsplit('/').next().unwrap();
+    let head = std::fs::read_to_string(private.join("refs").join(leaf)).ok()?;
+    let repo = root.join("rigs").join(rig).join("repo");
+    let out = std::process::Command::new("git")
+        .current_dir(&repo)
+        .env("GIT_OBJECT_DIRECTORY", private.join("objects"))
+        .env(
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+            format!("\"{}\"", repo.join(".git/objects").display()),
+        )
+        .args(["log", "--format=%s", head.trim()])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
