@@ -464,3 +464,36 @@ fn mail_stored_but_not_delivered_says_delivery_pending_and_exits_0() {
     let inbox = t.json(&["mail", "inbox", "--as", "api/nux"]);
     assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox}");
 }
+
+#[test]
+fn a_hung_engine_costs_engine_timeout_not_a_minute_and_counts_as_down() {
+    // An "engine" that accepts connections and never answers.
+    let (t, _) = town_with_a_bead();
+    t.configure("", "engine_timeout = \"2s\"");
+    let sock = t.dir.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c); // keep it open, say nothing
+        }
+    });
+    let host = format!("unix://{}", sock.display());
+    let mut child = t.spawn(&["patrol"], &[("DOCKER_HOST", host.as_str())]);
+    // Liveness, not speed: with the default of 60 s this would still be waiting.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("patrol still waits on a hung engine after 40 s (engine_timeout = 2s)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(5), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Docker"), "{err}");
+}

@@ -58,7 +58,9 @@ pub struct Global {
 
 impl Global {
     pub fn town(&self) -> Result<Town> {
-        Town::open(self.town.as_deref())
+        let town = Town::open(self.town.as_deref())?;
+        crate::runtime::docker::set_call_timeout(town.config.patrol.engine_timeout);
+        Ok(town)
     }
 }
 

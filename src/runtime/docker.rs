@@ -15,6 +15,15 @@ use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+/// How long one engine call may take before the engine counts as unavailable
+/// (`patrol.engine_timeout`; a hung engine costs at most this per call).
+static CALL_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// Set the engine call timeout for this process (once; the town's config sets it).
+pub fn set_call_timeout(d: Duration) {
+    let _ = CALL_TIMEOUT.set(d);
+}
+
 pub struct DockerRuntime {
     docker: Docker,
     rt: tokio::runtime::Runtime,
@@ -30,7 +39,7 @@ impl DockerRuntime {
             .map_err(|e| Error::io("starting the async runtime", e))?;
         let docker = Docker::connect_with_defaults()
             .map_err(|e| unavailable(&e))?
-            .with_timeout(Duration::from_secs(60));
+            .with_timeout(*CALL_TIMEOUT.get().unwrap_or(&Duration::from_secs(60)));
         // Engines refuse clients newer than they are; older ones refuse newer clients.
         let docker = rt
             .block_on(docker.negotiate_version())

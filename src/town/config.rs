@@ -33,6 +33,8 @@ stale_after = "10m"                       # `gt status` warns when work waits on
 push_timeout = "60s"                      # a git push or ls-remote still running then is
                                           #   stopped and retried on a later pass (at most
                                           #   half the lease, which is renewed before each)
+engine_timeout = "60s"                    # one Docker call that takes longer counts as the
+                                          #   engine being down (exit 5, one escalation)
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
                                           #   mail, done) this long is reported once; "0s": off
 "#;
@@ -76,6 +78,7 @@ pub struct Patrol {
     pub stale_after: Duration,
     pub quiet_after: Duration,
     pub push_timeout: Duration,
+    pub engine_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +130,7 @@ struct RawPatrol {
     stale_after: String,
     quiet_after: String,
     push_timeout: String,
+    engine_timeout: String,
 }
 
 impl Default for RawPatrol {
@@ -139,6 +143,7 @@ impl Default for RawPatrol {
             stale_after: "10m".into(),
             quiet_after: "30m".into(),
             push_timeout: "60s".into(),
+            engine_timeout: "60s".into(),
         }
     }
 }
@@ -220,6 +225,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         stale_after: dur_min("patrol.stale_after", &p.stale_after, secs(1))?,
         quiet_after: dur("patrol.quiet_after", &p.quiet_after)?,
         push_timeout: dur_min("patrol.push_timeout", &p.push_timeout, secs(1))?,
+        engine_timeout: dur_min("patrol.engine_timeout", &p.engine_timeout, secs(1))?,
     };
     Ok(Config {
         defaults: Defaults {
