@@ -49,6 +49,16 @@ pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Dispatch>> {
     .optional()
 }
 
+/// The latest dispatch of an agent (its current one, or its last).
+pub fn last_of_agent(conn: &Connection, agent: &str) -> rusqlite::Result<Option<Dispatch>> {
+    conn.query_row(
+        &format!("SELECT {COLS} FROM dispatches WHERE agent = ?1 ORDER BY id DESC LIMIT 1"),
+        [agent],
+        from_row,
+    )
+    .optional()
+}
+
 pub fn for_bead(conn: &Connection, bead: &str) -> rusqlite::Result<Vec<Dispatch>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM dispatches WHERE bead = ?1 ORDER BY id"

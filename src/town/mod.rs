@@ -14,6 +14,7 @@ pub mod polecat;
 pub mod rig;
 pub mod sling;
 pub mod status;
+pub mod transcript;
 pub mod workspace;
 
 use crate::error::{Error, Result};

@@ -192,6 +192,18 @@ fn steps(
             a.generation,
         );
         let (exit_code, oom) = how_it_ended(&rt, exited.map(|c| c.id.as_str()), ending)?;
+        // Its output outlives the container; its last words go into the death record.
+        let mut last_words = None;
+        if let (Some(c), Some(d), Some(bead)) = (exited, a.dispatch, a.bead.as_deref()) {
+            match super::transcript::save(town, &rt, &c.id, &a.rig, bead, d) {
+                Ok(()) => {
+                    last_words = super::transcript::read(town, &a.rig, bead, d)
+                        .and_then(|t| super::transcript::last_words(&t))
+                }
+                Err(e @ Error::RuntimeUnavailable { .. }) => return Err(e),
+                Err(e) => tracing::warn!("transcript of {} not kept: {e}", a.id),
+            }
+        }
         let reason = if a.state == "spawning" {
             "spawn abandoned (gt stopped mid-sling)".to_string()
         } else if oom {
@@ -200,6 +212,10 @@ fn steps(
             format!("exited with code {code} without done")
         } else {
             "container vanished".to_string()
+        };
+        let reason = match last_words {
+            Some(w) => format!("{reason}; last output: {w}"),
+            None => reason,
         };
         if let Some(d) = record_death(town, &a, exit_code, oom, &reason)? {
             report.deaths.push(d);

@@ -225,6 +225,12 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
         if c.labels.get(LABEL_RIG) == Some(&agent.rig)
             && c.labels.get(LABEL_AGENT) == Some(&agent.name)
         {
+            if let (Some(d), Some(bead)) = (agent.dispatch, agent.bead.as_deref())
+                && c.generation() == Some(agent.generation)
+                && let Err(e) = super::transcript::save(town, rt, &c.id, &agent.rig, bead, d)
+            {
+                tracing::warn!("transcript of {} not kept: {e}", agent.id);
+            }
             rt.remove(&c.id, Duration::from_secs(2))?;
             removed += 1;
         }
@@ -323,14 +329,23 @@ pub fn revive(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Res
 pub fn peek(town: &Town, rt: &dyn Runtime, addr: &str, lines: usize) -> Result<String> {
     let agent = get(town, addr)?;
     let name = super::sling::container_name(&town.id, &agent.rig, &agent.name);
-    rt.logs(&name, lines).map_err(|e| match e {
-        Error::NotFound { .. } => Error::not_found(
-            format!("container of {addr}"),
-            Some(format!(
-                "{addr} is {}; only a polecat with a container has output",
-                agent.state
-            )),
-        ),
-        e => e,
-    })
+    match rt.logs(&name, lines) {
+        Err(Error::NotFound { .. }) => {
+            // The container is gone: its kept transcript.
+            let last =
+                dispatches::last_of_agent(town.db.conn(), &agent.id).map_err(|e| town.db_err(e))?;
+            last.and_then(|d| super::transcript::read(town, &agent.rig, &d.bead, d.id))
+                .map(|t| super::transcript::last_lines(&t, lines))
+                .ok_or_else(|| {
+                    Error::not_found(
+                        format!("output of {addr}"),
+                        Some(format!(
+                            "{addr} is {}; it has no container and no kept transcript",
+                            agent.state
+                        )),
+                    )
+                })
+        }
+        other => other,
+    }
 }
