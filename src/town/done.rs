@@ -73,7 +73,7 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
             {
                 rt.remove(&name, Duration::from_secs(10))?;
             }
-            keep_transcript(town, rt, &name, &a.rig, &bead, d.id);
+            super::transcript::keep(town, rt, &name, &a.rig, &bead, d.id);
             // `gt done` committed the agent's leftovers inside its container; the host
             // imports its commits (bounded, by id) and moves the branch forward to them.
             let head = super::workspace::import(town, &a.rig, &a.name, &d.branch)?;
@@ -177,7 +177,7 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
     if has(town, "released")?.is_none() {
         fail::fail_point!("saga.released.before");
         let name = super::sling::container_name(&town.id, &a.rig, &a.name);
-        keep_transcript(town, rt, &name, &a.rig, &bead, d.id);
+        super::transcript::keep(town, rt, &name, &a.rig, &bead, d.id);
         rt.remove(&name, Duration::from_secs(5))?;
         fail::fail_point!("saga.container_removed.after");
         let kept_worktree = retire_worktree(town, &a, Some(&head))?;
@@ -193,21 +193,6 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         })?;
     }
     Ok(SagaOutcome::Finished { bead, commit: head })
-}
-
-/// Keep the container's output before it goes (a failure to is said, not fatal: the
-/// hand-over matters more than the transcript).
-fn keep_transcript(
-    town: &Town,
-    rt: &dyn Runtime,
-    container: &str,
-    rig: &str,
-    bead: &str,
-    dispatch: i64,
-) {
-    if let Err(e) = super::transcript::save(town, rt, container, rig, bead, dispatch) {
-        tracing::warn!("transcript of {container} not kept: {e}");
-    }
 }
 
 /// One saga step's transaction: the checkpoint (unique per dispatch and step) and the

@@ -52,6 +52,9 @@ pub struct Death {
     pub exit_code: Option<i64>,
     pub oom: bool,
     pub reason: String,
+    /// The last line of its output (from its transcript), when it printed any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_output: Option<String>,
 }
 
 /// Counts runtime calls, so the bench can show they do not grow with agents.
@@ -213,11 +216,7 @@ fn steps(
         } else {
             "container vanished".to_string()
         };
-        let reason = match last_words {
-            Some(w) => format!("{reason}; last output: {w}"),
-            None => reason,
-        };
-        if let Some(d) = record_death(town, &a, exit_code, oom, &reason)? {
+        if let Some(d) = record_death(town, &a, exit_code, oom, &reason, last_words)? {
             report.deaths.push(d);
         }
     }
@@ -532,6 +531,7 @@ fn record_death(
     exit_code: Option<i64>,
     oom: bool,
     reason: &str,
+    last_output: Option<String>,
 ) -> Result<Option<Death>> {
     let Some(bead) = a.bead.clone() else {
         return Ok(None);
@@ -543,8 +543,14 @@ fn record_death(
         exit_code,
         oom,
         reason: reason.to_string(),
+        last_output,
     };
     let d2 = death.clone();
+    // The dispatch's end, as `gt bead show` tells it: with the agent's last words.
+    let ended = match &death.last_output {
+        Some(w) => format!("{reason}; last output: {w}"),
+        None => reason.to_string(),
+    };
     let recorded = town.db.write(|tx| {
         let now = now_ms();
         let n = tx
@@ -558,7 +564,7 @@ fn record_death(
             return Ok(false);
         }
         if let Some(d) = a.dispatch {
-            dispatches::end(tx, d, now, exit_code, oom, reason).map_err(|e| tx.err(e))?;
+            dispatches::end(tx, d, now, exit_code, oom, &ended).map_err(|e| tx.err(e))?;
         }
         tx.event(
             "agent.died",

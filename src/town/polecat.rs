@@ -227,9 +227,8 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
         {
             if let (Some(d), Some(bead)) = (agent.dispatch, agent.bead.as_deref())
                 && c.generation() == Some(agent.generation)
-                && let Err(e) = super::transcript::save(town, rt, &c.id, &agent.rig, bead, d)
             {
-                tracing::warn!("transcript of {} not kept: {e}", agent.id);
+                super::transcript::keep(town, rt, &c.id, &agent.rig, bead, d);
             }
             rt.remove(&c.id, Duration::from_secs(2))?;
             removed += 1;

@@ -57,6 +57,14 @@ pub fn save(
     Ok(())
 }
 
+/// `save`, where a failure to keep the output is said, not fatal (a hand-over or a nuke
+/// matters more than its transcript).
+pub fn keep(town: &Town, rt: &dyn Runtime, container: &str, rig: &str, bead: &str, dispatch: i64) {
+    if let Err(e) = save(town, rt, container, rig, bead, dispatch) {
+        tracing::warn!("transcript of {container} not kept: {e}");
+    }
+}
+
 /// Drop the oldest transcripts of a bead beyond `KEEP_PER_BEAD`.
 fn rotate(d: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(d) else {

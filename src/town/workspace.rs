@@ -76,9 +76,19 @@ fn mkdir(p: &Path) -> Result<()> {
 /// Give `path` (and everything under it, symlinks themselves) to the agent's uid. Only
 /// when gt runs as root; otherwise the agent already is the invoking user.
 fn hand_over(path: &Path) -> Result<()> {
+    hand_over_tree(path, true)
+}
+
+/// As `hand_over`; with `all` false, a tree whose top already belongs to the agent is
+/// taken as handed over (a reused worktree: the host wrote nothing into it since).
+fn hand_over_tree(path: &Path, all: bool) -> Result<()> {
     let (uid, gid) = agent_user();
     // SAFETY: getuid cannot fail.
     if unsafe { libc::getuid() } != 0 {
+        return Ok(());
+    }
+    use std::os::unix::fs::MetadataExt;
+    if !all && std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == uid) {
         return Ok(());
     }
     fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
@@ -170,7 +180,7 @@ pub fn prepare(
     }
     hand_over(&p.outbox)?;
     hand_over(&p.git)?;
-    hand_over(worktree)?;
+    hand_over_tree(worktree, fresh)?;
     Ok(removed)
 }
 
