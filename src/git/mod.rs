@@ -366,7 +366,11 @@ pub fn uncommitted(
     }
     let tree = repo.find_commit(git2::Oid::from_str(head)?)?.tree()?;
     let mut opts = git2::DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true);
+    // A nested repository in the worktree is the agent's: never opened (no submodule
+    // status), only listed as a path.
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .ignore_submodules(true);
     let diff = repo.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))?;
     Ok(diff
         .deltas()
@@ -551,4 +555,52 @@ pub fn lock(repo_dir: &Path) -> Result<std::fs::File> {
         .ctx(|| format!("opening {}", path.display()))?;
     f.lock().ctx(|| format!("locking {}", path.display()))?;
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_file(repo: &Repository, name: &str) -> git2::Oid {
+        let dir = repo.workdir().unwrap();
+        std::fs::write(dir.join(name), name).unwrap();
+        let mut idx = repo.index().unwrap();
+        idx.add_path(Path::new(name)).unwrap();
+        idx.write().unwrap();
+        let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .unwrap()
+    }
+
+    #[test]
+    fn uncommitted_lists_changes_without_opening_fifos_or_nested_repositories() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = Repository::init(t.path().join("r")).unwrap();
+        let head = commit_file(&repo, "a.txt");
+        let wt = t.path().join("wt");
+        std::fs::create_dir(&wt).unwrap();
+        std::fs::write(wt.join("a.txt"), "a.txt").unwrap();
+        std::fs::write(wt.join("new.txt"), "x").unwrap();
+        let fifo = std::ffi::CString::new(wt.join("pipe").as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        // A nested repository whose config would run a command if git read it.
+        let nested = Repository::init(wt.join("sub")).unwrap();
+        nested
+            .config()
+            .unwrap()
+            .set_str("core.fsmonitor", "touch /tmp/gt-pwned-by-fsmonitor")
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, w) = (t.path().join("r"), wt.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(uncommitted(&r, &w, None, &head.to_string()));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("uncommitted() hung on a FIFO")
+            .unwrap();
+        assert!(got.iter().any(|p| p == "new.txt"), "{got:?}");
+        assert!(!Path::new("/tmp/gt-pwned-by-fsmonitor").exists());
+    }
 }
