@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
@@ -496,4 +497,109 @@ fn a_hung_engine_costs_engine_timeout_not_a_minute_and_counts_as_down() {
     assert_eq!(status.code(), Some(5), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Docker"), "{err}");
+}
+
+/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// None when this process may not mount (not root): the test is skipped.
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(at.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let st = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_during_the_checkout_leaves_nothing_half_made_and_loses_nothing() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    // The rigs (clone and worktrees) on an 8 MiB disk: room for the clone of a repository
+    // with a 3 MiB incompressible file, not for a worktree of it as well.
+    let Some(disk) = SmallDisk::mount(&t.root().join("rigs"), "8m") else {
+        eprintln!("skipped: cannot mount a tmpfs (not root)");
+        return;
+    };
+    let src = t.source_repo("api");
+    let mut big = vec![0u8; 3 << 20];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut big)
+        .unwrap();
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    git(&src, &["add", "big.bin"]);
+    git(&src, &["commit", "-q", "-m", "big"]);
+    let remote = t.dir.path().join("remote.git");
+    git(
+        t.dir.path(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--remote",
+        remote.to_str().unwrap(),
+        "--command",
+        "echo done > note.txt; gt done -m finished",
+    ]);
+    let id = t.bead("big checkout");
+    let out = t.run(&["sling", &id]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("full") || err.contains("space"), "{err}");
+    // Nothing half-made stays: no worktree, no branch, the bead open again.
+    assert_eq!(t.bead_status(&id), "open");
+    let polecats = t.root().join("rigs/api/polecats");
+    let left: Vec<_> = std::fs::read_dir(&polecats)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let repo = t.root().join("rigs/api/repo");
+    assert_eq!(git(&repo, &["branch", "--list", "polecat/*"]).trim(), "");
+    // Room again: the next dispatch gets a complete worktree, and the work lands whole.
+    disk.resize("64m");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
+    let mr = t.json(&["mq", "list"])[0]["commit"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let landed = git(&remote, &["rev-parse", &format!("{mr}:big.bin")]);
+    let source = git(&src, &["rev-parse", "HEAD:big.bin"]);
+    assert_eq!(landed, source, "the big file landed whole");
+    let files = git(&remote, &["ls-tree", "--name-only", &mr]);
+    assert!(
+        files.contains("note.txt") && files.contains("README"),
+        "{files}"
+    );
+    drop(disk);
 }

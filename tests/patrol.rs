@@ -183,6 +183,13 @@ fn an_engine_restart_under_five_agents_is_recovered() {
     let p: serde_json::Value = serde_json::from_str(&ok(&["--json", "patrol"])).unwrap();
     assert_eq!(p["deaths"].as_array().unwrap().len(), 5, "{p}");
     assert_eq!(p["redispatched"].as_array().unwrap().len(), 5, "{p}");
+    // Stopped by the engine, not failed: the restart burned no attempt.
+    for id in &ids {
+        let b = t.json(&["bead", "show", id]);
+        assert_eq!(b["attempts"], 1, "{b}");
+        let reason = b["dispatches"][0]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("not counted as an attempt"), "{b}");
+    }
     let live = std::process::Command::new("docker")
         .args(["ps", "-q"])
         .env("DOCKER_HOST", &host)

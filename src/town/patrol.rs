@@ -525,6 +525,12 @@ fn how_it_ended(
     }
 }
 
+/// How a dispatch stopped from outside says it did not count.
+const NOT_COUNTED: &str =
+    "stopped from outside (SIGTERM, e.g. an engine restart): not counted as an attempt";
+/// Stops from outside forgiven per bead.
+const FREE_STOPS: i64 = 3;
+
 fn record_death(
     town: &mut Town,
     a: &agents::Agent,
@@ -547,10 +553,14 @@ fn record_death(
     };
     let d2 = death.clone();
     // The dispatch's end, as `gt bead show` tells it: with the agent's last words.
-    let ended = match &death.last_output {
+    let mut ended = match &death.last_output {
         Some(w) => format!("{reason}; last output: {w}"),
         None => reason.to_string(),
     };
+    // SIGTERM from outside (an engine restart, a `docker stop`) is not the agent failing:
+    // it does not burn an attempt, a few times per bead (then it counts, so a crew that
+    // keeps being stopped still ends).
+    let stopped_from_outside = !oom && exit_code == Some(143);
     let recorded = town.db.write(|tx| {
         let now = now_ms();
         let n = tx
@@ -562,6 +572,23 @@ fn record_death(
             .map_err(|e| tx.err(e))?;
         if n == 0 {
             return Ok(false);
+        }
+        if stopped_from_outside {
+            let free: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM dispatches WHERE bead = ?1 AND reason LIKE ?2",
+                    rusqlite::params![d2.bead, format!("%{NOT_COUNTED}%")],
+                    |r| r.get(0),
+                )
+                .map_err(|e| tx.err(e))?;
+            if free < FREE_STOPS {
+                tx.execute(
+                    "UPDATE beads SET attempts = attempts - 1, version = version + 1 WHERE id = ?1 AND attempts > 0",
+                    [&d2.bead],
+                )
+                .map_err(|e| tx.err(e))?;
+                ended = format!("{ended}; {NOT_COUNTED}");
+            }
         }
         if let Some(d) = a.dispatch {
             dispatches::end(tx, d, now, exit_code, oom, &ended).map_err(|e| tx.err(e))?;
