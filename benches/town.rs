@@ -79,6 +79,9 @@ fn rig_row(name: &str, source: &str, max_polecats: i64, now: i64) -> rigs::Rig {
         max_polecats,
         created_at: now,
         version: 1,
+        agent: "custom".into(),
+        env: Default::default(),
+        secrets: Vec::new(),
     }
 }
 

@@ -76,6 +76,9 @@ _gt() {
             gt,rig)
                 cmd="gt__subcmd__rig"
                 ;;
+            gt,secret)
+                cmd="gt__subcmd__secret"
+                ;;
             gt,sling)
                 cmd="gt__subcmd__sling"
                 ;;
@@ -232,6 +235,9 @@ _gt() {
             gt__subcmd__help,rig)
                 cmd="gt__subcmd__help__subcmd__rig"
                 ;;
+            gt__subcmd__help,secret)
+                cmd="gt__subcmd__help__subcmd__secret"
+                ;;
             gt__subcmd__help,sling)
                 cmd="gt__subcmd__help__subcmd__sling"
                 ;;
@@ -315,6 +321,15 @@ _gt() {
                 ;;
             gt__subcmd__help__subcmd__rig,show)
                 cmd="gt__subcmd__help__subcmd__rig__subcmd__show"
+                ;;
+            gt__subcmd__help__subcmd__secret,list)
+                cmd="gt__subcmd__help__subcmd__secret__subcmd__list"
+                ;;
+            gt__subcmd__help__subcmd__secret,rm)
+                cmd="gt__subcmd__help__subcmd__secret__subcmd__rm"
+                ;;
+            gt__subcmd__help__subcmd__secret,set)
+                cmd="gt__subcmd__help__subcmd__secret__subcmd__set"
                 ;;
             gt__subcmd__mail,ack)
                 cmd="gt__subcmd__mail__subcmd__ack"
@@ -424,6 +439,30 @@ _gt() {
             gt__subcmd__rig__subcmd__help,show)
                 cmd="gt__subcmd__rig__subcmd__help__subcmd__show"
                 ;;
+            gt__subcmd__secret,help)
+                cmd="gt__subcmd__secret__subcmd__help"
+                ;;
+            gt__subcmd__secret,list)
+                cmd="gt__subcmd__secret__subcmd__list"
+                ;;
+            gt__subcmd__secret,rm)
+                cmd="gt__subcmd__secret__subcmd__rm"
+                ;;
+            gt__subcmd__secret,set)
+                cmd="gt__subcmd__secret__subcmd__set"
+                ;;
+            gt__subcmd__secret__subcmd__help,help)
+                cmd="gt__subcmd__secret__subcmd__help__subcmd__help"
+                ;;
+            gt__subcmd__secret__subcmd__help,list)
+                cmd="gt__subcmd__secret__subcmd__help__subcmd__list"
+                ;;
+            gt__subcmd__secret__subcmd__help,rm)
+                cmd="gt__subcmd__secret__subcmd__help__subcmd__rm"
+                ;;
+            gt__subcmd__secret__subcmd__help,set)
+                cmd="gt__subcmd__secret__subcmd__help__subcmd__set"
+                ;;
             *)
                 ;;
         esac
@@ -431,7 +470,7 @@ _gt() {
 
     case "${cmd}" in
         gt)
-            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1153,7 +1192,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help)
-            opts="init rig bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="init rig secret bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1810,6 +1849,62 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__help__subcmd__secret)
+            opts="set list rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__secret__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__secret__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__secret__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__help__subcmd__sling)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2437,17 +2532,29 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__add)
-            opts="-q -v -h --image --command --memory --cpus --remote --max-polecats --pids --network --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -W "claude codex custom" -- "${cur}"))
+                    return 0
+                    ;;
                 --image)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2653,17 +2760,29 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__set)
-            opts="-q -v -h --image --command --memory --cpus --remote --max-polecats --pids --network --if-version --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --if-version --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -W "claude codex custom" -- "${cur}"))
+                    return 0
+                    ;;
                 --image)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2713,6 +2832,152 @@ _gt() {
                 return 0
             fi
             case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret)
+            opts="-q -v -h --town --json --quiet --verbose --help set list rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__help)
+            opts="set list rm help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__help__subcmd__rm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__help__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__list)
+            opts="-q -v -h --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__rm)
+            opts="-q -v -h --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__secret__subcmd__set)
+            opts="-q -v -h --file --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -341,6 +341,9 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
         c.execute_batch(
             "ALTER TABLE merge_requests DROP COLUMN pruned_at;
              DROP INDEX requests_dispatch;
+             ALTER TABLE rigs DROP COLUMN agent;
+             ALTER TABLE rigs DROP COLUMN env;
+             ALTER TABLE rigs DROP COLUMN secrets;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -353,8 +356,10 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     c.prepare("SELECT pruned_at FROM merge_requests").unwrap();
+    c.prepare("SELECT agent, env, secrets FROM rigs").unwrap();
+    assert_eq!(t.json(&["rig", "show", "api"])["agent"], "custom");
     let migrated = t
         .json(&["log", "--subject", "town"])
         .as_array()

@@ -165,11 +165,27 @@ pub fn run(cmd: &[String]) -> Result<i32> {
     let Some((prog, args)) = cmd.split_first() else {
         return Err(Error::usage("gt agent run: no command given after --"));
     };
+    // The rig's secrets: read-only files, set for the agent command only (never in the
+    // container's config). Names only in what is printed.
+    let (secrets, skipped) = crate::town::secret::mounted(Path::new(crate::town::secret::MOUNT));
+    if !skipped.is_empty() {
+        eprintln!(
+            "gt: ignored {} entr(ies) in {} that are not secret files: {}",
+            skipped.len(),
+            crate::town::secret::MOUNT,
+            skipped.join(", ")
+        );
+    }
+    let mut command = std::process::Command::new(prog);
+    command.args(args);
+    for (name, value) in &secrets {
+        use std::os::unix::ffi::OsStrExt;
+        command.env(name, std::ffi::OsStr::from_bytes(value));
+    }
     let _shield = outlive_stop_signals();
     let cgroup = Path::new("/sys/fs/cgroup");
     let before = oom_kills(cgroup).unwrap_or(0);
-    let status = std::process::Command::new(prog)
-        .args(args)
+    let status = command
         .status()
         .map_err(|e| Error::io(format!("running agent command {prog}"), e))?;
     let exit_code = status

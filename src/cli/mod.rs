@@ -11,6 +11,7 @@ pub mod output;
 pub mod patrol;
 pub mod polecat;
 pub mod rig;
+pub mod secret;
 pub mod sling;
 pub mod status;
 
@@ -68,6 +69,7 @@ impl Global {
 pub enum Command {
     Init(init::InitArgs),
     Rig(rig::RigArgs),
+    Secret(secret::SecretArgs),
     Bead(bead::BeadArgs),
     Sling(sling::SlingArgs),
     Polecat(polecat::PolecatArgs),
@@ -94,6 +96,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Init(a) => init::run(g, a),
         Command::Rig(a) => rig::run(g, a),
+        Command::Secret(a) => secret::run(g, a),
         Command::Bead(a) => bead::run(g, a),
         Command::Sling(a) => sling::run(g, a),
         Command::Polecat(a) => polecat::run(g, a),

@@ -53,7 +53,8 @@ pub struct ReviveArgs {
 /// Show the recent output of a polecat's container.
 ///
 /// The agent wrote it: terminal control characters in it (escape sequences, carriage
-/// returns, bidi overrides) are shown escaped, e.g. `\x1b[2J`, unless --raw.
+/// returns, bidi overrides) are shown escaped, e.g. `\x1b[2J`, unless --raw. The value
+/// of every town secret (`gt secret list`) is shown as `[secret NAME]`, --raw included.
 #[derive(clap::Args, Debug)]
 pub struct PeekArgs {
     /// The polecat, as RIG/NAME.
@@ -172,6 +173,9 @@ pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
     let town = g.town()?;
     let rt = DockerRuntime::connect()?;
     let out = crate::town::polecat::peek(&town, &rt, &args.agent, args.lines)?;
+    // An agent may print its key (or be tricked into it): known values never reach the
+    // screen, --raw and --json included.
+    let out = crate::town::secret::redact(&town, &out);
     if g.json {
         return output::json(&serde_json::json!({ "agent": args.agent, "output": out }));
     }

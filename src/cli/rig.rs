@@ -46,10 +46,19 @@ pub struct PruneArgs {
 
 /// Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings.
 ///
+/// `--agent claude` or `--agent codex` sets the rig up for that coding agent: its image
+/// (gt-claude:latest, gt-codex:latest), command, environment and the secret it needs
+/// (ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN when only that one is set;
+/// OPENAI_API_KEY), each unless given too. Set the secret with `gt secret set NAME`.
 /// Settings not given take the town defaults from gt.toml. A local path is cloned with
 /// no remote (agents' branches stay local); a URL is cloned with the user's `git` and
 /// becomes the remote that finished work is pushed to, unless --remote says otherwise.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  printf %s "$ANTHROPIC_API_KEY" | gt secret set ANTHROPIC_API_KEY
+  gt rig add api ~/src/api --agent claude --remote git@github.com:me/api.git
+  gt rig add web ~/src/web --image my-agent:1 --command 'my-agent "$(gt prime)"' \
+      --env RUST_LOG=info --secret GITHUB_TOKEN"#)]
 pub struct AddArgs {
     /// The rig's name: [a-z0-9][a-z0-9_-]{0,39}. Bead ids start with it.
     pub name: String,
@@ -62,12 +71,34 @@ pub struct AddArgs {
 /// A rig's agent settings, as `rig add` records them and `rig set` changes them.
 #[derive(clap::Args, Debug)]
 pub struct SettingsArgs {
+    /// The coding agent: claude or codex fill image, command, env and the secret the agent
+    /// needs (except those given too); custom (the default) is your own --image and
+    /// --command.
+    #[arg(long, value_name = "AGENT", value_parser = crate::town::rig::Preset::NAMES)]
+    pub agent: Option<String>,
     /// The agent container image (built locally; never pulled).
     #[arg(long)]
     pub image: Option<String>,
-    /// The agent command, run inside the container by `gt agent run --`.
+    /// The agent command, run inside the container by `gt agent run --` (`sh -c`). Never
+    /// put a key in it: it is stored and visible in `docker inspect`; use --secret.
     #[arg(long)]
     pub command: Option<String>,
+    /// An environment variable of the agent command, KEY=VALUE (repeatable). Not for
+    /// secrets: values are stored, shown by `gt rig show` and visible in `docker
+    /// inspect`. On `rig set` the given list replaces the rig's whole environment.
+    #[arg(long = "env", value_name = "KEY=VALUE", conflicts_with = "no_env")]
+    pub env: Vec<String>,
+    /// Clear the rig's environment (a preset's included).
+    #[arg(long)]
+    pub no_env: bool,
+    /// A town secret (`gt secret set NAME`) the agents get (repeatable): mounted read-only
+    /// at /gt-secrets/NAME and set as the environment variable NAME of the agent command
+    /// only. On `rig set` the given list replaces the rig's secrets.
+    #[arg(long = "secret", value_name = "NAME", conflicts_with = "no_secrets")]
+    pub secret: Vec<String>,
+    /// Attach no secrets (drops a preset's secret too).
+    #[arg(long)]
+    pub no_secrets: bool,
     /// Container memory limit, e.g. 512m or 2g (at least 6m, Docker's minimum).
     #[arg(long)]
     pub memory: Option<String>,
@@ -103,7 +134,48 @@ impl SettingsArgs {
             max_polecats: self.max_polecats,
             pids: self.pids,
             network: self.network.clone(),
+            agent: self.agent.clone(),
+            env: if self.no_env {
+                Some(Vec::new())
+            } else {
+                (!self.env.is_empty()).then(|| self.env.clone())
+            },
+            secrets: if self.no_secrets {
+                Some(Vec::new())
+            } else {
+                (!self.secret.is_empty()).then(|| self.secret.clone())
+            },
         }
+    }
+
+    /// Warn (stderr) about a value given on the command line that looks like a key.
+    fn warn_keys(&self) {
+        let given = self
+            .command
+            .iter()
+            .map(|c| ("--command", c.as_str()))
+            .chain(self.env.iter().map(|e| ("--env", e.as_str())));
+        for (flag, value) in given {
+            if crate::town::secret::looks_like_key(value) {
+                let what = match flag {
+                    "--env" => format!("--env {}", value.split('=').next().unwrap_or("")),
+                    _ => flag.to_string(),
+                };
+                tracing::warn!(
+                    "{what} looks like it holds an API key or token; it is stored in the town database and visible in `docker inspect`. Keep keys in `gt secret set NAME` and attach them with --secret NAME"
+                );
+            }
+        }
+    }
+}
+
+/// Warn (stderr) about secrets the rig names that are not set yet.
+fn warn_missing(town: &crate::town::Town, rig: &Rig) {
+    for name in crate::town::secret::missing(town, &rig.secrets) {
+        tracing::warn!(
+            "secret {name} is not set yet; `gt sling` refuses rig {} until it is: `gt secret set {name}`",
+            rig.name
+        );
     }
 }
 
@@ -111,7 +183,10 @@ impl SettingsArgs {
 ///
 /// Running agents keep the container they have; a re-dispatch or a new sling uses the
 /// new settings (e.g. more --memory after OOM kills, a fixed --image). A new --remote
-/// applies from the next push on. Prints each change; `gt log --subject RIG` keeps them.
+/// applies from the next push on. --env and --secret replace the rig's whole list
+/// (--no-env, --no-secrets clear it); --agent claude|codex sets the preset's image,
+/// command, env and secret except those given too. Prints each change (environment
+/// variables by name only); `gt log --subject RIG` keeps them.
 #[derive(clap::Args, Debug)]
 pub struct SetArgs {
     /// The rig's name.
@@ -135,7 +210,9 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
         RigCommand::Add(a) => {
             let mut town = g.town()?;
             let spec = a.settings.spec(&a.name, &a.source);
+            a.settings.warn_keys();
             let rig = crate::town::rig::add(&mut town, &spec)?;
+            warn_missing(&town, &rig);
             if g.json {
                 output::json(&rig)
             } else if !g.quiet {
@@ -182,7 +259,9 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
         RigCommand::Set(a) => {
             let mut town = g.town()?;
             let spec = a.settings.spec(&a.name, "");
+            a.settings.warn_keys();
             let changed = crate::town::rig::set(&mut town, &a.name, &spec, a.if_version)?;
+            warn_missing(&town, &changed.rig);
             if g.json {
                 return output::json(&changed);
             }
@@ -238,15 +317,34 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
     }
 }
 
+/// A rig in words: environment variables with their (non-secret) values, secrets by
+/// name only.
 fn describe(r: &Rig) -> String {
+    let env = if r.env.is_empty() {
+        "none".to_string()
+    } else {
+        r.env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n                ")
+    };
+    let secrets = if r.secrets.is_empty() {
+        "none".to_string()
+    } else {
+        r.secrets.join(", ")
+    };
     format!(
-        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nimage:          {}\ncommand:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nnetwork:        {}\nmax polecats:   {}\ncreated:        {}\nversion:        {}",
+        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nagent:          {}\nimage:          {}\ncommand:        {}\nenv:            {}\nsecrets:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nnetwork:        {}\nmax polecats:   {}\ncreated:        {}\nversion:        {}",
         r.name,
         r.source,
         output::opt(&r.remote),
         r.default_branch,
+        r.agent,
         r.image,
         r.command,
+        env,
+        secrets,
         format_size(r.memory),
         r.cpus,
         r.pids,

@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Rig {
@@ -19,10 +20,34 @@ pub struct Rig {
     pub max_polecats: i64,
     pub created_at: i64,
     pub version: i64,
+    /// The agent preset the rig was set up with: `claude`, `codex` or `custom`.
+    pub agent: String,
+    /// Non-secret environment of the agent command (container env).
+    pub env: BTreeMap<String, String>,
+    /// Names of the town secrets its agents get as files under /gt-secrets (never values).
+    pub secrets: Vec<String>,
 }
 
 const COLS: &str = "name, source, remote, default_branch, image, command, memory, cpus, pids, network, \
-                    max_polecats, created_at, version";
+                    max_polecats, created_at, version, agent, env, secrets";
+
+/// A JSON column, parsed; a malformed value is a conversion error naming the column.
+fn json_col<T: serde::de::DeserializeOwned>(r: &Row, i: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// The `env` column's text for `env`.
+pub fn env_json(env: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(env).unwrap_or_else(|_| "{}".into())
+}
+
+/// The `secrets` column's text for `names`.
+pub fn secrets_json(names: &[String]) -> String {
+    serde_json::to_string(names).unwrap_or_else(|_| "[]".into())
+}
 
 fn from_row(r: &Row) -> rusqlite::Result<Rig> {
     Ok(Rig {
@@ -39,6 +64,9 @@ fn from_row(r: &Row) -> rusqlite::Result<Rig> {
         max_polecats: r.get(10)?,
         created_at: r.get(11)?,
         version: r.get(12)?,
+        agent: r.get(13)?,
+        env: json_col(r, 14)?,
+        secrets: json_col(r, 15)?,
     })
 }
 
@@ -59,7 +87,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Rig>> {
 pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
         ),
         params![
             rig.name,
@@ -74,7 +102,10 @@ pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
             rig.network,
             rig.max_polecats,
             rig.created_at,
-            rig.version
+            rig.version,
+            rig.agent,
+            env_json(&rig.env),
+            secrets_json(&rig.secrets)
         ],
     )?;
     Ok(())

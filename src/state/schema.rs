@@ -165,6 +165,14 @@ ALTER TABLE merge_requests ADD COLUMN pruned_at INTEGER;
 -- When an agent was last heard from (patrol's quiet-agent report, `polecat list`).
 CREATE INDEX requests_dispatch ON requests(dispatch, applied_at);
 "#,
+    // 3: real coding agents. A rig names its agent preset (`claude`, `codex`, `custom`),
+    // the non-secret environment of its agent command (a JSON object), and the names of
+    // the town secrets its agents get as read-only files (a JSON array; never values).
+    r#"
+ALTER TABLE rigs ADD COLUMN agent TEXT NOT NULL DEFAULT 'custom';
+ALTER TABLE rigs ADD COLUMN env TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE rigs ADD COLUMN secrets TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The schema version this binary writes.

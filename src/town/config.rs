@@ -14,7 +14,11 @@ pub const DEFAULT_TOML: &str = r#"# gt town configuration. Rig settings live in 
 
 [defaults]
 image = "gt-agent:latest"                 # the agent container image (built locally)
-command = "claude -p \"$(gt prime)\""     # run inside the container by `gt agent run --`
+# The agent command, run inside the container by `gt agent run --`. Until a rig says
+# which agent it runs, its agents stop at once saying so: set one up with
+# `gt rig add|set RIG --agent claude` (or codex; the key: `gt secret set NAME`),
+# or give your own `--image` and `--command`.
+command = "echo 'no agent configured: gt rig set RIG --agent claude|codex or --command CMD' >&2; exit 64"
 memory = "4g"                             # container memory limit (k, m, g)
 cpus = 2.0                                # container CPU limit
 max_polecats = 4                          # agents a rig runs at once; more beads wait queued
@@ -38,6 +42,11 @@ engine_timeout = "60s"                    # one Docker call that takes longer co
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
                                           #   mail, done) this long is reported once; "0s": off
 "#;
+
+/// The default agent command: the default image (busybox) runs no coding agent, so an
+/// agent of a rig set up without --agent or --command says so and exits 64.
+pub const NO_AGENT: &str =
+    "echo 'no agent configured: gt rig set RIG --agent claude|codex or --command CMD' >&2; exit 64";
 
 /// The shortest wait between patrol passes (`patrol.interval`, `gt patrol --interval`).
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -108,7 +117,7 @@ impl Default for RawDefaults {
     fn default() -> Self {
         RawDefaults {
             image: "gt-agent:latest".into(),
-            command: "claude -p \"$(gt prime)\"".into(),
+            command: NO_AGENT.into(),
             memory: "4g".into(),
             cpus: 2.0,
             max_polecats: 4,
@@ -275,6 +284,10 @@ mod tests {
         assert_eq!(c.defaults.memory, 4 << 30);
         assert_eq!(c.defaults.retry_backoff.len(), 4);
         assert_eq!(c.patrol.breaker_failures, 20);
+        // The default image (busybox) cannot run a coding agent: the default command
+        // says so instead of failing with "claude: not found".
+        assert_eq!(c.defaults.command, NO_AGENT);
+        assert_eq!(RawDefaults::default().command, NO_AGENT);
     }
 
     #[test]

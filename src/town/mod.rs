@@ -12,6 +12,7 @@ pub mod mail;
 pub mod patrol;
 pub mod polecat;
 pub mod rig;
+pub mod secret;
 pub mod sling;
 pub mod status;
 pub mod transcript;

@@ -5,7 +5,87 @@ use crate::error::{Error, IoContext, Result};
 use crate::runtime::{MAX_CPUS, MIN_CPUS, MIN_MEMORY};
 use crate::state::{agents, rigs, rigs::Rig};
 use crate::util::{format_size, now_ms, parse_size, random_hex, validate_name};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// An agent preset: a known coding agent CLI with the image, command, environment and
+/// secret it needs. `custom` is whatever the rig's own settings say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Claude,
+    Codex,
+    Custom,
+}
+
+impl Preset {
+    pub const NAMES: [&'static str; 3] = ["claude", "codex", "custom"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Claude => "claude",
+            Preset::Codex => "codex",
+            Preset::Custom => "custom",
+        }
+    }
+
+    fn image(self) -> Option<&'static str> {
+        match self {
+            Preset::Claude => Some("gt-claude:latest"),
+            Preset::Codex => Some("gt-codex:latest"),
+            Preset::Custom => None,
+        }
+    }
+
+    fn command(self) -> Option<&'static str> {
+        match self {
+            Preset::Claude => Some(
+                "claude -p \"$(gt prime)\" --output-format stream-json --verbose --dangerously-skip-permissions",
+            ),
+            Preset::Codex => Some(
+                "codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check \"$(gt prime)\"",
+            ),
+            Preset::Custom => None,
+        }
+    }
+
+    fn env(self) -> BTreeMap<String, String> {
+        match self {
+            Preset::Claude => BTreeMap::from([(
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(),
+                "1".to_string(),
+            )]),
+            Preset::Codex | Preset::Custom => BTreeMap::new(),
+        }
+    }
+
+    /// The secret the agent needs; `has` tells which secrets the town has set. Claude
+    /// takes an OAuth token instead of an API key when only the token is set.
+    fn secrets(self, has: &dyn Fn(&str) -> bool) -> Vec<String> {
+        match self {
+            Preset::Claude if !has("ANTHROPIC_API_KEY") && has("CLAUDE_CODE_OAUTH_TOKEN") => {
+                vec!["CLAUDE_CODE_OAUTH_TOKEN".into()]
+            }
+            Preset::Claude => vec!["ANTHROPIC_API_KEY".into()],
+            Preset::Codex => vec!["OPENAI_API_KEY".into()],
+            Preset::Custom => Vec::new(),
+        }
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Preset> {
+        match s {
+            "claude" => Ok(Preset::Claude),
+            "codex" => Ok(Preset::Codex),
+            "custom" => Ok(Preset::Custom),
+            _ => Err(
+                Error::usage(format!("--agent {s:?} is not an agent preset"))
+                    .with_hint("use claude, codex, or custom (your own --image and --command)"),
+            ),
+        }
+    }
+}
 
 /// Settings given to `gt rig add`; None takes the town default from gt.toml.
 #[derive(Debug, Default, Clone)]
@@ -20,6 +100,12 @@ pub struct RigSpec {
     pub max_polecats: Option<u32>,
     pub pids: Option<u32>,
     pub network: Option<String>,
+    /// An agent preset name (`claude`, `codex`, `custom`).
+    pub agent: Option<String>,
+    /// `KEY=VALUE` entries: the whole non-secret environment (replaces the rig's).
+    pub env: Option<Vec<String>>,
+    /// Secret names: the whole list (replaces the rig's).
+    pub secrets: Option<Vec<String>>,
 }
 
 /// A rig's agent settings, validated: what `add` records and `set` changes.
@@ -32,6 +118,78 @@ struct Settings {
     pids: i64,
     network: String,
     max_polecats: i64,
+    agent: String,
+    env: BTreeMap<String, String>,
+    secrets: Vec<String>,
+}
+
+/// `KEY=VALUE` entries as an environment; errors name the flag.
+fn parse_env(entries: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for e in entries {
+        let Some((k, v)) = e.split_once('=') else {
+            return Err(Error::usage(format!("--env {e:?} is not KEY=VALUE"))
+                .with_hint("e.g. --env RUST_LOG=info (secrets go in `gt secret set`, attached with --secret)"));
+        };
+        let key_ok = !k.is_empty()
+            && k.len() <= 64
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !key_ok {
+            return Err(
+                Error::usage(format!("--env: {k:?} is not an environment variable name"))
+                    .with_hint("use [A-Za-z_][A-Za-z0-9_]{0,63}"),
+            );
+        }
+        if k.starts_with("GT_") {
+            return Err(Error::usage(format!(
+                "--env {k}: GT_ variables are gt's own"
+            )));
+        }
+        if v.contains('\0') || v.len() > 32 << 10 {
+            return Err(Error::usage(format!(
+                "--env {k}: the value holds a NUL byte or is over 32 KiB"
+            )));
+        }
+        env.insert(k.to_string(), v.to_string());
+    }
+    Ok(env)
+}
+
+/// Secret names, checked, without repeats, in the order given.
+fn parse_secrets(names: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        super::secret::validate_name(n)?;
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// An environment's change in words, without its values: `+ADDED -REMOVED ~CHANGED`.
+fn env_change(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in after {
+        match before.get(k) {
+            None => parts.push(format!("+{k}")),
+            Some(old) if old != v => parts.push(format!("~{k}")),
+            Some(_) => {}
+        }
+    }
+    for k in before.keys().filter(|k| !after.contains_key(*k)) {
+        parts.push(format!("-{k}"));
+    }
+    parts.join(" ")
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 impl Settings {
@@ -44,11 +202,34 @@ impl Settings {
             pids: r.pids,
             network: r.network.clone(),
             max_polecats: r.max_polecats,
+            agent: r.agent.clone(),
+            env: r.env.clone(),
+            secrets: r.secrets.clone(),
         }
     }
 
-    /// `base` with every setting `spec` gives, each checked; errors name the flag.
-    fn apply(mut self, spec: &RigSpec) -> Result<Settings> {
+    /// `base` with every setting `spec` gives, each checked; errors name the flag. A
+    /// preset (`--agent`) fills image, command, env and secrets, except those given too.
+    /// `has_secret` tells which secrets the town has set.
+    fn apply(mut self, spec: &RigSpec, has_secret: &dyn Fn(&str) -> bool) -> Result<Settings> {
+        if let Some(a) = &spec.agent {
+            let preset: Preset = a.parse()?;
+            self.agent = preset.as_str().to_string();
+            if let Some(image) = preset.image() {
+                self.image = image.to_string();
+            }
+            if let Some(command) = preset.command() {
+                self.command = command.to_string();
+                self.env = preset.env();
+                self.secrets = preset.secrets(has_secret);
+            }
+        }
+        if let Some(e) = &spec.env {
+            self.env = parse_env(e)?;
+        }
+        if let Some(names) = &spec.secrets {
+            self.secrets = parse_secrets(names)?;
+        }
         if let Some(m) = &spec.memory {
             self.memory = parse_size(m).ok_or_else(|| {
                 Error::usage(format!("--memory {m:?} is not a size"))
@@ -120,6 +301,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
     // 1. Validate everything before any side effect.
     validate_name("rig", &spec.name)?;
     let d = &town.config.defaults;
+    let has_secret = |n: &str| super::secret::exists(town, n);
     let Settings {
         image,
         command,
@@ -128,6 +310,9 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         pids,
         network,
         max_polecats,
+        agent,
+        env,
+        secrets,
     } = Settings {
         image: d.image.clone(),
         command: d.command.clone(),
@@ -136,8 +321,11 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         pids: 512,
         network: "default".into(),
         max_polecats: d.max_polecats as i64,
+        agent: Preset::Custom.as_str().into(),
+        env: BTreeMap::new(),
+        secrets: Vec::new(),
     }
-    .apply(spec)?;
+    .apply(spec, &has_secret)?;
     if rigs::get(town.db.conn(), &spec.name)
         .map_err(|e| town.db_err(e))?
         .is_some()
@@ -199,6 +387,9 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         max_polecats,
         created_at: now_ms(),
         version: 1,
+        agent,
+        env,
+        secrets,
     };
     let recorded = town.db.write(|tx| {
         rigs::insert(tx, &rig).map_err(|e| match e.sqlite_error_code() {
@@ -260,7 +451,8 @@ pub fn set(
     let given_remote = spec.remote.as_deref().map(check_remote).transpose()?;
     let current = get(town, name)?;
     let before = Settings::of(&current);
-    let after = before.clone().apply(spec)?;
+    let has_secret = |n: &str| super::secret::exists(town, n);
+    let after = before.clone().apply(spec, &has_secret)?;
     let remote = given_remote.or_else(|| current.remote.clone());
     let mut changes = Vec::new();
     let mut note = |what: &str, from: String, to: String| {
@@ -268,6 +460,7 @@ pub fn set(
             changes.push(format!("{what} {from} → {to}"));
         }
     };
+    note("agent", before.agent.clone(), after.agent.clone());
     note("image", before.image.clone(), after.image.clone());
     note("command", before.command.clone(), after.command.clone());
     note(
@@ -288,12 +481,23 @@ pub fn set(
         current.remote.clone().unwrap_or_else(|| "none".into()),
         remote.clone().unwrap_or_else(|| "none".into()),
     );
+    note(
+        "secrets",
+        list_or_none(&before.secrets),
+        list_or_none(&after.secrets),
+    );
+    // Names only: a value given by mistake as --env stays out of the log.
+    if before.env != after.env {
+        changes.push(format!("env {}", env_change(&before.env, &after.env)));
+    }
     if spec_is_empty(spec) {
         return Err(Error::usage(format!("nothing to change for rig {name}"))
-            .with_hint("give at least one of --image --command --memory --cpus --pids --network --remote --max-polecats"));
+            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats"));
     }
     if !changes.is_empty() {
         let expected = expect_version.unwrap_or(current.version);
+        let env = rigs::env_json(&after.env);
+        let secrets = rigs::secrets_json(&after.secrets);
         town.db.write(|tx| {
             let row = crate::state::Versioned {
                 table: "rigs",
@@ -314,6 +518,9 @@ pub fn set(
                     ("network", &after.network),
                     ("max_polecats", &after.max_polecats),
                     ("remote", &remote),
+                    ("agent", &after.agent),
+                    ("env", &env),
+                    ("secrets", &secrets),
                 ],
             )?;
             tx.event(
@@ -338,6 +545,9 @@ fn spec_is_empty(s: &RigSpec) -> bool {
         && s.max_polecats.is_none()
         && s.pids.is_none()
         && s.network.is_none()
+        && s.agent.is_none()
+        && s.env.is_none()
+        && s.secrets.is_none()
 }
 
 pub fn get(town: &Town, name: &str) -> Result<Rig> {

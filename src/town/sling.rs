@@ -73,11 +73,30 @@ pub fn sling(
             "--branch {b:?} is not a valid branch name"
         )));
     }
+    check_secrets(town, bead_id)?;
     let claim = match claim(town, bead_id, opts)? {
         Ok(c) => c,
         Err(queued) => return Ok(queued),
     };
     launch(town, rt, claim)
+}
+
+/// Before the claim: the bead's rig must have every secret it attaches set (exit 2,
+/// nothing changed). A bead or rig that does not exist is left for the claim to report.
+fn check_secrets(town: &Town, bead_id: &str) -> Result<()> {
+    let conn = town.db.conn();
+    let Some(bead) = beads::get(conn, bead_id).map_err(|e| town.db_err(e))? else {
+        return Ok(());
+    };
+    let Some(rig) = rigs::get(conn, &bead.rig).map_err(|e| town.db_err(e))? else {
+        return Ok(());
+    };
+    let missing = super::secret::missing(town, &rig.secrets);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(super::secret::missing_error(&rig.name, &missing))
+    }
 }
 
 /// Steps 2–4 for a claim; on failure (or SIGINT/SIGTERM between steps), undo and
@@ -345,6 +364,8 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
         history: history(town, c)?,
     };
     assignment.write(&mailbox)?;
+    // The rig's secrets, as read-only files for this dispatch only (never in the spec).
+    super::secret::copy_for_agent(town, &c.rig.name, &c.agent.name, &c.rig.secrets)?;
     crate::interrupt::step("sling.after_assignment")?;
     let spec = container_spec(town, c)?;
     let id = create_or_adopt(rt, &spec, c.agent.generation)?;
@@ -587,6 +608,16 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         target: "/usr/local/bin/gt".into(),
         read_only: true,
     });
+    if !c.rig.secrets.is_empty() {
+        // Values stay in files: the container's config (`docker inspect`) names none.
+        binds.push(Bind {
+            source: super::secret::agent_dir(town, &c.rig.name, &c.agent.name)
+                .to_string_lossy()
+                .into_owned(),
+            target: super::secret::MOUNT.into(),
+            read_only: true,
+        });
+    }
     tmpfs.push(Tmpfs {
         target: "/tmp".into(),
         options: "size=1g,mode=1777".into(),
@@ -614,6 +645,12 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         ),
     ];
     env.extend(git_env);
+    // The rig's own (non-secret) environment; gt's variables above win over it.
+    for (k, v) in &c.rig.env {
+        if !env.iter().any(|(have, _)| have == k) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
     let (uid, gid) = super::workspace::agent_user();
     Ok(ContainerSpec {
         name: container_name(&town.id, &c.rig.name, &c.agent.name),
@@ -690,6 +727,8 @@ fn undo(
         rt.remove(id, Duration::from_secs(0))?;
         undone.push(format!("removed container {}", short(id)));
     }
+    // No container of this generation runs any more: its copy of the secrets goes.
+    super::secret::remove_secrets(town, &c.rig.name, &c.agent.name)?;
     let keep_branch = made.started && (made.branch || made.worktree);
     if keep_branch {
         let mut a = c.agent.clone();
