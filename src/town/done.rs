@@ -179,6 +179,7 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         let name = super::sling::container_name(&town.id, &a.rig, &a.name);
         super::transcript::keep(town, rt, &name, &a.rig, &bead, d.id);
         rt.remove(&name, Duration::from_secs(5))?;
+        super::secret::remove_secrets(town, &a.rig, &a.name)?;
         fail::fail_point!("saga.container_removed.after");
         let kept_worktree = retire_worktree(town, &a, Some(&head))?;
         step_tx(town, d.id, &bead, "released", Some(&head), None, |tx| {

@@ -674,6 +674,7 @@ fn give_up(
         OnExhausted::Failed => "failed",
         OnExhausted::Escalated => "escalated",
     };
+    super::secret::remove_secrets(town, &a.rig, &a.name)?;
     let kept = super::done::retire_worktree(town, a, None)?;
     let history = dispatches::for_bead(town.db.conn(), &bead.id).map_err(|e| town.db_err(e))?;
     let endings: Vec<String> = history

@@ -235,6 +235,7 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
         }
     }
     fail::fail_point!("nuke.after_remove");
+    super::secret::remove_secrets(town, &agent.rig, &agent.name)?;
     // 2. The worktree goes only when it holds nothing that exists nowhere else.
     let wt = agent.worktree.clone();
     let mut unsaved = crate::git::Unsaved::default();
