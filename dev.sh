@@ -123,6 +123,7 @@ cmd_test() {
   cargo fmt --check
   log "cargo clippy"
   cargo clippy --all-targets --features failpoints -- -D warnings
+  cargo clippy --all-targets -- -D warnings
   log "building"
   cargo build --features failpoints --tests --bins
   ensure_docker

@@ -78,6 +78,9 @@ pub fn check() -> Result<()> {
 /// interrupt a command at an exact step, or let other processes act meanwhile).
 pub fn step(name: &'static str) -> Result<()> {
     fail::fail_point!(name);
+    // Without fail points compiled in, the name marks the step for readers only.
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
     #[cfg(feature = "failpoints")]
     if std::env::var("GT_TEST_PAUSE_AT").as_deref() == Ok(name) {
         eprintln!("gt: paused at {name}");
