@@ -282,6 +282,22 @@ impl Dir {
     }
 }
 
+impl Dir {
+    /// Remove the empty directory `name` (a non-empty one stays: false). Absent is fine.
+    pub fn remove_dir(&self, name: &str) -> io::Result<bool> {
+        let c = cstr(name)?;
+        // SAFETY: valid dir fd and NUL-terminated name.
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => Ok(false),
+                _ => Err(e),
+            };
+        }
+        Ok(true)
+    }
+}
+
 /// True when `s` is `n` lowercase hex digits.
 pub fn is_hex(s: &str, n: usize) -> bool {
     s.len() == n

@@ -1083,7 +1083,6 @@ gt done -m setuid
 // Holes found: each test fails against the current code (see its ignore reason).
 
 #[test]
-#[ignore = "HOLE: an agent can flock the rig's gt-worktrees.lock (read-only mount) and stall every patrol and sling of the rig forever (git::lock blocks without a deadline)"]
 fn an_agent_holding_the_rigs_worktree_lock_cannot_stall_patrol() {
     if !require_docker() {
         return;
@@ -1092,7 +1091,11 @@ fn an_agent_holding_the_rigs_worktree_lock_cannot_stall_patrol() {
     let flock = std::fs::read("/usr/bin/flock").expect("flock(1) on the host");
     let a = Arena::new(
         r#"
-./tools/flock -s $R/gt-worktrees.lock -c 'touch /gt/outbox/locked; sleep 100000'
+# Every lock file it can name: the host's is beside the repository, out of its sight.
+for l in $R/gt-worktrees.lock $R/../worktrees.lock $R/worktrees.lock; do
+  (./tools/flock -s $l -c 'sleep 100000' &) 2>/dev/null
+done
+touch /gt/outbox/locked; sleep 100000
 "#,
         2,
         &[("tools/flock", &flock, true)],
@@ -1109,7 +1112,6 @@ fn an_agent_holding_the_rigs_worktree_lock_cannot_stall_patrol() {
 }
 
 #[test]
-#[ignore = "HOLE: tracked empty files grown sparse (4 GiB each) after `gt done` make the host hash them all in workspace::uncommitted (libgit2 diff), holding the patrol for minutes to hours"]
 fn tracked_files_grown_sparse_after_done_do_not_stall_patrol() {
     if !require_docker() {
         return;
@@ -1135,8 +1137,7 @@ i=0; while [ $i -lt 64 ]; do truncate -s 4294967295 big/f$i; i=$((i + 1)); done
 }
 
 #[test]
-#[ignore = "HOLE: import reads each agent object whole into host memory (git2 odb.read in git::import_work); the 2 GiB cap counts compressed bytes, so ~1 MiB of zeros costs 1 GiB of host RAM (2 GiB compressed: ~2 TiB)"]
-fn a_zero_filled_blob_does_not_cost_the_host_its_size_in_memory() {
+fn an_object_too_big_to_import_is_refused_without_costing_the_host_its_size_in_memory() {
     if !require_docker() {
         return;
     }
@@ -1154,7 +1155,17 @@ du -k $OBJ > /gt/outbox/objects-du
     let evil = a.sling("evil", "zero bomb");
     wait_ended(&a, "evil", 180);
     let (_, peak_kib) = patrol_within(&a.t, 120);
-    assert_eq!(a.t.bead_status(&evil), "done");
+    // An object over 256 MiB is not imported: the hand-over stops and a person is told,
+    // once; the work stays in the agent's private state and worktree.
+    assert_ne!(a.t.bead_status(&evil), "done");
+    let stuck = a.t.mayor_mail_subject("[escalation]");
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    assert!(
+        stuck[0]["body"].as_str().unwrap().contains("over the"),
+        "{stuck:?}"
+    );
+    patrol_within(&a.t, 120);
+    assert_eq!(a.t.mayor_mail_subject("[escalation]").len(), 1);
     assert!(
         peak_kib < 512 << 10,
         "the host peaked at {} MiB importing {}",
@@ -1164,7 +1175,6 @@ du -k $OBJ > /gt/outbox/objects-du
 }
 
 #[test]
-#[ignore = "HOLE: a directory named *.json in an outbox cannot be unlinked (Dir::remove uses unlinkat without AT_REMOVEDIR), so it is rejected again on every pass: one event and one rejected/ copy per pass, forever (town.db grows without bound)"]
 fn a_directory_named_like_a_request_is_reported_once() {
     if !require_docker() {
         return;

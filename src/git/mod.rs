@@ -262,6 +262,11 @@ pub fn unsaved(
     })
 }
 
+/// The largest object an import takes (it is held in memory while copied).
+pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
+/// The most one import expands to, all objects together.
+pub const MAX_EXPANDED_BYTES: u64 = 4 << 30;
+
 /// Copy into `repo` the objects of an agent's work: every commit from `head` back to
 /// `base` (the branch's host-written head), with the trees and blobs they bring, read
 /// from `staging` (a host-only copy of the agent's object directory; libgit2 checks each
@@ -287,9 +292,27 @@ pub fn import_work(
     view.odb()?.add_disk_alternate(&staging.to_string_lossy())?;
     let store = host.odb()?;
     let source = view.odb()?;
+    // An object is read whole into memory to be written: its size (not the compressed
+    // size an agent's pack has) is bounded, one by one and in all.
+    let expanded = std::cell::Cell::new(0u64);
     let copy = |id: git2::Oid| -> Result<()> {
         if store.exists(id) {
             return Ok(());
+        }
+        let (size, _) = source
+            .read_header(id)
+            .map_err(|e| refused(format!("object {id}: {}", e.message())))?;
+        let size = size as u64;
+        if size > MAX_OBJECT_BYTES {
+            return Err(refused(format!(
+                "object {id} is {size} bytes, over the {MAX_OBJECT_BYTES}-byte limit of one imported object"
+            )));
+        }
+        expanded.set(expanded.get() + size);
+        if expanded.get() > MAX_EXPANDED_BYTES {
+            return Err(refused(format!(
+                "its objects expand to over {MAX_EXPANDED_BYTES} bytes"
+            )));
         }
         let o = source
             .read(id)
@@ -544,9 +567,11 @@ fn git_cli_within(dir: &Path, args: &[&str], timeout: Option<Duration>) -> Resul
 /// An exclusive lock on a rig repository's worktree bookkeeping, across threads and
 /// processes: libgit2's worktree add is not safe against a concurrent add in the same
 /// repository (it can see a half-made worktree and call a fresh branch "checked out").
-/// Released when the returned file is dropped.
+/// Released when the returned file is dropped. The lock file sits beside the repository
+/// (`rigs/<rig>/worktrees.lock`), not in its `.git`: agents see `.git` (read-only, but a
+/// read-only file can still be `flock`ed) and must not be able to hold the host's lock.
 pub fn lock(repo_dir: &Path) -> Result<std::fs::File> {
-    let path = repo_dir.join(".git").join("gt-worktrees.lock");
+    let path = repo_dir.with_file_name("worktrees.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -112,6 +112,8 @@ pub const MAX_FILES_PER_PASS: usize = 2000;
 pub const MAX_BYTES_PER_PASS: u64 = 16 << 20;
 /// Requests one dispatch may have applied; later ones are rejected (reported once).
 pub const MAX_REQUESTS_PER_DISPATCH: i64 = 10_000;
+/// Refused requests reported (event and kept copy) per dispatch; later ones are dropped.
+pub const MAX_REJECTED_PER_DISPATCH: i64 = 100;
 /// Checkpoint and done notes, in bytes.
 pub const MAX_NOTE: usize = 4 << 10;
 /// Mail and escalation subjects, in bytes.
@@ -152,6 +154,18 @@ fn ingest_outbox(
         if parsed.len() >= MAX_FILES_PER_PASS || bytes >= MAX_BYTES_PER_PASS {
             break; // the next pass takes the rest
         }
+        if e.is_dir {
+            // Not a request. Reported once, when it can go; a non-empty one is left
+            // alone and never reported again (no event per pass, forever).
+            if dir.remove_dir(&e.name).unwrap_or(false) {
+                parsed.push(Parsed::Bad(
+                    "a directory, not a request file".into(),
+                    e.name.clone(),
+                    Vec::new(),
+                ));
+            }
+            continue;
+        }
         let p = parse(&dir, &e.name);
         bytes += match &p {
             Parsed::Ok(_, _, b) | Parsed::Bad(_, _, b) => b.len() as u64,
@@ -171,15 +185,37 @@ fn ingest_outbox(
     for chunk in parsed.chunks(BATCH) {
         let mut done_files = Vec::new();
         let mut rejected_files: Vec<(&str, &[u8])> = Vec::new();
+        let mut dropped_files: Vec<&str> = Vec::new();
         let mut finishing = false;
         let (applied, dups) = town.db.write_as(&agent_id, |tx| {
             let mut applied = 0;
             let mut dups = 0;
+            // Rejections are reported up to a cap per dispatch; past it, junk is dropped
+            // with one event, so an agent cannot grow the town's history without end.
+            let mut rejections = rejections_this_dispatch(tx, &agent_id)?;
+            let mut refuse = |tx: &mut Tx, file: &'_ str, why: &str| -> Result<bool> {
+                rejections += 1;
+                if rejections <= MAX_REJECTED_PER_DISPATCH {
+                    reject(tx, &agent_id, file, why)?;
+                    return Ok(true);
+                }
+                if rejections == MAX_REJECTED_PER_DISPATCH + 1 {
+                    tx.event(
+                        "requests.capped",
+                        &agent_id,
+                        serde_json::json!({ "after": MAX_REJECTED_PER_DISPATCH, "note": "later refused requests of this dispatch are dropped unreported" }),
+                    )?;
+                }
+                Ok(false)
+            };
             for p in chunk {
                 match p {
                     Parsed::Bad(why, file, data) => {
-                        reject(tx, &agent_id, file, why)?;
-                        rejected_files.push((file, data));
+                        if refuse(tx, file, why)? {
+                            rejected_files.push((file, data));
+                        } else {
+                            dropped_files.push(file);
+                        }
                     }
                     Parsed::Ok(req, file, data) => match apply(tx, &agent_id, req)? {
                         Outcome::Applied { done } => {
@@ -192,8 +228,11 @@ fn ingest_outbox(
                             done_files.push(file.as_str());
                         }
                         Outcome::Rejected(why) => {
-                            reject(tx, &agent_id, file, &why)?;
-                            rejected_files.push((file, data));
+                            if refuse(tx, file, &why)? {
+                                rejected_files.push((file, data));
+                            } else {
+                                dropped_files.push(file);
+                            }
                         }
                     },
                 }
@@ -206,7 +245,7 @@ fn ingest_outbox(
             Ok((applied, dups))
         })?;
         fail::fail_point!("ingest.after_commit");
-        for f in &done_files {
+        for f in done_files.iter().chain(&dropped_files) {
             let _ = dir.remove(f);
         }
         // Refused requests are kept for a human where the agent cannot reach them: a copy
@@ -225,6 +264,24 @@ fn ingest_outbox(
         }
     }
     Ok(())
+}
+
+/// Requests of `agent` refused since its current dispatch started (all of them when it
+/// has none).
+fn rejections_this_dispatch(tx: &mut Tx, agent: &str) -> Result<i64> {
+    let since: i64 = tx
+        .query_row(
+            "SELECT COALESCE((SELECT d.started_at FROM agents a JOIN dispatches d ON d.id = a.dispatch WHERE a.id = ?1), 0)",
+            [agent],
+            |r| r.get(0),
+        )
+        .map_err(|e| tx.err(e))?;
+    tx.query_row(
+        "SELECT COUNT(*) FROM events WHERE subject = ?1 AND kind = 'request.rejected' AND at >= ?2",
+        rusqlite::params![agent, since],
+        |r| r.get(0),
+    )
+    .map_err(|e| tx.err(e))
 }
 
 fn parse(dir: &Dir, file: &str) -> Parsed {

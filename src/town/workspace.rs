@@ -20,6 +20,10 @@ const MAX_IMPORT_BYTES: u64 = 2 << 30;
 const MAX_IMPORT_FILES: usize = 200_000;
 /// An agent's index larger than this is not read (its worktree is then kept whole).
 const MAX_INDEX_BYTES: u64 = 256 << 20;
+/// Worktrees compared with their branch only up to these (see `small_enough_to_compare`).
+const MAX_COMPARE_FILES: usize = 200_000;
+const MAX_COMPARE_FILE: u64 = 256 << 20;
+const MAX_COMPARE_BYTES: u64 = 2 << 30;
 /// The uid:gid agents run as when gt runs as root: never uid 0 inside.
 pub const AGENT_USER_WHEN_ROOT: (u32, u32) = (10001, 10001);
 
@@ -428,6 +432,9 @@ pub fn uncommitted(
     worktree: &Path,
     head: &str,
 ) -> Option<Vec<String>> {
+    if !small_enough_to_compare(worktree) {
+        return None;
+    }
     let p = places(town, rig, name);
     let staging = tempfile_dir(&town.rig_dir(rig), "index").ok()?;
     let copy = staging.path().join("index");
@@ -446,6 +453,41 @@ pub fn uncommitted(
         Err(_) => return None,
     };
     crate::git::uncommitted(&repo_dir, worktree, index, head).ok()
+}
+
+/// A worktree is compared with its branch (which may hash its files) only when that is
+/// cheap: at most `MAX_COMPARE_FILES` entries, no file over `MAX_COMPARE_FILE` and
+/// `MAX_COMPARE_BYTES` in all, by apparent size (a sparse giant counts whole). Looked at
+/// with lstat only; symlinks are not followed. Otherwise it is kept for a human.
+fn small_enough_to_compare(worktree: &Path) -> bool {
+    let (mut files, mut bytes) = (0usize, 0u64);
+    let mut stack = vec![worktree.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            return false;
+        };
+        for e in entries.flatten() {
+            files += 1;
+            if files > MAX_COMPARE_FILES {
+                return false;
+            }
+            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                return false;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                if m.len() > MAX_COMPARE_FILE {
+                    return false;
+                }
+                bytes += m.len();
+                if bytes > MAX_COMPARE_BYTES {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// Drop an agent's private git state (its work has been imported, or is abandoned).
