@@ -662,3 +662,4 @@ pub fn agent_branch_log(root: &Path, rig: &str, polecat: &str, branch: &str) -> 
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+pub mod stub;
