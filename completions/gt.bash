@@ -31,6 +31,9 @@ _gt() {
             gt,convoy)
                 cmd="gt__subcmd__convoy"
                 ;;
+            gt,costs)
+                cmd="gt__subcmd__costs"
+                ;;
             gt,doctor)
                 cmd="gt__subcmd__doctor"
                 ;;
@@ -45,6 +48,9 @@ _gt() {
                 ;;
             gt,hook)
                 cmd="gt__subcmd__hook"
+                ;;
+            gt,image)
+                cmd="gt__subcmd__image"
                 ;;
             gt,init)
                 cmd="gt__subcmd__init"
@@ -190,6 +196,9 @@ _gt() {
             gt__subcmd__help,convoy)
                 cmd="gt__subcmd__help__subcmd__convoy"
                 ;;
+            gt__subcmd__help,costs)
+                cmd="gt__subcmd__help__subcmd__costs"
+                ;;
             gt__subcmd__help,doctor)
                 cmd="gt__subcmd__help__subcmd__doctor"
                 ;;
@@ -204,6 +213,9 @@ _gt() {
                 ;;
             gt__subcmd__help,hook)
                 cmd="gt__subcmd__help__subcmd__hook"
+                ;;
+            gt__subcmd__help,image)
+                cmd="gt__subcmd__help__subcmd__image"
                 ;;
             gt__subcmd__help,init)
                 cmd="gt__subcmd__help__subcmd__init"
@@ -280,6 +292,9 @@ _gt() {
             gt__subcmd__help__subcmd__convoy,status)
                 cmd="gt__subcmd__help__subcmd__convoy__subcmd__status"
                 ;;
+            gt__subcmd__help__subcmd__image,build)
+                cmd="gt__subcmd__help__subcmd__image__subcmd__build"
+                ;;
             gt__subcmd__help__subcmd__mail,ack)
                 cmd="gt__subcmd__help__subcmd__mail__subcmd__ack"
                 ;;
@@ -330,6 +345,18 @@ _gt() {
                 ;;
             gt__subcmd__help__subcmd__secret,set)
                 cmd="gt__subcmd__help__subcmd__secret__subcmd__set"
+                ;;
+            gt__subcmd__image,build)
+                cmd="gt__subcmd__image__subcmd__build"
+                ;;
+            gt__subcmd__image,help)
+                cmd="gt__subcmd__image__subcmd__help"
+                ;;
+            gt__subcmd__image__subcmd__help,build)
+                cmd="gt__subcmd__image__subcmd__help__subcmd__build"
+                ;;
+            gt__subcmd__image__subcmd__help,help)
+                cmd="gt__subcmd__image__subcmd__help__subcmd__help"
                 ;;
             gt__subcmd__mail,ack)
                 cmd="gt__subcmd__mail__subcmd__ack"
@@ -470,7 +497,7 @@ _gt() {
 
     case "${cmd}" in
         gt)
-            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1109,6 +1136,32 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__costs)
+            opts="-q -v -h --rig --since --by-bead --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__doctor)
             opts="-q -v -h --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1192,7 +1245,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help)
-            opts="init rig secret bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="init rig secret image costs bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1443,6 +1496,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__help__subcmd__costs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1502,6 +1569,34 @@ _gt() {
         gt__subcmd__help__subcmd__hook)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__image)
+            opts="build"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__image__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1951,6 +2046,92 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__image)
+            opts="-q -v -h --town --json --quiet --verbose --help build help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__image__subcmd__build)
+            opts="-q -v -h --version --tag --town --json --quiet --verbose --help base claude codex"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__image__subcmd__help)
+            opts="build help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__image__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__image__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__init)
             opts="-q -v -h --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -2306,12 +2487,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__peek)
-            opts="-n -q -v -h --lines --raw --town --json --quiet --verbose --help"
+            opts="-n -q -v -h --bead --attempt --lines --raw --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --bead)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --attempt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --lines)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -344,6 +344,7 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
              ALTER TABLE rigs DROP COLUMN agent;
              ALTER TABLE rigs DROP COLUMN env;
              ALTER TABLE rigs DROP COLUMN secrets;
+             DROP TABLE usage;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -356,7 +357,9 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+    c.prepare("SELECT input_tokens, cost_usd FROM usage")
+        .unwrap();
     c.prepare("SELECT pruned_at FROM merge_requests").unwrap();
     c.prepare("SELECT agent, env, secrets FROM rigs").unwrap();
     assert_eq!(t.json(&["rig", "show", "api"])["agent"], "custom");

@@ -70,3 +70,41 @@ fn remove_town_containers(t: &TestTown) {
     let left = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={}", t.id)]);
     assert!(left.stdout.is_empty());
 }
+
+#[test]
+fn usage_reported_by_the_agent_cli_is_recorded_and_summed_by_gt_costs() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    // What Claude Code's stream-json prints last; then a forged second agent line that
+    // must not be believed beyond its own numbers' checks.
+    t.rig_with_remote(
+        r#"echo '{"type":"result","total_cost_usd":0.25,"usage":{"input_tokens":100,"cache_read_input_tokens":20,"output_tokens":50}}'; echo work > w.txt; gt done -m ok"#,
+        &[],
+    );
+    let a = t.bead("costs one");
+    let b = t.bead("costs two");
+    t.ok(&["sling", &a, &b]);
+    t.patrol_until("both beads done", 60, |t| {
+        t.bead_status(&a) == "done" && t.bead_status(&b) == "done"
+    });
+    let rows = t.json(&["costs"]);
+    assert_eq!(rows[0]["key"], "api", "{rows}");
+    assert_eq!(rows[0]["dispatches"], 2, "{rows}");
+    assert_eq!(rows[0]["input_tokens"], 240, "{rows}");
+    assert_eq!(rows[0]["output_tokens"], 100, "{rows}");
+    assert!(
+        (rows[0]["cost_usd"].as_f64().unwrap() - 0.5).abs() < 1e-9,
+        "{rows}"
+    );
+    let per_bead = t.json(&["costs", "--by-bead"]);
+    assert_eq!(per_bead.as_array().unwrap().len(), 2, "{per_bead}");
+    let table = t.ok(&["costs", "--rig", "api", "--since", "1d"]);
+    assert!(table.contains("0.5000"), "{table}");
+    t.fails(&["costs", "--rig", "nope"], 4);
+    // An earlier attempt's output, by bead.
+    let out = t.ok(&["peek", "--bead", &a, "--attempt", "1"]);
+    assert!(out.contains("total_cost_usd"), "{out}");
+    t.fails(&["peek", "--bead", &a, "--attempt", "2"], 4);
+}

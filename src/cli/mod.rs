@@ -4,7 +4,9 @@
 pub mod agent;
 pub mod bead;
 pub mod convoy;
+pub mod costs;
 pub mod docs;
+pub mod image;
 pub mod init;
 pub mod mail;
 pub mod output;
@@ -70,6 +72,8 @@ pub enum Command {
     Init(init::InitArgs),
     Rig(rig::RigArgs),
     Secret(secret::SecretArgs),
+    Image(image::ImageArgs),
+    Costs(costs::CostsArgs),
     Bead(bead::BeadArgs),
     Sling(sling::SlingArgs),
     Polecat(polecat::PolecatArgs),
@@ -97,6 +101,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Init(a) => init::run(g, a),
         Command::Rig(a) => rig::run(g, a),
         Command::Secret(a) => secret::run(g, a),
+        Command::Image(a) => image::run(g, a),
+        Command::Costs(a) => costs::run(g, a),
         Command::Bead(a) => bead::run(g, a),
         Command::Sling(a) => sling::run(g, a),
         Command::Polecat(a) => polecat::run(g, a),

@@ -56,9 +56,22 @@ pub struct ReviveArgs {
 /// returns, bidi overrides) are shown escaped, e.g. `\x1b[2J`, unless --raw. The value
 /// of every town secret (`gt secret list`) is shown as `[secret NAME]`, --raw included.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt peek api/furiosa              # its container's output, or its last transcript
+  gt peek api/furiosa -n 20 --raw
+  gt peek --bead api-3k9           # the latest attempt at a bead
+  gt peek --bead api-3k9 --attempt 1"#)]
 pub struct PeekArgs {
-    /// The polecat, as RIG/NAME.
-    pub agent: String,
+    /// The polecat, as RIG/NAME. Once its container is gone, its last dispatch's kept
+    /// transcript is shown.
+    #[arg(required_unless_present = "bead")]
+    pub agent: Option<String>,
+    /// Show a bead's attempt instead (its transcript, or its live container's output).
+    #[arg(long, value_name = "ID", conflicts_with = "agent")]
+    pub bead: Option<String>,
+    /// With --bead: which attempt, counting from 1 (default: the latest).
+    #[arg(long, value_name = "N", requires = "bead")]
+    pub attempt: Option<usize>,
     /// How many lines.
     #[arg(long, short = 'n', default_value_t = 100)]
     pub lines: usize,
@@ -172,12 +185,20 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
 pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
     let town = g.town()?;
     let rt = DockerRuntime::connect()?;
-    let out = crate::town::polecat::peek(&town, &rt, &args.agent, args.lines)?;
+    let out = match (&args.agent, &args.bead) {
+        (Some(agent), _) => crate::town::polecat::peek(&town, &rt, agent, args.lines)?,
+        (None, Some(bead)) => {
+            crate::town::transcript::of_bead(&town, &rt, bead, args.attempt, args.lines)?
+        }
+        (None, None) => return Err(crate::error::Error::usage("give RIG/NAME or --bead ID")),
+    };
     // An agent may print its key (or be tricked into it): known values never reach the
     // screen, --raw and --json included.
     let out = crate::town::secret::redact(&town, &out);
     if g.json {
-        return output::json(&serde_json::json!({ "agent": args.agent, "output": out }));
+        return output::json(
+            &serde_json::json!({ "agent": args.agent, "bead": args.bead, "output": out }),
+        );
     }
     if args.raw {
         return output::print_raw(out.as_bytes());

@@ -124,6 +124,60 @@ fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
 
+impl DockerRuntime {
+    /// `docker import`: make image `image` from the root filesystem tarball `tar` (a host
+    /// file, streamed), with Dockerfile-style `changes` (ENV, USER, LABEL, WORKDIR).
+    pub fn import_rootfs(
+        &self,
+        tar: &std::path::Path,
+        image: &str,
+        changes: &[String],
+    ) -> Result<()> {
+        use std::io::Read;
+        let file = std::fs::File::open(tar)
+            .map_err(|e| Error::io(format!("opening {}", tar.display()), e))?;
+        let chunks = futures_util::stream::unfold(file, |mut f| async move {
+            let mut buf = vec![0u8; 1 << 20];
+            match f.read(&mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(buf.into()), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        });
+        let (repo, tag) = match image.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (image, "latest"),
+        };
+        let opts = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(changes.to_vec())
+            .build();
+        self.rt.block_on(async {
+            let mut s =
+                self.docker
+                    .create_image(Some(opts), Some(bollard::body_try_stream(chunks)), None);
+            while let Some(r) = s.next().await {
+                r.map_err(|e| classify(&format!("importing image {image}"), e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The size of `image` in bytes, None when the engine does not have it.
+    pub fn image_size(&self, image: &str) -> Result<Option<i64>> {
+        match self.rt.block_on(self.docker.inspect_image(image)) {
+            Ok(i) => Ok(i.size),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(classify(&format!("inspecting image {image}"), e)),
+        }
+    }
+}
+
 impl Runtime for DockerRuntime {
     fn create(&self, spec: &ContainerSpec) -> std::result::Result<String, CreateError> {
         let opts = CreateContainerOptionsBuilder::default()

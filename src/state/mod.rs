@@ -11,6 +11,7 @@ pub mod mail;
 pub mod merge_requests;
 pub mod rigs;
 pub mod schema;
+pub mod usage;
 
 use crate::error::{Error, Result};
 use crate::util::now_ms;

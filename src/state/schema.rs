@@ -173,6 +173,20 @@ ALTER TABLE rigs ADD COLUMN agent TEXT NOT NULL DEFAULT 'custom';
 ALTER TABLE rigs ADD COLUMN env TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE rigs ADD COLUMN secrets TEXT NOT NULL DEFAULT '[]';
 "#,
+    // 4: usage and cost per dispatch, read from the agent's own report in its output
+    // (Claude's stream-json `result`, Codex's `turn.completed` events): data, bounded.
+    r#"
+CREATE TABLE usage (
+  dispatch      INTEGER PRIMARY KEY REFERENCES dispatches(id),
+  bead          TEXT NOT NULL,
+  rig           TEXT NOT NULL,
+  input_tokens  INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  cost_usd      REAL,
+  recorded_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX usage_rig_at ON usage(rig, recorded_at);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod convoy;
 pub mod doctor;
 pub mod done;
+pub mod image;
 pub mod ingest;
 pub mod init;
 pub mod mail;

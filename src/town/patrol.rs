@@ -527,7 +527,7 @@ fn how_it_ended(
 
 /// How a dispatch stopped from outside says it did not count.
 const NOT_COUNTED: &str =
-    "stopped from outside (SIGTERM, e.g. an engine restart): not counted as an attempt";
+    "stopped from outside (SIGTERM or SIGKILL, e.g. an engine restart): not counted as an attempt";
 /// Stops from outside forgiven per bead.
 const FREE_STOPS: i64 = 3;
 
@@ -557,10 +557,11 @@ fn record_death(
         Some(w) => format!("{reason}; last output: {w}"),
         None => reason.to_string(),
     };
-    // SIGTERM from outside (an engine restart, a `docker stop`) is not the agent failing:
-    // it does not burn an attempt, a few times per bead (then it counts, so a crew that
-    // keeps being stopped still ends).
-    let stopped_from_outside = !oom && exit_code == Some(143);
+    // A stop from outside (an engine restart, `docker stop` or `docker kill`: SIGTERM,
+    // or SIGKILL when the stop outlasts its grace, without an OOM kill) is not the agent
+    // failing: it does not burn an attempt, a few times per bead (then it counts, so a
+    // crew that keeps being stopped still ends).
+    let stopped_from_outside = !oom && matches!(exit_code, Some(143) | Some(137));
     let recorded = town.db.write(|tx| {
         let now = now_ms();
         let n = tx

@@ -1,0 +1,122 @@
+//! `gt image build`: images assembled from host files (and npm), imported into the real
+//! engine, and used by real slings.
+
+mod support;
+
+use support::*;
+
+/// A unique tag per test run, removed afterwards.
+struct Image(String);
+
+impl Image {
+    fn new(kind: &str) -> Image {
+        Image(format!("gt-test-{kind}:{}", std::process::id()))
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        docker(&["rmi", "-f", &self.0]);
+    }
+}
+
+fn inspect(image: &str) -> serde_json::Value {
+    let out = docker(&["image", "inspect", image]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+}
+
+#[test]
+fn a_base_image_built_from_host_files_runs_agents_as_a_non_root_user() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let image = Image::new("base");
+    let built = t.json(&["image", "build", "base", "--tag", &image.0]);
+    assert_eq!(built["image"], image.0.as_str(), "{built}");
+    assert!(built["size_bytes"].as_i64().unwrap() > 1 << 20, "{built}");
+    let i = inspect(&image.0);
+    assert_eq!(i["Config"]["User"], "10001:10001", "{i}");
+    assert_eq!(i["Config"]["Labels"]["gt.image.kind"], "base", "{i}");
+    // Its own tools work: bash, git, and gt itself (with the libraries it needs).
+    let out = docker(&[
+        "run",
+        "--rm",
+        &image.0,
+        "bash",
+        "-c",
+        "git --version && gt --version && id -u",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("git version") && text.contains("10001"),
+        "{text}"
+    );
+    // And a real sling on it lands.
+    let src = t.source_repo("api");
+    let remote = t.dir.path().join("remote.git");
+    git(t.dir.path(), &["init", "-q", "--bare", remote.to_str().unwrap()]);
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &image.0,
+        "--remote",
+        remote.to_str().unwrap(),
+        "--command",
+        &scripted_agent(""),
+    ]);
+    let id = t.bead("on the built image");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
+    let mr = t.json(&["mq", "list"])[0]["commit"].as_str().unwrap().to_string();
+    git(&remote, &["cat-file", "-e", &mr]);
+}
+
+/// The real CLIs from npm (skipped, saying so, where npm cannot reach its registry).
+fn npm_reachable() -> bool {
+    std::process::Command::new("npm")
+        .args(["view", "@openai/codex", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn claude_and_codex_images_carry_the_pinned_cli_and_run_it() {
+    if !require_docker() {
+        return;
+    }
+    if !npm_reachable() {
+        eprintln!("skipped: npm cannot reach its registry");
+        return;
+    }
+    let t = TestTown::new();
+    for (kind, bin) in [("claude", "claude"), ("codex", "codex")] {
+        let image = Image::new(kind);
+        let built = t.json(&["image", "build", kind, "--tag", &image.0]);
+        let version = built["version"].as_str().unwrap().to_string();
+        let i = inspect(&image.0);
+        assert_eq!(
+            i["Config"]["Labels"]["gt.cli.version"],
+            version.as_str(),
+            "{i}"
+        );
+        assert_eq!(i["Config"]["User"], "10001:10001");
+        let out = docker(&["run", "--rm", &image.0, bin, "--version"]);
+        assert!(out.status.success(), "{kind}: {out:?}");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains(&version),
+            "{kind} says {said}, built {version}"
+        );
+        eprintln!(
+            "{kind}: {} bytes, {:.0}s to build",
+            built["size_bytes"],
+            built["seconds"].as_f64().unwrap_or(0.0)
+        );
+    }
+}
