@@ -127,6 +127,8 @@ cmd_test() {
   log "building"
   cargo build --features failpoints --tests --bins
   ensure_docker
+  # The real agent CLIs come from the npm registry (tests/agents_*.rs, tests/images.rs).
+  command -v npm >/dev/null || apt_install npm
   build_image "$TARGET/debug/gt"
   export CI=${CI:-true} GT_TEST_IMAGE=$IMAGE
   log "cargo test"

@@ -57,7 +57,10 @@ fn a_base_image_built_from_host_files_runs_agents_as_a_non_root_user() {
     // And a real sling on it lands.
     let src = t.source_repo("api");
     let remote = t.dir.path().join("remote.git");
-    git(t.dir.path(), &["init", "-q", "--bare", remote.to_str().unwrap()]);
+    git(
+        t.dir.path(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
     t.ok(&[
         "rig",
         "add",
@@ -73,7 +76,10 @@ fn a_base_image_built_from_host_files_runs_agents_as_a_non_root_user() {
     let id = t.bead("on the built image");
     t.ok(&["sling", &id]);
     t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
-    let mr = t.json(&["mq", "list"])[0]["commit"].as_str().unwrap().to_string();
+    let mr = t.json(&["mq", "list"])[0]["commit"]
+        .as_str()
+        .unwrap()
+        .to_string();
     git(&remote, &["cat-file", "-e", &mr]);
 }
 

@@ -11,6 +11,9 @@ use crate::state::{agents, checkpoints, dispatches, mail::Mail, merge_requests, 
 use crate::util::now_ms;
 use std::time::Duration;
 
+/// How long an agent's container may take to end on its own after `gt done`.
+const DONE_GRACE: Duration = Duration::from_secs(5);
+
 /// Push attempts within one saga run, and the waits between them.
 const PUSH_BACKOFF: &[Duration] = &[
     Duration::from_millis(0),
@@ -64,16 +67,24 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         None => {
             fail::fail_point!("saga.verified.before");
             // The agent said done: nothing of it may write while its work is taken over.
-            // A container still running (an agent that lingers after `gt done`) is
-            // stopped first (SIGTERM, then SIGKILL after 10 s).
+            // A real agent CLI ends its run on its own right after `gt done` (one more
+            // model turn, then its usage report): it gets `DONE_GRACE` for that. One still
+            // running then (it lingers) is stopped (SIGTERM, then SIGKILL after 10 s),
+            // its output kept first.
             let name = super::sling::container_name(&town.id, &a.rig, &a.name);
-            if rt
-                .inspect(&name)?
-                .is_some_and(|c| c.state == RunState::Running)
-            {
-                rt.remove(&name, Duration::from_secs(10))?;
+            let running = |rt: &dyn Runtime| -> Result<bool> {
+                Ok(rt
+                    .inspect(&name)?
+                    .is_some_and(|c| c.state == RunState::Running))
+            };
+            let deadline = std::time::Instant::now() + DONE_GRACE;
+            while running(rt)? && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
             }
             super::transcript::keep(town, rt, &name, &a.rig, &bead, d.id);
+            if running(rt)? {
+                rt.remove(&name, Duration::from_secs(10))?;
+            }
             // `gt done` committed the agent's leftovers inside its container; the host
             // imports its commits (bounded, by id) and moves the branch forward to them.
             let head = super::workspace::import(town, &a.rig, &a.name, &d.branch)?;
