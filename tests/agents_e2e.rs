@@ -281,3 +281,42 @@ fn a_refusing_model_api_fails_the_dispatch_fast_with_the_reason_in_bead_show() {
     );
     assert_secret_nowhere(&t, &id);
 }
+
+#[test]
+fn a_model_api_that_never_answers_is_ended_by_the_stall_timeout() {
+    if !require_docker() {
+        return;
+    }
+    if !npm_reachable() {
+        eprintln!("skipped: npm cannot reach its registry");
+        return;
+    }
+    // Codex has no deadline of its own for a response that never starts: gt's is it.
+    let t = TestTown::new();
+    t.configure(
+        "max_attempts = 1\nretry_backoff = [\"0s\"]",
+        "stall_timeout = \"3s\"",
+    );
+    let image = build(&t, "codex");
+    let stub = Stub::hang();
+    set_secret(&t, "OPENAI_API_KEY", SECRET);
+    let command = format!(
+        "codex exec --json --dangerously-bypass-approvals-and-sandbox --skip-git-repo-check \
+         -c model=gpt-5.5 -c model_provider=stub -c model_providers.stub.name=stub \
+         -c model_providers.stub.base_url={}/v1 -c model_providers.stub.env_key=OPENAI_API_KEY \
+         -c model_providers.stub.wire_api=responses -c model_providers.stub.request_max_retries=0 \
+         \"$(gt prime)\" < /dev/null",
+        stub.url()
+    );
+    rig(&t, "codex", &image.0, &["--command", &command]);
+    let id = t.bead("never answered");
+    t.ok(&["sling", &id]);
+    wait_for("the hung request", 60, || {
+        (!stub.requests().is_empty()).then_some(())
+    });
+    t.patrol_until("the bead to fail", 60, |t| t.bead_status(&id) == "failed");
+    let show = t.json(&["bead", "show", &id]);
+    let reason = show["dispatches"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("stalled"), "{show}");
+    assert_secret_nowhere(&t, &id);
+}

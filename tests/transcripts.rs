@@ -108,3 +108,47 @@ fn usage_reported_by_the_agent_cli_is_recorded_and_summed_by_gt_costs() {
     assert!(out.contains("total_cost_usd"), "{out}");
     t.fails(&["peek", "--bead", &a, "--attempt", "2"], 4);
 }
+
+#[test]
+fn a_stalled_agent_is_nudged_once_then_stopped_and_its_attempt_counted() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure(
+        "max_attempts = 1\nretry_backoff = [\"0s\"]",
+        "stall_timeout = \"2s\"",
+    );
+    // Says one line, then nothing, ever (an agent CLI waiting on an API that never answers).
+    t.rig_with_remote("echo started; sleep 300", &[]);
+    let id = t.bead("hangs");
+    let agent = t.json(&["sling", &id])[0]["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.patrol_until("the nudge", 30, |t| {
+        t.json(&["mail", "inbox", "--as", &agent])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["subject"].as_str().unwrap_or("").contains("silent for"))
+    });
+    assert_eq!(t.bead_status(&id), "in_progress", "nudged, not stopped yet");
+    t.patrol_until("the bead to fail", 30, |t| t.bead_status(&id) == "failed");
+    let show = t.json(&["bead", "show", &id]);
+    let reason = show["dispatches"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("stalled"), "{show}");
+    assert_eq!(
+        show["attempts"], 1,
+        "the stop counted as an attempt: {show}"
+    );
+    let nudges = t
+        .json(&["mail", "inbox", "--as", &agent])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["subject"].as_str().unwrap_or("").contains("silent for"))
+        .count();
+    assert_eq!(nudges, 1);
+    assert!(t.running_containers().is_empty());
+}

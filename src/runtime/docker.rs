@@ -344,6 +344,33 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    fn last_output_at(&self, id: &str) -> Result<Option<i64>> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .tail("1")
+            .build();
+        let text = self.rt.block_on(async {
+            let mut out = String::new();
+            let mut stream = self.docker.logs(id, Some(opts));
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => out += &c.to_string(),
+                    Err(e) if is_status(&e, 404) => {
+                        return Err(Error::not_found(format!("container {id}"), None));
+                    }
+                    Err(e) => return Err(classify(&format!("reading logs of {id}"), e)),
+                }
+            }
+            Ok(out)
+        })?;
+        Ok(text
+            .lines()
+            .filter_map(|l| crate::util::parse_utc_ms(l.split_whitespace().next()?))
+            .max())
+    }
+
     fn logs(&self, id: &str, tail: usize) -> Result<String> {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)

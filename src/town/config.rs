@@ -37,6 +37,10 @@ stale_after = "10m"                       # `gt status` warns when work waits on
 push_timeout = "60s"                      # a git push or ls-remote still running then is
                                           #   stopped and retried on a later pass (at most
                                           #   half the lease, which is renewed before each)
+stall_timeout = "30m"                     # a running agent with no output and no request
+                                          #   this long is nudged through its inbox, then,
+                                          #   silent as long again, stopped and re-dispatched
+                                          #   (counted as an attempt); "0s": off
 engine_timeout = "60s"                    # one Docker call that takes longer counts as the
                                           #   engine being down (exit 5, one escalation)
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
@@ -88,6 +92,7 @@ pub struct Patrol {
     pub quiet_after: Duration,
     pub push_timeout: Duration,
     pub engine_timeout: Duration,
+    pub stall_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +145,7 @@ struct RawPatrol {
     quiet_after: String,
     push_timeout: String,
     engine_timeout: String,
+    stall_timeout: String,
 }
 
 impl Default for RawPatrol {
@@ -153,6 +159,7 @@ impl Default for RawPatrol {
             quiet_after: "30m".into(),
             push_timeout: "60s".into(),
             engine_timeout: "60s".into(),
+            stall_timeout: "30m".into(),
         }
     }
 }
@@ -235,6 +242,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         quiet_after: dur("patrol.quiet_after", &p.quiet_after)?,
         push_timeout: dur_min("patrol.push_timeout", &p.push_timeout, secs(1))?,
         engine_timeout: dur_min("patrol.engine_timeout", &p.engine_timeout, secs(1))?,
+        stall_timeout: dur("patrol.stall_timeout", &p.stall_timeout)?,
     };
     Ok(Config {
         defaults: Defaults {

@@ -38,6 +38,9 @@ pub struct Report {
     pub queued_dispatched: Vec<String>,
     /// Running agents not heard from within `patrol.quiet_after`: "RIG/NAME on BEAD: quiet for 45m".
     pub quiet: Vec<String>,
+    /// Running agents with no output and no request for `patrol.stall_timeout`: nudged
+    /// through their inbox, or (nudged already, still silent) stopped.
+    pub stalled: Vec<String>,
     pub mail_delivered: usize,
     pub breaker_open: bool,
     pub runtime_calls: usize,
@@ -97,6 +100,10 @@ impl Runtime for Counting<'_> {
     fn logs(&self, id: &str, tail: usize) -> Result<String> {
         self.bump();
         self.inner.logs(id, tail)
+    }
+    fn last_output_at(&self, id: &str) -> Result<Option<i64>> {
+        self.bump();
+        self.inner.last_output_at(id)
     }
 }
 
@@ -160,6 +167,10 @@ fn steps(
 
     // Agents whose containers this pass replaces or removes itself: not orphans.
     let mut touched: std::collections::HashSet<(String, String)> = Default::default();
+
+    // Stalled agents: nudged once, then stopped (their death is recorded here and they are
+    // re-dispatched below, the attempt counted).
+    report.stalled = stalled(town, &rt, &by_agent)?;
 
     // 5–6. Deaths (running agents without a running container) and stuck spawns.
     let now = now_ms();
@@ -285,6 +296,88 @@ fn steps(
     // +1: the version negotiation of connecting.
     report.runtime_calls = 1 + rt.calls.load(std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// Running agents with neither output nor a request for `patrol.stall_timeout`. The
+/// first time, a mail in its inbox asks it to checkpoint or finish; silent for another
+/// `stall_timeout` after that, its container is stopped and its death recorded
+/// ("stalled"), counted as an attempt: the re-dispatch resumes with its history. Only
+/// agents already silent by their requests cost a runtime call (their last output).
+fn stalled(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    by_agent: &HashMap<(String, String), Vec<&Observed>>,
+) -> Result<Vec<String>> {
+    let limit = crate::util::millis(town.config.patrol.stall_timeout);
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    let now = now_ms();
+    for a in agents_in(town, "running")? {
+        let (Some(d), Some(bead)) = (a.dispatch, a.bead.clone()) else {
+            continue;
+        };
+        let heard = dispatches::last_heard(town.db.conn(), d).map_err(|e| town.db_err(e))?;
+        if now - heard < limit {
+            continue;
+        }
+        let Some(c) = by_agent
+            .get(&(a.rig.clone(), a.name.clone()))
+            .and_then(|v| {
+                v.iter()
+                    .find(|c| c.generation() == Some(a.generation) && c.state == RunState::Running)
+            })
+        else {
+            continue; // dead: the death step below takes it
+        };
+        let spoke = rt.last_output_at(&c.id)?.unwrap_or(0);
+        let silent_since = heard.max(spoke);
+        if now - silent_since < limit {
+            continue;
+        }
+        let span = crate::util::format_span(now - silent_since);
+        let nudge_id = format!("nudge-{d}");
+        let nudged_at = crate::state::mail::get(town.db.conn(), &nudge_id)
+            .map_err(|e| town.db_err(e))?
+            .map(|m| m.sent);
+        match nudged_at {
+            None => {
+                let m = Mail::new(
+                    nudge_id,
+                    ACTOR,
+                    a.id.clone(),
+                    format!("you have been silent for {span}"),
+                    format!(
+                        "No output and no checkpoint from you on {bead} for {span}. Record progress with                          `gt checkpoint -m NOTE`, or finish with `gt done`. Silent for {} more, this                          attempt is stopped and the bead is dispatched again with your checkpoints.",
+                        crate::util::format_span(limit)
+                    ),
+                    now,
+                );
+                town.db.write(|tx| {
+                    super::mail::post(tx, &m)?;
+                    tx.event(
+                        "agent.nudged",
+                        &a.id,
+                        serde_json::json!({ "bead": bead, "silent_ms": now - silent_since }),
+                    )
+                })?;
+                out.push(format!("{} on {bead}: silent for {span}, nudged", a.id));
+            }
+            // One nudge per dispatch: silent again for `stall_timeout` after it (or after
+            // its last word since), it is stopped.
+            Some(at) if now - silent_since.max(at) >= limit => {
+                super::transcript::keep(town, rt, &c.id, &a.rig, &bead, d);
+                rt.remove(&c.id, Duration::from_secs(5))?;
+                let reason =
+                    format!("stalled: no output or checkpoint for {span}, nudged and still silent");
+                record_death(town, &a, None, false, &reason, None)?;
+                out.push(format!("{} on {bead}: {reason}; stopped", a.id));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Running agents not heard from (no applied request) within `patrol.quiet_after`; the
