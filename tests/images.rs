@@ -126,3 +126,34 @@ fn claude_and_codex_images_carry_the_pinned_cli_and_run_it() {
         );
     }
 }
+
+#[test]
+fn doctor_says_which_rig_lacks_its_image_or_a_secret_with_the_command_to_fix_it() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--agent",
+        "codex",
+        "--image",
+        "gt-no-such-image:never",
+    ]);
+    let report = t.json(&["doctor"]);
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("image gt-no-such-image:never is not on the engine")
+            && warnings.contains("gt image build codex"),
+        "{report}"
+    );
+    assert!(
+        warnings.contains("secret OPENAI_API_KEY is not set")
+            && warnings.contains("gt secret set OPENAI_API_KEY"),
+        "{report}"
+    );
+}

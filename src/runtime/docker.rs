@@ -344,6 +344,10 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    fn image_exists(&self, image: &str) -> Result<bool> {
+        Ok(self.image_size(image)?.is_some())
+    }
+
     fn last_output_at(&self, id: &str) -> Result<Option<i64>> {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)

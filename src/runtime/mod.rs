@@ -112,6 +112,8 @@ pub trait Runtime: Send + Sync {
     fn remove(&self, id: &str, grace: Duration) -> Result<()>;
     /// The last `tail` lines of output (stdout and stderr).
     fn logs(&self, id: &str, tail: usize) -> Result<String>;
+    /// Whether the engine has `image` (gt never pulls).
+    fn image_exists(&self, image: &str) -> Result<bool>;
     /// When the container last wrote output (epoch ms); None when it never did.
     fn last_output_at(&self, id: &str) -> Result<Option<i64>>;
 }

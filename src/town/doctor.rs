@@ -146,6 +146,30 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         warnings.push("container checks skipped: the runtime is unreachable".into());
     }
 
+    // Setup: each rig's image is on the engine, and the secrets it names are set.
+    for r in crate::state::rigs::all(conn).map_err(err)? {
+        if let Some(rt) = rt
+            && !rt.image_exists(&r.image).unwrap_or(true)
+        {
+            let build = match r.agent.as_str() {
+                "claude" | "codex" => format!("`gt image build {}`", r.agent),
+                _ => "`gt image build base`, or build it yourself".to_string(),
+            };
+            warnings.push(format!(
+                "rig {}: image {} is not on the engine (gt never pulls): {build}",
+                r.name, r.image
+            ));
+        }
+        for s in &r.secrets {
+            if !super::secret::exists(town, s) {
+                warnings.push(format!(
+                    "rig {}: secret {s} is not set: `gt secret set {s}` (its beads cannot be slung)",
+                    r.name
+                ));
+            }
+        }
+    }
+
     // 4. Every done bead has a merge request whose commit is on its branch.
     let mut b4 = Vec::new();
     let mrs = merge_requests::list(conn, None).map_err(err)?;

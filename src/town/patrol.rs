@@ -105,6 +105,10 @@ impl Runtime for Counting<'_> {
         self.bump();
         self.inner.last_output_at(id)
     }
+    fn image_exists(&self, image: &str) -> Result<bool> {
+        self.bump();
+        self.inner.image_exists(image)
+    }
 }
 
 /// One pass. `connect` yields the runtime (retried with backoff when unreachable).
