@@ -2487,7 +2487,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__peek)
-            opts="-n -q -v -h --bead --attempt --lines --raw --town --json --quiet --verbose --help"
+            opts="-n -f -q -v -h --bead --attempt --lines --raw --follow --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -297,6 +297,7 @@ complete -c gt -n "__fish_gt_using_subcommand peek" -l attempt -d 'With --bead: 
 complete -c gt -n "__fish_gt_using_subcommand peek" -s n -l lines -d 'How many lines' -r
 complete -c gt -n "__fish_gt_using_subcommand peek" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand peek" -l raw -d 'Print the output as the container wrote it, control characters included (only into a terminal you trust the agent with, or a file)'
+complete -c gt -n "__fish_gt_using_subcommand peek" -s f -l follow -d 'Keep printing what the agent writes until its container exits'
 complete -c gt -n "__fish_gt_using_subcommand peek" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand peek" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand peek" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'

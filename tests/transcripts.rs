@@ -152,3 +152,29 @@ fn a_stalled_agent_is_nudged_once_then_stopped_and_its_attempt_counted() {
     assert_eq!(nudges, 1);
     assert!(t.running_containers().is_empty());
 }
+
+#[test]
+fn peek_follow_prints_what_the_agent_writes_until_it_exits() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(
+        "i=0; while [ $i -lt 10 ]; do echo line-$i; i=$((i + 1)); sleep 0.1; done; printf 'esc \\033[2J end\\n'",
+        &[],
+    );
+    let id = t.bead("talks a while");
+    let agent = t.json(&["sling", &id])[0]["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Returns by itself once the container exits, with everything it wrote.
+    let out = t.ok(&["peek", "-f", &agent]);
+    for i in 0..10 {
+        assert!(out.contains(&format!("line-{i}")), "{out}");
+    }
+    assert!(
+        out.contains("esc \\x1b[2J end") && !out.contains('\x1b'),
+        "{out}"
+    );
+}

@@ -79,6 +79,9 @@ pub struct PeekArgs {
     /// into a terminal you trust the agent with, or a file).
     #[arg(long)]
     pub raw: bool,
+    /// Keep printing what the agent writes until its container exits.
+    #[arg(long, short = 'f', conflicts_with = "bead")]
+    pub follow: bool,
 }
 
 pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
@@ -185,6 +188,20 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
 pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
     let town = g.town()?;
     let rt = DockerRuntime::connect()?;
+    if args.follow
+        && let Some(agent) = &args.agent
+    {
+        let a = crate::town::polecat::get(&town, agent)?;
+        let name = crate::town::sling::container_name(&town.id, &a.rig, &a.name);
+        return rt.follow_logs(&name, args.lines, |chunk| {
+            let chunk = crate::town::secret::redact(&town, chunk);
+            if args.raw {
+                output::print_raw(chunk.as_bytes())
+            } else {
+                output::print_raw(output::safe(&chunk).as_bytes())
+            }
+        });
+    }
     let out = match (&args.agent, &args.bead) {
         (Some(agent), _) => crate::town::polecat::peek(&town, &rt, agent, args.lines)?,
         (None, Some(bead)) => {

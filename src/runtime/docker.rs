@@ -168,6 +168,41 @@ impl DockerRuntime {
         })
     }
 
+    /// Follow a container's output (the last `tail` lines, then what it writes) until it
+    /// exits; each chunk goes to `each`.
+    pub fn follow_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        mut each: impl FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail.to_string())
+            .build();
+        // No call deadline here: following is meant to last (the engine ends the stream
+        // when the container exits).
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(u32::MAX as u64));
+        self.rt.block_on(async {
+            let mut stream = docker.logs(id, Some(opts));
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => each(&c.to_string())?,
+                    Err(e) if is_status(&e, 404) => {
+                        return Err(Error::not_found(format!("container {id}"), None));
+                    }
+                    Err(e) => return Err(classify(&format!("following logs of {id}"), e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// The size of `image` in bytes, None when the engine does not have it.
     pub fn image_size(&self, image: &str) -> Result<Option<i64>> {
         match self.rt.block_on(self.docker.inspect_image(image)) {
