@@ -241,11 +241,26 @@ pub fn format_size(bytes: i64) -> String {
 /// Write a file so that readers see the old content or the new, never a torn one:
 /// temp name in the same directory, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(path, data, None)
+}
+
+/// `write_atomic`, the file created with exactly `mode` (not widened by the umask
+/// either way) when given: a secret is never readable by others, not even for a moment.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", random_hex(6)));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode.unwrap_or(0o666))
+            .open(&tmp)?;
+        if let Some(m) = mode {
+            // The umask may have taken bits from `mode`; never added any.
+            f.set_permissions(std::fs::Permissions::from_mode(m))?;
+        }
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;

@@ -174,7 +174,7 @@ impl DockerRuntime {
         &self,
         id: &str,
         tail: usize,
-        mut each: impl FnMut(&str) -> Result<()>,
+        each: impl FnMut(&str) -> Result<()>,
     ) -> Result<()> {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
@@ -188,6 +188,18 @@ impl DockerRuntime {
             .docker
             .clone()
             .with_timeout(Duration::from_secs(u32::MAX as u64));
+        self.stream_logs(&docker, id, opts, each)
+    }
+
+    /// Read a container's log stream, each chunk to `each`; a missing container is
+    /// NotFound.
+    fn stream_logs(
+        &self,
+        docker: &Docker,
+        id: &str,
+        opts: bollard::query_parameters::LogsOptions,
+        mut each: impl FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
         self.rt.block_on(async {
             let mut stream = docker.logs(id, Some(opts));
             while let Some(chunk) = stream.next().await {
@@ -196,7 +208,7 @@ impl DockerRuntime {
                     Err(e) if is_status(&e, 404) => {
                         return Err(Error::not_found(format!("container {id}"), None));
                     }
-                    Err(e) => return Err(classify(&format!("following logs of {id}"), e)),
+                    Err(e) => return Err(classify(&format!("reading logs of {id}"), e)),
                 }
             }
             Ok(())
@@ -390,19 +402,10 @@ impl Runtime for DockerRuntime {
             .timestamps(true)
             .tail("1")
             .build();
-        let text = self.rt.block_on(async {
-            let mut out = String::new();
-            let mut stream = self.docker.logs(id, Some(opts));
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(c) => out += &c.to_string(),
-                    Err(e) if is_status(&e, 404) => {
-                        return Err(Error::not_found(format!("container {id}"), None));
-                    }
-                    Err(e) => return Err(classify(&format!("reading logs of {id}"), e)),
-                }
-            }
-            Ok(out)
+        let mut text = String::new();
+        self.stream_logs(&self.docker, id, opts, |c| {
+            text += c;
+            Ok(())
         })?;
         Ok(text
             .lines()
@@ -416,20 +419,12 @@ impl Runtime for DockerRuntime {
             .stderr(true)
             .tail(&tail.to_string())
             .build();
-        self.rt.block_on(async {
-            let mut out = String::new();
-            let mut stream = self.docker.logs(id, Some(opts));
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(c) => out += &c.to_string(),
-                    Err(e) if is_status(&e, 404) => {
-                        return Err(Error::not_found(format!("container {id}"), None));
-                    }
-                    Err(e) => return Err(classify(&format!("reading logs of {id}"), e)),
-                }
-            }
-            Ok(out)
-        })
+        let mut out = String::new();
+        self.stream_logs(&self.docker, id, opts, |c| {
+            out += c;
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 

@@ -7,8 +7,7 @@
 use super::Town;
 use crate::error::{Error, IoContext, Result};
 use crate::untrusted::Dir;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where an agent's secrets are mounted (read-only) inside its container.
@@ -97,43 +96,22 @@ fn clean(name: &str, mut value: Vec<u8>) -> Result<Vec<u8>> {
     Ok(value)
 }
 
-/// Make `.gt/secrets` (0700, also when it exists with a looser mode).
-fn ensure_dir(town: &Town) -> Result<PathBuf> {
-    let d = dir(town);
+/// Make `d` (and its parents), mode 0700 even when it exists with a looser one.
+fn private_dir(d: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&d)
+        .create(d)
         .ctx(|| format!("creating {}", d.display()))?;
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
-        .ctx(|| format!("making {} private", d.display()))?;
-    Ok(d)
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+        .ctx(|| format!("making {} private", d.display()))
 }
 
-/// Write `data` to `path` atomically, the file created with `mode` (never readable by
-/// others, not even for a moment): a temp file beside it, fsync, rename, fsync the dir.
-fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", crate::util::random_hex(6)));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have taken bits from `mode`; never added any.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write()
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .ctx(|| format!("writing {}", path.display()))
+/// Make `.gt/secrets` (0700, also when it exists with a looser mode).
+fn ensure_dir(town: &Town) -> Result<PathBuf> {
+    let d = dir(town);
+    private_dir(&d)?;
+    Ok(d)
 }
 
 /// `gt secret set NAME`: store `value` (from stdin or a file, never argv).
@@ -143,7 +121,7 @@ pub fn set(town: &mut Town, name: &str, value: Vec<u8>) -> Result<Set> {
     let d = ensure_dir(town)?;
     let path = d.join(name);
     let replaced = path.exists();
-    write_private(&path, &value, 0o600)?;
+    crate::util::write_atomic_mode(&path, &value, Some(0o600))?;
     town.db.write(|tx| {
         tx.event(
             "secret.set",
@@ -352,17 +330,11 @@ pub fn copy_for_agent(
         return Err(missing_error(rig, &gone));
     }
     let d = agent_dir(town, rig, name);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&d)
-        .ctx(|| format!("creating {}", d.display()))?;
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
-        .ctx(|| format!("making {} private", d.display()))?;
+    private_dir(&d)?;
     for s in secrets {
         validate_name(s)?;
         let value = read(town, s)?;
-        write_private(&d.join(s), &value, 0o400)?;
+        crate::util::write_atomic_mode(&d.join(s), &value, Some(0o400))?;
     }
     hand_over(&d, secrets)?;
     Ok(Some(d))
