@@ -157,3 +157,60 @@ fn doctor_says_which_rig_lacks_its_image_or_a_secret_with_the_command_to_fix_it(
         "{report}"
     );
 }
+
+#[test]
+fn gt_runs_in_an_image_without_glibc() {
+    if !require_docker() {
+        return;
+    }
+    // An image of one static busybox: no C library at all, no git.
+    let t = TestTown::new();
+    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox on the host");
+    let root = t.dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "sleep", "cat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    assert!(!root.join("lib").exists() && !root.join("lib64").exists());
+    let image = Image::new("nolibc");
+    let tar = std::process::Command::new("tar")
+        .args(["-C", root.to_str().unwrap(), "-c", "."])
+        .output()
+        .unwrap();
+    let mut import = std::process::Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            "ENV PATH=/usr/local/bin:/bin",
+            "-",
+            &image.0,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+    assert!(import.wait().unwrap().success());
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &image.0,
+        "--command",
+        "gt prime > /dev/null && gt checkpoint -m 'no libc here' && gt done -m finished",
+    ]);
+    let id = t.bead("in a libc-less image");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
+    let show = t.json(&["bead", "show", &id]);
+    assert!(show.to_string().contains("no libc here"), "{show}");
+}

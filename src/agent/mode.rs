@@ -79,7 +79,15 @@ impl Ctx {
                 .output()
                 .map_err(|e| Error::io("running git (is it in the agent image?)", e))
         };
-        let status = git(&["status", "--porcelain"])?;
+        let status = match git(&["status", "--porcelain"]) {
+            Ok(s) => s,
+            // An image without git: nothing can have been committed, or be; the host
+            // keeps a worktree with uncommitted files for a person.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if !status.status.success() {
             return Err(Error::git(format!(
                 "cannot read the worktree's status: {}",

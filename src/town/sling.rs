@@ -603,11 +603,7 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
     ]);
     let (mut binds, mut tmpfs, git_env) =
         super::workspace::mounts(town, &c.rig.name, &c.agent.name, &c.worktree, &c.branch);
-    binds.push(Bind {
-        source: exe.to_string_lossy().into_owned(),
-        target: "/usr/local/bin/gt".into(),
-        read_only: true,
-    });
+    binds.extend(super::workspace::gt_binds(town, &exe)?);
     if !c.rig.secrets.is_empty() {
         // Values stay in files: the container's config (`docker inspect`) names none.
         binds.push(Bind {
