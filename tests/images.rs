@@ -214,3 +214,44 @@ fn gt_runs_in_an_image_without_glibc() {
     let show = t.json(&["bead", "show", &id]);
     assert!(show.to_string().contains("no libc here"), "{show}");
 }
+
+#[test]
+fn rig_add_says_when_the_agent_command_is_not_in_the_image() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    // The codex preset on the busybox test image: no codex in it.
+    let out = t.run(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--agent",
+        "codex",
+        "--image",
+        &test_image(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`codex` (the start of the rig's command) is not in image"),
+        "{err}"
+    );
+    // A command the image has: no such warning.
+    let out = t.run(&["rig", "set", "api", "--command", "git status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("is not in image"),
+        "{err}"
+    );
+    // No probe container is left behind.
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("name=gt-{}-api-setup", t.id),
+    ]);
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+}

@@ -169,6 +169,18 @@ impl SettingsArgs {
     }
 }
 
+/// Warn (stderr) about what would keep the rig's agents from starting (image, command,
+/// gt in the image), checked with a short container of the image.
+fn warn_setup(town: &crate::town::Town, rig: &Rig) {
+    let misses = match crate::runtime::docker::DockerRuntime::connect() {
+        Ok(rt) => crate::town::rig::check_setup(town, &rt, rig),
+        Err(e) => vec![format!("setup not checked: {e}")],
+    };
+    for m in misses {
+        tracing::warn!("rig {}: {m}", rig.name);
+    }
+}
+
 /// Warn (stderr) about secrets the rig names that are not set yet.
 fn warn_missing(town: &crate::town::Town, rig: &Rig) {
     for name in crate::town::secret::missing(town, &rig.secrets) {
@@ -213,6 +225,7 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
             a.settings.warn_keys();
             let rig = crate::town::rig::add(&mut town, &spec)?;
             warn_missing(&town, &rig);
+            warn_setup(&town, &rig);
             if g.json {
                 output::json(&rig)
             } else if !g.quiet {
@@ -262,6 +275,7 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
             a.settings.warn_keys();
             let changed = crate::town::rig::set(&mut town, &a.name, &spec, a.if_version)?;
             warn_missing(&town, &changed.rig);
+            warn_setup(&town, &changed.rig);
             if g.json {
                 return output::json(&changed);
             }

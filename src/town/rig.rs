@@ -741,3 +741,138 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
     }
     Ok(out)
 }
+
+/// Whether the rig's agents can start: the engine answers, the image is there, and in a
+/// short container of that image (with gt mounted as slings do) `gt` and the program its
+/// command starts with resolve. Each miss is one line with what to do; empty when ready.
+pub fn check_setup(town: &Town, rt: &dyn crate::runtime::Runtime, rig: &Rig) -> Vec<String> {
+    let mut misses = Vec::new();
+    match rt.image_exists(&rig.image) {
+        Err(e) => return vec![format!("setup not checked: {e}")],
+        Ok(false) => {
+            let build = match rig.agent.as_str() {
+                "claude" | "codex" => format!("`gt image build {}`", rig.agent),
+                _ => "`gt image build base`, or build your own".to_string(),
+            };
+            return vec![format!(
+                "image {} is not on the engine (gt never pulls): {build}",
+                rig.image
+            )];
+        }
+        Ok(true) => {}
+    }
+    let program = first_program(&rig.command);
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return vec![format!("setup not checked: locating gt: {e}")],
+    };
+    let binds = match super::workspace::gt_binds(town, &exe) {
+        Ok(b) => b,
+        Err(e) => return vec![format!("setup not checked: {e}")],
+    };
+    let (uid, gid) = super::workspace::agent_user();
+    let probe = match &program {
+        Some(p) => format!(
+            "command -v gt >/dev/null || echo missing:gt; command -v {p} >/dev/null || echo missing:{p}"
+        ),
+        None => "command -v gt >/dev/null || echo missing:gt".to_string(),
+    };
+    let spec = crate::runtime::ContainerSpec {
+        name: format!(
+            "gt-{}-{}-setup-{}",
+            town.id,
+            rig.name,
+            crate::util::random_hex(3)
+        ),
+        image: rig.image.clone(),
+        cmd: vec!["sh".into(), "-c".into(), probe],
+        env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
+        labels: std::collections::BTreeMap::new(),
+        binds,
+        tmpfs: Vec::new(),
+        read_only_root: true,
+        workdir: "/".into(),
+        user: format!("{uid}:{gid}"),
+        memory: 64 << 20,
+        cpus: 0.5,
+        pids: 64,
+        network: Some("none".into()),
+    };
+    let id = match rt.create(&spec) {
+        Ok(id) => id,
+        Err(crate::runtime::CreateError::Other(e)) => {
+            return vec![format!("setup not checked: {e}")];
+        }
+        Err(crate::runtime::CreateError::NameInUse) => return Vec::new(),
+    };
+    let result = (|| -> Result<String> {
+        rt.start(&id)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while rt
+            .inspect(&id)?
+            .is_some_and(|c| c.state == crate::runtime::RunState::Running)
+        {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Other(
+                    "the setup probe did not finish in 30 s".into(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        rt.logs(&id, 20)
+    })();
+    let _ = rt.remove(&id, std::time::Duration::from_secs(0));
+    match result {
+        Err(e) => misses.push(format!("setup not checked: {e}")),
+        Ok(out) => {
+            for missing in out
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("missing:"))
+            {
+                misses.push(if missing == "gt" {
+                    format!("gt does not run in image {} (it needs /bin/sh)", rig.image)
+                } else {
+                    format!(
+                        "`{missing}` (the start of the rig's command) is not in image {}: build one that has it (`gt image build claude|codex`) or change --image/--command",
+                        rig.image
+                    )
+                });
+            }
+        }
+    }
+    misses
+}
+
+/// The program an agent command starts with (after `VAR=value` assignments), when it is
+/// a plain name a shell would look up.
+fn first_program(command: &str) -> Option<String> {
+    let word = command
+        .split_whitespace()
+        .find(|w| !w.contains('=') || w.starts_with('='))?;
+    let plain = word
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+    (plain
+        && !matches!(
+            word,
+            "if" | "for" | "while" | "exec" | "set" | "echo" | "cd" | "true" | "false" | "export"
+        ))
+    .then(|| word.to_string())
+}
+
+#[cfg(test)]
+mod setup_tests {
+    #[test]
+    fn the_program_a_command_starts_with_is_found() {
+        assert_eq!(
+            super::first_program("claude -p \"$(gt prime)\"").as_deref(),
+            Some("claude")
+        );
+        assert_eq!(
+            super::first_program("FOO=1 codex exec").as_deref(),
+            Some("codex")
+        );
+        assert_eq!(super::first_program("echo hi; exit 64"), None);
+        assert_eq!(super::first_program("$(weird)"), None);
+    }
+}

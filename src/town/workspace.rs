@@ -261,76 +261,61 @@ fn quote_c(path: &str) -> String {
     format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// gt inside any image, glibc or not: the host's binary with the shared libraries it was
-/// linked against (the dynamic loader included) in `/gt-lib`, and at
-/// `/usr/local/bin/gt` a two-line script that runs it through that loader. Made once per
-/// binary under `.gt/agent-runtime/` (host-written; mounted read-only).
+/// gt inside any image, glibc or not: the host's binary and each shared library it was
+/// linked against (the dynamic loader included) mounted read-only into `/gt-lib`, and at
+/// `/usr/local/bin/gt` a two-line script that runs it through that loader. Nothing is
+/// copied: only the script is written (once, under `.gt/agent-runtime/`).
 pub fn gt_binds(town: &Town, exe: &Path) -> Result<Vec<Bind>> {
-    use std::os::unix::fs::MetadataExt;
-    let m =
-        std::fs::metadata(exe).map_err(|e| Error::io(format!("reading {}", exe.display()), e))?;
-    let dir = town
-        .root
-        .join(super::DB_DIR)
-        .join("agent-runtime")
-        .join(format!("{}-{}", m.len(), m.mtime()));
-    let lib = dir.join("lib");
-    let script = dir.join("gt");
-    if !script.exists() {
-        let tmp = dir.with_extension(format!("tmp-{}", crate::util::random_hex(4)));
-        mkdir(&tmp.join("lib"))?;
-        // The mount point of the binary itself, inside the read-only /gt-lib.
-        crate::util::write_atomic(&tmp.join("lib").join("gt"), b"")?;
-        let out = std::process::Command::new("ldd")
-            .arg(exe)
-            .output()
-            .map_err(|e| Error::io("running ldd on the gt binary", e))?;
-        let mut loader = None;
-        for path in String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter(|w| w.starts_with('/'))
-        {
-            let p = Path::new(path);
-            let Some(name) = p.file_name() else { continue };
-            std::fs::copy(p, tmp.join("lib").join(name))
-                .map_err(|e| Error::io(format!("copying {path}"), e))?;
-            if name.to_string_lossy().starts_with("ld-") {
-                loader = Some(name.to_string_lossy().into_owned());
-            }
-        }
-        // A static gt needs no loader: the script runs it as it is.
-        let run = match loader {
-            Some(ld) => format!("exec /gt-lib/{ld} --library-path /gt-lib /gt-lib/gt \"$@\"\n"),
-            None => "exec /gt-lib/gt \"$@\"\n".to_string(),
-        };
-        crate::util::write_atomic_mode(
-            &tmp.join("gt"),
-            format!("#!/bin/sh\n{run}").as_bytes(),
-            Some(0o755),
-        )?;
-        if std::fs::rename(&tmp, &dir).is_err() {
-            // Another sling made it first.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
+    let out = std::process::Command::new("ldd")
+        .arg(exe)
+        .output()
+        .map_err(|e| Error::io("running ldd on the gt binary", e))?;
+    let libs: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(PathBuf::from)
+        .collect();
+    let loader = libs
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .find(|n| n.starts_with("ld-"));
+    // A static gt needs no loader: the script runs it as it is.
+    let run = match &loader {
+        Some(ld) => format!("exec /gt-lib/{ld} --library-path /gt-lib /gt-lib/gt \"$@\"\n"),
+        None => "exec /gt-lib/gt \"$@\"\n".to_string(),
+    };
+    let body = format!("#!/bin/sh\n{run}");
+    let dir = town.root.join(super::DB_DIR).join("agent-runtime");
+    let script = dir.join(format!("gt-{}", loader.as_deref().unwrap_or("static")));
+    if std::fs::read(&script).ok().as_deref() != Some(body.as_bytes()) {
+        mkdir(&dir)?;
+        crate::util::write_atomic_mode(&script, body.as_bytes(), Some(0o755))?;
     }
     let s = |p: &Path| p.to_string_lossy().into_owned();
-    Ok(vec![
-        Bind {
-            source: s(&lib),
-            target: "/gt-lib".into(),
-            read_only: true,
-        },
-        Bind {
-            source: s(exe),
-            target: "/gt-lib/gt".into(),
-            read_only: true,
-        },
-        Bind {
-            source: s(&script),
-            target: "/usr/local/bin/gt".into(),
-            read_only: true,
-        },
-    ])
+    let mut binds: Vec<Bind> = libs
+        .iter()
+        .filter_map(|p| {
+            // The real file: a bind of a symlink would bind what it points to anyway.
+            let real = std::fs::canonicalize(p).ok()?;
+            Some(Bind {
+                source: s(&real),
+                target: format!("/gt-lib/{}", p.file_name()?.to_string_lossy()),
+                read_only: true,
+            })
+        })
+        .collect();
+    binds.push(Bind {
+        source: s(exe),
+        target: "/gt-lib/gt".into(),
+        read_only: true,
+    });
+    binds.push(Bind {
+        source: s(&script),
+        target: "/usr/local/bin/gt".into(),
+        read_only: true,
+    });
+    Ok(binds)
 }
 
 /// The head the agent's private ref claims for `branch`: 40 hex digits in a small
