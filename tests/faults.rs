@@ -499,40 +499,6 @@ fn a_hung_engine_costs_engine_timeout_not_a_minute_and_counts_as_down() {
     assert!(err.contains("Docker"), "{err}");
 }
 
-/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    /// None when this process may not mount (not root): the test is skipped.
-    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
-        std::fs::create_dir_all(at).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| SmallDisk(at.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) {
-        let st = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn a_disk_that_fills_during_the_checkout_leaves_nothing_half_made_and_loses_nothing() {
     if !require_docker() {

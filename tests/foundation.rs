@@ -673,31 +673,6 @@ fn help_lists_exit_codes_and_every_command() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A tmpfs of `size`, unmounted on drop (needs root, as CI has).
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &std::path::Path, size: &str) -> Option<SmallDisk> {
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but a tmpfs cannot be mounted (tests run as root in CI)");
-        }
-        ok.then(|| SmallDisk(dir.to_path_buf()))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_gives_a_clear_error_and_loses_nothing() {
     let base = tempfile::tempdir().unwrap();

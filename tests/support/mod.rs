@@ -663,3 +663,41 @@ pub fn agent_branch_log(root: &Path, rig: &str, polecat: &str, branch: &str) -> 
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 pub mod stub;
+
+/// A tmpfs of `size` mounted for one test, unmounted (lazily) when dropped.
+pub struct SmallDisk(pub PathBuf);
+
+impl SmallDisk {
+    /// None when this process may not mount (not root): the test is skipped, except
+    /// under CI=true, where tests run as root and a skip would hide a failure.
+    pub fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but a tmpfs cannot be mounted (tests run as root in CI)");
+        }
+        ok.then(|| SmallDisk(at.to_path_buf()))
+    }
+
+    pub fn resize(&self, size: &str) {
+        let st = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
