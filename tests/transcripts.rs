@@ -178,3 +178,50 @@ fn peek_follow_prints_what_the_agent_writes_until_it_exits() {
         "{out}"
     );
 }
+
+#[test]
+fn budgets_stop_new_dispatches_and_tell_the_mayor_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    // Each attempt reports $0.25 and fails: over a $0.2 bead budget after one.
+    t.configure(
+        "max_attempts = 5\nretry_backoff = [\"0s\"]\nmax_cost_per_bead = 0.2\nmax_cost_per_day = 0.6",
+        "",
+    );
+    t.rig_with_remote(
+        r#"echo '{"type":"result","total_cost_usd":0.25,"usage":{"input_tokens":10,"output_tokens":5}}'; if [ "$GT_BEAD" = "$FAIL_BEAD" ]; then exit 1; fi; echo w > w.txt; gt done -m ok"#,
+        &[],
+    );
+    let doomed = t.bead("fails and costs");
+    t.ok(&["rig", "set", "api", "--env", &format!("FAIL_BEAD={doomed}")]);
+    t.ok(&["sling", &doomed]);
+    t.patrol_until("the bead given up over its budget", 60, |t| {
+        t.bead_status(&doomed) == "failed"
+    });
+    assert_eq!(
+        t.dispatches(&doomed).len(),
+        1,
+        "not re-dispatched over budget"
+    );
+    let told = t.mayor_mail_subject("budget reached");
+    assert_eq!(told.len(), 1, "{told:?}");
+    // The daily budget: $0.25 spent; two more beads reach $0.75 >= $0.6.
+    let a = t.bead("one");
+    let b = t.bead("two");
+    t.ok(&["sling", &a, &b]);
+    t.patrol_until("both done", 60, |t| {
+        t.bead_status(&a) == "done" && t.bead_status(&b) == "done"
+    });
+    let c = t.bead("three");
+    let err = t.fails(&["sling", &c], 2);
+    assert!(err.contains("over the daily budget"), "{err}");
+    assert_eq!(t.bead_status(&c), "open");
+    t.fails(&["sling", &c], 2);
+    assert_eq!(
+        t.mayor_mail_subject("budget reached").len(),
+        2,
+        "one per bead, one per day"
+    );
+}

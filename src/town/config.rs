@@ -26,6 +26,10 @@ max_attempts = 3                          # dispatches of one bead before it giv
 retry_backoff = ["0s", "30s", "2m", "5m"] # wait before re-dispatch n (last one repeats)
 spawn_timeout = "3m"                      # a spawning agent younger than this is left alone
 on_exhausted = "failed"                   # or "escalated"
+max_cost_per_bead = 0.0                   # USD agents may spend on one bead (as their CLI
+                                          #   reports it); crossed: no more dispatches of it
+max_cost_per_day = 0.0                    # USD in any 24 hours; crossed: no new dispatches
+                                          #   (running agents go on); 0.0: no limit
 
 [patrol]
 interval = "30s"                          # for `gt patrol --watch`
@@ -74,6 +78,9 @@ pub struct Defaults {
     pub retry_backoff: Vec<Duration>,
     pub spawn_timeout: Duration,
     pub on_exhausted: OnExhausted,
+    /// USD; 0.0 is no limit.
+    pub max_cost_per_bead: f64,
+    pub max_cost_per_day: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +123,8 @@ struct RawDefaults {
     retry_backoff: Vec<String>,
     spawn_timeout: String,
     on_exhausted: String,
+    max_cost_per_bead: f64,
+    max_cost_per_day: f64,
 }
 
 impl Default for RawDefaults {
@@ -130,6 +139,8 @@ impl Default for RawDefaults {
             retry_backoff: ["0s", "30s", "2m", "5m"].map(String::from).to_vec(),
             spawn_timeout: "3m".into(),
             on_exhausted: "failed".into(),
+            max_cost_per_bead: 0.0,
+            max_cost_per_day: 0.0,
         }
     }
 }
@@ -265,11 +276,26 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
                     )));
                 }
             },
+            max_cost_per_bead: money("defaults.max_cost_per_bead", d.max_cost_per_bead)
+                .map_err(bad)?,
+            max_cost_per_day: money("defaults.max_cost_per_day", d.max_cost_per_day)
+                .map_err(bad)?,
             image: d.image,
             command: d.command,
         },
         patrol,
     })
+}
+
+/// A budget in USD: finite, not negative (0.0 is no limit).
+fn money(key: &str, v: f64) -> std::result::Result<f64, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{key} = {v} must be a number of dollars, 0.0 or more"
+        ))
+    }
 }
 
 fn span_note(text: &str, span: Option<std::ops::Range<usize>>) -> String {

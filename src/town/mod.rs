@@ -2,6 +2,7 @@
 //! its own file as a short sequence of steps; `Town` is the opened workspace they share.
 
 pub mod bead;
+pub mod budget;
 pub mod config;
 pub mod convoy;
 pub mod doctor;

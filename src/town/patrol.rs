@@ -721,6 +721,16 @@ fn redispatch_or_give_up(
     if breaker_is_open(town)? {
         return Ok(());
     }
+    // A bead over its budget is given up (its spending is the reason); over the daily
+    // budget, it waits (the mayor is told once).
+    match super::budget::check(town, &bead_id)? {
+        Some(over @ super::budget::Over::Bead { .. }) => {
+            super::budget::tell(town, &bead_id, &over)?;
+            return give_up(town, a, &bead, report);
+        }
+        Some(over) => return super::budget::tell(town, &bead_id, &over),
+        None => {}
+    }
     let ended = a
         .dispatch
         .and_then(|id| dispatches::get(conn, id).ok().flatten())

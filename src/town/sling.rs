@@ -74,6 +74,10 @@ pub fn sling(
         )));
     }
     check_secrets(town, bead_id)?;
+    if let Some(over) = super::budget::check(town, bead_id)? {
+        super::budget::tell(town, bead_id, &over)?;
+        return Err(super::budget::refused(bead_id, &over));
+    }
     let claim = match claim(town, bead_id, opts)? {
         Ok(c) => c,
         Err(queued) => return Ok(queued),
