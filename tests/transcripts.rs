@@ -225,3 +225,34 @@ fn budgets_stop_new_dispatches_and_tell_the_mayor_once() {
         "one per bead, one per day"
     );
 }
+
+#[test]
+fn a_secret_the_agent_prints_is_never_stored_in_its_transcript() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let value = "tok-9c1e5b7a3f0d2468";
+    let out = t
+        .cmd()
+        .args(["secret", "set", "MY_TOKEN"])
+        .write_stdin(value)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    t.rig_with_remote(
+        r#"echo "my token is $MY_TOKEN"; echo w > w.txt; gt done -m ok"#,
+        &["--secret", "MY_TOKEN"],
+    );
+    let id = t.bead("leaky");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
+    let dir = t.root().join("transcripts/api").join(&id);
+    let kept: String = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(kept.contains("my token is [secret MY_TOKEN]"), "{kept}");
+    assert!(!kept.contains(value));
+}

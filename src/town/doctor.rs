@@ -146,19 +146,13 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         warnings.push("container checks skipped: the runtime is unreachable".into());
     }
 
-    // Setup: each rig's image is on the engine, and the secrets it names are set.
+    // Setup: each rig's image is on the engine and runs gt and the agent command's
+    // program (a short container of it), and the secrets it names are set.
     for r in crate::state::rigs::all(conn).map_err(err)? {
-        if let Some(rt) = rt
-            && !rt.image_exists(&r.image).unwrap_or(true)
-        {
-            let build = match r.agent.as_str() {
-                "claude" | "codex" => format!("`gt image build {}`", r.agent),
-                _ => "`gt image build base`, or build it yourself".to_string(),
-            };
-            warnings.push(format!(
-                "rig {}: image {} is not on the engine (gt never pulls): {build}",
-                r.name, r.image
-            ));
+        if let Some(rt) = rt {
+            for miss in super::rig::check_setup(town, rt, &r) {
+                warnings.push(format!("rig {}: {miss}", r.name));
+            }
         }
         for s in &r.secrets {
             if !super::secret::exists(town, s) {

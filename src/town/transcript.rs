@@ -52,6 +52,8 @@ pub fn save(
     };
     let d = dir(town, rig, bead);
     std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    // An agent may print a key it was given: the host never stores a known secret value.
+    let text = super::secret::redact(town, &text);
     let kept = tail(&text);
     crate::util::write_atomic(&path(town, rig, bead, dispatch), kept.as_bytes())?;
     rotate(&d);
