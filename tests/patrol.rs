@@ -882,6 +882,13 @@ fn a_quiet_agent_is_reported_once_and_a_talking_one_is_not() {
     t.ok(&["patrol"]);
     t.ok(&["patrol"]);
     assert_eq!(t.mayor_mail_id("quiet-").len(), 1, "one mail per dispatch");
+    // `gt status` names it as a problem (and not the chatty one).
+    let status = t.ok(&["status"]);
+    assert!(
+        status.contains("PROBLEM: 1 agent(s) quiet")
+            && status.contains(&format!("on {silent}: quiet for")),
+        "{status}"
+    );
     let list = t.json(&["polecat", "list"]);
     let why = |bead: &str| {
         list.as_array()

@@ -65,6 +65,13 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
             output::safe_line(&s.stopped_slings.join(", "))
         );
     }
+    if !s.quiet.is_empty() {
+        out += &format!(
+            "\nPROBLEM: {} agent(s) quiet (no checkpoint, mail or done): {}; `gt peek RIG/NAME` shows what they do",
+            s.quiet.len(),
+            output::safe_line(&s.quiet.join(", "))
+        );
+    }
     output::println_out(&out)?;
     if s.rigs.is_empty() {
         return output::println_out("no rigs yet; add one with `gt rig add NAME SOURCE`");

@@ -21,6 +21,10 @@ pub struct Status {
     /// Slings that stopped between claim and start (gt killed) past the spawn timeout:
     /// the next patrol pass adopts their containers or undoes them.
     pub stopped_slings: Vec<String>,
+    /// Running agents not heard from (no checkpoint, mail or done) within
+    /// `patrol.quiet_after`: "RIG/NAME on BEAD: quiet for 45m". Stalled ones (no output
+    /// either, `patrol.stall_timeout`) are nudged, then stopped, by patrol.
+    pub quiet: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -143,9 +147,25 @@ pub fn status(town: &Town) -> Result<Status> {
         .filter(|a| a.state == "spawning" && super::patrol::spawn_overdue(town, a, now))
         .map(|a| a.id)
         .collect();
+    let mut quiet = Vec::new();
+    for a in agents::list(conn, None).map_err(err)? {
+        let (true, Some(d), Some(bead)) = (a.state == "running", a.dispatch, a.bead.as_deref())
+        else {
+            continue;
+        };
+        let heard = crate::state::dispatches::last_heard(conn, d).map_err(err)?;
+        if let Some(ms) = super::patrol::quiet_for(town, heard, now) {
+            quiet.push(format!(
+                "{} on {bead}: quiet for {}",
+                a.id,
+                crate::util::format_span(ms)
+            ));
+        }
+    }
     Ok(Status {
         patrol: patrol_health(town)?,
         stopped_slings,
+        quiet,
         mayor_unread,
         town: town.root.display().to_string(),
         town_id: town.id.clone(),
