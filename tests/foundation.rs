@@ -566,6 +566,14 @@ fn completions_and_man_pages_are_up_to_date() {
     let update = std::env::var_os("GT_UPDATE_DOCS").is_some();
     let mut stale = Vec::new();
     for (path, content) in gt::cli::docs::generated_files().unwrap() {
+        if path.extension().is_some_and(|e| e == "1") {
+            let text = String::from_utf8_lossy(&content);
+            assert!(
+                text.contains(".SH EXAMPLES"),
+                "{} has no EXAMPLES",
+                path.display()
+            );
+        }
         let full = root.join(&path);
         if update {
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
