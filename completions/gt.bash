@@ -34,6 +34,9 @@ _gt() {
             gt,costs)
                 cmd="gt__subcmd__costs"
                 ;;
+            gt,diff)
+                cmd="gt__subcmd__diff"
+                ;;
             gt,doctor)
                 cmd="gt__subcmd__doctor"
                 ;;
@@ -199,6 +202,9 @@ _gt() {
             gt__subcmd__help,costs)
                 cmd="gt__subcmd__help__subcmd__costs"
                 ;;
+            gt__subcmd__help,diff)
+                cmd="gt__subcmd__help__subcmd__diff"
+                ;;
             gt__subcmd__help,doctor)
                 cmd="gt__subcmd__help__subcmd__doctor"
                 ;;
@@ -310,6 +316,9 @@ _gt() {
             gt__subcmd__help__subcmd__mq,list)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__list"
                 ;;
+            gt__subcmd__help__subcmd__mq,show)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__show"
+                ;;
             gt__subcmd__help__subcmd__polecat,list)
                 cmd="gt__subcmd__help__subcmd__polecat__subcmd__list"
                 ;;
@@ -394,11 +403,17 @@ _gt() {
             gt__subcmd__mq,list)
                 cmd="gt__subcmd__mq__subcmd__list"
                 ;;
+            gt__subcmd__mq,show)
+                cmd="gt__subcmd__mq__subcmd__show"
+                ;;
             gt__subcmd__mq__subcmd__help,help)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__help"
                 ;;
             gt__subcmd__mq__subcmd__help,list)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__list"
+                ;;
+            gt__subcmd__mq__subcmd__help,show)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__show"
                 ;;
             gt__subcmd__polecat,help)
                 cmd="gt__subcmd__polecat__subcmd__help"
@@ -497,7 +512,7 @@ _gt() {
 
     case "${cmd}" in
         gt)
-            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1162,6 +1177,24 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__diff)
+            opts="-q -v -h --stat --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__doctor)
             opts="-q -v -h --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1245,7 +1278,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help)
-            opts="init rig secret image costs bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1510,6 +1543,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1707,7 +1754,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__mq)
-            opts="list"
+            opts="list show"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1721,6 +1768,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__mq__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__mq__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2383,7 +2444,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq)
-            opts="-q -v -h --town --json --quiet --verbose --help list help"
+            opts="-q -v -h --town --json --quiet --verbose --help list show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2401,7 +2462,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq__subcmd__help)
-            opts="list help"
+            opts="list show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2442,6 +2503,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__mq__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__mq__subcmd__list)
             opts="-q -v -h --rig --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2453,6 +2528,24 @@ _gt() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__show)
+            opts="-q -v -h --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

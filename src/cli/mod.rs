@@ -5,6 +5,7 @@ pub mod agent;
 pub mod bead;
 pub mod convoy;
 pub mod costs;
+pub mod diff;
 pub mod docs;
 pub mod image;
 pub mod init;
@@ -74,6 +75,7 @@ pub enum Command {
     Secret(secret::SecretArgs),
     Image(image::ImageArgs),
     Costs(costs::CostsArgs),
+    Diff(diff::DiffArgs),
     Bead(bead::BeadArgs),
     Sling(sling::SlingArgs),
     Polecat(polecat::PolecatArgs),
@@ -103,6 +105,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Secret(a) => secret::run(g, a),
         Command::Image(a) => image::run(g, a),
         Command::Costs(a) => costs::run(g, a),
+        Command::Diff(a) => diff::run(g, a),
         Command::Bead(a) => bead::run(g, a),
         Command::Sling(a) => sling::run(g, a),
         Command::Polecat(a) => polecat::run(g, a),

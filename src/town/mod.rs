@@ -11,6 +11,7 @@ pub mod image;
 pub mod ingest;
 pub mod init;
 pub mod mail;
+pub mod mq;
 pub mod patrol;
 pub mod polecat;
 pub mod rig;
