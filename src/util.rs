@@ -273,6 +273,42 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: Option<u32>) -> Result<
         .ctx(|| format!("writing {}", path.display()))
 }
 
+/// A host-only temporary directory `<parent>/.<prefix>-<random>`, removed (with what
+/// it holds) when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<TempDir> {
+        let p = parent.join(format!(".{prefix}-{}", random_hex(6)));
+        std::fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shared libraries `bin` loads, dynamic loader included, as `ldd` names them (none
+/// for a static binary).
+pub fn shared_libs(bin: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let out = std::process::Command::new("ldd")
+        .arg(bin)
+        .output()
+        .ctx(|| format!("running ldd on {}", bin.display()))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(std::path::PathBuf::from)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

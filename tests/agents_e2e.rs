@@ -12,23 +12,8 @@ use support::*;
 
 const SECRET: &str = "sk-stub-e2e-7f3a9c2b51d04e68";
 
-fn npm_reachable() -> bool {
-    std::process::Command::new("npm")
-        .args(["view", "@openai/codex", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A unique image tag per run, removed afterwards.
-struct Image(String);
-impl Drop for Image {
-    fn drop(&mut self) {
-        docker(&["rmi", "-f", &self.0]);
-    }
-}
-
 fn build(t: &TestTown, kind: &str) -> Image {
-    let image = Image(format!("gt-e2e-{kind}:{}", std::process::id()));
+    let image = Image::new(&format!("gt-e2e-{kind}"));
     t.ok(&["image", "build", kind, "--tag", &image.0]);
     image
 }

@@ -5,21 +5,6 @@ mod support;
 
 use support::*;
 
-/// A unique tag per test run, removed afterwards.
-struct Image(String);
-
-impl Image {
-    fn new(kind: &str) -> Image {
-        Image(format!("gt-test-{kind}:{}", std::process::id()))
-    }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        docker(&["rmi", "-f", &self.0]);
-    }
-}
-
 fn inspect(image: &str) -> serde_json::Value {
     let out = docker(&["image", "inspect", image]);
     assert!(out.status.success(), "{out:?}");
@@ -32,7 +17,7 @@ fn a_base_image_built_from_host_files_runs_agents_as_a_non_root_user() {
         return;
     }
     let t = TestTown::new();
-    let image = Image::new("base");
+    let image = Image::new("gt-test-base");
     let built = t.json(&["image", "build", "base", "--tag", &image.0]);
     assert_eq!(built["image"], image.0.as_str(), "{built}");
     assert!(built["size_bytes"].as_i64().unwrap() > 1 << 20, "{built}");
@@ -83,14 +68,6 @@ fn a_base_image_built_from_host_files_runs_agents_as_a_non_root_user() {
     git(&remote, &["cat-file", "-e", &mr]);
 }
 
-/// The real CLIs from npm (skipped, saying so, where npm cannot reach its registry).
-fn npm_reachable() -> bool {
-    std::process::Command::new("npm")
-        .args(["view", "@openai/codex", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn claude_and_codex_images_carry_the_pinned_cli_and_run_it() {
     if !require_docker() {
@@ -102,7 +79,7 @@ fn claude_and_codex_images_carry_the_pinned_cli_and_run_it() {
     }
     let t = TestTown::new();
     for (kind, bin) in [("claude", "claude"), ("codex", "codex")] {
-        let image = Image::new(kind);
+        let image = Image::new(&format!("gt-test-{kind}"));
         let built = t.json(&["image", "build", kind, "--tag", &image.0]);
         let version = built["version"].as_str().unwrap().to_string();
         let i = inspect(&image.0);
@@ -177,7 +154,7 @@ fn gt_runs_in_an_image_without_glibc() {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     assert!(!root.join("lib").exists() && !root.join("lib64").exists());
-    let image = Image::new("nolibc");
+    let image = Image::new("gt-test-nolibc");
     let tar = std::process::Command::new("tar")
         .args(["-C", root.to_str().unwrap(), "-c", "."])
         .output()

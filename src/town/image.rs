@@ -78,8 +78,8 @@ pub fn build(
 ) -> Result<Built> {
     let started = std::time::Instant::now();
     let image = image.unwrap_or(kind.default_image()).to_string();
-    let work = tempdir("gt-image")?;
-    let root = work.0.join("rootfs");
+    let work = crate::util::TempDir::new_in(&std::env::temp_dir(), "gt-image")?;
+    let root = work.path().join("rootfs");
     base_rootfs(&root)?;
     let mut changes = vec![
         "ENV PATH=/usr/local/bin:/usr/bin:/bin".to_string(),
@@ -91,13 +91,13 @@ pub fn build(
     let (mut package, mut resolved) = (None, None);
     if let Some(pkg) = kind.package() {
         let v = version.unwrap_or("latest");
-        let (bin, ver) = npm_binary(&work.0.join("npm"), pkg, v, kind.binary())?;
+        let (bin, ver) = npm_binary(&work.path().join("npm"), pkg, v, kind.binary())?;
         copy_with_libs(&bin, &root, &format!("/usr/local/bin/{}", kind.binary()))?;
         changes.push(format!("LABEL gt.cli.package={pkg} gt.cli.version={ver}"));
         package = Some(pkg.to_string());
         resolved = Some(ver);
     }
-    let tar = work.0.join("rootfs.tar");
+    let tar = work.path().join("rootfs.tar");
     let st = Command::new("tar")
         .args(["--numeric-owner", "-C"])
         .arg(&root)
@@ -118,19 +118,6 @@ pub fn build(
         version: resolved,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// A temporary directory removed when dropped.
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-fn tempdir(prefix: &str) -> Result<TempDir> {
-    let p = std::env::temp_dir().join(format!("{prefix}-{}", crate::util::random_hex(6)));
-    std::fs::create_dir_all(&p).ctx(|| format!("creating {}", p.display()))?;
-    Ok(TempDir(p))
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -156,16 +143,9 @@ fn copy_with_libs(bin: &Path, root: &Path, dest: &str) -> Result<()> {
         std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
     }
     std::fs::copy(bin, &target).ctx(|| format!("copying {}", bin.display()))?;
-    let out = Command::new("ldd")
-        .arg(bin)
-        .output()
-        .ctx(|| "running ldd".to_string())?;
-    // A static binary: ldd says so and exits non-zero; nothing more to copy.
-    for lib in String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-    {
-        let to = root.join(lib.trim_start_matches('/'));
+    // A static binary has none: nothing more to copy.
+    for lib in crate::util::shared_libs(bin)? {
+        let to = root.join(lib.strip_prefix("/").unwrap_or(&lib));
         if to.exists() {
             continue;
         }
@@ -173,7 +153,7 @@ fn copy_with_libs(bin: &Path, root: &Path, dest: &str) -> Result<()> {
             std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
         }
         // Follows the symlink: the image gets the library itself under the name asked for.
-        std::fs::copy(lib, &to).ctx(|| format!("copying {lib}"))?;
+        std::fs::copy(&lib, &to).ctx(|| format!("copying {}", lib.display()))?;
     }
     Ok(())
 }

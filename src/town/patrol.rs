@@ -387,21 +387,12 @@ fn stalled(
 /// Running agents not heard from (no applied request) within `patrol.quiet_after`; the
 /// mayor gets one mail per dispatch about each.
 fn report_quiet(town: &mut Town) -> Result<Vec<String>> {
-    if town.config.patrol.quiet_after.is_zero() {
-        return Ok(Vec::new());
-    }
     let now = now_ms();
     let mut quiet = Vec::new();
-    for a in agents_in(town, "running")? {
-        let (Some(d), Some(bead)) = (a.dispatch, a.bead.clone()) else {
-            continue;
-        };
-        let heard = dispatches::last_heard(town.db.conn(), d).map_err(|e| town.db_err(e))?;
-        let Some(silence) = quiet_for(town, heard, now) else {
-            continue;
-        };
-        let span = crate::util::format_span(silence);
-        quiet.push(format!("{} on {bead}: quiet for {span}", a.id));
+    for q in quiet_agents(town, now)? {
+        let (a, d, bead, heard) = (&q.agent, q.dispatch, &q.bead, q.heard);
+        let span = crate::util::format_span(q.silence);
+        quiet.push(q.line());
         let m = Mail::new(
             format!("quiet-{d}"),
             ACTOR,
@@ -435,6 +426,49 @@ fn report_quiet(town: &mut Town) -> Result<Vec<String>> {
 
 /// How long a running agent last heard from at `last_heard` has been silent, when that
 /// makes it quiet (`patrol.quiet_after`, "0s" turning the report off).
+/// A running agent not heard from within `patrol.quiet_after`.
+pub struct Quiet {
+    pub agent: agents::Agent,
+    pub dispatch: i64,
+    pub bead: String,
+    /// When it was last heard from, and for how long it has not been (ms).
+    pub heard: i64,
+    pub silence: i64,
+}
+
+impl Quiet {
+    /// "RIG/NAME on BEAD: quiet for 45m", as patrol and `gt status` say it.
+    pub fn line(&self) -> String {
+        format!(
+            "{} on {}: quiet for {}",
+            self.agent.id,
+            self.bead,
+            crate::util::format_span(self.silence)
+        )
+    }
+}
+
+/// Every running agent quiet at `now` (none when `patrol.quiet_after` is off).
+pub fn quiet_agents(town: &Town, now: i64) -> Result<Vec<Quiet>> {
+    let mut out = Vec::new();
+    for a in agents_in(town, "running")? {
+        let (Some(dispatch), Some(bead)) = (a.dispatch, a.bead.clone()) else {
+            continue;
+        };
+        let heard = dispatches::last_heard(town.db.conn(), dispatch).map_err(|e| town.db_err(e))?;
+        if let Some(silence) = quiet_for(town, heard, now) {
+            out.push(Quiet {
+                agent: a,
+                dispatch,
+                bead,
+                heard,
+                silence,
+            });
+        }
+    }
+    Ok(out)
+}
+
 pub fn quiet_for(town: &Town, last_heard: i64, now: i64) -> Option<i64> {
     let quiet_after = town.config.patrol.quiet_after.as_millis() as i64;
     (quiet_after > 0 && now - last_heard >= quiet_after).then_some(now - last_heard)

@@ -147,21 +147,10 @@ pub fn status(town: &Town) -> Result<Status> {
         .filter(|a| a.state == "spawning" && super::patrol::spawn_overdue(town, a, now))
         .map(|a| a.id)
         .collect();
-    let mut quiet = Vec::new();
-    for a in agents::list(conn, None).map_err(err)? {
-        let (true, Some(d), Some(bead)) = (a.state == "running", a.dispatch, a.bead.as_deref())
-        else {
-            continue;
-        };
-        let heard = crate::state::dispatches::last_heard(conn, d).map_err(err)?;
-        if let Some(ms) = super::patrol::quiet_for(town, heard, now) {
-            quiet.push(format!(
-                "{} on {bead}: quiet for {}",
-                a.id,
-                crate::util::format_span(ms)
-            ));
-        }
-    }
+    let quiet = super::patrol::quiet_agents(town, now)?
+        .iter()
+        .map(super::patrol::Quiet::line)
+        .collect();
     Ok(Status {
         patrol: patrol_health(town)?,
         stopped_slings,

@@ -266,15 +266,17 @@ fn quote_c(path: &str) -> String {
 /// `/usr/local/bin/gt` a two-line script that runs it through that loader. Nothing is
 /// copied: only the script is written (once, under `.gt/agent-runtime/`).
 pub fn gt_binds(town: &Town, exe: &Path) -> Result<Vec<Bind>> {
-    let out = std::process::Command::new("ldd")
-        .arg(exe)
-        .output()
-        .map_err(|e| Error::io("running ldd on the gt binary", e))?;
-    let libs: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-        .map(PathBuf::from)
-        .collect();
+    // The same binary for the life of this process: asked of ldd once (a sling of many
+    // beads, a patrol pass of many re-dispatches).
+    static LIBS: std::sync::OnceLock<(PathBuf, Vec<PathBuf>)> = std::sync::OnceLock::new();
+    let libs = match LIBS.get() {
+        Some((bin, libs)) if bin == exe => libs.clone(),
+        _ => {
+            let libs = crate::util::shared_libs(exe)?;
+            let _ = LIBS.set((exe.to_path_buf(), libs.clone()));
+            libs
+        }
+    };
     let loader = libs
         .iter()
         .filter_map(|p| p.file_name())
@@ -376,29 +378,11 @@ pub fn import(town: &Town, rig: &str, name: &str, branch: &str) -> Result<String
         )?;
         return Ok(head);
     }
-    let staging = tempfile_dir(&town.rig_dir(rig), "import")?;
+    let staging = crate::util::TempDir::new_in(&town.rig_dir(rig), "import")?;
     let result = stage_objects(&p.git.join("objects"), staging.path(), &repo)
         .and_then(|()| crate::git::import_work(&repo_dir, staging.path(), branch, &base, &head));
     drop(staging);
     result.map(|()| head)
-}
-
-/// A host-only temporary directory under `parent`, removed when dropped.
-struct TempDir(PathBuf);
-impl TempDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-fn tempfile_dir(parent: &Path, prefix: &str) -> Result<TempDir> {
-    let p = parent.join(format!(".{prefix}-{}", crate::util::random_hex(6)));
-    mkdir(&p)?;
-    Ok(TempDir(p))
 }
 
 /// Copy the loose objects and packs of an agent's object directory that `repo` lacks,
@@ -493,7 +477,7 @@ pub fn uncommitted(
         return None;
     }
     let p = places(town, rig, name);
-    let staging = tempfile_dir(&town.rig_dir(rig), "index").ok()?;
+    let staging = crate::util::TempDir::new_in(&town.rig_dir(rig), "index").ok()?;
     let copy = staging.path().join("index");
     let repo_dir = town.repo_dir(rig);
     // Without an agent's own index (a worktree no agent ran in), the host's registration

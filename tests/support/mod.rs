@@ -701,3 +701,26 @@ impl Drop for SmallDisk {
             .status();
     }
 }
+
+/// An image built by a test, `NAME:<pid>`, removed when dropped.
+pub struct Image(pub String);
+
+impl Image {
+    pub fn new(name: &str) -> Image {
+        Image(format!("{name}:{}", std::process::id()))
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        docker(&["rmi", "-f", &self.0]);
+    }
+}
+
+/// Whether npm reaches its registry (the real agent CLIs come from it).
+pub fn npm_reachable() -> bool {
+    std::process::Command::new("npm")
+        .args(["view", "@openai/codex", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
