@@ -702,12 +702,15 @@ impl Drop for SmallDisk {
     }
 }
 
-/// An image built by a test, `NAME:<pid>`, removed when dropped.
+/// An image built by a test, `NAME:<pid>-<n>` (unique even between tests of one binary
+/// running at once: one test's drop never untags another's image), removed when dropped.
 pub struct Image(pub String);
 
 impl Image {
     pub fn new(name: &str) -> Image {
-        Image(format!("{name}:{}", std::process::id()))
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Image(format!("{name}:{}-{n}", std::process::id()))
     }
 }
 
