@@ -2814,7 +2814,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__add)
-            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2862,6 +2862,26 @@ _gt() {
                     ;;
                 --network)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --merge)
+                    COMPREPLY=($(compgen -W "review auto off" -- "${cur}"))
+                    return 0
+                    ;;
+                --test-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --merge-style)
+                    COMPREPLY=($(compgen -W "merge squash rebase" -- "${cur}"))
+                    return 0
+                    ;;
+                --gate-secrets)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
+                    return 0
+                    ;;
+                --digest)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
                     return 0
                     ;;
                 --town)
@@ -3042,7 +3062,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__set)
-            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --if-version --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --if-version --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3090,6 +3110,26 @@ _gt() {
                     ;;
                 --network)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --merge)
+                    COMPREPLY=($(compgen -W "review auto off" -- "${cur}"))
+                    return 0
+                    ;;
+                --test-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --merge-style)
+                    COMPREPLY=($(compgen -W "merge squash rebase" -- "${cur}"))
+                    return 0
+                    ;;
+                --gate-secrets)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
+                    return 0
+                    ;;
+                --digest)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
                     return 0
                     ;;
                 --if-version)

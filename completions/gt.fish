@@ -86,6 +86,17 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l pids -d 'Container process limit (default 512)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l merge -d 'How finished work lands on the default branch: review (a person approves each merge request with `gt mq approve`; the default of a new rig), auto (lands without approval once the gate passes), off (only recorded, as before)' -r -f -a "review\t''
+auto\t''
+off\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l test-command -d 'The gate: a shell command run (`sh -c`) on every candidate (target + the change) in a container with the agents\' image, limits and isolation; exit 0 lets it land. An empty value removes the gate' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l merge-style -d 'How a change lands: merge (a merge commit; default), squash (one commit), rebase (its commits replayed on the target)' -r -f -a "merge\t''
+squash\t''
+rebase\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l gate-secrets -d 'Whether the gate gets the rig\'s secrets (off by default: a gate runs the agent\'s code)' -r -f -a "on\t''
+off\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l digest -d 'Fold this rig\'s done notices into one digest mail to the mayor per patrol pass (escalations are never folded)' -r -f -a "on\t''
+off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l no-env -d 'Clear the rig\'s environment (a preset\'s included)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l no-secrets -d 'Attach no secrets (drops a preset\'s secret too)'
@@ -116,6 +127,17 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l pids -d 'Container process limit (default 512)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l merge -d 'How finished work lands on the default branch: review (a person approves each merge request with `gt mq approve`; the default of a new rig), auto (lands without approval once the gate passes), off (only recorded, as before)' -r -f -a "review\t''
+auto\t''
+off\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l test-command -d 'The gate: a shell command run (`sh -c`) on every candidate (target + the change) in a container with the agents\' image, limits and isolation; exit 0 lets it land. An empty value removes the gate' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l merge-style -d 'How a change lands: merge (a merge commit; default), squash (one commit), rebase (its commits replayed on the target)' -r -f -a "merge\t''
+squash\t''
+rebase\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l gate-secrets -d 'Whether the gate gets the rig\'s secrets (off by default: a gate runs the agent\'s code)' -r -f -a "on\t''
+off\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l digest -d 'Fold this rig\'s done notices into one digest mail to the mayor per patrol pass (escalations are never folded)' -r -f -a "on\t''
+off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l if-version -d 'Only change it if the rig\'s version is still N, the one you read (exit 3 otherwise)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l no-env -d 'Clear the rig\'s environment (a preset\'s included)'

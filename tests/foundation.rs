@@ -345,6 +345,25 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
              ALTER TABLE rigs DROP COLUMN env;
              ALTER TABLE rigs DROP COLUMN secrets;
              DROP TABLE usage;
+             DROP TABLE drains;
+             DROP INDEX merge_requests_rig_state;
+             ALTER TABLE rigs DROP COLUMN merge;
+             ALTER TABLE rigs DROP COLUMN test_command;
+             ALTER TABLE rigs DROP COLUMN merge_style;
+             ALTER TABLE rigs DROP COLUMN gate_secrets;
+             ALTER TABLE rigs DROP COLUMN digest;
+             ALTER TABLE merge_requests DROP COLUMN state;
+             ALTER TABLE merge_requests DROP COLUMN queued_at;
+             ALTER TABLE merge_requests DROP COLUMN target;
+             ALTER TABLE merge_requests DROP COLUMN step;
+             ALTER TABLE merge_requests DROP COLUMN base;
+             ALTER TABLE merge_requests DROP COLUMN candidate;
+             ALTER TABLE merge_requests DROP COLUMN gate_runs;
+             ALTER TABLE merge_requests DROP COLUMN reason;
+             ALTER TABLE merge_requests DROP COLUMN merged_commit;
+             ALTER TABLE merge_requests DROP COLUMN merged_at;
+             ALTER TABLE merge_requests DROP COLUMN updated_at;
+             ALTER TABLE merge_requests DROP COLUMN version;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -357,12 +376,17 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     c.prepare("SELECT input_tokens, cost_usd FROM usage")
         .unwrap();
     c.prepare("SELECT pruned_at FROM merge_requests").unwrap();
     c.prepare("SELECT agent, env, secrets FROM rigs").unwrap();
     assert_eq!(t.json(&["rig", "show", "api"])["agent"], "custom");
+    // A rig from before the merge queue keeps today's behaviour: record only.
+    assert_eq!(t.json(&["rig", "show", "api"])["merge"], "off");
+    c.prepare("SELECT state, queued_at FROM merge_requests")
+        .unwrap();
+    c.prepare("SELECT scope, mode FROM drains").unwrap();
     let migrated = t
         .json(&["log", "--subject", "town"])
         .as_array()

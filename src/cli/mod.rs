@@ -10,6 +10,7 @@ pub mod docs;
 pub mod image;
 pub mod init;
 pub mod mail;
+pub mod mq;
 pub mod output;
 pub mod patrol;
 pub mod polecat;
@@ -82,7 +83,7 @@ pub enum Command {
     Peek(polecat::PeekArgs),
     Convoy(convoy::ConvoyArgs),
     Mail(mail::MailArgs),
-    Mq(patrol::MqArgs),
+    Mq(mq::MqArgs),
     Patrol(patrol::PatrolArgs),
     Resume(patrol::ResumeArgs),
     Status(status::StatusArgs),
@@ -112,7 +113,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Peek(a) => polecat::peek(g, a),
         Command::Convoy(a) => convoy::run(g, a),
         Command::Mail(a) => mail::run(g, a),
-        Command::Mq(a) => patrol::mq(g, a),
+        Command::Mq(a) => mq::run(g, a),
         Command::Patrol(a) => patrol::patrol(g, a),
         Command::Resume(a) => patrol::resume(g, a),
         Command::Doctor(a) => patrol::doctor(g, a),

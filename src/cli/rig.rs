@@ -119,6 +119,28 @@ pub struct SettingsArgs {
     /// or the name of a network you created.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+    /// How finished work lands on the default branch: review (a person approves each
+    /// merge request with `gt mq approve`; the default of a new rig), auto (lands
+    /// without approval once the gate passes), off (only recorded, as before).
+    #[arg(long, value_name = "POLICY", value_parser = crate::town::mq::Policy::NAMES)]
+    pub merge: Option<String>,
+    /// The gate: a shell command run (`sh -c`) on every candidate (target + the change)
+    /// in a container with the agents' image, limits and isolation; exit 0 lets it land.
+    /// An empty value removes the gate.
+    #[arg(long, value_name = "CMD")]
+    pub test_command: Option<String>,
+    /// How a change lands: merge (a merge commit; default), squash (one commit), rebase
+    /// (its commits replayed on the target).
+    #[arg(long, value_name = "STYLE", value_parser = crate::town::mq::Style::NAMES)]
+    pub merge_style: Option<String>,
+    /// Whether the gate gets the rig's secrets (off by default: a gate runs the agent's
+    /// code).
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
+    pub gate_secrets: Option<String>,
+    /// Fold this rig's done notices into one digest mail to the mayor per patrol pass
+    /// (escalations are never folded).
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
+    pub digest: Option<String>,
 }
 
 impl SettingsArgs {
@@ -145,6 +167,11 @@ impl SettingsArgs {
             } else {
                 (!self.secret.is_empty()).then(|| self.secret.clone())
             },
+            merge: self.merge.clone(),
+            test_command: self.test_command.clone(),
+            merge_style: self.merge_style.clone(),
+            gate_secrets: self.gate_secrets.as_deref().map(|v| v == "on"),
+            digest: self.digest.as_deref().map(|v| v == "on"),
         }
     }
 
@@ -349,7 +376,7 @@ fn describe(r: &Rig) -> String {
         r.secrets.join(", ")
     };
     format!(
-        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nagent:          {}\nimage:          {}\ncommand:        {}\nenv:            {}\nsecrets:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nnetwork:        {}\nmax polecats:   {}\ncreated:        {}\nversion:        {}",
+        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nagent:          {}\nimage:          {}\ncommand:        {}\nenv:            {}\nsecrets:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nnetwork:        {}\nmax polecats:   {}\nmerge:          {} ({}{})\ntest command:   {}\ndigest:         {}\ncreated:        {}\nversion:        {}",
         r.name,
         r.source,
         output::opt(&r.remote),
@@ -364,6 +391,15 @@ fn describe(r: &Rig) -> String {
         r.pids,
         r.network,
         r.max_polecats,
+        r.merge,
+        r.merge_style,
+        if r.gate_secrets {
+            ", the gate gets the secrets"
+        } else {
+            ""
+        },
+        r.test_command.as_deref().unwrap_or("none (no gate)"),
+        if r.digest { "on" } else { "off" },
         output::time(r.created_at),
         r.version
     )

@@ -26,10 +26,21 @@ pub struct Rig {
     pub env: BTreeMap<String, String>,
     /// Names of the town secrets its agents get as files under /gt-secrets (never values).
     pub secrets: Vec<String>,
+    /// Landing policy of its merge requests: `review`, `auto` or `off`.
+    pub merge: String,
+    /// The gate: a shell command run on each candidate in a container; none: no gate.
+    pub test_command: Option<String>,
+    /// How a change lands: `merge`, `squash` or `rebase`.
+    pub merge_style: String,
+    /// The gate gets the rig's secrets too (off by default).
+    pub gate_secrets: bool,
+    /// Done notices of this rig are folded into one digest mail per patrol pass.
+    pub digest: bool,
 }
 
 const COLS: &str = "name, source, remote, default_branch, image, command, memory, cpus, pids, network, \
-                    max_polecats, created_at, version, agent, env, secrets";
+                    max_polecats, created_at, version, agent, env, secrets, merge, test_command, \
+                    merge_style, gate_secrets, digest";
 
 /// A JSON column, parsed; a malformed value is a conversion error naming the column.
 fn json_col<T: serde::de::DeserializeOwned>(r: &Row, i: usize) -> rusqlite::Result<T> {
@@ -67,6 +78,11 @@ fn from_row(r: &Row) -> rusqlite::Result<Rig> {
         agent: r.get(13)?,
         env: json_col(r, 14)?,
         secrets: json_col(r, 15)?,
+        merge: r.get(16)?,
+        test_command: r.get(17)?,
+        merge_style: r.get(18)?,
+        gate_secrets: r.get(19)?,
+        digest: r.get(20)?,
     })
 }
 
@@ -87,7 +103,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Rig>> {
 pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ),
         params![
             rig.name,
@@ -105,7 +121,12 @@ pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
             rig.version,
             rig.agent,
             env_json(&rig.env),
-            secrets_json(&rig.secrets)
+            secrets_json(&rig.secrets),
+            rig.merge,
+            rig.test_command,
+            rig.merge_style,
+            rig.gate_secrets,
+            rig.digest
         ],
     )?;
     Ok(())

@@ -187,6 +187,39 @@ CREATE TABLE usage (
 ) STRICT;
 CREATE INDEX usage_rig_at ON usage(rig, recorded_at);
 "#,
+    // 5: the merge queue lands work. A rig's landing policy; a merge request's state,
+    // its age in the queue (kept across bounces, so work sent back is not starved), its
+    // landing checkpoint and outcome. And drains: a scope (`*` or a rig) that nothing is
+    // dispatched to until `gt resume`. And a rig's choice to fold done notices into one
+    // digest mail per patrol pass.
+    r#"
+ALTER TABLE rigs ADD COLUMN merge TEXT NOT NULL DEFAULT 'off';        -- review | auto | off
+ALTER TABLE rigs ADD COLUMN test_command TEXT;                       -- the gate; none: no gate
+ALTER TABLE rigs ADD COLUMN merge_style TEXT NOT NULL DEFAULT 'merge'; -- rebase | squash | merge
+ALTER TABLE rigs ADD COLUMN gate_secrets INTEGER NOT NULL DEFAULT 0;  -- the gate gets the rig's secrets
+ALTER TABLE rigs ADD COLUMN digest INTEGER NOT NULL DEFAULT 0;        -- done notices as one digest
+ALTER TABLE merge_requests ADD COLUMN state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN
+  ('queued','needs-review','testing','merged','conflict','failed','rejected','superseded'));
+ALTER TABLE merge_requests ADD COLUMN queued_at INTEGER;     -- its place in the queue
+ALTER TABLE merge_requests ADD COLUMN target TEXT;           -- the branch it lands on
+ALTER TABLE merge_requests ADD COLUMN step TEXT;             -- landing checkpoint while testing
+ALTER TABLE merge_requests ADD COLUMN base TEXT;             -- target head the candidate is built on
+ALTER TABLE merge_requests ADD COLUMN candidate TEXT;        -- target + the change
+ALTER TABLE merge_requests ADD COLUMN gate_runs INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE merge_requests ADD COLUMN reason TEXT;           -- why it waits, bounced or failed
+ALTER TABLE merge_requests ADD COLUMN merged_commit TEXT;
+ALTER TABLE merge_requests ADD COLUMN merged_at INTEGER;
+ALTER TABLE merge_requests ADD COLUMN updated_at INTEGER;
+ALTER TABLE merge_requests ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+UPDATE merge_requests SET queued_at = created_at, updated_at = created_at;
+CREATE INDEX merge_requests_rig_state ON merge_requests(rig, state);
+CREATE TABLE drains (
+  scope    TEXT PRIMARY KEY,   -- '*' for the whole town, else a rig
+  mode     TEXT NOT NULL CHECK (mode IN ('drain','stop')),
+  since    INTEGER NOT NULL,
+  deadline INTEGER             -- a drain's end: remaining agents are stopped then
+) STRICT;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -122,25 +122,29 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         fail::fail_point!("saga.pushed.after");
     }
 
-    // recorded: one merge request per (bead, commit).
+    // recorded: one merge request per (bead, commit), waiting for review or its turn
+    // to land per the rig's policy (older open ones of the bead are superseded).
     if has(town, "recorded")?.is_none() {
         let remote = rig.remote.clone();
+        let state = match rig.merge.parse::<super::mq::Policy>() {
+            Ok(super::mq::Policy::Review) => merge_requests::MrState::NeedsReview,
+            _ => merge_requests::MrState::Queued,
+        };
         step_tx(town, d.id, &bead, "recorded", Some(&head), None, |tx| {
-            if merge_requests::insert(
-                tx,
-                &bead,
-                &a.rig,
-                &d.branch,
-                &head,
-                remote.as_deref(),
-                now_ms(),
-            )
-            .map_err(|e| tx.err(e))?
-            {
+            let new = merge_requests::NewMr {
+                bead: &bead,
+                rig: &a.rig,
+                branch: &d.branch,
+                commit: &head,
+                pushed_to: remote.as_deref(),
+                target: &rig.default_branch,
+                state,
+            };
+            if let Some(id) = merge_requests::insert(tx, &new, now_ms()).map_err(|e| tx.err(e))? {
                 tx.event(
                     "mr.recorded",
                     &bead,
-                    serde_json::json!({ "branch": d.branch, "commit": head }),
+                    serde_json::json!({ "mr": id, "branch": d.branch, "commit": head, "state": state.as_str() }),
                 )?;
             }
             Ok(())

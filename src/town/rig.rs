@@ -106,6 +106,14 @@ pub struct RigSpec {
     pub env: Option<Vec<String>>,
     /// Secret names: the whole list (replaces the rig's).
     pub secrets: Option<Vec<String>>,
+    /// Landing policy: `review`, `auto` or `off`.
+    pub merge: Option<String>,
+    /// The gate command; `Some("")` removes the gate.
+    pub test_command: Option<String>,
+    /// `merge`, `squash` or `rebase`.
+    pub merge_style: Option<String>,
+    pub gate_secrets: Option<bool>,
+    pub digest: Option<bool>,
 }
 
 /// A rig's agent settings, validated: what `add` records and `set` changes.
@@ -121,6 +129,11 @@ struct Settings {
     agent: String,
     env: BTreeMap<String, String>,
     secrets: Vec<String>,
+    merge: String,
+    test_command: Option<String>,
+    merge_style: String,
+    gate_secrets: bool,
+    digest: bool,
 }
 
 /// `KEY=VALUE` entries as an environment; errors name the flag.
@@ -205,6 +218,11 @@ impl Settings {
             agent: r.agent.clone(),
             env: r.env.clone(),
             secrets: r.secrets.clone(),
+            merge: r.merge.clone(),
+            test_command: r.test_command.clone(),
+            merge_style: r.merge_style.clone(),
+            gate_secrets: r.gate_secrets,
+            digest: r.digest,
         }
     }
 
@@ -293,6 +311,26 @@ impl Settings {
             }
             self.image = i.clone();
         }
+        if let Some(m) = &spec.merge {
+            self.merge = m.parse::<super::mq::Policy>()?.as_str().to_string();
+        }
+        if let Some(m) = &spec.merge_style {
+            self.merge_style = m.parse::<super::mq::Style>()?.as_str().to_string();
+        }
+        if let Some(t) = &spec.test_command {
+            if t.contains('\0') || t.len() > 32 << 10 {
+                return Err(Error::usage(
+                    "--test-command holds a NUL byte or is over 32 KiB",
+                ));
+            }
+            self.test_command = (!t.trim().is_empty()).then(|| t.clone());
+        }
+        if let Some(b) = spec.gate_secrets {
+            self.gate_secrets = b;
+        }
+        if let Some(b) = spec.digest {
+            self.digest = b;
+        }
         Ok(self)
     }
 }
@@ -313,6 +351,11 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         agent,
         env,
         secrets,
+        merge,
+        test_command,
+        merge_style,
+        gate_secrets,
+        digest,
     } = Settings {
         image: d.image.clone(),
         command: d.command.clone(),
@@ -324,6 +367,12 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         agent: Preset::Custom.as_str().into(),
         env: BTreeMap::new(),
         secrets: Vec::new(),
+        // A new rig's work waits for a person's approval before it lands.
+        merge: super::mq::Policy::Review.as_str().into(),
+        test_command: None,
+        merge_style: super::mq::Style::Merge.as_str().into(),
+        gate_secrets: false,
+        digest: false,
     }
     .apply(spec, &has_secret)?;
     if rigs::get(town.db.conn(), &spec.name)
@@ -390,6 +439,11 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         agent,
         env,
         secrets,
+        merge,
+        test_command,
+        merge_style,
+        gate_secrets,
+        digest,
     };
     let recorded = town.db.write(|tx| {
         rigs::insert(tx, &rig).map_err(|e| match e.sqlite_error_code() {
@@ -486,13 +540,30 @@ pub fn set(
         list_or_none(&before.secrets),
         list_or_none(&after.secrets),
     );
+    note("merge", before.merge.clone(), after.merge.clone());
+    note(
+        "test command",
+        before.test_command.clone().unwrap_or_else(|| "none".into()),
+        after.test_command.clone().unwrap_or_else(|| "none".into()),
+    );
+    note(
+        "merge style",
+        before.merge_style.clone(),
+        after.merge_style.clone(),
+    );
+    note(
+        "gate secrets",
+        on_off(before.gate_secrets),
+        on_off(after.gate_secrets),
+    );
+    note("digest", on_off(before.digest), on_off(after.digest));
     // Names only: a value given by mistake as --env stays out of the log.
     if before.env != after.env {
         changes.push(format!("env {}", env_change(&before.env, &after.env)));
     }
     if spec_is_empty(spec) {
         return Err(Error::usage(format!("nothing to change for rig {name}"))
-            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats"));
+            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats --merge --test-command --merge-style --gate-secrets --digest"));
     }
     if !changes.is_empty() {
         let expected = expect_version.unwrap_or(current.version);
@@ -521,6 +592,11 @@ pub fn set(
                     ("agent", &after.agent),
                     ("env", &env),
                     ("secrets", &secrets),
+                    ("merge", &after.merge),
+                    ("test_command", &after.test_command),
+                    ("merge_style", &after.merge_style),
+                    ("gate_secrets", &after.gate_secrets),
+                    ("digest", &after.digest),
                 ],
             )?;
             tx.event(
@@ -548,6 +624,15 @@ fn spec_is_empty(s: &RigSpec) -> bool {
         && s.agent.is_none()
         && s.env.is_none()
         && s.secrets.is_none()
+        && s.merge.is_none()
+        && s.test_command.is_none()
+        && s.merge_style.is_none()
+        && s.gate_secrets.is_none()
+        && s.digest.is_none()
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.to_string()
 }
 
 pub fn get(town: &Town, name: &str) -> Result<Rig> {

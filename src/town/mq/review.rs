@@ -2,9 +2,9 @@
 //! default branch (`gt diff`) and one merge request in full (`gt mq show`). Read-only:
 //! host refs and objects only (the agent's work was imported at its hand-over).
 
-use super::Town;
 use crate::error::{Error, Result};
 use crate::state::merge_requests::{self, MergeRequest};
+use crate::town::Town;
 use serde::Serialize;
 
 /// What a change holds against the merge base with its target.
@@ -87,7 +87,7 @@ pub fn diff(town: &Town, id: &str, with_patch: bool) -> Result<Change> {
             (b.id, b.rig, branch, head)
         }
     };
-    let target = super::rig::get(town, &rig)?.default_branch;
+    let target = crate::town::rig::get(town, &rig)?.default_branch;
     let repo = git2::Repository::open(town.repo_dir(&rig))?;
     let head = git2::Oid::from_str(&commit).map_err(|e| Error::git(e.message().to_string()))?;
     let target_head = crate::git::branch_head(&repo, &target)?
