@@ -72,7 +72,7 @@ impl Global {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Init(init::InitArgs),
-    Rig(rig::RigArgs),
+    Rig(Box<rig::RigArgs>),
     Secret(secret::SecretArgs),
     Image(image::ImageArgs),
     Costs(costs::CostsArgs),
