@@ -82,6 +82,11 @@ fn rig_row(name: &str, source: &str, max_polecats: i64, now: i64) -> rigs::Rig {
         agent: "custom".into(),
         env: Default::default(),
         secrets: Vec::new(),
+        merge: "off".into(),
+        test_command: None,
+        merge_style: "merge".into(),
+        gate_secrets: false,
+        digest: false,
     }
 }
 
