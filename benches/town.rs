@@ -3,7 +3,8 @@
 //! contains "status". Targets (issue notes): `gt status` < 20 ms with 50 rigs and
 //! 10,000 beads; sling ≤ 1.3 × (git worktree add + docker run -d); ingestion ≥ 5,000
 //! requests/s; a patrol pass over 100 agents < 300 ms with a constant number of
-//! runtime calls.
+//! runtime calls; landing 20 queued merge requests ≤ 1.5 × the same git (and gate
+//! container) operations done by a shell script.
 
 use gt::state::{beads, rigs};
 use gt::town::Town;
@@ -402,5 +403,154 @@ fn main() {
     }
     if docker_ok && want("patrol") {
         bench_patrol(tmp.path());
+    }
+    if docker_ok && want("land") {
+        bench_land(tmp.path());
+    }
+}
+
+/// `n` branches `polecat/b/api-bNN` in `repo`, each one commit adding its own file on
+/// top of main (made with git2: set-up, not timed).
+fn make_branches(repo: &Path, n: usize) -> Vec<(String, String)> {
+    let r = git2::Repository::open(repo).unwrap();
+    let main = r.find_branch("main", git2::BranchType::Local).unwrap();
+    let base = main.get().peel_to_commit().unwrap();
+    let sig = git2::Signature::now("bench", "bench@example.com").unwrap();
+    (0..n)
+        .map(|i| {
+            let bead = format!("api-b{i:02}");
+            let blob = r.blob(format!("change {i}\n").as_bytes()).unwrap();
+            let mut tb = r.treebuilder(Some(&base.tree().unwrap())).unwrap();
+            tb.insert(format!("file-{i}.txt"), blob, 0o100644).unwrap();
+            let tree = r.find_tree(tb.write().unwrap()).unwrap();
+            let c = r
+                .commit(None, &sig, &sig, &format!("{bead}: change {i}"), &tree, &[&base])
+                .unwrap();
+            let branch = format!("polecat/b/{bead}");
+            r.branch(&branch, &r.find_commit(c).unwrap(), false).unwrap();
+            (bead, c.to_string())
+        })
+        .collect()
+}
+
+fn bare_clone(src: &Path, to: &Path) {
+    assert!(
+        Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(src)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// 20 queued merge requests landed by `gt mq run` (merge style, with and without a
+/// trivial gate), against a shell script doing the same git operations (merge-tree,
+/// commit-tree, a compare-and-swap push, update-ref; and for the gate, a checkout and a
+/// `docker run` of the same image).
+fn bench_land(tmp: &Path) {
+    const N: usize = 20;
+    let image = std::env::var("GT_TEST_IMAGE").unwrap_or_else(|_| "gt-agent:latest".into());
+    for gate in [None, Some("true")] {
+        let name = if gate.is_some() { "land-gate" } else { "land" };
+        let src = source_repo(&tmp.join(format!("{name}-src")));
+        let root = tmp.join(format!("{name}-town"));
+        let made = gt::town::init::init(&root).unwrap();
+        let remote = tmp.join(format!("{name}-remote.git"));
+        bare_clone(&src, &remote);
+        let mut args = vec![
+            "rig", "add", "api", src.to_str().unwrap(), "--remote", remote.to_str().unwrap(),
+            "--merge", "auto", "--image", &image, "--memory", "64m",
+        ];
+        if let Some(g) = gate {
+            args.extend(["--test-command", g]);
+        }
+        run(&root, &args);
+        let repo = root.join("rigs/api/repo");
+        let made_branches = make_branches(&repo, N);
+        let mut town = Town::open_at(root.clone()).unwrap();
+        let now = gt::util::now_ms();
+        town.db
+            .write(|tx| {
+                for (i, (bead, commit)) in made_branches.iter().enumerate() {
+                    let branch = format!("polecat/b/{bead}");
+                    beads::insert(
+                        tx,
+                        &beads::Bead {
+                            id: bead.clone(),
+                            rig: "api".into(),
+                            title: format!("change {i}"),
+                            body: String::new(),
+                            status: "done".into(),
+                            queued: false,
+                            attempts: 1,
+                            branch: Some(branch.clone()),
+                            created_at: now,
+                            updated_at: now,
+                            version: 1,
+                        },
+                    )
+                    .unwrap();
+                    let mr = gt::state::merge_requests::NewMr {
+                        bead,
+                        rig: "api",
+                        branch: &branch,
+                        commit,
+                        pushed_to: None,
+                        target: "main",
+                        state: gt::state::merge_requests::MrState::Queued,
+                    };
+                    gt::state::merge_requests::insert(tx, &mr, now + i as i64).unwrap();
+                }
+                tx.event("bench.seeded", "api", serde_json::json!({}))
+            })
+            .unwrap();
+        drop(town);
+        let t = Instant::now();
+        run(&root, &["mq", "run"]);
+        let ours = t.elapsed();
+        let landed = run(&root, &["--json", "mq", "list", "--state", "merged"]);
+        let landed: serde_json::Value = serde_json::from_str(&landed).unwrap();
+        assert_eq!(landed.as_array().unwrap().len(), N, "not all landed");
+        cleanup(&made.town_id);
+
+        // The floor: the same operations by a shell script, on a twin repository.
+        let twin = tmp.join(format!("{name}-twin"));
+        assert!(Command::new("git").args(["clone", "-q"]).arg(&src).arg(&twin).status().unwrap().success());
+        let twin_remote = tmp.join(format!("{name}-twin-remote.git"));
+        bare_clone(&src, &twin_remote);
+        let branches = make_branches(&twin, N);
+        let gate_line = match gate {
+            Some(g) => format!(
+                "rm -rf \"$SCRATCH\" && mkdir -p \"$SCRATCH\" && git archive \"$c\" | tar -x -C \"$SCRATCH\" && docker run --rm --network none -v \"$SCRATCH:/work\" -w /work {image} sh -c '{g}' >/dev/null"
+            ),
+            None => ":".into(),
+        };
+        let script = format!(
+            "set -e\ncd \"$1\"\nfor b in {list}; do\n  old=$(git rev-parse main)\n  tree=$(git merge-tree --write-tree main \"polecat/b/$b\")\n  c=$(git -c user.name=b -c user.email=b@b commit-tree \"$tree\" -p main -p \"polecat/b/$b\" -m \"Merge $b\")\n  {gate_line}\n  git push -q --force-with-lease=refs/heads/main:$old \"$2\" \"$c:refs/heads/main\"\n  git ls-remote \"$2\" refs/heads/main >/dev/null\n  git update-ref refs/heads/main \"$c\" \"$old\"\ndone\n",
+            list = branches.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>().join(" "),
+        );
+        let t = Instant::now();
+        let ok = Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .arg("floor")
+            .arg(&twin)
+            .arg(&twin_remote)
+            .env("SCRATCH", tmp.join(format!("{name}-scratch")))
+            .status()
+            .unwrap()
+            .success();
+        let floor = t.elapsed();
+        assert!(ok, "the floor script failed");
+        println!(
+            "land {N} MRs{}: gt mq run {:.0} ms ({:.0} ms each), floor {:.0} ms, ratio {:.2}",
+            if gate.is_some() { " with a trivial gate" } else { " without a gate" },
+            ms(ours),
+            ms(ours) / N as f64,
+            ms(floor),
+            ours.as_secs_f64() / floor.as_secs_f64()
+        );
     }
 }

@@ -788,7 +788,7 @@ fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
             base,
             timeout(town),
         )? {
-            crate::git::CasPush::Pushed => {}
+            crate::git::CasPush::Pushed => crate::interrupt::step("mq.remote_pushed")?,
             crate::git::CasPush::Moved(now) => {
                 let why = format!(
                     "{remote}'s {target} moved (to {}) while it was being landed; queued again on the new head",
