@@ -41,6 +41,8 @@ pub struct Report {
     /// Running agents with no output and no request for `patrol.stall_timeout`: nudged
     /// through their inbox, or (nudged already, still silent) stopped.
     pub stalled: Vec<String>,
+    /// Agents of drained rigs stopped (or found ended) and parked: "RIG/NAME stopped: BEAD is open again, …".
+    pub drained: Vec<String>,
     pub mail_delivered: usize,
     pub breaker_open: bool,
     pub runtime_calls: usize,
@@ -176,6 +178,13 @@ fn steps(
     // re-dispatched below, the attempt counted).
     report.stalled = stalled(town, &rt, &by_agent)?;
 
+    // Drains: agents of a drained rig are parked (ended on their own, or stopped once
+    // the drain is due), never counted dead; nothing below dispatches there.
+    for p in super::drain::patrol_step(town, &rt, &observed)? {
+        touched.insert(p.key());
+        report.drained.push(super::drain::park_line(&p));
+    }
+
     // 5–6. Deaths (running agents without a running container) and stuck spawns.
     let now = now_ms();
     for a in agents_in(town, "running")?
@@ -241,6 +250,9 @@ fn steps(
     update_breaker(town, report)?;
     for a in agents_in(town, "dead")? {
         touched.insert((a.rig.clone(), a.name.clone()));
+        if super::drain::active(town, &a.rig)?.is_some() {
+            continue; // re-dispatched after `gt resume`
+        }
         // One agent that cannot be helped must not stop the pass for every other.
         match redispatch_or_give_up(town, &rt, &a, report) {
             Ok(()) => {}
@@ -1183,6 +1195,9 @@ fn dispatch_queued(town: &mut Town, rt: &dyn Runtime, report: &mut Report) -> Re
         return Ok(());
     }
     for rig in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
+        if super::drain::active(town, &rig.name)?.is_some() {
+            continue;
+        }
         for bead in beads::queued(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))? {
             if agents::live_count(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
                 >= rig.max_polecats
