@@ -24,7 +24,8 @@ pub fn set_call_timeout(d: Duration) {
     let _ = CALL_TIMEOUT.set(d);
 }
 
-/// A container of the town ended (`die`) or was OOM-killed (`oom`).
+/// A container of the town ended (`die`), was OOM-killed (`oom`) or signalled through
+/// the engine (`kill`).
 #[derive(Debug, Clone)]
 pub struct ContainerEvent {
     pub action: String,
@@ -224,7 +225,8 @@ impl DockerRuntime {
     }
 
     /// Follow the engine's events of this town's containers (label `gt.town`: agents
-    /// and merge-queue gates, labelled `gt.gate`, alike) that end one: `die` and `oom`. Each goes to `each`
+    /// and merge-queue gates, labelled `gt.gate`, alike) that end one: `die`, `oom`, and
+    /// `kill` (a signal sent through the engine: `docker kill`, `docker stop`). Each goes to `each`
     /// until it returns false; returns when the engine ends the stream or cannot be
     /// reached (the caller reconnects).
     pub fn container_events(
@@ -236,7 +238,7 @@ impl DockerRuntime {
             ("type".to_string(), vec!["container".to_string()]),
             (
                 "event".to_string(),
-                vec!["die".to_string(), "oom".to_string()],
+                vec!["die".to_string(), "oom".to_string(), "kill".to_string()],
             ),
             (
                 "label".to_string(),

@@ -657,7 +657,9 @@ fn how_it_ended(
             ));
         };
         let oom = i.oom || ending.as_ref().is_some_and(|e| e.oom);
-        let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS);
+        // A SIGKILL a watching patrol saw sent through the engine is no OOM kill.
+        let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS)
+            && !super::watch::signalled_by_engine(&i.id);
         if oom || ending.is_some() || i.exit_code != Some(137) || !settling {
             // The command's own code, when it recorded one: the container's may be that
             // of `gt agent run` killed after the command had ended.

@@ -186,6 +186,11 @@ fn follow_engine(town_id: String, tx: mpsc::Sender<Wake>) {
                     Ok(rt) => {
                         backoff = Duration::from_secs(1);
                         let r = rt.container_events(&town_id, |e| {
+                            if e.action == "kill" {
+                                // The `die` that follows wakes the loop.
+                                signalled_now(&e.id);
+                                return true;
+                            }
                             gone = tx.send(Wake::Container(e.action, e.name)).is_err();
                             !gone
                         });
@@ -205,4 +210,30 @@ fn follow_engine(town_id: String, tx: mpsc::Sender<Wake>) {
     if let Err(e) = spawned {
         tracing::warn!("following the engine's events: {e}; the interval alone wakes patrol");
     }
+}
+
+/// Containers signalled through the engine (a `kill` event: `docker kill`, `docker
+/// stop`) lately, as this process saw them: id → when.
+static SIGNALLED: std::sync::Mutex<Option<std::collections::HashMap<String, Instant>>> =
+    std::sync::Mutex::new(None);
+/// How long a `kill` event is remembered.
+const SIGNALLED_FOR: Duration = Duration::from_secs(120);
+
+fn signalled_now(id: &str) {
+    if let Ok(mut m) = SIGNALLED.lock() {
+        let m = m.get_or_insert_with(Default::default);
+        m.retain(|_, at| at.elapsed() < SIGNALLED_FOR);
+        m.insert(id.to_string(), Instant::now());
+    }
+}
+
+/// Whether container `id` was signalled through the engine lately (seen by a watching
+/// patrol): its SIGKILL came from someone's `docker kill` or `docker stop`, not from
+/// the kernel's OOM killer, so patrol need not wait for a late OOM flag.
+pub fn signalled_by_engine(id: &str) -> bool {
+    SIGNALLED
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(id).copied()))
+        .is_some_and(|at| at.elapsed() < SIGNALLED_FOR)
 }
