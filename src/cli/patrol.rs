@@ -9,17 +9,22 @@ use crate::runtime::docker::DockerRuntime;
 ///
 /// Ingests agent requests, finishes done sagas, records how dead agents ended and
 /// re-dispatches them with backoff (up to max_attempts), removes orphaned containers,
-/// delivers mail and dispatches queued beads. Safe to overlap with itself: a second
-/// patrol while one runs prints one line and exits 0.
+/// delivers mail and dispatches queued beads; in a drained rig (`gt drain`, `gt stop`)
+/// it stops agents instead and dispatches nothing. Safe to overlap with itself: a
+/// second patrol while one runs prints one line and exits 0.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt patrol                     # one pass, e.g. from cron every minute
+  gt patrol --watch             # loop; agents' requests and ended containers wake it
+  gt patrol --watch --interval 60s --quiet"#)]
 pub struct PatrolArgs {
     /// Loop until interrupted: a pass at once whenever an agent writes a request (done,
     /// checkpoint, mail) or a container of the town ends (exit, OOM kill), and one every
     /// --interval in any case.
     #[arg(long)]
     pub watch: bool,
-    /// The wait between passes with --watch, e.g. 30s (at least 100ms; default:
-    /// patrol.interval of gt.toml).
+    /// The longest wait between passes with --watch, e.g. 30s (at least 100ms;
+    /// default: patrol.interval of gt.toml).
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
 }
