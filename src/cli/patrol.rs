@@ -202,6 +202,8 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> Result<()> {
         ));
     } else if !lifted.is_empty() {
         lines.push("stopped beads are dispatched again on the next patrol pass".into());
+    } else if let Some(r) = &a.rig {
+        lines.push(format!("rig {r} was not drained"));
     }
     output::println_out(&lines_safe(&lines))
 }

@@ -243,6 +243,13 @@ fn ask(town: &mut Town, a: &agents::Agent, d: &Drain) -> Result<bool> {
     let (Some(dispatch), Some(bead)) = (a.dispatch, a.bead.clone()) else {
         return Ok(false);
     };
+    let id = format!("drain-{dispatch}");
+    if crate::state::mail::get(town.db.conn(), &id)
+        .map_err(|e| town.db_err(e))?
+        .is_some()
+    {
+        return Ok(false); // asked already
+    }
     write_marker(town, a)?;
     let by = match d.deadline {
         Some(at) if d.mode == "drain" => format!(
@@ -252,7 +259,7 @@ fn ask(town: &mut Town, a: &agents::Agent, d: &Drain) -> Result<bool> {
         _ => "now".into(),
     };
     let m = Mail::new(
-        format!("drain-{dispatch}"),
+        id,
         HUMAN,
         a.id.clone(),
         format!("stop for now: {} is being drained", d.what()),
@@ -458,7 +465,13 @@ pub fn run(
             report.still_working = left.iter().map(|a| a.id.clone()).collect();
             break;
         }
-        crate::interrupt::step("drain.wait")?;
+        crate::interrupt::step("drain.wait").map_err(|e| match e {
+            Error::Interrupted { signal, .. } => Error::Interrupted {
+                signal,
+                undone: "nothing undone: the drain stays in force, patrol stops the agents still working at its deadline; `gt resume` lifts it".into(),
+            },
+            e => e,
+        })?;
         std::thread::sleep(Duration::from_millis(200));
     }
     // Mark the drain complete: whatever starts running in it later is stopped at once.
@@ -477,13 +490,16 @@ pub fn run(
     report.mode = "stop".into();
     let parked: std::collections::HashSet<&str> =
         report.parked.iter().map(|p| p.agent.as_str()).collect();
+    // Those that said done: their bead is past `open` (a bead parked by a patrol
+    // running alongside is open again).
     report.finished = before
         .iter()
         .filter(|a| !parked.contains(a.id.as_str()))
         .filter_map(|a| {
-            let now = agents::get(town.db.conn(), &a.id).ok().flatten()?;
-            (now.generation == a.generation && matches!(now.state.as_str(), "finishing" | "idle"))
-                .then(|| format!("{} on {}", a.id, a.bead.as_deref().unwrap_or("-")))
+            let bead = crate::state::beads::get(town.db.conn(), a.bead.as_deref()?)
+                .ok()
+                .flatten()?;
+            (bead.status != "open").then(|| format!("{} on {}", a.id, bead.id))
         })
         .collect();
     tell_mayor(town, &report)?;
