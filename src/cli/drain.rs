@@ -103,6 +103,9 @@ fn run(g: &Global, rig: Option<&str>, timeout: Option<Duration>) -> Result<()> {
             "still starting: {w} (patrol stops it once it runs)"
         ));
     }
+    for e in &r.errors {
+        lines.push(format!("error: {e} (patrol tries again)"));
+    }
     lines.push(format!(
         "{what} is drained: {} agent(s) stopped; nothing is dispatched there until `gt resume{}`",
         r.parked.len(),

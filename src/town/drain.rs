@@ -157,9 +157,13 @@ pub struct Report {
     /// Agents that said done while the drain waited: their beads are handed over as usual.
     pub finished: Vec<String>,
     pub parked: Vec<Parked>,
-    /// Agents still working when this command ended (a `gt drain` interrupted):
-    /// patrol stops them at the deadline.
+    /// Agents still working when this command ended (a sling still starting, or an
+    /// agent that could not be stopped): patrol stops them.
     pub still_working: Vec<String>,
+    /// Why an agent could not be asked or stopped ("RIG/NAME: error").
+    pub errors: Vec<String>,
+    #[serde(skip)]
+    failed: std::collections::HashSet<String>,
 }
 
 /// Start (or tighten) a drain of `scope` (None: the whole town): nothing is dispatched
@@ -391,8 +395,7 @@ pub fn park(
 }
 
 /// One look at a drain: agents whose container ended are parked; the rest are asked
-/// (once) to stop, or stopped and parked when the drain is due. Returns the parked and
-/// the still working.
+/// (once) to stop, or stopped and parked when the drain is due; each goes into `report`.
 fn sweep(
     town: &mut Town,
     rt: &dyn Runtime,
@@ -409,14 +412,26 @@ fn sweep(
             // patrol after its spawn timeout).
             continue;
         }
-        if !running || d.due(now) {
-            if let Some(p) = park(town, rt, &a, c)? {
-                report.parked.push(p);
+        let r = if !running || d.due(now) {
+            park(town, rt, &a, c).map(|p| report.parked.extend(p))
+        } else {
+            ask(town, &a, d).map(|asked| {
+                if asked {
+                    report
+                        .asked
+                        .push(format!("{} on {}", a.id, a.bead.as_deref().unwrap_or("-")));
+                }
+            })
+        };
+        // One agent that cannot be stopped must not keep the others working.
+        match r {
+            Ok(()) => {}
+            Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => return Err(e),
+            Err(e) => {
+                tracing::warn!("draining {}: {e}", a.id);
+                report.errors.push(format!("{}: {e}", a.id));
+                report.failed.insert(a.id.clone());
             }
-        } else if ask(town, &a, d)? {
-            report
-                .asked
-                .push(format!("{} on {}", a.id, a.bead.as_deref().unwrap_or("-")));
         }
     }
     Ok(())
@@ -460,8 +475,13 @@ pub fn run(
             break;
         }
         let now = now_ms();
-        if d.due(now) && left.iter().all(|a| a.state == "spawning") {
-            // Slings still starting: patrol stops them once they run.
+        if d.due(now)
+            && left
+                .iter()
+                .all(|a| a.state == "spawning" || report.failed.contains(&a.id))
+        {
+            // Slings still starting, agents that could not be stopped: patrol tries
+            // them again on every pass.
             report.still_working = left.iter().map(|a| a.id.clone()).collect();
             break;
         }
@@ -561,12 +581,9 @@ fn tell_mayor(town: &mut Town, r: &Report) -> Result<()> {
 
 /// Patrol's step: for every drain, park the agents whose containers ended, ask the
 /// new ones to stop, and stop the rest once the drain is due (a `gt drain` that was
-/// killed while it waited is finished here). Returns the agents parked ("RIG/NAME").
-pub fn patrol_step(
-    town: &mut Town,
-    rt: &dyn Runtime,
-    observed: &[Observed],
-) -> Result<Vec<Parked>> {
+/// killed while it waited is finished here). Its report names the agents parked and
+/// the errors met.
+pub fn patrol_step(town: &mut Town, rt: &dyn Runtime, observed: &[Observed]) -> Result<Report> {
     let mut report = Report::default();
     let now = now_ms();
     for d in all(town.db.conn()).map_err(|e| town.db_err(e))? {
@@ -582,5 +599,5 @@ pub fn patrol_step(
             })?;
         }
     }
-    Ok(report.parked)
+    Ok(report)
 }

@@ -180,10 +180,12 @@ fn steps(
 
     // Drains: agents of a drained rig are parked (ended on their own, or stopped once
     // the drain is due), never counted dead; nothing below dispatches there.
-    for p in super::drain::patrol_step(town, &rt, &observed)? {
+    let drained = super::drain::patrol_step(town, &rt, &observed)?;
+    for p in &drained.parked {
         touched.insert(p.key());
-        report.drained.push(super::drain::park_line(&p));
+        report.drained.push(super::drain::park_line(p));
     }
+    report.errors.extend(drained.errors);
 
     // 5–6. Deaths (running agents without a running container) and stuck spawns.
     let now = now_ms();
