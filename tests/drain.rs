@@ -292,3 +292,31 @@ fn a_drain_killed_while_waiting_is_finished_by_patrol_at_its_deadline() {
     assert_eq!(t.json(&["status"])["drains"][0]["mode"], "stop");
     t.doctor_clean();
 }
+
+/// An agent that, asked to stop, finds its work complete and says done.
+const DONE_WHEN_ASKED: &str = r#"set -eu
+gt prime >/dev/null
+echo "all of it" > "work-$GT_BEAD.txt"
+git add -A && git commit -q -m "$GT_BEAD: the whole job"
+while ! ls /gt/inbox/drain-*.json >/dev/null 2>&1; do sleep 0.1; done
+gt done -m "complete before the drain"
+"#;
+
+#[test]
+fn an_agent_that_says_done_during_a_drain_is_handed_over_as_usual() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig(DONE_WHEN_ASKED, &[]);
+    let id = t.bead("nearly finished");
+    t.ok(&["sling", &id]);
+    let agent = agent_of(&t, &id);
+    let r = t.json(&["drain", "--rig", "api", "--timeout", "60s"]);
+    assert!(r["parked"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(r["finished"][0], format!("{agent} on {id}"), "{r}");
+    // A drain stops dispatching, not hand-overs: patrol finishes the done saga.
+    t.patrol_until("the bead to be done", 60, |t| t.bead_status(&id) == "done");
+    assert_eq!(bead_json(&t, &id)["attempts"], 1);
+    t.doctor_clean();
+}

@@ -74,7 +74,16 @@ fn run(g: &Global, rig: Option<&str>, timeout: Option<Duration>) -> Result<()> {
     if let Some(r) = rig {
         crate::town::rig::get(&town, r)?;
     }
-    let rt = DockerRuntime::connect()?;
+    // The drain is in force before anything else: even with the engine away, nothing
+    // is dispatched from now on.
+    let d = crate::town::drain::begin(&mut town, rig, timeout)?;
+    let rt = DockerRuntime::connect().inspect_err(|_| {
+        eprintln!(
+            "gt: {} is drained (nothing is dispatched), but its agents cannot be stopped \
+             while Docker is unavailable; patrol stops them once it answers",
+            d.what()
+        )
+    })?;
     // Ctrl-C while waiting leaves the drain in force; patrol finishes it.
     crate::interrupt::install();
     let show = !g.json && !g.quiet;

@@ -237,3 +237,31 @@ pub fn signalled_by_engine(id: &str) -> bool {
         .and_then(|m| m.as_ref().and_then(|m| m.get(id).copied()))
         .is_some_and(|at| at.elapsed() < SIGNALLED_FOR)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_finished_files_in_an_outbox_are_requests() {
+        let root = Path::new("/town/agents");
+        let is_request = |p: &str| match classify(root, Path::new(p)) {
+            Wake::Request(agent) => Some(agent),
+            _ => None,
+        };
+        assert_eq!(
+            is_request("/town/agents/api/nux/outbox/0a1b.json").as_deref(),
+            Some("api/nux")
+        );
+        assert_eq!(
+            is_request("/town/agents/api/nux/outbox/ending").as_deref(),
+            Some("api/nux")
+        );
+        // A temp file before its rename, a read mark, the host's own directories.
+        assert!(is_request("/town/agents/api/nux/outbox/.0a1b.json.tmp-abc").is_none());
+        assert!(is_request("/town/agents/api/nux/outbox/read/m-1").is_none());
+        assert!(is_request("/town/agents/api/nux/box/inbox/m-1.json").is_none());
+        assert!(is_request("/town/agents/api/nux").is_none());
+        assert!(is_request("/elsewhere/api/nux/outbox/x.json").is_none());
+    }
+}
