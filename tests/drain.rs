@@ -320,3 +320,20 @@ fn an_agent_that_says_done_during_a_drain_is_handed_over_as_usual() {
     assert_eq!(bead_json(&t, &id)["attempts"], 1);
     t.doctor_clean();
 }
+
+#[test]
+fn a_drain_with_the_engine_away_still_stops_dispatching_exit_5() {
+    let t = TestTown::new();
+    let out = t
+        .cmd()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["drain", "--timeout", "1m"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("the whole town is drained"), "{err}");
+    let drains = t.json(&["status"])["drains"].clone();
+    assert_eq!(drains[0]["scope"], "*", "{drains}");
+    assert_eq!(drains[0]["mode"], "drain", "{drains}");
+}
