@@ -337,3 +337,42 @@ fn a_drain_with_the_engine_away_still_stops_dispatching_exit_5() {
     assert_eq!(drains[0]["scope"], "*", "{drains}");
     assert_eq!(drains[0]["mode"], "drain", "{drains}");
 }
+
+/// `gt stop` killed at each of its fail points: the next patrol finishes the stop, the
+/// work in progress is on the branch, the bead is open and resumable, the town clean.
+#[test]
+fn stop_killed_before_or_after_stopping_a_container_is_finished_by_patrol() {
+    if !require_docker() {
+        return;
+    }
+    for fp in ["drain.before_stop", "drain.after_stop"] {
+        let t = TestTown::new();
+        t.rig(WORKS_UNTIL_STOPPED, &[]);
+        let id = t.bead("long job");
+        t.ok(&["sling", &id]);
+        let agent = agent_of(&t, &id);
+        let wt = t.worktree(&agent);
+        wait_for("the agent's uncommitted file", 60, || {
+            wt.join("wip.txt").exists().then_some(())
+        });
+        let out = t
+            .cmd()
+            .args(["stop"])
+            .env("FAILPOINTS", format!("{fp}=panic"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{fp}: gt stop should have died");
+        t.patrol_until(&format!("the stop finished after {fp}"), 60, |t| {
+            t.bead_status(&id) == "open"
+        });
+        assert!(t.running_containers().is_empty(), "{fp}");
+        let b = bead_json(&t, &id);
+        assert_eq!(b["attempts"], 0, "{fp}: {b}");
+        let branch = b["branch"].as_str().unwrap().to_string();
+        assert!(
+            branch_log(&t, &branch).contains("gt: work in progress"),
+            "{fp}: the work in progress is on the branch"
+        );
+        t.doctor_clean();
+    }
+}
