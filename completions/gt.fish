@@ -447,7 +447,7 @@ complete -c gt -n "__fish_gt_using_subcommand patrol" -s q -l quiet -d 'Print le
 complete -c gt -n "__fish_gt_using_subcommand patrol" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand patrol" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand drain" -l rig -d 'Drain only this rig (default: the whole town)' -r
-complete -c gt -n "__fish_gt_using_subcommand drain" -l timeout -d 'How long agents get to stop on their own before they are stopped, e.g. 10m, 90s, 0s (at least 0s)' -r
+complete -c gt -n "__fish_gt_using_subcommand drain" -l timeout -d 'How long agents get to stop on their own before they are stopped, e.g. 10m, 90s or 0s' -r
 complete -c gt -n "__fish_gt_using_subcommand drain" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand drain" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand drain" -s q -l quiet -d 'Print less'

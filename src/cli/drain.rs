@@ -33,7 +33,7 @@ pub struct DrainArgs {
     #[arg(long, value_name = "RIG")]
     pub rig: Option<String>,
     /// How long agents get to stop on their own before they are stopped, e.g. 10m,
-    /// 90s, 0s (at least 0s).
+    /// 90s or 0s.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: String,
 }
