@@ -43,6 +43,9 @@ _gt() {
             gt,done)
                 cmd="gt__subcmd__done"
                 ;;
+            gt,drain)
+                cmd="gt__subcmd__drain"
+                ;;
             gt,escalate)
                 cmd="gt__subcmd__escalate"
                 ;;
@@ -93,6 +96,9 @@ _gt() {
                 ;;
             gt,status)
                 cmd="gt__subcmd__status"
+                ;;
+            gt,stop)
+                cmd="gt__subcmd__stop"
                 ;;
             gt__subcmd__agent,help)
                 cmd="gt__subcmd__agent__subcmd__help"
@@ -211,6 +217,9 @@ _gt() {
             gt__subcmd__help,done)
                 cmd="gt__subcmd__help__subcmd__done"
                 ;;
+            gt__subcmd__help,drain)
+                cmd="gt__subcmd__help__subcmd__drain"
+                ;;
             gt__subcmd__help,escalate)
                 cmd="gt__subcmd__help__subcmd__escalate"
                 ;;
@@ -261,6 +270,9 @@ _gt() {
                 ;;
             gt__subcmd__help,status)
                 cmd="gt__subcmd__help__subcmd__status"
+                ;;
+            gt__subcmd__help,stop)
+                cmd="gt__subcmd__help__subcmd__stop"
                 ;;
             gt__subcmd__help__subcmd__agent,run)
                 cmd="gt__subcmd__help__subcmd__agent__subcmd__run"
@@ -539,7 +551,7 @@ _gt() {
 
     case "${cmd}" in
         gt)
-            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1270,6 +1282,32 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__drain)
+            opts="-q -v -h --rig --timeout --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__escalate)
             opts="-m -s -q -v -h --message --subject --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1305,7 +1343,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help)
-            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1599,6 +1637,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__done)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__drain)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2145,6 +2197,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2959,12 +3025,16 @@ _gt() {
             return 0
             ;;
         gt__subcmd__resume)
-            opts="-q -v -h --town --json --quiet --verbose --help"
+            opts="-q -v -h --rig --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -3529,6 +3599,28 @@ _gt() {
                 return 0
             fi
             case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__stop)
+            opts="-q -v -h --rig --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

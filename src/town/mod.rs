@@ -7,6 +7,7 @@ pub mod config;
 pub mod convoy;
 pub mod doctor;
 pub mod done;
+pub mod drain;
 pub mod image;
 pub mod ingest;
 pub mod init;
@@ -19,6 +20,7 @@ pub mod secret;
 pub mod sling;
 pub mod status;
 pub mod transcript;
+pub mod watch;
 pub mod workspace;
 
 use crate::error::{Error, Result};
