@@ -46,6 +46,10 @@ pub struct Report {
     pub waiting: Vec<String>,
     /// Problems that keep a merge request or a rig from moving (said, then retried).
     pub errors: Vec<String>,
+    /// Per rig, the remote target head this pass itself pushed and read back: the next
+    /// landing builds on it without fetching again (its push is compare-and-swap anyway).
+    #[serde(skip)]
+    known_remote: std::collections::HashMap<String, String>,
 }
 
 /// Where one merge request's landing got to in this call.
@@ -144,6 +148,19 @@ fn rigs_landing(town: &Town) -> Result<Vec<Rig>> {
 }
 
 fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -> Result<()> {
+    let merged_before = report.merged.len();
+    let result = land_some(town, rt, rig, report);
+    if report.merged.len() > merged_before {
+        // Merged branches go once their work is safe elsewhere (`gt rig prune`'s rule):
+        // one look at the remote for all of this pass's merges.
+        if let Err(e) = crate::town::rig::prune(town, Some(&rig.name), false) {
+            tracing::warn!("rig {}: branches not pruned after merging: {e}", rig.name);
+        }
+    }
+    result
+}
+
+fn land_some(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -> Result<()> {
     for _ in 0..MAX_PER_PASS {
         // One writer per rig: the merge request being landed goes on before another starts.
         let current = match merge_requests::in_state(town.db.conn(), &rig.name, MrState::Testing)
@@ -204,7 +221,7 @@ fn step(
     report: &mut Report,
 ) -> Result<Progress> {
     match (mr.state, mr.step.as_deref()) {
-        (MrState::Queued, _) => pick(town, rig, mr),
+        (MrState::Queued, _) => pick(town, rig, mr, report),
         (MrState::Testing, Some("picked")) => build(town, rig, mr, report),
         (MrState::Testing, Some("candidate")) => {
             if rig.test_command.is_none() {
@@ -240,7 +257,7 @@ fn step(
 }
 
 /// `picked`: take it only if it is still what was reviewed, then fetch the target.
-fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
+fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &Report) -> Result<Progress> {
     crate::interrupt::step("mq.picked.before")?;
     let bead = beads::get(town.db.conn(), &mr.bead)
         .map_err(|e| town.db_err(e))?
@@ -276,7 +293,7 @@ fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
         None => {} // pruned after its push: the commit is still here
     }
     let target = target_of(mr, rig);
-    let base = current_target(town, rig, &target)?;
+    let base = current_target(town, rig, &target, report.known_remote.get(&rig.name))?;
     if broken_target(town, &rig.name)?.as_deref() == Some(base.as_str()) {
         return Ok(Progress::Wait(format!(
             "{target} fails its gate at {} without any change: waiting for a fix",
@@ -290,13 +307,23 @@ fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
 
 /// The target's head to build on: the remote's (fetched, and the local branch moved up
 /// to it when that loses nothing) for a rig with a remote, else the local branch.
-fn current_target(town: &mut Town, rig: &Rig, target: &str) -> Result<String> {
+fn current_target(
+    town: &mut Town,
+    rig: &Rig,
+    target: &str,
+    known: Option<&String>,
+) -> Result<String> {
     let repo_dir = town.repo_dir(&rig.name);
     let repo = Repository::open(&repo_dir)?;
     let local = crate::git::branch_head(&repo, target)?;
     let Some(remote) = &rig.remote else {
         return local.ok_or_else(|| Error::git(format!("rig {} has no branch {target}", rig.name)));
     };
+    if let Some(k) = known
+        && local.as_ref() == Some(k)
+    {
+        return Ok(k.clone());
+    }
     town.db.renew_lease()?;
     let fetched = crate::git::fetch_branch(
         &repo_dir,
@@ -972,6 +999,11 @@ fn finish(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) ->
         }
     }
     crate::interrupt::step("mq.advanced.after")?;
+    if rig.remote.is_some() {
+        report
+            .known_remote
+            .insert(rig.name.clone(), cand.to_string());
+    }
     mark_merged(town, rig, mr, cand, report)?;
     crate::interrupt::step("mq.merged.after")?;
     Ok(Progress::Finished)
@@ -1012,10 +1044,6 @@ fn mark_merged(
     })?;
     let _ = std::fs::remove_file(rebase_marker(town, &rig.name, &mr.branch));
     report.merged.push(format!("{} (mr {})", mr.bead, mr.id));
-    // Its branch goes once its work is safe elsewhere (the rule of `gt rig prune`).
-    if let Err(e) = crate::town::rig::prune(town, Some(&rig.name), false) {
-        tracing::warn!("rig {}: branches not pruned after a merge: {e}", rig.name);
-    }
     Ok(())
 }
 
