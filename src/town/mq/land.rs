@@ -222,10 +222,9 @@ fn step(
 ) -> Result<Progress> {
     match (mr.state, mr.step.as_deref()) {
         (MrState::Queued, _) => pick(town, rig, mr, report),
-        (MrState::Testing, Some("picked")) => build(town, rig, mr, report),
         (MrState::Testing, Some("candidate")) => {
             if rig.test_command.is_none() {
-                checkpoint(town, mr, "gated", &[], "mr.gated")?;
+                checkpoint(town, mr, "gated", &[], &["mr.gated"])?;
                 return Ok(Progress::Next);
             }
             if let Gate::Unbuildable(e) = start_gate(town, rt, rig, mr, false)? {
@@ -257,7 +256,7 @@ fn step(
 }
 
 /// `picked`: take it only if it is still what was reviewed, then fetch the target.
-fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &Report) -> Result<Progress> {
+fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> Result<Progress> {
     crate::interrupt::step("mq.picked.before")?;
     let bead = beads::get(town.db.conn(), &mr.bead)
         .map_err(|e| town.db_err(e))?
@@ -300,9 +299,8 @@ fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &Report) -> Resul
             short(&base)
         )));
     }
-    checkpoint(town, mr, "picked", &[("base", &base)], "mr.picked")?;
     crate::interrupt::step("mq.picked.after")?;
-    Ok(Progress::Next)
+    build(town, rig, mr, &base, report)
 }
 
 /// The target's head to build on: the remote's (fetched, and the local branch moved up
@@ -366,10 +364,16 @@ fn current_target(
 }
 
 /// `candidate`: conflicts found in memory; target + the change made as commits.
-fn build(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> Result<Progress> {
+fn build(
+    town: &mut Town,
+    rig: &Rig,
+    mr: &MergeRequest,
+    base: &str,
+    report: &mut Report,
+) -> Result<Progress> {
     crate::interrupt::step("mq.candidate.before")?;
     let repo = Repository::open(town.repo_dir(&rig.name))?;
-    let base = Oid::from_str(mr.base.as_deref().unwrap_or_default())?;
+    let base = Oid::from_str(base)?;
     let change = Oid::from_str(&mr.commit)?;
     if change == base || repo.graph_descendant_of(base, change)? {
         // Already on the target (landed by hand, or an earlier run got this far).
@@ -396,12 +400,21 @@ fn build(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> 
     };
     match built {
         Built::Commit(c) => {
+            // Picked and built in one checkpoint (the base and the candidate together);
+            // without a gate, gated too. A crash before it starts the landing over.
+            let mut events = vec!["mr.picked", "mr.candidate"];
+            let step = if rig.test_command.is_some() {
+                "candidate"
+            } else {
+                events.push("mr.gated");
+                "gated"
+            };
             checkpoint(
                 town,
                 mr,
-                "candidate",
-                &[("candidate", &c.to_string())],
-                "mr.candidate",
+                step,
+                &[("base", &base.to_string()), ("candidate", &c.to_string())],
+                &events,
             )?;
             crate::interrupt::step("mq.candidate.after")?;
             Ok(Progress::Next)
@@ -425,7 +438,9 @@ fn build(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> 
                     .collect::<Vec<_>>()
                     .join("\n"),
             );
-            send_back(town, rig, mr, MrState::Conflict, &why, &detail, report)?;
+            let mut at = mr.clone();
+            at.base = Some(base.to_string());
+            send_back(town, rig, &at, MrState::Conflict, &why, &detail, report)?;
             Ok(Progress::Finished)
         }
     }
@@ -791,7 +806,7 @@ fn watch_gate(
                     )
                 })?;
             }
-            checkpoint(town, mr, "gated", &[], "mr.gated")?;
+            checkpoint(town, mr, "gated", &[], &["mr.gated"])?;
             Ok(Progress::Next)
         }
         (false, false) if mr.gate_runs < 2 => {
@@ -945,7 +960,7 @@ fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
             }
         }
     }
-    checkpoint(town, mr, "pushed", &[], "mr.pushed")?;
+    checkpoint(town, mr, "pushed", &[], &["mr.pushed"])?;
     crate::interrupt::step("mq.pushed.after")?;
     Ok(Progress::Next)
 }
@@ -1094,7 +1109,13 @@ pub(crate) fn send_back(
             )?;
         }
     }
-    if let Some(base) = &mr.base {
+    // The target it is measured against: the candidate's base, else (a rejection before
+    // any landing) the target's head now.
+    let onto = match &mr.base {
+        Some(b) => Some(b.clone()),
+        None => crate::git::branch_head(&repo, &target_of(mr, rig))?,
+    };
+    if let Some(base) = &onto {
         let marker = rebase_marker(town, &rig.name, &mr.branch);
         if let Some(dir) = marker.parent() {
             std::fs::create_dir_all(dir)
@@ -1130,9 +1151,9 @@ pub(crate) fn send_back(
         let now = now_ms();
         let n = tx
             .execute(
-                "UPDATE merge_requests SET state = ?2, step = NULL, reason = ?3, updated_at = ?4, version = version + 1
-                 WHERE id = ?1 AND version = ?5 AND state = ?6",
-                rusqlite::params![mr.id, final_state, format!("{reason}\n\n{detail}"), now, mr.version, mr.state],
+                "UPDATE merge_requests SET state = ?2, step = NULL, reason = ?3, updated_at = ?4, version = version + 1,
+                   base = ?7 WHERE id = ?1 AND version = ?5 AND state = ?6",
+                rusqlite::params![mr.id, final_state, format!("{reason}\n\n{detail}"), now, mr.version, mr.state, onto],
             )
             .map_err(|e| tx.err(e))?;
         if n != 1 {
@@ -1178,15 +1199,15 @@ fn checkpoint(
     mr: &MergeRequest,
     step: &str,
     values: &[(&str, &str)],
-    event: &str,
+    events: &[&str],
 ) -> Result<()> {
     town.db.write(|tx| {
         let mut sql = "UPDATE merge_requests SET state = 'testing', step = ?2, updated_at = ?3, version = version + 1".to_string();
         for (i, (col, _)) in values.iter().enumerate() {
             sql += &format!(", {col} = ?{}", i + 5);
         }
-        if step == "picked" {
-            sql += ", candidate = NULL, gate_runs = 0";
+        if mr.state == MrState::Queued {
+            sql += ", gate_runs = 0";
         }
         sql += " WHERE id = ?1 AND version = ?4";
         let mut params: Vec<&dyn rusqlite::ToSql> = vec![&mr.id, &step];
@@ -1207,7 +1228,10 @@ fn checkpoint(
         for (k, v) in values {
             data[*k] = serde_json::Value::String(v.to_string());
         }
-        tx.event(event, &mr.bead, data)
+        for e in events {
+            tx.event(e, &mr.bead, data.clone())?;
+        }
+        Ok(())
     })
 }
 
