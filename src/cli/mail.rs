@@ -279,12 +279,7 @@ fn print_list(g: &Global, list: &[Listed]) -> Result<()> {
             m.subject.clone(),
         ]);
     }
-    let unread = list.iter().filter(|l| l.mail.read.is_none()).count();
-    t.print()?;
-    output::println_out(&format!(
-        "{} message(s), {unread} unread; `gt mail read ID` shows one, `gt mail ack ID` files it away",
-        list.len()
-    ))
+    t.print()
 }
 
 fn kind_name(k: MailKind) -> &'static str {
