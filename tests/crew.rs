@@ -132,6 +132,11 @@ fn status_and_polecat_list_say_when_the_engine_does_not_answer() {
         text.contains("running (container exited)").then_some(text)
     });
     assert!(text.contains(&working), "{text}");
+    let text = t.ok(&["status"]);
+    assert!(
+        text.contains("1 running, only 0 container(s) running"),
+        "{text}"
+    );
     t.ok(&["patrol"]);
     let s = t.json(&["status"]);
     assert_eq!(s["patrol"]["last_pass_failed"], false, "{s}");
@@ -139,6 +144,31 @@ fn status_and_polecat_list_say_when_the_engine_does_not_answer() {
     assert!(
         t.ok(&["status"]).contains(", ok: 1 died, 1 re-dispatched"),
         "what the last pass found"
+    );
+}
+
+#[test]
+fn a_hung_engine_costs_status_seconds_and_is_shown_down() {
+    // An "engine" that accepts connections and never answers.
+    let t = TestTown::new();
+    let sock = t.dir.path().join("hung.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c); // keep it open, say nothing
+        }
+    });
+    let host = format!("unix://{}", sock.display());
+    let started = std::time::Instant::now();
+    let (code, out, err) = run_env(&t, &["status"], &[("DOCKER_HOST", host.as_str())]);
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("engine: DOWN ("), "{out}");
+    // The probe's 3 s, not patrol.engine_timeout's 60 s (bounded loosely: a loaded CI).
+    assert!(
+        took < std::time::Duration::from_secs(deadline_secs(5)),
+        "gt status took {took:?} on a hung engine"
     );
 }
 

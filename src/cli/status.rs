@@ -97,7 +97,9 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
         "rig", "open", "queued", "active", "done", "failed", "other", "agents",
     ]);
     t.colour(5, |c| (c != "0").then_some(Colour::Red));
-    t.colour(7, |c| c.contains("unverified").then_some(Colour::Red));
+    t.colour(7, |c| {
+        (c.contains("unverified") || c.contains("only ")).then_some(Colour::Red)
+    });
     for r in &s.rigs {
         let n = |k: &str| r.beads.get(k).copied().unwrap_or(0);
         let other = n("escalated") + n("deferred") + n("cancelled");
@@ -111,9 +113,12 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
             .iter()
             .map(|k| r.agents.get(*k).copied().unwrap_or(0))
             .sum::<i64>();
+        let running = r.agents.get("running").copied().unwrap_or(0);
         match r.containers_running {
             None if live > 0 => agents.push("unverified: engine down".into()),
-            Some(c) if c != live => agents.push(format!("{c} container(s) running")),
+            // Fewer containers run than agents are recorded running: some have died
+            // (patrol records it on its next pass).
+            Some(c) if c < running => agents.push(format!("only {c} container(s) running")),
             _ => {}
         }
         if let Some(idle) = r.agents.get("idle") {

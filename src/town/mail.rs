@@ -314,40 +314,49 @@ pub const DIGEST_PREFIX: &str = "digest-";
 /// body. Escalations are never folded, nor notices of beads that ended otherwise
 /// (escalated, deferred): those stay mails of their own. Returns the digest's id.
 pub fn fold_digests(town: &mut Town) -> Result<Option<String>> {
-    let notices = digest_candidates(town.db.conn()).map_err(|e| town.db_err(e))?;
-    if notices.is_empty() {
+    // Cheap check first: most deliveries have nothing to fold and need no write.
+    if digest_candidates(town.db.conn())
+        .map_err(|e| town.db_err(e))?
+        .is_empty()
+    {
         return Ok(None);
     }
-    let ids: Vec<&str> = notices.iter().map(|(m, _)| m.id.as_str()).collect();
-    let id = derived_id(DIGEST_PREFIX.trim_end_matches('-'), &ids.join(","));
-    let mut body = String::new();
-    let mut rigs: Vec<&str> = Vec::new();
-    for (m, rig) in &notices {
-        if !rigs.contains(&rig.as_str()) {
-            rigs.push(rig);
-        }
-        body += &format!(
-            "## {} ({}, {})\n{}\n\n",
-            m.subject,
-            m.id,
-            crate::util::format_time(m.sent),
-            m.body.trim_end()
-        );
-    }
-    let subject = format!(
-        "digest: {} bead(s) done in {}",
-        notices.len(),
-        rigs.join(", ")
-    );
-    let digest = Mail::new(
-        id.clone(),
-        super::patrol::ACTOR,
-        MAYOR,
-        subject,
-        body,
-        now_ms(),
-    );
+    // Read again inside the write transaction: two deliveries at once fold each notice
+    // once (the second finds nothing left).
     town.db.write(|tx| {
+        let notices = digest_candidates(tx).map_err(|e| tx.err(e))?;
+        if notices.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<&str> = notices.iter().map(|(m, _)| m.id.as_str()).collect();
+        let id = derived_id(DIGEST_PREFIX.trim_end_matches('-'), &ids.join(","));
+        let mut body = String::new();
+        let mut rigs: Vec<&str> = Vec::new();
+        for (m, rig) in &notices {
+            if !rigs.contains(&rig.as_str()) {
+                rigs.push(rig);
+            }
+            body += &format!(
+                "## {} ({}, {})\n{}\n\n",
+                m.subject,
+                m.id,
+                crate::util::format_time(m.sent),
+                m.body.trim_end()
+            );
+        }
+        let subject = format!(
+            "digest: {} bead(s) done in {}",
+            notices.len(),
+            rigs.join(", ")
+        );
+        let digest = Mail::new(
+            id.clone(),
+            super::patrol::ACTOR,
+            MAYOR,
+            subject,
+            body,
+            now_ms(),
+        );
         post(tx, &digest)?;
         for (m, rig) in &notices {
             tx.execute("DELETE FROM mail WHERE id = ?1", [&m.id])
@@ -358,9 +367,8 @@ pub fn fold_digests(town: &mut Town) -> Result<Option<String>> {
                 serde_json::json!({ "into": id, "rig": rig, "subject": m.subject }),
             )?;
         }
-        Ok(())
-    })?;
-    Ok(Some(id))
+        Ok(Some(id))
+    })
 }
 
 /// The mayor's unread done notices of digest rigs whose bead is `done`, with the rig.

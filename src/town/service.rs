@@ -146,9 +146,13 @@ fn crontab_write(lines: &[String]) -> Result<()> {
 }
 
 fn cron_missing(cmd: &str, e: std::io::Error) -> Error {
-    Error::Other(format!("cannot run `{cmd}`: {e}")).with_hint(
-        "install cron (Debian: `apt-get install cron`), or use `gt patrol install --systemd`",
-    )
+    let hint =
+        "install cron (Debian: `apt-get install cron`), or use `gt patrol install --systemd`";
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::not_found(format!("the command `{cmd}`"), Some(hint.to_string()))
+    } else {
+        Error::Other(format!("cannot run `{cmd}`: {e} ({hint})"))
+    }
 }
 
 /// The systemd user unit directory.
@@ -194,7 +198,8 @@ pub fn unit_files(town: &Town) -> Result<(String, String)> {
          Type=oneshot\n\
          WorkingDirectory={}\n\
          ExecStart={} --town {} -q patrol\n",
-        unit_quote(&root),
+        // A path, taken whole (no quotes); only specifiers are expanded in it.
+        root.replace('%', "%%"),
         unit_quote(&bin),
         unit_quote(&root),
     );
