@@ -594,6 +594,14 @@ fn patrol_install_writes_one_crontab_line_idempotently_and_uninstall_removes_onl
     assert_eq!(code, Some(0));
     assert!(out.contains("nothing to remove"), "{out}");
     assert_eq!(std::fs::read_to_string(&table).unwrap(), before);
+
+    // This town's line from another gt binary (an older install) is replaced, not doubled.
+    let old_line = format!("* * * * * '/old/gt' --town '{root}' -q patrol # gt patrol for {root}");
+    std::fs::write(&table, format!("{before}{old_line}\n")).unwrap();
+    let (code, out, _) = run_env(&t, &["patrol", "install"], &env);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("installed"), "{out}");
+    assert_eq!(std::fs::read_to_string(&table).unwrap(), after);
 }
 
 #[test]
