@@ -61,6 +61,11 @@ fn status_and_polecat_list_say_when_the_engine_does_not_answer() {
     assert_eq!(s["engine"]["containers_running"], 1, "{s}");
     assert_eq!(s["rigs"][0]["containers_running"], 1, "{s}");
     assert_eq!(t.json(&["polecat", "list"])[0]["observed"], "running");
+    let list = t.ok(&["polecat", "list"]);
+    assert!(
+        list.starts_with("engine: ok, 1 container(s) of this town running\npatrol: last pass "),
+        "{list}"
+    );
     let text = t.ok(&["status"]);
     assert!(
         text.contains("engine: ok, 1 container(s) of this town running"),
@@ -99,6 +104,10 @@ fn status_and_polecat_list_say_when_the_engine_does_not_answer() {
     let (code, out, _) = dead_engine(&t, &["polecat", "list"]);
     assert_eq!(code, Some(0));
     assert!(out.starts_with("engine: DOWN ("), "{out}");
+    assert!(
+        out.contains("\npatrol: last pass ") && out.contains(", ok: nothing to do"),
+        "{out}"
+    );
     let (_, json, _) = dead_engine(&t, &["--json", "polecat", "list"]);
     let pl: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(pl[0]["state"], "running");

@@ -19,7 +19,8 @@ pub enum PolecatCommand {
 }
 
 /// List polecats at work: state, bead, generation, when started and last heard from, and
-/// why they are in their state.
+/// why they are in their state. First, what those states rest on: whether the engine
+/// answers now, and patrol's last pass (as in `gt status`).
 ///
 /// Idle polecats (no bead) are hidden unless --all; `--json` always lists every polecat,
 /// with exact times (epoch milliseconds) and `observed`, the container's state as the
@@ -104,7 +105,8 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
             if g.json {
                 return output::json(&rows);
             }
-            list_table(&rows, &engine, a.all)
+            let patrol = crate::town::status::patrol_health(&town)?;
+            list_table(&rows, &engine, &patrol, a.all)
         }
         PolecatCommand::Nuke(a) => {
             let mut town = g.town()?;
@@ -185,10 +187,21 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
 fn list_table(
     rows: &[crate::town::polecat::PolecatRow],
     engine: &crate::town::status::Engine,
+    patrol: &crate::town::status::PatrolHealth,
     all: bool,
 ) -> Result<()> {
-    if !engine.answers {
-        output::println_out(&super::status::engine_line(engine))?;
+    // What the states below rest on: the engine asked now, and patrol's last look.
+    output::println_out(&format!(
+        "{}\npatrol: {}",
+        super::status::engine_line(engine),
+        super::status::patrol_line(patrol)
+    ))?;
+    if let Some(w) = &patrol.warning {
+        output::println_out(&format!(
+            "{}: {}",
+            output::paint("WARNING", output::Colour::Yellow),
+            output::safe_line(w)
+        ))?;
     }
     if rows.is_empty() {
         return output::println_out("no polecats yet; `gt sling BEAD` starts one");

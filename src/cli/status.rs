@@ -175,7 +175,7 @@ pub fn engine_line(e: &crate::town::status::Engine) -> String {
 }
 
 /// "last pass 4m ago, ok: 2 done", or a failing patrol and its last success.
-fn patrol_line(p: &crate::town::status::PatrolHealth) -> String {
+pub fn patrol_line(p: &crate::town::status::PatrolHealth) -> String {
     use output::{Colour, paint};
     let found = p
         .found
