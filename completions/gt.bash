@@ -43,6 +43,9 @@ _gt() {
             gt,done)
                 cmd="gt__subcmd__done"
                 ;;
+            gt,drain)
+                cmd="gt__subcmd__drain"
+                ;;
             gt,escalate)
                 cmd="gt__subcmd__escalate"
                 ;;
@@ -93,6 +96,9 @@ _gt() {
                 ;;
             gt,status)
                 cmd="gt__subcmd__status"
+                ;;
+            gt,stop)
+                cmd="gt__subcmd__stop"
                 ;;
             gt__subcmd__agent,help)
                 cmd="gt__subcmd__agent__subcmd__help"
@@ -211,6 +217,9 @@ _gt() {
             gt__subcmd__help,done)
                 cmd="gt__subcmd__help__subcmd__done"
                 ;;
+            gt__subcmd__help,drain)
+                cmd="gt__subcmd__help__subcmd__drain"
+                ;;
             gt__subcmd__help,escalate)
                 cmd="gt__subcmd__help__subcmd__escalate"
                 ;;
@@ -261,6 +270,9 @@ _gt() {
                 ;;
             gt__subcmd__help,status)
                 cmd="gt__subcmd__help__subcmd__status"
+                ;;
+            gt__subcmd__help,stop)
+                cmd="gt__subcmd__help__subcmd__stop"
                 ;;
             gt__subcmd__help__subcmd__agent,run)
                 cmd="gt__subcmd__help__subcmd__agent__subcmd__run"
@@ -313,8 +325,17 @@ _gt() {
             gt__subcmd__help__subcmd__mail,send)
                 cmd="gt__subcmd__help__subcmd__mail__subcmd__send"
                 ;;
+            gt__subcmd__help__subcmd__mq,approve)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__approve"
+                ;;
             gt__subcmd__help__subcmd__mq,list)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__list"
+                ;;
+            gt__subcmd__help__subcmd__mq,reject)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__reject"
+                ;;
+            gt__subcmd__help__subcmd__mq,run)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__run"
                 ;;
             gt__subcmd__help__subcmd__mq,show)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__show"
@@ -403,20 +424,38 @@ _gt() {
             gt__subcmd__mail__subcmd__help,send)
                 cmd="gt__subcmd__mail__subcmd__help__subcmd__send"
                 ;;
+            gt__subcmd__mq,approve)
+                cmd="gt__subcmd__mq__subcmd__approve"
+                ;;
             gt__subcmd__mq,help)
                 cmd="gt__subcmd__mq__subcmd__help"
                 ;;
             gt__subcmd__mq,list)
                 cmd="gt__subcmd__mq__subcmd__list"
                 ;;
+            gt__subcmd__mq,reject)
+                cmd="gt__subcmd__mq__subcmd__reject"
+                ;;
+            gt__subcmd__mq,run)
+                cmd="gt__subcmd__mq__subcmd__run"
+                ;;
             gt__subcmd__mq,show)
                 cmd="gt__subcmd__mq__subcmd__show"
+                ;;
+            gt__subcmd__mq__subcmd__help,approve)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__approve"
                 ;;
             gt__subcmd__mq__subcmd__help,help)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__help"
                 ;;
             gt__subcmd__mq__subcmd__help,list)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__list"
+                ;;
+            gt__subcmd__mq__subcmd__help,reject)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__reject"
+                ;;
+            gt__subcmd__mq__subcmd__help,run)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__run"
                 ;;
             gt__subcmd__mq__subcmd__help,show)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__show"
@@ -536,7 +575,7 @@ _gt() {
 
     case "${cmd}" in
         gt)
-            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1267,6 +1306,32 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__drain)
+            opts="-q -v -h --rig --timeout --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__escalate)
             opts="-m -s -q -v -h --message --subject --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1302,7 +1367,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help)
-            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status log doctor completions prime hook checkpoint done escalate agent help"
+            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1609,6 +1674,20 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__help__subcmd__drain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__help__subcmd__escalate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1778,7 +1857,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__mq)
-            opts="list show"
+            opts="list show approve reject run"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1791,7 +1870,49 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__help__subcmd__mq__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__help__subcmd__mq__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__mq__subcmd__reject)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__mq__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2128,6 +2249,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2516,7 +2651,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq)
-            opts="-q -v -h --town --json --quiet --verbose --help list show help"
+            opts="-q -v -h --town --json --quiet --verbose --help list show approve reject run help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2533,9 +2668,41 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gt__subcmd__mq__subcmd__help)
-            opts="list show help"
+        gt__subcmd__mq__subcmd__approve)
+            opts="-q -v -h --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__help)
+            opts="list show approve reject run help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__help__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2575,6 +2742,34 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__mq__subcmd__help__subcmd__reject)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__mq__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2590,13 +2785,65 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq__subcmd__list)
-            opts="-q -v -h --rig --town --json --quiet --verbose --help"
+            opts="-q -v -h --rig --state --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -W "queued needs-review testing merged conflict failed rejected superseded" -- "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__reject)
+            opts="-m -q -v -h --message --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__run)
+            opts="-q -v -h --wait --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2942,12 +3189,16 @@ _gt() {
             return 0
             ;;
         gt__subcmd__resume)
-            opts="-q -v -h --town --json --quiet --verbose --help"
+            opts="-q -v -h --rig --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -3512,6 +3763,28 @@ _gt() {
                 return 0
             fi
             case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__stop)
+            opts="-q -v -h --rig --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

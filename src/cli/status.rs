@@ -66,6 +66,19 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
             paint("CIRCUIT BREAKER OPEN", Colour::Red)
         );
     }
+    for d in &s.drains {
+        out += &format!(
+            "\n{} {} ({}): nothing is dispatched; `gt resume{}` lifts it",
+            d.what(),
+            paint("drained since", Colour::Yellow),
+            output::ago(d.since),
+            if d.scope == crate::town::drain::TOWN {
+                String::new()
+            } else {
+                format!(" --rig {}", d.scope)
+            }
+        );
+    }
     if let Some(w) = &s.patrol.warning {
         out += &format!(
             "\n{}: {}",

@@ -41,7 +41,11 @@ pub struct Report {
     /// Running agents with no output and no request for `patrol.stall_timeout`: nudged
     /// through their inbox, or (nudged already, still silent) stopped.
     pub stalled: Vec<String>,
+    /// Agents of drained rigs stopped (or found ended) and parked: "RIG/NAME stopped: BEAD is open again, …".
+    pub drained: Vec<String>,
     pub mail_delivered: usize,
+    /// What the merge queue did in this pass.
+    pub merge_queue: super::mq::land::Report,
     pub breaker_open: bool,
     pub runtime_calls: usize,
     pub errors: Vec<String>,
@@ -149,6 +153,21 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
     result.map(|_| report)
 }
 
+/// Run `f` under the patrol lease, as a pass would (`gt mq run`): Ok(None) when another
+/// patrol holds it.
+pub fn exclusive<T>(town: &mut Town, f: impl FnOnce(&mut Town) -> Result<T>) -> Result<Option<T>> {
+    let holder = lease_holder(std::process::id());
+    let token = match acquire(town, &holder)? {
+        Err(_) => return Ok(None),
+        Ok(token) => token,
+    };
+    town.db.set_fence(Some((token, town.config.patrol.lease)));
+    let result = f(town);
+    release(town);
+    town.db.set_fence(None);
+    result.map(Some)
+}
+
 fn steps(
     town: &mut Town,
     connect: &dyn Fn() -> Result<Box<dyn Runtime>>,
@@ -183,6 +202,15 @@ fn steps(
     // Stalled agents: nudged once, then stopped (their death is recorded here and they are
     // re-dispatched below, the attempt counted).
     report.stalled = stalled(town, &rt, &by_agent)?;
+
+    // Drains: agents of a drained rig are parked (ended on their own, or stopped once
+    // the drain is due), never counted dead; nothing below dispatches there.
+    let drained = super::drain::patrol_step(town, &rt, &observed)?;
+    for p in &drained.parked {
+        touched.insert(p.key());
+        report.drained.push(super::drain::park_line(p));
+    }
+    report.errors.extend(drained.errors);
 
     // 5–6. Deaths (running agents without a running container) and stuck spawns.
     let now = now_ms();
@@ -249,6 +277,9 @@ fn steps(
     update_breaker(town, report)?;
     for a in agents_in(town, "dead")? {
         touched.insert((a.rig.clone(), a.name.clone()));
+        if super::drain::active(town, &a.rig)?.is_some() {
+            continue; // re-dispatched after `gt resume`
+        }
         // One agent that cannot be helped must not stop the pass for every other.
         match redispatch_or_give_up(town, &rt, &a, report) {
             Ok(()) => {}
@@ -277,6 +308,9 @@ fn steps(
     }
     fail::fail_point!("patrol.after_sagas");
 
+    // The merge queue: one writer per rig, under this pass's lease.
+    report.merge_queue = super::mq::land::pass(town, &rt)?;
+
     // 7. Orphans: containers of this town with no current generation.
     let current: HashMap<(String, String), i64> = agents::list(town.db.conn(), None)
         .map_err(|e| town.db_err(e))?
@@ -289,6 +323,9 @@ fn steps(
             c.labels.get(LABEL_RIG).cloned().unwrap_or_default(),
             c.labels.get(LABEL_AGENT).cloned().unwrap_or_default(),
         );
+        if c.labels.contains_key(super::mq::land::LABEL_GATE) {
+            continue; // a merge request's gate: the merge queue's to end
+        }
         if !touched.contains(&key) && current.get(&key).copied() != c.generation() {
             rt.remove(&c.id, Duration::from_secs(2))?;
             report.orphans_removed.push(c.name.clone());
@@ -653,7 +690,9 @@ fn how_it_ended(
             ));
         };
         let oom = i.oom || ending.as_ref().is_some_and(|e| e.oom);
-        let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS);
+        // A SIGKILL a watching patrol saw sent through the engine is no OOM kill.
+        let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS)
+            && !super::watch::signalled_by_engine(&i.id);
         if oom || ending.is_some() || i.exit_code != Some(137) || !settling {
             // The command's own code, when it recorded one: the container's may be that
             // of `gt agent run` killed after the command had ended.
@@ -1191,6 +1230,9 @@ fn dispatch_queued(town: &mut Town, rt: &dyn Runtime, report: &mut Report) -> Re
         return Ok(());
     }
     for rig in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
+        if super::drain::active(town, &rig.name)?.is_some() {
+            continue;
+        }
         for bead in beads::queued(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))? {
             if agents::live_count(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
                 >= rig.max_polecats

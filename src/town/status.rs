@@ -18,6 +18,8 @@ pub struct Status {
     pub rigs: Vec<RigStatus>,
     /// Set while the circuit breaker pauses new dispatches.
     pub breaker_open: bool,
+    /// Drains in force (`gt drain`, `gt stop`): nothing is dispatched in their scope.
+    pub drains: Vec<super::drain::Drain>,
     /// Unread messages in the mayor's inbox: done notices and escalations.
     pub mayor_unread: i64,
     /// How many of those are escalations (`gt mail inbox --unread --kind escalation`).
@@ -117,6 +119,7 @@ pub fn engine(town: &Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> En
 /// What one successful patrol pass found and did, in counts (the pass's `--json`
 /// report has the names).
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Found {
     pub ingested: usize,
     pub rejected: usize,
@@ -128,6 +131,11 @@ pub struct Found {
     pub orphans_removed: usize,
     pub quiet: usize,
     pub stalled: usize,
+    /// Agents of drained rigs stopped and parked.
+    pub drained: usize,
+    /// Merge requests landed, and sent back to their beads.
+    pub merged: usize,
+    pub returned: usize,
     pub errors: usize,
 }
 
@@ -144,7 +152,10 @@ impl Found {
             orphans_removed: r.orphans_removed.len(),
             quiet: r.quiet.len(),
             stalled: r.stalled.len(),
-            errors: r.errors.len(),
+            drained: r.drained.len(),
+            merged: r.merge_queue.merged.len(),
+            returned: r.merge_queue.returned.len(),
+            errors: r.errors.len() + r.merge_queue.errors.len(),
         }
     }
 
@@ -158,6 +169,9 @@ impl Found {
             (self.dispatched, "dispatched from the queue"),
             (self.orphans_removed, "orphan container(s) removed"),
             (self.stalled, "stalled"),
+            (self.drained, "stopped by a drain"),
+            (self.merged, "merged"),
+            (self.returned, "sent back"),
             (self.quiet, "quiet"),
             (self.rejected, "request(s) rejected"),
             (self.errors, "error(s)"),
@@ -382,6 +396,7 @@ pub fn status(town: &Town, engine: Engine) -> Result<Status> {
         town_id: town.id.clone(),
         rigs: by_rig.into_values().collect(),
         breaker_open,
+        drains: super::drain::all(conn).map_err(err)?,
     })
 }
 
