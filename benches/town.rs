@@ -541,10 +541,18 @@ fn make_branches(repo: &Path, n: usize) -> Vec<(String, String)> {
             tb.insert(format!("file-{i}.txt"), blob, 0o100644).unwrap();
             let tree = r.find_tree(tb.write().unwrap()).unwrap();
             let c = r
-                .commit(None, &sig, &sig, &format!("{bead}: change {i}"), &tree, &[&base])
+                .commit(
+                    None,
+                    &sig,
+                    &sig,
+                    &format!("{bead}: change {i}"),
+                    &tree,
+                    &[&base],
+                )
                 .unwrap();
             let branch = format!("polecat/b/{bead}");
-            r.branch(&branch, &r.find_commit(c).unwrap(), false).unwrap();
+            r.branch(&branch, &r.find_commit(c).unwrap(), false)
+                .unwrap();
             (bead, c.to_string())
         })
         .collect()
@@ -577,8 +585,18 @@ fn bench_land(tmp: &Path) {
         let remote = tmp.join(format!("{name}-remote.git"));
         bare_clone(&src, &remote);
         let mut args = vec![
-            "rig", "add", "api", src.to_str().unwrap(), "--remote", remote.to_str().unwrap(),
-            "--merge", "auto", "--image", &image, "--memory", "64m",
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--remote",
+            remote.to_str().unwrap(),
+            "--merge",
+            "auto",
+            "--image",
+            &image,
+            "--memory",
+            "64m",
         ];
         if let Some(g) = gate {
             args.extend(["--test-command", g]);
@@ -634,7 +652,15 @@ fn bench_land(tmp: &Path) {
 
         // The floor: the same operations by a shell script, on a twin repository.
         let twin = tmp.join(format!("{name}-twin"));
-        assert!(Command::new("git").args(["clone", "-q"]).arg(&src).arg(&twin).status().unwrap().success());
+        assert!(
+            Command::new("git")
+                .args(["clone", "-q"])
+                .arg(&src)
+                .arg(&twin)
+                .status()
+                .unwrap()
+                .success()
+        );
         let twin_remote = tmp.join(format!("{name}-twin-remote.git"));
         bare_clone(&src, &twin_remote);
         let branches = make_branches(&twin, N);
@@ -646,7 +672,11 @@ fn bench_land(tmp: &Path) {
         };
         let script = format!(
             "set -e\ncd \"$1\"\nfor b in {list}; do\n  old=$(git rev-parse main)\n  tree=$(git merge-tree --write-tree main \"polecat/b/$b\")\n  c=$(git -c user.name=b -c user.email=b@b commit-tree \"$tree\" -p main -p \"polecat/b/$b\" -m \"Merge $b\")\n  {gate_line}\n  git push -q --force-with-lease=refs/heads/main:$old \"$2\" \"$c:refs/heads/main\"\n  git ls-remote \"$2\" refs/heads/main >/dev/null\n  git update-ref refs/heads/main \"$c\" \"$old\"\ndone\n",
-            list = branches.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>().join(" "),
+            list = branches
+                .iter()
+                .map(|(b, _)| b.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
         );
         let t = Instant::now();
         let ok = Command::new("bash")
@@ -663,7 +693,11 @@ fn bench_land(tmp: &Path) {
         assert!(ok, "the floor script failed");
         println!(
             "land {N} MRs{}: gt mq run {:.0} ms ({:.0} ms each), floor {:.0} ms, ratio {:.2}",
-            if gate.is_some() { " with a trivial gate" } else { " without a gate" },
+            if gate.is_some() {
+                " with a trivial gate"
+            } else {
+                " without a gate"
+            },
             ms(ours),
             ms(ours) / N as f64,
             ms(floor),

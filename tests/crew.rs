@@ -554,6 +554,13 @@ fn patrol_install_writes_one_crontab_line_idempotently_and_uninstall_removes_onl
         printed.contains(&format!("'{bin}' --town '{root}' -q patrol")),
         "{printed}"
     );
+    // The engine this shell uses goes with it: cron does not pass the environment on.
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        assert!(
+            printed.contains(&format!("DOCKER_HOST='{host}' ")),
+            "{printed}"
+        );
+    }
     assert!(
         printed
             .trim_end()
@@ -586,6 +593,7 @@ fn patrol_install_writes_one_crontab_line_idempotently_and_uninstall_removes_onl
         let out = std::process::Command::new("sh")
             .args(["-c", cmd])
             .env_remove("GT_TOWN")
+            .env_remove("DOCKER_HOST")
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -639,6 +647,12 @@ fn patrol_install_systemd_writes_a_unit_and_timer_once_and_uninstall_removes_the
         )),
         "{service_text}"
     );
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        assert!(
+            service_text.contains(&format!("Environment=\"DOCKER_HOST={host}\"\n")),
+            "{service_text}"
+        );
+    }
     let timer_text = std::fs::read_to_string(&timer).unwrap();
     assert!(timer_text.contains("OnUnitActiveSec=30s"), "{timer_text}");
     assert!(timer_text.contains("WantedBy=timers.target"));

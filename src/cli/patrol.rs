@@ -42,6 +42,8 @@ pub enum PatrolCommand {
 
 /// Run patrol for this town from cron (every minute; the default) or from a systemd user
 /// timer (every `patrol.interval`), with this gt binary's absolute path and the town's.
+/// DOCKER_HOST, when set, is written into the entry (cron and systemd start patrol
+/// without your environment).
 ///
 /// Idempotent: installing again changes nothing, and an older entry of this town (from
 /// another gt binary) is replaced. Other lines of your crontab, other towns' entries

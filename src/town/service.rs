@@ -1,5 +1,5 @@
 //! Patrol as a service: a crontab entry or a systemd user timer that runs this gt binary's
-//! `gt patrol` for this town. Both are found again by a marker naming the town, so an
+//! `gt patrol` for this town (with the caller's `DOCKER_HOST`, when set). Both are found again by a marker naming the town, so an
 //! install is idempotent and never touches another town's entry, nor anything else.
 //!
 //! Tests (and anyone who must not touch the real ones) point gt elsewhere: `GT_CRONTAB`
@@ -66,14 +66,30 @@ fn cron_marker(town: &Path) -> String {
     format!("# gt patrol for {}", town.display()).replace('%', r"\%")
 }
 
-/// This town's crontab line: every minute (cron's finest), appending to `.gt/patrol.log`.
+/// The engine gt talks to now, when it is not the default one: cron and systemd start
+/// patrol without the caller's environment, so the entry carries it.
+fn docker_host() -> Result<Option<String>> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => {
+            checked(Path::new(&h), "DOCKER_HOST")?;
+            Ok(Some(h))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// This town's crontab line: every minute (cron's finest), appending to `.gt/patrol.log`,
+/// with `DOCKER_HOST` when it is set.
 pub fn cron_line(town: &Town) -> Result<String> {
     let root = checked(&town.root, "the town")?;
     let bin = checked(&exe()?, "the gt binary")?;
     let log = format!("{root}/.gt/patrol.log");
+    let env = docker_host()?
+        .map(|h| format!("DOCKER_HOST={} ", sh_quote(&h)))
+        .unwrap_or_default();
     // cron turns an unescaped % into a line break.
     let cmd = format!(
-        "cd {} && {} --town {} -q patrol >> {} 2>&1",
+        "cd {} && {env}{} --town {} -q patrol >> {} 2>&1",
         sh_quote(&root),
         sh_quote(&bin),
         sh_quote(&root),
@@ -190,6 +206,9 @@ pub fn unit_files(town: &Town) -> Result<(String, String)> {
     let root = checked(&town.root, "the town")?;
     let bin = checked(&exe()?, "the gt binary")?;
     let every = crate::util::millis(town.config.patrol.interval).max(1000) / 1000;
+    let env = docker_host()?
+        .map(|h| format!("Environment={}\n", unit_quote(&format!("DOCKER_HOST={h}"))))
+        .unwrap_or_default();
     let service = format!(
         "# Written by `gt patrol install --systemd`; `gt patrol uninstall` removes it.\n\
          [Unit]\n\
@@ -197,6 +216,7 @@ pub fn unit_files(town: &Town) -> Result<(String, String)> {
          [Service]\n\
          Type=oneshot\n\
          WorkingDirectory={}\n\
+         {env}\
          ExecStart={} --town {} -q patrol\n",
         // A path, taken whole (no quotes); only specifiers are expanded in it.
         root.replace('%', "%%"),
