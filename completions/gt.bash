@@ -1241,7 +1241,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__diff)
-            opts="-q -v -h --stat --town --json --quiet --verbose --help"
+            opts="-q -v -h --stat --no-pager --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

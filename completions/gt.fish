@@ -221,6 +221,7 @@ complete -c gt -n "__fish_gt_using_subcommand costs" -s v -l verbose -d 'Print d
 complete -c gt -n "__fish_gt_using_subcommand costs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand diff" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand diff" -l stat -d 'Only the files changed, with lines added and removed'
+complete -c gt -n "__fish_gt_using_subcommand diff" -l no-pager -d 'Print to the terminal instead of through a pager'
 complete -c gt -n "__fish_gt_using_subcommand diff" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand diff" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand diff" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'

@@ -43,6 +43,29 @@ fn a_finished_beads_work_can_be_reviewed_as_a_diff_and_a_merge_request() {
         "{text}"
     );
     assert_eq!(t.json(&["diff", &mr_id])["commit"], mr["commit"]);
+    // On a terminal (a pty from `script`): coloured, through the pager; piped: plain.
+    let on_tty = |env: &[(&str, &str)]| {
+        let cmd = format!("{} diff {id}", gt_bin().display());
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("GT_TOWN", t.root())
+            .env_remove("NO_COLOR")
+            .env("GT_PAGER", "sed s/^/paged:/");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty(&[]);
+    assert!(shown.contains("paged:\u{1b}[32m+work by api/"), "{shown:?}");
+    let shown = on_tty(&[("NO_COLOR", "1")]);
+    assert!(
+        shown.contains("paged:+work by api/") && !shown.contains('\u{1b}'),
+        "{shown:?}"
+    );
+    assert!(!diff.contains('\u{1b}'), "piped output is plain: {diff:?}");
     // Unknown: exit 4.
     t.fails(&["diff", "api-nope"], 4);
     t.fails(&["mq", "show", "999"], 4);

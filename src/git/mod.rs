@@ -435,12 +435,14 @@ pub fn remote_head(
     branch: &str,
     timeout: Duration,
 ) -> Result<Option<String>> {
-    let out = git_cli_within(
-        repo_dir,
-        &["ls-remote", "--", remote, &format!("refs/heads/{branch}")],
-        Some(timeout),
-    )?;
-    Ok(out.split_whitespace().next().map(String::from))
+    let want = format!("refs/heads/{branch}");
+    let out = git_cli_within(repo_dir, &["ls-remote", "--", remote, &want], Some(timeout))?;
+    // ls-remote matches the pattern's tail (`refs/heads/x/refs/heads/main` too): only
+    // the exact ref counts.
+    Ok(out.lines().find_map(|l| {
+        let (commit, name) = l.split_once('\t')?;
+        (name == want).then(|| commit.to_string())
+    }))
 }
 
 /// Every branch `remote` has, with its commit: one `git ls-remote --heads`.
@@ -508,10 +510,7 @@ pub fn fetch_branch(
     into: &str,
     timeout: Duration,
 ) -> Result<Option<String>> {
-    if remote_head(repo_dir, remote, branch, timeout)?.is_none() {
-        return Ok(None);
-    }
-    git_cli_within(
+    let fetched = git_cli_within(
         repo_dir,
         &[
             "fetch",
@@ -522,7 +521,14 @@ pub fn fetch_branch(
             &format!("+refs/heads/{branch}:{into}"),
         ],
         Some(timeout),
-    )?;
+    );
+    if let Err(e) = fetched {
+        // A remote without the branch is an answer, not a failure.
+        if e.to_string().contains("couldn't find remote ref") {
+            return Ok(None);
+        }
+        return Err(e);
+    }
     let repo = Repository::open(repo_dir)?;
     Ok(repo.refname_to_id(into).ok().map(|o| o.to_string()))
 }
@@ -547,12 +553,8 @@ pub fn push_cas(
     expected: &str,
     timeout: Duration,
 ) -> Result<CasPush> {
-    match remote_head(repo_dir, remote, branch, timeout)? {
-        Some(h) if h == commit => return Ok(CasPush::Pushed),
-        Some(h) if h != expected => return Ok(CasPush::Moved(Some(h))),
-        None => return Ok(CasPush::Moved(None)),
-        Some(_) => {}
-    }
+    // No look first: the lease refuses a remote that is not at `expected` (moved, or
+    // at `commit` already after a crash), and the read-back below tells which.
     let pushed = git_cli_within(
         repo_dir,
         &[
