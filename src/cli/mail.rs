@@ -65,7 +65,8 @@ pub struct InboxArgs {
 
 /// Show one message in full (sender, time, subject, body) and mark it read.
 ///
-/// Reading does not acknowledge: the message stays in the inbox until `gt mail ack`.
+/// Reading does not acknowledge it: `gt mail ack ID` marks it handled (the inbox's READ
+/// column then says `acked`).
 #[derive(clap::Args, Debug)]
 pub struct ReadArgs {
     /// The mail id (from `gt mail inbox`).
