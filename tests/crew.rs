@@ -544,6 +544,18 @@ fn patrol_install_writes_one_crontab_line_idempotently_and_uninstall_removes_onl
     let before = format!("MAILTO=me@example.com\n0 3 * * * backup.sh\n{theirs}\n");
     std::fs::write(&table, &before).unwrap();
 
+    // No crontab command: not found (4), with what to do.
+    let (code, _, err) = run_env(
+        &t,
+        &["patrol", "install"],
+        &[("GT_CRONTAB", "/nonexistent/crontab")],
+    );
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("apt-get install cron") && err.contains("--systemd"),
+        "{err}"
+    );
+
     // --print shows the line and writes nothing.
     let (code, printed, err) = run_env(&t, &["patrol", "install", "--print"], &env);
     assert_eq!(code, Some(0), "{err}");

@@ -52,6 +52,11 @@ pub enum PatrolCommand {
 ///
 /// GT_CRONTAB (the crontab command), GT_SYSTEMCTL (the systemctl command) and
 /// XDG_CONFIG_HOME (where `systemd/user` is) point it elsewhere, e.g. in tests.
+///
+/// Exits 4 when the crontab command is missing, 1 when crontab refuses the table or
+/// systemctl cannot enable the timer (the units stay written; the message names the
+/// command to run), 2 when the town's or the binary's path cannot be written into an
+/// entry.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt patrol install                  # a crontab line, every minute
