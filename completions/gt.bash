@@ -340,6 +340,12 @@ _gt() {
             gt__subcmd__help__subcmd__mq,show)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__show"
                 ;;
+            gt__subcmd__help__subcmd__patrol,install)
+                cmd="gt__subcmd__help__subcmd__patrol__subcmd__install"
+                ;;
+            gt__subcmd__help__subcmd__patrol,uninstall)
+                cmd="gt__subcmd__help__subcmd__patrol__subcmd__uninstall"
+                ;;
             gt__subcmd__help__subcmd__polecat,list)
                 cmd="gt__subcmd__help__subcmd__polecat__subcmd__list"
                 ;;
@@ -453,6 +459,24 @@ _gt() {
                 ;;
             gt__subcmd__mq__subcmd__help,show)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__show"
+                ;;
+            gt__subcmd__patrol,help)
+                cmd="gt__subcmd__patrol__subcmd__help"
+                ;;
+            gt__subcmd__patrol,install)
+                cmd="gt__subcmd__patrol__subcmd__install"
+                ;;
+            gt__subcmd__patrol,uninstall)
+                cmd="gt__subcmd__patrol__subcmd__uninstall"
+                ;;
+            gt__subcmd__patrol__subcmd__help,help)
+                cmd="gt__subcmd__patrol__subcmd__help__subcmd__help"
+                ;;
+            gt__subcmd__patrol__subcmd__help,install)
+                cmd="gt__subcmd__patrol__subcmd__help__subcmd__install"
+                ;;
+            gt__subcmd__patrol__subcmd__help,uninstall)
+                cmd="gt__subcmd__patrol__subcmd__help__subcmd__uninstall"
                 ;;
             gt__subcmd__polecat,help)
                 cmd="gt__subcmd__polecat__subcmd__help"
@@ -1917,8 +1941,36 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__patrol)
-            opts=""
+            opts="install uninstall"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__patrol__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__patrol__subcmd__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2399,12 +2451,24 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mail__subcmd__ack)
-            opts="-q -v -h --town --json --quiet --verbose --help"
+            opts="-q -v -h --all --kind --from --as --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --kind)
+                    COMPREPLY=($(compgen -W "escalation notice message" -- "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2501,7 +2565,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mail__subcmd__inbox)
-            opts="-q -v -h --as --unread --town --json --quiet --verbose --help"
+            opts="-q -v -h --as --unread --from --kind --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2509,6 +2573,14 @@ _gt() {
             case "${prev}" in
                 --as)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kind)
+                    COMPREPLY=($(compgen -W "escalation notice message" -- "${cur}"))
                     return 0
                     ;;
                 --town)
@@ -2805,7 +2877,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__patrol)
-            opts="-q -v -h --watch --interval --town --json --quiet --verbose --help"
+            opts="-q -v -h --watch --interval --town --json --quiet --verbose --help install uninstall help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2815,6 +2887,98 @@ _gt() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__patrol__subcmd__help)
+            opts="install uninstall help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__patrol__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__patrol__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__patrol__subcmd__help__subcmd__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__patrol__subcmd__install)
+            opts="-q -v -h --cron --systemd --print --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__patrol__subcmd__uninstall)
+            opts="-q -v -h --cron --systemd --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2949,7 +3113,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__polecat__subcmd__list)
-            opts="-q -v -h --rig --town --json --quiet --verbose --help"
+            opts="-q -v -h --rig --all --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -5,6 +5,7 @@ use crate::agent::mode;
 use crate::agent::request::Body;
 use crate::error::Result;
 use crate::state::mail::Mail;
+use crate::town::mail::{Filter, Listed, MailKind};
 
 /// Durable mail between agents, the mayor and you. Sending twice with one --id is one message.
 #[derive(clap::Args, Debug)]
@@ -17,8 +18,8 @@ pub struct MailArgs {
 pub enum MailCommand {
     Send(SendArgs),
     Inbox(InboxArgs),
-    Read(IdArg),
-    Ack(IdArg),
+    Read(ReadArgs),
+    Ack(AckArgs),
 }
 
 /// Send a message to `mayor`, `human` or RIG/POLECAT.
@@ -37,8 +38,16 @@ pub struct SendArgs {
     pub id: Option<String>,
 }
 
-/// List messages, oldest first.
+/// List messages, oldest first, with their kind: `escalation` (something needs a person:
+/// a bead given up, Docker down, an agent's `gt escalate`), `notice` (what gt reports:
+/// done notices, digests, quiet agents, convoys) or `message` (written with `gt mail
+/// send`). Filters combine; times are relative ("4m ago"), exact in `--json`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt mail inbox --unread                      # what you have not read yet
+  gt mail inbox --kind escalation             # what needs you
+  gt mail inbox --from api/furiosa            # one agent's messages
+  gt mail ack --all --kind notice             # file every notice away"#)]
 pub struct InboxArgs {
     /// Whose inbox (host only): mayor (default), human or RIG/POLECAT.
     #[arg(long = "as", value_name = "ADDR", default_value = "mayor")]
@@ -46,13 +55,49 @@ pub struct InboxArgs {
     /// Only unread messages.
     #[arg(long)]
     pub unread: bool,
+    /// Only messages from this sender: RIG/POLECAT, human, mayor, or patrol.
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// Only messages of this kind.
+    #[arg(long, value_enum)]
+    pub kind: Option<crate::town::mail::MailKind>,
 }
 
-/// Show one message and mark it read (or, for `ack`, acknowledged).
+/// Show one message in full (sender, time, subject, body) and mark it read.
+///
+/// Reading does not acknowledge it: `gt mail ack ID` marks it handled (the inbox's READ
+/// column then says `acked`).
 #[derive(clap::Args, Debug)]
-pub struct IdArg {
-    /// The mail id.
+pub struct ReadArgs {
+    /// The mail id (from `gt mail inbox`).
     pub id: String,
+}
+
+/// Acknowledge messages: mark them handled (and read). Nothing is deleted; the message
+/// stays readable with `gt mail read ID`. Give one id, or --all with optional filters.
+#[derive(clap::Args, Debug)]
+pub struct AckArgs {
+    /// The mail id to acknowledge.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<String>,
+    /// Acknowledge every message of the inbox not acknowledged yet (those --kind and
+    /// --from keep).
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: only messages of this kind.
+    #[arg(long, value_enum, requires = "all")]
+    pub kind: Option<crate::town::mail::MailKind>,
+    /// With --all: only messages from this sender.
+    #[arg(long, value_name = "ADDR", requires = "all")]
+    pub from: Option<String>,
+    /// With --all, on the host: whose inbox (mayor, human or RIG/POLECAT).
+    #[arg(
+        long = "as",
+        value_name = "ADDR",
+        default_value = "mayor",
+        requires = "all"
+    )]
+    pub as_addr: String,
 }
 
 pub fn run(g: &Global, args: &MailArgs) -> Result<()> {
@@ -89,7 +134,7 @@ pub fn run(g: &Global, args: &MailArgs) -> Result<()> {
         MailCommand::Inbox(a) => {
             let mut town = g.town()?;
             crate::town::ingest::ingest_all(&mut town)?;
-            let list = crate::town::mail::inbox(&town, &a.as_addr, a.unread)?;
+            let list = crate::town::mail::inbox(&town, &a.as_addr, &inbox_filter(a))?;
             print_list(g, &list)
         }
         MailCommand::Read(a) => {
@@ -99,14 +144,45 @@ pub fn run(g: &Global, args: &MailArgs) -> Result<()> {
         }
         MailCommand::Ack(a) => {
             let mut town = g.town()?;
-            let m = crate::town::mail::mark(&mut town, &a.id, "acked_at")?;
-            if g.json {
-                output::json(&m)
-            } else {
-                output::println_out(&format!("acked {}", m.id))
+            if let Some(id) = &a.id {
+                let m = crate::town::mail::mark(&mut town, id, "acked_at")?;
+                return if g.json {
+                    output::json(&m)
+                } else {
+                    output::println_out(&format!("acked {}", m.id))
+                };
             }
+            crate::town::ingest::ingest_all(&mut town)?;
+            let ids = crate::town::mail::ack_all(&mut town, &a.as_addr, &ack_filter(a))?;
+            print_acked(g, &ids)
         }
     }
+}
+
+fn inbox_filter(a: &InboxArgs) -> Filter {
+    Filter {
+        unread: a.unread,
+        from: a.from.clone(),
+        kind: a.kind,
+    }
+}
+
+fn ack_filter(a: &AckArgs) -> Filter {
+    Filter {
+        unread: false,
+        from: a.from.clone(),
+        kind: a.kind,
+    }
+}
+
+fn print_acked(g: &Global, ids: &[String]) -> Result<()> {
+    if g.json {
+        return output::json(&serde_json::json!({ "acked": ids }));
+    }
+    output::println_out(&match ids.len() {
+        0 => "nothing to acknowledge".to_string(),
+        n => format!("acked {n} message(s)"),
+    })
 }
 
 fn agent_side(g: &Global, args: &MailArgs) -> Result<()> {
@@ -129,7 +205,23 @@ fn agent_side(g: &Global, args: &MailArgs) -> Result<()> {
             }
         }
         MailCommand::Inbox(a) => {
-            let list: Vec<Mail> = c.inbox(a.unread)?.into_iter().map(|(m, _)| m).collect();
+            let filter = inbox_filter(a);
+            let list: Vec<Listed> = c
+                .inbox(a.unread)?
+                .into_iter()
+                .map(|(m, _)| m)
+                .filter(|m| {
+                    Filter {
+                        unread: false,
+                        ..filter.clone()
+                    }
+                    .keeps(m)
+                })
+                .map(|mail| Listed {
+                    kind: MailKind::of(&mail),
+                    mail,
+                })
+                .collect();
             print_list(g, &list)
         }
         MailCommand::Read(a) => {
@@ -140,37 +232,63 @@ fn agent_side(g: &Global, args: &MailArgs) -> Result<()> {
             print_one(g, &m)
         }
         MailCommand::Ack(a) => {
-            c.mark_read(&a.id)?;
-            c.send(Body::Ack {
-                mail_id: a.id.clone(),
-            })?;
-            output::println_out(&format!("acked {}", a.id))
+            let ids = match &a.id {
+                Some(id) => vec![id.clone()],
+                None => c
+                    .inbox(false)?
+                    .into_iter()
+                    .map(|(m, _)| m)
+                    .filter(|m| ack_filter(a).keeps(m))
+                    .map(|m| m.id)
+                    .collect(),
+            };
+            for id in &ids {
+                c.mark_read(id)?;
+                c.send(Body::Ack {
+                    mail_id: id.clone(),
+                })?;
+            }
+            if a.id.is_some() && !g.json {
+                return output::println_out(&format!("acked {}", ids[0]));
+            }
+            print_acked(g, &ids)
         }
     }
 }
 
-fn print_list(g: &Global, list: &[Mail]) -> Result<()> {
+fn print_list(g: &Global, list: &[Listed]) -> Result<()> {
     if g.json {
         return output::json(list);
     }
     if list.is_empty() {
         return output::println_out("no mail");
     }
-    let mut t = output::Table::new(&["id", "sent", "from", "read", "subject"]);
-    for m in list {
+    let mut t = output::Table::new(&["id", "sent", "kind", "from", "read", "subject"]);
+    t.colour(2, |k| (k == "escalation").then_some(output::Colour::Red));
+    t.colour(4, |r| (r == "no").then_some(output::Colour::Yellow));
+    for Listed { mail: m, kind } in list {
         t.row(vec![
             m.id.clone(),
-            output::time(m.sent),
+            output::ago(m.sent),
+            kind_name(*kind).into(),
             m.from.clone(),
-            if m.read.is_some() {
-                "yes".into()
-            } else {
-                "no".into()
+            match (m.read, m.acked) {
+                (_, Some(_)) => "acked".into(),
+                (Some(_), None) => "yes".into(),
+                (None, None) => "no".into(),
             },
             m.subject.clone(),
         ]);
     }
     t.print()
+}
+
+fn kind_name(k: MailKind) -> &'static str {
+    match k {
+        MailKind::Escalation => "escalation",
+        MailKind::Notice => "notice",
+        MailKind::Message => "message",
+    }
 }
 
 fn print_one(g: &Global, m: &Mail) -> Result<()> {

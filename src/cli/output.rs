@@ -92,9 +92,14 @@ pub fn print_raw(bytes: &[u8]) -> Result<()> {
 /// A table with a header row; columns are padded to their widest cell (counted in
 /// characters). Every cell is printed through [`safe_line`]: no caller can let a control
 /// character or a line break of a cell reach the terminal.
+/// How a column picks a cell's colour from its text.
+pub type CellColour = fn(&str) -> Option<Colour>;
+
 pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// Columns whose cells are coloured, by a function of the cell's (escaped) text.
+    colours: Vec<(usize, CellColour)>,
 }
 
 impl Table {
@@ -102,7 +107,14 @@ impl Table {
         Table {
             header: header.iter().map(|h| h.to_string()).collect(),
             rows: Vec::new(),
+            colours: Vec::new(),
         }
+    }
+
+    /// Colour the cells of column `col` by `f` (on a terminal only; see [`colour_on`]).
+    /// The padding is computed on the text, so columns stay aligned.
+    pub fn colour(&mut self, col: usize, f: CellColour) {
+        self.colours.push((col, f));
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -114,10 +126,15 @@ impl Table {
     }
 
     pub fn print(&self) -> Result<()> {
-        println_out(&self.render())
+        println_out(&self.render_with(colour_on()))
     }
 
+    #[cfg(test)]
     fn render(&self) -> String {
+        self.render_with(false)
+    }
+
+    fn render_with(&self, colour: bool) -> String {
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -132,14 +149,25 @@ impl Table {
                 widths[i] = widths[i].max(c.chars().count());
             }
         }
-        let line = |cells: &[String]| {
+        let line = |cells: &[String], painted: bool| {
             let mut s = String::new();
             for (i, c) in cells.iter().enumerate() {
-                if i + 1 == cells.len() {
-                    s += c;
+                let last = i + 1 == cells.len();
+                let pad = if last {
+                    0
                 } else {
-                    s += &format!("{c:<w$}  ", w = widths[i]);
+                    widths[i].saturating_sub(c.chars().count()) + 2
+                };
+                let wanted = self
+                    .colours
+                    .iter()
+                    .find(|(col, _)| *col == i)
+                    .and_then(|(_, f)| f(c));
+                match wanted {
+                    Some(k) if painted => s += &paint_if(colour, c, k),
+                    _ => s += c,
                 }
+                s += &" ".repeat(pad);
             }
             s.trim_end().to_string()
         };
@@ -150,10 +178,11 @@ impl Table {
                 .iter()
                 .map(|h| h.to_uppercase())
                 .collect::<Vec<_>>(),
+            false,
         );
         for row in &rows {
             out.push('\n');
-            out += &line(row);
+            out += &line(row, true);
         }
         out
     }
@@ -167,6 +196,81 @@ pub fn opt(s: &Option<impl ToString>) -> String {
 
 pub fn time(ms: i64) -> String {
     crate::util::format_time(ms)
+}
+
+/// `ms` (epoch milliseconds) as a person reads it, relative to now: `4m ago`, `in 2h`,
+/// `just now`. Tables use it; `--json` keeps the exact stamp.
+pub fn ago(ms: i64) -> String {
+    relative(ms, crate::util::now_ms())
+}
+
+/// [`ago`] against a given `now`, for tests.
+pub fn relative(ms: i64, now: i64) -> String {
+    let d = now.saturating_sub(ms);
+    if d.abs() < 1000 {
+        return "just now".into();
+    }
+    if d > 0 {
+        format!("{} ago", crate::util::format_span(d))
+    } else {
+        format!("in {}", crate::util::format_span(d.saturating_neg()))
+    }
+}
+
+/// A colour for a word a person should notice. Printed only on a terminal, and never with
+/// `NO_COLOR` set (https://no-color.org).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colour {
+    Red,
+    Green,
+    Yellow,
+    Dim,
+}
+
+impl Colour {
+    fn code(self) -> &'static str {
+        match self {
+            Colour::Red => "31",
+            Colour::Green => "32",
+            Colour::Yellow => "33",
+            Colour::Dim => "2",
+        }
+    }
+}
+
+/// Whether stdout takes colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn colour_on() -> bool {
+    use std::io::IsTerminal;
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    })
+}
+
+/// `s` in colour `c` when stdout takes colour (see [`colour_on`]), else `s` as it is.
+/// Give it text that is already safe to print (ours, or passed through [`safe_line`]).
+pub fn paint(s: &str, c: Colour) -> String {
+    paint_if(colour_on(), s, c)
+}
+
+fn paint_if(on: bool, s: &str, c: Colour) -> String {
+    if on && !s.is_empty() {
+        format!("\x1b[{}m{s}\x1b[0m", c.code())
+    } else {
+        s.to_string()
+    }
+}
+
+/// The colour of an agent or bead state in a table: red for what needs a person, yellow
+/// for what is in passage, green for work going on.
+pub fn state_colour(state: &str) -> Option<Colour> {
+    match state {
+        "running" | "in_progress" | "done" | "merged" => Some(Colour::Green),
+        "spawning" | "finishing" | "hooked" | "queued" => Some(Colour::Yellow),
+        "dead" | "failed" | "escalated" | "nuked" | "conflict" | "rejected" => Some(Colour::Red),
+        "idle" | "cancelled" | "deferred" => Some(Colour::Dim),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -241,5 +345,36 @@ mod tests {
              abcdef     ok"
         );
         assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\u{202e}'));
+    }
+
+    #[test]
+    fn relative_times_read_as_a_person_says_them() {
+        let now = 1_000_000_000;
+        assert_eq!(relative(now, now), "just now");
+        assert_eq!(relative(now - 400, now), "just now");
+        assert_eq!(relative(now - 4 * 60_000, now), "4m ago");
+        assert_eq!(relative(now - 3 * 3_600_000 - 5, now), "3h ago");
+        assert_eq!(relative(now + 2 * 3_600_000, now), "in 2h");
+        assert_eq!(relative(now - 45_000, now), "45s ago");
+        assert_eq!(relative(now - 3 * 86_400_000, now), "3d ago");
+    }
+
+    #[test]
+    fn coloured_cells_keep_the_columns_aligned_and_plain_output_has_no_escapes() {
+        let mut t = Table::new(&["state", "bead"]);
+        t.colour(0, state_colour);
+        t.row(vec!["running".into(), "a".into()]);
+        t.row(vec!["dead".into(), "b".into()]);
+        let plain = t.render_with(false);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let painted = t.render_with(true);
+        assert!(painted.contains("\x1b[32mrunning\x1b[0m  a"), "{painted:?}");
+        assert!(painted.contains("\x1b[31mdead\x1b[0m     b"), "{painted:?}");
+        // Without the codes, the same table.
+        let stripped = painted
+            .replace("\x1b[32m", "")
+            .replace("\x1b[31m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(stripped, plain);
     }
 }

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 use crate::runtime::docker::DockerRuntime;
 
-/// One reconciliation pass over the town (run it from cron every minute).
+/// One reconciliation pass over the town (run it from cron every minute: `gt patrol
+/// install` sets that up).
 ///
 /// Ingests agent requests, finishes done sagas, records how dead agents ended and
 /// re-dispatches them with backoff (up to max_attempts), removes orphaned containers,
@@ -13,11 +14,15 @@ use crate::runtime::docker::DockerRuntime;
 /// it stops agents instead and dispatches nothing. Safe to overlap with itself: a
 /// second patrol while one runs prints one line and exits 0.
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 #[command(after_long_help = r#"Examples:
   gt patrol                     # one pass, e.g. from cron every minute
+  gt patrol install             # run it every minute from cron
   gt patrol --watch             # loop; agents' requests and ended containers wake it
   gt patrol --watch --interval 60s --quiet"#)]
 pub struct PatrolArgs {
+    #[command(subcommand)]
+    pub command: Option<PatrolCommand>,
     /// Loop until interrupted: a pass at once whenever an agent writes a request (done,
     /// checkpoint, mail) or a container of the town ends (exit, OOM kill), and one every
     /// --interval in any case.
@@ -27,6 +32,59 @@ pub struct PatrolArgs {
     /// default: patrol.interval of gt.toml).
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PatrolCommand {
+    Install(InstallArgs),
+    Uninstall(UninstallArgs),
+}
+
+/// Run patrol for this town from cron (every minute; the default) or from a systemd user
+/// timer (every `patrol.interval`), with this gt binary's absolute path and the town's.
+/// DOCKER_HOST, when set, is written into the entry (cron and systemd start patrol
+/// without your environment).
+///
+/// Idempotent: installing again changes nothing, and an older entry of this town (from
+/// another gt binary) is replaced. Other lines of your crontab, other towns' entries
+/// included, are left alone. The cron entry logs to `.gt/patrol.log` in the town.
+/// `gt status` then shows each pass; `gt doctor` warns when none succeeds.
+///
+/// GT_CRONTAB (the crontab command), GT_SYSTEMCTL (the systemctl command) and
+/// XDG_CONFIG_HOME (where `systemd/user` is) point it elsewhere, e.g. in tests.
+///
+/// Exits 4 when the crontab command is missing, 1 when crontab refuses the table or
+/// systemctl cannot enable the timer (the units stay written; the message names the
+/// command to run), 2 when the town's or the binary's path cannot be written into an
+/// entry.
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt patrol install                  # a crontab line, every minute
+  gt patrol install --systemd        # ~/.config/systemd/user/gt-patrol-ID.{service,timer}
+  gt patrol install --print          # show the crontab line, install nothing
+  gt patrol uninstall                # remove this town's entries, wherever they are"#)]
+pub struct InstallArgs {
+    /// Install a crontab line (the default).
+    #[arg(long, conflicts_with = "systemd")]
+    pub cron: bool,
+    /// Install a systemd user service and timer, and enable the timer.
+    #[arg(long)]
+    pub systemd: bool,
+    /// Print what would be installed; change nothing.
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// Stop running patrol for this town from cron and systemd: remove the entries `gt
+/// patrol install` wrote for it (other entries stay).
+#[derive(clap::Args, Debug)]
+pub struct UninstallArgs {
+    /// Only the crontab line.
+    #[arg(long, conflicts_with = "systemd")]
+    pub cron: bool,
+    /// Only the systemd units.
+    #[arg(long)]
+    pub systemd: bool,
 }
 
 /// Dispatch again: close the circuit breaker and lift drains (`gt drain`, `gt stop`).
@@ -55,6 +113,11 @@ fn connect() -> Result<Box<dyn Runtime>> {
 }
 
 pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
+    match &a.command {
+        Some(PatrolCommand::Install(i)) => return install(g, i),
+        Some(PatrolCommand::Uninstall(u)) => return uninstall(g, u),
+        None => {}
+    }
     // Checked before the town is opened: a bad flag is a usage error wherever it is run.
     let interval = a
         .interval
@@ -83,6 +146,76 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
         if let Some(why) = w.wait(interval) {
             tracing::info!("woken by {why}");
         }
+    }
+}
+
+fn install(g: &Global, a: &InstallArgs) -> Result<()> {
+    use crate::town::service::Scheduler;
+    let town = g.town()?;
+    let scheduler = if a.systemd {
+        Scheduler::Systemd
+    } else {
+        Scheduler::Cron
+    };
+    let o = crate::town::service::install(&town, scheduler, a.print)?;
+    if g.json {
+        output::json(&o)?;
+    } else if a.print {
+        output::println_out(&output::safe(&o.text))?;
+    } else {
+        let what = match scheduler {
+            Scheduler::Cron => "a crontab line".to_string(),
+            Scheduler::Systemd => o.places.join(" and "),
+        };
+        output::println_out(&if o.changed {
+            format!(
+                "installed {}: patrol runs for {}\n{}",
+                output::safe_line(&what),
+                town.root.display(),
+                output::safe(&o.text)
+            )
+        } else {
+            format!(
+                "already installed ({}); nothing changed",
+                output::safe_line(&what)
+            )
+        })?;
+    }
+    match o.todo {
+        Some(todo) => Err(Error::Other(format!("not finished: {todo}"))),
+        None => Ok(()),
+    }
+}
+
+fn uninstall(g: &Global, a: &UninstallArgs) -> Result<()> {
+    use crate::town::service::Scheduler;
+    let town = g.town()?;
+    let only = match (a.cron, a.systemd) {
+        (true, _) => Some(Scheduler::Cron),
+        (_, true) => Some(Scheduler::Systemd),
+        _ => None,
+    };
+    let outcomes = crate::town::service::uninstall(&town, only)?;
+    if g.json {
+        output::json(&outcomes)?;
+    } else {
+        let removed: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.changed)
+            .map(|o| match o.scheduler {
+                Scheduler::Cron => "the crontab line".to_string(),
+                Scheduler::Systemd => o.places.join(" and "),
+            })
+            .collect();
+        output::println_out(&if removed.is_empty() {
+            "nothing to remove: patrol is not installed for this town".to_string()
+        } else {
+            format!("removed {}", output::safe_line(&removed.join("; ")))
+        })?;
+    }
+    match outcomes.into_iter().find_map(|o| o.todo) {
+        Some(todo) => Err(Error::Other(format!("not finished: {todo}"))),
+        None => Ok(()),
     }
 }
 

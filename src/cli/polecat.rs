@@ -18,12 +18,23 @@ pub enum PolecatCommand {
     Revive(ReviveArgs),
 }
 
-/// List polecats: state, bead, branch, generation and container.
+/// List polecats at work: state, bead, generation, when started and last heard from, and
+/// why they are in their state. First, what those states rest on: whether the engine
+/// answers now, and patrol's last pass (as in `gt status`).
+///
+/// Idle polecats (no bead) are hidden unless --all; `--json` always lists every polecat,
+/// with exact times (epoch milliseconds) and `observed`, the container's state as the
+/// engine reports it now. The engine is asked with a short timeout: when it does not
+/// answer, states are as last recorded and the list says so. A state the engine
+/// contradicts (recorded running, container exited) is marked in the STATE column.
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
     /// Only this rig's polecats.
     #[arg(long)]
     pub rig: Option<String>,
+    /// Show idle polecats too.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Stop a polecat: remove its container, return its bead to open (history kept), keep
@@ -89,27 +100,13 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
         PolecatCommand::List(a) => {
             let mut town = g.town()?;
             crate::town::ingest::ingest_all(&mut town)?;
-            let rows = crate::town::polecat::list(&town, a.rig.as_deref())?;
+            let engine = crate::town::status::engine(&town, &super::status::probe(&town));
+            let rows = crate::town::polecat::list(&town, a.rig.as_deref(), &engine)?;
             if g.json {
                 return output::json(&rows);
             }
-            if rows.is_empty() {
-                return output::println_out("no polecats yet; `gt sling BEAD` starts one");
-            }
-            let mut t =
-                output::Table::new(&["rig", "name", "state", "bead", "gen", "started", "why"]);
-            for r in &rows {
-                t.row(vec![
-                    r.rig.clone(),
-                    r.name.clone(),
-                    r.state.clone(),
-                    output::opt(&r.bead),
-                    r.generation.to_string(),
-                    r.started.map(output::time).unwrap_or_else(|| "-".into()),
-                    r.why.clone(),
-                ]);
-            }
-            t.print()
+            let patrol = crate::town::status::patrol_health(&town)?;
+            list_table(&rows, &engine, &patrol, a.all)
         }
         PolecatCommand::Nuke(a) => {
             let mut town = g.town()?;
@@ -183,6 +180,75 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
             ))
         }
     }
+}
+
+/// The table of `gt polecat list`: idle polecats hidden unless `all`, times relative,
+/// an engine that does not answer said first.
+fn list_table(
+    rows: &[crate::town::polecat::PolecatRow],
+    engine: &crate::town::status::Engine,
+    patrol: &crate::town::status::PatrolHealth,
+    all: bool,
+) -> Result<()> {
+    // What the states below rest on: the engine asked now, and patrol's last look.
+    output::println_out(&format!(
+        "{}\npatrol: {}",
+        super::status::engine_line(engine),
+        super::status::patrol_line(patrol)
+    ))?;
+    if let Some(w) = &patrol.warning {
+        output::println_out(&format!(
+            "{}: {}",
+            output::paint("WARNING", output::Colour::Yellow),
+            output::safe_line(w)
+        ))?;
+    }
+    if rows.is_empty() {
+        return output::println_out("no polecats yet; `gt sling BEAD` starts one");
+    }
+    let shown: Vec<_> = rows.iter().filter(|r| all || r.state != "idle").collect();
+    let hidden = rows.len() - shown.len();
+    if shown.is_empty() {
+        return output::println_out(&format!(
+            "no polecat at work; {hidden} idle (`gt polecat list --all` shows them)"
+        ));
+    }
+    let mut t = output::Table::new(&[
+        "rig", "name", "state", "bead", "gen", "started", "heard", "why",
+    ]);
+    t.colour(2, |c| {
+        if c.contains('(') {
+            Some(output::Colour::Red)
+        } else {
+            output::state_colour(c)
+        }
+    });
+    for r in shown {
+        // Recorded as live, but the engine says otherwise: patrol will act; say it now.
+        let state = match (r.state.as_str(), r.observed) {
+            ("running", Some(o)) if o != "running" => {
+                format!("{} (container {o})", r.state)
+            }
+            _ => r.state.clone(),
+        };
+        t.row(vec![
+            r.rig.clone(),
+            r.name.clone(),
+            state,
+            output::opt(&r.bead),
+            r.generation.to_string(),
+            r.started.map(output::ago).unwrap_or_else(|| "-".into()),
+            r.last_heard.map(output::ago).unwrap_or_else(|| "-".into()),
+            r.why.clone(),
+        ]);
+    }
+    t.print()?;
+    if hidden > 0 {
+        output::println_out(&format!(
+            "{hidden} idle polecat(s) hidden; --all shows them"
+        ))?;
+    }
+    Ok(())
 }
 
 pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {

@@ -3,9 +3,14 @@
 use super::{Global, output};
 use crate::error::{Error, Result};
 
-/// The town at a glance: rigs, beads by status, queued beads, agents by state, the
-/// mayor's unread mail, the circuit breaker, and whether patrol is running (with a
-/// warning when work waits on a patrol that has not run within `patrol.stale_after`).
+/// The town at a glance: whether the container engine answers, when patrol last got
+/// through a pass and what it found, the mayor's unread mail, the circuit breaker, and
+/// per rig its beads (open, queued, active, done, failed) and agents.
+///
+/// Times are shown relative to now ("4m ago"); `--json` has the exact stamps (epoch
+/// milliseconds). Colour only on a terminal, never with NO_COLOR set. The engine is
+/// asked with a short timeout (3s): when it does not answer, agent states are shown as
+/// last recorded and marked unverified.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {}
 
@@ -32,26 +37,41 @@ pub struct LogArgs {
 pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
     let mut town = g.town()?;
     crate::town::ingest::ingest_all(&mut town)?;
-    let s = crate::town::status::status(&town)?;
+    let engine = crate::town::status::engine(&town, &probe(&town));
+    let s = crate::town::status::status(&town, engine)?;
     if g.json {
         return output::json(&s);
     }
+    use output::{Colour, paint};
     let mut out = format!("town {} ({})", s.town, s.town_id);
+    out += &format!("\n{}", engine_line(&s.engine));
+    out += &format!("\npatrol: {}", patrol_line(&s.patrol));
     if s.mayor_unread > 0 {
+        let esc = if s.mayor_unread_escalations > 0 {
+            paint(
+                &format!(" ({} escalation(s))", s.mayor_unread_escalations),
+                Colour::Red,
+            )
+        } else {
+            String::new()
+        };
         out += &format!(
-            "\nmayor: {} unread message(s); `gt mail inbox --unread`",
+            "\nmayor: {} unread message(s){esc}; `gt mail inbox --unread`",
             s.mayor_unread
         );
     }
     if s.breaker_open {
-        out += "\nCIRCUIT BREAKER OPEN: new dispatches are paused; `gt resume` closes it";
+        out += &format!(
+            "\n{}: new dispatches are paused; `gt resume` closes it",
+            paint("CIRCUIT BREAKER OPEN", Colour::Red)
+        );
     }
     for d in &s.drains {
         out += &format!(
-            "\n{} drained since {} ({} ago): nothing is dispatched; `gt resume{}` lifts it",
+            "\n{} {} ({}): nothing is dispatched; `gt resume{}` lifts it",
             d.what(),
-            crate::util::format_time(d.since),
-            crate::util::format_span(crate::util::now_ms() - d.since),
+            paint("drained since", Colour::Yellow),
+            output::ago(d.since),
             if d.scope == crate::town::drain::TOWN {
                 String::new()
             } else {
@@ -59,28 +79,25 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
             }
         );
     }
-    let now = crate::util::now_ms();
-    out += &match (s.patrol.running, s.patrol.last_pass) {
-        (true, _) => "\npatrol: a pass is running now".to_string(),
-        (false, Some(at)) => format!(
-            "\npatrol: last pass {} ago",
-            crate::util::format_span(now - at)
-        ),
-        (false, None) => "\npatrol: never ran".to_string(),
-    };
     if let Some(w) = &s.patrol.warning {
-        out += &format!("\nWARNING: {}", output::safe_line(w));
+        out += &format!(
+            "\n{}: {}",
+            paint("WARNING", Colour::Yellow),
+            output::safe_line(w)
+        );
     }
     if !s.stopped_slings.is_empty() {
         out += &format!(
-            "\nWARNING: {} sling(s) stopped before their container started (gt killed?): {}; the next `gt patrol` adopts or undoes them",
+            "\n{}: {} sling(s) stopped before their container started (gt killed?): {}; the next `gt patrol` adopts or undoes them",
+            paint("WARNING", Colour::Yellow),
             s.stopped_slings.len(),
             output::safe_line(&s.stopped_slings.join(", "))
         );
     }
     if !s.quiet.is_empty() {
         out += &format!(
-            "\nPROBLEM: {} agent(s) quiet (no checkpoint, mail or done): {}; `gt peek RIG/NAME` shows what they do",
+            "\n{}: {} agent(s) quiet (no checkpoint, mail or done): {}; `gt peek RIG/NAME` shows what they do",
+            paint("PROBLEM", Colour::Red),
             s.quiet.len(),
             output::safe_line(&s.quiet.join(", "))
         );
@@ -92,13 +109,38 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
     let mut t = output::Table::new(&[
         "rig", "open", "queued", "active", "done", "failed", "other", "agents",
     ]);
+    t.colour(5, |c| (c != "0").then_some(Colour::Red));
+    t.colour(7, |c| {
+        (c.contains("unverified") || c.contains("only ")).then_some(Colour::Red)
+    });
     for r in &s.rigs {
         let n = |k: &str| r.beads.get(k).copied().unwrap_or(0);
         let other = n("escalated") + n("deferred") + n("cancelled");
-        let agents: Vec<String> = r.agents.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let mut agents: Vec<String> = r
+            .agents
+            .iter()
+            .filter(|(k, _)| k.as_str() != "idle")
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let live = ["spawning", "running", "finishing"]
+            .iter()
+            .map(|k| r.agents.get(*k).copied().unwrap_or(0))
+            .sum::<i64>();
+        let running = r.agents.get("running").copied().unwrap_or(0);
+        match r.containers_running {
+            None if live > 0 => agents.push("unverified: engine down".into()),
+            // Fewer containers run than agents are recorded running: some have died
+            // (patrol records it on its next pass).
+            Some(c) if c < running => agents.push(format!("only {c} container(s) running")),
+            _ => {}
+        }
+        if let Some(idle) = r.agents.get("idle") {
+            agents.push(format!("{idle} idle"));
+        }
         t.row(vec![
             r.name.clone(),
-            n("open").to_string(),
+            // Queued beads are open too: counted in their own column, not twice.
+            (n("open") - r.queued).to_string(),
             r.queued.to_string(),
             (n("hooked") + n("in_progress")).to_string(),
             n("done").to_string(),
@@ -112,6 +154,70 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
         ]);
     }
     t.print()
+}
+
+/// The engine probe read commands use: [`ENGINE_PROBE_TIMEOUT`], or the town's
+/// `patrol.engine_timeout` when shorter.
+///
+/// [`ENGINE_PROBE_TIMEOUT`]: crate::town::status::ENGINE_PROBE_TIMEOUT
+pub fn probe(
+    town: &crate::town::Town,
+) -> impl Fn() -> Result<Box<dyn crate::runtime::Runtime>> + use<> {
+    let timeout = crate::town::status::ENGINE_PROBE_TIMEOUT.min(town.config.patrol.engine_timeout);
+    move || {
+        crate::runtime::docker::DockerRuntime::connect_within(timeout)
+            .map(|rt| Box::new(rt) as Box<dyn crate::runtime::Runtime>)
+    }
+}
+
+/// "engine: ok, 3 container(s) running", or the engine DOWN and what that means.
+pub fn engine_line(e: &crate::town::status::Engine) -> String {
+    use output::{Colour, paint};
+    match (e.answers, &e.error) {
+        (true, _) => format!(
+            "engine: {}, {} container(s) of this town running",
+            paint("ok", Colour::Green),
+            e.containers_running.unwrap_or(0)
+        ),
+        (false, why) => format!(
+            "engine: {} ({}); agent states are as last recorded, not checked",
+            paint("DOWN", Colour::Red),
+            output::safe_line(why.as_deref().unwrap_or("no answer"))
+        ),
+    }
+}
+
+/// "last pass 4m ago, ok: 2 done", or a failing patrol and its last success.
+pub fn patrol_line(p: &crate::town::status::PatrolHealth) -> String {
+    use output::{Colour, paint};
+    let found = p
+        .found
+        .as_ref()
+        .map(|f| f.summary())
+        .unwrap_or_else(|| "?".into());
+    let success = match p.last_success {
+        Some(at) => format!("last successful pass {} ({found})", output::ago(at)),
+        None => "no pass has succeeded yet".into(),
+    };
+    let mut line = match (p.running, p.last_pass, p.last_pass_failed) {
+        (true, _, _) => format!("a pass is running now; {success}"),
+        (false, None, _) => paint("never ran", Colour::Yellow),
+        (false, Some(at), true) => format!(
+            "last pass {} {}: {}; {success}",
+            output::ago(at),
+            paint("FAILED", Colour::Red),
+            output::safe_line(p.failure.as_deref().unwrap_or("?"))
+        ),
+        (false, Some(at), false) => format!(
+            "last pass {}, {}: {found}",
+            output::ago(at),
+            paint("ok", Colour::Green)
+        ),
+    };
+    if p.last_pass.is_none() {
+        line += "; `gt patrol install` runs it every minute";
+    }
+    line
 }
 
 pub fn log(g: &Global, args: &LogArgs) -> Result<()> {

@@ -41,6 +41,13 @@ pub struct DockerRuntime {
 impl DockerRuntime {
     /// Connect through `DOCKER_HOST` (or the default socket) and agree on an API version.
     pub fn connect() -> Result<DockerRuntime> {
+        DockerRuntime::connect_within(*CALL_TIMEOUT.get().unwrap_or(&Duration::from_secs(60)))
+    }
+
+    /// [`connect`](Self::connect) with `timeout` for every call, this one included: a
+    /// quick "does the engine answer?" for read commands (`gt status`), where a hung
+    /// engine must cost seconds, not `patrol.engine_timeout`.
+    pub fn connect_within(timeout: Duration) -> Result<DockerRuntime> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -48,10 +55,17 @@ impl DockerRuntime {
             .map_err(|e| Error::io("starting the async runtime", e))?;
         let docker = Docker::connect_with_defaults()
             .map_err(|e| unavailable(&e))?
-            .with_timeout(*CALL_TIMEOUT.get().unwrap_or(&Duration::from_secs(60)));
+            .with_timeout(timeout);
         // Engines refuse clients newer than they are; older ones refuse newer clients.
         let docker = rt
-            .block_on(docker.negotiate_version())
+            .block_on(async { tokio::time::timeout(timeout, docker.negotiate_version()).await })
+            .map_err(|_| Error::RuntimeUnavailable {
+                msg: format!(
+                    "Docker at {} did not answer within {}",
+                    host(),
+                    crate::util::format_span(crate::util::millis(timeout))
+                ),
+            })?
             .map_err(|e| unavailable(&e))?;
         Ok(DockerRuntime { docker, rt })
     }

@@ -301,7 +301,10 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
     }
 
     // Not an invariant, but the most common reason a town stops recovering.
-    if let Some(w) = super::status::patrol_health(town)?.warning {
+    let health = super::status::patrol_health(town)?;
+    if let Some(w) = health.warning {
+        warnings.push(w);
+    } else if let Some(w) = nothing_runs_patrol(town, health.last_success, health.running)? {
         warnings.push(w);
     }
 
@@ -309,5 +312,34 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         ok: checks.iter().all(|c| c.ok),
         checks,
         warnings,
+    })
+}
+
+/// Patrol is due every `patrol.interval` (cron: every minute): no successful pass for
+/// three times that, and at least five minutes, means nothing runs it. Said only for a
+/// town with a rig (a new, empty town has nothing to patrol yet).
+fn nothing_runs_patrol(
+    town: &Town,
+    last_success: Option<i64>,
+    running: bool,
+) -> Result<Option<String>> {
+    let rigs = crate::state::rigs::all(town.db.conn()).map_err(|e| town.db_err(e))?;
+    if rigs.is_empty() || running {
+        return Ok(None);
+    }
+    let due = (3 * crate::util::millis(town.config.patrol.interval)).max(5 * 60_000);
+    let now = crate::util::now_ms();
+    Ok(match last_success {
+        Some(at) if now - at <= due => None,
+        Some(at) => Some(format!(
+            "nothing seems to run patrol: the last successful pass was {} ago; \
+             `gt patrol install` runs it every minute from cron (or `gt patrol --watch`)",
+            crate::util::format_span(now - at)
+        )),
+        None => Some(
+            "nothing runs patrol: no pass has succeeded yet; `gt patrol install` runs it \
+             every minute from cron (or `gt patrol --watch`)"
+                .to_string(),
+        ),
     })
 }

@@ -1,5 +1,7 @@
-//! Mail on the host: send (idempotent by id), inbox, read, ack, and delivery into
-//! agent inboxes (the file first, then the delivered mark; both idempotent).
+//! Mail on the host: send (idempotent by id), inbox (filtered by kind and sender), read,
+//! ack (one or all), and delivery: into agent inboxes (the file first, then the delivered
+//! mark; both idempotent), and for rigs with `digest` on, their done notices folded into
+//! one digest mail to the mayor per delivery (each patrol pass delivers).
 
 use super::{HUMAN, Town};
 use crate::error::{Error, Result};
@@ -117,30 +119,139 @@ pub fn send(
     })
 }
 
-pub fn inbox(town: &Town, addr: &str, unread: bool) -> Result<Vec<Mail>> {
+/// What a message is, for a person sorting an inbox. Derived from the message, never
+/// stored: an escalation's subject starts with `[escalation]` (patrol's and an agent's
+/// `gt escalate`); a notice is what gt itself says (done notices `done-N`, digests, and
+/// anything sent by patrol: quiet agents, convoys); a message is what a person or an
+/// agent wrote with `gt mail send`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    Escalation,
+    Notice,
+    Message,
+}
+
+impl MailKind {
+    pub fn of(m: &Mail) -> MailKind {
+        if m.subject.starts_with("[escalation]") {
+            MailKind::Escalation
+        } else if m.from == super::patrol::ACTOR
+            || m.id.starts_with("done-")
+            || m.id.starts_with(DIGEST_PREFIX)
+        {
+            MailKind::Notice
+        } else {
+            MailKind::Message
+        }
+    }
+}
+
+/// Which messages of an inbox: all by default.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// Only those not read yet.
+    pub unread: bool,
+    /// Only those from this sender (an address, or `patrol`).
+    pub from: Option<String>,
+    /// Only those of this kind.
+    pub kind: Option<MailKind>,
+}
+
+impl Filter {
+    pub fn keeps(&self, m: &Mail) -> bool {
+        (!self.unread || m.read.is_none())
+            && self.from.as_deref().is_none_or(|f| m.from == f)
+            && self.kind.is_none_or(|k| MailKind::of(m) == k)
+    }
+}
+
+/// An inbox entry: the message and its kind.
+#[derive(Debug, serde::Serialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub mail: Mail,
+    pub kind: MailKind,
+}
+
+/// `addr`'s messages that `filter` keeps, oldest first.
+pub fn inbox(town: &Town, addr: &str, filter: &Filter) -> Result<Vec<Listed>> {
     if addr != MAYOR && addr != HUMAN {
         super::polecat::parse_address(addr)?;
     }
-    mail::inbox(town.db.conn(), addr, unread).map_err(|e| town.db_err(e))
+    Ok(mail::inbox(town.db.conn(), addr, filter.unread)
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|m| filter.keeps(m))
+        .map(|mail| Listed {
+            kind: MailKind::of(&mail),
+            mail,
+        })
+        .collect())
+}
+
+/// Acknowledge (and mark read) every message of `addr`'s inbox that `filter` keeps and
+/// that is not acked yet, in one transaction; returns their ids.
+pub fn ack_all(town: &mut Town, addr: &str, filter: &Filter) -> Result<Vec<String>> {
+    let ids: Vec<String> = inbox(town, addr, filter)?
+        .into_iter()
+        .filter(|l| l.mail.acked.is_none())
+        .map(|l| l.mail.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    town.db.write(|tx| {
+        let now = now_ms();
+        for id in &ids {
+            mail::mark(tx, id, "read_at", now).map_err(|e| tx.err(e))?;
+            mail::mark(tx, id, "acked_at", now).map_err(|e| tx.err(e))?;
+        }
+        tx.event(
+            "mail.acked_all",
+            addr,
+            serde_json::json!({ "ids": ids, "kind": filter.kind, "from": filter.from }),
+        )
+    })?;
+    Ok(ids)
 }
 
 pub fn get(town: &Town, id: &str) -> Result<Mail> {
     check_id(id)?;
-    mail::get(town.db.conn(), id)
-        .map_err(|e| town.db_err(e))?
-        .ok_or_else(|| {
-            Error::not_found(
-                format!("mail {id}"),
-                Some("`gt mail inbox` lists messages".into()),
-            )
-        })
+    if let Some(m) = mail::get(town.db.conn(), id).map_err(|e| town.db_err(e))? {
+        return Ok(m);
+    }
+    let hint = match folded_into(town, id)? {
+        Some(digest) => format!("it was folded into the digest {digest}: `gt mail read {digest}`"),
+        None => "`gt mail inbox` lists messages".into(),
+    };
+    Err(Error::not_found(format!("mail {id}"), Some(hint)))
 }
 
-/// Mark read (or acked); repeating it is a no-op.
+/// The digest a done notice was folded into, if it was.
+fn folded_into(town: &Town, id: &str) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    town.db
+        .conn()
+        .query_row(
+            "SELECT json_extract(data, '$.into') FROM events
+             WHERE subject = ?1 AND kind = 'mail.folded' ORDER BY id DESC LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| town.db_err(e))
+}
+
+/// Mark read (or acked: handled, which marks it read too); repeating it is a no-op.
 pub fn mark(town: &mut Town, id: &str, column: &'static str) -> Result<Mail> {
     get(town, id)?;
     town.db.write(|tx| {
-        if mail::mark(tx, id, column, now_ms()).map_err(|e| tx.err(e))? {
+        let now = now_ms();
+        if column == "acked_at" {
+            mail::mark(tx, id, "read_at", now).map_err(|e| tx.err(e))?;
+        }
+        if mail::mark(tx, id, column, now).map_err(|e| tx.err(e))? {
             tx.event(
                 if column == "read_at" {
                     "mail.read"
@@ -165,6 +276,7 @@ pub fn mark(town: &mut Town, id: &str, column: &'static str) -> Result<Mail> {
 /// Write undelivered agent mail into inboxes: file first (idempotent: same name, same
 /// content), then the mark. A crash between the two delivers the same file again.
 pub fn deliver(town: &mut Town) -> Result<usize> {
+    fold_digests(town)?;
     let pending = mail::undelivered(town.db.conn()).map_err(|e| town.db_err(e))?;
     let mut n = 0;
     for m in pending {
@@ -190,6 +302,97 @@ pub fn deliver(town: &mut Town) -> Result<usize> {
         n += 1;
     }
     Ok(n)
+}
+
+/// Ids of digest mails: `digest-<hash of the folded notices' ids>`.
+pub const DIGEST_PREFIX: &str = "digest-";
+
+/// Fold the mayor's unread done notices (`done-N`) of beads that finished `done` in rigs
+/// with `digest` on into one digest mail, in one transaction: the digest is posted (its
+/// id derived from the notices' ids, so a repeat is the same message), each notice is
+/// removed with a `mail.folded` event naming the digest, its text kept in the digest's
+/// body. Escalations are never folded, nor notices of beads that ended otherwise
+/// (escalated, deferred): those stay mails of their own. Returns the digest's id.
+pub fn fold_digests(town: &mut Town) -> Result<Option<String>> {
+    // Cheap check first: most deliveries have nothing to fold and need no write.
+    if digest_candidates(town.db.conn())
+        .map_err(|e| town.db_err(e))?
+        .is_empty()
+    {
+        return Ok(None);
+    }
+    // Read again inside the write transaction: two deliveries at once fold each notice
+    // once (the second finds nothing left).
+    town.db.write(|tx| {
+        let notices = digest_candidates(tx).map_err(|e| tx.err(e))?;
+        if notices.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<&str> = notices.iter().map(|(m, _)| m.id.as_str()).collect();
+        let id = derived_id(DIGEST_PREFIX.trim_end_matches('-'), &ids.join(","));
+        let mut body = String::new();
+        let mut rigs: Vec<&str> = Vec::new();
+        for (m, rig) in &notices {
+            if !rigs.contains(&rig.as_str()) {
+                rigs.push(rig);
+            }
+            body += &format!(
+                "## {} ({}, {})\n{}\n\n",
+                m.subject,
+                m.id,
+                crate::util::format_time(m.sent),
+                m.body.trim_end()
+            );
+        }
+        let subject = format!(
+            "digest: {} bead(s) done in {}",
+            notices.len(),
+            rigs.join(", ")
+        );
+        let digest = Mail::new(
+            id.clone(),
+            super::patrol::ACTOR,
+            MAYOR,
+            subject,
+            body,
+            now_ms(),
+        );
+        post(tx, &digest)?;
+        for (m, rig) in &notices {
+            tx.execute("DELETE FROM mail WHERE id = ?1", [&m.id])
+                .map_err(|e| tx.err(e))?;
+            tx.event(
+                "mail.folded",
+                &m.id,
+                serde_json::json!({ "into": id, "rig": rig, "subject": m.subject }),
+            )?;
+        }
+        Ok(Some(id))
+    })
+}
+
+/// The mayor's unread done notices of digest rigs whose bead is `done`, with the rig.
+fn digest_candidates(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<(Mail, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT m.id, r.name FROM mail m
+           JOIN dispatches d ON d.id = CAST(substr(m.id, 6) AS INTEGER)
+           JOIN beads b ON b.id = d.bead
+           JOIN rigs r ON r.name = b.rig
+          WHERE m.recipient = 'mayor' AND m.read_at IS NULL AND m.id GLOB 'done-[0-9]*'
+            AND r.digest = 1 AND b.status = 'done'
+            AND substr(m.subject, 1, 12) <> '[escalation]'
+          ORDER BY m.sent_at, m.id",
+    )?;
+    let rows: Vec<(String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for (id, rig) in rows {
+        if let Some(m) = mail::get(conn, &id)? {
+            out.push((m, rig));
+        }
+    }
+    Ok(out)
 }
 
 /// A stable id for a message about `what`: the same condition is one message.

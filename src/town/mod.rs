@@ -17,6 +17,7 @@ pub mod patrol;
 pub mod polecat;
 pub mod rig;
 pub mod secret;
+pub mod service;
 pub mod sling;
 pub mod status;
 pub mod transcript;

@@ -133,6 +133,14 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
         }
     }
     let mut result = steps(town, connect, &mut report);
+    // What `gt status` reports as the last successful pass (under the fence: a pass that
+    // lost its lease did not succeed).
+    if result.is_ok() {
+        let found = super::status::Found::of(&report);
+        result = town
+            .db
+            .write(|tx| super::status::record_pass(tx, report.fence, &found));
+    }
     // The engine lost at any point of the pass (connect, list, a saga's inspect, a
     // re-dispatch) is one condition: recorded once, escalated once per outage, exit 5.
     if let Err(e @ Error::RuntimeUnavailable { .. }) = &result

@@ -22,12 +22,21 @@ pub struct PolecatRow {
     /// request, else the dispatch's start), epoch ms.
     pub last_heard: Option<i64>,
     pub version: i64,
+    /// Its current generation's container as the engine reports it now: running, exited,
+    /// created, other or absent; null when the engine did not answer (then `state` is as
+    /// last recorded, unverified).
+    pub observed: Option<&'static str>,
     /// Why the polecat is in its state, in words: what ended it, how far its hand-over
     /// got, where its kept worktree is.
     pub why: String,
 }
 
-pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
+/// Every polecat (of `rig`), with its container as `engine` saw it.
+pub fn list(
+    town: &Town,
+    rig: Option<&str>,
+    engine: &super::status::Engine,
+) -> Result<Vec<PolecatRow>> {
     if let Some(r) = rig {
         super::rig::get(town, r)?;
     }
@@ -46,6 +55,7 @@ pub fn list(town: &Town, rig: Option<&str>) -> Result<Vec<PolecatRow>> {
         };
         let why = explain(town, &a, d.as_ref(), last_heard)?;
         rows.push(PolecatRow {
+            observed: engine.container_state(&a.rig, &a.name, a.generation),
             why,
             last_heard,
             container: d
