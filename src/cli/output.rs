@@ -117,7 +117,8 @@ impl Table {
         println_out(&self.render())
     }
 
-    fn render(&self) -> String {
+    /// The table as text, without a trailing newline.
+    pub fn render(&self) -> String {
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()

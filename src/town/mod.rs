@@ -18,6 +18,7 @@ pub mod rig;
 pub mod secret;
 pub mod sling;
 pub mod status;
+pub mod top;
 pub mod transcript;
 pub mod workspace;
 
