@@ -345,6 +345,15 @@ fn not_on_a_terminal_top_prints_plain_tables_and_refreshes() {
             .any(|p| p["kind"] == "quiet" && p["subject"] == agent.as_str()),
         "{s}"
     );
+    // Work waits on a patrol that never ran: a problem too.
+    assert!(
+        s["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "patrol"),
+        "{s}"
+    );
     assert_eq!(s["rigs"][0]["agents"][0]["bead"], bead.as_str());
 
     // Without --once it prints a new table every interval until stopped.
@@ -370,4 +379,31 @@ fn not_on_a_terminal_top_prints_plain_tables_and_refreshes() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn an_engine_that_does_not_answer_is_the_first_problem() {
+    let t = TestTown::new();
+    let sock = t.dir.path().join("no-engine.sock");
+    let out = t
+        .cmd()
+        .args(["top", "--once", "--json"])
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["engine_up"], false, "{s}");
+    assert_eq!(s["problems"][0]["kind"], "docker-down", "{s}");
+    let plain = t
+        .cmd()
+        .args(["top", "--once"])
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .output()
+        .unwrap();
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(
+        plain.contains("engine: DOWN") && plain.contains("the container engine does not answer"),
+        "{plain}"
+    );
 }
