@@ -407,3 +407,52 @@ fn an_engine_that_does_not_answer_is_the_first_problem() {
         "{plain}"
     );
 }
+
+#[test]
+fn the_terminal_is_given_back_after_a_panic_and_after_sigterm() {
+    if !require_tmux() {
+        return;
+    }
+    let t = TestTown::new();
+    let tmux = Tmux::start(&t);
+    // A panic at the first key (fail point `top.key`).
+    let before = t.dir.path().join("stty.before");
+    tmux.type_line(&format!(
+        "stty -g > '{b}'; RUST_BACKTRACE=0 FAILPOINTS=top.key=panic '{gt}' top; echo \"top-exit-$?\"; \
+         stty -g | cmp -s - '{b}' && echo tty-re''stored",
+        b = before.display(),
+        gt = gt_bin().display()
+    ));
+    tmux.wait("the live view", 30, |s| s.contains("Problems ("));
+    tmux.keys(&["j"]);
+    let screen = tmux.wait("gt top to crash", 30, |s| s.contains("tty-restored"));
+    assert!(screen.contains("top-exit-101"), "{screen}");
+    assert!(
+        screen.contains("top.key"),
+        "the panic message is readable:\n{screen}"
+    );
+
+    // SIGTERM: it ends as q does.
+    tmux.type_line("clear");
+    tmux.wait("a clear screen", 30, |s| !s.contains("tty-restored"));
+    tmux.start_top(t.dir.path());
+    tmux.wait("the live view", 30, |s| s.contains("Problems ("));
+    // The shell of this test's terminal runs one command at a time: its child is gt.
+    let shell = tmux.run(&["display-message", "-p", "-t", "0", "#{pane_pid}"]);
+    let child = std::process::Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .unwrap();
+    let child = String::from_utf8_lossy(&child.stdout).into_owned();
+    let ours: Vec<&str> = child.split_whitespace().collect();
+    assert_eq!(ours.len(), 1, "children of the shell {shell}: {child}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", ours[0]])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let screen = tmux.wait("gt top to end on SIGTERM", 30, |s| {
+        s.contains("tty-restored")
+    });
+    assert!(screen.contains("top-exit-0"), "{screen}");
+}

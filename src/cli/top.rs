@@ -405,6 +405,9 @@ fn live(town: Town, interval: Duration) -> Result<()> {
     };
     app.fix_pick();
 
+    // SIGTERM (or a SIGINT from elsewhere: in raw mode Ctrl-C is a key) ends the loop
+    // below like q does, so the terminal is given back.
+    crate::interrupt::install();
     let mut terminal =
         ratatui::try_init().map_err(|e| Error::io("setting up the terminal for gt top", e))?;
     let _guard = TerminalGuard;
@@ -425,6 +428,9 @@ fn live(town: Town, interval: Duration) -> Result<()> {
             && k.kind == KeyEventKind::Press
             && app.key(k, &mut terminal)?
         {
+            break;
+        }
+        if crate::interrupt::received().is_some() {
             break;
         }
         let mut refresh = Instant::now() >= next_refresh;
@@ -497,6 +503,8 @@ impl App {
 
     /// Handle one key; true to quit.
     fn key(&mut self, k: KeyEvent, terminal: &mut ratatui::DefaultTerminal) -> Result<bool> {
+        // Tests panic here to prove the terminal is given back after a crash.
+        fail::fail_point!("top.key");
         if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
             return Ok(true);
         }
