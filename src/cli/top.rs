@@ -6,6 +6,7 @@
 use super::{Global, output};
 use crate::error::{Error, Result};
 use crate::runtime::docker::DockerRuntime;
+use crate::state::merge_requests::MrState;
 use crate::town::Town;
 use crate::town::top::{AgentView, Engine, MrView, Snapshot};
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -219,6 +220,30 @@ pub fn plain_text(s: &Snapshot) -> String {
     out.trim_end().to_string()
 }
 
+/// The live view's top line, short enough for 80 columns.
+fn header(s: &Snapshot) -> String {
+    let engine = match s.engine_up {
+        None => "engine ?",
+        Some(true) => "engine up",
+        Some(false) => "ENGINE DOWN",
+    };
+    let p = &s.patrol;
+    let patrol = match (p.running, p.last_started) {
+        (true, _) => "patrol running".to_string(),
+        (false, Some(at)) => format!("patrol {} ago", span(s.at - at)),
+        (false, None) => "patrol never ran".into(),
+    };
+    let breaker = if s.breaker_open {
+        " · BREAKER OPEN"
+    } else {
+        ""
+    };
+    format!(
+        "gt top · {engine} · {patrol}{breaker} · mayor: {} unread",
+        s.mayor_unread
+    )
+}
+
 /// `engine up · patrol 12s ago · breaker closed · mayor 2 unread`
 fn summary(s: &Snapshot) -> String {
     let engine = match s.engine_up {
@@ -315,6 +340,13 @@ enum Pick {
 enum Mode {
     Main,
     ConfirmNuke(String),
+    /// Approve merge request ID? (y/n)
+    ConfirmApprove(i64),
+    /// Reject merge request `mr`: the reason being typed.
+    Reject {
+        mr: i64,
+        why: String,
+    },
     Follow(Box<Follow>),
     Mail {
         list: Vec<crate::state::mail::Mail>,
@@ -342,6 +374,12 @@ enum FollowMsg {
     Chunk(String),
     End(Result<()>),
 }
+
+/// Rows of the problems panel (inside its border) before "… and N more".
+const PROBLEM_ROWS: usize = 7;
+
+/// The longest rejection reason typed in (a reason is one line for the agent's prime).
+const MAX_REASON: usize = 1000;
 
 /// Lines kept while following.
 const FOLLOW_KEEP: usize = 2000;
@@ -494,6 +532,13 @@ impl App {
         self.pick = Some(picks[to].clone());
     }
 
+    fn picked_mr(&self) -> Option<&MrView> {
+        match &self.pick {
+            Some(Pick::Mr(id)) => self.snap.merge_queue.iter().find(|m| m.id == *id),
+            _ => None,
+        }
+    }
+
     fn picked_agent(&self) -> Option<String> {
         match &self.pick {
             Some(Pick::Agent(a)) => Some(a.clone()),
@@ -525,6 +570,44 @@ impl App {
                     self.message = Some(format!("{agent} left alone"));
                 }
             }
+            Mode::ConfirmApprove(mr) => {
+                let mr = *mr;
+                self.mode = Mode::Main;
+                if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                    self.message = Some(match approve_mr(&mut self.town, mr) {
+                        Ok(state) => format!("merge request {mr} approved: {state}"),
+                        Err(e) => error_text(&e),
+                    });
+                    self.refresh()?;
+                } else {
+                    self.message = Some(format!("merge request {mr} left as it was"));
+                }
+            }
+            Mode::Reject { mr, why } => match k.code {
+                KeyCode::Esc => {
+                    let mr = *mr;
+                    self.mode = Mode::Main;
+                    self.message = Some(format!("merge request {mr} left as it was"));
+                }
+                KeyCode::Enter if why.trim().is_empty() => {
+                    self.message =
+                        Some("a rejection needs a reason: the agent reworking it reads it".into());
+                }
+                KeyCode::Enter => {
+                    let (mr, why) = (*mr, std::mem::take(why));
+                    self.mode = Mode::Main;
+                    self.message = Some(match reject_mr(&mut self.town, mr, &why) {
+                        Ok(state) => format!("merge request {mr} rejected: {state}"),
+                        Err(e) => error_text(&e),
+                    });
+                    self.refresh()?;
+                }
+                KeyCode::Backspace => {
+                    why.pop();
+                }
+                KeyCode::Char(c) if !c.is_control() && why.len() < MAX_REASON => why.push(c),
+                _ => {}
+            },
             Mode::Follow(_) => {
                 if matches!(
                     k.code,
@@ -577,6 +660,35 @@ impl App {
             KeyCode::Char('n') => match self.picked_agent() {
                 Some(a) => self.mode = Mode::ConfirmNuke(a),
                 None => self.message = Some("select an agent to nuke (j/k)".into()),
+            },
+            KeyCode::Char('a') => match self.picked_mr() {
+                Some(m) if m.state == MrState::NeedsReview => {
+                    self.mode = Mode::ConfirmApprove(m.id)
+                }
+                Some(m) => {
+                    self.message = Some(format!(
+                        "merge request {} is {}: only one that needs review can be approved",
+                        m.id,
+                        m.state.as_str()
+                    ))
+                }
+                None => self.message = Some("select a merge request to approve (j/k)".into()),
+            },
+            KeyCode::Char('r') => match self.picked_mr() {
+                Some(m) if matches!(m.state, MrState::NeedsReview | MrState::Queued) => {
+                    self.mode = Mode::Reject {
+                        mr: m.id,
+                        why: String::new(),
+                    }
+                }
+                Some(m) => {
+                    self.message = Some(format!(
+                        "merge request {} is {}: only one waiting for review or its turn can be rejected",
+                        m.id,
+                        m.state.as_str()
+                    ))
+                }
+                None => self.message = Some("select a merge request to reject (j/k)".into()),
             },
             KeyCode::Char('m') => {
                 let mut list = crate::town::mail::inbox(&self.town, "mayor", false)?;
@@ -719,12 +831,14 @@ impl App {
             Mode::Follow(fl) => self.draw_follow(f, body, fl),
             Mode::Mail { list, state } => self.draw_mail(f, body, list, state),
             Mode::Letter { mail, scroll, .. } => self.draw_letter(f, body, mail, *scroll),
-            Mode::Main | Mode::ConfirmNuke(_) => self.draw_main(f, body),
+            Mode::Main | Mode::ConfirmNuke(_) | Mode::ConfirmApprove(_) | Mode::Reject { .. } => {
+                self.draw_main(f, body)
+            }
         }
-        f.render_widget(Paragraph::new(self.footer()), footer);
+        f.render_widget(Paragraph::new(self.footer(footer.width)), footer);
     }
 
-    fn footer(&self) -> Line<'static> {
+    fn footer(&self, width: u16) -> Line<'static> {
         let t = &self.theme;
         if let Mode::ConfirmNuke(a) = &self.mode {
             return Line::from(Span::styled(
@@ -732,14 +846,35 @@ impl App {
                 t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
             ));
         }
+        if let Mode::ConfirmApprove(mr) = &self.mode {
+            return Line::from(Span::styled(
+                format!("approve merge request {mr}? it joins the queue and lands (y/n)"),
+                t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ));
+        }
         if let Some(m) = &self.message {
             return Line::from(Span::styled(output::safe_line(m).into_owned(), t.bold()));
+        }
+        if let Mode::Reject { mr, why } = &self.mode {
+            // The end of what is typed stays in sight.
+            let prompt = format!("reject {mr}, why (Enter sends it back, Esc cancels): ");
+            let room = usize::from(width).saturating_sub(prompt.chars().count() + 1);
+            let skip = why.chars().count().saturating_sub(room);
+            let shown: String = why.chars().skip(skip).collect();
+            return Line::from(vec![
+                Span::styled(prompt, t.fg(Color::Yellow).add_modifier(Modifier::BOLD)),
+                Span::raw(output::safe_line(&shown).into_owned()),
+                Span::styled("_", t.bold()),
+            ]);
         }
         let keys = match &self.mode {
             Mode::Follow(_) => "Esc back · q back",
             Mode::Mail { .. } => "j/k select · Enter read · Esc back",
             Mode::Letter { .. } => "j/k scroll · Esc back",
-            _ => "j/k select · Enter follow · n nuke · m mail · q quit",
+            _ => match self.pick {
+                Some(Pick::Mr(_)) => "j/k select · a approve · r reject · m mail · q quit",
+                _ => "j/k select · Enter follow · n nuke · m mail · q quit",
+            },
         };
         Line::from(Span::styled(keys, t.dim()))
     }
@@ -747,7 +882,8 @@ impl App {
     fn draw_main(&self, f: &mut Frame, area: Rect) {
         let s = &self.snap;
         let t = &self.theme;
-        let problems = s.problems.len().clamp(1, 6) as u16 + 2;
+        let (problem_lines, problem_rows) = self.problem_lines(area.width.saturating_sub(2));
+        let problems = problem_rows + 2;
         let mq = if s.merge_queue.is_empty() {
             0
         } else {
@@ -773,29 +909,10 @@ impl App {
             t.bold()
         };
         f.render_widget(
-            Paragraph::new(Line::from(Span::styled(
-                format!("gt top · {}", summary(s)),
-                head_style,
-            ))),
+            Paragraph::new(Line::from(Span::styled(header(s), head_style))),
             head,
         );
 
-        let lines: Vec<Line> = if s.problems.is_empty() {
-            vec![Line::from(Span::styled("none", t.fg(Color::Green)))]
-        } else {
-            s.problems
-                .iter()
-                .map(|p| {
-                    Line::from(vec![
-                        Span::styled(
-                            format!("{:<8}", p.kind.as_str()),
-                            t.fg(Color::Red).add_modifier(Modifier::BOLD),
-                        ),
-                        Span::raw(output::safe_line(&p.text).into_owned()),
-                    ])
-                })
-                .collect()
-        };
         let title = format!(" Problems ({}) ", s.problems.len());
         let border = if s.problems.is_empty() {
             t.fg(Color::Green)
@@ -803,7 +920,9 @@ impl App {
             t.fg(Color::Red)
         };
         f.render_widget(
-            Paragraph::new(lines).block(Block::bordered().title(title).border_style(border)),
+            Paragraph::new(problem_lines)
+                .wrap(Wrap { trim: false })
+                .block(Block::bordered().title(title).border_style(border)),
             prob,
         );
 
@@ -830,6 +949,49 @@ impl App {
                 conv_area,
             );
         }
+    }
+
+    /// The problems, wrapped to `width`, as many whole ones as fit in a few rows (then
+    /// how many more); and the rows they take.
+    fn problem_lines(&self, width: u16) -> (Vec<Line<'static>>, u16) {
+        let t = &self.theme;
+        let s = &self.snap;
+        if s.problems.is_empty() {
+            return (
+                vec![Line::from(Span::styled("none", t.fg(Color::Green)))],
+                1,
+            );
+        }
+        let width = usize::from(width.max(1));
+        let mut lines = Vec::new();
+        let mut rows = 0;
+        for (i, p) in s.problems.iter().enumerate() {
+            let line = Line::from(vec![
+                Span::styled(
+                    format!("{:<8}", p.kind.as_str()),
+                    t.fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(output::safe_line(&p.text).into_owned()),
+            ]);
+            let need = line.width().div_ceil(width).max(1);
+            let left = s.problems.len() - i - 1;
+            // Keep a row for "… more" unless this is the last one.
+            let room = PROBLEM_ROWS - usize::from(left > 0);
+            if rows + need > room {
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "… and {} more (`gt top --once` lists them all)",
+                        s.problems.len() - i
+                    ),
+                    t.bold(),
+                )));
+                rows += 1;
+                break;
+            }
+            lines.push(line);
+            rows += need;
+        }
+        (lines, rows as u16)
     }
 
     fn draw_agents(&self, f: &mut Frame, area: Rect) {
@@ -1084,6 +1246,20 @@ fn mr_item(m: &MrView, now: i64, t: &Theme) -> ListItem<'static> {
             output::safe_line(m.reason.as_deref().unwrap_or(&m.branch))
         )),
     ]))
+}
+
+/// `a`: let a merge request land, as `gt mq approve` does; its state after.
+fn approve_mr(_town: &mut Town, mr: i64) -> Result<&'static str> {
+    Err(Error::Other(format!(
+        "approving {mr} is not available yet: `gt mq approve {mr}`"
+    )))
+}
+
+/// `r`: send a merge request back with a reason, as `gt mq reject -m` does.
+fn reject_mr(_town: &mut Town, mr: i64, _why: &str) -> Result<&'static str> {
+    Err(Error::Other(format!(
+        "rejecting {mr} is not available yet: `gt mq reject {mr} -m WHY`"
+    )))
 }
 
 /// An error as one line: what happened, then the hint.

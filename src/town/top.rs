@@ -490,8 +490,8 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
     for m in merge_queue.iter().filter(|m| m.needs_person()) {
         let text = match m.state {
             MrState::NeedsReview => format!(
-                "merge request {} ({}) waits for review: `gt diff {}`, then a / r here",
-                m.id, m.bead, m.bead
+                "merge request {} ({}) waits for review: `gt diff {}`, then `gt mq approve {}` (or a / r in gt top)",
+                m.id, m.bead, m.bead, m.id
             ),
             s => format!(
                 "merge request {} ({}) {}{}; `gt mq show {}`",
