@@ -456,3 +456,110 @@ fn the_terminal_is_given_back_after_a_panic_and_after_sigterm() {
     });
     assert!(screen.contains("top-exit-0"), "{screen}");
 }
+
+/// Whether `screen` (captured with its attributes) sets a colour: an SGR sequence with
+/// a foreground or background colour (39 and 49, "the default colour", are none).
+fn sets_colour(screen: &str) -> bool {
+    screen.split("\x1b[").skip(1).any(|seq| {
+        let Some(end) = seq.find('m') else {
+            return false;
+        };
+        let params = &seq[..end];
+        params.chars().all(|c| c.is_ascii_digit() || c == ';')
+            && params.split(';').any(|p| {
+                matches!(
+                    p.parse::<u32>(),
+                    Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)
+                )
+            })
+    })
+}
+
+#[test]
+fn colours_only_without_no_color() {
+    if !require_tmux() {
+        return;
+    }
+    let t = TestTown::new();
+    let tmux = Tmux::start(&t);
+    let gt = gt_bin().display().to_string();
+    // The pane's shell has NO_COLOR=1.
+    tmux.type_line(&format!("'{gt}' top"));
+    tmux.wait("the live view", 30, |s| s.contains("Problems (0)"));
+    let plain = tmux.run(&["capture-pane", "-p", "-e", "-t", "0"]);
+    assert!(!sets_colour(&plain), "a colour under NO_COLOR:\n{plain:?}");
+    tmux.keys(&["q"]);
+    tmux.wait("gt top to exit", 30, |s| !s.contains("Problems ("));
+    tmux.type_line(&format!("env -u NO_COLOR '{gt}' top"));
+    tmux.wait("the live view", 30, |s| s.contains("Problems (0)"));
+    let coloured = tmux.run(&["capture-pane", "-p", "-e", "-t", "0"]);
+    assert!(
+        sets_colour(&coloured),
+        "no colour without NO_COLOR:\n{coloured:?}"
+    );
+    tmux.keys(&["q"]);
+    tmux.wait("gt top to exit", 30, |s| !s.contains("Problems ("));
+}
+
+/// A rig whose beads finish at once (the scripted agent) under review (the default), and
+/// `n` beads done: their merge requests wait for review. Returns the beads.
+fn town_with_reviews(t: &TestTown, n: usize) -> Vec<String> {
+    t.rig(&scripted_agent(""), &[]);
+    let beads: Vec<String> = (0..n).map(|i| t.bead(&format!("change {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(beads.iter().map(String::as_str));
+    t.ok(&args);
+    t.patrol_until("the merge requests to wait for review", 60, |t| {
+        let mrs = t.json(&["mq", "list"]);
+        mrs.as_array()
+            .is_some_and(|a| a.len() == n && a.iter().all(|m| m["state"] == "needs-review"))
+    });
+    beads
+}
+
+#[test]
+fn merge_requests_waiting_for_review_are_problems_and_can_be_picked() {
+    if !require_docker() || !require_tmux() {
+        return;
+    }
+    let t = TestTown::new();
+    let beads = town_with_reviews(&t, 2);
+    let tmux = Tmux::start(&t);
+    tmux.start_top(t.dir.path());
+    let screen = tmux.wait("the merge queue", 30, |s| s.contains("Merge queue (2)"));
+    for b in &beads {
+        assert!(
+            screen.contains(&format!("({b}) waits for review")),
+            "{b} under problems:\n{screen}"
+        );
+    }
+    assert_eq!(screen.matches("needs-review").count(), 2, "{screen}");
+    // No agent works: the first merge request is picked; r asks why, Esc cancels.
+    tmux.keys(&["r"]);
+    tmux.wait("the reason prompt", 30, |s| s.contains("reject 1, why"));
+    tmux.run(&["send-keys", "-t", "0", "-l", "needs a test"]);
+    tmux.wait("the reason typed", 30, |s| s.contains("needs a test_"));
+    tmux.keys(&["Escape"]);
+    tmux.wait("the cancel", 30, |s| {
+        s.contains("merge request 1 left as it was")
+    });
+    // a asks first; no leaves it.
+    tmux.keys(&["a"]);
+    tmux.wait("the question", 30, |s| {
+        s.contains("approve merge request 1? it joins the queue and lands (y/n)")
+    });
+    tmux.keys(&["n"]);
+    tmux.wait("the answer no", 30, |s| {
+        s.contains("merge request 1 left as it was")
+    });
+    let mrs = t.json(&["mq", "list"]);
+    assert!(
+        mrs.as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "needs-review"),
+        "{mrs}"
+    );
+    tmux.keys(&["q"]);
+    tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
+}
