@@ -215,6 +215,8 @@ pub struct AgentView {
     pub checkpoint: Option<(i64, String)>,
     /// Its container's last output line (agent text, secrets redacted).
     pub last_output: Option<String>,
+    /// When its container last wrote output (epoch ms), while it runs.
+    pub last_output_at: Option<i64>,
     /// Its container as the engine last saw it: running, exited, … or none.
     pub container: Option<RunState>,
     pub quiet: bool,
@@ -266,33 +268,7 @@ pub struct PatrolView {
 pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapshot> {
     let conn = town.db.conn();
     let err = |e| town.db_err(e);
-    let mut problems = Vec::new();
-
-    match engine {
-        Some(Engine {
-            error: Some(why), ..
-        }) => problems.push(Problem {
-            kind: ProblemKind::DockerDown,
-            subject: "docker".into(),
-            text: format!(
-                "the container engine does not answer ({why}): agents are neither watched nor \
-                 started; `docker info` says why"
-            ),
-        }),
-        Some(e) => {
-            for (rig, image) in &e.missing_images {
-                problems.push(Problem {
-                    kind: ProblemKind::Image,
-                    subject: rig.clone(),
-                    text: format!(
-                        "rig {rig}: image {image} is missing on the engine; `gt image build` \
-                         or `gt rig set {rig} --image IMAGE`"
-                    ),
-                });
-            }
-        }
-        None => {}
-    }
+    let mut problems = engine_problems(engine);
     let breaker_open = super::patrol::breaker_is_open(town)?;
     if breaker_open {
         problems.push(Problem {
@@ -302,41 +278,93 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
         });
     }
     let patrol = patrol_view(town)?;
-    let health = super::status::patrol_health(town)?;
-    if let Some(w) = health.warning {
-        problems.push(Problem {
-            kind: ProblemKind::Patrol,
-            subject: "patrol".into(),
-            text: w,
-        });
-    } else if let Some(lag) = patrol_lag(town, &patrol, now)? {
-        problems.push(Problem {
-            kind: ProblemKind::Patrol,
-            subject: "patrol".into(),
-            text: lag,
-        });
-    }
-    if let Some(free) = free_bytes(&town.root)
-        && free < LOW_DISK
-    {
-        problems.push(Problem {
-            kind: ProblemKind::Disk,
-            subject: "disk".into(),
-            text: format!(
-                "only {} free under {}: worktrees, transcripts and the database need room",
-                crate::util::format_size(free as i64),
-                town.root.display()
-            ),
-        });
-    }
+    problems.extend(patrol_problem(town, &patrol, now)?);
+    problems.extend(disk_problem(town));
+    let rigs = rig_views(town, engine, now, &mut problems)?;
+    problems.extend(bead_problems(town)?);
+    let merge_queue = merge_queue(town)?;
+    problems.extend(merge_queue.iter().filter_map(mr_problem));
+    problems.sort_by_key(|p| p.kind);
+    Ok(Snapshot {
+        town: town.root.display().to_string(),
+        at: now,
+        events_mark: events::max_id(conn).map_err(err)?,
+        problems,
+        rigs,
+        merge_queue,
+        convoys: convoys(town)?,
+        mayor_unread: mail::inbox(conn, "mayor", true).map_err(err)?.len() as i64,
+        patrol,
+        engine_up: engine.map(|e| e.error.is_none()),
+        breaker_open,
+    })
+}
 
-    let quiet: BTreeMap<String, super::patrol::Quiet> = super::patrol::quiet_agents(town, now)?
-        .into_iter()
-        .map(|q| (q.agent.id.clone(), q))
-        .collect();
-    let stall_ms = crate::util::millis(town.config.patrol.stall_timeout);
-    let max_attempts = town.config.defaults.max_attempts as i64;
-    let mut rig_views: BTreeMap<String, RigView> = rigs::all(conn)
+/// The engine does not answer, or lacks a rig's image.
+fn engine_problems(engine: Option<&Engine>) -> Vec<Problem> {
+    match engine {
+        Some(Engine {
+            error: Some(why), ..
+        }) => vec![Problem {
+            kind: ProblemKind::DockerDown,
+            subject: "docker".into(),
+            text: format!(
+                "the container engine does not answer ({why}): agents are neither watched nor \
+                 started; `docker info` says why"
+            ),
+        }],
+        Some(e) => e
+            .missing_images
+            .iter()
+            .map(|(rig, image)| Problem {
+                kind: ProblemKind::Image,
+                subject: rig.clone(),
+                text: format!(
+                    "rig {rig}: image {image} is missing on the engine; `gt image build` or \
+                     `gt rig set {rig} --image IMAGE`"
+                ),
+            })
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Work waits on a patrol that never ran, stopped running, or lags.
+fn patrol_problem(town: &Town, patrol: &PatrolView, now: i64) -> Result<Option<Problem>> {
+    let text = match super::status::patrol_health(town)?.warning {
+        Some(w) => Some(w),
+        None => patrol_lag(town, patrol, now)?,
+    };
+    Ok(text.map(|text| Problem {
+        kind: ProblemKind::Patrol,
+        subject: "patrol".into(),
+        text,
+    }))
+}
+
+fn disk_problem(town: &Town) -> Option<Problem> {
+    let free = free_bytes(&town.root).filter(|f| *f < LOW_DISK)?;
+    Some(Problem {
+        kind: ProblemKind::Disk,
+        subject: "disk".into(),
+        text: format!(
+            "only {} free under {}: worktrees, transcripts and the database need room",
+            crate::util::format_size(free as i64),
+            town.root.display()
+        ),
+    })
+}
+
+/// Each rig with its working polecats; a stalled, quiet or half-slung one is a problem.
+fn rig_views(
+    town: &Town,
+    engine: Option<&Engine>,
+    now: i64,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<RigView>> {
+    let conn = town.db.conn();
+    let err = |e| town.db_err(e);
+    let mut views: BTreeMap<String, RigView> = rigs::all(conn)
         .map_err(err)?
         .into_iter()
         .map(|r| {
@@ -351,25 +379,27 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
         })
         .collect();
     for (rig, status, n) in beads::counts(conn).map_err(err)? {
-        if let (Some(r), "open") = (rig_views.get_mut(&rig), status.as_str()) {
+        if let (Some(r), "open") = (views.get_mut(&rig), status.as_str()) {
             r.open = n;
         }
     }
     for (rig, n) in beads::queued_counts(conn).map_err(err)? {
-        if let Some(r) = rig_views.get_mut(&rig) {
+        if let Some(r) = views.get_mut(&rig) {
             r.queued = n;
         }
     }
+    let quiet: BTreeMap<String, super::patrol::Quiet> = super::patrol::quiet_agents(town, now)?
+        .into_iter()
+        .map(|q| (q.agent.id.clone(), q))
+        .collect();
     for a in agents::list(conn, None).map_err(err)? {
-        let Some(rv) = rig_views.get_mut(&a.rig) else {
+        let Some(rv) = views.get_mut(&a.rig) else {
             continue;
         };
-        let Some(bead_id) = a.bead.clone() else {
-            if a.state == "idle" {
-                rv.idle += 1;
-            }
+        if a.bead.is_none() {
+            rv.idle += usize::from(a.state == "idle");
             continue;
-        };
+        }
         if a.state == "spawning" && super::patrol::spawn_overdue(town, &a, now) {
             problems.push(Problem {
                 kind: ProblemKind::StoppedSling,
@@ -381,56 +411,20 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
                 ),
             });
         }
-        let bead = beads::get(conn, &bead_id).map_err(err)?;
-        let d = match a.dispatch {
-            Some(id) => dispatches::get(conn, id).map_err(err)?,
-            None => None,
-        };
-        let attempt = dispatches::for_bead(conn, &bead_id)
-            .map_err(err)?
-            .iter()
-            .position(|x| Some(x.id) == a.dispatch)
-            .map_or(bead.as_ref().map_or(0, |b| b.attempts), |i| i as i64 + 1);
-        let last_heard = match &d {
-            Some(d) => Some(dispatches::last_heard(conn, d.id).map_err(err)?),
-            None => None,
-        };
-        let checkpoint = match &d {
-            Some(d) => checkpoints::for_dispatch(conn, d.id)
-                .map_err(err)?
-                .into_iter()
-                .next_back()
-                .map(|c| (c.at, c.note.unwrap_or(c.step))),
-            None => None,
-        };
-        let container = engine.and_then(|e| e.containers.get(&a.id));
-        let last_output = match container.and_then(|c| c.last_line.clone()) {
-            Some(l) => Some(l),
-            // The container is gone: the last words of its kept transcript.
-            None => d.as_ref().and_then(|d| {
-                super::transcript::read(town, &a.rig, &d.bead, d.id)
-                    .and_then(|t| super::transcript::last_words(&t))
-            }),
-        };
-        let stalled = a.state == "running"
-            && stall_ms > 0
-            && container.is_some_and(|c| c.state == RunState::Running)
-            && last_heard.is_some_and(|h| {
-                let spoke = container.and_then(|c| c.last_output_at).unwrap_or(0);
-                now - h.max(spoke) >= stall_ms
-            });
-        let is_quiet = quiet.contains_key(&a.id);
-        if stalled {
-            let since = last_heard
+        let view = agent_view(town, &a, engine, quiet.get(&a.id), now)?;
+        if view.stalled {
+            let since = view
+                .last_heard
                 .unwrap_or(now)
-                .max(container.and_then(|c| c.last_output_at).unwrap_or(0));
+                .max(view.last_output_at.unwrap_or(0));
             problems.push(Problem {
                 kind: ProblemKind::Stalled,
                 subject: a.id.clone(),
                 text: format!(
-                    "{} on {bead_id}: stalled, no output and no checkpoint for {}; patrol nudges it, \
+                    "{} on {}: stalled, no output and no checkpoint for {}; patrol nudges it, \
                      then restarts it",
                     a.id,
+                    view.bead,
                     crate::util::format_span(now - since)
                 ),
             });
@@ -441,31 +435,89 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
                 text: format!("{} (no checkpoint, mail or done)", q.line()),
             });
         }
-        rv.agents.push(AgentView {
-            id: a.id.clone(),
-            state: a.state.clone(),
-            bead_title: bead.map(|b| b.title).unwrap_or_default(),
-            bead: bead_id,
-            attempt,
-            max_attempts,
-            started_at: d.as_ref().map(|d| d.started_at),
-            last_heard,
-            checkpoint,
-            last_output,
-            container: container.map(|c| c.state),
-            quiet: is_quiet,
-            stalled,
-        });
+        rv.agents.push(view);
     }
+    Ok(views.into_values().collect())
+}
 
+/// One polecat holding a bead: its dispatch, checkpoint and output as known now.
+fn agent_view(
+    town: &Town,
+    a: &agents::Agent,
+    engine: Option<&Engine>,
+    quiet: Option<&super::patrol::Quiet>,
+    now: i64,
+) -> Result<AgentView> {
+    let conn = town.db.conn();
+    let err = |e| town.db_err(e);
+    let bead_id = a.bead.clone().unwrap_or_default();
+    let bead = beads::get(conn, &bead_id).map_err(err)?;
+    let d = match a.dispatch {
+        Some(id) => dispatches::get(conn, id).map_err(err)?,
+        None => None,
+    };
+    // The attempt is this dispatch's place among the bead's dispatches.
+    let attempt = dispatches::for_bead(conn, &bead_id)
+        .map_err(err)?
+        .iter()
+        .position(|x| Some(x.id) == a.dispatch)
+        .map_or(bead.as_ref().map_or(0, |b| b.attempts), |i| i as i64 + 1);
+    let last_heard = match &d {
+        Some(d) => Some(dispatches::last_heard(conn, d.id).map_err(err)?),
+        None => None,
+    };
+    let checkpoint = match &d {
+        Some(d) => checkpoints::for_dispatch(conn, d.id)
+            .map_err(err)?
+            .into_iter()
+            .next_back()
+            .map(|c| (c.at, c.note.unwrap_or(c.step))),
+        None => None,
+    };
+    let container = engine.and_then(|e| e.containers.get(&a.id));
+    let last_output = match container.and_then(|c| c.last_line.clone()) {
+        Some(l) => Some(l),
+        // The container is gone: the last words of its kept transcript.
+        None => d.as_ref().and_then(|d| {
+            super::transcript::read(town, &a.rig, &d.bead, d.id)
+                .and_then(|t| super::transcript::last_words(&t))
+        }),
+    };
+    let last_output_at = container.and_then(|c| c.last_output_at);
+    let stall_ms = crate::util::millis(town.config.patrol.stall_timeout);
+    let stalled = a.state == "running"
+        && stall_ms > 0
+        && container.is_some_and(|c| c.state == RunState::Running)
+        && last_heard.is_some_and(|h| now - h.max(last_output_at.unwrap_or(0)) >= stall_ms);
+    Ok(AgentView {
+        id: a.id.clone(),
+        state: a.state.clone(),
+        bead_title: bead.map(|b| b.title).unwrap_or_default(),
+        bead: bead_id,
+        attempt,
+        max_attempts: town.config.defaults.max_attempts as i64,
+        started_at: d.as_ref().map(|d| d.started_at),
+        last_heard,
+        checkpoint,
+        last_output,
+        last_output_at,
+        container: container.map(|c| c.state),
+        quiet: quiet.is_some(),
+        stalled,
+    })
+}
+
+/// Failed and escalated beads (the first few by name, then how many more).
+fn bead_problems(town: &Town) -> Result<Vec<Problem>> {
+    let mut out = Vec::new();
     let mut troubled = 0;
     for status in TROUBLED_BEADS {
-        for b in beads::list(conn, None, Some(status)).map_err(err)? {
+        for b in beads::list(town.db.conn(), None, Some(status)).map_err(|e| town.db_err(e))? {
             troubled += 1;
             if troubled > MAX_BEAD_PROBLEMS {
                 continue;
             }
-            problems.push(Problem {
+            out.push(Problem {
                 kind: ProblemKind::Bead,
                 subject: b.id.clone(),
                 text: format!(
@@ -476,7 +528,7 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
         }
     }
     if troubled > MAX_BEAD_PROBLEMS {
-        problems.push(Problem {
+        out.push(Problem {
             kind: ProblemKind::Bead,
             subject: "beads".into(),
             text: format!(
@@ -485,35 +537,39 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
             ),
         });
     }
+    Ok(out)
+}
 
-    let merge_queue = merge_queue(town)?;
-    for m in merge_queue.iter().filter(|m| m.needs_person()) {
-        let text = match m.state {
-            MrState::NeedsReview => format!(
-                "merge request {} ({}) waits for review: `gt diff {}`, then `gt mq approve {}` (or a / r in gt top)",
-                m.id, m.bead, m.bead, m.id
-            ),
-            s => format!(
-                "merge request {} ({}) {}{}; `gt mq show {}`",
-                m.id,
-                m.bead,
-                s.as_str(),
-                m.reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default(),
-                m.id
-            ),
-        };
-        problems.push(Problem {
-            kind: ProblemKind::MergeRequest,
-            subject: m.id.to_string(),
-            text,
-        });
-    }
-    problems.sort_by_key(|p| p.kind);
+/// A merge request that needs a person: review, or a landing that failed.
+fn mr_problem(m: &MrView) -> Option<Problem> {
+    let text = match m.state {
+        MrState::NeedsReview => format!(
+            "merge request {} ({}) waits for review: `gt diff {}`, then `gt mq approve {}` (or a / r in gt top)",
+            m.id, m.bead, m.bead, m.id
+        ),
+        MrState::Conflict | MrState::Failed => format!(
+            "merge request {} ({}) {}{}; `gt mq show {}`",
+            m.id,
+            m.bead,
+            m.state.as_str(),
+            m.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
+            m.id
+        ),
+        _ => return None,
+    };
+    Some(Problem {
+        kind: ProblemKind::MergeRequest,
+        subject: m.id.to_string(),
+        text,
+    })
+}
 
-    let convoys = super::convoy::list(town)?
+/// Convoys not yet landed or closed.
+fn convoys(town: &Town) -> Result<Vec<ConvoyLine>> {
+    Ok(super::convoy::list(town)?
         .into_iter()
         .filter(|c| !matches!(c.state.as_str(), "landed" | "closed"))
         .map(|c| ConvoyLine {
@@ -524,21 +580,7 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
             failed: c.failed,
             total: c.total,
         })
-        .collect();
-    let mayor_unread = mail::inbox(conn, "mayor", true).map_err(err)?.len() as i64;
-    Ok(Snapshot {
-        town: town.root.display().to_string(),
-        at: now,
-        events_mark: events::max_id(conn).map_err(err)?,
-        problems,
-        rigs: rig_views.into_values().collect(),
-        merge_queue,
-        convoys,
-        mayor_unread,
-        patrol,
-        engine_up: engine.map(|e| e.error.is_none()),
-        breaker_open,
-    })
+        .collect())
 }
 
 /// Open merge requests (oldest first), and the latest merge request of each bead when
