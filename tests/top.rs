@@ -394,7 +394,7 @@ fn an_engine_that_does_not_answer_is_the_first_problem() {
     assert!(out.status.success(), "{out:?}");
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["engine_up"], false, "{s}");
-    assert_eq!(s["problems"][0]["kind"], "docker-down", "{s}");
+    assert_eq!(s["problems"][0]["kind"], "docker", "{s}");
     let plain = t
         .cmd()
         .args(["top", "--once"])

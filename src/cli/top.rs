@@ -73,14 +73,12 @@ pub fn top(g: &Global, args: &TopArgs) -> Result<()> {
 
 /// Ask the engine now (a failed connection is an answer too: "down").
 fn ask_engine(town: &Town, rt: &mut Option<DockerRuntime>) -> Engine {
-    if rt.is_none() {
-        match DockerRuntime::connect() {
-            Ok(r) => *rt = Some(r),
+    let r = match rt {
+        Some(r) => r,
+        None => match DockerRuntime::connect() {
+            Ok(r) => rt.insert(r),
             Err(e) => return Engine::down(&e),
-        }
-    }
-    let Some(r) = rt.as_ref() else {
-        return Engine::down(&Error::Other("no engine".into()));
+        },
     };
     let e = crate::town::top::probe(town, r);
     if e.error.is_some() {

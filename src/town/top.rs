@@ -145,23 +145,45 @@ pub struct Snapshot {
     pub breaker_open: bool,
 }
 
-/// Kinds of problem, in the order the panel lists them.
+/// Kinds of problem, in the order the panel lists them (named in JSON as in the panel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum ProblemKind {
+    #[serde(rename = "docker")]
     DockerDown,
+    #[serde(rename = "breaker")]
     BreakerOpen,
+    #[serde(rename = "patrol")]
     Patrol,
+    #[serde(rename = "image")]
     Image,
+    #[serde(rename = "disk")]
     Disk,
+    #[serde(rename = "stalled")]
     Stalled,
+    #[serde(rename = "quiet")]
     Quiet,
+    #[serde(rename = "sling")]
     StoppedSling,
+    #[serde(rename = "bead")]
     Bead,
+    #[serde(rename = "mr")]
     MergeRequest,
 }
 
 impl ProblemKind {
+    pub const ALL: [ProblemKind; 10] = [
+        ProblemKind::DockerDown,
+        ProblemKind::BreakerOpen,
+        ProblemKind::Patrol,
+        ProblemKind::Image,
+        ProblemKind::Disk,
+        ProblemKind::Stalled,
+        ProblemKind::Quiet,
+        ProblemKind::StoppedSling,
+        ProblemKind::Bead,
+        ProblemKind::MergeRequest,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemKind::DockerDown => "docker",
@@ -691,4 +713,20 @@ pub fn last_transcript(town: &Town, agent: &str) -> Result<Option<String>> {
     let a = super::polecat::get(town, agent)?;
     let last = dispatches::last_of_agent(town.db.conn(), &a.id).map_err(|e| town.db_err(e))?;
     Ok(last.and_then(|d| super::transcript::read(town, &a.rig, &d.bead, d.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_kind_is_named_alike_in_json_and_on_screen_and_fits_its_column() {
+        for k in ProblemKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert!(k.as_str().len() < 8, "{k:?}");
+        }
+        let mut sorted = ProblemKind::ALL;
+        sorted.sort();
+        assert_eq!(sorted, ProblemKind::ALL, "ALL is in the panel's order");
+    }
 }
