@@ -563,3 +563,51 @@ fn merge_requests_waiting_for_review_are_problems_and_can_be_picked() {
     tmux.keys(&["q"]);
     tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
 }
+
+#[test]
+fn stalled_agents_and_failed_beads_are_problems() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 1", "stall_timeout = \"2s\"");
+    t.rig(
+        "case \"$(gt hook)\" in *doomed*) echo giving up; exit 1;; esac; echo once; sleep 300",
+        &[],
+    );
+    let (silent, doomed) = (t.bead("silent"), t.bead("doomed"));
+    t.ok(&["sling", &silent, &doomed]);
+    let problems = |t: &TestTown| -> Vec<serde_json::Value> {
+        t.json(&["top", "--once"])["problems"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // No output and no request for stall_timeout: stalled (patrol has not acted yet).
+    let stalled = wait_for("the silent agent to be stalled", 30, || {
+        problems(&t).into_iter().find(|p| p["kind"] == "stalled")
+    });
+    assert!(
+        stalled["text"].as_str().unwrap().contains(&format!(
+            "on {silent}: stalled, no output and no checkpoint for"
+        )),
+        "{stalled}"
+    );
+    // Its one attempt used, the doomed bead fails: a problem naming it.
+    t.patrol_until("the doomed bead to fail", 60, |t| {
+        t.bead_status(&doomed) == "failed"
+    });
+    let failed = problems(&t)
+        .into_iter()
+        .find(|p| p["kind"] == "bead" && p["subject"] == doomed.as_str());
+    let failed = failed.expect("a failed bead is a problem");
+    assert!(
+        failed["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("bead {doomed} failed after 1 attempt(s)")),
+        "{failed}"
+    );
+    let plain = t.ok(&["top", "--once"]);
+    assert!(plain.contains(&format!("bead {doomed} failed")), "{plain}");
+}
