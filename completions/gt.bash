@@ -319,8 +319,17 @@ _gt() {
             gt__subcmd__help__subcmd__mail,send)
                 cmd="gt__subcmd__help__subcmd__mail__subcmd__send"
                 ;;
+            gt__subcmd__help__subcmd__mq,approve)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__approve"
+                ;;
             gt__subcmd__help__subcmd__mq,list)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__list"
+                ;;
+            gt__subcmd__help__subcmd__mq,reject)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__reject"
+                ;;
+            gt__subcmd__help__subcmd__mq,run)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__run"
                 ;;
             gt__subcmd__help__subcmd__mq,show)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__show"
@@ -403,20 +412,38 @@ _gt() {
             gt__subcmd__mail__subcmd__help,send)
                 cmd="gt__subcmd__mail__subcmd__help__subcmd__send"
                 ;;
+            gt__subcmd__mq,approve)
+                cmd="gt__subcmd__mq__subcmd__approve"
+                ;;
             gt__subcmd__mq,help)
                 cmd="gt__subcmd__mq__subcmd__help"
                 ;;
             gt__subcmd__mq,list)
                 cmd="gt__subcmd__mq__subcmd__list"
                 ;;
+            gt__subcmd__mq,reject)
+                cmd="gt__subcmd__mq__subcmd__reject"
+                ;;
+            gt__subcmd__mq,run)
+                cmd="gt__subcmd__mq__subcmd__run"
+                ;;
             gt__subcmd__mq,show)
                 cmd="gt__subcmd__mq__subcmd__show"
+                ;;
+            gt__subcmd__mq__subcmd__help,approve)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__approve"
                 ;;
             gt__subcmd__mq__subcmd__help,help)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__help"
                 ;;
             gt__subcmd__mq__subcmd__help,list)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__list"
+                ;;
+            gt__subcmd__mq__subcmd__help,reject)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__reject"
+                ;;
+            gt__subcmd__mq__subcmd__help,run)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__run"
                 ;;
             gt__subcmd__mq__subcmd__help,show)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__show"
@@ -1760,7 +1787,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__mq)
-            opts="list show"
+            opts="list show approve reject run"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1773,7 +1800,49 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__help__subcmd__mq__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__help__subcmd__mq__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__mq__subcmd__reject)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__mq__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2464,7 +2533,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq)
-            opts="-q -v -h --town --json --quiet --verbose --help list show help"
+            opts="-q -v -h --town --json --quiet --verbose --help list show approve reject run help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2481,9 +2550,41 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gt__subcmd__mq__subcmd__help)
-            opts="list show help"
+        gt__subcmd__mq__subcmd__approve)
+            opts="-q -v -h --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__help)
+            opts="list show approve reject run help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__help__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2523,6 +2624,34 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__mq__subcmd__help__subcmd__reject)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__mq__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2538,13 +2667,65 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq__subcmd__list)
-            opts="-q -v -h --rig --town --json --quiet --verbose --help"
+            opts="-q -v -h --rig --state --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -W "queued needs-review testing merged conflict failed rejected superseded" -- "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__reject)
+            opts="-m -q -v -h --message --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__run)
+            opts="-q -v -h --wait --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

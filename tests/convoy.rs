@@ -10,7 +10,11 @@ fn town() -> (TestTown, Vec<String>) {
     let t = TestTown::new();
     t.configure("max_attempts = 2\nretry_backoff = [\"0s\"]", "");
     let knobs = "case \"$(gt hook)\" in *doomed*) echo doomed >&2; exit 1;; esac";
-    t.rig_with_remote(&scripted_agent(knobs), &["--max-polecats", "4"]);
+    // Record only: a convoy lands when its beads are done (merging is tests/mq.rs's).
+    t.rig_with_remote(
+        &scripted_agent(knobs),
+        &["--max-polecats", "4", "--merge", "off"],
+    );
     let ids = vec![
         t.bead("doomed"),
         t.bead("fine 1"),
@@ -125,7 +129,7 @@ fn a_convoy_across_two_rigs_lands_when_both_are_done() {
         return;
     }
     let t = TestTown::new();
-    t.rig_with_remote(&scripted_agent(""), &[]);
+    t.rig_with_remote(&scripted_agent(""), &["--merge", "off"]);
     let web = t.source_repo("web");
     t.ok(&[
         "rig",
@@ -136,6 +140,8 @@ fn a_convoy_across_two_rigs_lands_when_both_are_done() {
         &test_image(),
         "--command",
         &scripted_agent(""),
+        "--merge",
+        "off",
     ]);
     let a = t.bead("api side");
     let w = t
@@ -168,7 +174,7 @@ fn a_patrol_killed_while_closing_a_bead_leaves_the_convoy_right() {
         return;
     }
     let t = TestTown::new();
-    t.rig_with_remote(&scripted_agent(""), &[]);
+    t.rig_with_remote(&scripted_agent(""), &["--merge", "off"]);
     let a = t.bead("only one");
     let cv = t.ok(&["convoy", "create", "solo", &a]).trim().to_string();
     t.ok(&["sling", &a]);

@@ -30,7 +30,7 @@ fn the_main_job_of_the_readme_runs_end_to_end() {
     assert!(stdout.contains("killed container"), "{stdout}");
     for line in [
         "re-dispatched: ",
-        "landed  3/3 done, 0 failed",
+        "landed  3/3 done, 0 failed, 3 merged",
         "ok     one live owner",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");

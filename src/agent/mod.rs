@@ -27,6 +27,22 @@ pub struct Assignment {
     /// Earlier dispatches of this bead, oldest first: the resume context of `gt prime`.
     #[serde(default)]
     pub history: Vec<Attempt>,
+    /// Why the merge queue (or a reviewer) sent this bead's work back, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned: Option<Returned>,
+}
+
+/// Work sent back by the merge queue: a conflict, a failing gate, or a rejection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Returned {
+    pub merge_request: i64,
+    /// `conflict`, `failed` or `rejected`.
+    pub state: String,
+    /// What to do, with the conflicting files or the gate's output.
+    pub reason: String,
+    /// The target branch, and the commit of it the work was measured against.
+    pub target: String,
+    pub target_commit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

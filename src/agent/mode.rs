@@ -223,6 +223,19 @@ impl Ctx {
                 }
             }
         }
+        if let Some(r) = &a.returned {
+            s += &format!(
+                "\nYour work was sent back from the merge queue (merge request {}, {}), to land on {}{}:\n{}\n",
+                r.merge_request,
+                r.state,
+                r.target,
+                r.target_commit
+                    .as_deref()
+                    .map(|c| format!(" at {}", c.chars().take(12).collect::<String>()))
+                    .unwrap_or_default(),
+                r.reason
+            );
+        }
         let unread = self.inbox(true)?;
         if !unread.is_empty() {
             s += "\nUnread mail (`gt mail read ID`):\n";

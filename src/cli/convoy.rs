@@ -22,8 +22,9 @@ pub enum ConvoyCommand {
     Close(CloseArgs),
 }
 
-/// Create a convoy; prints its id. States: open, landed (all done), partial (all ended,
-/// policy met, some not done), failed (the policy can no longer be met), closed.
+/// Create a convoy; prints its id. States: open, landed (all done, and merged where the
+/// rig lands work: `gt rig set R --merge`), partial (all ended, policy met, some not
+/// done), failed (the policy can no longer be met), closed.
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
     /// A name for people.
@@ -142,8 +143,9 @@ pub fn run(g: &Global, args: &ConvoyArgs) -> Result<()> {
             if list.is_empty() {
                 return output::println_out("no convoys");
             }
-            let mut t =
-                output::Table::new(&["id", "name", "policy", "state", "done", "failed", "total"]);
+            let mut t = output::Table::new(&[
+                "id", "name", "policy", "state", "done", "merged", "failed", "total",
+            ]);
             for v in &list {
                 t.row(vec![
                     v.id.clone(),
@@ -151,6 +153,7 @@ pub fn run(g: &Global, args: &ConvoyArgs) -> Result<()> {
                     v.policy.clone(),
                     v.state.clone(),
                     v.done.to_string(),
+                    v.merged.to_string(),
                     v.failed.to_string(),
                     v.total.to_string(),
                 ]);
@@ -169,9 +172,13 @@ pub fn run(g: &Global, args: &ConvoyArgs) -> Result<()> {
     }
 }
 
-/// `[######----] 3/5 done, 1 failed`; the bar only on a terminal.
+/// `[######----] 3/5 done, 1 failed` (and `, 2 merged` once any work landed); the bar
+/// only on a terminal.
 fn progress(v: &ConvoyView, tty: bool) -> String {
-    let counts = format!("{}/{} done, {} failed", v.done, v.total, v.failed);
+    let mut counts = format!("{}/{} done, {} failed", v.done, v.total, v.failed);
+    if v.merged > 0 {
+        counts += &format!(", {} merged", v.merged);
+    }
     if !tty || v.total == 0 {
         return counts;
     }
@@ -198,6 +205,7 @@ mod tests {
             state: "open".into(),
             total,
             done,
+            merged: 0,
             failed,
             beads: vec![],
             version: 1,

@@ -1,10 +1,27 @@
 //! `gt mq list | show | approve | reject | run`: the merge queue.
 
 use super::{Global, output};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::state::merge_requests::MrState;
 
-/// Merge requests: the branches finished work landed on.
+/// The merge queue: finished work, reviewed and landed on each rig's default branch.
+///
+/// Every bead that ends done records a merge request (its branch at the commit the
+/// agent handed over). What happens next is the rig's policy (`gt rig set R --merge`):
+/// review (a person approves with `gt mq approve`; the default of a new rig), auto, or
+/// off (recorded only). Patrol lands approved requests oldest first, one at a time per
+/// rig: it checks the change applies, builds target + change as the rig's
+/// --merge-style says, runs the rig's --test-command on it in a container, and moves
+/// the target (and the remote's) only if nothing moved meanwhile. A conflict, a failing
+/// gate or a rejection sends the work back to its bead, with the reason in `gt prime`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt mq list                      # every merge request, with why it waits
+  gt mq list --state needs-review # what waits for you
+  gt diff api-k85                 # read the change
+  gt mq approve 7                 # let it land
+  gt mq reject 8 -m "no tests for the new parser"
+  gt mq run                       # land what can land now, waiting for its gates"#)]
 pub struct MqArgs {
     #[command(subcommand)]
     pub command: MqCommand,
@@ -12,41 +29,202 @@ pub struct MqArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum MqCommand {
-    /// List merge requests, oldest first.
+    /// List merge requests, oldest first, with their state and why each waits.
+    ///
+    /// States: queued (waits its turn), needs-review (waits for `gt mq approve`),
+    /// testing (being landed), merged, conflict / failed / rejected (sent back to its
+    /// bead), superseded (newer work of its bead, or its bead closed).
     List {
         /// Only this rig's.
         #[arg(long)]
         rig: Option<String>,
+        /// Only merge requests in this state (repeatable).
+        #[arg(long, value_name = "STATE", value_parser = STATES)]
+        state: Vec<String>,
     },
-    /// Show a merge request: its bead, branch, commits and files, and where it stands.
+    /// Show a merge request: its bead, branch, commits, files, where it stands and why,
+    /// and its history.
     Show {
         /// A merge request id, or a bead id (its latest merge request).
         id: String,
     },
+    /// Let a merge request that needs review land (it keeps its place in the queue).
+    Approve {
+        /// A merge request id, or a bead id (its latest merge request).
+        id: String,
+    },
+    /// Send a merge request back: its bead reopens on its branch and is dispatched
+    /// again, with WHY in the agent's prime.
+    Reject {
+        /// A merge request id, or a bead id (its latest merge request).
+        id: String,
+        /// Why: what the agent should change.
+        #[arg(short = 'm', long = "message", value_name = "WHY")]
+        why: String,
+    },
+    /// Land what can land now (as a patrol pass does), waiting for running gates.
+    ///
+    /// Exits 0 when nothing more can move now; prints what merged, what was sent back
+    /// and what still waits. Does nothing while a patrol pass runs (it lands too).
+    Run {
+        /// How long to wait for gates still running, e.g. 10m (0s: do not wait).
+        #[arg(long, value_name = "DURATION", default_value = "30m")]
+        wait: String,
+    },
 }
 
-fn mq_show(g: &Global, id: &str) -> Result<()> {
+const STATES: [&str; 8] = [
+    "queued",
+    "needs-review",
+    "testing",
+    "merged",
+    "conflict",
+    "failed",
+    "rejected",
+    "superseded",
+];
+
+pub fn run(g: &Global, a: &MqArgs) -> Result<()> {
+    match &a.command {
+        MqCommand::List { rig, state } => list(g, rig.as_deref(), state),
+        MqCommand::Show { id } => show(g, id),
+        MqCommand::Approve { id } => {
+            let mut town = g.town()?;
+            let before = crate::town::mq::find(&town, id)?.state;
+            let mr = crate::town::mq::approve(&mut town, id)?;
+            if g.json {
+                return output::json(&mr);
+            }
+            output::println_out(&if before == MrState::NeedsReview {
+                format!(
+                    "approved merge request {} ({}): it lands in a coming patrol pass (or `gt mq run`)",
+                    mr.id, mr.bead
+                )
+            } else {
+                format!(
+                    "merge request {} ({}) is {} already",
+                    mr.id,
+                    mr.bead,
+                    mr.state.as_str()
+                )
+            })
+        }
+        MqCommand::Reject { id, why } => {
+            let mut town = g.town()?;
+            let mr = crate::town::mq::reject(&mut town, id, why)?;
+            if g.json {
+                return output::json(&mr);
+            }
+            output::println_out(&format!(
+                "rejected merge request {}: bead {} is reopened on {} and will be dispatched again with your reason",
+                mr.id,
+                mr.bead,
+                output::safe_line(&mr.branch)
+            ))
+        }
+        MqCommand::Run { wait } => {
+            let wait = crate::util::parse_duration(wait).ok_or_else(|| {
+                Error::usage(format!("--wait {wait:?} is not a duration"))
+                    .with_hint("use e.g. 0s, 90s or 10m")
+            })?;
+            let mut town = g.town()?;
+            let rt = crate::runtime::docker::DockerRuntime::connect()?;
+            let Some(r) = crate::town::mq::run(&mut town, &rt, wait)? else {
+                return output::println_out(
+                    "a patrol pass is running and lands the queue itself; nothing done",
+                );
+            };
+            if g.json {
+                return output::json(&r);
+            }
+            let mut lines = Vec::new();
+            lines.extend(r.merged.iter().map(|m| format!("merged: {m}")));
+            lines.extend(r.returned.iter().map(|m| format!("sent back: {m}")));
+            lines.extend(r.waiting.iter().map(|m| format!("waits: {m}")));
+            lines.extend(r.errors.iter().map(|m| format!("error: {m}")));
+            if lines.is_empty() {
+                lines.push("nothing to land".into());
+            }
+            output::println_out(
+                &lines
+                    .iter()
+                    .map(|l| output::safe_line(l))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )?;
+            if r.errors.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Other(format!(
+                    "{} merge request(s) could not move; see above",
+                    r.errors.len()
+                )))
+            }
+        }
+    }
+}
+
+fn list(g: &Global, rig: Option<&str>, states: &[String]) -> Result<()> {
+    let town = g.town()?;
+    let states: Vec<MrState> = states.iter().filter_map(|s| s.parse().ok()).collect();
+    let list = crate::town::mq::list(&town, rig, &states)?;
+    if g.json {
+        return output::json(&list);
+    }
+    if list.is_empty() {
+        return output::println_out("no merge requests");
+    }
+    let mut t = output::Table::new(&["id", "bead", "rig", "state", "commit", "why"]);
+    for l in &list {
+        let m = &l.mr;
+        t.row(vec![
+            m.id.to_string(),
+            m.bead.clone(),
+            m.rig.clone(),
+            m.state.as_str().to_string(),
+            output::short(&m.commit, 12).to_string(),
+            l.why.clone(),
+        ]);
+    }
+    t.print()
+}
+
+fn show(g: &Global, id: &str) -> Result<()> {
     let town = g.town()?;
     let s = crate::town::mq::show(&town, id)?;
     if g.json {
         return output::json(&s);
     }
     let c = &s.change;
+    let m = &s.listed.mr;
     let mut out = format!(
-        "merge request {}: bead {} ({}), {}\nbranch:  {}\ncommit:  {}\ntarget:  {} (merge base {})\npushed:  {}\n",
-        s.mr.id,
-        s.mr.bead,
+        "merge request {}: bead {} ({}), {}\nstate:   {} ({})\nbranch:  {}\ncommit:  {}\ntarget:  {} (merge base {})\npushed:  {}\n",
+        m.id,
+        m.bead,
         s.bead_status,
-        s.state,
+        output::safe_line(&s.listed.title),
+        m.state.as_str(),
+        output::safe_line(&s.listed.why),
         output::safe_line(&c.branch),
         c.commit,
         c.target,
         output::short(&c.base, 12),
-        s.mr.pushed_to
+        m.pushed_to
             .as_deref()
             .map(output::safe_line)
             .unwrap_or_else(|| "no remote".into()),
     );
+    if let Some(mc) = &m.merged_commit {
+        out += &format!("merged:  {mc}\n");
+    }
+    if let Some(r) = &m.reason
+        && r.lines().count() > 1
+    {
+        out += "reason:\n";
+        for l in r.lines() {
+            out += &format!("  {}\n", output::safe_line(l));
+        }
+    }
     out += &format!("commits ({}):\n", c.commits.len());
     for k in &c.commits {
         out += &format!(
@@ -65,35 +243,19 @@ fn mq_show(g: &Global, id: &str) -> Result<()> {
             f.deletions
         );
     }
+    out += "history:\n";
+    for h in &s.history {
+        let mut data = h.data.clone();
+        if let Some(o) = data.as_object_mut() {
+            o.remove("mr");
+        }
+        out += &format!(
+            "  {} {} {} {}\n",
+            output::time(h.at),
+            h.actor,
+            h.kind,
+            output::safe_line(&data.to_string())
+        );
+    }
     output::println_out(out.trim_end())
-}
-
-pub fn run(g: &Global, a: &MqArgs) -> Result<()> {
-    let rig = match &a.command {
-        MqCommand::List { rig } => rig,
-        MqCommand::Show { id } => return mq_show(g, id),
-    };
-    let town = g.town()?;
-    if let Some(r) = rig {
-        crate::town::rig::get(&town, r)?;
-    }
-    let list = crate::state::merge_requests::list(town.db.conn(), rig.as_deref())
-        .map_err(|e| town.db_err(e))?;
-    if g.json {
-        return output::json(&list);
-    }
-    if list.is_empty() {
-        return output::println_out("no merge requests");
-    }
-    let mut t = output::Table::new(&["bead", "rig", "commit", "pushed to", "branch"]);
-    for m in &list {
-        t.row(vec![
-            m.bead.clone(),
-            m.rig.clone(),
-            output::short(&m.commit, 12).to_string(),
-            output::opt(&m.pushed_to),
-            m.branch.clone(),
-        ]);
-    }
-    t.print()
 }

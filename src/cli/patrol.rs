@@ -99,6 +99,19 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
     for b in &r.queued_dispatched {
         lines.push(format!("dispatched from queue: {b}"));
     }
+    let mq = &r.merge_queue;
+    for m in &mq.merged {
+        lines.push(format!("merged: {m}"));
+    }
+    for m in &mq.returned {
+        lines.push(format!("sent back: {m}"));
+    }
+    for m in &mq.waiting {
+        lines.push(format!("merge queue waits: {m}"));
+    }
+    for e in &mq.errors {
+        lines.push(format!("merge queue: {e}"));
+    }
     for c in &r.orphans_removed {
         lines.push(format!("removed orphan container {c}"));
     }

@@ -279,6 +279,7 @@ pub fn import_work(
     branch: &str,
     base: &str,
     head: &str,
+    rebased_onto: Option<&str>,
 ) -> Result<()> {
     let refused = |why: String| Error::git(format!("work of branch {branch} refused: {why}"));
     let (Ok(base_id), Ok(head_id)) = (git2::Oid::from_str(base), git2::Oid::from_str(head)) else {
@@ -346,6 +347,11 @@ pub fn import_work(
     walk.push(head_id)
         .map_err(|e| refused(format!("commit {head}: {}", e.message())))?;
     walk.hide(base_id)?;
+    if let Some(onto) = rebased_onto.and_then(|o| git2::Oid::from_str(o).ok())
+        && host.find_commit(onto).is_ok()
+    {
+        walk.hide(onto)?;
+    }
     for c in walk {
         let c = c.map_err(|e| refused(e.message().to_string()))?;
         let commit = view
@@ -354,7 +360,14 @@ pub fn import_work(
         tree(&view, &store, commit.tree_id(), &copy)?;
         copy(c)?;
     }
-    if !host.graph_descendant_of(head_id, base_id)? {
+    // Work sent back by the merge queue may be rebased onto the target it came back
+    // from (the old head stays reachable from a host ref): descending from that target
+    // is as good as descending from the branch.
+    let onto = rebased_onto.and_then(|o| git2::Oid::from_str(o).ok());
+    let descends = |from: git2::Oid| -> Result<bool> {
+        Ok(head_id == from || host.graph_descendant_of(head_id, from)?)
+    };
+    if !descends(base_id)? && !onto.map(descends).transpose()?.unwrap_or(false) {
         return Err(refused(format!(
             "{head} does not descend from {base}, the branch's last known commit"
         )));
@@ -459,12 +472,14 @@ pub fn is_merged_into(repo: &Repository, commit: &str, branch: &str) -> bool {
     c == head || repo.graph_descendant_of(head, c).unwrap_or(false)
 }
 
-/// Push `commit` to `remote` as `branch` with the user's git.
+/// Push `commit` to `remote` as `branch` with the user's git; `force` replaces a branch
+/// that does not lead to it (work the merge queue sent back and the agent rebased).
 pub fn push(
     repo_dir: &Path,
     remote: &str,
     commit: &str,
     branch: &str,
+    force: bool,
     timeout: Duration,
 ) -> Result<()> {
     git_cli_within(
@@ -474,11 +489,88 @@ pub fn push(
             "--quiet",
             "--",
             remote,
-            &format!("{commit}:refs/heads/{branch}"),
+            &format!(
+                "{}{commit}:refs/heads/{branch}",
+                if force { "+" } else { "" }
+            ),
         ],
         Some(timeout),
     )
     .map(|_| ())
+}
+
+/// Fetch `remote`'s `branch` into the host-only ref `into` (forced: it mirrors the
+/// remote) and return the commit, or None when the remote has no such branch.
+pub fn fetch_branch(
+    repo_dir: &Path,
+    remote: &str,
+    branch: &str,
+    into: &str,
+    timeout: Duration,
+) -> Result<Option<String>> {
+    if remote_head(repo_dir, remote, branch, timeout)?.is_none() {
+        return Ok(None);
+    }
+    git_cli_within(
+        repo_dir,
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--",
+            remote,
+            &format!("+refs/heads/{branch}:{into}"),
+        ],
+        Some(timeout),
+    )?;
+    let repo = Repository::open(repo_dir)?;
+    Ok(repo.refname_to_id(into).ok().map(|o| o.to_string()))
+}
+
+/// What a compare-and-swap push found.
+#[derive(Debug, PartialEq)]
+pub enum CasPush {
+    /// The remote's branch is `commit` now (pushed, or it was already).
+    Pushed,
+    /// The remote's branch was not `expected`: it moved under us (its head now).
+    Moved(Option<String>),
+}
+
+/// Set `remote`'s `branch` to `commit` only if it is still `expected` (git's
+/// `--force-with-lease`), then read it back. A push refused because the remote moved is
+/// `Moved`, not an error; one the remote already has is `Pushed`.
+pub fn push_cas(
+    repo_dir: &Path,
+    remote: &str,
+    commit: &str,
+    branch: &str,
+    expected: &str,
+    timeout: Duration,
+) -> Result<CasPush> {
+    match remote_head(repo_dir, remote, branch, timeout)? {
+        Some(h) if h == commit => return Ok(CasPush::Pushed),
+        Some(h) if h != expected => return Ok(CasPush::Moved(Some(h))),
+        None => return Ok(CasPush::Moved(None)),
+        Some(_) => {}
+    }
+    let pushed = git_cli_within(
+        repo_dir,
+        &[
+            "push",
+            "--quiet",
+            &format!("--force-with-lease=refs/heads/{branch}:{expected}"),
+            "--",
+            remote,
+            &format!("{commit}:refs/heads/{branch}"),
+        ],
+        Some(timeout),
+    );
+    // Read back whatever the push said: the remote's head is the truth.
+    match remote_head(repo_dir, remote, branch, timeout)? {
+        Some(h) if h == commit => Ok(CasPush::Pushed),
+        Some(h) if h != expected => Ok(CasPush::Moved(Some(h))),
+        _ => pushed.map(|_| CasPush::Moved(None)),
+    }
 }
 
 fn git_cli(dir: &Path, args: &[&str]) -> Result<String> {

@@ -45,6 +45,8 @@ stall_timeout = "30m"                     # a running agent with no output and n
                                           #   this long is nudged through its inbox, then,
                                           #   silent as long again, stopped and re-dispatched
                                           #   (counted as an attempt); "0s": off
+gate_timeout = "30m"                      # a merge request's gate running longer is
+                                          #   stopped and counts as failing
 engine_timeout = "60s"                    # one Docker call that takes longer counts as the
                                           #   engine being down (exit 5, one escalation)
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
@@ -100,6 +102,7 @@ pub struct Patrol {
     pub push_timeout: Duration,
     pub engine_timeout: Duration,
     pub stall_timeout: Duration,
+    pub gate_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -157,6 +160,7 @@ struct RawPatrol {
     push_timeout: String,
     engine_timeout: String,
     stall_timeout: String,
+    gate_timeout: String,
 }
 
 impl Default for RawPatrol {
@@ -171,6 +175,7 @@ impl Default for RawPatrol {
             push_timeout: "60s".into(),
             engine_timeout: "60s".into(),
             stall_timeout: "30m".into(),
+            gate_timeout: "30m".into(),
         }
     }
 }
@@ -254,6 +259,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         push_timeout: dur_min("patrol.push_timeout", &p.push_timeout, secs(1))?,
         engine_timeout: dur_min("patrol.engine_timeout", &p.engine_timeout, secs(1))?,
         stall_timeout: dur("patrol.stall_timeout", &p.stall_timeout)?,
+        gate_timeout: dur_min("patrol.gate_timeout", &p.gate_timeout, secs(1))?,
     };
     Ok(Config {
         defaults: Defaults {

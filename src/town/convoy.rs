@@ -82,6 +82,8 @@ pub struct ConvoyView {
     pub state: String,
     pub total: usize,
     pub done: usize,
+    /// Done beads whose work is merged on its target (rigs that land work).
+    pub merged: usize,
     pub failed: usize,
     pub beads: Vec<ConvoyBead>,
     pub version: i64,
@@ -93,6 +95,8 @@ pub struct ConvoyBead {
     pub rig: String,
     pub status: String,
     pub title: String,
+    /// Its work is merged on its rig's target (false for rigs that only record work).
+    pub merged: bool,
 }
 
 pub fn create(
@@ -221,7 +225,7 @@ pub fn view(town: &Town, id: &str) -> Result<ConvoyView> {
     })?;
     let mut st = conn
         .prepare_cached(
-            "SELECT b.id, b.rig, b.status, b.title FROM convoy_beads c JOIN beads b ON b.id = c.bead WHERE c.convoy = ?1 ORDER BY b.created_at, b.id",
+            &format!("SELECT b.id, b.rig, b.status, b.title, {LANDED_STATUS} = 'done' AND r.merge <> 'off' FROM convoy_beads c JOIN beads b ON b.id = c.bead JOIN rigs r ON r.name = b.rig WHERE c.convoy = ?1 ORDER BY b.created_at, b.id"),
         )
         .map_err(|e| town.db_err(e))?;
     let beads: Vec<ConvoyBead> = st
@@ -231,11 +235,13 @@ pub fn view(town: &Town, id: &str) -> Result<ConvoyView> {
                 rig: r.get(1)?,
                 status: r.get(2)?,
                 title: r.get(3)?,
+                merged: r.get(4)?,
             })
         })
         .and_then(|rows| rows.collect())
         .map_err(|e| town.db_err(e))?;
     let done = beads.iter().filter(|b| b.status == "done").count();
+    let merged = beads.iter().filter(|b| b.merged).count();
     let failed = beads
         .iter()
         .filter(|b| beads::TERMINAL.contains(&b.status.as_str()) && b.status != "done")
@@ -247,6 +253,7 @@ pub fn view(town: &Town, id: &str) -> Result<ConvoyView> {
         state,
         total: beads.len(),
         done,
+        merged,
         failed,
         beads,
         version,
@@ -284,6 +291,12 @@ pub fn on_bead_changed(tx: &mut Tx, bead: &str) -> Result<()> {
     Ok(())
 }
 
+/// A bead's status as a convoy counts it: a done bead of a rig that lands work counts
+/// as `merging` (still on its way) until its latest merge request is merged.
+const LANDED_STATUS: &str = "CASE WHEN b.status = 'done' AND r.merge <> 'off' AND COALESCE(
+       (SELECT m.state FROM merge_requests m WHERE m.bead = b.id ORDER BY m.id DESC LIMIT 1), '') <> 'merged'
+     THEN 'merging' ELSE b.status END";
+
 fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
     let (policy, state, name, version): (String, String, String, i64) = tx
         .query_row(
@@ -297,7 +310,7 @@ fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
     }
     let statuses: Vec<String> = {
         let mut st = tx
-            .prepare_cached("SELECT b.status FROM convoy_beads c JOIN beads b ON b.id = c.bead WHERE c.convoy = ?1")
+            .prepare_cached(&format!("SELECT {LANDED_STATUS} FROM convoy_beads c JOIN beads b ON b.id = c.bead JOIN rigs r ON r.name = b.rig WHERE c.convoy = ?1"))
             .map_err(|e| tx.err(e))?;
         st.query_map([id], |r| r.get(0))
             .and_then(|r| r.collect())
@@ -326,7 +339,7 @@ fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
         "patrol",
         MAYOR,
         format!(
-            "convoy {name} ({id}) is {new}: {done} of {} beads done",
+            "convoy {name} ({id}) is {new}: {done} of {} beads landed",
             statuses.len()
         ),
         format!("policy {policy}; was {state}"),

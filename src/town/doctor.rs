@@ -208,6 +208,67 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         breaches: b4,
     });
 
+    // 6. The merge queue: every merged request's commit is on its target, and no request
+    // is testing without a live gate.
+    let mut b6 = Vec::new();
+    let gates: Option<Vec<String>> = match rt {
+        Some(rt) => Some(
+            rt.list(&town.id)?
+                .into_iter()
+                .filter(|c| {
+                    c.labels.contains_key(super::mq::land::LABEL_GATE)
+                        && matches!(
+                            c.state,
+                            RunState::Running | RunState::Created | RunState::Exited
+                        )
+                })
+                .filter_map(|c| c.labels.get(super::mq::land::LABEL_GATE).cloned())
+                .collect(),
+        ),
+        None => None,
+    };
+    for m in &mrs {
+        let repo = repos
+            .entry(m.rig.clone())
+            .or_insert_with(|| git2::Repository::open(town.repo_dir(&m.rig)).ok());
+        match m.state {
+            merge_requests::MrState::Merged => {
+                let (Some(repo), Some(c), Some(t)) = (repo.as_ref(), &m.merged_commit, &m.target) else {
+                    continue;
+                };
+                if !crate::git::is_merged_into(repo, c, t) {
+                    b6.push(format!(
+                        "merge request {} ({}) is merged, but {} is not on {t}",
+                        m.id, m.bead, c
+                    ));
+                }
+            }
+            merge_requests::MrState::Testing => match (m.step.as_deref(), &gates) {
+                (Some("gate" | "target-gate"), Some(live)) => {
+                    if !live.contains(&m.id.to_string()) {
+                        b6.push(format!(
+                            "merge request {} ({}) is testing without a live gate",
+                            m.id, m.bead
+                        ));
+                    }
+                }
+                (Some("gate" | "target-gate"), None) => {}
+                (step, _) => warnings.push(format!(
+                    "merge request {} ({}): its landing stopped at step {}; the next patrol pass (or `gt mq run`) resumes it",
+                    m.id,
+                    m.bead,
+                    step.unwrap_or("none")
+                )),
+            },
+            _ => {}
+        }
+    }
+    checks.push(Check {
+        name: "merged work is on its target; no test without a gate",
+        ok: b6.is_empty(),
+        breaches: b6,
+    });
+
     // 5. No mail id stored twice, no request id applied twice (keys say so; count anyway).
     let dup = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(err);
     let mut b5 = Vec::new();

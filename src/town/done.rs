@@ -262,7 +262,11 @@ fn push_with_retry(
             _ => {}
         }
         town.db.renew_lease()?;
-        match crate::git::push(&repo_dir, remote, head, branch, timeout) {
+        // Work sent back by the merge queue may have been rebased onto its target: its
+        // branch on the remote is a copy of the agent's, replaced (the old head stays
+        // reachable on the host under refs/gt/returned/).
+        let force = super::mq::land::rebase_marker(town, rig, branch).exists();
+        match crate::git::push(&repo_dir, remote, head, branch, force, timeout) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!("push of {branch} to {remote} failed: {e}");

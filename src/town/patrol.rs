@@ -42,6 +42,8 @@ pub struct Report {
     /// through their inbox, or (nudged already, still silent) stopped.
     pub stalled: Vec<String>,
     pub mail_delivered: usize,
+    /// What the merge queue did in this pass.
+    pub merge_queue: super::mq::land::Report,
     pub breaker_open: bool,
     pub runtime_calls: usize,
     pub errors: Vec<String>,
@@ -139,6 +141,21 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
     release(town);
     town.db.set_fence(None);
     result.map(|_| report)
+}
+
+/// Run `f` under the patrol lease, as a pass would (`gt mq run`): Ok(None) when another
+/// patrol holds it.
+pub fn exclusive<T>(town: &mut Town, f: impl FnOnce(&mut Town) -> Result<T>) -> Result<Option<T>> {
+    let holder = lease_holder(std::process::id());
+    let token = match acquire(town, &holder)? {
+        Err(_) => return Ok(None),
+        Ok(token) => token,
+    };
+    town.db.set_fence(Some((token, town.config.patrol.lease)));
+    let result = f(town);
+    release(town);
+    town.db.set_fence(None);
+    result.map(Some)
 }
 
 fn steps(
@@ -269,6 +286,9 @@ fn steps(
     }
     fail::fail_point!("patrol.after_sagas");
 
+    // The merge queue: one writer per rig, under this pass's lease.
+    report.merge_queue = super::mq::land::pass(town, &rt)?;
+
     // 7. Orphans: containers of this town with no current generation.
     let current: HashMap<(String, String), i64> = agents::list(town.db.conn(), None)
         .map_err(|e| town.db_err(e))?
@@ -281,6 +301,9 @@ fn steps(
             c.labels.get(LABEL_RIG).cloned().unwrap_or_default(),
             c.labels.get(LABEL_AGENT).cloned().unwrap_or_default(),
         );
+        if c.labels.contains_key(super::mq::land::LABEL_GATE) {
+            continue; // a merge request's gate: the merge queue's to end
+        }
         if !touched.contains(&key) && current.get(&key).copied() != c.generation() {
             rt.remove(&c.id, Duration::from_secs(2))?;
             report.orphans_removed.push(c.name.clone());

@@ -763,6 +763,18 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
                 out.push(kept(format!("{} ({}) still holds it", a.id, a.state)));
                 continue;
             }
+            // Work still in the merge queue keeps its branch: it may come back to it.
+            if let Some(mr) = crate::state::merge_requests::latest(town.db.conn(), &b.id)
+                .map_err(|e| town.db_err(e))?
+                .filter(|m| m.state.is_open())
+            {
+                out.push(kept(format!(
+                    "its merge request {} is {}",
+                    mr.id,
+                    mr.state.as_str()
+                )));
+                continue;
+            }
             if let Some(at) = crate::git::checked_out_at(&repo, &branch)? {
                 out.push(kept(format!("checked out at {}", at.display())));
                 continue;

@@ -366,6 +366,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
         token: c.token.clone(),
         attempt: c.bead.attempts + 1,
         history: history(town, c)?,
+        returned: returned(town, &c.bead.id)?,
     };
     assignment.write(&mailbox)?;
     // The rig's secrets, as read-only files for this dispatch only (never in the spec).
@@ -567,6 +568,27 @@ pub fn claim_redispatch(
         let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
         Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: true }))
     })
+}
+
+/// Why the bead's latest merge request was sent back, if it was: the agent's brief.
+fn returned(town: &Town, bead: &str) -> Result<Option<crate::agent::Returned>> {
+    use crate::state::merge_requests::{self, MrState};
+    let Some(mr) = merge_requests::latest(town.db.conn(), bead).map_err(|e| town.db_err(e))? else {
+        return Ok(None);
+    };
+    if !matches!(
+        mr.state,
+        MrState::Conflict | MrState::Failed | MrState::Rejected
+    ) {
+        return Ok(None);
+    }
+    Ok(Some(crate::agent::Returned {
+        merge_request: mr.id,
+        state: mr.state.as_str().to_string(),
+        reason: mr.reason.unwrap_or_default(),
+        target: mr.target.unwrap_or_default(),
+        target_commit: mr.base,
+    }))
 }
 
 /// Earlier dispatches of the bead with their endings and checkpoints.

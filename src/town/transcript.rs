@@ -71,6 +71,38 @@ pub fn save(
     Ok(())
 }
 
+/// Where the output of a merge request's gate run is kept (beside its bead's transcripts).
+pub fn gate_path(town: &Town, rig: &str, bead: &str, mr: i64, run: i64) -> PathBuf {
+    dir(town, rig, bead).join(format!("gate-mr{mr}-{run}.log"))
+}
+
+/// Keep the output of gate container `container` (redacted, bounded) and return it.
+pub fn save_gate(
+    town: &Town,
+    rt: &dyn Runtime,
+    container: &str,
+    rig: &str,
+    bead: &str,
+    mr: i64,
+    run: i64,
+) -> Result<String> {
+    let text = match rt.logs(container, TAIL_LINES) {
+        Ok(t) => t,
+        Err(Error::NotFound { .. }) => {
+            return Ok(
+                std::fs::read_to_string(gate_path(town, rig, bead, mr, run)).unwrap_or_default()
+            );
+        }
+        Err(e) => return Err(e),
+    };
+    let d = dir(town, rig, bead);
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    let text = super::secret::redact(town, &text);
+    let kept = tail(&text).to_string();
+    crate::util::write_atomic(&gate_path(town, rig, bead, mr, run), kept.as_bytes())?;
+    Ok(kept)
+}
+
 /// Tokens and cost as the agent's CLI reported them in its output: Claude Code's
 /// stream-json `result` line (the last one wins: it is the run's total, with
 /// `total_cost_usd`), or the sum of Codex's `--json` `turn.completed` events. The output

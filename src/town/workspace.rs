@@ -79,7 +79,7 @@ fn mkdir(p: &Path) -> Result<()> {
 
 /// Give `path` (and everything under it, symlinks themselves) to the agent's uid. Only
 /// when gt runs as root; otherwise the agent already is the invoking user.
-fn hand_over(path: &Path) -> Result<()> {
+pub(crate) fn hand_over(path: &Path) -> Result<()> {
     hand_over_tree(path, true)
 }
 
@@ -367,6 +367,11 @@ pub fn import(town: &Town, rig: &str, name: &str, branch: &str) -> Result<String
     let Some(head) = claimed_head(&p, branch) else {
         return Ok(base); // nothing claimed (or unreadable): the host's branch stands
     };
+    // A bead the merge queue sent back may have been rebased onto its target.
+    let onto = std::fs::read_to_string(super::mq::land::rebase_marker(town, rig, branch))
+        .ok()
+        .map(|s| s.trim().to_string());
+    let onto = onto.as_deref();
     if head == base || repo.find_commit(git2::Oid::from_str(&head)?).is_ok() {
         // Objects known already: only the ancestry check and the move remain.
         crate::git::import_work(
@@ -375,12 +380,14 @@ pub fn import(town: &Town, rig: &str, name: &str, branch: &str) -> Result<String
             branch,
             &base,
             &head,
+            onto,
         )?;
         return Ok(head);
     }
     let staging = crate::util::TempDir::new_in(&town.rig_dir(rig), "import")?;
-    let result = stage_objects(&p.git.join("objects"), staging.path(), &repo)
-        .and_then(|()| crate::git::import_work(&repo_dir, staging.path(), branch, &base, &head));
+    let result = stage_objects(&p.git.join("objects"), staging.path(), &repo).and_then(|()| {
+        crate::git::import_work(&repo_dir, staging.path(), branch, &base, &head, onto)
+    });
     drop(staging);
     result.map(|()| head)
 }

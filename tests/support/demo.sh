@@ -2,7 +2,7 @@
 # The main job, end to end, on a real Docker engine (run via `bash dev.sh demo`):
 # a town with a sample rig, three beads slung to agents in containers, one agent's
 # container killed mid-work and recovered by patrol, every bead done with its merge
-# request, and a convoy that lands.
+# request landed on the remote's main by the merge queue, and a convoy that lands.
 set -euo pipefail
 GT=${1:?usage: demo.sh PATH-TO-GT}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,7 @@ git init -q -b main "$WORK/project"
 echo "# sample" > "$WORK/project/README.md"
 git -C "$WORK/project" add README.md
 git -C "$WORK/project" -c user.name=demo -c user.email=demo@example.com commit -q -m init
-git init -q --bare "$WORK/remote.git"
+git clone -q --bare "$WORK/project" "$WORK/remote.git"
 
 step "gt init"
 export GT_TOWN="$WORK/town"
@@ -24,7 +24,7 @@ $GT init "$GT_TOWN"
 TOWN_ID=$($GT --json status | sed -n 's/.*"town_id": "\(.*\)".*/\1/p')
 
 step "gt rig add (the agent is tests/support/scripted-agent.sh)"
-$GT rig add demo "$WORK/project" --remote "$WORK/remote.git" --memory 256m --cpus 1 \
+$GT rig add demo "$WORK/project" --remote "$WORK/remote.git" --memory 256m --cpus 1 --merge auto \
   --command "AGENT_SLEEP=10
 $(cat "$HERE/scripted-agent.sh")"
 
@@ -51,6 +51,10 @@ until [ "$($GT bead list --status done --json | grep -c '"id"')" = 3 ]; do
   $GT patrol
   sleep 2
 done
+
+step "the merge queue lands what is left (patrol lands as it goes)"
+$GT mq run
+git -C "$WORK/remote.git" log --oneline main
 
 step "the result"
 $GT bead list

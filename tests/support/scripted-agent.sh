@@ -5,13 +5,29 @@
 # AGENT_FAIL=1 exits 1 instead of finishing; AGENT_FAIL_GEN=N does so in generation N; AGENT_ALLOC=1 allocates memory until killed;
 # AGENT_DIE_LOCKED_GEN=N in generation N dies by SIGKILL holding git's index lock, as a
 # `git commit` killed by an OOM or `docker kill` does.
+# AGENT_FILE=NAME writes its work into NAME (default work-BEAD.txt); AGENT_REBASE=1, when
+# its work was sent back from the merge queue, first rebases onto the target keeping its
+# own side of conflicts; AGENT_BREAK_ATTEMPT=N adds broken.txt in attempt N of its bead
+# and removes it in later attempts.
 set -eu
 gt prime
+attempt=$(gt prime | sed -n 's/.* Attempt \([0-9]*\),.*/\1/p')
+if [ "${AGENT_REBASE:-}" = 1 ] && gt prime | grep -q "sent back from the merge queue"; then
+  target=$(gt prime | sed -n 's/.*, to land on \([^ :]*\).*/\1/p')
+  git rebase -q -X theirs "$target"
+fi
+if [ -n "${AGENT_BREAK_ATTEMPT:-}" ]; then
+  if [ "$AGENT_BREAK_ATTEMPT" = "$attempt" ]; then
+    echo broken > broken.txt && git add broken.txt && git commit -q -m "$GT_BEAD: break the gate"
+  elif [ -e broken.txt ]; then
+    git rm -q broken.txt && git commit -q -m "$GT_BEAD: fix the gate"
+  fi
+fi
 if [ "${AGENT_DIE_LOCKED_GEN:-}" = "$GT_GENERATION" ]; then
   : > "$(git rev-parse --git-dir)/index.lock"
   kill -9 $$
 fi
-f="work-$GT_BEAD.txt"
+f="${AGENT_FILE:-work-$GT_BEAD.txt}"
 echo "work by $GT_AGENT, generation $GT_GENERATION" >> "$f"
 git add "$f"
 git commit -q -m "$GT_BEAD: work by $GT_AGENT (generation $GT_GENERATION)"

@@ -2,9 +2,10 @@
 //! `gt mq show`) and landed on its rig's default branch by deterministic code, one
 //! writer per rig (`land.rs`), per the rig's policy and style.
 
+pub mod land;
 mod review;
 
-pub use review::{Change, CommitLine, FileStat, Shown, diff, show};
+pub use review::{Change, CommitLine, FileStat, HistoryLine, Shown, diff, show};
 
 use crate::error::{Error, Result};
 
@@ -81,5 +82,225 @@ impl std::str::FromStr for Style {
                     .with_hint("use merge, squash or rebase"),
             ),
         }
+    }
+}
+
+use crate::runtime::Runtime;
+use crate::state::merge_requests::{self, MergeRequest, MrState};
+use crate::town::Town;
+use crate::util::now_ms;
+
+/// A merge request by id, or the latest of a bead.
+pub fn find(town: &Town, id: &str) -> Result<MergeRequest> {
+    let found = match id.parse::<i64>() {
+        Ok(n) => merge_requests::get(town.db.conn(), n),
+        Err(_) => merge_requests::latest(town.db.conn(), id),
+    }
+    .map_err(|e| town.db_err(e))?;
+    found.ok_or_else(|| {
+        Error::not_found(
+            format!("merge request {id}"),
+            Some("`gt mq list` lists them; a bead has one once it is done".into()),
+        )
+    })
+}
+
+/// A merge request with why it is where it is, in words.
+#[derive(Debug, serde::Serialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub mr: MergeRequest,
+    /// Its bead's title.
+    pub title: String,
+    /// Why it waits (or how it ended), for a person.
+    pub why: String,
+}
+
+/// Merge requests (of one rig, or all; only `states` when given), oldest first, each
+/// with why it waits.
+pub fn list(town: &Town, rig: Option<&str>, states: &[MrState]) -> Result<Vec<Listed>> {
+    if let Some(r) = rig {
+        crate::town::rig::get(town, r)?;
+    }
+    let conn = town.db.conn();
+    let all = merge_requests::list(conn, rig).map_err(|e| town.db_err(e))?;
+    let rigs: std::collections::HashMap<String, crate::state::rigs::Rig> =
+        crate::state::rigs::all(conn)
+            .map_err(|e| town.db_err(e))?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+    // Queue positions per rig, in landing order.
+    let mut queue: Vec<&MergeRequest> = all.iter().filter(|m| m.state == MrState::Queued).collect();
+    queue.sort_by_key(|m| (m.queued_at, m.id));
+    let mut out = Vec::new();
+    for m in &all {
+        if !states.is_empty() && !states.contains(&m.state) {
+            continue;
+        }
+        let rig = rigs.get(&m.rig);
+        let first_line = |r: &Option<String>| {
+            r.as_deref()
+                .and_then(|r| r.lines().next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let why = match m.state {
+            MrState::NeedsReview => format!("waits for review: `gt mq approve {}`", m.id),
+            MrState::Queued if rig.is_some_and(|r| r.merge == Policy::Off.as_str()) => {
+                format!("rig {} lands nothing (--merge off): recorded only", m.rig)
+            }
+            MrState::Queued => {
+                let pos = queue
+                    .iter()
+                    .filter(|q| q.rig == m.rig)
+                    .position(|q| q.id == m.id)
+                    .map(|p| p + 1)
+                    .unwrap_or(0);
+                match &m.reason {
+                    Some(r) => format!("#{pos} in the queue; {}", first_line(&Some(r.clone()))),
+                    None => format!("#{pos} in the queue of rig {}", m.rig),
+                }
+            }
+            MrState::Testing => match m.step.as_deref() {
+                Some("gate") => format!("its gate runs (run {})", m.gate_runs),
+                Some("target-gate") => "the gate runs on the target alone".to_string(),
+                Some(s) => format!("being landed (step {s})"),
+                None => "being landed".to_string(),
+            },
+            MrState::Merged => format!(
+                "on {} at {}",
+                m.target.as_deref().unwrap_or("the target"),
+                m.merged_commit
+                    .as_deref()
+                    .map(|c| &c[..12.min(c.len())])
+                    .unwrap_or("?")
+            ),
+            _ => first_line(&m.reason),
+        };
+        let title = crate::state::beads::get(conn, &m.bead)
+            .map_err(|e| town.db_err(e))?
+            .map(|b| b.title)
+            .unwrap_or_default();
+        out.push(Listed {
+            mr: m.clone(),
+            title,
+            why,
+        });
+    }
+    Ok(out)
+}
+
+/// `gt mq approve ID`: a person lets a merge request land (it joins the queue at its
+/// place: its age counts from when it was recorded).
+pub fn approve(town: &mut Town, id: &str) -> Result<MergeRequest> {
+    let mr = find(town, id)?;
+    match mr.state {
+        MrState::NeedsReview => {}
+        MrState::Queued | MrState::Testing => return Ok(mr), // approved already
+        other => {
+            return Err(Error::conflict(
+                format!(
+                    "merge request {} is {}; nothing to approve",
+                    mr.id,
+                    other.as_str()
+                ),
+                Some(format!("see `gt mq show {}`", mr.id)),
+            ));
+        }
+    }
+    town.db.write(|tx| {
+        let n = tx
+            .execute(
+                "UPDATE merge_requests SET state = 'queued', reason = NULL, updated_at = ?3, version = version + 1
+                 WHERE id = ?1 AND version = ?2 AND state = 'needs-review'",
+                rusqlite::params![mr.id, mr.version, now_ms()],
+            )
+            .map_err(|e| tx.err(e))?;
+        if n != 1 {
+            return Err(Error::conflict(
+                format!("merge request {} changed while it was being approved", mr.id),
+                Some(format!("see `gt mq show {}` and try again", mr.id)),
+            ));
+        }
+        tx.event("mr.approved", &mr.bead, serde_json::json!({ "mr": mr.id }))
+    })?;
+    find(town, &mr.id.to_string())
+}
+
+/// `gt mq reject ID -m WHY`: a person sends the work back; its bead reopens on its
+/// branch with the reason in its prime.
+pub fn reject(town: &mut Town, id: &str, why: &str) -> Result<MergeRequest> {
+    let why = why.trim();
+    if why.is_empty() {
+        return Err(Error::usage("a rejection needs a reason: -m WHY")
+            .with_hint("the agent that reworks the bead reads it in its prime"));
+    }
+    let mr = find(town, id)?;
+    match mr.state {
+        MrState::NeedsReview | MrState::Queued => {}
+        MrState::Testing => {
+            return Err(Error::conflict(
+                format!("merge request {} is being landed right now", mr.id),
+                Some(
+                    "wait for the pass to end (`gt mq show`), then reject it if it did not land"
+                        .into(),
+                ),
+            ));
+        }
+        other => {
+            return Err(Error::conflict(
+                format!(
+                    "merge request {} is {}; nothing to reject",
+                    mr.id,
+                    other.as_str()
+                ),
+                Some(format!("see `gt mq show {}`", mr.id)),
+            ));
+        }
+    }
+    let rig = crate::town::rig::get(town, &mr.rig)?;
+    let detail = format!(
+        "A reviewer rejected your change:\n\n{why}\n\nRework it on your branch, commit, and `gt done` again."
+    );
+    let mut report = land::Report::default();
+    land::send_back(
+        town,
+        &rig,
+        &mr,
+        MrState::Rejected,
+        &format!("rejected: {}", why.lines().next().unwrap_or("")),
+        &detail,
+        &mut report,
+    )?;
+    find(town, &mr.id.to_string())
+}
+
+/// `gt mq run`: land what can land now, as a patrol pass would (under its lease), and
+/// wait for running gates up to `wait`. None: a patrol holds the lease.
+pub fn run(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    wait: std::time::Duration,
+) -> Result<Option<land::Report>> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut total = land::Report::default();
+    loop {
+        let Some(r) = crate::town::patrol::exclusive(town, |town| land::pass(town, rt))? else {
+            return Ok(None);
+        };
+        let gating = !r.waiting.is_empty()
+            && merge_requests::list(town.db.conn(), None)
+                .map_err(|e| town.db_err(e))?
+                .iter()
+                .any(|m| m.state == MrState::Testing);
+        total.merged.extend(r.merged);
+        total.returned.extend(r.returned);
+        total.errors.extend(r.errors);
+        if !gating || std::time::Instant::now() >= deadline {
+            total.waiting = r.waiting;
+            return Ok(Some(total));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }

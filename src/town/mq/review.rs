@@ -3,7 +3,7 @@
 //! host refs and objects only (the agent's work was imported at its hand-over).
 
 use crate::error::{Error, Result};
-use crate::state::merge_requests::{self, MergeRequest};
+use crate::state::merge_requests::MrState;
 use crate::town::Town;
 use serde::Serialize;
 
@@ -42,33 +42,33 @@ pub struct FileStat {
 #[derive(Debug, Serialize)]
 pub struct Shown {
     #[serde(flatten)]
-    pub mr: MergeRequest,
-    /// Where it stands: "recorded" (pushed or kept locally, waiting for review and landing).
-    pub state: &'static str,
+    pub listed: super::Listed,
     pub bead_status: String,
     pub change: Change,
+    /// What happened to it, oldest first (recorded, approved, picked, gate runs, …).
+    pub history: Vec<HistoryLine>,
 }
 
-/// The merge request named by `id`, or the latest of bead `id`.
-fn find(town: &Town, id: &str) -> Result<MergeRequest> {
-    let all = merge_requests::list(town.db.conn(), None).map_err(|e| town.db_err(e))?;
-    let found = match id.parse::<i64>() {
-        Ok(n) => all.into_iter().find(|m| m.id == n),
-        Err(_) => all.into_iter().rev().find(|m| m.bead == id),
-    };
-    found.ok_or_else(|| {
-        Error::not_found(
-            format!("merge request {id}"),
-            Some("`gt mq list` lists them; a bead has one once it is done".into()),
-        )
-    })
+#[derive(Debug, Serialize)]
+pub struct HistoryLine {
+    pub at: i64,
+    pub actor: String,
+    pub kind: String,
+    pub data: serde_json::Value,
 }
 
 /// `gt diff BEAD|MR`: the change against the merge base with the rig's default branch.
 /// A bead without a merge request yet shows its branch as the host knows it.
 pub fn diff(town: &Town, id: &str, with_patch: bool) -> Result<Change> {
-    let (bead, rig, branch, commit) = match find(town, id) {
-        Ok(mr) => (mr.bead, mr.rig, mr.branch, mr.commit),
+    // A landed change is measured against the target it landed on, not today's.
+    let mut landed_on = None;
+    let (bead, rig, branch, commit) = match super::find(town, id) {
+        Ok(mr) => {
+            if mr.state == MrState::Merged {
+                landed_on = mr.base.clone();
+            }
+            (mr.bead, mr.rig, mr.branch, mr.commit)
+        }
         Err(e) => {
             let Some(b) =
                 crate::state::beads::get(town.db.conn(), id).map_err(|e| town.db_err(e))?
@@ -90,9 +90,12 @@ pub fn diff(town: &Town, id: &str, with_patch: bool) -> Result<Change> {
     let target = crate::town::rig::get(town, &rig)?.default_branch;
     let repo = git2::Repository::open(town.repo_dir(&rig))?;
     let head = git2::Oid::from_str(&commit).map_err(|e| Error::git(e.message().to_string()))?;
-    let target_head = crate::git::branch_head(&repo, &target)?
-        .and_then(|h| git2::Oid::from_str(&h).ok())
-        .ok_or_else(|| Error::git(format!("rig {rig} has no branch {target}")))?;
+    let target_head = match landed_on {
+        Some(b) => Some(b),
+        None => crate::git::branch_head(&repo, &target)?,
+    }
+    .and_then(|h| git2::Oid::from_str(&h).ok())
+    .ok_or_else(|| Error::git(format!("rig {rig} has no branch {target}")))?;
     let base = repo.merge_base(head, target_head)?;
     let mut walk = repo.revwalk()?;
     walk.push(head)?;
@@ -154,18 +157,38 @@ pub fn diff(town: &Town, id: &str, with_patch: bool) -> Result<Change> {
     })
 }
 
-/// `gt mq show ID`: a merge request, its bead's status and its change.
+/// `gt mq show ID`: a merge request, why it waits, its bead's status, its change and
+/// its history.
 pub fn show(town: &Town, id: &str) -> Result<Shown> {
-    let mr = find(town, id)?;
+    let mr = super::find(town, id)?;
     let change = diff(town, &mr.id.to_string(), false)?;
-    let bead_status = crate::state::beads::get(town.db.conn(), &mr.bead)
+    let conn = town.db.conn();
+    let bead_status = crate::state::beads::get(conn, &mr.bead)
         .map_err(|e| town.db_err(e))?
         .map(|b| b.status)
         .unwrap_or_else(|| "gone".into());
+    let history = crate::state::events::after(conn, 0, Some(&mr.bead))
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|e| {
+            (e.kind.starts_with("mr.") || e.kind.starts_with("mq."))
+                && e.data["mr"].as_i64() == Some(mr.id)
+        })
+        .map(|e| HistoryLine {
+            at: e.at,
+            actor: e.actor,
+            kind: e.kind,
+            data: e.data,
+        })
+        .collect();
+    let listed = super::list(town, Some(&mr.rig), &[])?
+        .into_iter()
+        .find(|l| l.mr.id == mr.id)
+        .ok_or_else(|| Error::Other(format!("merge request {} vanished", mr.id)))?;
     Ok(Shown {
-        mr,
-        state: "recorded",
+        listed,
         bead_status,
         change,
+        history,
     })
 }

@@ -1,0 +1,1150 @@
+//! Landing: one writer per rig takes the oldest approved merge request and puts it on
+//! the rig's default branch. Steps, each checkpointed in the merge request's row (and
+//! each with a fail point), so a pass killed anywhere resumes where it stopped:
+//!
+//! `picked` (bead still done, branch still at the recorded commit; the target fetched
+//! from the remote) → `candidate` (conflicts found in memory; target + the change built
+//! as commits the host alone references) → `gate` (the test command on a host-only
+//! checkout, in a container isolated as agents are) → `gated` → `pushed` (the remote's
+//! target moved from the base to the candidate by compare-and-swap, read back) →
+//! merged (the local target moved by compare-and-swap; bead, convoy and event in one
+//! transaction; the branch pruned once safe).
+//!
+//! Never a checkout or merge in a worktree an agent uses; never a merge of a bead that
+//! is not done; never a push of a target that lacks the verified change.
+
+use super::{Policy, Style};
+use crate::error::{Error, Result};
+use crate::runtime::{Bind, ContainerSpec, LABEL_RIG, LABEL_TOWN, RunState, Runtime, Tmpfs};
+use crate::state::merge_requests::{self, MergeRequest, MrState};
+use crate::state::{beads, rigs::Rig};
+use crate::town::Town;
+use crate::town::mail::MAYOR;
+use crate::util::now_ms;
+use git2::{Oid, Repository};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The label naming the merge request a gate container tests.
+pub const LABEL_GATE: &str = "gt.gate";
+
+/// Lines of a failing gate's output that go back to the work (and into `gt prime`).
+const GATE_TAIL_LINES: usize = 40;
+
+/// How many merge requests one rig may land in one pass (a bound, not a target).
+const MAX_PER_PASS: usize = 100;
+
+/// What one pass of the queue did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    /// `bead (mr N)` landed on its target.
+    pub merged: Vec<String>,
+    /// Sent back to the work: `bead (mr N): why`.
+    pub returned: Vec<String>,
+    /// Waiting on a running gate, a broken target or a remote: `mr N: why`.
+    pub waiting: Vec<String>,
+    /// Problems that keep a merge request or a rig from moving (said, then retried).
+    pub errors: Vec<String>,
+}
+
+/// Where one merge request's landing got to in this call.
+enum Progress {
+    /// Moved a step; call again.
+    Next,
+    /// Waiting for something outside this pass (a gate running, the target fixed).
+    Wait(String),
+    /// Done with it (merged, sent back, superseded): take the next one.
+    Finished,
+}
+
+/// One pass over every rig whose policy lands work. `rt` runs the gates.
+pub fn pass(town: &mut Town, rt: &dyn Runtime) -> Result<Report> {
+    let mut report = Report::default();
+    for rig in rigs_landing(town)? {
+        sweep_scratch(town, &rig)?;
+        if let Err(e) = land_rig(town, rt, &rig, &mut report) {
+            if matches!(
+                e,
+                Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. }
+            ) {
+                return Err(e);
+            }
+            report.errors.push(format!("rig {}: {e}", rig.name));
+        }
+    }
+    Ok(report)
+}
+
+fn rigs_landing(town: &Town) -> Result<Vec<Rig>> {
+    Ok(crate::state::rigs::all(town.db.conn())
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|r| r.merge.parse::<Policy>().is_ok_and(|p| p != Policy::Off))
+        .collect())
+}
+
+fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -> Result<()> {
+    for _ in 0..MAX_PER_PASS {
+        // One writer per rig: the merge request being landed goes on before another starts.
+        let current = match merge_requests::in_state(town.db.conn(), &rig.name, MrState::Testing)
+            .map_err(|e| town.db_err(e))?
+            .into_iter()
+            .next()
+        {
+            Some(mr) => mr,
+            None => match next_queued(town, rig)? {
+                Some(mr) => mr,
+                None => return Ok(()),
+            },
+        };
+        let label = format!("{} (mr {})", current.bead, current.id);
+        loop {
+            let mr = merge_requests::get(town.db.conn(), current.id)
+                .map_err(|e| town.db_err(e))?
+                .ok_or_else(|| Error::Other(format!("merge request {} vanished", current.id)))?;
+            match step(town, rt, rig, &mr, report) {
+                Ok(Progress::Next) => continue,
+                Ok(Progress::Finished) => break,
+                Ok(Progress::Wait(why)) => {
+                    report.waiting.push(format!("mr {}: {why}", mr.id));
+                    return Ok(());
+                }
+                Err(e) => {
+                    note_problem(town, &mr, &e)?;
+                    return Err(Error::Other(format!("{label}: {e}")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The oldest queued merge request of the rig (its place kept across bounces).
+fn next_queued(town: &Town, rig: &Rig) -> Result<Option<MergeRequest>> {
+    Ok(
+        merge_requests::in_state(town.db.conn(), &rig.name, MrState::Queued)
+            .map_err(|e| town.db_err(e))?
+            .into_iter()
+            .next(),
+    )
+}
+
+fn target_of(mr: &MergeRequest, rig: &Rig) -> String {
+    mr.target
+        .clone()
+        .unwrap_or_else(|| rig.default_branch.clone())
+}
+
+/// One step of one merge request's landing, chosen by its checkpoint.
+fn step(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    rig: &Rig,
+    mr: &MergeRequest,
+    report: &mut Report,
+) -> Result<Progress> {
+    match (mr.state, mr.step.as_deref()) {
+        (MrState::Queued, _) => pick(town, rig, mr),
+        (MrState::Testing, Some("picked")) => build(town, rig, mr, report),
+        (MrState::Testing, Some("candidate")) => {
+            if rig.test_command.is_none() {
+                checkpoint(town, mr, "gated", &[], "mr.gated")?;
+                return Ok(Progress::Next);
+            }
+            start_gate(town, rt, rig, mr, false)?;
+            Ok(Progress::Next)
+        }
+        (MrState::Testing, Some("gate")) | (MrState::Testing, Some("target-gate")) => {
+            watch_gate(town, rt, rig, mr, report)
+        }
+        (MrState::Testing, Some("gated")) => push(town, rig, mr),
+        (MrState::Testing, Some("pushed")) => finish(town, rig, mr, report),
+        (MrState::Testing, other) => {
+            // A step this binary does not know (or none): start over from the pick.
+            tracing::warn!(
+                "merge request {} was at step {other:?}; landing it again from the start",
+                mr.id
+            );
+            requeue(town, mr, "its landing restarts from the beginning")?;
+            Ok(Progress::Next)
+        }
+        _ => Ok(Progress::Finished),
+    }
+}
+
+/// `picked`: take it only if it is still what was reviewed, then fetch the target.
+fn pick(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
+    crate::interrupt::step("mq.picked.before")?;
+    let bead = beads::get(town.db.conn(), &mr.bead)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "bead {} of merge request {} is gone",
+                mr.bead, mr.id
+            ))
+        })?;
+    if bead.status != "done" {
+        supersede(town, mr, &format!("its bead is {}, not done", bead.status))?;
+        return Ok(Progress::Finished);
+    }
+    let repo_dir = town.repo_dir(&rig.name);
+    let repo = Repository::open(&repo_dir)?;
+    match crate::git::branch_head(&repo, &mr.branch)? {
+        Some(h) if h == mr.commit => {}
+        Some(h) => {
+            supersede(
+                town,
+                mr,
+                &format!(
+                    "its branch moved on to {} since it was recorded",
+                    &h[..12.min(h.len())]
+                ),
+            )?;
+            return Ok(Progress::Finished);
+        }
+        None if repo.find_commit(Oid::from_str(&mr.commit)?).is_err() => {
+            supersede(town, mr, "its branch and commit are gone")?;
+            return Ok(Progress::Finished);
+        }
+        None => {} // pruned after its push: the commit is still here
+    }
+    let target = target_of(mr, rig);
+    let base = current_target(town, rig, &target)?;
+    if broken_target(town, &rig.name)?.as_deref() == Some(base.as_str()) {
+        return Ok(Progress::Wait(format!(
+            "{target} fails its gate at {} without any change: waiting for a fix",
+            short(&base)
+        )));
+    }
+    checkpoint(town, mr, "picked", &[("base", &base)], "mr.picked")?;
+    crate::interrupt::step("mq.picked.after")?;
+    Ok(Progress::Next)
+}
+
+/// The target's head to build on: the remote's (fetched, and the local branch moved up
+/// to it when that loses nothing) for a rig with a remote, else the local branch.
+fn current_target(town: &mut Town, rig: &Rig, target: &str) -> Result<String> {
+    let repo_dir = town.repo_dir(&rig.name);
+    let repo = Repository::open(&repo_dir)?;
+    let local = crate::git::branch_head(&repo, target)?;
+    let Some(remote) = &rig.remote else {
+        return local.ok_or_else(|| Error::git(format!("rig {} has no branch {target}", rig.name)));
+    };
+    town.db.renew_lease()?;
+    let fetched = crate::git::fetch_branch(
+        &repo_dir,
+        remote,
+        target,
+        &format!("refs/gt/remote/{target}"),
+        timeout(town),
+    )?
+    .ok_or_else(|| Error::git(format!("{remote} has no branch {target}")))?;
+    let theirs = Oid::from_str(&fetched)?;
+    match local.as_deref().map(Oid::from_str).transpose()? {
+        Some(ours) if ours == theirs => {}
+        Some(ours) if repo.graph_descendant_of(theirs, ours)? => {
+            repo.reference_matching(
+                &format!("refs/heads/{target}"),
+                theirs,
+                true,
+                ours,
+                "gt: target brought up to the remote",
+            )?;
+        }
+        Some(_) => {
+            // The local branch has commits the remote lacks (or they diverged): the
+            // remote is what lands; the local branch is left for a person to look at.
+            tracing::warn!(
+                "rig {}: local {target} is not behind {remote}'s; landing on the remote's",
+                rig.name
+            );
+        }
+        None => {
+            repo.reference(
+                &format!("refs/heads/{target}"),
+                theirs,
+                false,
+                "gt: target from the remote",
+            )?;
+        }
+    }
+    Ok(fetched)
+}
+
+/// `candidate`: conflicts found in memory; target + the change made as commits.
+fn build(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> Result<Progress> {
+    crate::interrupt::step("mq.candidate.before")?;
+    let repo = Repository::open(town.repo_dir(&rig.name))?;
+    let base = Oid::from_str(mr.base.as_deref().unwrap_or_default())?;
+    let change = Oid::from_str(&mr.commit)?;
+    if change == base || repo.graph_descendant_of(base, change)? {
+        // Already on the target (landed by hand, or an earlier run got this far).
+        mark_merged(town, rig, mr, &base.to_string(), report)?;
+        return Ok(Progress::Finished);
+    }
+    let style: Style = rig.merge_style.parse().unwrap_or(Style::Merge);
+    let title = beads::get(town.db.conn(), &mr.bead)
+        .map_err(|e| town.db_err(e))?
+        .map(|b| b.title)
+        .unwrap_or_default();
+    match candidate(&repo, base, change, style, &mr.bead, &title, mr.id)? {
+        Built::Commit(c) => {
+            checkpoint(
+                town,
+                mr,
+                "candidate",
+                &[("candidate", &c.to_string())],
+                "mr.candidate",
+            )?;
+            crate::interrupt::step("mq.candidate.after")?;
+            Ok(Progress::Next)
+        }
+        Built::Conflict(files) => {
+            let why = format!(
+                "conflicts with {} at {}: {}",
+                target_of(mr, rig),
+                short(&base.to_string()),
+                files.join(", ")
+            );
+            let detail = format!(
+                "Your change does not apply on {target} ({base}) any more; these files conflict:\n{list}\n\n\
+                 Bring your branch up to date with {target} (e.g. `git rebase {target}` and resolve, \
+                 or `git merge {target}`), check the result, commit, and `gt done` again.",
+                target = target_of(mr, rig),
+                base = short(&base.to_string()),
+                list = files
+                    .iter()
+                    .map(|f| format!("  {f}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            send_back(town, rig, mr, MrState::Conflict, &why, &detail, report)?;
+            Ok(Progress::Finished)
+        }
+    }
+}
+
+enum Built {
+    Commit(Oid),
+    Conflict(Vec<String>),
+}
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+/// Target `base` + `change` in `style`, as new commits only the host references (none
+/// yet: the candidate is unreferenced until it lands). Conflicts found in memory.
+fn candidate(
+    repo: &Repository,
+    base: Oid,
+    change: Oid,
+    style: Style,
+    bead: &str,
+    title: &str,
+    mr: i64,
+) -> Result<Built> {
+    let gt = git2::Signature::now("gt merge queue", "gt@localhost")?;
+    let base_c = repo.find_commit(base)?;
+    let change_c = repo.find_commit(change)?;
+    let merge_base = repo.merge_base(base, change)?;
+    let ancestor = repo.find_commit(merge_base)?.tree()?;
+    let mut index = repo.merge_trees(&ancestor, &base_c.tree()?, &change_c.tree()?, None)?;
+    if index.has_conflicts() {
+        return Ok(Built::Conflict(conflicts(&index)));
+    }
+    let tree = repo.find_tree(index.write_tree_to(repo)?)?;
+    let subject = format!("{bead}: {}", title.lines().next().unwrap_or(""));
+    let trailer = format!("Merge-request: {mr}\nBead: {bead}");
+    match style {
+        Style::Merge => {
+            let msg = format!("Merge {subject}\n\n{trailer}\n");
+            Ok(Built::Commit(repo.commit(
+                None,
+                &gt,
+                &gt,
+                &msg,
+                &tree,
+                &[&base_c, &change_c],
+            )?))
+        }
+        Style::Squash => {
+            let author = change_c.author();
+            let mut body = String::new();
+            for c in range(repo, merge_base, change)? {
+                let c = repo.find_commit(c)?;
+                body += &format!("* {}\n", c.summary().ok().flatten().unwrap_or(""));
+            }
+            let msg = format!("{subject}\n\n{body}\n{trailer}\n");
+            Ok(Built::Commit(repo.commit(
+                None,
+                &author,
+                &gt,
+                &msg,
+                &tree,
+                &[&base_c],
+            )?))
+        }
+        Style::Rebase => {
+            let mut onto = base_c;
+            for c in range(repo, merge_base, change)? {
+                let c = repo.find_commit(c)?;
+                if c.parent_count() > 1 {
+                    // A merge inside the change cannot be replayed as it is: its result
+                    // (already checked to apply) lands as one commit instead.
+                    let msg =
+                        format!("{subject}\n\n(squashed: the change holds merges)\n\n{trailer}\n");
+                    return Ok(Built::Commit(repo.commit(
+                        None,
+                        &change_c.author(),
+                        &gt,
+                        &msg,
+                        &tree,
+                        &[&repo.find_commit(base)?],
+                    )?));
+                }
+                let mut idx = repo.cherrypick_commit(&c, &onto, 0, None)?;
+                if idx.has_conflicts() {
+                    return Ok(Built::Conflict(conflicts(&idx)));
+                }
+                let t = repo.find_tree(idx.write_tree_to(repo)?)?;
+                if t.id() == onto.tree_id() {
+                    continue; // nothing left of it on this target
+                }
+                let msg = c.message().unwrap_or("").to_string();
+                let id = repo.commit(None, &c.author(), &gt, &msg, &t, &[&onto])?;
+                onto = repo.find_commit(id)?;
+            }
+            if onto.id() == base {
+                // Everything of it is on the target already: a merge with nothing in it.
+                return Ok(Built::Commit(base));
+            }
+            Ok(Built::Commit(onto.id()))
+        }
+    }
+}
+
+/// The commits of `head` not in `base`'s history, oldest first.
+fn range(repo: &Repository, base: Oid, head: Oid) -> Result<Vec<Oid>> {
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    walk.push(head)?;
+    walk.hide(base)?;
+    Ok(walk.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+fn conflicts(index: &git2::Index) -> Vec<String> {
+    let mut files: Vec<String> = index
+        .conflicts()
+        .map(|it| {
+            it.filter_map(|c| c.ok())
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// The gate container's name: one per merge request and run.
+fn gate_name(town: &Town, rig: &str, mr: i64, run: i64) -> String {
+    format!("gt-{}-{rig}-gate-mr{mr}-{run}", town.id)
+}
+
+/// The host-only directory a gate run's files are checked out into.
+fn scratch_dir(town: &Town, rig: &str, mr: i64) -> PathBuf {
+    town.root.join("scratch").join(rig).join(format!("mr{mr}"))
+}
+
+/// Start a gate run: on the candidate, or (`target_only`) on the base alone.
+fn start_gate(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    rig: &Rig,
+    mr: &MergeRequest,
+    target_only: bool,
+) -> Result<()> {
+    crate::interrupt::step("mq.gate.before")?;
+    let commit = if target_only {
+        mr.base.clone()
+    } else {
+        mr.candidate.clone()
+    }
+    .ok_or_else(|| Error::Other(format!("merge request {} has no candidate", mr.id)))?;
+    let run = mr.gate_runs + 1;
+    let dir = scratch_dir(town, &rig.name, mr.id);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    // A plain checkout of the commit's files: no .git, nothing of the rig's repository.
+    let repo = Repository::open(town.repo_dir(&rig.name))?;
+    let tree = repo.find_commit(Oid::from_str(&commit)?)?.tree()?;
+    let mut co = git2::build::CheckoutBuilder::new();
+    co.target_dir(&dir)
+        .force()
+        .recreate_missing(true)
+        .update_index(false);
+    repo.checkout_tree(tree.as_object(), Some(&mut co))?;
+    crate::town::workspace::hand_over(&dir)?;
+    let spec = gate_spec(town, rig, mr, run, &dir)?;
+    let id = match rt.create(&spec) {
+        Ok(id) => id,
+        Err(crate::runtime::CreateError::NameInUse) => {
+            // An earlier pass made it and died before its checkpoint: start it over.
+            rt.remove(&spec.name, Duration::from_secs(0))?;
+            rt.create(&spec).map_err(|e| match e {
+                crate::runtime::CreateError::Other(e) => e,
+                crate::runtime::CreateError::NameInUse => {
+                    Error::conflict(format!("container name {} stays in use", spec.name), None)
+                }
+            })?
+        }
+        Err(crate::runtime::CreateError::Other(e)) => return Err(e),
+    };
+    rt.start(&id)?;
+    let step = if target_only { "target-gate" } else { "gate" };
+    town.db.write(|tx| {
+        tx.execute(
+            "UPDATE merge_requests SET step = ?2, gate_runs = ?3, updated_at = ?4, version = version + 1
+             WHERE id = ?1 AND state = 'testing'",
+            rusqlite::params![mr.id, step, run, now_ms()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event(
+            "mr.gate_started",
+            &mr.bead,
+            serde_json::json!({ "mr": mr.id, "run": run, "on": if target_only { "target" } else { "candidate" }, "commit": commit }),
+        )
+    })?;
+    crate::interrupt::step("mq.gate.after")?;
+    Ok(())
+}
+
+fn gate_spec(
+    town: &Town,
+    rig: &Rig,
+    mr: &MergeRequest,
+    run: i64,
+    dir: &std::path::Path,
+) -> Result<ContainerSpec> {
+    let command = rig.test_command.clone().unwrap_or_else(|| "true".into());
+    let mut binds = vec![Bind {
+        source: dir.to_string_lossy().into_owned(),
+        target: "/work".into(),
+        read_only: false,
+    }];
+    if rig.gate_secrets && !rig.secrets.is_empty() {
+        let holder = format!(".gate-mr{}", mr.id);
+        crate::town::secret::copy_for_agent(town, &rig.name, &holder, &rig.secrets)?;
+        binds.push(Bind {
+            source: crate::town::secret::agent_dir(town, &rig.name, &holder)
+                .to_string_lossy()
+                .into_owned(),
+            target: crate::town::secret::MOUNT.into(),
+            read_only: true,
+        });
+    }
+    let (uid, gid) = crate::town::workspace::agent_user();
+    let mut env = vec![
+        ("HOME".to_string(), "/tmp".to_string()),
+        ("CI".to_string(), "true".to_string()),
+        ("GT_MR".to_string(), mr.id.to_string()),
+        ("GT_BEAD".to_string(), mr.bead.clone()),
+    ];
+    for (k, v) in &rig.env {
+        if !env.iter().any(|(have, _)| have == k) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    Ok(ContainerSpec {
+        name: gate_name(town, &rig.name, mr.id, run),
+        image: rig.image.clone(),
+        cmd: vec!["sh".into(), "-c".into(), command],
+        env,
+        labels: BTreeMap::from([
+            (LABEL_TOWN.to_string(), town.id.clone()),
+            (LABEL_RIG.to_string(), rig.name.clone()),
+            (LABEL_GATE.to_string(), mr.id.to_string()),
+        ]),
+        binds,
+        tmpfs: vec![Tmpfs {
+            target: "/tmp".into(),
+            options: "size=1g,mode=1777".into(),
+        }],
+        read_only_root: true,
+        workdir: "/work".into(),
+        user: format!("{uid}:{gid}"),
+        memory: rig.memory,
+        cpus: rig.cpus,
+        pids: rig.pids,
+        network: (rig.network != "default").then(|| rig.network.clone()),
+    })
+}
+
+/// A gate run's end: passed → `gated`; failed → one retry (a flaky gate), then the
+/// target alone tells a bad change (sent back) from a broken target (escalated once).
+fn watch_gate(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    rig: &Rig,
+    mr: &MergeRequest,
+    report: &mut Report,
+) -> Result<Progress> {
+    let name = gate_name(town, &rig.name, mr.id, mr.gate_runs);
+    let target_only = mr.step.as_deref() == Some("target-gate");
+    let observed = rt.inspect(&name)?;
+    let mut timed_out = false;
+    let code = match &observed {
+        Some(c) if c.state == RunState::Running || c.state == RunState::Created => {
+            let limit = town.config.patrol.gate_timeout;
+            if now_ms() - mr.updated_at < limit.as_millis() as i64 {
+                return Ok(Progress::Wait(format!("its gate runs ({name})")));
+            }
+            // Too long (patrol.gate_timeout): stopped, and it counts as failing.
+            timed_out = true;
+            -1
+        }
+        Some(c) => c.exit_code.unwrap_or(-1),
+        None => {
+            // The gate container is gone (removed by hand, or lost with the engine):
+            // run it again, not counted.
+            tracing::warn!(
+                "gate {name} of merge request {} vanished; starting it again",
+                mr.id
+            );
+            let mut again = mr.clone();
+            again.gate_runs -= 1;
+            start_gate(town, rt, rig, &again, target_only)?;
+            return Ok(Progress::Next);
+        }
+    };
+    let mut output = crate::town::transcript::save_gate(
+        town,
+        rt,
+        &name,
+        &rig.name,
+        &mr.bead,
+        mr.id,
+        mr.gate_runs,
+    )?;
+    if timed_out {
+        output += &format!(
+            "\n(gt: the gate ran longer than patrol.gate_timeout = {}s and was stopped)\n",
+            town.config.patrol.gate_timeout.as_secs()
+        );
+    }
+    rt.remove(&name, Duration::from_secs(0))?;
+    end_scratch(town, rig, mr);
+    let oom = observed.as_ref().is_some_and(|c| c.oom);
+    town.db.write(|tx| {
+        tx.event(
+            "mr.gate_ended",
+            &mr.bead,
+            serde_json::json!({ "mr": mr.id, "run": mr.gate_runs, "exit_code": code, "oom": oom, "timed_out": timed_out, "on": if target_only { "target" } else { "candidate" } }),
+        )
+    })?;
+    let tail = crate::town::transcript::last_lines(&output, GATE_TAIL_LINES);
+    match (target_only, code == 0) {
+        (false, true) => {
+            if mr.gate_runs > 1 {
+                town.db.write(|tx| {
+                    tx.event(
+                        "mr.gate_flaky",
+                        &mr.bead,
+                        serde_json::json!({ "mr": mr.id, "runs": mr.gate_runs }),
+                    )
+                })?;
+            }
+            checkpoint(town, mr, "gated", &[], "mr.gated")?;
+            Ok(Progress::Next)
+        }
+        (false, false) if mr.gate_runs < 2 => {
+            // One retry: a gate that fails once and then passes is flaky, not failing.
+            start_gate(town, rt, rig, mr, false)?;
+            Ok(Progress::Next)
+        }
+        (false, false) => {
+            // Failed twice: is it the change, or is the target broken already?
+            town.db.write(|tx| {
+                tx.execute(
+                    "UPDATE merge_requests SET reason = ?2 WHERE id = ?1",
+                    rusqlite::params![mr.id, format!("gate failed (exit {code}):\n{tail}")],
+                )
+                .map_err(|e| tx.err(e))?;
+                tx.event(
+                    "mr.gate_failed",
+                    &mr.bead,
+                    serde_json::json!({ "mr": mr.id, "runs": mr.gate_runs, "exit_code": code }),
+                )
+            })?;
+            start_gate(town, rt, rig, mr, true)?;
+            Ok(Progress::Next)
+        }
+        (true, true) => {
+            let failing = mr.reason.clone().unwrap_or_default();
+            let why = format!(
+                "the gate fails with it (and passes on {} alone)",
+                target_of(mr, rig)
+            );
+            let detail = format!(
+                "`{cmd}` fails on {target} with your change, and passes without it. Its output ends:\n\n{failing}\n\n\
+                 Fix it on your branch (bring it up to date with {target} if needed), commit, and `gt done` again.",
+                cmd = rig.test_command.as_deref().unwrap_or(""),
+                target = target_of(mr, rig),
+            );
+            send_back(town, rig, mr, MrState::Failed, &why, &detail, report)?;
+            Ok(Progress::Finished)
+        }
+        (true, false) => {
+            let base = mr.base.clone().unwrap_or_default();
+            broken_target_found(town, rig, mr, &base, &tail)?;
+            Ok(Progress::Wait(format!(
+                "{} fails its gate without any change: waiting for a fix",
+                target_of(mr, rig)
+            )))
+        }
+    }
+}
+
+/// The gate fails on the target alone: a rig problem, said once per target commit; the
+/// merge request waits in the queue (not sent back) and the rig lands nothing else
+/// until the target changes.
+fn broken_target_found(
+    town: &mut Town,
+    rig: &Rig,
+    mr: &MergeRequest,
+    base: &str,
+    tail: &str,
+) -> Result<()> {
+    let target = target_of(mr, rig);
+    let m = crate::state::mail::Mail::new(
+        format!("mq-target-broken-{}-{}", rig.name, short(base)),
+        "patrol",
+        MAYOR,
+        format!("[escalation] {} of rig {} fails its gate", target, rig.name),
+        format!(
+            "The gate `{}` fails on {target} at {} without any change, so no merge request can land. Its output ends:\n\n{tail}\n\n\
+             Fix {target} (on the remote, or in the rig's repository); the queue goes on when {target} moves.",
+            rig.test_command.as_deref().unwrap_or(""),
+            short(base),
+        ),
+        now_ms(),
+    );
+    let key = format!("mq.broken.{}", rig.name);
+    town.db.write(|tx| {
+        crate::town::mail::post(tx, &m)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            rusqlite::params![key, base],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.execute(
+            "UPDATE merge_requests SET state = 'queued', step = NULL, base = NULL, candidate = NULL, gate_runs = 0,
+               reason = ?2, updated_at = ?3, version = version + 1 WHERE id = ?1",
+            rusqlite::params![mr.id, format!("waits: {target} fails its gate at {} without this change", short(base)), now_ms()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event(
+            "mq.target_broken",
+            &rig.name,
+            serde_json::json!({ "target": target, "commit": base, "mr": mr.id }),
+        )
+    })
+}
+
+/// The target commit a rig waits on being fixed, if any.
+fn broken_target(town: &Town, rig: &str) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    town.db
+        .conn()
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [format!("mq.broken.{rig}")],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| town.db_err(e))
+}
+
+/// `pushed`: the remote's target moved from the base to the candidate (or, without a
+/// remote, nothing to do here).
+fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
+    crate::interrupt::step("mq.pushed.before")?;
+    let (Some(base), Some(cand)) = (mr.base.as_deref(), mr.candidate.as_deref()) else {
+        requeue(town, mr, "its landing lost its candidate; built again")?;
+        return Ok(Progress::Next);
+    };
+    if let Some(remote) = &rig.remote {
+        town.db.renew_lease()?;
+        let target = target_of(mr, rig);
+        match crate::git::push_cas(
+            &town.repo_dir(&rig.name),
+            remote,
+            cand,
+            &target,
+            base,
+            timeout(town),
+        )? {
+            crate::git::CasPush::Pushed => {}
+            crate::git::CasPush::Moved(now) => {
+                let why = format!(
+                    "{remote}'s {target} moved (to {}) while it was being landed; queued again on the new head",
+                    now.as_deref().map(short).unwrap_or("nothing")
+                );
+                town.db.write(|tx| {
+                    tx.event(
+                        "mq.remote_moved",
+                        &mr.bead,
+                        serde_json::json!({ "mr": mr.id, "expected": base, "found": now }),
+                    )
+                })?;
+                requeue(town, mr, &why)?;
+                return Ok(Progress::Next);
+            }
+        }
+    }
+    checkpoint(town, mr, "pushed", &[], "mr.pushed")?;
+    crate::interrupt::step("mq.pushed.after")?;
+    Ok(Progress::Next)
+}
+
+/// After the push: the local target moved by compare-and-swap, the merge recorded.
+fn finish(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> Result<Progress> {
+    let (Some(base), Some(cand)) = (mr.base.as_deref(), mr.candidate.as_deref()) else {
+        requeue(town, mr, "its landing lost its candidate; built again")?;
+        return Ok(Progress::Next);
+    };
+    let repo = Repository::open(town.repo_dir(&rig.name))?;
+    let target = target_of(mr, rig);
+    let (base_id, cand_id) = (Oid::from_str(base)?, Oid::from_str(cand)?);
+    let local = crate::git::branch_head(&repo, &target)?
+        .map(|h| Oid::from_str(&h))
+        .transpose()?;
+    match local {
+        Some(l) if l == cand_id => {}
+        Some(l) if l == base_id || repo.graph_descendant_of(cand_id, l)? => {
+            repo.reference_matching(
+                &format!("refs/heads/{target}"),
+                cand_id,
+                true,
+                l,
+                &format!("gt: merge request {} landed", mr.id),
+            )?;
+        }
+        Some(l) if rig.remote.is_some() => {
+            // The remote has it (checked when pushed); the local branch went its own way.
+            tracing::warn!(
+                "rig {}: local {target} ({l}) does not lead to the landed {cand}; left as it is",
+                rig.name
+            );
+        }
+        Some(_) => {
+            // No remote, and the local target moved under us: build again on it.
+            requeue(
+                town,
+                mr,
+                &format!("{target} moved while it was being landed; queued again"),
+            )?;
+            return Ok(Progress::Next);
+        }
+        None => {
+            repo.reference(
+                &format!("refs/heads/{target}"),
+                cand_id,
+                false,
+                "gt: landed",
+            )?;
+        }
+    }
+    crate::interrupt::step("mq.advanced.after")?;
+    mark_merged(town, rig, mr, cand, report)?;
+    crate::interrupt::step("mq.merged.after")?;
+    Ok(Progress::Finished)
+}
+
+/// The merge request is on its target: merged, its bead's convoys told, the rig's
+/// broken-target mark (if any) lifted, and branches safe elsewhere pruned.
+fn mark_merged(
+    town: &mut Town,
+    rig: &Rig,
+    mr: &MergeRequest,
+    commit: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let target = target_of(mr, rig);
+    town.db.write(|tx| {
+        let n = tx
+            .execute(
+                "UPDATE merge_requests SET state = 'merged', step = NULL, merged_commit = ?2, merged_at = ?3,
+                   reason = NULL, updated_at = ?3, version = version + 1 WHERE id = ?1 AND state <> 'merged'",
+                rusqlite::params![mr.id, commit, now_ms()],
+            )
+            .map_err(|e| tx.err(e))?;
+        if n == 1 {
+            tx.execute(
+                "DELETE FROM meta WHERE key = ?1",
+                [format!("mq.broken.{}", rig.name)],
+            )
+            .map_err(|e| tx.err(e))?;
+            tx.event(
+                "mr.merged",
+                &mr.bead,
+                serde_json::json!({ "mr": mr.id, "target": target, "commit": commit, "style": rig.merge_style }),
+            )?;
+            crate::town::convoy::on_bead_changed(tx, &mr.bead)?;
+        }
+        Ok(())
+    })?;
+    let _ = std::fs::remove_file(rebase_marker(town, &rig.name, &mr.branch));
+    report.merged.push(format!("{} (mr {})", mr.bead, mr.id));
+    // Its branch goes once its work is safe elsewhere (the rule of `gt rig prune`).
+    if let Err(e) = crate::town::rig::prune(town, Some(&rig.name), false) {
+        tracing::warn!("rig {}: branches not pruned after a merge: {e}", rig.name);
+    }
+    Ok(())
+}
+
+/// Where the host notes the commit a returned bead's branch may be rebased onto (the
+/// target it was sent back from): a host-only file, read by the import.
+pub fn rebase_marker(town: &Town, rig: &str, branch: &str) -> PathBuf {
+    town.rig_dir(rig)
+        .join("returned")
+        .join(branch.replace('/', "%"))
+}
+
+/// Send the work back to its bead: the merge request ends in `state` with `why`; the
+/// bead reopens on its branch and is queued for a fresh dispatch (an attempt), with
+/// `detail` in its prime. Out of attempts, the merge request fails and the mayor gets
+/// one mail.
+pub(crate) fn send_back(
+    town: &mut Town,
+    rig: &Rig,
+    mr: &MergeRequest,
+    state: MrState,
+    why: &str,
+    detail: &str,
+    report: &mut Report,
+) -> Result<()> {
+    crate::interrupt::step("mq.returned.before")?;
+    let max = town.config.defaults.max_attempts as i64;
+    let bead = beads::get(town.db.conn(), &mr.bead)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| Error::Other(format!("bead {} is gone", mr.bead)))?;
+    let exhausted = bead.attempts >= max;
+    // The agent may rebase its branch onto the target it was sent back from: the host
+    // keeps the old head reachable and lets the import accept work built on that target.
+    let repo = Repository::open(town.repo_dir(&rig.name))?;
+    if let Ok(old) = Oid::from_str(&mr.commit) {
+        repo.reference(
+            &format!("refs/gt/returned/mr{}", mr.id),
+            old,
+            true,
+            "gt: work sent back",
+        )?;
+        // The bead goes on from its work: a branch pruned meanwhile comes back at it.
+        if crate::git::branch_head(&repo, &mr.branch)?.is_none() {
+            repo.reference(
+                &format!("refs/heads/{}", mr.branch),
+                old,
+                false,
+                "gt: branch of work sent back",
+            )?;
+        }
+    }
+    if let Some(base) = &mr.base {
+        let marker = rebase_marker(town, &rig.name, &mr.branch);
+        if let Some(dir) = marker.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        crate::util::write_atomic(&marker, base.as_bytes())?;
+    }
+    let final_state = if exhausted && state != MrState::Rejected {
+        MrState::Failed
+    } else {
+        state
+    };
+    let reason = if exhausted && state != MrState::Rejected {
+        format!("{why}; its bead is out of attempts ({max})")
+    } else {
+        why.to_string()
+    };
+    let mail = exhausted.then(|| {
+        crate::state::mail::Mail::new(
+            format!("mq-failed-{}", mr.id),
+            "patrol",
+            MAYOR,
+            format!("[escalation] {} could not land: {why}", mr.bead),
+            format!(
+                "Merge request {} of bead {} ({}) was sent back {} times and is out of attempts.\n\n{detail}\n\n\
+                 See `gt mq show {}`; `gt bead reopen {}` gives it more attempts.",
+                mr.id, mr.bead, bead.title, max, mr.id, mr.bead
+            ),
+            now_ms(),
+        )
+    });
+    town.db.write(|tx| {
+        let now = now_ms();
+        tx.execute(
+            "UPDATE merge_requests SET state = ?2, step = NULL, reason = ?3, updated_at = ?4, version = version + 1
+             WHERE id = ?1",
+            rusqlite::params![mr.id, final_state, format!("{reason}\n\n{detail}"), now],
+        )
+        .map_err(|e| tx.err(e))?;
+        if exhausted && state != MrState::Rejected {
+            tx.execute(
+                "UPDATE beads SET status = 'failed', queued_at = NULL, updated_at = ?2, version = version + 1
+                 WHERE id = ?1 AND status = 'done'",
+                rusqlite::params![mr.bead, now],
+            )
+            .map_err(|e| tx.err(e))?;
+        } else {
+            tx.execute(
+                "UPDATE beads SET status = 'open', queued_at = ?2, not_before = NULL, updated_at = ?2, version = version + 1
+                 WHERE id = ?1 AND status = 'done'",
+                rusqlite::params![mr.bead, now],
+            )
+            .map_err(|e| tx.err(e))?;
+        }
+        if let Some(m) = &mail {
+            crate::town::mail::post(tx, m)?;
+        }
+        tx.event(
+            "mr.returned",
+            &mr.bead,
+            serde_json::json!({ "mr": mr.id, "state": final_state.as_str(), "why": why, "reopened": !exhausted || state == MrState::Rejected }),
+        )?;
+        crate::town::convoy::on_bead_changed(tx, &mr.bead)
+    })?;
+    report
+        .returned
+        .push(format!("{} (mr {}): {why}", mr.bead, mr.id));
+    Ok(())
+}
+
+/// Record a landing step and its values on a `testing` merge request.
+fn checkpoint(
+    town: &mut Town,
+    mr: &MergeRequest,
+    step: &str,
+    values: &[(&str, &str)],
+    event: &str,
+) -> Result<()> {
+    town.db.write(|tx| {
+        let mut sql = "UPDATE merge_requests SET state = 'testing', step = ?2, updated_at = ?3, version = version + 1".to_string();
+        for (i, (col, _)) in values.iter().enumerate() {
+            sql += &format!(", {col} = ?{}", i + 5);
+        }
+        if step == "picked" {
+            sql += ", candidate = NULL, gate_runs = 0";
+        }
+        sql += " WHERE id = ?1 AND version = ?4";
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&mr.id, &step];
+        let now = now_ms();
+        params.push(&now);
+        params.push(&mr.version);
+        for (_, v) in values {
+            params.push(v);
+        }
+        let n = tx.execute(&sql, params.as_slice()).map_err(|e| tx.err(e))?;
+        if n != 1 {
+            return Err(Error::conflict(
+                format!("merge request {} changed while it was being landed", mr.id),
+                Some("another `gt mq run` or patrol holds it; it goes on in the next pass".into()),
+            ));
+        }
+        let mut data = serde_json::json!({ "mr": mr.id, "step": step });
+        for (k, v) in values {
+            data[*k] = serde_json::Value::String(v.to_string());
+        }
+        tx.event(event, &mr.bead, data)
+    })
+}
+
+/// Back to the queue at its place (keeps its age), to be landed from the start.
+fn requeue(town: &mut Town, mr: &MergeRequest, why: &str) -> Result<()> {
+    town.db.write(|tx| {
+        tx.execute(
+            "UPDATE merge_requests SET state = 'queued', step = NULL, base = NULL, candidate = NULL, gate_runs = 0,
+               reason = ?2, updated_at = ?3, version = version + 1 WHERE id = ?1",
+            rusqlite::params![mr.id, why, now_ms()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event("mr.requeued", &mr.bead, serde_json::json!({ "mr": mr.id, "why": why }))
+    })
+}
+
+fn supersede(town: &mut Town, mr: &MergeRequest, why: &str) -> Result<()> {
+    town.db.write(|tx| {
+        tx.execute(
+            "UPDATE merge_requests SET state = 'superseded', step = NULL, reason = ?2, updated_at = ?3, version = version + 1
+             WHERE id = ?1",
+            rusqlite::params![mr.id, why, now_ms()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event("mr.superseded", &mr.bead, serde_json::json!({ "mr": mr.id, "why": why }))
+    })
+}
+
+/// A problem that stops this merge request for now: said on it (why it waits), and
+/// retried on the next pass.
+fn note_problem(town: &mut Town, mr: &MergeRequest, e: &Error) -> Result<()> {
+    let why = format!("waits: {e}");
+    if mr.reason.as_deref() == Some(why.as_str()) {
+        return Ok(());
+    }
+    town.db.write(|tx| {
+        tx.execute(
+            "UPDATE merge_requests SET reason = ?2, updated_at = ?3 WHERE id = ?1",
+            rusqlite::params![mr.id, why, now_ms()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event(
+            "mr.problem",
+            &mr.bead,
+            serde_json::json!({ "mr": mr.id, "error": e.to_string() }),
+        )
+    })
+}
+
+/// A gate run's scratch checkout and secrets go once its result is read.
+fn end_scratch(town: &Town, rig: &Rig, mr: &MergeRequest) {
+    let dir = scratch_dir(town, &rig.name, mr.id);
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("scratch {} not removed: {e}", dir.display());
+    }
+    let _ = crate::town::secret::remove_secrets(town, &rig.name, &format!(".gate-mr{}", mr.id));
+}
+
+/// Scratch checkouts of merge requests no gate runs for (a pass killed mid-gate) go.
+fn sweep_scratch(town: &Town, rig: &Rig) -> Result<()> {
+    let dir = town.root.join("scratch").join(&rig.name);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let gating: Vec<String> = merge_requests::in_state(town.db.conn(), &rig.name, MrState::Testing)
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|m| matches!(m.step.as_deref(), Some("gate") | Some("target-gate")))
+        .map(|m| format!("mr{}", m.id))
+        .collect();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !gating.contains(&name) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(())
+}
+
+fn timeout(town: &Town) -> Duration {
+    town.config
+        .patrol
+        .push_timeout
+        .min(town.config.patrol.lease / 2)
+}
