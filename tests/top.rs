@@ -518,7 +518,7 @@ fn town_with_reviews(t: &TestTown, n: usize) -> Vec<String> {
 }
 
 #[test]
-fn merge_requests_waiting_for_review_are_problems_and_can_be_picked() {
+fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_them() {
     if !require_docker() || !require_tmux() {
         return;
     }
@@ -560,6 +560,42 @@ fn merge_requests_waiting_for_review_are_problems_and_can_be_picked() {
             .all(|m| m["state"] == "needs-review"),
         "{mrs}"
     );
+
+    // r, a reason, Enter: sent back as `gt mq reject -m` does.
+    tmux.keys(&["r"]);
+    tmux.wait("the reason prompt", 30, |s| s.contains("reject 1, why"));
+    tmux.run(&["send-keys", "-t", "0", "-l", "needs a test"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait("the rejection", 30, |s| {
+        s.contains(&format!("rejected merge request 1: bead {}", beads[0]))
+    });
+    let state = |id: i64| {
+        t.json(&["mq", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .map(|m| m["state"].as_str().unwrap().to_string())
+    };
+    assert_eq!(state(1).as_deref(), Some("rejected"));
+    assert_eq!(t.bead_status(&beads[0]), "open", "reopened for rework");
+    // The rejected one leaves the queue; the other is picked. a, y: approved.
+    tmux.wait("one merge request left", 30, |s| {
+        s.contains("Merge queue (1)")
+    });
+    tmux.keys(&["a"]);
+    tmux.wait("the question", 30, |s| {
+        s.contains("approve merge request 2?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait("the approval", 30, |s| {
+        s.contains(&format!("approved merge request 2 ({})", beads[1]))
+    });
+    assert_eq!(state(2).as_deref(), Some("queued"));
+    let screen = tmux.wait("no review left among the problems", 30, |s| {
+        !s.contains("waits for review") && s.contains("queued")
+    });
+    assert!(screen.contains("Merge queue (1)"), "{screen}");
     tmux.keys(&["q"]);
     tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
 }

@@ -36,8 +36,10 @@ use std::time::{Duration, Instant};
 ///
 /// Keys: j / k (or ↓ / ↑) select an agent or a merge request; Enter (or f) follows the
 /// selected agent's output, as `gt peek -f` does (Esc goes back); n nukes the selected
-/// agent after a y/n question, as `gt polecat nuke` does; m opens the mayor's mail
-/// (Enter reads a message and marks it read); q or Esc quits (Ctrl-C too).
+/// agent after a y/n question, as `gt polecat nuke` does; a approves the selected merge
+/// request after a y/n question (`gt mq approve`), r rejects it with the reason you type
+/// (`gt mq reject -m`); m opens the mayor's mail (Enter reads a message and marks it
+/// read); q or Esc quits (Ctrl-C too).
 ///
 /// When stdout is not a terminal it prints the same as plain tables, again every
 /// --interval (with --once: one snapshot, then exits; with --json: the snapshot as JSON).
@@ -572,10 +574,8 @@ impl App {
                 let mr = *mr;
                 self.mode = Mode::Main;
                 if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
-                    self.message = Some(match approve_mr(&mut self.town, mr) {
-                        Ok(state) => format!("merge request {mr} approved: {state}"),
-                        Err(e) => error_text(&e),
-                    });
+                    self.message =
+                        Some(approve_mr(&mut self.town, mr).unwrap_or_else(|e| error_text(&e)));
                     self.refresh()?;
                 } else {
                     self.message = Some(format!("merge request {mr} left as it was"));
@@ -594,10 +594,9 @@ impl App {
                 KeyCode::Enter => {
                     let (mr, why) = (*mr, std::mem::take(why));
                     self.mode = Mode::Main;
-                    self.message = Some(match reject_mr(&mut self.town, mr, &why) {
-                        Ok(state) => format!("merge request {mr} rejected: {state}"),
-                        Err(e) => error_text(&e),
-                    });
+                    self.message = Some(
+                        reject_mr(&mut self.town, mr, &why).unwrap_or_else(|e| error_text(&e)),
+                    );
                     self.refresh()?;
                 }
                 KeyCode::Backspace => {
@@ -1246,18 +1245,22 @@ fn mr_item(m: &MrView, now: i64, t: &Theme) -> ListItem<'static> {
     ]))
 }
 
-/// `a`: let a merge request land, as `gt mq approve` does; its state after.
-fn approve_mr(_town: &mut Town, mr: i64) -> Result<&'static str> {
-    Err(Error::Other(format!(
-        "approving {mr} is not available yet: `gt mq approve {mr}`"
-    )))
+/// `a`: let a merge request land, as `gt mq approve` does; what happened.
+fn approve_mr(town: &mut Town, mr: i64) -> Result<String> {
+    let m = crate::town::mq::approve(town, &mr.to_string())?;
+    Ok(format!(
+        "approved merge request {} ({}): it lands in a coming patrol pass (or `gt mq run`)",
+        m.id, m.bead
+    ))
 }
 
 /// `r`: send a merge request back with a reason, as `gt mq reject -m` does.
-fn reject_mr(_town: &mut Town, mr: i64, _why: &str) -> Result<&'static str> {
-    Err(Error::Other(format!(
-        "rejecting {mr} is not available yet: `gt mq reject {mr} -m WHY`"
-    )))
+fn reject_mr(town: &mut Town, mr: i64, why: &str) -> Result<String> {
+    let m = crate::town::mq::reject(town, &mr.to_string(), why)?;
+    Ok(format!(
+        "rejected merge request {}: bead {} is reopened on {} and will be dispatched again with your reason",
+        m.id, m.bead, m.branch
+    ))
 }
 
 /// An error as one line: what happened, then the hint.
