@@ -561,13 +561,26 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
         "{mrs}"
     );
 
+    // Merge request ids follow the order the beads finished in.
+    let bead_of = |id: i64| {
+        t.json(&["mq", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .map(|m| m["bead"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (first, second) = (bead_of(1), bead_of(2));
+    assert!(beads.contains(&first) && beads.contains(&second) && first != second);
+
     // r, a reason, Enter: sent back as `gt mq reject -m` does.
     tmux.keys(&["r"]);
     tmux.wait("the reason prompt", 30, |s| s.contains("reject 1, why"));
     tmux.run(&["send-keys", "-t", "0", "-l", "needs a test"]);
     tmux.keys(&["Enter"]);
     tmux.wait("the rejection", 30, |s| {
-        s.contains(&format!("rejected merge request 1: bead {}", beads[0]))
+        s.contains(&format!("rejected merge request 1: bead {first}"))
     });
     let state = |id: i64| {
         t.json(&["mq", "list"])
@@ -578,7 +591,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
             .map(|m| m["state"].as_str().unwrap().to_string())
     };
     assert_eq!(state(1).as_deref(), Some("rejected"));
-    assert_eq!(t.bead_status(&beads[0]), "open", "reopened for rework");
+    assert_eq!(t.bead_status(&first), "open", "reopened for rework");
     // The rejected one leaves the queue; the other is picked. a, y: approved.
     tmux.wait("one merge request left", 30, |s| {
         s.contains("Merge queue (1)")
@@ -589,7 +602,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
     });
     tmux.keys(&["y"]);
     tmux.wait("the approval", 30, |s| {
-        s.contains(&format!("approved merge request 2 ({})", beads[1]))
+        s.contains(&format!("approved merge request 2 ({second})"))
     });
     assert_eq!(state(2).as_deref(), Some("queued"));
     let screen = tmux.wait("no review left among the problems", 30, |s| {
