@@ -485,13 +485,13 @@ fn colours_only_without_no_color() {
     let gt = gt_bin().display().to_string();
     // The pane's shell has NO_COLOR=1.
     tmux.type_line(&format!("'{gt}' top"));
-    tmux.wait("the live view", 30, |s| s.contains("Problems (0)"));
+    tmux.wait("the live view", 30, |s| s.contains("Problems ("));
     let plain = tmux.run(&["capture-pane", "-p", "-e", "-t", "0"]);
     assert!(!sets_colour(&plain), "a colour under NO_COLOR:\n{plain:?}");
     tmux.keys(&["q"]);
     tmux.wait("gt top to exit", 30, |s| !s.contains("Problems ("));
     tmux.type_line(&format!("env -u NO_COLOR '{gt}' top"));
-    tmux.wait("the live view", 30, |s| s.contains("Problems (0)"));
+    tmux.wait("the live view", 30, |s| s.contains("Problems ("));
     let coloured = tmux.run(&["capture-pane", "-p", "-e", "-t", "0"]);
     assert!(
         sets_colour(&coloured),

@@ -381,6 +381,9 @@ const PROBLEM_ROWS: usize = 7;
 /// The longest rejection reason typed in (a reason is one line for the agent's prime).
 const MAX_REASON: usize = 1000;
 
+/// Lines of earlier output shown when following starts.
+const FOLLOW_TAIL: usize = 1000;
+
 /// Lines kept while following.
 const FOLLOW_KEEP: usize = 2000;
 
@@ -743,7 +746,7 @@ impl App {
             .name("gt-top-follow".into())
             .spawn(move || {
                 let r = DockerRuntime::connect().and_then(|rt| {
-                    rt.follow_logs(&name, 200, |chunk| {
+                    rt.follow_logs(&name, FOLLOW_TAIL, |chunk| {
                         tx.send(FollowMsg::Chunk(chunk.to_string()))
                             .map_err(|_| Error::Other("stopped following".into()))
                     })
