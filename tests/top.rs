@@ -133,13 +133,23 @@ impl Drop for Tmux {
     }
 }
 
-/// A town whose rig's agent prints a hostile first line, then a tick every 500 ms, and
+/// A secret value the agent prints: the view shows its name instead.
+const SECRET: &str = "sk-top-9f8e7d6c5b4a";
+
+/// A town whose rig's agent prints a hostile first line, its secret, then a tick every 500 ms, and
 /// never checkpoints: quiet after 2 s. Returns (agent, bead).
 fn town_with_quiet_agent(t: &TestTown) -> (String, String) {
     t.configure("", "quiet_after = \"2s\"");
+    let out = t
+        .cmd()
+        .args(["secret", "set", "API_TOKEN"])
+        .write_stdin(format!("{SECRET}\n"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     t.rig(
-        r"printf 'first-line \033]0;pwned\007 \033[2J end\n'; i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.5; done",
-        &[],
+        r#"printf 'first-line \033]0;pwned\007 \033[2J end\n'; echo "token $API_TOKEN"; i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.5; done"#,
+        &["--secret", "API_TOKEN"],
     );
     let bead = t.bead("Fix the login form");
     t.ok(&["sling", &bead]);
@@ -192,11 +202,15 @@ fn a_quiet_agent_is_a_problem_enter_follows_its_output_and_q_restores_the_termin
     // Enter follows its output: the whole of it (the first line too, escaped), live.
     tmux.keys(&["Enter"]);
     let screen = tmux.wait("the followed output", 30, |s| {
-        s.contains("following") && s.contains("first-line")
+        s.contains("following") && s.contains("first-line") && s.contains("token ")
     });
     assert!(
         screen.contains(r"first-line \x1b]0;pwned\x07 \x1b[2J end"),
         "agent output reaches the screen escaped:\n{screen}"
+    );
+    assert!(
+        screen.contains("token [secret API_TOKEN]") && !screen.contains(SECRET),
+        "a secret is shown by name:\n{screen}"
     );
     let seen = last_tick(&screen).unwrap_or(0);
     tmux.wait("newer output while following", 30, |s| {
