@@ -364,7 +364,9 @@ enum Mode {
 /// stream; the thread ends at its next chunk once this is dropped.
 struct Follow {
     agent: String,
+    /// Complete lines, secrets redacted.
     lines: Vec<String>,
+    /// The line being written, as it came (redacted when drawn).
     partial: String,
     rx: Receiver<FollowMsg>,
     ended: Option<String>,
@@ -774,11 +776,13 @@ impl App {
         loop {
             match f.rx.try_recv() {
                 Ok(FollowMsg::Chunk(c)) => {
-                    // Known secret values never reach the screen.
-                    f.partial += &crate::town::secret::redact(&self.town, &c);
+                    f.partial += &c;
                     if let Some(cut) = f.partial.rfind('\n') {
                         let rest = f.partial.split_off(cut + 1);
                         let done = std::mem::replace(&mut f.partial, rest);
+                        // Known secret values never reach the screen; redacted by whole
+                        // lines, so a value split between two chunks is caught too.
+                        let done = crate::town::secret::redact(&self.town, &done);
                         f.lines.extend(done.lines().map(String::from));
                         let over = f.lines.len().saturating_sub(FOLLOW_KEEP);
                         f.lines.drain(..over);
@@ -786,7 +790,8 @@ impl App {
                 }
                 Ok(FollowMsg::End(r)) => {
                     if !f.partial.is_empty() {
-                        f.lines.push(std::mem::take(&mut f.partial));
+                        let rest = std::mem::take(&mut f.partial);
+                        f.lines.push(crate::town::secret::redact(&self.town, &rest));
                     }
                     f.ended = Some(match r {
                         Ok(()) => "its container exited".into(),
@@ -1063,8 +1068,10 @@ impl App {
         let t = &self.theme;
         let inner_h = area.height.saturating_sub(2) as usize;
         let mut lines: Vec<&str> = fl.lines.iter().map(String::as_str).collect();
-        if !fl.partial.is_empty() {
-            lines.push(&fl.partial);
+        // The line still being written, redacted as it stands.
+        let partial = crate::town::secret::redact(&self.town, &fl.partial);
+        if !partial.is_empty() {
+            lines.push(&partial);
         }
         let shown: Vec<Line> = lines[lines.len().saturating_sub(inner_h)..]
             .iter()
