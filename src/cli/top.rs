@@ -377,8 +377,9 @@ enum FollowMsg {
     End(Result<()>),
 }
 
-/// Rows of the problems panel (inside its border) before "… and N more".
-const PROBLEM_ROWS: usize = 7;
+/// Rows of the problems panel (inside its border) before "… and N more": with the
+/// merge queue (3 rows) and convoys (2) at most, the agents keep 4 rows in 80×24.
+const PROBLEM_ROWS: usize = 6;
 
 /// The longest rejection reason typed in (a reason is one line for the agent's prime).
 const MAX_REASON: usize = 1000;
@@ -892,12 +893,12 @@ impl App {
         let mq = if s.merge_queue.is_empty() {
             0
         } else {
-            s.merge_queue.len().min(4) as u16 + 2
+            s.merge_queue.len().min(3) as u16 + 2
         };
         let convoys = if s.convoys.is_empty() {
             0
         } else {
-            s.convoys.len().min(3) as u16 + 2
+            s.convoys.len().min(2) as u16 + 2
         };
         let [head, prob, agents, mq_area, conv_area] = Layout::vertical([
             Constraint::Length(1),
