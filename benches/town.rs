@@ -3,7 +3,9 @@
 //! contains "status". Targets (issue notes): `gt status` < 20 ms with 50 rigs and
 //! 10,000 beads; sling ≤ 1.3 × (git worktree add + docker run -d); ingestion ≥ 5,000
 //! requests/s; a patrol pass over 100 agents < 300 ms with a constant number of
-//! runtime calls.
+//! runtime calls; with `gt patrol --watch`, `gt done` → bead done and `docker kill` →
+//! re-dispatch ≤ 1 s each; landing 20 queued merge requests ≤ 1.5 × the same git (and
+//! gate container) operations done by a shell script.
 
 use gt::state::{beads, rigs};
 use gt::town::Town;
@@ -374,6 +376,119 @@ fn bench_patrol(tmp: &Path) {
     }
 }
 
+/// An agent that commits and checkpoints, then waits for `/gt/release` and says done.
+const HELD_AGENT: &str = "gt prime >/dev/null; echo work > work.txt; git add work.txt; \
+    git commit -q -m work; gt checkpoint -m ready; while [ ! -e /gt/release ]; do sleep 0.02; done; gt done -m ok";
+
+/// Instant hand-over with `gt patrol --watch --interval 60s` running: from the agent's
+/// `gt done` to the bead `done` (rig without remote), and from `docker kill` of an
+/// agent's container to its re-dispatch (the new container started). Target ≤ 1 s each.
+fn bench_watch(tmp: &Path) {
+    let (root, id) = town_with_rig(tmp, "watch-town", 20);
+    run(&root, &["rig", "set", "api", "--command", HELD_AGENT]);
+    let null = || std::process::Stdio::null();
+    let mut watch = gt()
+        .args(["patrol", "--watch", "--interval", "60s"])
+        .env("GT_TOWN", &root)
+        .stdout(null())
+        .stderr(null())
+        .spawn()
+        .unwrap();
+    let town = Town::open_at(root.clone()).unwrap();
+    let conn = town.db.conn();
+    let poll = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "bench watch: no {what} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let status = |b: &str| beads::get(conn, b).unwrap().unwrap().status;
+    let started = |b: &str, n: usize| {
+        let ds = gt::state::dispatches::for_bead(conn, b).unwrap();
+        ds.len() == n && ds[n - 1].container_id.is_some()
+    };
+    let agent_of = |b: &str| {
+        gt::state::agents::holding(conn, b)
+            .unwrap()
+            .map(|a| a.name)
+            .unwrap()
+    };
+    let (mut done, mut killed) = (Vec::new(), Vec::new());
+    for i in 0..7 {
+        // gt done → bead done.
+        let b = run(&root, &["bead", "create", "--rig", "api", &format!("w{i}")])
+            .trim()
+            .to_string();
+        run(&root, &["sling", &b]);
+        poll("running agent", &|| status(&b) == "in_progress");
+        let release = root
+            .join("agents/api")
+            .join(agent_of(&b))
+            .join("box/release");
+        // Its checkpoint ingested: it now polls for the release.
+        poll("checkpoint", &|| {
+            let d = gt::state::dispatches::for_bead(conn, &b).unwrap()[0].id;
+            !gt::state::checkpoints::for_dispatch(conn, d)
+                .unwrap()
+                .is_empty()
+        });
+        let t = Instant::now();
+        std::fs::write(&release, "").unwrap();
+        poll("bead done", &|| status(&b) == "done");
+        done.push(t.elapsed());
+        poll("polecat released", &|| {
+            gt::state::agents::holding(conn, &b).unwrap().is_none()
+        });
+        let _ = std::fs::remove_file(&release);
+
+        // docker kill → re-dispatched (new container started).
+        let k = run(&root, &["bead", "create", "--rig", "api", &format!("k{i}")])
+            .trim()
+            .to_string();
+        run(&root, &["sling", &k]);
+        poll("running agent", &|| started(&k, 1));
+        let c = gt::state::dispatches::for_bead(conn, &k).unwrap()[0]
+            .container_id
+            .clone()
+            .unwrap();
+        let t = Instant::now();
+        docker(&["kill", &c]);
+        poll("re-dispatch", &|| started(&k, 2));
+        killed.push(t.elapsed());
+        // Let it finish, so the next round starts from an idle crew.
+        let release = root
+            .join("agents/api")
+            .join(agent_of(&k))
+            .join("box/release");
+        std::fs::write(&release, "").unwrap();
+        poll("bead done", &|| status(&k) == "done");
+        poll("polecat released", &|| {
+            gt::state::agents::holding(conn, &k).unwrap().is_none()
+        });
+        let _ = std::fs::remove_file(&release);
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    done.sort();
+    killed.sort();
+    let n = done.len();
+    println!(
+        "watch: gt done → bead done: median {:.0} ms, max {:.0} ms (target ≤ 1000 ms; interval 60 s)",
+        ms(done[n / 2]),
+        ms(done[n - 1])
+    );
+    println!(
+        "watch: docker kill → re-dispatched: median {:.0} ms, max {:.0} ms (target ≤ 1000 ms; interval 60 s)",
+        ms(killed[n / 2]),
+        ms(killed[n - 1])
+    );
+    cleanup(&id);
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -402,5 +517,191 @@ fn main() {
     }
     if docker_ok && want("patrol") {
         bench_patrol(tmp.path());
+    }
+    if docker_ok && want("land") {
+        bench_land(tmp.path());
+    }
+    if docker_ok && want("watch") {
+        bench_watch(tmp.path());
+    }
+}
+
+/// `n` branches `polecat/b/api-bNN` in `repo`, each one commit adding its own file on
+/// top of main (made with git2: set-up, not timed).
+fn make_branches(repo: &Path, n: usize) -> Vec<(String, String)> {
+    let r = git2::Repository::open(repo).unwrap();
+    let main = r.find_branch("main", git2::BranchType::Local).unwrap();
+    let base = main.get().peel_to_commit().unwrap();
+    let sig = git2::Signature::now("bench", "bench@example.com").unwrap();
+    (0..n)
+        .map(|i| {
+            let bead = format!("api-b{i:02}");
+            let blob = r.blob(format!("change {i}\n").as_bytes()).unwrap();
+            let mut tb = r.treebuilder(Some(&base.tree().unwrap())).unwrap();
+            tb.insert(format!("file-{i}.txt"), blob, 0o100644).unwrap();
+            let tree = r.find_tree(tb.write().unwrap()).unwrap();
+            let c = r
+                .commit(
+                    None,
+                    &sig,
+                    &sig,
+                    &format!("{bead}: change {i}"),
+                    &tree,
+                    &[&base],
+                )
+                .unwrap();
+            let branch = format!("polecat/b/{bead}");
+            r.branch(&branch, &r.find_commit(c).unwrap(), false)
+                .unwrap();
+            (bead, c.to_string())
+        })
+        .collect()
+}
+
+fn bare_clone(src: &Path, to: &Path) {
+    assert!(
+        Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(src)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// 20 queued merge requests landed by `gt mq run` (merge style, with and without a
+/// trivial gate), against a shell script doing the same git operations (merge-tree,
+/// commit-tree, a compare-and-swap push, update-ref; and for the gate, a checkout and a
+/// `docker run` of the same image).
+fn bench_land(tmp: &Path) {
+    const N: usize = 20;
+    let image = std::env::var("GT_TEST_IMAGE").unwrap_or_else(|_| "gt-agent:latest".into());
+    for gate in [None, Some("true")] {
+        let name = if gate.is_some() { "land-gate" } else { "land" };
+        let src = source_repo(&tmp.join(format!("{name}-src")));
+        let root = tmp.join(format!("{name}-town"));
+        let made = gt::town::init::init(&root).unwrap();
+        let remote = tmp.join(format!("{name}-remote.git"));
+        bare_clone(&src, &remote);
+        let mut args = vec![
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--remote",
+            remote.to_str().unwrap(),
+            "--merge",
+            "auto",
+            "--image",
+            &image,
+            "--memory",
+            "64m",
+        ];
+        if let Some(g) = gate {
+            args.extend(["--test-command", g]);
+        }
+        run(&root, &args);
+        let repo = root.join("rigs/api/repo");
+        let made_branches = make_branches(&repo, N);
+        let mut town = Town::open_at(root.clone()).unwrap();
+        let now = gt::util::now_ms();
+        town.db
+            .write(|tx| {
+                for (i, (bead, commit)) in made_branches.iter().enumerate() {
+                    let branch = format!("polecat/b/{bead}");
+                    beads::insert(
+                        tx,
+                        &beads::Bead {
+                            id: bead.clone(),
+                            rig: "api".into(),
+                            title: format!("change {i}"),
+                            body: String::new(),
+                            status: "done".into(),
+                            queued: false,
+                            attempts: 1,
+                            branch: Some(branch.clone()),
+                            created_at: now,
+                            updated_at: now,
+                            version: 1,
+                        },
+                    )
+                    .unwrap();
+                    let mr = gt::state::merge_requests::NewMr {
+                        bead,
+                        rig: "api",
+                        branch: &branch,
+                        commit,
+                        pushed_to: None,
+                        target: "main",
+                        state: gt::state::merge_requests::MrState::Queued,
+                    };
+                    gt::state::merge_requests::insert(tx, &mr, now + i as i64).unwrap();
+                }
+                tx.event("bench.seeded", "api", serde_json::json!({}))
+            })
+            .unwrap();
+        drop(town);
+        let t = Instant::now();
+        run(&root, &["mq", "run"]);
+        let ours = t.elapsed();
+        let landed = run(&root, &["--json", "mq", "list", "--state", "merged"]);
+        let landed: serde_json::Value = serde_json::from_str(&landed).unwrap();
+        assert_eq!(landed.as_array().unwrap().len(), N, "not all landed");
+        cleanup(&made.town_id);
+
+        // The floor: the same operations by a shell script, on a twin repository.
+        let twin = tmp.join(format!("{name}-twin"));
+        assert!(
+            Command::new("git")
+                .args(["clone", "-q"])
+                .arg(&src)
+                .arg(&twin)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let twin_remote = tmp.join(format!("{name}-twin-remote.git"));
+        bare_clone(&src, &twin_remote);
+        let branches = make_branches(&twin, N);
+        let gate_line = match gate {
+            Some(g) => format!(
+                "rm -rf \"$SCRATCH\" && mkdir -p \"$SCRATCH\" && git archive \"$c\" | tar -x -C \"$SCRATCH\" && docker run --rm --network none -v \"$SCRATCH:/work\" -w /work {image} sh -c '{g}' >/dev/null"
+            ),
+            None => ":".into(),
+        };
+        let script = format!(
+            "set -e\ncd \"$1\"\nfor b in {list}; do\n  old=$(git rev-parse main)\n  tree=$(git merge-tree --write-tree main \"polecat/b/$b\")\n  c=$(git -c user.name=b -c user.email=b@b commit-tree \"$tree\" -p main -p \"polecat/b/$b\" -m \"Merge $b\")\n  {gate_line}\n  git push -q --force-with-lease=refs/heads/main:$old \"$2\" \"$c:refs/heads/main\"\n  git ls-remote \"$2\" refs/heads/main >/dev/null\n  git update-ref refs/heads/main \"$c\" \"$old\"\ndone\n",
+            list = branches
+                .iter()
+                .map(|(b, _)| b.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let t = Instant::now();
+        let ok = Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .arg("floor")
+            .arg(&twin)
+            .arg(&twin_remote)
+            .env("SCRATCH", tmp.join(format!("{name}-scratch")))
+            .status()
+            .unwrap()
+            .success();
+        let floor = t.elapsed();
+        assert!(ok, "the floor script failed");
+        println!(
+            "land {N} MRs{}: gt mq run {:.0} ms ({:.0} ms each), floor {:.0} ms, ratio {:.2}",
+            if gate.is_some() {
+                " with a trivial gate"
+            } else {
+                " without a gate"
+            },
+            ms(ours),
+            ms(ours) / N as f64,
+            ms(floor),
+            ours.as_secs_f64() / floor.as_secs_f64()
+        );
     }
 }

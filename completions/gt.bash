@@ -43,6 +43,9 @@ _gt() {
             gt,done)
                 cmd="gt__subcmd__done"
                 ;;
+            gt,drain)
+                cmd="gt__subcmd__drain"
+                ;;
             gt,escalate)
                 cmd="gt__subcmd__escalate"
                 ;;
@@ -93,6 +96,9 @@ _gt() {
                 ;;
             gt,status)
                 cmd="gt__subcmd__status"
+                ;;
+            gt,stop)
+                cmd="gt__subcmd__stop"
                 ;;
             gt,top)
                 cmd="gt__subcmd__top"
@@ -214,6 +220,9 @@ _gt() {
             gt__subcmd__help,done)
                 cmd="gt__subcmd__help__subcmd__done"
                 ;;
+            gt__subcmd__help,drain)
+                cmd="gt__subcmd__help__subcmd__drain"
+                ;;
             gt__subcmd__help,escalate)
                 cmd="gt__subcmd__help__subcmd__escalate"
                 ;;
@@ -264,6 +273,9 @@ _gt() {
                 ;;
             gt__subcmd__help,status)
                 cmd="gt__subcmd__help__subcmd__status"
+                ;;
+            gt__subcmd__help,stop)
+                cmd="gt__subcmd__help__subcmd__stop"
                 ;;
             gt__subcmd__help,top)
                 cmd="gt__subcmd__help__subcmd__top"
@@ -545,7 +557,7 @@ _gt() {
 
     case "${cmd}" in
         gt)
-            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status top log doctor completions prime hook checkpoint done escalate agent help"
+            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status top log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1211,7 +1223,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__diff)
-            opts="-q -v -h --stat --town --json --quiet --verbose --help"
+            opts="-q -v -h --stat --no-pager --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1276,6 +1288,32 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__drain)
+            opts="-q -v -h --rig --timeout --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__escalate)
             opts="-m -s -q -v -h --message --subject --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1311,7 +1349,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help)
-            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol resume status top log doctor completions prime hook checkpoint done escalate agent help"
+            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status top log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1605,6 +1643,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__done)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__drain)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2151,6 +2203,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2979,12 +3045,16 @@ _gt() {
             return 0
             ;;
         gt__subcmd__resume)
-            opts="-q -v -h --town --json --quiet --verbose --help"
+            opts="-q -v -h --rig --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -3549,6 +3619,28 @@ _gt() {
                 return 0
             fi
             case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__stop)
+            opts="-q -v -h --rig --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --town)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -43,6 +43,29 @@ fn a_finished_beads_work_can_be_reviewed_as_a_diff_and_a_merge_request() {
         "{text}"
     );
     assert_eq!(t.json(&["diff", &mr_id])["commit"], mr["commit"]);
+    // On a terminal (a pty from `script`): coloured, through the pager; piped: plain.
+    let on_tty = |env: &[(&str, &str)]| {
+        let cmd = format!("{} diff {id}", gt_bin().display());
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("GT_TOWN", t.root())
+            .env_remove("NO_COLOR")
+            .env("GT_PAGER", "sed s/^/paged:/");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty(&[]);
+    assert!(shown.contains("paged:\u{1b}[32m+work by api/"), "{shown:?}");
+    let shown = on_tty(&[("NO_COLOR", "1")]);
+    assert!(
+        shown.contains("paged:+work by api/") && !shown.contains('\u{1b}'),
+        "{shown:?}"
+    );
+    assert!(!diff.contains('\u{1b}'), "piped output is plain: {diff:?}");
     // Unknown: exit 4.
     t.fails(&["diff", "api-nope"], 4);
     t.fails(&["mq", "show", "999"], 4);
@@ -520,6 +543,83 @@ fn a_remote_that_moves_during_landing_requeues_the_change_which_lands_on_the_new
             &on_remote(&other, &["rev-parse", "HEAD"]),
             "main",
         ],
+    );
+    t.doctor_clean();
+}
+
+#[test]
+fn landing_killed_at_every_step_converges_each_change_landed_once_oldest_first() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = landing_rig(&t, &scripted_agent(""), &["--test-command", "true"]);
+    // Crash points in landing order; each kills `gt mq run` while it lands one change.
+    let points = [
+        "mq.picked.after",
+        "mq.candidate.after",
+        "mq.gate.after",
+        "mq.pushed.before",
+        "mq.remote_pushed",
+        "mq.pushed.after",
+        "mq.advanced.after",
+        "mq.merged.after",
+    ];
+    // Two more to show the order: approved newest first, they land oldest first.
+    let ids: Vec<String> = (0..points.len() + 2)
+        .map(|i| t.bead(&format!("change {i}")))
+        .collect();
+    for id in &ids {
+        t.ok(&["sling", id]);
+    }
+    t.patrol_until("every bead done", 180, |t| {
+        ids.iter().all(|id| t.bead_status(id) == "done")
+    });
+    let recorded: Vec<String> = t
+        .json(&["mq", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["bead"].as_str().unwrap().to_string())
+        .collect();
+    for (i, fp) in points.iter().enumerate() {
+        let landing = &recorded[i];
+        t.ok(&["mq", "approve", landing]);
+        let out = t
+            .cmd()
+            .args(["mq", "run"])
+            .env("FAILPOINTS", format!("{fp}=panic"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{fp}: the run was not killed");
+        // The next run finishes what the killed one started, and nothing twice.
+        t.ok(&["mq", "run"]);
+        assert_eq!(latest_state(&t, landing), "merged", "{fp}");
+        let mr = &t.json(&["mq", "show", landing]);
+        let trailer = format!("Merge-request: {}", mr["id"]);
+        let log = on_remote(&remote, &["log", "--format=%B", "main"]);
+        assert_eq!(log.matches(&trailer).count(), 1, "{fp}: {log}");
+        assert!(scratch_is_empty(&t), "{fp}: a scratch checkout is left");
+        for other in &recorded[i + 1..] {
+            assert_eq!(latest_state(&t, other), "needs-review", "{fp}");
+        }
+    }
+    let last_two = &recorded[points.len()..];
+    t.ok(&["mq", "approve", &last_two[1]]);
+    t.ok(&["mq", "approve", &last_two[0]]);
+    t.ok(&["mq", "run"]);
+    let merged_order: Vec<String> = t
+        .json(&["log", "-n", "100000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "mr.merged")
+        .map(|e| e["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(merged_order, recorded);
+    assert_eq!(
+        on_remote(&remote, &["rev-list", "--merges", "--count", "main"]),
+        recorded.len().to_string()
     );
     t.doctor_clean();
 }

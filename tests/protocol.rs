@@ -542,7 +542,10 @@ fn prune_deletes_only_branches_whose_work_is_safe_on_the_remote() {
         return;
     }
     let t = TestTown::new();
-    let remote = t.rig_with_remote(&scripted_agent(""), &["--max-polecats", "2"]);
+    let remote = t.rig_with_remote(
+        &scripted_agent(""),
+        &["--max-polecats", "2", "--merge", "off"],
+    );
     let (a, b) = (t.bead("pushed"), t.bead("lost upstream"));
     t.ok(&["sling", &a, &b]);
     t.patrol_until("both done", 60, |t| {

@@ -208,6 +208,9 @@ pub fn run(cmd: &[String]) -> Result<i32> {
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     let oom = oom_kills(cgroup).is_some_and(|after| after > before);
+    if stopping(mailbox, a.generation) {
+        commit_work_in_progress(&a);
+    }
     let ending = Ending {
         generation: a.generation,
         exit_code,
@@ -221,6 +224,29 @@ pub fn run(cmd: &[String]) -> Result<i32> {
     }
     Ok(exit_code)
 }
+/// Whether the host is stopping this generation (`gt drain`, `gt stop`): it wrote
+/// the stop marker in the mailbox naming it.
+fn stopping(mailbox: &Path, generation: i64) -> bool {
+    std::fs::read(mailbox.join(crate::town::drain::STOP_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::town::drain::StopMarker>(&b).ok())
+        .is_some_and(|m| m.generation == generation)
+}
+
+/// The crew is being stopped: what the agent left uncommitted is committed on its
+/// branch (as the agent), so the next attempt resumes from it and nothing is lost.
+fn commit_work_in_progress(a: &Assignment) {
+    let msg = format!(
+        "gt: work in progress, saved when the crew was stopped (generation {})",
+        a.generation
+    );
+    match mode::commit_worktree(&a.worktree, &msg) {
+        Ok(true) => eprintln!("gt: the crew is being stopped: work in progress committed"),
+        Ok(false) => {}
+        Err(e) => eprintln!("gt: could not commit the work in progress: {e}"),
+    }
+}
+
 pub mod mode;
 pub mod request;
 

@@ -71,53 +71,9 @@ impl Ctx {
     /// Commit whatever is uncommitted in the worktree, as the agent, with its own git: the
     /// host never commits in an agent's worktree (it only imports commits).
     fn commit_leftovers(&self) -> Result<()> {
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .arg("-C")
-                .arg(&self.assignment.worktree)
-                .args(args)
-                .output()
-                .map_err(|e| Error::io("running git (is it in the agent image?)", e))
-        };
-        let status = match git(&["status", "--porcelain"]) {
-            Ok(s) => s,
-            // An image without git: nothing can have been committed, or be; the host
-            // keeps a worktree with uncommitted files for a person.
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
-        if !status.status.success() {
-            return Err(Error::git(format!(
-                "cannot read the worktree's status: {}",
-                String::from_utf8_lossy(&status.stderr).trim()
-            )));
-        }
-        if status.stdout.is_empty() {
-            return Ok(());
-        }
-        for args in [
-            &["add", "-A"][..],
-            &[
-                "commit",
-                "-q",
-                "--no-verify",
-                "-m",
-                "gt: uncommitted work at done",
-            ][..],
-        ] {
-            let out = git(args)?;
-            if !out.status.success() {
-                return Err(Error::git(format!(
-                    "cannot commit the uncommitted work (`git {}`): {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ))
-                .with_hint("commit it yourself, then run `gt done` again"));
-            }
-        }
-        Ok(())
+        commit_worktree(&self.assignment.worktree, "gt: uncommitted work at done")
+            .map(|_| ())
+            .map_err(|e| e.with_hint("commit it yourself, then run `gt done` again"))
     }
 
     /// The branch head of the worktree, as the agent sees it.
@@ -254,4 +210,50 @@ impl Ctx {
             head: self.head(),
         })
     }
+}
+
+/// Commit everything uncommitted in `worktree` (`git add -A`, then a commit with
+/// `message`, hooks off), with the agent's own git and identity; true when there was
+/// something to commit. An image without git has nothing committed, and nothing to commit.
+pub fn commit_worktree(worktree: &str, message: &str) -> Result<bool> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(worktree)
+            .args(args)
+            .output()
+            .map_err(|e| Error::io("running git (is it in the agent image?)", e))
+    };
+    let status = match git(&["status", "--porcelain"]) {
+        Ok(s) => s,
+        // An image without git: nothing can have been committed, or be; the host
+        // keeps a worktree with uncommitted files for a person.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    if !status.status.success() {
+        return Err(Error::git(format!(
+            "cannot read the worktree's status: {}",
+            String::from_utf8_lossy(&status.stderr).trim()
+        )));
+    }
+    if status.stdout.is_empty() {
+        return Ok(false);
+    }
+    for args in [
+        &["add", "-A"][..],
+        &["commit", "-q", "--no-verify", "-m", message][..],
+    ] {
+        let out = git(args)?;
+        if !out.status.success() {
+            return Err(Error::git(format!(
+                "cannot commit the uncommitted work (`git {}`): {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(true)
 }

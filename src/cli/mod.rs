@@ -7,6 +7,7 @@ pub mod convoy;
 pub mod costs;
 pub mod diff;
 pub mod docs;
+pub mod drain;
 pub mod image;
 pub mod init;
 pub mod mail;
@@ -86,6 +87,8 @@ pub enum Command {
     Mail(mail::MailArgs),
     Mq(mq::MqArgs),
     Patrol(patrol::PatrolArgs),
+    Drain(drain::DrainArgs),
+    Stop(drain::StopArgs),
     Resume(patrol::ResumeArgs),
     Status(status::StatusArgs),
     Top(top::TopArgs),
@@ -117,6 +120,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Mail(a) => mail::run(g, a),
         Command::Mq(a) => mq::run(g, a),
         Command::Patrol(a) => patrol::patrol(g, a),
+        Command::Drain(a) => drain::drain(g, a),
+        Command::Stop(a) => drain::stop(g, a),
         Command::Resume(a) => patrol::resume(g, a),
         Command::Doctor(a) => patrol::doctor(g, a),
         Command::Prime(a) => agent::prime(g, a),

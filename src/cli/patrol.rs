@@ -9,22 +9,42 @@ use crate::runtime::docker::DockerRuntime;
 ///
 /// Ingests agent requests, finishes done sagas, records how dead agents ended and
 /// re-dispatches them with backoff (up to max_attempts), removes orphaned containers,
-/// delivers mail and dispatches queued beads. Safe to overlap with itself: a second
-/// patrol while one runs prints one line and exits 0.
+/// delivers mail and dispatches queued beads; in a drained rig (`gt drain`, `gt stop`)
+/// it stops agents instead and dispatches nothing. Safe to overlap with itself: a
+/// second patrol while one runs prints one line and exits 0.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt patrol                     # one pass, e.g. from cron every minute
+  gt patrol --watch             # loop; agents' requests and ended containers wake it
+  gt patrol --watch --interval 60s --quiet"#)]
 pub struct PatrolArgs {
-    /// Loop: one pass every --interval until interrupted.
+    /// Loop until interrupted: a pass at once whenever an agent writes a request (done,
+    /// checkpoint, mail) or a container of the town ends (exit, OOM kill), and one every
+    /// --interval in any case.
     #[arg(long)]
     pub watch: bool,
-    /// The wait between passes with --watch, e.g. 30s (at least 100ms; default:
-    /// patrol.interval of gt.toml).
+    /// The longest wait between passes with --watch, e.g. 30s (at least 100ms;
+    /// default: patrol.interval of gt.toml).
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
 }
 
-/// Close the circuit breaker: new dispatches resume.
+/// Dispatch again: close the circuit breaker and lift drains (`gt drain`, `gt stop`).
+///
+/// Without --rig: the circuit breaker closes and every drain is lifted. With --rig:
+/// only that rig's drain is lifted (a drain of the whole town stays). Beads that a
+/// drain stopped wait open and queued: the next patrol pass dispatches them again on
+/// their branches.
 #[derive(clap::Args, Debug)]
-pub struct ResumeArgs {}
+#[command(after_long_help = r#"Examples:
+  gt resume                     # everything dispatches again
+  gt resume --rig api           # only rig api's drain is lifted
+  gt patrol                     # dispatches the waiting beads now"#)]
+pub struct ResumeArgs {
+    /// Lift only this rig's drain (the circuit breaker stays as it is).
+    #[arg(long, value_name = "RIG")]
+    pub rig: Option<String>,
+}
 
 /// Check the town's invariants; exits 1 naming every breach.
 #[derive(clap::Args, Debug)]
@@ -47,6 +67,8 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
         .transpose()?;
     let mut town = g.town()?;
     let interval = interval.unwrap_or(town.config.patrol.interval);
+    // With --watch, agents' requests and containers that end wake the loop at once.
+    let mut waker = a.watch.then(|| crate::town::watch::Waker::start(&town));
     loop {
         let r = crate::town::patrol::pass(&mut town, &connect);
         match &r {
@@ -54,10 +76,13 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
             Err(e) if a.watch => eprintln!("patrol: {}", output::safe(&e.to_string())),
             Err(_) => {}
         }
-        if !a.watch {
+        let Some(w) = waker.as_mut() else {
             return r.map(|_| ());
+        };
+        w.refresh();
+        if let Some(why) = w.wait(interval) {
+            tracing::info!("woken by {why}");
         }
-        std::thread::sleep(interval);
     }
 }
 
@@ -115,6 +140,9 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
     for c in &r.orphans_removed {
         lines.push(format!("removed orphan container {c}"));
     }
+    for d in &r.drained {
+        lines.push(format!("drained: {d}"));
+    }
     for q in &r.quiet {
         lines.push(format!("quiet: {q}"));
     }
@@ -146,17 +174,51 @@ fn lines_safe(lines: &[String]) -> String {
         .join("\n")
 }
 
-pub fn resume(g: &Global, _a: &ResumeArgs) -> Result<()> {
+pub fn resume(g: &Global, a: &ResumeArgs) -> Result<()> {
     let mut town = g.town()?;
-    let was = crate::town::patrol::resume_breaker(&mut town)?;
+    let was = match &a.rig {
+        Some(_) => false,
+        None => crate::town::patrol::resume_breaker(&mut town)?,
+    };
+    let lifted = crate::town::drain::lift(&mut town, a.rig.as_deref())?;
+    let town_drain = match &a.rig {
+        Some(r) => crate::town::drain::active(&town, r)?,
+        None => None,
+    };
     if g.json {
-        return output::json(&serde_json::json!({ "was_open": was }));
+        return output::json(&serde_json::json!({
+            "was_open": was,
+            "drains_lifted": lifted,
+            "still_drained": town_drain,
+        }));
     }
-    output::println_out(if was {
-        "circuit breaker closed: dispatches resume"
-    } else {
-        "the circuit breaker was not open"
-    })
+    let mut lines = Vec::new();
+    if a.rig.is_none() {
+        lines.push(if was {
+            "circuit breaker closed: dispatches resume".to_string()
+        } else {
+            "the circuit breaker was not open".to_string()
+        });
+    }
+    for s in &lifted {
+        lines.push(if s == crate::town::drain::TOWN {
+            "drain of the whole town lifted".to_string()
+        } else {
+            format!("drain of rig {s} lifted")
+        });
+    }
+    if let Some(d) = town_drain {
+        lines.push(format!(
+            "{} stays drained (since {}): `gt resume` without --rig lifts it",
+            d.what(),
+            output::time(d.since)
+        ));
+    } else if !lifted.is_empty() {
+        lines.push("stopped beads are dispatched again on the next patrol pass".into());
+    } else if let Some(r) = &a.rig {
+        lines.push(format!("rig {r} was not drained"));
+    }
+    output::println_out(&lines_safe(&lines))
 }
 
 pub fn doctor(g: &Global, _a: &DoctorArgs) -> Result<()> {

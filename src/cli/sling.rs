@@ -18,7 +18,8 @@ const PARALLEL: usize = 8;
 /// `polecat/<name>/<bead>`, a worktree at rigs/<rig>/polecats/<name> and a container
 /// running the rig's command. A rig already running max_polecats agents leaves the bead
 /// open and queued. A bead that is already hooked is refused (exit 3), as is a branch
-/// that exists or is checked out elsewhere.
+/// that exists or is checked out elsewhere, and any bead of a drained rig (`gt drain`,
+/// `gt stop`) until `gt resume`.
 #[derive(clap::Args, Debug)]
 pub struct SlingArgs {
     /// The beads to dispatch (dispatched concurrently).

@@ -46,6 +46,19 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
     if s.breaker_open {
         out += "\nCIRCUIT BREAKER OPEN: new dispatches are paused; `gt resume` closes it";
     }
+    for d in &s.drains {
+        out += &format!(
+            "\n{} drained since {} ({} ago): nothing is dispatched; `gt resume{}` lifts it",
+            d.what(),
+            crate::util::format_time(d.since),
+            crate::util::format_span(crate::util::now_ms() - d.since),
+            if d.scope == crate::town::drain::TOWN {
+                String::new()
+            } else {
+                format!(" --rig {}", d.scope)
+            }
+        );
+    }
     let now = crate::util::now_ms();
     out += &match (s.patrol.running, s.patrol.last_pass) {
         (true, _) => "\npatrol: a pass is running now".to_string(),

@@ -435,12 +435,14 @@ pub fn remote_head(
     branch: &str,
     timeout: Duration,
 ) -> Result<Option<String>> {
-    let out = git_cli_within(
-        repo_dir,
-        &["ls-remote", "--", remote, &format!("refs/heads/{branch}")],
-        Some(timeout),
-    )?;
-    Ok(out.split_whitespace().next().map(String::from))
+    let want = format!("refs/heads/{branch}");
+    let out = git_cli_within(repo_dir, &["ls-remote", "--", remote, &want], Some(timeout))?;
+    // ls-remote matches the pattern's tail (`refs/heads/x/refs/heads/main` too): only
+    // the exact ref counts.
+    Ok(out.lines().find_map(|l| {
+        let (commit, name) = l.split_once('\t')?;
+        (name == want).then(|| commit.to_string())
+    }))
 }
 
 /// Every branch `remote` has, with its commit: one `git ls-remote --heads`.

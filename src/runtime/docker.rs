@@ -24,6 +24,15 @@ pub fn set_call_timeout(d: Duration) {
     let _ = CALL_TIMEOUT.set(d);
 }
 
+/// A container of the town ended (`die`), was OOM-killed (`oom`) or signalled through
+/// the engine (`kill`).
+#[derive(Debug, Clone)]
+pub struct ContainerEvent {
+    pub action: String,
+    pub id: String,
+    pub name: String,
+}
+
 pub struct DockerRuntime {
     docker: Docker,
     rt: tokio::runtime::Runtime,
@@ -209,6 +218,58 @@ impl DockerRuntime {
                         return Err(Error::not_found(format!("container {id}"), None));
                     }
                     Err(e) => return Err(classify(&format!("reading logs of {id}"), e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Follow the engine's events of this town's containers (label `gt.town`: agents
+    /// and merge-queue gates, labelled `gt.gate`, alike) that end one: `die`, `oom`, and
+    /// `kill` (a signal sent through the engine: `docker kill`, `docker stop`). Each goes to `each`
+    /// until it returns false; returns when the engine ends the stream or cannot be
+    /// reached (the caller reconnects).
+    pub fn container_events(
+        &self,
+        town_id: &str,
+        mut each: impl FnMut(ContainerEvent) -> bool,
+    ) -> Result<()> {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "event".to_string(),
+                vec!["die".to_string(), "oom".to_string(), "kill".to_string()],
+            ),
+            (
+                "label".to_string(),
+                vec![format!("{}={town_id}", super::LABEL_TOWN)],
+            ),
+        ]);
+        let opts = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        // No call deadline: the stream is meant to last.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(u32::MAX as u64));
+        self.rt.block_on(async {
+            let mut stream = docker.events(Some(opts));
+            while let Some(e) = stream.next().await {
+                let m = e.map_err(|e| classify("following the engine's events", e))?;
+                let attrs = m
+                    .actor
+                    .as_ref()
+                    .and_then(|a| a.attributes.clone())
+                    .unwrap_or_default();
+                let ev = ContainerEvent {
+                    action: m.action.unwrap_or_default(),
+                    id: m.actor.and_then(|a| a.id).unwrap_or_default(),
+                    name: attrs.get("name").cloned().unwrap_or_default(),
+                };
+                if !each(ev) {
+                    break;
                 }
             }
             Ok(())

@@ -146,9 +146,9 @@ fn from_row(r: &Row) -> rusqlite::Result<MergeRequest> {
     })
 }
 
-/// What the done saga records: a new merge request in `state`. Older open ones of the
-/// same bead are superseded, and the new one inherits the oldest one's place in the
-/// queue. Returns the new id, or None when this (bead, commit) is recorded already.
+/// What the done saga records: a new merge request in `state`. Older waiting ones of
+/// the same bead are superseded (one being landed finishes: its change is in the new
+/// one's history), and the new one inherits the oldest one's place in the queue. Returns the new id, or None when this (bead, commit) is recorded already.
 pub struct NewMr<'a> {
     pub bead: &'a str,
     pub rig: &'a str,
@@ -178,7 +178,7 @@ pub fn insert(conn: &Connection, m: &NewMr, now: i64) -> rusqlite::Result<Option
     let id = conn.last_insert_rowid();
     conn.execute(
         "UPDATE merge_requests SET state = 'superseded', step = NULL, reason = ?3, updated_at = ?4, version = version + 1
-         WHERE bead = ?1 AND id <> ?2 AND state IN ('queued','needs-review','testing')",
+         WHERE bead = ?1 AND id <> ?2 AND state IN ('queued','needs-review')",
         params![m.bead, id, format!("newer work of its bead: merge request {id}"), now],
     )?;
     Ok(Some(id))

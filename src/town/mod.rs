@@ -7,6 +7,7 @@ pub mod config;
 pub mod convoy;
 pub mod doctor;
 pub mod done;
+pub mod drain;
 pub mod image;
 pub mod ingest;
 pub mod init;
@@ -20,6 +21,7 @@ pub mod sling;
 pub mod status;
 pub mod top;
 pub mod transcript;
+pub mod watch;
 pub mod workspace;
 
 use crate::error::{Error, Result};

@@ -41,6 +41,8 @@ pub struct Report {
     /// Running agents with no output and no request for `patrol.stall_timeout`: nudged
     /// through their inbox, or (nudged already, still silent) stopped.
     pub stalled: Vec<String>,
+    /// Agents of drained rigs stopped (or found ended) and parked: "RIG/NAME stopped: BEAD is open again, …".
+    pub drained: Vec<String>,
     pub mail_delivered: usize,
     /// What the merge queue did in this pass.
     pub merge_queue: super::mq::land::Report,
@@ -193,6 +195,15 @@ fn steps(
     // re-dispatched below, the attempt counted).
     report.stalled = stalled(town, &rt, &by_agent)?;
 
+    // Drains: agents of a drained rig are parked (ended on their own, or stopped once
+    // the drain is due), never counted dead; nothing below dispatches there.
+    let drained = super::drain::patrol_step(town, &rt, &observed)?;
+    for p in &drained.parked {
+        touched.insert(p.key());
+        report.drained.push(super::drain::park_line(p));
+    }
+    report.errors.extend(drained.errors);
+
     // 5–6. Deaths (running agents without a running container) and stuck spawns.
     let now = now_ms();
     for a in agents_in(town, "running")?
@@ -258,6 +269,9 @@ fn steps(
     update_breaker(town, report)?;
     for a in agents_in(town, "dead")? {
         touched.insert((a.rig.clone(), a.name.clone()));
+        if super::drain::active(town, &a.rig)?.is_some() {
+            continue; // re-dispatched after `gt resume`
+        }
         // One agent that cannot be helped must not stop the pass for every other.
         match redispatch_or_give_up(town, &rt, &a, report) {
             Ok(()) => {}
@@ -668,7 +682,9 @@ fn how_it_ended(
             ));
         };
         let oom = i.oom || ending.as_ref().is_some_and(|e| e.oom);
-        let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS);
+        // A SIGKILL a watching patrol saw sent through the engine is no OOM kill.
+        let settling = matches!(i.finished_at, Some(f) if now_ms() < f + OOM_SETTLE_MS)
+            && !super::watch::signalled_by_engine(&i.id);
         if oom || ending.is_some() || i.exit_code != Some(137) || !settling {
             // The command's own code, when it recorded one: the container's may be that
             // of `gt agent run` killed after the command had ended.
@@ -1206,6 +1222,9 @@ fn dispatch_queued(town: &mut Town, rt: &dyn Runtime, report: &mut Report) -> Re
         return Ok(());
     }
     for rig in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
+        if super::drain::active(town, &rig.name)?.is_some() {
+            continue;
+        }
         for bead in beads::queued(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))? {
             if agents::live_count(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
                 >= rig.max_polecats

@@ -133,6 +133,8 @@ fn explain(
                 format!("all {max} attempts used; patrol gives the bead up")
             } else if crate::state::breaker_open(conn).map_err(|e| town.db_err(e))? {
                 "the circuit breaker is open: no re-dispatch until `gt resume`".into()
+            } else if let Some(d) = super::drain::active(town, &a.rig)? {
+                format!("{} is drained: no re-dispatch until `gt resume`", d.what())
             } else {
                 format!(
                     "patrol re-dispatches it after its backoff, as attempt {} of {max}",

@@ -766,7 +766,7 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
             // Work still in the merge queue keeps its branch: it may come back to it.
             if let Some(mr) = crate::state::merge_requests::latest(town.db.conn(), &b.id)
                 .map_err(|e| town.db_err(e))?
-                .filter(|m| m.state.is_open())
+                .filter(|m| m.state.is_open() && r.merge != super::mq::Policy::Off.as_str())
             {
                 out.push(kept(format!(
                     "its merge request {} is {}",

@@ -173,6 +173,9 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
                 Some("see `gt status`; `gt resume` closes it".to_string()),
             ));
         }
+        if let Some(d) = super::drain::active_tx(tx, &bead.rig)? {
+            return Err(super::drain::refused(&bead.id, &d));
+        }
         let rig = rigs::get(tx, &bead.rig).map_err(|e| tx.err(e))?.ok_or_else(|| {
             Error::not_found(format!("rig {}", bead.rig), None)
         })?;

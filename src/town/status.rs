@@ -13,6 +13,8 @@ pub struct Status {
     pub rigs: Vec<RigStatus>,
     /// Set while the circuit breaker pauses new dispatches.
     pub breaker_open: bool,
+    /// Drains in force (`gt drain`, `gt stop`): nothing is dispatched in their scope.
+    pub drains: Vec<super::drain::Drain>,
     /// Unread messages in the mayor's inbox: done notices and escalations.
     pub mayor_unread: i64,
     /// Whether patrol is doing its job: nothing recovers dead agents or hands finished
@@ -160,6 +162,7 @@ pub fn status(town: &Town) -> Result<Status> {
         town_id: town.id.clone(),
         rigs: by_rig.into_values().collect(),
         breaker_open,
+        drains: super::drain::all(conn).map_err(err)?,
     })
 }
 

@@ -61,8 +61,20 @@ enum Progress {
 /// One pass over every rig whose policy lands work. `rt` runs the gates.
 pub fn pass(town: &mut Town, rt: &dyn Runtime) -> Result<Report> {
     let mut report = Report::default();
+    strand_none(town)?;
+    sweep_gates(town, rt)?;
     for rig in rigs_landing(town)? {
         sweep_scratch(town, &rig)?;
+        // A drained rig lands nothing until `gt resume` (a running gate waits).
+        if let Some(d) = crate::town::drain::active(town, &rig.name)? {
+            report.waiting.push(format!(
+                "rig {}: drained ({}) since {}",
+                rig.name,
+                d.scope,
+                crate::util::format_time(d.since)
+            ));
+            continue;
+        }
         if let Err(e) = land_rig(town, rt, &rig, &mut report) {
             if matches!(
                 e,
@@ -74,6 +86,53 @@ pub fn pass(town: &mut Town, rt: &dyn Runtime) -> Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// A rig set to `--merge off` while one of its merge requests was being landed: that
+/// one goes back to the queue (it lands if the policy comes back), its gate is swept.
+fn strand_none(town: &mut Town) -> Result<()> {
+    let off: Vec<Rig> = crate::state::rigs::all(town.db.conn())
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|r| r.merge == Policy::Off.as_str())
+        .collect();
+    for rig in off {
+        for mr in merge_requests::in_state(town.db.conn(), &rig.name, MrState::Testing)
+            .map_err(|e| town.db_err(e))?
+        {
+            requeue(town, &mr, "its rig stopped landing work (--merge off)")?;
+        }
+    }
+    Ok(())
+}
+
+/// Gate containers no landing waits for (its merge request moved on, or a pass died
+/// between starting a new run and recording it) are removed with their secrets.
+fn sweep_gates(town: &Town, rt: &dyn Runtime) -> Result<()> {
+    let gates: Vec<crate::runtime::Observed> = rt
+        .list(&town.id)?
+        .into_iter()
+        .filter(|c| c.labels.contains_key(LABEL_GATE))
+        .collect();
+    for c in gates {
+        let (Some(rig), Some(id)) = (
+            c.labels.get(LABEL_RIG),
+            c.labels.get(LABEL_GATE).and_then(|g| g.parse::<i64>().ok()),
+        ) else {
+            continue;
+        };
+        let mr = merge_requests::get(town.db.conn(), id).map_err(|e| town.db_err(e))?;
+        let awaited = mr.as_ref().is_some_and(|m| {
+            m.state == MrState::Testing
+                && matches!(m.step.as_deref(), Some("gate" | "target-gate"))
+                && c.name.trim_start_matches('/') == gate_name(town, rig, m.id, m.gate_runs)
+        });
+        if !awaited {
+            rt.remove(&c.id, Duration::from_secs(0))?;
+            let _ = crate::town::secret::remove_secrets(town, rig, &format!(".gate-mr{id}"));
+        }
+    }
+    Ok(())
 }
 
 fn rigs_landing(town: &Town) -> Result<Vec<Rig>> {
@@ -152,7 +211,14 @@ fn step(
                 checkpoint(town, mr, "gated", &[], "mr.gated")?;
                 return Ok(Progress::Next);
             }
-            start_gate(town, rt, rig, mr, false)?;
+            if let Gate::Unbuildable(e) = start_gate(town, rt, rig, mr, false)? {
+                let why = format!("its files cannot be checked out: {e}");
+                let detail = format!(
+                    "The gate could not check out your change: {e}\n\nCheck the paths your commits add, fix them, and `gt done` again."
+                );
+                send_back(town, rig, mr, MrState::Failed, &why, &detail, report)?;
+                return Ok(Progress::Finished);
+            }
             Ok(Progress::Next)
         }
         (MrState::Testing, Some("gate")) | (MrState::Testing, Some("target-gate")) => {
@@ -288,7 +354,20 @@ fn build(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> 
         .map_err(|e| town.db_err(e))?
         .map(|b| b.title)
         .unwrap_or_default();
-    match candidate(&repo, base, change, style, &mr.bead, &title, mr.id)? {
+    let built = match candidate(&repo, base, change, style, &mr.bead, &title, mr.id) {
+        Ok(b) => b,
+        Err(e) => {
+            // The change's content cannot be merged (a path or object libgit2 refuses):
+            // its own problem, sent back, never a block on the rig's queue.
+            let why = format!("cannot be built on {}: {e}", target_of(mr, rig));
+            let detail = format!(
+                "Merging your change failed: {e}\n\nCheck the paths and files your commits add, fix them, and `gt done` again."
+            );
+            send_back(town, rig, mr, MrState::Failed, &why, &detail, report)?;
+            return Ok(Progress::Finished);
+        }
+    };
+    match built {
         Built::Commit(c) => {
             checkpoint(
                 town,
@@ -451,7 +530,8 @@ fn conflicts(index: &git2::Index) -> Vec<String> {
 
 /// The gate container's name: one per merge request and run.
 fn gate_name(town: &Town, rig: &str, mr: i64, run: i64) -> String {
-    format!("gt-{}-{rig}-gate-mr{mr}-{run}", town.id)
+    // A `.` never appears in gt's names: no polecat's container can be called this.
+    format!("gt-{}-{rig}.gate-mr{mr}.{run}", town.id)
 }
 
 /// The host-only directory a gate run's files are checked out into.
@@ -466,7 +546,7 @@ fn start_gate(
     rig: &Rig,
     mr: &MergeRequest,
     target_only: bool,
-) -> Result<()> {
+) -> Result<Gate> {
     crate::interrupt::step("mq.gate.before")?;
     let commit = if target_only {
         mr.base.clone()
@@ -487,13 +567,30 @@ fn start_gate(
         .force()
         .recreate_missing(true)
         .update_index(false);
-    repo.checkout_tree(tree.as_object(), Some(&mut co))?;
+    if let Err(e) = repo.checkout_tree(tree.as_object(), Some(&mut co)) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(Gate::Unbuildable(e.message().to_string()));
+    }
     crate::town::workspace::hand_over(&dir)?;
     let spec = gate_spec(town, rig, mr, run, &dir)?;
     let id = match rt.create(&spec) {
         Ok(id) => id,
         Err(crate::runtime::CreateError::NameInUse) => {
-            // An earlier pass made it and died before its checkpoint: start it over.
+            // An earlier pass made it and died before its checkpoint: start it over
+            // (only a gate of this merge request is ever removed here).
+            let ours = rt.inspect(&spec.name)?.is_some_and(|c| {
+                c.labels.get(LABEL_GATE) == Some(&mr.id.to_string())
+                    && c.labels.get(LABEL_TOWN) == Some(&town.id)
+            });
+            if !ours {
+                return Err(Error::conflict(
+                    format!(
+                        "container name {} is taken by a container that is not this gate",
+                        spec.name
+                    ),
+                    Some("remove or rename that container".into()),
+                ));
+            }
             rt.remove(&spec.name, Duration::from_secs(0))?;
             rt.create(&spec).map_err(|e| match e {
                 crate::runtime::CreateError::Other(e) => e,
@@ -520,7 +617,14 @@ fn start_gate(
         )
     })?;
     crate::interrupt::step("mq.gate.after")?;
-    Ok(())
+    Ok(Gate::Started)
+}
+
+/// Whether a gate run started.
+enum Gate {
+    Started,
+    /// The commit's files cannot be checked out (a path libgit2 refuses): why.
+    Unbuildable(String),
 }
 
 fn gate_spec(
@@ -617,7 +721,9 @@ fn watch_gate(
             );
             let mut again = mr.clone();
             again.gate_runs -= 1;
-            start_gate(town, rt, rig, &again, target_only)?;
+            if let Gate::Unbuildable(e) = start_gate(town, rt, rig, &again, target_only)? {
+                return Err(Error::git(format!("checkout for the gate: {e}")));
+            }
             return Ok(Progress::Next);
         }
     };
@@ -663,7 +769,9 @@ fn watch_gate(
         }
         (false, false) if mr.gate_runs < 2 => {
             // One retry: a gate that fails once and then passes is flaky, not failing.
-            start_gate(town, rt, rig, mr, false)?;
+            if let Gate::Unbuildable(e) = start_gate(town, rt, rig, mr, false)? {
+                return Err(Error::git(format!("checkout for the gate: {e}")));
+            }
             Ok(Progress::Next)
         }
         (false, false) => {
@@ -680,7 +788,11 @@ fn watch_gate(
                     serde_json::json!({ "mr": mr.id, "runs": mr.gate_runs, "exit_code": code }),
                 )
             })?;
-            start_gate(town, rt, rig, mr, true)?;
+            if let Gate::Unbuildable(e) = start_gate(town, rt, rig, mr, true)? {
+                return Err(Error::git(format!(
+                    "checkout of the target for the gate: {e}"
+                )));
+            }
             Ok(Progress::Next)
         }
         (true, true) => {
@@ -749,7 +861,7 @@ fn broken_target_found(
         .map_err(|e| tx.err(e))?;
         tx.event(
             "mq.target_broken",
-            &rig.name,
+            &mr.bead,
             serde_json::json!({ "target": target, "commit": base, "mr": mr.id }),
         )
     })
@@ -788,7 +900,7 @@ fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
             base,
             timeout(town),
         )? {
-            crate::git::CasPush::Pushed => {}
+            crate::git::CasPush::Pushed => crate::interrupt::step("mq.remote_pushed")?,
             crate::git::CasPush::Moved(now) => {
                 let why = format!(
                     "{remote}'s {target} moved (to {}) while it was being landed; queued again on the new head",
@@ -972,7 +1084,7 @@ pub(crate) fn send_back(
     } else {
         why.to_string()
     };
-    let mail = exhausted.then(|| {
+    let mail = (exhausted && state != MrState::Rejected).then(|| {
         crate::state::mail::Mail::new(
             format!("mq-failed-{}", mr.id),
             "patrol",
@@ -988,12 +1100,19 @@ pub(crate) fn send_back(
     });
     town.db.write(|tx| {
         let now = now_ms();
-        tx.execute(
-            "UPDATE merge_requests SET state = ?2, step = NULL, reason = ?3, updated_at = ?4, version = version + 1
-             WHERE id = ?1",
-            rusqlite::params![mr.id, final_state, format!("{reason}\n\n{detail}"), now],
-        )
-        .map_err(|e| tx.err(e))?;
+        let n = tx
+            .execute(
+                "UPDATE merge_requests SET state = ?2, step = NULL, reason = ?3, updated_at = ?4, version = version + 1
+                 WHERE id = ?1 AND version = ?5 AND state = ?6",
+                rusqlite::params![mr.id, final_state, format!("{reason}\n\n{detail}"), now, mr.version, mr.state],
+            )
+            .map_err(|e| tx.err(e))?;
+        if n != 1 {
+            return Err(Error::conflict(
+                format!("merge request {} changed meanwhile; nothing sent back", mr.id),
+                Some(format!("see `gt mq show {}`", mr.id)),
+            ));
+        }
         if exhausted && state != MrState::Rejected {
             tx.execute(
                 "UPDATE beads SET status = 'failed', queued_at = NULL, updated_at = ?2, version = version + 1
@@ -1098,8 +1217,8 @@ fn note_problem(town: &mut Town, mr: &MergeRequest, e: &Error) -> Result<()> {
     }
     town.db.write(|tx| {
         tx.execute(
-            "UPDATE merge_requests SET reason = ?2, updated_at = ?3 WHERE id = ?1",
-            rusqlite::params![mr.id, why, now_ms()],
+            "UPDATE merge_requests SET reason = ?2 WHERE id = ?1 AND state IN ('queued','testing')",
+            rusqlite::params![mr.id, why],
         )
         .map_err(|e| tx.err(e))?;
         tx.event(

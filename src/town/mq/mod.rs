@@ -263,16 +263,36 @@ pub fn reject(town: &mut Town, id: &str, why: &str) -> Result<MergeRequest> {
     let detail = format!(
         "A reviewer rejected your change:\n\n{why}\n\nRework it on your branch, commit, and `gt done` again."
     );
-    let mut report = land::Report::default();
-    land::send_back(
-        town,
-        &rig,
-        &mr,
-        MrState::Rejected,
-        &format!("rejected: {}", why.lines().next().unwrap_or("")),
-        &detail,
-        &mut report,
-    )?;
+    // Under the patrol lease: no pass can be landing it meanwhile (one writer).
+    let sent = crate::town::patrol::exclusive(town, |town| {
+        let mr = find(town, &mr.id.to_string())?;
+        if !matches!(mr.state, MrState::NeedsReview | MrState::Queued) {
+            return Err(Error::conflict(
+                format!(
+                    "merge request {} is {} now; nothing to reject",
+                    mr.id,
+                    mr.state.as_str()
+                ),
+                Some(format!("see `gt mq show {}`", mr.id)),
+            ));
+        }
+        let mut report = land::Report::default();
+        land::send_back(
+            town,
+            &rig,
+            &mr,
+            MrState::Rejected,
+            &format!("rejected: {}", why.lines().next().unwrap_or("")),
+            &detail,
+            &mut report,
+        )
+    })?;
+    if sent.is_none() {
+        return Err(Error::conflict(
+            "a patrol pass is running (it may be landing this merge request)",
+            Some("try again in a moment".into()),
+        ));
+    }
     find(town, &mr.id.to_string())
 }
 
