@@ -393,6 +393,17 @@ fn not_on_a_terminal_top_prints_plain_tables_and_refreshes() {
     }
     let _ = child.kill();
     let _ = child.wait();
+
+    // A stopped crew says so on its rig's row, until `gt resume`.
+    t.ok(&["stop"]);
+    let s = t.json(&["top", "--once"]);
+    assert!(s["rigs"][0]["drained_since"].is_i64(), "{s}");
+    let out = t.ok(&["top", "--once"]);
+    let rigs = out.split("\nRIGS\n").nth(1).unwrap();
+    assert!(rigs.lines().next().unwrap().ends_with("DRAINED"), "{out}");
+    assert!(rigs.lines().nth(1).unwrap().ends_with(" ago"), "{out}");
+    t.ok(&["resume"]);
+    assert!(t.json(&["top", "--once"])["rigs"][0]["drained_since"].is_null());
 }
 
 #[test]

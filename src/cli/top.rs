@@ -170,7 +170,7 @@ pub fn plain_text(s: &Snapshot) -> String {
         out += &t.render();
         out.push('\n');
     }
-    let mut t = output::Table::new(&["rig", "working", "idle", "open", "queued"]);
+    let mut t = output::Table::new(&["rig", "working", "idle", "open", "queued", "drained"]);
     for r in &s.rigs {
         t.row(vec![
             r.name.clone(),
@@ -178,6 +178,9 @@ pub fn plain_text(s: &Snapshot) -> String {
             r.idle.to_string(),
             r.open.to_string(),
             r.queued.to_string(),
+            r.drained_since
+                .map(|at| format!("{} ago", span(now - at)))
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     if !t.is_empty() {
@@ -1009,12 +1012,15 @@ impl App {
         for r in &s.rigs {
             items.push(ListItem::new(Line::from(Span::styled(
                 format!(
-                    "{}  {} working · {} idle · {} open · {} queued",
+                    "{}  {} working · {} idle · {} open · {} queued{}",
                     r.name,
                     r.agents.len(),
                     r.idle,
                     r.open,
-                    r.queued
+                    r.queued,
+                    r.drained_since
+                        .map(|at| format!(" · DRAINED {} ago (`gt resume`)", span(now - at)))
+                        .unwrap_or_default()
                 ),
                 t.bold(),
             ))));

@@ -217,6 +217,9 @@ pub struct RigView {
     pub idle: usize,
     pub open: i64,
     pub queued: i64,
+    /// Since when (epoch ms) a drain or stop of the rig (or the town) holds its
+    /// dispatches, until `gt resume`.
+    pub drained_since: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -386,11 +389,17 @@ fn rig_views(
 ) -> Result<Vec<RigView>> {
     let conn = town.db.conn();
     let err = |e| town.db_err(e);
+    let drains = super::drain::all(conn).map_err(err)?;
     let mut views: BTreeMap<String, RigView> = rigs::all(conn)
         .map_err(err)?
         .into_iter()
         .map(|r| {
             let v = RigView {
+                drained_since: drains
+                    .iter()
+                    .filter(|d| d.covers(&r.name))
+                    .map(|d| d.since)
+                    .min(),
                 name: r.name.clone(),
                 agents: Vec::new(),
                 idle: 0,
