@@ -129,6 +129,8 @@ cmd_test() {
   ensure_docker
   # The real agent CLIs come from the npm registry (tests/agents_*.rs, tests/images.rs).
   command -v npm >/dev/null || apt_install npm
+  # The live view (`gt top`) is tested in a real terminal: tmux (tests/top.rs).
+  command -v tmux >/dev/null || apt_install tmux
   build_image "$TARGET/debug/gt"
   export CI=${CI:-true} GT_TEST_IMAGE=$IMAGE
   log "cargo test"

@@ -19,6 +19,7 @@ pub mod rig;
 pub mod secret;
 pub mod sling;
 pub mod status;
+pub mod top;
 
 use crate::error::Result;
 use crate::town::Town;
@@ -90,6 +91,7 @@ pub enum Command {
     Stop(drain::StopArgs),
     Resume(patrol::ResumeArgs),
     Status(status::StatusArgs),
+    Top(top::TopArgs),
     Log(status::LogArgs),
     Doctor(patrol::DoctorArgs),
     Completions(docs::CompletionsArgs),
@@ -129,6 +131,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Escalate(a) => agent::escalate(g, a),
         Command::Agent(a) => agent::agent(g, a),
         Command::Status(a) => status::status(g, a),
+        Command::Top(a) => top::top(g, a),
         Command::Log(a) => status::log(g, a),
         Command::Completions(a) => docs::completions(g, a),
     }

@@ -129,8 +129,8 @@ impl Table {
         println_out(&self.render_with(colour_on()))
     }
 
-    #[cfg(test)]
-    fn render(&self) -> String {
+    /// The table as text (no colour), without a trailing newline.
+    pub fn render(&self) -> String {
         self.render_with(false)
     }
 

@@ -115,49 +115,7 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
             if g.json {
                 return output::json(&n);
             }
-            let mut msg = format!(
-                "nuked {}: {} container(s) removed",
-                n.agent, n.containers_removed
-            );
-            if let Some(b) = &n.bead_reopened {
-                msg += &format!("; bead {} is open again", output::safe_line(b));
-            }
-            if let Some(b) = &n.branch_kept {
-                msg += &format!("; branch {} kept", output::safe_line(b));
-            }
-            match n.worktree {
-                "kept" => {
-                    msg += &format!(
-                        "\nworktree {} KEPT: {} uncommitted file(s), {} unpushed commit(s)",
-                        output::safe_line(n.worktree_path.as_deref().unwrap_or("-")),
-                        n.unsaved.uncommitted.len(),
-                        n.unsaved.unpushed_commits,
-                    );
-                    if let Some(b) = &n.bead_reopened {
-                        msg += &format!(
-                            "\n`gt sling {b}` continues there with this polecat; `gt polecat nuke {} --force` drops the worktree",
-                            n.agent
-                        );
-                    } else {
-                        msg += &format!(
-                            "\nlook at it, then `gt polecat revive {}` (or `gt polecat nuke {} --force`) to drop it",
-                            n.agent, n.agent
-                        );
-                    }
-                }
-                "removed" if !n.unsaved.is_empty() => {
-                    msg += &format!(
-                        "\nworktree removed with --force: dropped {} uncommitted file(s) ({}); {} unpushed commit(s) stay on the branch",
-                        n.unsaved.uncommitted.len(),
-                        // File names the agent chose.
-                        output::safe_line(&n.unsaved.uncommitted.join(", ")),
-                        n.unsaved.unpushed_commits
-                    )
-                }
-                "removed" => msg += "; worktree removed",
-                _ => {}
-            }
-            output::println_out(&msg)
+            output::println_out(&nuked_message(&n))
         }
         PolecatCommand::Revive(a) => {
             let mut town = g.town()?;
@@ -249,6 +207,53 @@ fn list_table(
         ))?;
     }
     Ok(())
+}
+
+/// What a nuke did, in words (`gt polecat nuke` and the `n` key of `gt top`).
+pub fn nuked_message(n: &crate::town::polecat::Nuked) -> String {
+    let mut msg = format!(
+        "nuked {}: {} container(s) removed",
+        n.agent, n.containers_removed
+    );
+    if let Some(b) = &n.bead_reopened {
+        msg += &format!("; bead {} is open again", output::safe_line(b));
+    }
+    if let Some(b) = &n.branch_kept {
+        msg += &format!("; branch {} kept", output::safe_line(b));
+    }
+    match n.worktree {
+        "kept" => {
+            msg += &format!(
+                "\nworktree {} KEPT: {} uncommitted file(s), {} unpushed commit(s)",
+                output::safe_line(n.worktree_path.as_deref().unwrap_or("-")),
+                n.unsaved.uncommitted.len(),
+                n.unsaved.unpushed_commits,
+            );
+            if let Some(b) = &n.bead_reopened {
+                msg += &format!(
+                    "\n`gt sling {b}` continues there with this polecat; `gt polecat nuke {} --force` drops the worktree",
+                    n.agent
+                );
+            } else {
+                msg += &format!(
+                    "\nlook at it, then `gt polecat revive {}` (or `gt polecat nuke {} --force`) to drop it",
+                    n.agent, n.agent
+                );
+            }
+        }
+        "removed" if !n.unsaved.is_empty() => {
+            msg += &format!(
+                "\nworktree removed with --force: dropped {} uncommitted file(s) ({}); {} unpushed commit(s) stay on the branch",
+                n.unsaved.uncommitted.len(),
+                // File names the agent chose.
+                output::safe_line(&n.unsaved.uncommitted.join(", ")),
+                n.unsaved.unpushed_commits
+            )
+        }
+        "removed" => msg += "; worktree removed",
+        _ => {}
+    }
+    msg
 }
 
 pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {

@@ -20,6 +20,7 @@ pub mod secret;
 pub mod service;
 pub mod sling;
 pub mod status;
+pub mod top;
 pub mod transcript;
 pub mod watch;
 pub mod workspace;
