@@ -43,12 +43,7 @@ pub fn run(g: &Global, a: &DiffArgs) -> Result<()> {
     if a.stat || change.patch.is_none() {
         let (mut ins, mut del) = (0, 0);
         for f in &change.files {
-            out += &format!(
-                " {} | +{} -{}\n",
-                output::safe_line(&f.path),
-                f.insertions,
-                f.deletions
-            );
+            out += &format!(" {}\n", file_line(f, " | "));
             ins += f.insertions;
             del += f.deletions;
         }
@@ -68,6 +63,16 @@ pub fn run(g: &Global, a: &DiffArgs) -> Result<()> {
         return Ok(());
     }
     output::println_out(&text)
+}
+
+/// One changed file for a person: `PATH{sep}+INS -DEL`, the path escaped.
+pub fn file_line(f: &crate::town::mq::FileStat, sep: &str) -> String {
+    format!(
+        "{}{sep}+{} -{}",
+        output::safe_line(&f.path),
+        f.insertions,
+        f.deletions
+    )
 }
 
 /// A unified diff with added lines green, removed red, hunk headers cyan, file headers

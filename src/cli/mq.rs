@@ -236,12 +236,7 @@ fn show(g: &Global, id: &str) -> Result<()> {
     }
     out += &format!("files ({}):\n", c.files.len());
     for f in &c.files {
-        out += &format!(
-            "  {} +{} -{}\n",
-            output::safe_line(&f.path),
-            f.insertions,
-            f.deletions
-        );
+        out += &format!("  {}\n", super::diff::file_line(f, " "));
     }
     out += "history:\n";
     for h in &s.history {

@@ -331,6 +331,18 @@ pub fn breaker_open(conn: &Connection) -> rusqlite::Result<bool> {
     .map(|o| o.is_some())
 }
 
+/// True while a patrol holds an unexpired lease (a pass runs, or its holder died less
+/// than a lease ago).
+pub fn patrol_lease_live(conn: &Connection, now: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT expires_at > ?1 FROM leases WHERE name = 'patrol'",
+        [now],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(|o| o.unwrap_or(false))
+}
+
 /// A row with a `version` column, named for messages: `bead api-3k9`.
 pub struct Versioned<'a> {
     pub table: &'static str,

@@ -274,15 +274,7 @@ pub fn patrol_health(town: &Town) -> Result<PatrolHealth> {
     } else {
         None
     };
-    let running = conn
-        .query_row(
-            "SELECT expires_at > ?1 FROM leases WHERE name = 'patrol'",
-            [now],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(err)?
-        .unwrap_or(false);
+    let running = crate::state::patrol_lease_live(conn, now).map_err(err)?;
     // Work that only a patrol moves on: live or dead agents, hand-overs, queued beads.
     let waiting: i64 = conn
         .query_row(

@@ -657,15 +657,7 @@ fn patrol_view(town: &Town) -> Result<PatrolView> {
         .map_err(|e| town.db_err(e))
     };
     let now = crate::util::now_ms();
-    let running = conn
-        .query_row(
-            "SELECT expires_at > ?1 FROM leases WHERE name = 'patrol'",
-            [now],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| town.db_err(e))?
-        .unwrap_or(false);
+    let running = crate::state::patrol_lease_live(conn, now).map_err(|e| town.db_err(e))?;
     Ok(PatrolView {
         last_started: last("patrol.started")?,
         last_finished: last("patrol.finished")?,
