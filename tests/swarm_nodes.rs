@@ -106,7 +106,11 @@ impl Drop for Swarm {
 }
 
 fn run_script(args: &[&str]) -> Output {
-    Command::new("bash").arg(script()).args(args).output().unwrap()
+    Command::new("bash")
+        .arg(script())
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn show(out: &Output) -> String {
@@ -137,10 +141,10 @@ fn processes_naming(dir: &Path) -> Vec<String> {
         if !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            if cmd.windows(needle.len()).any(|w| w == needle) {
-                found.push(format!("{name}: {}", String::from_utf8_lossy(&cmd)));
-            }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
+            && cmd.windows(needle.len()).any(|w| w == needle)
+        {
+            found.push(format!("{name}: {}", String::from_utf8_lossy(&cmd)));
         }
     }
     found
@@ -364,7 +368,11 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
     let cgroup = format!("gtswarm-{tag}");
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         let p = e.path();
-        assert!(!p.join(&cgroup).exists(), "{} is gone", p.join(&cgroup).display());
+        assert!(
+            !p.join(&cgroup).exists(),
+            "{} is gone",
+            p.join(&cgroup).display()
+        );
         assert!(!p.ends_with(&cgroup), "{} is gone", p.display());
     }
     for p in &sockets {
