@@ -132,6 +132,20 @@ fn node_states(s: &Swarm) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The sockets of node k's shims, as its tasks' bundles name them.
+fn shim_sockets(dir: &Path, k: usize) -> Vec<PathBuf> {
+    let tasks = dir.join(format!(
+        "n{k}/exec/containerd/daemon/io.containerd.runtime.v2.task/moby"
+    ));
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
+        if let Ok(a) = std::fs::read_to_string(e.path().join("address")) {
+            found.push(PathBuf::from(a.trim().trim_start_matches("unix://")));
+        }
+    }
+    found
+}
+
 /// The processes whose command line names `dir` (engines, containerd, shims).
 fn processes_naming(dir: &Path) -> Vec<String> {
     let needle = dir.to_str().unwrap().as_bytes();
@@ -307,20 +321,13 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
     });
 
     // The shims' sockets outside DIR (in /run/containerd/s), as each task's bundle
-    // names them: one per sleeper, node by node.
+    // names them: one per sleeper, on each node.
     let sockets = wait_for("a shim socket per sleeper", 30, || {
-        let mut sockets = Vec::new();
-        for k in 1..=3 {
-            let tasks = dir.join(format!(
-                "n{k}/exec/containerd/daemon/io.containerd.runtime.v2.task/moby"
-            ));
-            for e in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
-                if let Ok(a) = std::fs::read_to_string(e.path().join("address")) {
-                    sockets.push(PathBuf::from(a.trim().trim_start_matches("unix://")));
-                }
-            }
-        }
-        (sockets.len() == 3 && sockets.iter().all(|p| p.exists())).then_some(sockets)
+        let sockets: Vec<Vec<PathBuf>> = (1..=3).map(|k| shim_sockets(&dir, k)).collect();
+        sockets
+            .iter()
+            .all(|s| s.len() == 1 && s[0].exists())
+            .then_some(sockets)
     });
 
     // Worker 3 fails: the manager marks it Down (heartbeat 1 s).
@@ -346,7 +353,12 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
         "the others stay Ready: {states:?}"
     );
     // A shim killed with SIGKILL cannot remove its socket: kill-node does.
-    assert!(!sockets[2].exists(), "node3's shim socket is gone");
+    assert!(
+        !sockets[2][0].exists(),
+        "node3's shim socket {} is gone; node3's tasks now: {:?}",
+        sockets[2][0].display(),
+        shim_sockets(&dir, 3)
+    );
 
     let down = s.down();
     eprintln!("swarm down: {:.2}s", down.as_secs_f64());
@@ -375,7 +387,7 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
         );
         assert!(!p.ends_with(&cgroup), "{} is gone", p.display());
     }
-    for p in &sockets {
+    for p in sockets.iter().flatten() {
         assert!(!p.exists(), "shim socket {} is gone", p.display());
     }
     assert!(!dir.exists(), "{} is gone", dir.display());

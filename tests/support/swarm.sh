@@ -186,14 +186,24 @@ kill_node() {
 
 # Shim sockets live in /run/containerd/s, outside DIR, and a shim killed with SIGKILL
 # cannot remove its own; neither does containerd when it starts again. Each task's bundle
-# under node K's exec root names its shim's socket.
+# under node K's exec root names its shim's socket (file `address`); a shim killed before
+# that file was written made its socket at the path containerd derives from its own
+# socket and the container: sha256("<containerd.sock>/moby/<id>").
 remove_shim_sockets() {
-  local a
-  for a in "$(nd "$1")"/exec/containerd/*/io.containerd.runtime.v2.task/*/*/address; do
+  local d a id
+  d=$(nd "$1")
+  for a in "$d"/exec/containerd/*/io.containerd.runtime.v2.task/*/*/address; do
     [ -f "$a" ] || continue
     a=$(cat "$a")
     a=${a#unix://}
     case "$a" in /run/containerd/s/*) rm -f "$a" ;; esac
+  done
+  for id in "$d"/data/containers/*/ "$d"/exec/containerd/*/io.containerd.runtime.v2.task/moby/*/; do
+    [ -d "$id" ] || continue
+    id=${id%/}
+    id=${id##*/}
+    a=$(printf %s "$d/exec/containerd/containerd.sock/moby/$id" | sha256sum)
+    rm -f "/run/containerd/s/${a%% *}"
   done
 }
 
