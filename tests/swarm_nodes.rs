@@ -1,7 +1,8 @@
 //! A real 3-node Docker Swarm on this machine (tests/support/swarm.sh): each node a
 //! `dockerd` in its own network namespace. The harness itself is tested here: the
 //! swarm comes up with every node Ready, a job runs one task on each node, a killed
-//! worker is marked Down by the manager, and `down` leaves nothing behind. Needs root
+//! worker is marked Down by the manager and comes back Ready when started again, and
+//! `down` (with tasks still running) leaves nothing behind. Needs root
 //! (namespaces) and the agent image in the engine at DOCKER_HOST (copied to the nodes).
 
 mod support;
@@ -358,6 +359,15 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
         "node3's shim socket {} is gone; node3's tasks now: {:?}",
         sockets[2][0].display(),
         shim_sockets(&dir, 3)
+    );
+
+    // The node comes back: the script waits until the manager sees it Ready again.
+    let out = run_script(&["start-node", dir.to_str().unwrap(), "3"]);
+    assert!(out.status.success(), "swarm.sh start-node: {}", show(&out));
+    let states = node_states(&s);
+    assert!(
+        states.iter().all(|(_, st)| st == "Ready"),
+        "all Ready again: {states:?}"
     );
 
     let down = s.down();

@@ -114,7 +114,8 @@ alive() {
 # (after a SIGKILL the file stays and the pid may be reused).
 engine_pid() {
   local p
-  read -r p 2>/dev/null <"$(nd "$1")/d.pid" && [ -n "$p" ] &&
+  # (No newline ends a pidfile: `read` would fail.)
+  p=$(cat "$(nd "$1")/d.pid" 2>/dev/null) && [ -n "$p" ] &&
     tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "--pidfile $(nd "$1")/d.pid" &&
     alive "$p" && echo "$p"
 }
@@ -176,7 +177,7 @@ kill_node() {
     done
     if [ -z "$left" ]; then
       remove_shim_sockets "$k"
-      rm -f "$(nd "$k")/d.pid"
+      rm -f "$(nd "$k")/d.pid" "$(nd "$k")/exec/containerd/containerd.pid"
       return 0
     fi
     [ $SECONDS -lt $end ] || die "node $k: processes$left do not die"
@@ -211,9 +212,16 @@ remove_shim_sockets() {
 
 # Start node K's engine (its namespace and directory exist) and wait until it answers.
 start_engine() {
-  local k=$1 d
+  local k=$1 d p
   d=$(nd "$k")
   rm -f "$d/d.pid"
+  # dockerd reuses the containerd whose pid its pidfile holds if that pid is alive, and
+  # after a SIGKILL the pid may belong to any process by now (pids wrap fast on a busy
+  # machine): it would then wait for a containerd that never answers.
+  p=$(cat "$d/exec/containerd/containerd.pid" 2>/dev/null || true)
+  if [ -n "$p" ] && ! tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$d/exec/containerd"; then
+    rm -f "$d/exec/containerd/containerd.pid"
+  fi
   # setsid: the engine outlives this script and no terminal signal reaches it. Output
   # goes to a log, so whoever runs this script sees its stdout close when it exits.
   setsid nsenter --net="$(ns "n$k")" unshare --uts -- \
@@ -367,6 +375,13 @@ cmd_start_node() {
   if [ "$k" != 1 ]; then
     # The manager sees it again once it reports a heartbeat.
     until_ok "$TIMEOUT" "the manager to see node $k Ready" node_ready "$k"
+  else
+    # A restarted manager sees every node as Unknown until it reports again.
+    local running=0 j
+    for j in $(seq "$(sed -n 's/^N=//p' "$DIR/state")"); do
+      ! engine_pid "$j" >/dev/null || running=$((running + 1))
+    done
+    until_ok "$TIMEOUT" "the manager to see $running nodes Ready" all_ready "$running"
   fi
   echo "node$k $(sock "$k")"
 }
