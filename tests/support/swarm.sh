@@ -44,9 +44,9 @@
 #   load`, and DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 keeps the engines from trying to
 #   pull it before each task.
 #
-# Needs only bash, coreutils, iproute2 (ip), util-linux (nsenter, unshare, setsid,
-# mountpoint) and docker.io (dockerd, docker). Every wait polls with a deadline
-# ($GT_SWARM_TIMEOUT seconds each, default 120); there is no fixed sleep.
+# Needs only bash, coreutils, findutils, grep, awk, iproute2 (ip), util-linux (nsenter,
+# unshare, setsid, mountpoint) and docker.io (dockerd, docker). Every wait polls with a
+# deadline ($GT_SWARM_TIMEOUT seconds each, default 120); there is no fixed sleep.
 set -euo pipefail
 
 IMAGE=${GT_TEST_IMAGE:-gt-agent:latest}
