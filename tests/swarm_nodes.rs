@@ -402,7 +402,7 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
     }
     assert!(!dir.exists(), "{} is gone", dir.display());
 
-    // `down` again (and on a DIR that never existed) is a no-op that succeeds.
+    // `down` again, on a DIR that no longer exists, is a no-op that succeeds.
     let out = run_script(&["down", d]);
     assert!(out.status.success(), "second down: {}", show(&out));
     eprintln!(
