@@ -84,6 +84,13 @@ ensure_docker() {
   exit 1
 }
 
+# A multi-node swarm in network namespaces (tests/support/swarm.sh, tests/swarm_nodes.rs)
+# needs `ip` (a minimal Debian has no iproute2) and util-linux's nsenter and unshare.
+ensure_swarm_tools() {
+  command -v ip >/dev/null || apt_install iproute2
+  command -v nsenter >/dev/null && command -v unshare >/dev/null || apt_install util-linux
+}
+
 # The agent image, assembled from host files and imported (no registry is reachable):
 # busybox for a shell and tools, git and the shared libraries it and gt need.
 build_image() {
@@ -131,6 +138,7 @@ cmd_test() {
   command -v npm >/dev/null || apt_install npm
   # The live view (`gt top`) is tested in a real terminal: tmux (tests/top.rs).
   command -v tmux >/dev/null || apt_install tmux
+  ensure_swarm_tools
   build_image "$TARGET/debug/gt"
   export CI=${CI:-true} GT_TEST_IMAGE=$IMAGE
   log "cargo test"
@@ -148,6 +156,7 @@ cmd_stress() {
   for s in "${suites[@]}"; do args+=(--test "$s"); done
   cargo build --features failpoints --tests --bins
   ensure_docker
+  ensure_swarm_tools
   build_image "$TARGET/debug/gt"
   export CI=${CI:-true} GT_TEST_IMAGE=$IMAGE
   local passed=0 failed=0 i

@@ -1,0 +1,413 @@
+//! A real 3-node Docker Swarm on this machine (tests/support/swarm.sh): each node a
+//! `dockerd` in its own network namespace. The harness itself is tested here: the
+//! swarm comes up with every node Ready, a job runs one task on each node, a killed
+//! worker is marked Down by the manager and comes back Ready when started again, and
+//! `down` (with tasks still running) leaves nothing behind. Needs root
+//! (namespaces) and the agent image in the engine at DOCKER_HOST (copied to the nodes).
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/swarm.sh")
+}
+
+/// Root is needed for namespaces; under CI its absence fails, never a silent skip.
+fn require_root() -> bool {
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI=true but this test runs as a non-root user: a swarm in namespaces needs root");
+    }
+    eprintln!("skipping: a swarm in network namespaces needs root");
+    false
+}
+
+/// A swarm brought up by the script; `down` runs on drop whatever happened.
+struct Swarm {
+    dir: PathBuf,
+    /// The engine socket of node k at index k-1 (node 1 is the manager).
+    nodes: Vec<String>,
+    /// The host's link into the swarm's network.
+    host_link: String,
+    down: bool,
+}
+
+impl Swarm {
+    fn up(dir: &Path, n: usize) -> (Swarm, Duration) {
+        // The guard exists before `up` runs: a failed `up` is cleaned up too.
+        let mut s = Swarm {
+            dir: dir.to_path_buf(),
+            nodes: Vec::new(),
+            host_link: String::new(),
+            down: false,
+        };
+        let start = Instant::now();
+        let out = run_script(&["up", dir.to_str().unwrap(), &n.to_string()]);
+        let took = start.elapsed();
+        assert!(out.status.success(), "swarm.sh up: {}", show(&out));
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                [_, _, _, sock] if f[0].starts_with("node") => s.nodes.push(sock.to_string()),
+                ["host", _, link] => s.host_link = link.to_string(),
+                _ => panic!("swarm.sh up printed an unexpected line: {line:?}"),
+            }
+        }
+        assert_eq!(s.nodes.len(), n, "one line per node: {}", show(&out));
+        assert!(!s.host_link.is_empty(), "a host line: {}", show(&out));
+        (s, took)
+    }
+
+    /// `docker` against node k (1-based).
+    fn docker(&self, k: usize, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.nodes[k - 1])
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, k: usize, args: &[&str]) -> String {
+        let out = self.docker(k, args);
+        assert!(
+            out.status.success(),
+            "node {k}: docker {}: {}",
+            args.join(" "),
+            show(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn down(&mut self) -> Duration {
+        let start = Instant::now();
+        let out = run_script(&["down", self.dir.to_str().unwrap()]);
+        let took = start.elapsed();
+        assert!(out.status.success(), "swarm.sh down: {}", show(&out));
+        self.down = true;
+        took
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        if !self.down {
+            let out = run_script(&["down", self.dir.to_str().unwrap()]);
+            if !out.status.success() {
+                eprintln!("swarm.sh down (cleanup): {}", show(&out));
+            }
+        }
+    }
+}
+
+fn run_script(args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg(script())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Hostname → status, from the manager's `docker node ls`.
+fn node_states(s: &Swarm) -> Vec<(String, String)> {
+    let out = s.docker(1, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(h, st)| (h.to_string(), st.to_string()))
+        .collect()
+}
+
+/// The sockets of node k's shims, as its tasks' bundles name them.
+fn shim_sockets(dir: &Path, k: usize) -> Vec<PathBuf> {
+    let tasks = dir.join(format!(
+        "n{k}/exec/containerd/daemon/io.containerd.runtime.v2.task/moby"
+    ));
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
+        if let Ok(a) = std::fs::read_to_string(e.path().join("address")) {
+            found.push(PathBuf::from(a.trim().trim_start_matches("unix://")));
+        }
+    }
+    found
+}
+
+/// The processes whose command line names `dir` (engines, containerd, shims).
+fn processes_naming(dir: &Path) -> Vec<String> {
+    let needle = dir.to_str().unwrap().as_bytes();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
+            && cmd.windows(needle.len()).any(|w| w == needle)
+        {
+            found.push(format!("{name}: {}", String::from_utf8_lossy(&cmd)));
+        }
+    }
+    found
+}
+
+/// The processes in any of the network namespaces `inos` (nsfs inode numbers).
+fn processes_in_netns(inos: &[u64]) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(link) = std::fs::read_link(e.path().join("ns/net")) {
+            let link = link.to_string_lossy().into_owned();
+            if inos.iter().any(|i| link == format!("net:[{i}]")) {
+                found.push(format!("{}: {link}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
+    if !require_docker() || !require_root() {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("gt-swarm")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = tmp.path().join("s");
+    let (mut s, up) = Swarm::up(&dir, 3);
+    eprintln!("swarm up (3 nodes): {:.2}s", up.as_secs_f64());
+
+    // Every node Ready, each with its own hostname.
+    let mut states = node_states(&s);
+    states.sort();
+    assert_eq!(
+        states,
+        (1..=3)
+            .map(|k| (format!("node{k}"), "Ready".to_string()))
+            .collect::<Vec<_>>()
+    );
+
+    // The namespaces `up` made (their nsfs inode numbers), the shims' sockets later.
+    let ns_dir = dir.join("ns");
+    let inos: Vec<u64> = std::fs::read_dir(&ns_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::metadata(e.path()).unwrap().ino())
+        .collect();
+    assert_eq!(inos.len(), 4, "the hub and 3 nodes in {}", ns_dir.display());
+
+    // A job of 3 tasks, at most one per node, from the copied image; each prints the
+    // hostname of the node it ran on.
+    let image = test_image();
+    s.ok(
+        1,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "probe",
+            "--mode",
+            "replicated-job",
+            "--replicas",
+            "3",
+            "--max-concurrent",
+            "3",
+            "--replicas-max-per-node",
+            "1",
+            "--restart-condition",
+            "none",
+            "--endpoint-mode",
+            "dnsrr",
+            "--no-resolve-image",
+            "--env",
+            "NODE={{.Node.Hostname}}",
+            &image,
+            "sh",
+            "-c",
+            "echo \"ran on $NODE\"",
+        ],
+    );
+    let tasks = wait_for("3 probe tasks complete", 60, || {
+        let out = s.ok(
+            1,
+            &[
+                "service",
+                "ps",
+                "probe",
+                "--format",
+                "{{.Node}} {{.CurrentState}}",
+            ],
+        );
+        let mut rows: Vec<(String, String)> = out
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, st)| (n.to_string(), st.to_string()))
+            .collect();
+        rows.sort();
+        (rows.len() == 3 && rows.iter().all(|(_, st)| st.starts_with("Complete"))).then_some(rows)
+    });
+    let nodes: Vec<&str> = tasks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(nodes, ["node1", "node2", "node3"], "one task per node");
+    // Each node's own engine ran exactly one task container, which exited 0 and saw the
+    // node's hostname.
+    for k in 1..=3 {
+        let ids = s.ok(
+            k,
+            &[
+                "ps",
+                "-aq",
+                "--filter",
+                "label=com.docker.swarm.service.name=probe",
+            ],
+        );
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        assert_eq!(ids.len(), 1, "node {k} ran one task: {ids:?}");
+        let code = s.ok(k, &["inspect", "--format", "{{.State.ExitCode}}", ids[0]]);
+        assert_eq!(code.trim(), "0", "node {k}'s task exit code");
+        let logs = s.ok(k, &["logs", ids[0]]);
+        assert_eq!(logs.trim(), format!("ran on node{k}"));
+    }
+
+    // Something still running on every node when a worker dies and when the swarm goes.
+    s.ok(
+        1,
+        &[
+            "service",
+            "create",
+            "--detach",
+            "--name",
+            "sleeper",
+            "--mode",
+            "global",
+            "--restart-condition",
+            "none",
+            "--endpoint-mode",
+            "dnsrr",
+            "--no-resolve-image",
+            &image,
+            "sleep",
+            "600",
+        ],
+    );
+    wait_for("a sleeper running on each node", 60, || {
+        let out = s.ok(
+            1,
+            &[
+                "service",
+                "ps",
+                "sleeper",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.CurrentState}}",
+            ],
+        );
+        (out.lines().filter(|l| l.starts_with("Running")).count() == 3).then_some(())
+    });
+
+    // The shims' sockets outside DIR (in /run/containerd/s), as each task's bundle
+    // names them: one per sleeper, on each node.
+    let sockets = wait_for("a shim socket per sleeper", 30, || {
+        let sockets: Vec<Vec<PathBuf>> = (1..=3).map(|k| shim_sockets(&dir, k)).collect();
+        sockets
+            .iter()
+            .all(|s| s.len() == 1 && s[0].exists())
+            .then_some(sockets)
+    });
+
+    // Worker 3 fails: the manager marks it Down (heartbeat 1 s).
+    let out = run_script(&["kill-node", dir.to_str().unwrap(), "3"]);
+    assert!(out.status.success(), "swarm.sh kill-node: {}", show(&out));
+    let killed = Instant::now();
+    wait_for("the manager to mark node3 Down", 30, || {
+        node_states(&s)
+            .iter()
+            .any(|(h, st)| h == "node3" && st == "Down")
+            .then_some(())
+    });
+    eprintln!(
+        "node3 marked Down {:.2}s after its engine was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    let states = node_states(&s);
+    assert!(
+        states
+            .iter()
+            .filter(|(h, _)| h != "node3")
+            .all(|(_, st)| st == "Ready"),
+        "the others stay Ready: {states:?}"
+    );
+    // A shim killed with SIGKILL cannot remove its socket: kill-node does.
+    assert!(
+        !sockets[2][0].exists(),
+        "node3's shim socket {} is gone; node3's tasks now: {:?}",
+        sockets[2][0].display(),
+        shim_sockets(&dir, 3)
+    );
+
+    // The node comes back: the script waits until the manager sees it Ready again.
+    let out = run_script(&["start-node", dir.to_str().unwrap(), "3"]);
+    assert!(out.status.success(), "swarm.sh start-node: {}", show(&out));
+    let states = node_states(&s);
+    assert!(
+        states.iter().all(|(_, st)| st == "Ready"),
+        "all Ready again: {states:?}"
+    );
+
+    let down = s.down();
+    eprintln!("swarm down: {:.2}s", down.as_secs_f64());
+
+    // Nothing left: no process of DIR, nobody in its namespaces (so they are gone), no
+    // mount under DIR, not the host's link, no cgroup, no shim socket, not DIR.
+    assert_eq!(processes_naming(&dir), Vec::<String>::new());
+    assert_eq!(processes_in_netns(&inos), Vec::<String>::new());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let d = dir.to_str().unwrap();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(d)).collect();
+    assert_eq!(left, Vec::<&str>::new(), "mounts under {d}");
+    let link = Command::new("ip")
+        .args(["link", "show", &s.host_link])
+        .output()
+        .unwrap();
+    assert!(!link.status.success(), "link {} is gone", s.host_link);
+    let tag = s.host_link.trim_start_matches("gts");
+    let cgroup = format!("gtswarm-{tag}");
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = e.path();
+        assert!(
+            !p.join(&cgroup).exists(),
+            "{} is gone",
+            p.join(&cgroup).display()
+        );
+        assert!(!p.ends_with(&cgroup), "{} is gone", p.display());
+    }
+    for p in sockets.iter().flatten() {
+        assert!(!p.exists(), "shim socket {} is gone", p.display());
+    }
+    assert!(!dir.exists(), "{} is gone", dir.display());
+
+    // `down` again, on a DIR that no longer exists, is a no-op that succeeds.
+    let out = run_script(&["down", d]);
+    assert!(out.status.success(), "second down: {}", show(&out));
+    eprintln!(
+        "swarm timings: up {:.2}s, down {:.2}s",
+        up.as_secs_f64(),
+        down.as_secs_f64()
+    );
+}
