@@ -470,8 +470,9 @@ fn candidate(
     let base_c = repo.find_commit(base)?;
     let change_c = repo.find_commit(change)?;
     let merge_base = repo.merge_base(base, change)?;
-    let ancestor = repo.find_commit(merge_base)?.tree()?;
-    let mut index = repo.merge_trees(&ancestor, &base_c.tree()?, &change_c.tree()?, None)?;
+    // libgit2's merge of the two commits: with criss-cross history it merges the merge
+    // bases into a virtual one, as git does, instead of picking one of them.
+    let mut index = repo.merge_commits(&base_c, &change_c, None)?;
     if index.has_conflicts() {
         return Ok(Built::Conflict(conflicts(&index)));
     }
@@ -1318,4 +1319,121 @@ fn timeout(town: &Town) -> Duration {
         .patrol
         .push_timeout
         .min(town.config.patrol.lease / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch repository with a helper to commit files on top of a commit.
+    struct Repo {
+        _dir: tempfile::TempDir,
+        repo: Repository,
+    }
+
+    impl Repo {
+        fn new() -> Repo {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dir.path()).unwrap();
+            Repo { _dir: dir, repo }
+        }
+
+        fn commit(&self, parent: Option<Oid>, files: &[(&str, &str)], msg: &str) -> Oid {
+            let sig = git2::Signature::now("t", "t@example.com").unwrap();
+            let parents: Vec<git2::Commit> = parent
+                .iter()
+                .map(|p| self.repo.find_commit(*p).unwrap())
+                .collect();
+            let base_tree = parents.first().map(|c| c.tree().unwrap());
+            let mut tb = self.repo.treebuilder(base_tree.as_ref()).unwrap();
+            for (name, content) in files {
+                let blob = self.repo.blob(content.as_bytes()).unwrap();
+                tb.insert(name, blob, 0o100644).unwrap();
+            }
+            let tree = self.repo.find_tree(tb.write().unwrap()).unwrap();
+            let refs: Vec<&git2::Commit> = parents.iter().collect();
+            self.repo
+                .commit(None, &sig, &sig, msg, &tree, &refs)
+                .unwrap()
+        }
+
+        fn file(&self, commit: Oid, name: &str) -> Option<String> {
+            let tree = self.repo.find_commit(commit).unwrap().tree().unwrap();
+            let entry = tree.get_name(name)?;
+            let blob = self.repo.find_blob(entry.id()).unwrap();
+            Some(String::from_utf8_lossy(blob.content()).into_owned())
+        }
+    }
+
+    fn built(b: Built) -> Oid {
+        match b {
+            Built::Commit(c) => c,
+            Built::Conflict(f) => panic!("conflict in {f:?}"),
+        }
+    }
+
+    #[test]
+    fn each_style_puts_target_and_change_together_with_the_right_parents() {
+        let r = Repo::new();
+        let init = r.commit(None, &[("README", "hello\n")], "init");
+        let target = r.commit(Some(init), &[("a.txt", "a\n")], "target moved");
+        let c1 = r.commit(Some(init), &[("b.txt", "b\n")], "change one");
+        let change = r.commit(Some(c1), &[("c.txt", "c\n")], "change two");
+        for style in [Style::Merge, Style::Squash, Style::Rebase] {
+            let c = built(candidate(&r.repo, target, change, style, "api-1", "title", 7).unwrap());
+            for f in ["README", "a.txt", "b.txt", "c.txt"] {
+                assert!(r.file(c, f).is_some(), "{style:?} lacks {f}");
+            }
+            let commit = r.repo.find_commit(c).unwrap();
+            match style {
+                Style::Merge => {
+                    assert_eq!(
+                        commit.parent_ids().collect::<Vec<_>>(),
+                        vec![target, change]
+                    );
+                    assert!(commit.message().unwrap().contains("Merge-request: 7"));
+                }
+                Style::Squash => {
+                    assert_eq!(commit.parent_ids().collect::<Vec<_>>(), vec![target]);
+                    let msg = commit.message().unwrap();
+                    assert!(
+                        msg.contains("* change one") && msg.contains("* change two"),
+                        "{msg}"
+                    );
+                }
+                Style::Rebase => {
+                    // Two replayed commits, the first on the target, authors kept.
+                    let first = commit.parent(0).unwrap();
+                    assert_eq!(first.parent_id(0).unwrap(), target);
+                    assert_eq!(first.summary().unwrap(), Some("change one"));
+                    assert_eq!(commit.author().name().unwrap(), "t");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_conflict_is_found_in_memory_and_names_its_files() {
+        let r = Repo::new();
+        let init = r.commit(None, &[("README", "hello\n")], "init");
+        let target = r.commit(Some(init), &[("shared.txt", "theirs\n")], "target");
+        let change = r.commit(Some(init), &[("shared.txt", "ours\n")], "change");
+        for style in [Style::Merge, Style::Squash, Style::Rebase] {
+            match candidate(&r.repo, target, change, style, "api-1", "t", 1).unwrap() {
+                Built::Conflict(files) => assert_eq!(files, vec!["shared.txt"], "{style:?}"),
+                Built::Commit(_) => panic!("{style:?}: no conflict found"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_already_on_the_target_rebases_to_the_target_itself() {
+        let r = Repo::new();
+        let init = r.commit(None, &[("README", "hello\n")], "init");
+        let change = r.commit(Some(init), &[("b.txt", "b\n")], "change");
+        // The target has the same content by another commit (cherry-picked by hand).
+        let target = r.commit(Some(init), &[("b.txt", "b\n")], "same change");
+        let c = built(candidate(&r.repo, target, change, Style::Rebase, "api-1", "t", 1).unwrap());
+        assert_eq!(c, target);
+    }
 }
