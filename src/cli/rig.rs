@@ -199,8 +199,8 @@ impl SettingsArgs {
 /// Warn (stderr) about what would keep the rig's agents from starting (image, command,
 /// gt in the image), checked with a short container of the image.
 fn warn_setup(town: &crate::town::Town, rig: &Rig) {
-    let misses = match crate::runtime::docker::DockerRuntime::connect() {
-        Ok(rt) => crate::town::rig::check_setup(town, &rt, rig),
+    let misses = match crate::runtime::connect(&town.config.runtime) {
+        Ok(rt) => crate::town::rig::check_setup(town, rt.as_ref(), rig),
         Err(e) => vec![format!("setup not checked: {e}")],
     };
     for m in misses {

@@ -113,6 +113,18 @@ impl Runtime for Counting<'_> {
         self.bump();
         self.inner.image_exists(image)
     }
+    fn follow_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        each: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
+        self.bump();
+        self.inner.follow_logs(id, tail, each)
+    }
+    fn starts_on_create(&self) -> bool {
+        self.inner.starts_on_create()
+    }
 }
 
 /// One pass. `connect` yields the runtime (retried with backoff when unreachable).
