@@ -7,11 +7,13 @@ use super::docker::{DockerRuntime, classify, is_status, mounts};
 use super::{ContainerSpec, CreateError, LABEL_TOWN, Observed, RunState, Runtime};
 use crate::error::{Error, Result};
 use bollard::models::{
-    Limit, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicatedJob, Task,
-    TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecLogDriver,
+    Limit, ResourceObject, Service, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicatedJob,
+    Task, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecLogDriver,
     TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
-use bollard::query_parameters::{ListTasksOptionsBuilder, LogsOptions, LogsOptionsBuilder};
+use bollard::query_parameters::{
+    ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptions, LogsOptionsBuilder,
+};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -162,7 +164,7 @@ fn service_spec(spec: &ContainerSpec) -> ServiceSpec {
                 // The image's entrypoint stays; the command replaces its CMD, as for a
                 // container.
                 args: Some(spec.cmd.clone()),
-                // The service name, so the task list names what it lists.
+                // The service's name, not a random one, in what the agent prints.
                 hostname: Some(name),
                 env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                 dir: Some(spec.workdir.clone()),
@@ -272,6 +274,22 @@ fn observe(t: Task) -> Observed {
     }
 }
 
+/// A service whose task the manager has not made yet: it is on its way to run (a job
+/// always gets its task, and one that has run keeps it in the task list), so it counts
+/// as running, as a container just started does.
+fn scheduled(svc: Service) -> Observed {
+    let spec = svc.spec.unwrap_or_default();
+    Observed {
+        id: svc.id.unwrap_or_default(),
+        name: spec.name.unwrap_or_default(),
+        labels: spec.labels.unwrap_or_default().into_iter().collect(),
+        state: RunState::Running,
+        exit_code: None,
+        oom: false,
+        finished_at: None,
+    }
+}
+
 /// An engine that is not a swarm manager answers 503: say what to do.
 fn swarm_error(what: &str, e: bollard::errors::Error) -> Error {
     match classify(what, e) {
@@ -331,17 +349,51 @@ impl Runtime for SwarmRuntime {
         true
     }
 
+    /// Two calls, whatever the number of agents: the town's services, then their tasks.
+    /// The services say which tasks still count: an ended task outlives its deleted
+    /// service in the task list (until the manager reaps it), and would otherwise come
+    /// back as an orphan on every pass.
     fn list(&self, town_id: &str) -> Result<Vec<Observed>> {
-        // The label filter matches the service's labels, which carry the town's.
+        // Both label filters match the service's labels, which carry the town's.
         let filters =
             HashMap::from([("label".to_string(), vec![format!("{LABEL_TOWN}={town_id}")])]);
-        Ok(self
-            .tasks(&filters)?
+        let opts = ListServicesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let services = self
+            .engine
+            .rt
+            .block_on(self.engine.docker.list_services(Some(opts)))
+            .map_err(|e| swarm_error("listing swarm services", e))?;
+        let tasks = self.tasks(&filters)?;
+        let mut untasked: BTreeMap<String, Service> = services
             .into_iter()
-            // A task of a deleted service is on its way out: no agent of gt's any more.
-            .filter(|t| t.desired_state != Some(TaskState::REMOVE))
-            .map(observe)
-            .collect())
+            .filter_map(|s| Some((s.id.clone()?, s)))
+            .collect();
+        let names: HashMap<String, String> = untasked
+            .iter()
+            .map(|(id, s)| {
+                let name = s.spec.as_ref().and_then(|sp| sp.name.clone());
+                (id.clone(), name.unwrap_or_default())
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            let Some(sid) = t.service_id.clone() else {
+                continue;
+            };
+            let Some(name) = names.get(&sid) else {
+                continue; // its service is deleted: no agent of gt's any more
+            };
+            untasked.remove(&sid);
+            out.push(Observed {
+                name: name.clone(),
+                ..observe(t)
+            });
+        }
+        // Created a moment ago, its task not made yet.
+        out.extend(untasked.into_values().map(scheduled));
+        Ok(out)
     }
 
     fn inspect(&self, id: &str) -> Result<Option<Observed>> {
@@ -370,24 +422,11 @@ impl Runtime for SwarmRuntime {
             key(a).cmp(&key(b))
         });
         Ok(Some(match newest {
-            Some(t) => observe(t),
-            // Not scheduled yet.
-            None => {
-                let spec = svc.spec.unwrap_or_default();
-                Observed {
-                    id: sid,
-                    name: spec.name.unwrap_or_default(),
-                    labels: spec
-                        .labels
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect::<BTreeMap<_, _>>(),
-                    state: RunState::Created,
-                    exit_code: None,
-                    oom: false,
-                    finished_at: None,
-                }
-            }
+            Some(t) => Observed {
+                name: svc.spec.and_then(|s| s.name).unwrap_or_default(),
+                ..observe(t)
+            },
+            None => scheduled(svc),
         }))
     }
 
