@@ -184,6 +184,29 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
     assert_eq!(hc["Memory"], 256 << 20, "{hc}");
     assert!(hc["PidsLimit"].as_i64().is_some_and(|p| p > 0), "{hc}");
     assert_eq!(hc["LogConfig"]["Config"]["max-size"], "10m", "{hc}");
+    // no-new-privileges reaches a task from API 1.46 (Docker 27) on; older engines
+    // drop it (gt's report says so).
+    let api = String::from_utf8_lossy(
+        &engine
+            .docker(&["version", "--format", "{{.Server.APIVersion}}"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let minor: u32 = api
+        .split_once('.')
+        .and_then(|(_, m)| m.parse().ok())
+        .unwrap_or(0);
+    eprintln!(
+        "engine API {api}; task security options: {}",
+        hc["SecurityOpt"]
+    );
+    if minor >= 46 {
+        assert!(
+            hc["SecurityOpt"].to_string().contains("no-new-privileges"),
+            "{hc}"
+        );
+    }
     s.patrol_until("both agents running", 60, |s| {
         s.json(&["polecat", "list"])
             .as_array()
@@ -309,4 +332,28 @@ fn a_swarm_town_on_an_engine_that_is_no_manager_says_what_to_do() {
             .all(|a| a["state"] == "idle"),
         "{agents}"
     );
+}
+
+#[test]
+fn an_offline_rig_is_refused_on_a_swarm_with_what_to_do() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    std::fs::write(
+        t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    t.rig("true", &["--network", "none"]);
+    let id = t.bead("offline");
+    let err = t.fails(&["sling", &id], 1);
+    assert!(
+        err.contains("cannot run without a network") && err.contains("--network default"),
+        "{err}"
+    );
+    assert_eq!(t.bead_status(&id), "open");
 }

@@ -309,6 +309,15 @@ fn swarm_error(what: &str, e: bollard::errors::Error) -> Error {
 
 impl Runtime for SwarmRuntime {
     fn create(&self, spec: &ContainerSpec) -> std::result::Result<String, CreateError> {
+        if spec.network.as_deref() == Some("none") {
+            return Err(CreateError::Other(Error::Runtime {
+                msg: format!(
+                    "{}: a Swarm service cannot run without a network (`--network none`)",
+                    spec.name
+                ),
+                hint: Some("give the rig the default network or an overlay network of the swarm (`gt rig set RIG --network default`)".into()),
+            }));
+        }
         // Swarm accepts a service whose image no node has and rejects its task later:
         // the manager's engine is asked first, as `create` does for a container.
         if !self.image_exists(&spec.image).map_err(CreateError::Other)? {
