@@ -217,6 +217,11 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
             == 2
     });
 
+    // Its output, through the service's logs.
+    let other = s.json(&["bead", "show", &second])["agent"].clone();
+    let peeked = s.ok(&["peek", other.as_str().unwrap()]);
+    assert!(peeked.contains(&second), "{peeked}");
+
     // A task killed under the agent (its container removed on the node): patrol records
     // the death from the task's status and dispatches the bead again, as a new service.
     let agent = s.json(&["bead", "show", &first])["agent"]
@@ -284,6 +289,9 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
     });
     assert_eq!(s.dispatches(&first).len(), 2);
     assert_eq!(s.dispatches(&second).len(), 1);
+    // Its output was kept from the service before the service went.
+    let kept = s.ok(&["peek", "--bead", &second]);
+    assert!(kept.contains(&second), "{kept}");
     for b in [&first, &second] {
         let branch = s.dispatches(b).last().unwrap()["branch"]
             .as_str()
