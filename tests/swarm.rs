@@ -217,6 +217,14 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
             == 2
     });
 
+    // A pass over running agents asks nothing per agent: connecting, the pass's one
+    // list (services and tasks) and the merge queue's sweep of its gates.
+    let pass: serde_json::Value = serde_json::from_str(&s.ok(&["--json", "patrol"])).unwrap();
+    assert!(
+        pass["runtime_calls"].as_u64().is_some_and(|n| n <= 3),
+        "{pass}"
+    );
+
     // Its output, through the service's logs.
     let other = s.json(&["bead", "show", &second])["agent"].clone();
     let peeked = s.ok(&["peek", other.as_str().unwrap()]);
