@@ -402,6 +402,7 @@ impl Runtime for DockerRuntime {
                     exit_code: None,
                     oom: false,
                     finished_at: None,
+                    error: None,
                 }
             })
             .collect())
@@ -442,6 +443,7 @@ impl Runtime for DockerRuntime {
                 .as_deref()
                 .and_then(crate::util::parse_utc_ms)
                 .filter(|&t| t > 0),
+            error: st.error.filter(|e| !e.is_empty()),
         }))
     }
 

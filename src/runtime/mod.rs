@@ -83,6 +83,10 @@ pub struct Observed {
     pub oom: bool,
     /// When it exited (epoch ms), from `inspect`.
     pub finished_at: Option<i64>,
+    /// Why the runtime could not run it, when it says (a Swarm task rejected because
+    /// its node lacks the image or a mounted path; a container the engine failed to start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Observed {

@@ -255,15 +255,21 @@ fn observe(t: Task) -> Observed {
     let status = t.status.unwrap_or_default();
     let state = run_state(status.state, t.desired_state);
     let exited = state == RunState::Exited;
+    let exit_code = status
+        .container_status
+        .and_then(|c| c.exit_code)
+        .filter(|_| exited);
     Observed {
         id: t.service_id.unwrap_or_default(),
         name: spec.hostname.unwrap_or_default(),
         labels: spec.labels.unwrap_or_default().into_iter().collect(),
         state,
-        exit_code: status
-            .container_status
-            .and_then(|c| c.exit_code)
-            .filter(|_| exited),
+        exit_code,
+        // What the manager says of a task that never ran ("No such image", "invalid
+        // mount config…" on its node); an exit code says enough of one that did.
+        error: status
+            .err
+            .filter(|e| exited && exit_code.is_none() && !e.is_empty()),
         // The manager never learns of an OOM kill; `gt agent run` reports it (its ending).
         oom: false,
         finished_at: status
@@ -287,6 +293,7 @@ fn scheduled(svc: Service) -> Observed {
         exit_code: None,
         oom: false,
         finished_at: None,
+        error: None,
     }
 }
 
@@ -574,6 +581,41 @@ mod tests {
         let odd = service_name("gt-abc-api-nux_");
         assert!(odd.ends_with(|c: char| c.is_ascii_alphanumeric()), "{odd}");
         assert!(!odd.contains("--"), "{odd}");
+    }
+
+    #[test]
+    fn a_rejected_task_says_why_and_a_failed_one_its_code() {
+        use bollard::models::{ContainerStatus, TaskStatus};
+        let task = |state, err: &str, code: Option<i64>| Task {
+            service_id: Some("svc".into()),
+            desired_state: Some(TaskState::SHUTDOWN),
+            status: Some(TaskStatus {
+                state: Some(state),
+                err: Some(err.into()),
+                container_status: code.map(|c| ContainerStatus {
+                    exit_code: Some(c),
+                    ..Default::default()
+                }),
+                timestamp: Some("2026-01-02T03:04:05.5Z".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let o = observe(task(
+            TaskState::REJECTED,
+            "No such image: gt-agent:latest",
+            None,
+        ));
+        assert_eq!(o.state, RunState::Exited);
+        assert_eq!(o.error.as_deref(), Some("No such image: gt-agent:latest"));
+        assert_eq!(o.exit_code, None);
+        let o = observe(task(
+            TaskState::FAILED,
+            "task: non-zero exit (137)",
+            Some(137),
+        ));
+        assert_eq!((o.exit_code, o.error, o.oom), (Some(137), None, false));
+        assert!(o.finished_at.is_some());
     }
 
     #[test]

@@ -276,6 +276,8 @@ fn steps(
             "OOM-killed".to_string()
         } else if let Some(code) = exit_code {
             format!("exited with code {code} without done")
+        } else if let Some(why) = exited.and_then(|c| c.error.as_deref()) {
+            format!("the runtime could not run it: {why}")
         } else {
             "container vanished".to_string()
         };
