@@ -373,3 +373,57 @@ fn an_offline_rig_is_refused_on_a_swarm_with_what_to_do() {
     );
     assert_eq!(t.bead_status(&id), "open");
 }
+
+#[test]
+fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
+    if !require_docker() {
+        return;
+    }
+    let engine = PrivateEngine::start_swarm();
+    let s = SwarmTown {
+        t: TestTown::new(),
+        host: engine.host(),
+    };
+    std::fs::write(
+        s.t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\nretry_backoff = [\"0s\"]\nmax_attempts = 1\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    let src = s.t.source_repo("api");
+    // 64m, not 16m: under a limit that small the kernel may pick `gt agent run` itself
+    // (its loader maps ~15 MB), and then only the node's engine knows it was an OOM.
+    let alloc = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while :; do x=\"$x$x\"; done";
+    s.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        alloc,
+        "--memory",
+        "64m",
+    ]);
+    let id = s
+        .ok(&["bead", "create", "--rig", "api", "eat memory"])
+        .trim()
+        .to_string();
+    s.ok(&["sling", &id]);
+    // The manager never says OOM; `gt agent run` in the task does, through the mailbox.
+    s.patrol_until("the bead to fail", 60, |s| s.bead_status(&id) == "failed");
+    let d = s.dispatches(&id);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["oom"], true, "{d:?}");
+    assert!(
+        d[0]["reason"].as_str().unwrap().starts_with("OOM-killed"),
+        "{d:?}"
+    );
+    let label = format!("label=gt.town={}", s.t.id);
+    s.patrol_until("no service left", 30, |_| {
+        lines(&engine.docker(&["service", "ls", "-q", "--filter", &label])).is_empty()
+    });
+}
