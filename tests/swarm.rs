@@ -393,8 +393,8 @@ fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
     )
     .unwrap();
     let src = s.t.source_repo("api");
-    // 64m, not 16m: under a limit that small the kernel may pick `gt agent run` itself
-    // (its loader maps ~15 MB), and then only the node's engine knows it was an OOM.
+    // 16m: small enough that `gt agent run` (~15 MB mapped) would be the kernel's pick,
+    // were the agent command not marked to be taken first.
     let alloc = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while :; do x=\"$x$x\"; done";
     s.ok(&[
         "rig",
@@ -406,7 +406,7 @@ fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
         "--command",
         alloc,
         "--memory",
-        "64m",
+        "16m",
     ]);
     let id = s
         .ok(&["bead", "create", "--rig", "api", "eat memory"])
