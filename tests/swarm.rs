@@ -227,8 +227,11 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
 
     // Its output, through the service's logs.
     let other = s.json(&["bead", "show", &second])["agent"].clone();
-    let peeked = s.ok(&["peek", other.as_str().unwrap()]);
-    assert!(peeked.contains(&second), "{peeked}");
+    wait_for("the agent's first line through gt peek", 30, || {
+        s.ok(&["peek", other.as_str().unwrap()])
+            .contains(&second)
+            .then_some(())
+    });
 
     // A task killed under the agent (its container removed on the node): patrol records
     // the death from the task's status and dispatches the bead again, as a new service.
