@@ -116,7 +116,8 @@ pub struct SettingsArgs {
     #[arg(long, value_name = "N")]
     pub pids: Option<u32>,
     /// The agents' Docker network: default (the engine's), none (offline agents), host,
-    /// or the name of a network you created.
+    /// or the name of a network you created. On a swarm (`[runtime] kind = "swarm"`):
+    /// default, host or a swarm network; Swarm has no none.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
     /// How finished work lands on the default branch: review (a person approves each
