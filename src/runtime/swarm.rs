@@ -584,6 +584,72 @@ mod tests {
     }
 
     #[test]
+    fn a_service_keeps_every_hardening_swarm_can_express() {
+        let spec = ContainerSpec {
+            name: "gt-t1-api-nux".into(),
+            image: "gt-agent:latest".into(),
+            cmd: vec!["gt".into(), "agent".into(), "run".into()],
+            env: vec![("GT_AGENT".into(), "api/nux".into())],
+            labels: BTreeMap::from([(LABEL_TOWN.to_string(), "t1".to_string())]),
+            binds: vec![super::super::Bind {
+                source: "/town/rigs/api/polecats/nux".into(),
+                target: "/town/rigs/api/polecats/nux".into(),
+                read_only: false,
+            }],
+            tmpfs: vec![super::super::Tmpfs {
+                target: "/tmp".into(),
+                options: "size=64m,mode=1777".into(),
+            }],
+            read_only_root: true,
+            workdir: "/town/rigs/api/polecats/nux".into(),
+            user: "10001:10001".into(),
+            memory: 256 << 20,
+            cpus: 1.5,
+            pids: 512,
+            network: None,
+        };
+        let s = service_spec(&spec);
+        assert_eq!(s.name.as_deref(), Some("gt-t1-api-nux"));
+        assert_eq!(s.labels.as_ref().unwrap()[LABEL_TOWN], "t1");
+        let job = s.mode.unwrap().replicated_job.unwrap();
+        assert_eq!(
+            (job.max_concurrent, job.total_completions),
+            (Some(1), Some(1))
+        );
+        let t = s.task_template.unwrap();
+        assert_eq!(
+            t.restart_policy.unwrap().condition,
+            Some(TaskSpecRestartPolicyConditionEnum::NONE)
+        );
+        let c = t.container_spec.unwrap();
+        assert_eq!(c.labels.as_ref().unwrap()[LABEL_TOWN], "t1");
+        assert_eq!(c.args.as_deref(), Some(&spec.cmd[..]));
+        assert_eq!(c.command, None, "the image's entrypoint stays");
+        assert_eq!(c.env.unwrap(), vec!["GT_AGENT=api/nux".to_string()]);
+        assert_eq!(c.user.as_deref(), Some("10001:10001"));
+        assert_eq!(c.dir.as_deref(), Some(spec.workdir.as_str()));
+        assert_eq!((c.read_only, c.init), (Some(true), Some(true)));
+        assert_eq!(c.capability_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(c.privileges.unwrap().no_new_privileges, Some(true));
+        assert_eq!(c.mounts.unwrap().len(), 2);
+        let r = t.resources.unwrap();
+        let l = r.limits.unwrap();
+        assert_eq!(
+            (l.memory_bytes, l.nano_cpus, l.pids),
+            (Some(256 << 20), Some(1_500_000_000), Some(512))
+        );
+        let reserved = r.reservations.unwrap();
+        assert_eq!(
+            (reserved.memory_bytes, reserved.nano_cpus),
+            (Some(256 << 20), None)
+        );
+        assert_eq!(r.swap_bytes, Some(0));
+        assert_eq!(t.networks, None);
+        let log = t.log_driver.unwrap();
+        assert_eq!(log.options.unwrap()["max-size"], super::super::LOG_MAX_SIZE);
+    }
+
+    #[test]
     fn a_rejected_task_says_why_and_a_failed_one_its_code() {
         use bollard::models::{ContainerStatus, TaskStatus};
         let task = |state, err: &str, code: Option<i64>| Task {
