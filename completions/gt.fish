@@ -88,7 +88,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository; not empty)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l pids -d 'Container process limit (default 512)' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created. On a swarm (`[runtime] kind = "swarm"`): default, host or a swarm network; Swarm has no none' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l merge -d 'How finished work lands on the default branch: review (a person approves each merge request with `gt mq approve`; the default of a new rig), auto (lands without approval once the gate passes), off (only recorded, as before)' -r -f -a "review\t''
 auto\t''
 off\t''"
@@ -129,7 +129,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository; not empty)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l max-polecats -d 'How many agents of this rig may run at once; more beads wait queued' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l pids -d 'Container process limit (default 512)' -r
-complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l network -d 'The agents\' Docker network: default (the engine\'s), none (offline agents), host, or the name of a network you created. On a swarm (`[runtime] kind = "swarm"`): default, host or a swarm network; Swarm has no none' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l merge -d 'How finished work lands on the default branch: review (a person approves each merge request with `gt mq approve`; the default of a new rig), auto (lands without approval once the gate passes), off (only recorded, as before)' -r -f -a "review\t''
 auto\t''
 off\t''"

@@ -198,6 +198,29 @@ pub fn run(cmd: &[String]) -> Result<i32> {
         use std::os::unix::ffi::OsStrExt;
         command.env(name, std::ffi::OsStr::from_bytes(value));
     }
+    // Out of memory, the kernel takes the agent command (and what it starts), never
+    // `gt agent run`: gt must live to record the OOM kill, which on a Swarm node only it
+    // can report (under a small limit it would otherwise be the one taken: its loader
+    // maps ~15 MB). Raising one's own OOM score needs no privilege; best effort.
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the hook runs in the forked child before exec and makes only
+        // async-signal-safe calls (open, write, close) on a static path.
+        unsafe {
+            command.pre_exec(|| {
+                let fd = libc::open(
+                    c"/proc/self/oom_score_adj".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                if fd >= 0 {
+                    let v = b"1000";
+                    libc::write(fd, v.as_ptr().cast(), v.len());
+                    libc::close(fd);
+                }
+                Ok(())
+            });
+        }
+    }
     let _shield = outlive_stop_signals();
     let cgroup = Path::new("/sys/fs/cgroup");
     let before = oom_kills(cgroup).unwrap_or(0);

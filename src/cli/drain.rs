@@ -2,7 +2,6 @@
 
 use super::{Global, output};
 use crate::error::{Error, Result};
-use crate::runtime::docker::DockerRuntime;
 use std::time::Duration;
 
 /// Stop the crew gently: no new dispatches, each working agent asked to finish its
@@ -77,7 +76,7 @@ fn run(g: &Global, rig: Option<&str>, timeout: Option<Duration>) -> Result<()> {
     // The drain is in force before anything else: even with the engine away, nothing
     // is dispatched from now on.
     let d = crate::town::drain::begin(&mut town, rig, timeout)?;
-    let rt = DockerRuntime::connect().inspect_err(|_| {
+    let rt = crate::runtime::connect(&town.config.runtime).inspect_err(|_| {
         eprintln!(
             "gt: {} is drained (nothing is dispatched), but its agents cannot be stopped \
              while Docker is unavailable; patrol stops them once it answers",
@@ -92,7 +91,7 @@ fn run(g: &Global, rig: Option<&str>, timeout: Option<Duration>) -> Result<()> {
             let _ = output::println_out(&output::safe_line(line));
         }
     };
-    let r = crate::town::drain::run(&mut town, &rt, rig, timeout, &mut progress)?;
+    let r = crate::town::drain::run(&mut town, rt.as_ref(), rig, timeout, &mut progress)?;
     if g.json {
         return output::json(&r);
     }

@@ -128,8 +128,8 @@ pub fn run(g: &Global, a: &MqArgs) -> Result<()> {
                     .with_hint("use e.g. 0s, 90s or 10m")
             })?;
             let mut town = g.town()?;
-            let rt = crate::runtime::docker::DockerRuntime::connect()?;
-            let Some(r) = crate::town::mq::run(&mut town, &rt, wait)? else {
+            let rt = crate::runtime::connect(&town.config.runtime)?;
+            let Some(r) = crate::town::mq::run(&mut town, rt.as_ref(), wait)? else {
                 return output::println_out(
                     "a patrol pass is running and lands the queue itself; nothing done",
                 );

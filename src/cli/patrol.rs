@@ -2,8 +2,6 @@
 
 use super::{Global, output};
 use crate::error::{Error, Result};
-use crate::runtime::Runtime;
-use crate::runtime::docker::DockerRuntime;
 
 /// One reconciliation pass over the town (run it from cron every minute: `gt patrol
 /// install` sets that up).
@@ -108,10 +106,6 @@ pub struct ResumeArgs {
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {}
 
-fn connect() -> Result<Box<dyn Runtime>> {
-    Ok(Box::new(DockerRuntime::connect()?))
-}
-
 pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
     match &a.command {
         Some(PatrolCommand::Install(i)) => return install(g, i),
@@ -133,7 +127,8 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
     // With --watch, agents' requests and containers that end wake the loop at once.
     let mut waker = a.watch.then(|| crate::town::watch::Waker::start(&town));
     loop {
-        let r = crate::town::patrol::pass(&mut town, &connect);
+        let kind = town.config.runtime.clone();
+        let r = crate::town::patrol::pass(&mut town, &|| crate::runtime::connect(&kind));
         match &r {
             Ok(report) => print_report(g, report)?,
             Err(e) if a.watch => eprintln!("patrol: {}", output::safe(&e.to_string())),
@@ -357,8 +352,8 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> Result<()> {
 pub fn doctor(g: &Global, _a: &DoctorArgs) -> Result<()> {
     let mut town = g.town()?;
     crate::town::ingest::ingest_all(&mut town)?;
-    let rt = DockerRuntime::connect().ok();
-    let report = crate::town::doctor::check(&town, rt.as_ref().map(|r| r as &dyn Runtime))?;
+    let rt = crate::runtime::connect(&town.config.runtime).ok();
+    let report = crate::town::doctor::check(&town, rt.as_deref())?;
     if g.json {
         output::json(&report)?;
     } else {

@@ -2,7 +2,6 @@
 
 use super::{Global, output};
 use crate::error::Result;
-use crate::runtime::docker::DockerRuntime;
 
 /// Manage polecats: the worker agents of each rig.
 #[derive(clap::Args, Debug)]
@@ -110,8 +109,8 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
         }
         PolecatCommand::Nuke(a) => {
             let mut town = g.town()?;
-            let rt = DockerRuntime::connect()?;
-            let n = crate::town::polecat::nuke(&mut town, &rt, &a.agent, a.force)?;
+            let rt = crate::runtime::connect(&town.config.runtime)?;
+            let n = crate::town::polecat::nuke(&mut town, rt.as_ref(), &a.agent, a.force)?;
             if g.json {
                 return output::json(&n);
             }
@@ -119,8 +118,8 @@ pub fn run(g: &Global, args: &PolecatArgs) -> Result<()> {
         }
         PolecatCommand::Revive(a) => {
             let mut town = g.town()?;
-            let rt = DockerRuntime::connect()?;
-            let n = crate::town::polecat::revive(&mut town, &rt, &a.agent, a.force)?;
+            let rt = crate::runtime::connect(&town.config.runtime)?;
+            let n = crate::town::polecat::revive(&mut town, rt.as_ref(), &a.agent, a.force)?;
             if g.json {
                 return output::json(&n);
             }
@@ -258,13 +257,13 @@ pub fn nuked_message(n: &crate::town::polecat::Nuked) -> String {
 
 pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
     let town = g.town()?;
-    let rt = DockerRuntime::connect()?;
+    let rt = crate::runtime::connect(&town.config.runtime)?;
     if args.follow
         && let Some(agent) = &args.agent
     {
         let a = crate::town::polecat::get(&town, agent)?;
         let name = crate::town::sling::container_name(&town.id, &a.rig, &a.name);
-        return rt.follow_logs(&name, args.lines, |chunk| {
+        return rt.follow_logs(&name, args.lines, &mut |chunk| {
             let chunk = crate::town::secret::redact(&town, chunk);
             if args.raw {
                 output::print_raw(chunk.as_bytes())
@@ -274,9 +273,9 @@ pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
         });
     }
     let out = match (&args.agent, &args.bead) {
-        (Some(agent), _) => crate::town::polecat::peek(&town, &rt, agent, args.lines)?,
+        (Some(agent), _) => crate::town::polecat::peek(&town, rt.as_ref(), agent, args.lines)?,
         (None, Some(bead)) => {
-            crate::town::transcript::of_bead(&town, &rt, bead, args.attempt, args.lines)?
+            crate::town::transcript::of_bead(&town, rt.as_ref(), bead, args.attempt, args.lines)?
         }
         (None, None) => return Err(crate::error::Error::usage("give RIG/NAME or --bead ID")),
     };

@@ -116,7 +116,8 @@ pub struct SettingsArgs {
     #[arg(long, value_name = "N")]
     pub pids: Option<u32>,
     /// The agents' Docker network: default (the engine's), none (offline agents), host,
-    /// or the name of a network you created.
+    /// or the name of a network you created. On a swarm (`[runtime] kind = "swarm"`):
+    /// default, host or a swarm network; Swarm has no none.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
     /// How finished work lands on the default branch: review (a person approves each
@@ -199,8 +200,8 @@ impl SettingsArgs {
 /// Warn (stderr) about what would keep the rig's agents from starting (image, command,
 /// gt in the image), checked with a short container of the image.
 fn warn_setup(town: &crate::town::Town, rig: &Rig) {
-    let misses = match crate::runtime::docker::DockerRuntime::connect() {
-        Ok(rt) => crate::town::rig::check_setup(town, &rt, rig),
+    let misses = match crate::runtime::connect(&town.config.runtime) {
+        Ok(rt) => crate::town::rig::check_setup(town, rt.as_ref(), rig),
         Err(e) => vec![format!("setup not checked: {e}")],
     };
     for m in misses {

@@ -2,7 +2,7 @@
 
 use super::{Global, output};
 use crate::error::{Error, Result};
-use crate::runtime::docker::DockerRuntime;
+use crate::runtime::Runtime;
 use crate::town::Town;
 use crate::town::sling::{SlingOptions, Slung};
 use std::collections::VecDeque;
@@ -52,7 +52,8 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
             return output::println_out(&format!("convoy {c} has no open beads"));
         }
     }
-    let rt = DockerRuntime::connect()?;
+    let rt = crate::runtime::connect(&town.config.runtime)?;
+    let rt = rt.as_ref();
     // Ctrl-C or SIGTERM from here on undoes the dispatch in progress (exit 130/143).
     crate::interrupt::install();
     let opts = SlingOptions {
@@ -63,10 +64,10 @@ pub fn run(g: &Global, args: &SlingArgs) -> Result<()> {
         let mut town = town;
         vec![(
             beads[0].clone(),
-            crate::town::sling::sling(&mut town, &rt, &beads[0], &opts),
+            crate::town::sling::sling(&mut town, rt, &beads[0], &opts),
         )]
     } else {
-        many(town, &rt, &beads, &opts, g.quiet)
+        many(town, rt, &beads, &opts, g.quiet)
     };
     let mut first_err = None;
     let mut ok = Vec::new();
@@ -116,7 +117,7 @@ fn describe(s: &Slung) -> String {
 /// Dispatch many beads with a bounded pool of threads, each with its own connection.
 fn many(
     town: Town,
-    rt: &DockerRuntime,
+    rt: &dyn Runtime,
     beads: &[String],
     opts: &SlingOptions,
     quiet: bool,

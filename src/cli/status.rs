@@ -164,10 +164,8 @@ pub fn probe(
     town: &crate::town::Town,
 ) -> impl Fn() -> Result<Box<dyn crate::runtime::Runtime>> + use<> {
     let timeout = crate::town::status::ENGINE_PROBE_TIMEOUT.min(town.config.patrol.engine_timeout);
-    move || {
-        crate::runtime::docker::DockerRuntime::connect_within(timeout)
-            .map(|rt| Box::new(rt) as Box<dyn crate::runtime::Runtime>)
-    }
+    let config = town.config.runtime.clone();
+    move || crate::runtime::connect_within(&config, timeout)
 }
 
 /// "engine: ok, 3 container(s) running", or the engine DOWN and what that means.

@@ -5,7 +5,7 @@
 
 use super::{Global, output};
 use crate::error::{Error, Result};
-use crate::runtime::docker::DockerRuntime;
+use crate::runtime::Runtime;
 use crate::state::merge_requests::MrState;
 use crate::town::Town;
 use crate::town::top::{AgentView, Engine, MrView, Snapshot};
@@ -74,15 +74,15 @@ pub fn top(g: &Global, args: &TopArgs) -> Result<()> {
 }
 
 /// Ask the engine now (a failed connection is an answer too: "down").
-fn ask_engine(town: &Town, rt: &mut Option<DockerRuntime>) -> Engine {
+fn ask_engine(town: &Town, rt: &mut Option<Box<dyn Runtime>>) -> Engine {
     let r = match rt {
         Some(r) => r,
-        None => match DockerRuntime::connect() {
+        None => match crate::runtime::connect(&town.config.runtime) {
             Ok(r) => rt.insert(r),
             Err(e) => return Engine::down(&e),
         },
     };
-    let e = crate::town::top::probe(town, r);
+    let e = crate::town::top::probe(town, r.as_ref());
     if e.error.is_some() {
         // Connect afresh next time: the engine may have restarted on a new socket.
         *rt = None;
@@ -755,11 +755,12 @@ impl App {
                 return;
             }
         };
+        let runtime = self.town.config.runtime.clone();
         let spawned = std::thread::Builder::new()
             .name("gt-top-follow".into())
             .spawn(move || {
-                let r = DockerRuntime::connect().and_then(|rt| {
-                    rt.follow_logs(&name, FOLLOW_TAIL, |chunk| {
+                let r = crate::runtime::connect(&runtime).and_then(|rt| {
+                    rt.follow_logs(&name, FOLLOW_TAIL, &mut |chunk| {
                         tx.send(FollowMsg::Chunk(chunk.to_string()))
                             .map_err(|_| Error::Other("stopped following".into()))
                     })
@@ -829,8 +830,8 @@ impl App {
     }
 
     fn nuke(&mut self, agent: &str) -> String {
-        let done = DockerRuntime::connect()
-            .and_then(|rt| crate::town::polecat::nuke(&mut self.town, &rt, agent, false));
+        let done = crate::runtime::connect(&self.town.config.runtime)
+            .and_then(|rt| crate::town::polecat::nuke(&mut self.town, rt.as_ref(), agent, false));
         match done {
             Ok(n) => super::polecat::nuked_message(&n).replace('\n', " "),
             Err(e) => error_text(&e),

@@ -34,8 +34,8 @@ pub struct ContainerEvent {
 }
 
 pub struct DockerRuntime {
-    docker: Docker,
-    rt: tokio::runtime::Runtime,
+    pub(super) docker: Docker,
+    pub(super) rt: tokio::runtime::Runtime,
 }
 
 impl DockerRuntime {
@@ -71,7 +71,7 @@ impl DockerRuntime {
     }
 }
 
-fn host() -> String {
+pub(super) fn host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
@@ -82,7 +82,7 @@ fn unavailable(e: &bollard::errors::Error) -> Error {
 }
 
 /// An answer from the engine is a runtime error; no answer means it is unavailable.
-fn classify(what: &str, e: bollard::errors::Error) -> Error {
+pub(super) fn classify(what: &str, e: bollard::errors::Error) -> Error {
     match e {
         bollard::errors::Error::DockerResponseServerError {
             status_code,
@@ -109,7 +109,7 @@ fn classify(what: &str, e: bollard::errors::Error) -> Error {
 /// Bind mounts as structured mounts, not `src:dst:mode` strings: a town path holding
 /// `:` or `,` stays one path. A source that does not exist is an error (Docker would
 /// otherwise create it, as root).
-fn mounts(binds: &[super::Bind], tmpfs: &[super::Tmpfs]) -> Vec<Mount> {
+pub(super) fn mounts(binds: &[super::Bind], tmpfs: &[super::Tmpfs]) -> Vec<Mount> {
     let binds = binds.iter().map(|b| Mount {
         typ: Some(MountType::BIND),
         source: Some(b.source.clone()),
@@ -143,7 +143,7 @@ fn mounts(binds: &[super::Bind], tmpfs: &[super::Tmpfs]) -> Vec<Mount> {
     binds.chain(tmpfs).collect()
 }
 
-fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
+pub(super) fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
 
@@ -402,6 +402,7 @@ impl Runtime for DockerRuntime {
                     exit_code: None,
                     oom: false,
                     finished_at: None,
+                    error: None,
                 }
             })
             .collect())
@@ -442,6 +443,7 @@ impl Runtime for DockerRuntime {
                 .as_deref()
                 .and_then(crate::util::parse_utc_ms)
                 .filter(|&t| t > 0),
+            error: st.error.filter(|e| !e.is_empty()),
         }))
     }
 
@@ -486,6 +488,15 @@ impl Runtime for DockerRuntime {
             .lines()
             .filter_map(|l| crate::util::parse_utc_ms(l.split_whitespace().next()?))
             .max())
+    }
+
+    fn follow_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        each: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
+        DockerRuntime::follow_logs(self, id, tail, each)
     }
 
     fn logs(&self, id: &str, tail: usize) -> Result<String> {

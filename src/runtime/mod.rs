@@ -2,6 +2,7 @@
 //! Knows containers, labels and limits; knows nothing of SQL, beads or git.
 
 pub mod docker;
+pub mod swarm;
 
 use crate::error::Result;
 use serde::Serialize;
@@ -82,6 +83,10 @@ pub struct Observed {
     pub oom: bool,
     /// When it exited (epoch ms), from `inspect`.
     pub finished_at: Option<i64>,
+    /// Why the runtime could not run it, when it says (a Swarm task rejected because
+    /// its node lacks the image or a mounted path; a container the engine failed to start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Observed {
@@ -100,8 +105,64 @@ pub enum CreateError {
     Other(crate::error::Error),
 }
 
+/// Where a town's agents run (`[runtime] kind` in gt.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Containers on the Docker engine at `DOCKER_HOST`.
+    #[default]
+    Docker,
+    /// One Swarm service per dispatch, through the manager at `DOCKER_HOST`.
+    Swarm,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Swarm => "swarm",
+        }
+    }
+}
+
+impl std::str::FromStr for RuntimeKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "docker" => Ok(RuntimeKind::Docker),
+            "swarm" => Ok(RuntimeKind::Swarm),
+            _ => Err("must be \"docker\" or \"swarm\"".into()),
+        }
+    }
+}
+
+/// The town's runtime settings (`[runtime]` in gt.toml).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeConfig {
+    pub kind: RuntimeKind,
+}
+
+/// The runtime the town's settings name, connected.
+pub fn connect(config: &RuntimeConfig) -> Result<Box<dyn Runtime>> {
+    Ok(match config.kind {
+        RuntimeKind::Docker => Box::new(docker::DockerRuntime::connect()?),
+        RuntimeKind::Swarm => Box::new(swarm::SwarmRuntime::connect()?),
+    })
+}
+
+/// [`connect`] with `timeout` for every call: a quick "does the engine answer?".
+pub fn connect_within(config: &RuntimeConfig, timeout: Duration) -> Result<Box<dyn Runtime>> {
+    Ok(match config.kind {
+        RuntimeKind::Docker => Box::new(docker::DockerRuntime::connect_within(timeout)?),
+        RuntimeKind::Swarm => Box::new(swarm::SwarmRuntime::connect_within(timeout)?),
+    })
+}
+
 pub trait Runtime: Send + Sync {
-    /// Create (not start) a container; returns its id.
+    /// Create (not start) a container; returns its id. A runtime whose create already
+    /// runs it (a Swarm service is scheduled at once) says so in [`starts_on_create`].
+    ///
+    /// [`starts_on_create`]: Runtime::starts_on_create
     fn create(&self, spec: &ContainerSpec) -> std::result::Result<String, CreateError>;
     fn start(&self, id: &str) -> Result<()>;
     /// Every container (running or not) carrying `gt.town=<town_id>`: ONE API call.
@@ -116,4 +177,16 @@ pub trait Runtime: Send + Sync {
     fn image_exists(&self, image: &str) -> Result<bool>;
     /// When the container last wrote output (epoch ms); None when it never did.
     fn last_output_at(&self, id: &str) -> Result<Option<i64>>;
+    /// Follow the output (the last `tail` lines, then what it writes) until it ends,
+    /// each chunk to `each`.
+    fn follow_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        each: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<()>;
+    /// Whether `create` already runs the agent (then an undone dispatch may have worked).
+    fn starts_on_create(&self) -> bool {
+        false
+    }
 }

@@ -51,6 +51,12 @@ engine_timeout = "60s"                    # one Docker call that takes longer co
                                           #   engine being down (exit 5, one escalation)
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
                                           #   mail, done) this long is reported once; "0s": off
+
+[runtime]
+kind = "docker"                           # where agents run: "docker" (containers on the
+                                          #   engine at DOCKER_HOST) or "swarm" (one Swarm
+                                          #   service per dispatch; DOCKER_HOST is a manager,
+                                          #   every node sees this town at the same path)
 "#;
 
 /// The default agent command: the default image (busybox) runs no coding agent, so an
@@ -67,6 +73,7 @@ pub const MIN_LEASE: Duration = Duration::from_secs(1);
 pub struct Config {
     pub defaults: Defaults,
     pub patrol: Patrol,
+    pub runtime: crate::runtime::RuntimeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +119,27 @@ struct Raw {
     defaults: RawDefaults,
     #[serde(default)]
     patrol: RawPatrol,
+    #[serde(default)]
+    runtime: RawRuntime,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    #[serde(default = "default_kind")]
+    kind: String,
+}
+
+fn default_kind() -> String {
+    "docker".into()
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        RawRuntime {
+            kind: default_kind(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -261,7 +289,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         stall_timeout: dur("patrol.stall_timeout", &p.stall_timeout)?,
         gate_timeout: dur_min("patrol.gate_timeout", &p.gate_timeout, secs(1))?,
     };
+    let runtime =
+        crate::runtime::RuntimeConfig {
+            kind: raw.runtime.kind.parse().map_err(|why: String| {
+                bad(format!("runtime.kind = {:?} {why}", raw.runtime.kind))
+            })?,
+        };
     Ok(Config {
+        runtime,
         defaults: Defaults {
             memory,
             cpus: d.cpus,
@@ -344,6 +379,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("on_exhausted"), "{e}");
+        let e = parse("[runtime]\nkind = \"k8s\"\n", Path::new("gt.toml")).unwrap_err();
+        assert!(e.to_string().contains("runtime.kind"), "{e}");
+    }
+
+    #[test]
+    fn the_runtime_is_docker_unless_the_town_says_swarm() {
+        use crate::runtime::RuntimeKind;
+        let c = parse("", Path::new("gt.toml")).unwrap();
+        assert_eq!(c.runtime.kind, RuntimeKind::Docker);
+        let c = parse("[runtime]\nkind = \"swarm\"\n", Path::new("gt.toml")).unwrap();
+        assert_eq!(c.runtime.kind, RuntimeKind::Swarm);
     }
 
     #[test]

@@ -113,6 +113,18 @@ impl Runtime for Counting<'_> {
         self.bump();
         self.inner.image_exists(image)
     }
+    fn follow_logs(
+        &self,
+        id: &str,
+        tail: usize,
+        each: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<()> {
+        self.bump();
+        self.inner.follow_logs(id, tail, each)
+    }
+    fn starts_on_create(&self) -> bool {
+        self.inner.starts_on_create()
+    }
 }
 
 /// One pass. `connect` yields the runtime (retried with backoff when unreachable).
@@ -264,6 +276,8 @@ fn steps(
             "OOM-killed".to_string()
         } else if let Some(code) = exit_code {
             format!("exited with code {code} without done")
+        } else if let Some(why) = exited.and_then(|c| c.error.as_deref()) {
+            format!("the runtime could not run it: {why}")
         } else {
             "container vanished".to_string()
         };

@@ -893,7 +893,9 @@ pub fn check_setup(town: &Town, rt: &dyn crate::runtime::Runtime, rig: &Rig) -> 
         memory: 64 << 20,
         cpus: 0.5,
         pids: 64,
-        network: Some("none".into()),
+        // Offline, where the runtime can say so (a Swarm service cannot).
+        network: (town.config.runtime.kind == crate::runtime::RuntimeKind::Docker)
+            .then(|| "none".into()),
     };
     let id = match rt.create(&spec) {
         Ok(id) => id,

@@ -378,6 +378,8 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
     let spec = container_spec(town, c)?;
     let id = create_or_adopt(rt, &spec, c.agent.generation)?;
     made.container = Some(id.clone());
+    // A Swarm service runs from its creation: from here on the agent may have worked.
+    made.started = rt.starts_on_create();
     crate::interrupt::step("sling.after_create")?;
 
     // 4. Start; mark running only if our generation is still current.

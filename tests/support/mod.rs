@@ -416,16 +416,46 @@ impl TestTown {
 pub struct PrivateEngine {
     pub dir: tempfile::TempDir,
     child: Option<std::process::Child>,
+    /// A single-node swarm in a network namespace of its own (see `start_swarm`).
+    swarm: bool,
 }
 
 impl PrivateEngine {
     pub fn start() -> PrivateEngine {
+        PrivateEngine::start_with(false)
+    }
+
+    /// A private engine that is a single-node swarm manager, in a network namespace of
+    /// its own: the networks and interfaces Swarm makes (docker_gwbridge, ingress) live
+    /// and die there, and leave nothing on the host's network.
+    pub fn start_swarm() -> PrivateEngine {
+        PrivateEngine::start_with(true)
+    }
+
+    /// `docker ARGS` on this engine.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .output()
+            .unwrap()
+    }
+
+    fn start_with(swarm: bool) -> PrivateEngine {
         let dir = tempfile::Builder::new()
             .prefix("gt-engine")
             .tempdir_in("/tmp")
             .unwrap();
-        let mut e = PrivateEngine { dir, child: None };
+        let mut e = PrivateEngine {
+            dir,
+            child: None,
+            swarm,
+        };
         e.boot();
+        if swarm {
+            let out = e.docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+            assert!(out.status.success(), "docker swarm init: {out:?}");
+        }
         // The agent image, copied from the main engine.
         let save = std::process::Command::new("docker")
             .args(["save", &test_image()])
@@ -451,7 +481,23 @@ impl PrivateEngine {
 
     fn boot(&mut self) {
         let d = self.dir.path();
-        let child = std::process::Command::new("dockerd")
+        // In a swarm's own network namespace (loopback up, nothing else), dockerd is
+        // exec'd by the shell: the child's pid is the engine's.
+        let mut command = if self.swarm {
+            let mut c = std::process::Command::new("unshare");
+            c.args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec dockerd \"$@\"",
+                "sh",
+            ]);
+            c
+        } else {
+            std::process::Command::new("dockerd")
+        };
+        let child = command
             .arg("--host")
             .arg(self.host())
             .arg("--data-root")
@@ -496,6 +542,13 @@ impl PrivateEngine {
 
 impl Drop for PrivateEngine {
     fn drop(&mut self) {
+        if self.child.is_some() && self.swarm {
+            let out = self.docker(&["service", "ls", "-q"]);
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                self.docker(&["service", "rm", id]);
+            }
+            self.docker(&["swarm", "leave", "--force"]);
+        }
         if self.child.is_some() {
             let host = self.host();
             let out = std::process::Command::new("docker")
@@ -512,6 +565,19 @@ impl Drop for PrivateEngine {
             }
         }
         self.stop();
+        if self.swarm {
+            // An engine outside the first network namespace keeps its own mounted at
+            // exec/netns/default (and a sandbox or two); the engine is gone, so are they.
+            let exec = self.dir.path().join("exec/netns");
+            if let Ok(entries) = std::fs::read_dir(&exec) {
+                for e in entries.flatten() {
+                    let _ = std::process::Command::new("umount")
+                        .arg("-l")
+                        .arg(e.path())
+                        .status();
+                }
+            }
+        }
     }
 }
 

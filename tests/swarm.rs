@@ -1,0 +1,432 @@
+//! A town whose gt.toml says `[runtime] kind = "swarm"`, on a single-node swarm (a
+//! private engine in its own network namespace): agents run as Swarm services, patrol
+//! recovers a killed task, and the town ends clean with no service left.
+
+mod support;
+
+use std::process::Output;
+use support::*;
+
+/// gt and docker against the swarm's engine.
+struct SwarmTown {
+    t: TestTown,
+    host: String,
+}
+
+impl SwarmTown {
+    fn run(&self, args: &[&str]) -> Output {
+        self.t
+            .cmd()
+            .env("DOCKER_HOST", &self.host)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "gt {}: exit {:?}\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn bead_status(&self, id: &str) -> String {
+        self.json(&["bead", "show", id])["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn dispatches(&self, id: &str) -> Vec<serde_json::Value> {
+        self.json(&["bead", "show", id])["dispatches"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Patrol until `done` holds; on a timeout, what the town says of itself.
+    fn patrol_until(&self, what: &str, secs: u64, mut done: impl FnMut(&SwarmTown) -> bool) {
+        let secs = deadline_secs(secs);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let last = self.run(&["patrol", "--json"]);
+            if done(self) {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                let text = |args: &[&str]| {
+                    let o = self.run(args);
+                    format!(
+                        "$ gt {}\n{}{}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                };
+                panic!(
+                    "timed out after {secs}s waiting for {what}\nlast patrol: {}{}\n{}\n{}\n{}",
+                    String::from_utf8_lossy(&last.stdout),
+                    String::from_utf8_lossy(&last.stderr),
+                    text(&["bead", "list"]),
+                    text(&["polecat", "list"]),
+                    text(&["log", "-n", "100"]),
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+fn lines(o: &Output) -> Vec<String> {
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
+    if !require_docker() {
+        return;
+    }
+    // Dropped last: the town's services go with the engine.
+    let engine = PrivateEngine::start_swarm();
+    let s = SwarmTown {
+        t: TestTown::new(),
+        host: engine.host(),
+    };
+    let town = s.t.id.clone();
+    std::fs::write(
+        s.t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\nretry_backoff = [\"0s\"]\nmax_attempts = 3\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    let src = s.t.source_repo("api");
+    let remote = s.t.dir.path().join("remote.git");
+    git(
+        s.t.dir.path(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    s.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        &scripted_agent("AGENT_HOLD=1"),
+        "--memory",
+        "256m",
+        "--remote",
+        remote.to_str().unwrap(),
+    ]);
+    let first = s
+        .ok(&["bead", "create", "--rig", "api", "first"])
+        .trim()
+        .to_string();
+    let second = s
+        .ok(&["bead", "create", "--rig", "api", "second"])
+        .trim()
+        .to_string();
+    s.ok(&["sling", &first, &second]);
+
+    // While they work: one service per dispatch, with gt's labels on the service and on
+    // its task's container, and the hardening Swarm can express.
+    let label = format!("label=gt.town={town}");
+    let services = wait_for("two services of the town", 60, || {
+        let v = lines(&engine.docker(&["service", "ls", "-q", "--filter", &label]));
+        (v.len() == 2).then_some(v)
+    });
+    for id in &services {
+        let o = engine.docker(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .Spec.Labels}}",
+            id,
+        ]);
+        let labels: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(labels["gt.town"], town.as_str(), "{labels}");
+        assert_eq!(labels["gt.rig"], "api", "{labels}");
+        assert!(
+            labels["gt.agent"].is_string() && labels["gt.generation"] == "1",
+            "{labels}"
+        );
+    }
+    let running = wait_for("two running task containers", 60, || {
+        let v = lines(&engine.docker(&["ps", "-q", "--filter", &label]));
+        (v.len() == 2).then_some(v)
+    });
+    let o = engine.docker(&["inspect", "--format", "{{json .HostConfig}}", &running[0]]);
+    let hc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]), "{hc}");
+    assert_eq!(hc["ReadonlyRootfs"], true, "{hc}");
+    assert_eq!(hc["Init"], true, "{hc}");
+    assert_eq!(hc["Memory"], 256 << 20, "{hc}");
+    assert!(hc["PidsLimit"].as_i64().is_some_and(|p| p > 0), "{hc}");
+    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "10m", "{hc}");
+    // no-new-privileges reaches a task from API 1.46 (Docker 27) on; older engines
+    // drop it (gt's report says so).
+    let api = String::from_utf8_lossy(
+        &engine
+            .docker(&["version", "--format", "{{.Server.APIVersion}}"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let minor: u32 = api
+        .split_once('.')
+        .and_then(|(_, m)| m.parse().ok())
+        .unwrap_or(0);
+    eprintln!(
+        "engine API {api}; task security options: {}",
+        hc["SecurityOpt"]
+    );
+    if minor >= 46 {
+        assert!(
+            hc["SecurityOpt"].to_string().contains("no-new-privileges"),
+            "{hc}"
+        );
+    }
+    s.patrol_until("both agents running", 60, |s| {
+        s.json(&["polecat", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == "running")
+            .count()
+            == 2
+    });
+
+    // A pass over running agents asks nothing per agent: connecting, the pass's one
+    // list (services and tasks) and the merge queue's sweep of its gates.
+    let pass: serde_json::Value = serde_json::from_str(&s.ok(&["--json", "patrol"])).unwrap();
+    assert!(
+        pass["runtime_calls"].as_u64().is_some_and(|n| n <= 3),
+        "{pass}"
+    );
+
+    // Its output, through the service's logs.
+    let other = s.json(&["bead", "show", &second])["agent"].clone();
+    wait_for("the agent's first line through gt peek", 30, || {
+        s.ok(&["peek", other.as_str().unwrap()])
+            .contains(&second)
+            .then_some(())
+    });
+
+    // A task killed under the agent (its container removed on the node): patrol records
+    // the death from the task's status and dispatches the bead again, as a new service.
+    let agent = s.json(&["bead", "show", &first])["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = polecat_name(&agent).to_string();
+    let victim = lines(&engine.docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &label,
+        "--filter",
+        &format!("label=gt.agent={name}"),
+    ]));
+    assert_eq!(victim.len(), 1, "{victim:?}");
+    assert!(engine.docker(&["rm", "-f", &victim[0]]).status.success());
+    s.patrol_until("the killed agent dispatched again", 60, |s| {
+        let d = s.dispatches(&first);
+        d.len() == 2 && d[1]["ended_at"].is_null()
+    });
+    let d = s.dispatches(&first);
+    assert!(
+        d[0]["reason"].as_str().unwrap().contains("without done"),
+        "{d:?}"
+    );
+    assert_eq!(d[0]["exit_code"], 137, "{d:?}");
+    assert_eq!(d[0]["oom"], false, "{d:?}");
+    // The old service went with its generation; the new one carries the next.
+    let gens = wait_for("the new generation's service", 60, || {
+        let v = lines(&engine.docker(&[
+            "service",
+            "ls",
+            "--filter",
+            &label,
+            "--filter",
+            &format!("label=gt.agent={name}"),
+            "--format",
+            "{{.Name}}",
+        ]));
+        (v.len() == 1).then_some(v)
+    });
+    let o = engine.docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{index .Spec.Labels \"gt.generation\"}}",
+        &gens[0],
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "2");
+
+    // Let both finish: done once each, branches on the remote, no service left.
+    for a in ["api"].iter().flat_map(|rig| {
+        std::fs::read_dir(s.t.root().join("agents").join(rig))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+    }) {
+        std::fs::write(a.join("box/release"), "").unwrap();
+    }
+    s.patrol_until("both beads done and their services gone", 120, |s| {
+        s.bead_status(&first) == "done"
+            && s.bead_status(&second) == "done"
+            && lines(&engine.docker(&["service", "ls", "-q", "--filter", &label])).is_empty()
+    });
+    assert_eq!(s.dispatches(&first).len(), 2);
+    assert_eq!(s.dispatches(&second).len(), 1);
+    // Its output was kept from the service before the service went.
+    let kept = s.ok(&["peek", "--bead", &second]);
+    assert!(kept.contains(&second), "{kept}");
+    for b in [&first, &second] {
+        let branch = s.dispatches(b).last().unwrap()["branch"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        git(&remote, &["rev-parse", &format!("refs/heads/{branch}")]);
+    }
+    let o = s.run(&["--json", "doctor"]);
+    assert!(
+        o.status.success(),
+        "doctor: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn a_swarm_town_on_an_engine_that_is_no_manager_says_what_to_do() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    std::fs::write(
+        t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    t.rig("true", &[]);
+    let id = t.bead("nowhere");
+    let err = t.fails(&["sling", &id], 1);
+    assert!(
+        err.contains("swarm manager") && err.contains("kind = \"docker\""),
+        "{err}"
+    );
+    // Nothing is left claimed: the bead waits open, its agent idle.
+    assert_eq!(t.bead_status(&id), "open");
+    let agents = t.json(&["polecat", "list"]);
+    assert!(
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["state"] == "idle"),
+        "{agents}"
+    );
+}
+
+#[test]
+fn an_offline_rig_is_refused_on_a_swarm_with_what_to_do() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    std::fs::write(
+        t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    t.rig("true", &["--network", "none"]);
+    let id = t.bead("offline");
+    let err = t.fails(&["sling", &id], 1);
+    assert!(
+        err.contains("cannot run without a network") && err.contains("--network default"),
+        "{err}"
+    );
+    assert_eq!(t.bead_status(&id), "open");
+}
+
+#[test]
+fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
+    if !require_docker() {
+        return;
+    }
+    let engine = PrivateEngine::start_swarm();
+    let s = SwarmTown {
+        t: TestTown::new(),
+        host: engine.host(),
+    };
+    std::fs::write(
+        s.t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\nretry_backoff = [\"0s\"]\nmax_attempts = 1\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    let src = s.t.source_repo("api");
+    // 16m: small enough that `gt agent run` (~15 MB mapped) would be the kernel's pick,
+    // were the agent command not marked to be taken first.
+    let alloc = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while :; do x=\"$x$x\"; done";
+    s.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        alloc,
+        "--memory",
+        "16m",
+    ]);
+    let id = s
+        .ok(&["bead", "create", "--rig", "api", "eat memory"])
+        .trim()
+        .to_string();
+    s.ok(&["sling", &id]);
+    // The manager never says OOM; `gt agent run` in the task does, through the mailbox.
+    s.patrol_until("the bead to fail", 60, |s| s.bead_status(&id) == "failed");
+    let d = s.dispatches(&id);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["oom"], true, "{d:?}");
+    assert!(
+        d[0]["reason"].as_str().unwrap().starts_with("OOM-killed"),
+        "{d:?}"
+    );
+    let label = format!("label=gt.town={}", s.t.id);
+    s.patrol_until("no service left", 30, |_| {
+        lines(&engine.docker(&["service", "ls", "-q", "--filter", &label])).is_empty()
+    });
+}
