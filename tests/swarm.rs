@@ -430,3 +430,72 @@ fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
         lines(&engine.docker(&["service", "ls", "-q", "--filter", &label])).is_empty()
     });
 }
+
+#[test]
+fn the_merge_queue_gates_and_lands_a_change_on_a_swarm() {
+    if !require_docker() {
+        return;
+    }
+    let engine = PrivateEngine::start_swarm();
+    let s = SwarmTown {
+        t: TestTown::new(),
+        host: engine.host(),
+    };
+    std::fs::write(
+        s.t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    let src = s.t.source_repo("api");
+    s.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        &scripted_agent(""),
+        "--memory",
+        "256m",
+        "--merge",
+        "auto",
+        // The gate runs as a swarm service too; it sees the candidate's files.
+        "--test-command",
+        "ls work-*.txt && echo gate-on-swarm",
+    ]);
+    let id = s
+        .ok(&["bead", "create", "--rig", "api", "gated on the swarm"])
+        .trim()
+        .to_string();
+    s.ok(&["sling", &id]);
+    s.patrol_until("the change merged", 120, |s| {
+        s.json(&["mq", "list", "--state", "merged"])
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+    let main = git(
+        &s.t.root().join("rigs/api/repo"),
+        &["ls-tree", "--name-only", "main"],
+    );
+    assert!(main.contains(&format!("work-{id}.txt")), "{main}");
+    let gate_log = std::fs::read_to_string(
+        s.t.root()
+            .join(format!("transcripts/api/{id}/gate-mr1-1.log")),
+    )
+    .unwrap_or_default();
+    assert!(gate_log.contains("gate-on-swarm"), "{gate_log:?}");
+    // No gate service is left behind.
+    let left = std::process::Command::new("docker")
+        .args(["service", "ls", "-q"])
+        .env("DOCKER_HOST", &s.host)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "{left:?}"
+    );
+}

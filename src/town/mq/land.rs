@@ -29,6 +29,9 @@ use std::time::Duration;
 /// The label naming the merge request a gate container tests.
 pub const LABEL_GATE: &str = "gt.gate";
 
+/// The label naming which gate run of its merge request a container is.
+const LABEL_GATE_RUN: &str = "gt.gate-run";
+
 /// Lines of a failing gate's output that go back to the work (and into `gt prime`).
 const GATE_TAIL_LINES: usize = 40;
 
@@ -126,10 +129,11 @@ fn sweep_gates(town: &Town, rt: &dyn Runtime) -> Result<()> {
             continue;
         };
         let mr = merge_requests::get(town.db.conn(), id).map_err(|e| town.db_err(e))?;
+        // By labels, not names: a runtime may name it otherwise (a swarm service).
         let awaited = mr.as_ref().is_some_and(|m| {
             m.state == MrState::Testing
                 && matches!(m.step.as_deref(), Some("gate" | "target-gate"))
-                && c.name.trim_start_matches('/') == gate_name(town, rig, m.id, m.gate_runs)
+                && c.labels.get(LABEL_GATE_RUN) == Some(&m.gate_runs.to_string())
         });
         if !awaited {
             rt.remove(&c.id, Duration::from_secs(0))?;
@@ -715,6 +719,7 @@ fn gate_spec(
             (LABEL_TOWN.to_string(), town.id.clone()),
             (LABEL_RIG.to_string(), rig.name.clone()),
             (LABEL_GATE.to_string(), mr.id.to_string()),
+            (LABEL_GATE_RUN.to_string(), run.to_string()),
         ]),
         binds,
         tmpfs: vec![Tmpfs {
