@@ -411,3 +411,214 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
         down.as_secs_f64()
     );
 }
+
+/// gt against a town whose agents run on the swarm's manager (node 1).
+fn gt_on(t: &TestTown, s: &Swarm, args: &[&str]) -> Output {
+    t.cmd()
+        .env("DOCKER_HOST", &s.nodes[0])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn gt_ok(t: &TestTown, s: &Swarm, args: &[&str]) -> String {
+    let out = gt_on(t, s, args);
+    assert!(
+        out.status.success(),
+        "gt {}: {}",
+        args.join(" "),
+        show(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn gt_json(t: &TestTown, s: &Swarm, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&gt_ok(t, s, &a)).unwrap()
+}
+
+#[test]
+fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
+    if !require_docker() || !require_root() {
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("gt-swarm")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let (mut s, _) = Swarm::up(&tmp.path().join("s"), 3);
+    let t = TestTown::new();
+    std::fs::write(
+        t.root().join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{}\"\nretry_backoff = [\"0s\"]\n\n[runtime]\nkind = \"swarm\"\n",
+            test_image()
+        ),
+    )
+    .unwrap();
+    // A secret: it must reach the agents as a file, never any service's spec.
+    let secret = "s3cr3t-swarm-value-0451";
+    let set = t
+        .cmd()
+        .args(["secret", "set", "API_TOKEN"])
+        .write_stdin(secret)
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", show(&set));
+    let src = t.source_repo("api");
+    let remote = tmp.path().join("remote.git");
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    gt_ok(
+        &t,
+        &s,
+        &[
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--image",
+            &test_image(),
+            "--command",
+            &scripted_agent("AGENT_HOLD=1"),
+            "--memory",
+            "128m",
+            "--max-polecats",
+            "9",
+            "--remote",
+            remote.to_str().unwrap(),
+            "--secret",
+            "API_TOKEN",
+            "--merge",
+            "off",
+        ],
+    );
+    let beads: Vec<String> = (0..9)
+        .map(|i| {
+            gt_ok(
+                &t,
+                &s,
+                &["bead", "create", "--rig", "api", &format!("work {i}")],
+            )
+            .trim()
+            .to_string()
+        })
+        .collect();
+    let mut sling = vec!["sling"];
+    sling.extend(beads.iter().map(String::as_str));
+    gt_ok(&t, &s, &sling);
+    // Every agent running, spread over the nodes by the swarm.
+    let deadline = Instant::now() + Duration::from_secs(deadline_secs(90));
+    let on_node = |k: usize| -> Vec<String> {
+        // A job's task wants `complete`, not `running`: ask what it is doing now.
+        let out = s.docker(
+            1,
+            &[
+                "node",
+                "ps",
+                &format!("node{k}"),
+                "--format",
+                "{{.Name}}|{{.CurrentState}}",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .filter(|(_, st)| st.starts_with("Running"))
+            .map(|(n, _)| n.split('.').next().unwrap_or("").to_string())
+            .collect()
+    };
+    loop {
+        let running = (1..=3).map(|k| on_node(k).len()).sum::<usize>();
+        let agents = gt_json(&t, &s, &["polecat", "list"]);
+        let live = agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == "running")
+            .count();
+        if running == 9 && live == 9 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "9 agents never ran: {running} tasks, {live} running\n{agents}"
+        );
+        gt_on(&t, &s, &["patrol"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // No service spec names the secret's value.
+    let services = s.ok(1, &["service", "ls", "-q"]);
+    let ids: Vec<&str> = services.split_whitespace().collect();
+    assert_eq!(ids.len(), 9);
+    let mut inspect = vec!["service", "inspect"];
+    inspect.extend(ids.iter().copied());
+    let specs = s.ok(1, &inspect);
+    assert!(!specs.contains(secret), "a service spec holds the secret");
+    // Power cut on worker 3: its agents die with it.
+    let victims: Vec<String> = on_node(3);
+    assert!(!victims.is_empty(), "the swarm placed nothing on node 3");
+    let killed = run_script(&["kill-node", s.dir.to_str().unwrap(), "3"]);
+    assert!(killed.status.success(), "{}", show(&killed));
+    // Patrol sees them dead once the manager gives node 3 up, and dispatches their beads
+    // again on the live nodes; everyone is then released and finishes.
+    let dispatches = |id: &str| -> Vec<serde_json::Value> {
+        gt_json(&t, &s, &["bead", "show", id])["dispatches"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(deadline_secs(120));
+    loop {
+        for e in std::fs::read_dir(t.root().join("agents/api"))
+            .unwrap()
+            .flatten()
+        {
+            let _ = std::fs::write(e.path().join("box/release"), "");
+        }
+        gt_on(&t, &s, &["patrol"]);
+        let done = beads
+            .iter()
+            .filter(|b| gt_json(&t, &s, &["bead", "show", b])["status"] == "done")
+            .count();
+        if done == 9 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} of 9 done\n{}\n{}",
+            gt_ok(&t, &s, &["polecat", "list", "--all"]),
+            gt_ok(&t, &s, &["log", "-n", "80"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Each bead done exactly once; those of node 3 took a second dispatch, elsewhere.
+    let mut redone = 0;
+    for b in &beads {
+        let d = dispatches(b);
+        let done = d.iter().filter(|x| x["reason"] == "done").count();
+        assert_eq!(done, 1, "{b}: {d:?}");
+        if d.len() > 1 {
+            redone += 1;
+        }
+        let branch = gt_json(&t, &s, &["bead", "show", b])["branch"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        git(
+            &remote,
+            &["rev-parse", "--verify", &format!("refs/heads/{branch}")],
+        );
+    }
+    assert_eq!(
+        redone,
+        victims.len(),
+        "the beads of node 3, and only they, ran twice"
+    );
+    let doctor = gt_on(&t, &s, &["doctor"]);
+    assert!(doctor.status.success(), "{}", show(&doctor));
+    s.down();
+}

@@ -55,6 +55,27 @@ impl SwarmRuntime {
             .map_err(|e| swarm_error("listing swarm tasks", e))
     }
 
+    /// The nodes the manager no longer counts on (down, disconnected, unknown): their
+    /// tasks are dead for gt, whatever state they last reported.
+    fn lost_nodes(&self) -> Result<std::collections::HashSet<String>> {
+        use bollard::models::NodeState;
+        let nodes = self
+            .engine
+            .rt
+            .block_on(self.engine.docker.list_nodes(None))
+            .map_err(|e| swarm_error("listing swarm nodes", e))?;
+        Ok(nodes
+            .into_iter()
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|st| st.state)
+                    .is_none_or(|st| st != NodeState::READY)
+            })
+            .filter_map(|n| n.id)
+            .collect())
+    }
+
     fn tasks_of(&self, service: &str) -> Result<Option<Vec<Task>>> {
         let filters = HashMap::from([("service".to_string(), vec![service.to_string()])]);
         let opts = ListTasksOptionsBuilder::default().filters(&filters).build();
@@ -280,6 +301,26 @@ fn observe(t: Task) -> Observed {
     }
 }
 
+/// A task as gt sees a container, and whether its node is one the manager has lost.
+fn observe_on(t: Task, lost: &std::collections::HashSet<String>) -> (Observed, bool) {
+    let gone = t.node_id.as_ref().is_some_and(|n| lost.contains(n));
+    (observe(t), gone)
+}
+
+/// A task on a lost node is dead for gt (a job's task keeps saying `running` there, its
+/// desired state `complete`, however long the node is down): patrol dispatches again.
+fn on_node((o, gone): (Observed, bool)) -> Observed {
+    if !gone || o.state != RunState::Running {
+        return o;
+    }
+    Observed {
+        state: RunState::Exited,
+        exit_code: None,
+        error: Some("its swarm node is down".into()),
+        ..o
+    }
+}
+
 /// A service whose task the manager has not made yet: it is on its way to run (a job
 /// always gets its task, and one that has run keeps it in the task list), so it counts
 /// as running, as a container just started does.
@@ -382,6 +423,7 @@ impl Runtime for SwarmRuntime {
             .block_on(self.engine.docker.list_services(Some(opts)))
             .map_err(|e| swarm_error("listing swarm services", e))?;
         let tasks = self.tasks(&filters)?;
+        let lost = self.lost_nodes()?;
         let mut untasked: BTreeMap<String, Service> = services
             .into_iter()
             .filter_map(|s| Some((s.id.clone()?, s)))
@@ -404,7 +446,7 @@ impl Runtime for SwarmRuntime {
             untasked.remove(&sid);
             out.push(Observed {
                 name: name.clone(),
-                ..observe(t)
+                ..on_node(observe_on(t, &lost))
             });
         }
         // Created a moment ago, its task not made yet.
@@ -427,6 +469,7 @@ impl Runtime for SwarmRuntime {
         let Some(tasks) = self.tasks_of(&sid)? else {
             return Ok(None);
         };
+        let lost = self.lost_nodes()?;
         // The newest task (a job of one has one; a retried one would have more).
         let newest = tasks.into_iter().max_by(|a, b| {
             let key = |t: &Task| {
@@ -440,7 +483,7 @@ impl Runtime for SwarmRuntime {
         Ok(Some(match newest {
             Some(t) => Observed {
                 name: svc.spec.and_then(|s| s.name).unwrap_or_default(),
-                ..observe(t)
+                ..on_node(observe_on(t, &lost))
             },
             None => scheduled(svc),
         }))
