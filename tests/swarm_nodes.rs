@@ -29,6 +29,10 @@ fn require_root() -> bool {
     false
 }
 
+/// One swarm at a time in this file: each is three engines, and two at once on two
+/// cores only measure the machine.
+static ONE_SWARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A swarm brought up by the script; `down` runs on drop whatever happened.
 struct Swarm {
     dir: PathBuf,
@@ -184,6 +188,7 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
     if !require_docker() || !require_root() {
         return;
     }
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::Builder::new()
         .prefix("gt-swarm")
         .tempdir_in("/tmp")
@@ -443,6 +448,7 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     if !require_docker() || !require_root() {
         return;
     }
+    let _one = ONE_SWARM.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::Builder::new()
         .prefix("gt-swarm")
         .tempdir_in("/tmp")

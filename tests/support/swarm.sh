@@ -434,6 +434,9 @@ cmd_down() {
     [ -d "$cg" ] || continue
     until find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null && [ ! -d "$cg" ]; do
       [ $SECONDS -lt $end ] || die "cgroup $cg is still busy"
+      # Whatever still lives in the swarm's cgroups is the swarm's (a task's process
+      # that a killed shim left behind, one starting as its node went): it goes too.
+      find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
       sleep 0.1
     done
   done
