@@ -7,88 +7,6 @@ mod support;
 use std::process::Output;
 use support::*;
 
-/// gt and docker against the swarm's engine.
-struct SwarmTown {
-    t: TestTown,
-    host: String,
-}
-
-impl SwarmTown {
-    fn run(&self, args: &[&str]) -> Output {
-        self.t
-            .cmd()
-            .env("DOCKER_HOST", &self.host)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "gt {}: exit {:?}\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).unwrap()
-    }
-
-    fn bead_status(&self, id: &str) -> String {
-        self.json(&["bead", "show", id])["status"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    fn dispatches(&self, id: &str) -> Vec<serde_json::Value> {
-        self.json(&["bead", "show", id])["dispatches"]
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    /// Patrol until `done` holds; on a timeout, what the town says of itself.
-    fn patrol_until(&self, what: &str, secs: u64, mut done: impl FnMut(&SwarmTown) -> bool) {
-        let secs = deadline_secs(secs);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            let last = self.run(&["patrol", "--json"]);
-            if done(self) {
-                return;
-            }
-            if std::time::Instant::now() >= deadline {
-                let text = |args: &[&str]| {
-                    let o = self.run(args);
-                    format!(
-                        "$ gt {}\n{}{}",
-                        args.join(" "),
-                        String::from_utf8_lossy(&o.stdout),
-                        String::from_utf8_lossy(&o.stderr)
-                    )
-                };
-                panic!(
-                    "timed out after {secs}s waiting for {what}\nlast patrol: {}{}\n{}\n{}\n{}",
-                    String::from_utf8_lossy(&last.stdout),
-                    String::from_utf8_lossy(&last.stderr),
-                    text(&["bead", "list"]),
-                    text(&["polecat", "list"]),
-                    text(&["log", "-n", "100"]),
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-}
-
 fn lines(o: &Output) -> Vec<String> {
     assert!(o.status.success(), "{o:?}");
     String::from_utf8_lossy(&o.stdout)
@@ -106,23 +24,13 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
     }
     // Dropped last: the town's services go with the engine.
     let engine = PrivateEngine::start_swarm();
-    let s = SwarmTown {
-        t: TestTown::new(),
-        host: engine.host(),
-    };
-    let town = s.t.id.clone();
-    std::fs::write(
-        s.t.root().join("gt.toml"),
-        format!(
-            "[defaults]\nimage = \"{}\"\nretry_backoff = [\"0s\"]\nmax_attempts = 3\n\n[runtime]\nkind = \"swarm\"\n",
-            test_image()
-        ),
-    )
-    .unwrap();
-    let src = s.t.source_repo("api");
-    let remote = s.t.dir.path().join("remote.git");
+    let s = TestTown::new().on_engine(&engine.host());
+    let town = s.id.clone();
+    s.configure_swarm("retry_backoff = [\"0s\"]\nmax_attempts = 3");
+    let src = s.source_repo("api");
+    let remote = s.dir.path().join("remote.git");
     git(
-        s.t.dir.path(),
+        s.dir.path(),
         &["init", "-q", "--bare", remote.to_str().unwrap()],
     );
     s.ok(&[
@@ -286,7 +194,7 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
 
     // Let both finish: done once each, branches on the remote, no service left.
     for a in ["api"].iter().flat_map(|rig| {
-        std::fs::read_dir(s.t.root().join("agents").join(rig))
+        std::fs::read_dir(s.root().join("agents").join(rig))
             .unwrap()
             .flatten()
             .map(|e| e.path())
@@ -325,14 +233,7 @@ fn a_swarm_town_on_an_engine_that_is_no_manager_says_what_to_do() {
         return;
     }
     let t = TestTown::new();
-    std::fs::write(
-        t.root().join("gt.toml"),
-        format!(
-            "[defaults]\nimage = \"{}\"\n\n[runtime]\nkind = \"swarm\"\n",
-            test_image()
-        ),
-    )
-    .unwrap();
+    t.configure_swarm("");
     t.rig("true", &[]);
     let id = t.bead("nowhere");
     let err = t.fails(&["sling", &id], 1);
@@ -359,14 +260,7 @@ fn an_offline_rig_is_refused_on_a_swarm_with_what_to_do() {
         return;
     }
     let t = TestTown::new();
-    std::fs::write(
-        t.root().join("gt.toml"),
-        format!(
-            "[defaults]\nimage = \"{}\"\n\n[runtime]\nkind = \"swarm\"\n",
-            test_image()
-        ),
-    )
-    .unwrap();
+    t.configure_swarm("");
     t.rig("true", &["--network", "none"]);
     let id = t.bead("offline");
     let err = t.fails(&["sling", &id], 1);
@@ -383,19 +277,9 @@ fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
         return;
     }
     let engine = PrivateEngine::start_swarm();
-    let s = SwarmTown {
-        t: TestTown::new(),
-        host: engine.host(),
-    };
-    std::fs::write(
-        s.t.root().join("gt.toml"),
-        format!(
-            "[defaults]\nimage = \"{}\"\nretry_backoff = [\"0s\"]\nmax_attempts = 1\n\n[runtime]\nkind = \"swarm\"\n",
-            test_image()
-        ),
-    )
-    .unwrap();
-    let src = s.t.source_repo("api");
+    let s = TestTown::new().on_engine(&engine.host());
+    s.configure_swarm("retry_backoff = [\"0s\"]\nmax_attempts = 1");
+    let src = s.source_repo("api");
     // 16m: small enough that `gt agent run` (~15 MB mapped) would be the kernel's pick,
     // were the agent command not marked to be taken first.
     let alloc = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while :; do x=\"$x$x\"; done";
@@ -425,7 +309,7 @@ fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
         d[0]["reason"].as_str().unwrap().starts_with("OOM-killed"),
         "{d:?}"
     );
-    let label = format!("label=gt.town={}", s.t.id);
+    let label = format!("label=gt.town={}", s.id);
     s.patrol_until("no service left", 30, |_| {
         lines(&engine.docker(&["service", "ls", "-q", "--filter", &label])).is_empty()
     });
@@ -437,19 +321,9 @@ fn the_merge_queue_gates_and_lands_a_change_on_a_swarm() {
         return;
     }
     let engine = PrivateEngine::start_swarm();
-    let s = SwarmTown {
-        t: TestTown::new(),
-        host: engine.host(),
-    };
-    std::fs::write(
-        s.t.root().join("gt.toml"),
-        format!(
-            "[defaults]\nimage = \"{}\"\n\n[runtime]\nkind = \"swarm\"\n",
-            test_image()
-        ),
-    )
-    .unwrap();
-    let src = s.t.source_repo("api");
+    let s = TestTown::new().on_engine(&engine.host());
+    s.configure_swarm("");
+    let src = s.source_repo("api");
     s.ok(&[
         "rig",
         "add",
@@ -478,12 +352,12 @@ fn the_merge_queue_gates_and_lands_a_change_on_a_swarm() {
             .is_some_and(|a| a.len() == 1)
     });
     let main = git(
-        &s.t.root().join("rigs/api/repo"),
+        &s.root().join("rigs/api/repo"),
         &["ls-tree", "--name-only", "main"],
     );
     assert!(main.contains(&format!("work-{id}.txt")), "{main}");
     let gate_log = std::fs::read_to_string(
-        s.t.root()
+        s.root()
             .join(format!("transcripts/api/{id}/gate-mr1-1.log")),
     )
     .unwrap_or_default();
@@ -491,7 +365,7 @@ fn the_merge_queue_gates_and_lands_a_change_on_a_swarm() {
     // No gate service is left behind.
     let left = std::process::Command::new("docker")
         .args(["service", "ls", "-q"])
-        .env("DOCKER_HOST", &s.host)
+        .env("DOCKER_HOST", engine.host())
         .output()
         .unwrap();
     assert!(

@@ -417,32 +417,6 @@ fn three_node_swarm_runs_a_task_per_node_and_marks_a_killed_worker_down() {
     );
 }
 
-/// gt against a town whose agents run on the swarm's manager (node 1).
-fn gt_on(t: &TestTown, s: &Swarm, args: &[&str]) -> Output {
-    t.cmd()
-        .env("DOCKER_HOST", &s.nodes[0])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn gt_ok(t: &TestTown, s: &Swarm, args: &[&str]) -> String {
-    let out = gt_on(t, s, args);
-    assert!(
-        out.status.success(),
-        "gt {}: {}",
-        args.join(" "),
-        show(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn gt_json(t: &TestTown, s: &Swarm, args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    serde_json::from_str(&gt_ok(t, s, &a)).unwrap()
-}
-
 #[test]
 fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     if !require_docker() || !require_root() {
@@ -454,15 +428,8 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         .tempdir_in("/tmp")
         .unwrap();
     let (mut s, _) = Swarm::up(&tmp.path().join("s"), 3);
-    let t = TestTown::new();
-    std::fs::write(
-        t.root().join("gt.toml"),
-        format!(
-            "[defaults]\nimage = \"{}\"\nretry_backoff = [\"0s\"]\n\n[runtime]\nkind = \"swarm\"\n",
-            test_image()
-        ),
-    )
-    .unwrap();
+    let t = TestTown::new().on_engine(&s.nodes[0]);
+    t.configure_swarm("retry_backoff = [\"0s\"]");
     // A secret: it must reach the agents as a file, never any service's spec.
     let secret = "s3cr3t-swarm-value-0451";
     let set = t
@@ -478,44 +445,36 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         tmp.path(),
         &["init", "-q", "--bare", remote.to_str().unwrap()],
     );
-    gt_ok(
-        &t,
-        &s,
-        &[
-            "rig",
-            "add",
-            "api",
-            src.to_str().unwrap(),
-            "--image",
-            &test_image(),
-            "--command",
-            &scripted_agent("AGENT_HOLD=1"),
-            "--memory",
-            "128m",
-            "--max-polecats",
-            "9",
-            "--remote",
-            remote.to_str().unwrap(),
-            "--secret",
-            "API_TOKEN",
-            "--merge",
-            "off",
-        ],
-    );
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+        "--command",
+        &scripted_agent("AGENT_HOLD=1"),
+        "--memory",
+        "128m",
+        "--max-polecats",
+        "9",
+        "--remote",
+        remote.to_str().unwrap(),
+        "--secret",
+        "API_TOKEN",
+        "--merge",
+        "off",
+    ]);
     let beads: Vec<String> = (0..9)
         .map(|i| {
-            gt_ok(
-                &t,
-                &s,
-                &["bead", "create", "--rig", "api", &format!("work {i}")],
-            )
-            .trim()
-            .to_string()
+            t.ok(&["bead", "create", "--rig", "api", &format!("work {i}")])
+                .trim()
+                .to_string()
         })
         .collect();
     let mut sling = vec!["sling"];
     sling.extend(beads.iter().map(String::as_str));
-    gt_ok(&t, &s, &sling);
+    t.ok(&sling);
     // Every agent running, spread over the nodes by the swarm.
     let deadline = Instant::now() + Duration::from_secs(deadline_secs(90));
     let on_node = |k: usize| -> Vec<String> {
@@ -539,7 +498,7 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     };
     loop {
         let running = (1..=3).map(|k| on_node(k).len()).sum::<usize>();
-        let agents = gt_json(&t, &s, &["polecat", "list"]);
+        let agents = t.json(&["polecat", "list"]);
         let live = agents
             .as_array()
             .unwrap()
@@ -553,7 +512,7 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
             Instant::now() < deadline,
             "9 agents never ran: {running} tasks, {live} running\n{agents}"
         );
-        gt_on(&t, &s, &["patrol"]);
+        t.run(&["patrol"]);
         std::thread::sleep(Duration::from_millis(200));
     }
     // No service spec names the secret's value.
@@ -572,7 +531,7 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     // Patrol sees them dead once the manager gives node 3 up, and dispatches their beads
     // again on the live nodes; everyone is then released and finishes.
     let dispatches = |id: &str| -> Vec<serde_json::Value> {
-        gt_json(&t, &s, &["bead", "show", id])["dispatches"]
+        t.json(&["bead", "show", id])["dispatches"]
             .as_array()
             .unwrap()
             .clone()
@@ -585,10 +544,10 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         {
             let _ = std::fs::write(e.path().join("box/release"), "");
         }
-        gt_on(&t, &s, &["patrol"]);
+        t.run(&["patrol"]);
         let done = beads
             .iter()
-            .filter(|b| gt_json(&t, &s, &["bead", "show", b])["status"] == "done")
+            .filter(|b| t.json(&["bead", "show", b])["status"] == "done")
             .count();
         if done == 9 {
             break;
@@ -596,8 +555,8 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         assert!(
             Instant::now() < deadline,
             "{done} of 9 done\n{}\n{}",
-            gt_ok(&t, &s, &["polecat", "list", "--all"]),
-            gt_ok(&t, &s, &["log", "-n", "80"])
+            t.ok(&["polecat", "list", "--all"]),
+            t.ok(&["log", "-n", "80"])
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -610,7 +569,7 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         if d.len() > 1 {
             redone += 1;
         }
-        let branch = gt_json(&t, &s, &["bead", "show", b])["branch"]
+        let branch = t.json(&["bead", "show", b])["branch"]
             .as_str()
             .unwrap()
             .to_string();
@@ -624,7 +583,7 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         victims.len(),
         "the beads of node 3, and only they, ran twice"
     );
-    let doctor = gt_on(&t, &s, &["doctor"]);
+    let doctor = t.run(&["doctor"]);
     assert!(doctor.status.success(), "{}", show(&doctor));
     s.down();
 }

@@ -19,6 +19,8 @@ pub fn gt_bin() -> PathBuf {
 pub struct TestTown {
     pub dir: tempfile::TempDir,
     pub id: String,
+    /// The engine its gt commands talk to, when not the test's own (`on_engine`).
+    docker_host: Option<String>,
 }
 
 impl TestTown {
@@ -35,7 +37,17 @@ impl TestTown {
         c.env("GT_TOWN", self.root())
             .env_remove("GT_AGENT")
             .env("NO_COLOR", "1");
+        if let Some(h) = &self.docker_host {
+            c.env("DOCKER_HOST", h);
+        }
         c
+    }
+
+    /// This town's gt commands talk to the engine at `host` (a private engine, a swarm
+    /// manager) instead of the test's.
+    pub fn on_engine(mut self, host: &str) -> TestTown {
+        self.docker_host = Some(host.to_string());
+        self
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -48,6 +60,7 @@ impl TestTown {
         c.args(args)
             .env("GT_TOWN", self.root())
             .env_remove("GT_AGENT")
+            .envs(self.docker_host.iter().map(|h| ("DOCKER_HOST", h)))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         for (k, v) in env {
@@ -337,6 +350,16 @@ impl TestTown {
     pub fn configure(&self, defaults: &str, patrol: &str) {
         let text = format!(
             "[defaults]\nimage = \"{}\"\n{defaults}\n[patrol]\n{patrol}\n",
+            test_image()
+        );
+        std::fs::write(self.root().join("gt.toml"), text).unwrap();
+    }
+
+    /// gt.toml for a town whose agents run on a Docker Swarm (`[runtime] kind = "swarm"`),
+    /// with extra `[defaults]` lines.
+    pub fn configure_swarm(&self, defaults: &str) {
+        let text = format!(
+            "[defaults]\nimage = \"{}\"\n{defaults}\n[runtime]\nkind = \"swarm\"\n",
             test_image()
         );
         std::fs::write(self.root().join("gt.toml"), text).unwrap();
@@ -701,6 +724,7 @@ impl TestTown {
         let mut t = TestTown {
             dir,
             id: String::new(),
+            docker_host: None,
         };
         t.id = t.json(&["status"])["town_id"].as_str().unwrap().to_string();
         t
