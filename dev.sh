@@ -105,6 +105,9 @@ build_image() {
     [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
   done
   cp /usr/bin/git "$rootfs/usr/bin/git"
+  # gt itself, for agents whose containers mount nothing of the host (clone workspace).
+  mkdir -p "$rootfs/usr/local/bin"
+  [ -z "${1:-}" ] || cp "$1" "$rootfs/usr/local/bin/gt"
   local bin lib libs
   for bin in /usr/bin/git "$@"; do
     [ -x "$bin" ] || { echo "build_image: $bin is missing" >&2; exit 1; }

@@ -118,8 +118,13 @@ impl Ending {
     }
 
     fn write(&self, mailbox: &Path) -> Result<()> {
+        self.write_to(&mailbox.join("outbox"))
+    }
+
+    /// Record it in `outbox` (the host's spool, for `gt serve`).
+    pub fn write_to(&self, outbox: &Path) -> Result<()> {
         let data = serde_json::to_vec(self).map_err(|e| Error::Other(e.to_string()))?;
-        crate::util::write_atomic(&mailbox.join("outbox").join(Self::FILE), &data)
+        crate::util::write_atomic(&outbox.join(Self::FILE), &data)
     }
 }
 
@@ -167,6 +172,18 @@ pub fn run(cmd: &[String]) -> Result<i32> {
     use std::os::unix::process::ExitStatusExt;
     let mailbox = std::env::var("GT_MAILBOX").unwrap_or_else(|_| MAILBOX.into());
     let mailbox = Path::new(&mailbox);
+    // Clone mode: nothing of the host is mounted; the box and the branch come from
+    // `gt serve`, and everything the agent sends goes back there.
+    let mut relay = None;
+    if std::env::var_os("GT_ENDPOINT").is_some() {
+        match remote::prepare(mailbox, Path::new(remote::SECRETS)) {
+            Ok((r, _)) => relay = Some(r),
+            Err(remote::Stop(code, why)) => {
+                eprintln!("gt: {why}; not running the agent");
+                return Ok(code);
+            }
+        }
+    }
     let a = match check_generation(mailbox, std::env::var("GT_GENERATION").ok().as_deref()) {
         Ok(a) => a,
         Err(why) => {
@@ -183,12 +200,16 @@ pub fn run(cmd: &[String]) -> Result<i32> {
     };
     // The rig's secrets: read-only files, set for the agent command only (never in the
     // container's config). Names only in what is printed.
-    let (secrets, skipped) = crate::town::secret::mounted(Path::new(crate::town::secret::MOUNT));
+    let secrets_dir = match relay {
+        Some(_) => remote::SECRETS,
+        None => crate::town::secret::MOUNT,
+    };
+    let (secrets, skipped) = crate::town::secret::mounted(Path::new(secrets_dir));
     if !skipped.is_empty() {
         eprintln!(
             "gt: ignored {} entr(ies) in {} that are not secret files: {}",
             skipped.len(),
-            crate::town::secret::MOUNT,
+            secrets_dir,
             skipped.join(", ")
         );
     }
@@ -224,14 +245,28 @@ pub fn run(cmd: &[String]) -> Result<i32> {
     let _shield = outlive_stop_signals();
     let cgroup = Path::new("/sys/fs/cgroup");
     let before = oom_kills(cgroup).unwrap_or(0);
-    let status = command
-        .status()
+    let mut child = command
+        .spawn()
         .map_err(|e| Error::io(format!("running agent command {prog}"), e))?;
+    let status = match relay.as_mut() {
+        Some(r) => match remote::supervise(r, &mut child, std::time::Duration::from_millis(200)) {
+            Ok(s) => s,
+            Err(remote::Stop(code, why)) => {
+                eprintln!("gt: {why}; the agent was stopped");
+                return Ok(code);
+            }
+        },
+        None => child
+            .wait()
+            .map_err(|e| Error::io(format!("waiting for agent command {prog}"), e))?,
+    };
     let exit_code = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     let oom = oom_kills(cgroup).is_some_and(|after| after > before);
-    if stopping(mailbox, a.generation) {
+    // A clone dies with its container: what the agent left uncommitted is committed
+    // (on its branch, as the agent) and pushed, whatever the reason it ended.
+    if stopping(mailbox, a.generation) || relay.is_some() {
         commit_work_in_progress(&a);
     }
     let ending = Ending {
@@ -239,11 +274,22 @@ pub fn run(cmd: &[String]) -> Result<i32> {
         exit_code,
         oom,
     };
-    if let Err(e) = ending.write(mailbox) {
-        eprintln!("gt: could not record how the agent ended: {e}");
-    }
     if oom {
         eprintln!("gt: the agent was OOM-killed (exit code {exit_code})");
+    }
+    if let Some(r) = relay.as_mut() {
+        let sent = r
+            .flush_outbox()
+            .and_then(|_| r.push(None))
+            .and_then(|()| r.send_ending(&ending));
+        if let Err(remote::Stop(code, why)) = sent {
+            eprintln!("gt: {why}");
+            return Ok(code);
+        }
+        return Ok(exit_code);
+    }
+    if let Err(e) = ending.write(mailbox) {
+        eprintln!("gt: could not record how the agent ended: {e}");
     }
     Ok(exit_code)
 }
@@ -256,21 +302,23 @@ fn stopping(mailbox: &Path, generation: i64) -> bool {
         .is_some_and(|m| m.generation == generation)
 }
 
-/// The crew is being stopped: what the agent left uncommitted is committed on its
-/// branch (as the agent), so the next attempt resumes from it and nothing is lost.
+/// The crew is being stopped (or, in clone mode, the container is about to go): what
+/// the agent left uncommitted is committed on its branch (as the agent), so the next
+/// attempt resumes from it and nothing is lost.
 fn commit_work_in_progress(a: &Assignment) {
     let msg = format!(
-        "gt: work in progress, saved when the crew was stopped (generation {})",
+        "gt: work in progress, saved when the agent ended (generation {})",
         a.generation
     );
     match mode::commit_worktree(&a.worktree, &msg) {
-        Ok(true) => eprintln!("gt: the crew is being stopped: work in progress committed"),
+        Ok(true) => eprintln!("gt: the agent left uncommitted work: committed on its branch"),
         Ok(false) => {}
         Err(e) => eprintln!("gt: could not commit the work in progress: {e}"),
     }
 }
 
 pub mod mode;
+pub mod remote;
 pub mod request;
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod patrol;
 pub mod polecat;
 pub mod rig;
 pub mod secret;
+pub mod serve;
 pub mod sling;
 pub mod status;
 pub mod top;
@@ -87,6 +88,7 @@ pub enum Command {
     Mail(mail::MailArgs),
     Mq(mq::MqArgs),
     Patrol(patrol::PatrolArgs),
+    Serve(serve::ServeArgs),
     Drain(drain::DrainArgs),
     Stop(drain::StopArgs),
     Resume(patrol::ResumeArgs),
@@ -120,6 +122,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Mail(a) => mail::run(g, a),
         Command::Mq(a) => mq::run(g, a),
         Command::Patrol(a) => patrol::patrol(g, a),
+        Command::Serve(a) => serve::serve(g, a),
         Command::Drain(a) => drain::drain(g, a),
         Command::Stop(a) => drain::stop(g, a),
         Command::Resume(a) => patrol::resume(g, a),

@@ -59,6 +59,22 @@ pub fn last_of_agent(conn: &Connection, agent: &str) -> rusqlite::Result<Option<
     .optional()
 }
 
+/// The dispatch of `agent` at `generation`, if there was one.
+pub fn for_agent_generation(
+    conn: &Connection,
+    agent: &str,
+    generation: i64,
+) -> rusqlite::Result<Option<Dispatch>> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLS} FROM dispatches WHERE agent = ?1 AND generation = ?2 ORDER BY id DESC LIMIT 1"
+        ),
+        params![agent, generation],
+        from_row,
+    )
+    .optional()
+}
+
 pub fn for_bead(conn: &Connection, bead: &str) -> rusqlite::Result<Vec<Dispatch>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {COLS} FROM dispatches WHERE bead = ?1 ORDER BY id"

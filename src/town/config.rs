@@ -57,6 +57,20 @@ kind = "docker"                           # where agents run: "docker" (containe
                                           #   engine at DOCKER_HOST) or "swarm" (one Swarm
                                           #   service per dispatch; DOCKER_HOST is a manager,
                                           #   every node sees this town at the same path)
+workspace = "mount"                       # "mount": the agent's worktree and mailbox are
+                                          #   host paths mounted into its container (every
+                                          #   node must see this town at the same path);
+                                          #   "clone": nothing of the host is mounted: the
+                                          #   agent clones its branch from `gt serve`, pushes
+                                          #   it back there (fast-forward only) and sends its
+                                          #   requests over it; needs [serve] url and gt in
+                                          #   the image (`gt image build` puts it there)
+
+[serve]
+listen = "0.0.0.0:7420"                   # where `gt serve` listens (TLS, town CA)
+url = ""                                  # how agents reach it, e.g. "https://10.0.0.5:7420";
+                                          #   its host goes into the endpoint's certificate
+rate = 50                                 # requests per second one agent may make (burst 4x)
 "#;
 
 /// The default agent command: the default image (busybox) runs no coding agent, so an
@@ -74,6 +88,29 @@ pub struct Config {
     pub defaults: Defaults,
     pub patrol: Patrol,
     pub runtime: crate::runtime::RuntimeConfig,
+    pub workspace: WorkspaceMode,
+    pub serve: Serve,
+}
+
+/// How an agent's container gets its work (`[runtime] workspace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkspaceMode {
+    /// Host paths mounted: the worktree, the mailbox, the private git state.
+    #[default]
+    Mount,
+    /// Nothing of the host mounted: clone from `gt serve`, push back to it.
+    Clone,
+}
+
+/// `[serve]`: the agents' network endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serve {
+    pub listen: String,
+    /// How agents reach it; None when not set (then no agent can work in clone mode).
+    pub url: Option<String>,
+    /// Requests per second per agent (bursts of 4x).
+    pub rate: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +158,37 @@ struct Raw {
     patrol: RawPatrol,
     #[serde(default)]
     runtime: RawRuntime,
+    #[serde(default)]
+    serve: RawServe,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default = "default_rate")]
+    rate: i64,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:7420".into()
+}
+
+fn default_rate() -> i64 {
+    50
+}
+
+impl Default for RawServe {
+    fn default() -> Self {
+        RawServe {
+            listen: default_listen(),
+            url: String::new(),
+            rate: default_rate(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -128,6 +196,12 @@ struct Raw {
 struct RawRuntime {
     #[serde(default = "default_kind")]
     kind: String,
+    #[serde(default = "default_workspace")]
+    workspace: String,
+}
+
+fn default_workspace() -> String {
+    "mount".into()
 }
 
 fn default_kind() -> String {
@@ -137,6 +211,7 @@ fn default_kind() -> String {
 impl Default for RawRuntime {
     fn default() -> Self {
         RawRuntime {
+            workspace: default_workspace(),
             kind: default_kind(),
         }
     }
@@ -295,8 +370,44 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
                 bad(format!("runtime.kind = {:?} {why}", raw.runtime.kind))
             })?,
         };
+    let workspace = match raw.runtime.workspace.as_str() {
+        "mount" => WorkspaceMode::Mount,
+        "clone" => WorkspaceMode::Clone,
+        other => {
+            return Err(bad(format!(
+                "runtime.workspace = {other:?} must be \"mount\" or \"clone\""
+            )));
+        }
+    };
+    let s = &raw.serve;
+    if s.listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(bad(format!(
+            "serve.listen = {:?} is not an address and port (like \"0.0.0.0:7420\")",
+            s.listen
+        )));
+    }
+    let url = (!s.url.is_empty()).then(|| s.url.clone());
+    if let Some(u) = &url
+        && crate::agent::remote::Endpoint::parse(u).is_err()
+    {
+        return Err(bad(format!(
+            "serve.url = {u:?} must be https://HOST:PORT (gt serve speaks TLS only)"
+        )));
+    }
+    if workspace == WorkspaceMode::Clone && url.is_none() {
+        return Err(bad(
+            "runtime.workspace = \"clone\" needs serve.url: how agents reach `gt serve`".into(),
+        ));
+    }
+    let serve = Serve {
+        listen: s.listen.clone(),
+        url,
+        rate: count("serve.rate", s.rate, 1)?,
+    };
     Ok(Config {
         runtime,
+        workspace,
+        serve,
         defaults: Defaults {
             memory,
             cpus: d.cpus,

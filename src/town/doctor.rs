@@ -308,6 +308,21 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         warnings.push(w);
     }
 
+    // Agents that mount nothing of the host reach gt only through `gt serve`.
+    if town.config.workspace == super::config::WorkspaceMode::Clone {
+        let b = match super::serve::check_health(town, std::time::Duration::from_secs(3)) {
+            Ok(_) => Vec::new(),
+            Err(why) => vec![format!(
+                "gt serve does not answer ({why}): agents in clone mode can neither start nor report; run `gt serve`"
+            )],
+        };
+        checks.push(Check {
+            name: "the agents' endpoint answers",
+            ok: b.is_empty(),
+            breaches: b,
+        });
+    }
+
     Ok(Report {
         ok: checks.iter().all(|c| c.ok),
         checks,

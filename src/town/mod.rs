@@ -14,9 +14,11 @@ pub mod init;
 pub mod mail;
 pub mod mq;
 pub mod patrol;
+pub mod pki;
 pub mod polecat;
 pub mod rig;
 pub mod secret;
+pub mod serve;
 pub mod service;
 pub mod sling;
 pub mod status;
@@ -45,7 +47,7 @@ pub fn worktree_path(root: &Path, rig: &str, polecat: &str) -> PathBuf {
 /// When gt runs as root, agents' worktrees belong to their unprivileged uid: libgit2's
 /// owner check (meant for repositories in shared places) would refuse to open them. The
 /// town is private (0700) and the host opens agent paths only from its own records.
-fn allow_agent_owned_worktrees() {
+pub fn allow_agent_owned_worktrees() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: a process-wide libgit2 option, set once before any repository is

@@ -274,6 +274,10 @@ fn steps(
             "spawn abandoned (gt stopped mid-sling)".to_string()
         } else if oom {
             "OOM-killed".to_string()
+        } else if exit_code == Some(i64::from(crate::agent::remote::EXIT_UNREACHABLE)) {
+            "gt serve was unreachable from the agent (exit 69); see its transcript".to_string()
+        } else if exit_code == Some(i64::from(crate::agent::EXIT_STALE)) {
+            "a stale container: a newer generation owns the bead (exit 75)".to_string()
         } else if let Some(code) = exit_code {
             format!("exited with code {code} without done")
         } else if let Some(why) = exited.and_then(|c| c.error.as_deref()) {

@@ -3,6 +3,7 @@
 //! 4. start + mark running. A failure in 2–4 undoes 1–3 before returning.
 
 use super::Town;
+use super::config::WorkspaceMode;
 use crate::agent::Assignment;
 use crate::error::{Error, Result};
 use crate::runtime::{
@@ -454,7 +455,10 @@ fn mark_running(town: &mut Town, c: &Claim, id: &str) -> Result<Started> {
 }
 
 fn prepare_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<()> {
-    let fresh = make_worktree(town, c, made)?;
+    let fresh = match town.config.workspace {
+        WorkspaceMode::Mount => make_worktree(town, c, made)?,
+        WorkspaceMode::Clone => make_branch(town, c, made)?,
+    };
     made.stale_locks = super::workspace::prepare(
         town,
         &c.rig.name,
@@ -519,6 +523,42 @@ fn make_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<bool> {
     made.branch = !exists;
     made.worktree = true;
     crate::git::add_worktree(&repo, &c.worktree, &c.branch, &c.rig.default_branch, exists)?;
+    Ok(true)
+}
+
+/// Clone mode: only the branch, on the host; the agent clones it inside its container
+/// (from `gt serve`) and the host path of its worktree is never made. True when the
+/// branch was made now.
+fn make_branch(town: &Town, c: &Claim, made: &mut Made) -> Result<bool> {
+    let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
+    let repo = Repository::open(town.repo_dir(&c.rig.name))?;
+    if let Some(at) = crate::git::checked_out_at(&repo, &c.branch)? {
+        return Err(Error::conflict(
+            format!("branch {} is checked out at {}", c.branch, at.display()),
+            Some("choose another --branch; gt never shares a branch between worktrees".to_string()),
+        ));
+    }
+    if crate::git::branch_exists(&repo, &c.branch) {
+        if !c.resume {
+            return Err(Error::conflict(
+                format!("branch {} already exists in rig {}", c.branch, c.rig.name),
+                Some("choose another --branch; gt never reuses a branch silently".to_string()),
+            ));
+        }
+        return Ok(false);
+    }
+    let base = crate::git::branch_head(&repo, &c.rig.default_branch)?.ok_or_else(|| {
+        Error::git(format!(
+            "rig {} has no branch {}",
+            c.rig.name, c.rig.default_branch
+        ))
+    })?;
+    made.branch = true;
+    repo.branch(
+        &c.branch,
+        &repo.find_commit(git2::Oid::from_str(&base)?)?,
+        false,
+    )?;
     Ok(true)
 }
 
@@ -632,10 +672,35 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         (LABEL_AGENT.to_string(), c.agent.name.clone()),
         (LABEL_GENERATION.to_string(), c.agent.generation.to_string()),
     ]);
-    let (mut binds, mut tmpfs, git_env) =
-        super::workspace::mounts(town, &c.rig.name, &c.agent.name, &c.worktree, &c.branch);
-    binds.extend(super::workspace::gt_binds(town, &exe)?);
-    if !c.rig.secrets.is_empty() {
+    let clone = town.config.workspace == WorkspaceMode::Clone;
+    let (mut binds, mut tmpfs, git_env) = if clone {
+        // Nothing of the host: the mailbox, the secrets and the worktree are the
+        // container's own (tmpfs), filled by `gt agent run` from `gt serve`; gt itself
+        // comes from the image.
+        let t = |target: &str, options: &str| Tmpfs {
+            target: target.into(),
+            options: options.into(),
+        };
+        (
+            Vec::new(),
+            vec![
+                t(crate::agent::remote::RUN_DIR, "size=64m,mode=1777"),
+                t(&wt, "size=4g,mode=1777"),
+            ],
+            // The tmpfs is the engine's (root's): the agent's git must not mind.
+            vec![
+                ("GIT_CONFIG_COUNT".to_string(), "1".to_string()),
+                ("GIT_CONFIG_KEY_0".to_string(), "safe.directory".to_string()),
+                ("GIT_CONFIG_VALUE_0".to_string(), "*".to_string()),
+            ],
+        )
+    } else {
+        let (mut binds, tmpfs, git_env) =
+            super::workspace::mounts(town, &c.rig.name, &c.agent.name, &c.worktree, &c.branch);
+        binds.extend(super::workspace::gt_binds(town, &exe)?);
+        (binds, tmpfs, git_env)
+    };
+    if !c.rig.secrets.is_empty() && !clone {
         // Values stay in files: the container's config (`docker inspect`) names none.
         binds.push(Bind {
             source: super::secret::agent_dir(town, &c.rig.name, &c.agent.name)
@@ -655,7 +720,14 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         ("GT_TOKEN".to_string(), c.token.clone()),
         ("GT_BEAD".to_string(), c.bead.id.clone()),
         ("GT_BRANCH".to_string(), c.branch.clone()),
-        ("GT_MAILBOX".to_string(), crate::agent::MAILBOX.to_string()),
+        (
+            "GT_MAILBOX".to_string(),
+            match clone {
+                true => crate::agent::remote::MAILBOX,
+                false => crate::agent::MAILBOX,
+            }
+            .to_string(),
+        ),
         ("HOME".to_string(), "/tmp".to_string()),
         // Docker's init (tini) passes a stop signal to the whole process group, so the
         // agent command gets it too, not only its supervisor `gt agent run`.
@@ -672,6 +744,17 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         ),
     ];
     env.extend(git_env);
+    if clone {
+        let url = town.config.serve.url.clone().ok_or_else(|| {
+            Error::usage("runtime.workspace = \"clone\" needs serve.url in gt.toml")
+        })?;
+        env.push(("GT_ENDPOINT".to_string(), url));
+        // Public: the one root the agent trusts for its endpoint.
+        env.push((
+            "GT_ENDPOINT_CA".to_string(),
+            super::pki::ca_pem(&town.root)?,
+        ));
+    }
     // The rig's own (non-secret) environment; gt's variables above win over it.
     for (k, v) in &c.rig.env {
         if !env.iter().any(|(have, _)| have == k) {

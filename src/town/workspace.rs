@@ -184,7 +184,9 @@ pub fn prepare(
     }
     hand_over(&p.outbox)?;
     hand_over(&p.git)?;
-    hand_over_tree(worktree, fresh)?;
+    if worktree.exists() {
+        hand_over_tree(worktree, fresh)?; // (clone mode makes none on the host)
+    }
     Ok(removed)
 }
 
@@ -318,6 +320,17 @@ pub fn gt_binds(town: &Town, exe: &Path) -> Result<Vec<Bind>> {
         read_only: true,
     });
     Ok(binds)
+}
+
+/// Set the agent's private ref of `branch` to `head`, as the host (after `gt serve` took
+/// a push of it into the rig repository).
+pub fn claim_head(town: &Town, rig: &str, name: &str, branch: &str, head: &str) -> Result<()> {
+    let p = places(town, rig, name);
+    let (_, leaf) = split_branch(branch);
+    let refs = p.git.join("refs");
+    mkdir(&refs)?;
+    let _ = Dir::open(&refs).map(|d| d.remove(&leaf));
+    crate::util::write_atomic(&refs.join(&leaf), format!("{head}\n").as_bytes())
 }
 
 /// The head the agent's private ref claims for `branch`: 40 hex digits in a small

@@ -1,0 +1,600 @@
+//! `gt serve`: the agents' endpoint when nothing of the host is mounted into their
+//! containers (`[runtime] workspace = "clone"`, agents on other machines).
+//!
+//! HTTPS only, with the town CA's certificate for the host of `serve.url` (see
+//! `town::pki`). Every call but `GET /health` names an agent, its generation and its
+//! dispatch token, checked against the database: an unknown agent or a wrong token is
+//! 401, another generation 409 (`stale`). What an agent sends is data, handled as the
+//! mounted mailbox is: a request goes into the agent's host-side outbox (the spool
+//! patrol ingests, with the same idempotency and generation checks), a pushed pack is
+//! indexed in a host-only scratch repository and imported by the same bounded,
+//! fast-forward-only import the worktrees use. Bodies are bounded (requests 1 MiB, packs
+//! 1 GiB), each agent has a request rate (`serve.rate`, bursts of 4x), connections are
+//! capped, and a connection that sends no complete header in 10 s is dropped.
+
+use super::Town;
+use crate::agent::remote::{
+    BoxState, H_AGENT, H_GENERATION, H_HEAD, H_REFS, MAX_PACK_BYTES, PATH_BOX, PATH_ENDING,
+    PATH_HEALTH, PATH_PUSH, PATH_REPO, PATH_REQUEST,
+};
+use crate::error::{Error, Result};
+use crate::state::{agents, dispatches};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, Response, StatusCode};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 512;
+/// Pushes indexed at once (each holds a pack on disk and the rig's git lock a moment).
+const MAX_PUSHES: usize = 4;
+/// A whole call (headers, body, answer) must be done within this.
+const CALL_DEADLINE: Duration = Duration::from_secs(600);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Inbox files served per box call.
+const MAX_INBOX: usize = 1000;
+
+type Body = Full<Bytes>;
+
+/// A refusal: its status and what the agent is told.
+struct Refusal(StatusCode, String);
+
+fn refuse(s: StatusCode, m: impl Into<String>) -> Refusal {
+    Refusal(s, m.into())
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Refusal {
+        tracing::warn!("gt serve: {e}");
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "gt could not do it; see its log",
+        )
+    }
+}
+
+/// The agent a call was authenticated as.
+struct Caller {
+    agent: agents::Agent,
+    dispatch: dispatches::Dispatch,
+}
+
+struct Shared {
+    root: PathBuf,
+    /// Open towns (database connections), reused across calls.
+    towns: Mutex<Vec<Town>>,
+    rate: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    pushes: tokio::sync::Semaphore,
+}
+
+impl Shared {
+    fn town(&self) -> Result<Town> {
+        let pooled = self.towns.lock().ok().and_then(|mut v| v.pop());
+        match pooled {
+            Some(t) => Ok(t),
+            None => Town::open_at(self.root.clone()),
+        }
+    }
+
+    fn give_back(&self, t: Town) {
+        if let Ok(mut v) = self.towns.lock()
+            && v.len() < 8
+        {
+            v.push(t);
+        }
+    }
+
+    /// Take one token from the agent's bucket.
+    fn allow(&self, agent: &str) -> bool {
+        let Ok(mut b) = self.buckets.lock() else {
+            return false;
+        };
+        let cap = self.rate * 4.0;
+        let now = Instant::now();
+        let (tokens, at) = b.entry(agent.to_string()).or_insert((cap, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(cap);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What `gt serve` binds and answers as.
+pub struct Bound {
+    pub listen: SocketAddr,
+    pub url: String,
+}
+
+/// Run the endpoint until `stop` resolves (Ctrl-C, SIGTERM). `ready` is called once it
+/// listens.
+pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> Result<()> {
+    let url = town.config.serve.url.clone().ok_or_else(|| {
+        Error::usage("gt serve needs serve.url in gt.toml: how agents reach it")
+            .with_hint("e.g. url = \"https://10.0.0.5:7420\" under [serve]")
+    })?;
+    let ep = crate::agent::remote::Endpoint::parse(&url)
+        .map_err(|why| Error::usage(format!("serve.url = {url:?} {why}")))?;
+    let listen = listen.unwrap_or(&town.config.serve.listen);
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| Error::usage(format!("{listen:?} is not an address and port")))?;
+    let id = super::pki::ensure(&town.root, &ep.host)?;
+    let tls = server_tls(&id)?;
+    let shared = Arc::new(Shared {
+        root: town.root.clone(),
+        towns: Mutex::new(Vec::new()),
+        rate: f64::from(town.config.serve.rate),
+        buckets: Mutex::new(HashMap::new()),
+        pushes: tokio::sync::Semaphore::new(MAX_PUSHES),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting gt serve's runtime", e))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(format!("listening on {addr}"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listening address", e))?;
+        ready(&Bound { listen: local, url });
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::io("installing a signal handler", e))?;
+        loop {
+            let (tcp, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("gt serve: accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+            };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let acceptor = acceptor.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    _ => return, // no TLS (or too slow): nothing to answer
+                };
+                let svc = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move {
+                        let r = tokio::time::timeout(CALL_DEADLINE, handle(shared, req)).await;
+                        Ok::<_, std::convert::Infallible>(r.unwrap_or_else(|_| {
+                            answer(StatusCode::REQUEST_TIMEOUT, "too slow".into())
+                        }))
+                    }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                if let Err(e) = conn.await {
+                    tracing::debug!("gt serve: connection from {peer}: {e}");
+                }
+            });
+        }
+        Ok(())
+    })
+}
+
+fn server_tls(id: &super::pki::Identity) -> Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        Error::Other(format!("gt serve's TLS identity {}: {e}", what.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&id.cert)
+        .map_err(|e| bad(&id.cert, &e))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad(&id.cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(&id.key).map_err(|e| bad(&id.key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&id.cert, &e))?;
+    Ok(Arc::new(cfg))
+}
+
+fn answer(s: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = s;
+    r
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    match route(shared, req).await {
+        Ok(r) => r,
+        Err(Refusal(s, m)) => answer(s, format!("{m}\n").into_bytes()),
+    }
+}
+
+async fn route(
+    shared: Arc<Shared>,
+    req: Request<hyper::body::Incoming>,
+) -> std::result::Result<Response<Body>, Refusal> {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    if method == Method::GET && path == PATH_HEALTH {
+        let body = serde_json::json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") });
+        return Ok(answer(StatusCode::OK, body.to_string().into_bytes()));
+    }
+    let limit = match (&method, path.as_str()) {
+        (&Method::GET, PATH_BOX | PATH_REPO) => 0,
+        (&Method::POST, PATH_REQUEST | PATH_ENDING) => crate::agent::request::MAX_REQUEST_BYTES,
+        (&Method::POST, PATH_PUSH) => MAX_PACK_BYTES,
+        _ => return Err(refuse(StatusCode::NOT_FOUND, "no such call")),
+    };
+    let h = |k: &str| {
+        req.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let token = h(hyper::header::AUTHORIZATION.as_str())
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+        .ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "no credentials"))?;
+    let agent = h(H_AGENT).ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "no agent named"))?;
+    let generation: i64 = h(H_GENERATION)
+        .and_then(|g| g.parse().ok())
+        .ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "no generation"))?;
+    let head = h(H_HEAD);
+    if agent.len() > 200 {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "not an agent"));
+    }
+    if !shared.allow(&agent) {
+        return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "slow down"));
+    }
+    if let Some(n) = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && n > limit
+    {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("over the {limit}-byte limit of this call"),
+        ));
+    }
+    // Who it is, before a byte of the body is read.
+    let s = shared.clone();
+    let (a, t) = (agent.clone(), token.clone());
+    let caller = blocking(move || authenticate(&s, &a, generation, &t)).await?;
+    let _push = if path == PATH_PUSH {
+        Some(
+            shared
+                .pushes
+                .acquire()
+                .await
+                .map_err(|_| refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?,
+        )
+    } else {
+        None
+    };
+    let body = http_body_util::Limited::new(req.into_body(), limit as usize)
+        .collect()
+        .await
+        .map_err(|e| refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?
+        .to_bytes();
+    let s = shared.clone();
+    blocking(move || {
+        let town = s.town()?;
+        let r = match path.as_str() {
+            PATH_BOX => serve_box(&town, &caller),
+            PATH_REPO => serve_repo(&town, &caller),
+            PATH_REQUEST => take_request(&town, &caller, &body),
+            PATH_ENDING => take_ending(&town, &caller, &body),
+            _ => take_push(&town, &caller, head.as_deref(), &body),
+        };
+        s.give_back(town);
+        r
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, Refusal> + Send + 'static,
+) -> std::result::Result<T, Refusal> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "gt serve failed"))?
+}
+
+/// Constant-time equality of two tokens.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn authenticate(
+    shared: &Shared,
+    agent: &str,
+    generation: i64,
+    token: &str,
+) -> std::result::Result<Caller, Refusal> {
+    let town = shared.town()?;
+    let r = (|| {
+        let conn = town.db.conn();
+        let nobody = || refuse(StatusCode::UNAUTHORIZED, "unknown agent or wrong token");
+        let a = agents::get(conn, agent)
+            .map_err(|e| town.db_err(e))?
+            .ok_or_else(nobody)?;
+        let d = match a.dispatch {
+            Some(id) => dispatches::get(conn, id).map_err(|e| town.db_err(e))?,
+            None => None,
+        };
+        // The token of the dispatch the caller claims, current or not: a stale container
+        // is told so (it stops), anyone else learns nothing.
+        let claimed = match &d {
+            Some(d) if d.generation == generation => Some(d.clone()),
+            _ => dispatches::for_agent_generation(conn, agent, generation)
+                .map_err(|e| town.db_err(e))?,
+        };
+        let claimed = claimed.ok_or_else(nobody)?;
+        if !same_token(&claimed.token, token) {
+            return Err(nobody());
+        }
+        let current = d.filter(|d| d.id == claimed.id && d.ended_at.is_none());
+        let Some(dispatch) = current else {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                format!(
+                    "stale: generation {generation} of {agent} is over (now generation {})",
+                    a.generation
+                ),
+            ));
+        };
+        Ok(Caller { agent: a, dispatch })
+    })();
+    shared.give_back(town);
+    r
+}
+
+fn json(v: &impl serde::Serialize) -> std::result::Result<Response<Body>, Refusal> {
+    let data = serde_json::to_vec(v).map_err(|e| Error::Other(e.to_string()))?;
+    Ok(answer(StatusCode::OK, data))
+}
+
+fn read_small(p: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(p).ok()?;
+    let mut v = Vec::new();
+    f.take(max).read_to_end(&mut v).ok()?;
+    Some(v)
+}
+
+fn serve_box(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Refusal> {
+    let p = super::workspace::places(town, &c.agent.rig, &c.agent.name);
+    let assignment = crate::agent::Assignment::read(&p.box_dir)?;
+    if assignment.generation != c.dispatch.generation {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            "stale: the assignment moved on",
+        ));
+    }
+    let mut inbox = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p.box_dir.join("inbox")) {
+        for e in rd.filter_map(|e| e.ok()).take(MAX_INBOX) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(v) = read_small(&e.path(), crate::agent::request::MAX_REQUEST_BYTES) {
+                inbox.push((name, String::from_utf8_lossy(&v).into_owned()));
+            }
+        }
+    }
+    inbox.sort();
+    let stop = read_small(&p.box_dir.join(super::drain::STOP_FILE), 4096)
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let (secrets, _) =
+        super::secret::mounted(&super::secret::agent_dir(town, &c.agent.rig, &c.agent.name));
+    json(&BoxState {
+        assignment,
+        inbox,
+        stop,
+        secrets,
+    })
+}
+
+fn serve_repo(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Refusal> {
+    let rig = super::rig::get(town, &c.agent.rig)?;
+    let repo = git2::Repository::open(town.repo_dir(&c.agent.rig)).map_err(Error::from)?;
+    let mut refs = Vec::new();
+    let mut walk = repo.revwalk().map_err(Error::from)?;
+    for b in [&c.dispatch.branch, &rig.default_branch] {
+        if let Some(h) = crate::git::branch_head(&repo, b)? {
+            walk.push(git2::Oid::from_str(&h).map_err(Error::from)?)
+                .map_err(Error::from)?;
+            refs.push((format!("refs/heads/{b}"), h));
+        }
+    }
+    let mut pb = repo.packbuilder().map_err(Error::from)?;
+    pb.insert_walk(&mut walk).map_err(Error::from)?;
+    let mut buf = git2::Buf::new();
+    pb.write_buf(&mut buf).map_err(Error::from)?;
+    let mut r = answer(StatusCode::OK, buf.to_vec());
+    let refs = serde_json::to_string(&refs).map_err(|e| Error::Other(e.to_string()))?;
+    r.headers_mut().insert(
+        H_REFS,
+        refs.parse()
+            .map_err(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "bad refs"))?,
+    );
+    Ok(r)
+}
+
+fn take_request(
+    town: &Town,
+    c: &Caller,
+    body: &[u8],
+) -> std::result::Result<Response<Body>, Refusal> {
+    let req: crate::agent::request::Request = serde_json::from_slice(body)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("not a request: {e}")))?;
+    let id_ok = !req.id.is_empty()
+        && req.id.len() <= 64
+        && req
+            .id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+    if !id_ok {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "a request id is 1-64 of [A-Za-z0-9_-]",
+        ));
+    }
+    if req.agent != c.agent.id || req.generation != c.dispatch.generation {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "a request names its own agent and generation",
+        ));
+    }
+    let p = super::workspace::places(town, &c.agent.rig, &c.agent.name);
+    std::fs::create_dir_all(&p.outbox).map_err(|e| Error::io("creating the outbox", e))?;
+    // The body as it came (ingest reads it as untrusted data, as from a mounted outbox).
+    crate::util::write_atomic(&p.outbox.join(format!("{}.json", req.id)), body)?;
+    Ok(answer(StatusCode::ACCEPTED, b"queued\n".to_vec()))
+}
+
+fn take_ending(
+    town: &Town,
+    c: &Caller,
+    body: &[u8],
+) -> std::result::Result<Response<Body>, Refusal> {
+    let e: crate::agent::Ending = serde_json::from_slice(body)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("not an ending: {e}")))?;
+    if e.generation != c.dispatch.generation {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "an ending names its own generation",
+        ));
+    }
+    let p = super::workspace::places(town, &c.agent.rig, &c.agent.name);
+    e.write_to(&p.outbox)?;
+    Ok(answer(StatusCode::ACCEPTED, b"recorded\n".to_vec()))
+}
+
+/// A push: only the caller's branch, only while its dispatch works (not once it said
+/// done), only fast-forward from the branch gt has; the objects go through the same
+/// bounded import as a worktree's.
+fn take_push(
+    town: &Town,
+    c: &Caller,
+    head: Option<&str>,
+    pack: &[u8],
+) -> std::result::Result<Response<Body>, Refusal> {
+    let head = head
+        .filter(|h| crate::untrusted::is_hex(h, 40))
+        .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "x-gt-head must be a commit id"))?;
+    if !matches!(c.agent.state.as_str(), "spawning" | "running") {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "{} is {}: its branch takes no more pushes",
+                c.agent.id, c.agent.state
+            ),
+        ));
+    }
+    let rig = &c.agent.rig;
+    let branch = &c.dispatch.branch;
+    let repo_dir = town.repo_dir(rig);
+    let staging = crate::util::TempDir::new_in(&town.rig_dir(rig), "push")?;
+    {
+        use std::io::Write;
+        let scratch = git2::Repository::init_bare(staging.path()).map_err(Error::from)?;
+        let odb = scratch.odb().map_err(Error::from)?;
+        let mut w = odb.packwriter().map_err(Error::from)?;
+        w.write_all(pack)
+            .and_then(|_| w.flush())
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("not a pack: {e}")))?;
+        w.commit().map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                format!("not a pack: {}", e.message()),
+            )
+        })?;
+    }
+    let _lock = crate::git::lock(&repo_dir)?;
+    let repo = git2::Repository::open(&repo_dir).map_err(Error::from)?;
+    let base = crate::git::branch_head(&repo, branch)?
+        .ok_or_else(|| refuse(StatusCode::CONFLICT, format!("branch {branch} is gone")))?;
+    let onto = std::fs::read_to_string(super::mq::land::rebase_marker(town, rig, branch))
+        .ok()
+        .map(|s| s.trim().to_string());
+    crate::git::import_work(
+        &repo_dir,
+        &staging.path().join("objects"),
+        branch,
+        &base,
+        head,
+        onto.as_deref(),
+    )
+    .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
+    // The agent's private ref follows, so the done saga's import finds nothing new.
+    super::workspace::claim_head(town, rig, &c.agent.name, branch, head)?;
+    tracing::info!("gt serve: {} pushed {branch} to {head}", c.agent.id);
+    Ok(answer(StatusCode::OK, format!("{head}\n").into_bytes()))
+}
+
+/// `GET /health` of the town's endpoint, with the town CA: Ok(version) or why not.
+pub fn check_health(town: &Town, timeout: Duration) -> std::result::Result<String, String> {
+    let url = town
+        .config
+        .serve
+        .url
+        .clone()
+        .ok_or_else(|| "serve.url is not set".to_string())?;
+    let ca = std::fs::read_to_string(super::pki::dir(&town.root).join("ca.pem"))
+        .map_err(|_| "no town CA yet: `gt serve` has never run".to_string())?;
+    let client =
+        crate::agent::remote::Client::new(&url, &ca, "-", 0, "-").map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match client.call(Method::GET, PATH_HEALTH, None, Vec::new()) {
+            Ok(a) => {
+                let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
+                return Ok(v["version"].as_str().unwrap_or("?").to_string());
+            }
+            Err(e) if Instant::now() >= deadline => return Err(format!("{url}: {e}")),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token("abc", "abc"));
+        assert!(!same_token("abc", "abd"));
+        assert!(!same_token("abc", "ab"));
+        assert!(!same_token("", "a"));
+    }
+}
