@@ -189,6 +189,7 @@ cmd_demo() {
 cmd_bench() {
   cargo build --release
   ensure_docker
+  ensure_swarm_tools
   build_image "$TARGET/release/gt"
   cargo bench
 }
