@@ -5,12 +5,19 @@
 //! requests/s; a patrol pass over 100 agents < 300 ms with a constant number of
 //! runtime calls; with `gt patrol --watch`, `gt done` → bead done and `docker kill` →
 //! re-dispatch ≤ 1 s each; landing 20 queued merge requests ≤ 1.5 × the same git (and
-//! gate container) operations done by a shell script.
+//! gate container) operations done by a shell script; a patrol pass over 100 tasks of a
+//! real one-node Swarm makes as many Docker Engine API calls as one over 10 (counted on
+//! the engine's socket; `cargo bench -- swarm`, as root).
 
 use gt::state::{beads, rigs};
 use gt::town::Town;
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn gt() -> Command {
@@ -376,6 +383,385 @@ fn bench_patrol(tmp: &Path) {
     }
 }
 
+/// A unix-socket proxy in front of a Docker engine that counts the HTTP requests passing
+/// through it (by their request lines), so a bench can say how many Engine API calls a
+/// gt command made, whatever gt's own counters say.
+struct CountingProxy {
+    sock: PathBuf,
+    /// `METHOD /path` of every request seen (API version prefix and query left out).
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CountingProxy {
+    fn start(sock: &Path, engine: &Path) -> CountingProxy {
+        let listener = UnixListener::bind(sock).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2, engine) = (seen.clone(), stop.clone(), engine.to_path_buf());
+        let accept = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                // No engine: dropping the client makes gt's call fail, as it would.
+                let Ok(up) = UnixStream::connect(&engine) else {
+                    continue;
+                };
+                let (c2, u2, seen) = (
+                    client.try_clone().unwrap(),
+                    up.try_clone().unwrap(),
+                    seen2.clone(),
+                );
+                std::thread::spawn(move || forward_counting(client, up, &seen));
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (u2, c2);
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        CountingProxy {
+            sock: sock.to_path_buf(),
+            seen,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// The requests seen since the last call.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocked accept so it sees the flag.
+        let _ = UnixStream::connect(&self.sock);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.sock);
+    }
+}
+
+/// Client → engine: each request line is recorded before its bytes are passed on, so
+/// every request is counted by the time its answer can reach the client.
+fn forward_counting(mut from: UnixStream, mut to: UnixStream, seen: &Mutex<Vec<String>>) {
+    let mut buf = [0u8; 16 * 1024];
+    let mut line = Vec::new();
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                if let Some(r) = request_line(&line) {
+                    seen.lock().unwrap().push(r);
+                }
+                line.clear();
+            } else if line.len() < 1024 {
+                line.push(b);
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// `GET /v1.41/tasks?filters=… HTTP/1.1` → `GET /tasks`; None for any other line.
+fn request_line(line: &[u8]) -> Option<String> {
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut f = line.split(' ');
+    let (method, target, version) = (f.next()?, f.next()?, f.next()?);
+    let known = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"];
+    if f.next().is_some()
+        || !known.contains(&method)
+        || !target.starts_with('/')
+        || !version.starts_with("HTTP/1.")
+    {
+        return None;
+    }
+    let path = target.split('?').next()?;
+    let path = match path.strip_prefix("/v1.") {
+        Some(rest) => rest.find('/').map_or(path, |i| &rest[i..]),
+        None => path,
+    };
+    Some(format!("{method} {path}"))
+}
+
+/// `GET /tasks ×1, GET /nodes ×1, …`: what a pass asked of the engine.
+fn breakdown(seen: &[String]) -> String {
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in seen {
+        *by.entry(r.as_str()).or_default() += 1;
+    }
+    by.iter()
+        .map(|(r, n)| format!("{r} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A one-node Docker Swarm in a network namespace (tests/support/swarm.sh); `down` runs
+/// on drop, after a panic too.
+struct Swarm {
+    dir: PathBuf,
+    /// The manager's engine, `unix://…/n1/d.sock`.
+    manager: String,
+}
+
+impl Swarm {
+    fn script() -> &'static str {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/swarm.sh")
+    }
+
+    fn up(dir: &Path) -> Swarm {
+        // The guard exists before `up` runs: a failed `up` is taken down too.
+        let mut s = Swarm {
+            dir: dir.to_path_buf(),
+            manager: String::new(),
+        };
+        let out = Command::new("bash")
+            .arg(Swarm::script())
+            .args(["up", dir.to_str().unwrap(), "1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "swarm.sh up: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s.manager = stdout
+            .lines()
+            .find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                ["node1", "manager", _, sock] => Some(sock.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("swarm.sh up named no manager: {stdout}"));
+        s
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.manager)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?} on the swarm: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        let out = Command::new("bash")
+            .arg(Swarm::script())
+            .args(["down", self.dir.to_str().unwrap()])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("swarm.sh down: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("swarm.sh down: {e}"),
+        }
+    }
+}
+
+/// `gt ARGS` in `town` against the engine at `host`.
+fn run_on(town: &Path, host: &str, args: &[&str]) -> String {
+    let out = gt()
+        .args(args)
+        .env("GT_TOWN", town)
+        .env("DOCKER_HOST", host)
+        .output()
+        .expect("gt");
+    assert!(
+        out.status.success(),
+        "gt {args:?} (DOCKER_HOST={host}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One `gt --json patrol` pass against `host`, which must find every agent alive;
+/// returns gt's own count of its runtime calls.
+fn swarm_pass(root: &Path, host: &str) -> u64 {
+    let out = run_on(root, host, &["--json", "patrol"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["ran"] == true, "the pass did not run: {v}");
+    assert!(
+        v["deaths"].as_array().unwrap().is_empty() && v["errors"].as_array().unwrap().is_empty(),
+        "a pass over live tasks found deaths or errors: {v}"
+    );
+    v["runtime_calls"].as_u64().unwrap()
+}
+
+/// A patrol pass over 10 and then 100 agents running as tasks of a real one-node Swarm
+/// (tests/support/swarm.sh; root, iproute2 and the agent image needed): the wall time of
+/// one `gt patrol`, and the Docker Engine API requests it makes, counted by a proxy on
+/// the manager's socket. Those must not grow with the number of tasks.
+fn bench_swarm(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let root_user = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let tools = ["ip", "nsenter", "unshare"].iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !root_user || !tools {
+        println!(
+            "(swarm benchmark skipped: a swarm in network namespaces needs root, iproute2 and util-linux)"
+        );
+        return;
+    }
+    let image = std::env::var("GT_TEST_IMAGE").unwrap_or_else(|_| "gt-agent:latest".into());
+    let swarm = Swarm::up(&tmp.join("swarm"));
+    let host = swarm.manager.clone();
+    let engine = PathBuf::from(host.strip_prefix("unix://").unwrap());
+
+    // The town, made by the real binary from a gt.toml that names the swarm runtime.
+    let root = tmp.join("swarm-town");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("gt.toml"),
+        format!("[defaults]\nimage = \"{image}\"\n\n[runtime]\nkind = \"swarm\"\n"),
+    )
+    .unwrap();
+    let made: serde_json::Value = serde_json::from_str(&run_on(
+        &root,
+        &host,
+        &["--json", "init", root.to_str().unwrap()],
+    ))
+    .unwrap();
+    let town_id = made["town_id"].as_str().unwrap().to_string();
+    let src = source_repo(&tmp.join("swarm-src"));
+    run_on(
+        &root,
+        &host,
+        &[
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--image",
+            &image,
+            "--command",
+            "sleep 600",
+            "--memory",
+            "32m",
+            "--max-polecats",
+            "100",
+        ],
+    );
+
+    let proxy = CountingProxy::start(&tmp.join("swarm-proxy.sock"), &engine);
+    let label = format!("label=gt.town={town_id}");
+    let mut slung = 0;
+    let mut calls = Vec::new();
+    for n in [10usize, 100] {
+        let ids: Vec<String> = (slung..n)
+            .map(|i| {
+                run_on(
+                    &root,
+                    &host,
+                    &["bead", "create", "--rig", "api", &format!("b{i}")],
+                )
+                .trim()
+                .to_string()
+            })
+            .collect();
+        for chunk in ids.chunks(25) {
+            let mut args = vec!["sling"];
+            args.extend(chunk.iter().map(String::as_str));
+            run_on(&root, &host, &args);
+        }
+        slung = n;
+        // Every task's container running on the node (a task on its way counts as
+        // running for gt already; the pass is timed over tasks that really run).
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let running = swarm
+                .docker(&["ps", "-q", "--filter", &label, "--filter", "status=running"])
+                .lines()
+                .count();
+            if running == n {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bench swarm: {running} of {n} task containers running after 300 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let agents: serde_json::Value =
+            serde_json::from_str(&run_on(&root, &host, &["--json", "polecat", "list"])).unwrap();
+        let live = agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == "running")
+            .count();
+        assert_eq!(live, n, "agents running per gt: {agents}");
+        // A first pass settles whatever the slings left for patrol.
+        swarm_pass(&root, &host);
+
+        let mut own = 0;
+        let (med, min) = time(7, || own = swarm_pass(&root, &host));
+        // The same pass through the counting proxy, three times: the count is stable.
+        proxy.take();
+        let counted: Vec<Vec<String>> = (0..3)
+            .map(|_| {
+                swarm_pass(&root, &proxy.host());
+                proxy.take()
+            })
+            .collect();
+        assert!(
+            counted.iter().all(|c| c.len() == counted[0].len()),
+            "the same pass made different numbers of API calls: {:?}",
+            counted.iter().map(|c| breakdown(c)).collect::<Vec<_>>()
+        );
+        let api = counted[0].len();
+        println!(
+            "swarm: a patrol pass over {n} running swarm tasks: median {:.0} ms, min {:.0} ms, {api} Engine API calls ({}), {own} runtime call(s) by gt's count",
+            ms(med),
+            ms(min),
+            breakdown(&counted[0])
+        );
+        calls.push((n, api));
+    }
+    let (small, large) = (calls[0], calls[1]);
+    assert!(
+        large.1 <= small.1,
+        "the pass's Engine API calls grow with the tasks: {} at {}, {} at {}",
+        small.1,
+        small.0,
+        large.1,
+        large.0
+    );
+    println!(
+        "swarm: Engine API calls per pass: {} at {} tasks, {} at {} tasks (must not grow)",
+        small.1, small.0, large.1, large.0
+    );
+    drop(proxy);
+    drop(swarm);
+}
+
 /// An agent that commits and checkpoints, then waits for `/gt/release` and says done.
 const HELD_AGENT: &str = "gt prime >/dev/null; echo work > work.txt; git add work.txt; \
     git commit -q -m work; gt checkpoint -m ready; while [ ! -e /gt/release ]; do sleep 0.02; done; gt done -m ok";
@@ -523,6 +909,9 @@ fn main() {
     }
     if docker_ok && want("watch") {
         bench_watch(tmp.path());
+    }
+    if docker_ok && want("swarm") {
+        bench_swarm(tmp.path());
     }
 }
 
