@@ -91,6 +91,9 @@ _gt() {
             gt,secret)
                 cmd="gt__subcmd__secret"
                 ;;
+            gt,serve)
+                cmd="gt__subcmd__serve"
+                ;;
             gt,sling)
                 cmd="gt__subcmd__sling"
                 ;;
@@ -267,6 +270,9 @@ _gt() {
                 ;;
             gt__subcmd__help,secret)
                 cmd="gt__subcmd__help__subcmd__secret"
+                ;;
+            gt__subcmd__help,serve)
+                cmd="gt__subcmd__help__subcmd__serve"
                 ;;
             gt__subcmd__help,sling)
                 cmd="gt__subcmd__help__subcmd__sling"
@@ -581,7 +587,7 @@ _gt() {
 
     case "${cmd}" in
         gt)
-            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status top log doctor completions prime hook checkpoint done escalate agent help"
+            opts="-q -v -h -V --town --json --quiet --verbose --help --version init rig secret image costs diff bead sling polecat peek convoy mail mq patrol serve drain stop resume status top log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1373,7 +1379,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help)
-            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol drain stop resume status top log doctor completions prime hook checkpoint done escalate agent help"
+            opts="init rig secret image costs diff bead sling polecat peek convoy mail mq patrol serve drain stop resume status top log doctor completions prime hook checkpoint done escalate agent help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2229,6 +2235,20 @@ _gt() {
         gt__subcmd__help__subcmd__secret__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -3732,6 +3752,28 @@ _gt() {
             fi
             case "${prev}" in
                 --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__serve)
+            opts="-q -v -h --listen --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

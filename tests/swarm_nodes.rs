@@ -491,7 +491,10 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     );
     // Rig api: 8 agents that work, checkpoint (which pushes), and hold until mailed.
     // Rig mem: one agent OOM-killed in its first generation, done in its second.
-    for (rig, knobs, n) in [("api", "AGENT_HOLD=mail", "8"), ("mem", "AGENT_ALLOC_GEN=1", "1")] {
+    for (rig, knobs, n) in [
+        ("api", "AGENT_HOLD=mail", "8"),
+        ("mem", "AGENT_ALLOC_GEN=1", "1"),
+    ] {
         let src = t.source_repo(rig);
         t.ok(&[
             "rig",
@@ -566,8 +569,7 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
             })
             .count();
         let running: usize = (1..=3).map(|k| on_node(k).len()).sum();
-        let oom_seen = t
-            .json(&["bead", "show", &oom_bead])["dispatches"]
+        let oom_seen = t.json(&["bead", "show", &oom_bead])["dispatches"]
             .as_array()
             .unwrap()
             .iter()
@@ -606,7 +608,10 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         .into_iter()
         .filter(|n| n.contains("-api-"))
         .collect();
-    assert!(!victims.is_empty(), "the swarm placed nothing of api on node 3");
+    assert!(
+        !victims.is_empty(),
+        "the swarm placed nothing of api on node 3"
+    );
     let killed = run_script(&["kill-node", s.dir.to_str().unwrap(), "3"]);
     assert!(killed.status.success(), "{}", show(&killed));
     // Patrol sees them dead once the manager gives node 3 up, and dispatches their beads
@@ -621,7 +626,11 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     let deadline = Instant::now() + Duration::from_secs(deadline_secs(150));
     loop {
         for a in t.json(&["polecat", "list"]).as_array().unwrap() {
-            let id = format!("{}/{}", a["rig"].as_str().unwrap(), a["name"].as_str().unwrap());
+            let id = format!(
+                "{}/{}",
+                a["rig"].as_str().unwrap(),
+                a["name"].as_str().unwrap()
+            );
             let generation = a["generation"].as_i64().unwrap_or(0);
             if a["state"] == "running" && mailed.insert((id.clone(), generation)) {
                 t.ok(&["mail", "send", &id, "-s", "release", "-m", "finish now"]);
@@ -665,15 +674,25 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
         d[0]["reason"].as_str().unwrap().starts_with("OOM-killed"),
         "{d:?}"
     );
-    assert_eq!(d.iter().filter(|x| x["reason"] == "done").count(), 1, "{d:?}");
+    assert_eq!(
+        d.iter().filter(|x| x["reason"] == "done").count(),
+        1,
+        "{d:?}"
+    );
     // Every branch on the remote, with the work its agent committed in its clone.
     for b in &beads {
         let branch = t.json(&["bead", "show", b])["branch"]
             .as_str()
             .unwrap()
             .to_string();
-        let files = git(&remote, &["ls-tree", "--name-only", &format!("refs/heads/{branch}")]);
-        assert!(files.contains(&format!("work-{b}.txt")), "{branch}: {files}");
+        let files = git(
+            &remote,
+            &["ls-tree", "--name-only", &format!("refs/heads/{branch}")],
+        );
+        assert!(
+            files.contains(&format!("work-{b}.txt")),
+            "{branch}: {files}"
+        );
     }
     let doctor = t.run(&["doctor"]);
     assert!(doctor.status.success(), "{}", show(&doctor));

@@ -165,7 +165,8 @@ pub trait Runtime: Send + Sync {
     /// [`starts_on_create`]: Runtime::starts_on_create
     fn create(&self, spec: &ContainerSpec) -> std::result::Result<String, CreateError>;
     fn start(&self, id: &str) -> Result<()>;
-    /// Every container (running or not) carrying `gt.town=<town_id>`: ONE API call.
+    /// Every container (running or not) carrying `gt.town=<town_id>`: a constant number of
+    /// API calls whatever their number (one on Docker; services, tasks and nodes on Swarm).
     fn list(&self, town_id: &str) -> Result<Vec<Observed>>;
     /// One container by id or name; None when it does not exist.
     fn inspect(&self, id: &str) -> Result<Option<Observed>>;

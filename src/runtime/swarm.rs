@@ -406,7 +406,7 @@ impl Runtime for SwarmRuntime {
         true
     }
 
-    /// Two calls, whatever the number of agents: the town's services, then their tasks.
+    /// Three calls, whatever the number of agents: the town's services, their tasks, the nodes.
     /// The services say which tasks still count: an ended task outlives its deleted
     /// service in the task list (until the manager reaps it), and would otherwise come
     /// back as an orphan on every pass.
