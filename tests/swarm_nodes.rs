@@ -689,10 +689,26 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
             &remote,
             &["ls-tree", "--name-only", &format!("refs/heads/{branch}")],
         );
-        assert!(
-            files.contains(&format!("work-{b}.txt")),
-            "{branch}: {files}"
-        );
+        if !files.contains(&format!("work-{b}.txt")) {
+            let rig = b.split('-').next().unwrap();
+            let mut logs = String::new();
+            for e in std::fs::read_dir(t.root().join("transcripts").join(rig).join(b))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                logs += &format!(
+                    "--- {}\n{}\n",
+                    e.path().display(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                );
+            }
+            panic!(
+                "{branch} on the remote lacks the work: {files}\n{}\n{logs}\n{}",
+                t.ok(&["--json", "bead", "show", b]),
+                t.ok(&["log", "-n", "200"])
+            );
+        }
     }
     let doctor = t.run(&["doctor"]);
     assert!(doctor.status.success(), "{}", show(&doctor));

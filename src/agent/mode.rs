@@ -26,6 +26,9 @@ pub fn ctx() -> Result<Ctx> {
         )
         .with_hint("on the host, use `gt bead show`, `gt mail inbox` or `gt polecat list`"));
     }
+    // A clone workspace is a tmpfs the engine made (root's): its branch head must still
+    // be readable (a checkpoint or done names it, and the relay pushes it first).
+    crate::town::allow_agent_owned_worktrees();
     let mailbox =
         PathBuf::from(std::env::var("GT_MAILBOX").unwrap_or_else(|_| super::MAILBOX.into()));
     let assignment = Assignment::read(&mailbox)?;

@@ -87,8 +87,12 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
             }
             // `gt done` committed the agent's leftovers inside its container; the host
             // imports its commits (bounded, by id) and moves the branch forward to them.
+            // Under the rig's git lock: a push `gt serve` is taking lands before or not
+            // at all.
+            let lock = crate::git::lock(&town.repo_dir(&a.rig))?;
             let head = super::workspace::import(town, &a.rig, &a.name, &d.branch)?;
             step_tx(town, d.id, &bead, "verified", Some(&head), None, |_| Ok(()))?;
+            drop(lock);
             fail::fail_point!("saga.verified.after");
             head
         }

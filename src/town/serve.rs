@@ -511,15 +511,6 @@ fn take_push(
     let head = head
         .filter(|h| crate::untrusted::is_hex(h, 40))
         .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "x-gt-head must be a commit id"))?;
-    if !matches!(c.agent.state.as_str(), "spawning" | "running") {
-        return Err(refuse(
-            StatusCode::CONFLICT,
-            format!(
-                "{} is {}: its branch takes no more pushes",
-                c.agent.id, c.agent.state
-            ),
-        ));
-    }
     let rig = &c.agent.rig;
     let branch = &c.dispatch.branch;
     let repo_dir = town.repo_dir(rig);
@@ -539,7 +530,25 @@ fn take_push(
             )
         })?;
     }
+    // Under the rig's git lock, which the done saga holds while it takes the branch over:
+    // a push lands before its `verified` step or not at all (as a mounted worktree's
+    // commits count until its container has stopped).
     let _lock = crate::git::lock(&repo_dir)?;
+    let state = agents::get(town.db.conn(), &c.agent.id)
+        .map_err(|e| town.db_err(e))?
+        .map(|a| a.state)
+        .unwrap_or_default();
+    let verified = crate::state::checkpoints::step(town.db.conn(), c.dispatch.id, "verified")
+        .map_err(|e| town.db_err(e))?
+        .is_some();
+    let works =
+        matches!(state.as_str(), "spawning" | "running") || (state == "finishing" && !verified);
+    if !works {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!("{} is {state}: its branch takes no more pushes", c.agent.id),
+        ));
+    }
     let repo = git2::Repository::open(&repo_dir).map_err(Error::from)?;
     let base = crate::git::branch_head(&repo, branch)?
         .ok_or_else(|| refuse(StatusCode::CONFLICT, format!("branch {branch} is gone")))?;
