@@ -7,7 +7,9 @@
 //! re-dispatch ≤ 1 s each; landing 20 queued merge requests ≤ 1.5 × the same git (and
 //! gate container) operations done by a shell script; a patrol pass over 100 tasks of a
 //! real one-node Swarm makes as many Docker Engine API calls as one over 10 (counted on
-//! the engine's socket; `cargo bench -- swarm`, as root).
+//! the engine's socket; `cargo bench -- swarm`, as root). `cargo bench -- remote`: sling
+//! → the agent's first request received through `gt serve` in clone mode, on the worker
+//! of a real 2-node Swarm and on a single engine (no target yet).
 
 use gt::state::{beads, rigs};
 use gt::town::Town;
@@ -513,12 +515,14 @@ fn breakdown(seen: &[String]) -> String {
         .join(", ")
 }
 
-/// A one-node Docker Swarm in a network namespace (tests/support/swarm.sh); `down` runs
+/// A Docker Swarm of nodes in network namespaces (tests/support/swarm.sh); `down` runs
 /// on drop, after a panic too.
 struct Swarm {
     dir: PathBuf,
     /// The manager's engine, `unix://…/n1/d.sock`.
     manager: String,
+    /// The host's address on the swarm's network (where agents reach `gt serve`).
+    host_addr: String,
 }
 
 impl Swarm {
@@ -526,15 +530,17 @@ impl Swarm {
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/swarm.sh")
     }
 
-    fn up(dir: &Path) -> Swarm {
+    /// `n` nodes; node 1 is the manager.
+    fn up(dir: &Path, n: usize) -> Swarm {
         // The guard exists before `up` runs: a failed `up` is taken down too.
         let mut s = Swarm {
             dir: dir.to_path_buf(),
             manager: String::new(),
+            host_addr: String::new(),
         };
         let out = Command::new("bash")
             .arg(Swarm::script())
-            .args(["up", dir.to_str().unwrap(), "1"])
+            .args(["up", dir.to_str().unwrap(), &n.to_string()])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -550,6 +556,13 @@ impl Swarm {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("swarm.sh up named no manager: {stdout}"));
+        s.host_addr = stdout
+            .lines()
+            .find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                ["host", addr, _] => Some(addr.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("swarm.sh up named no host address: {stdout}"));
         s
     }
 
@@ -580,6 +593,19 @@ impl Drop for Swarm {
             Err(e) => eprintln!("swarm.sh down: {e}"),
         }
     }
+}
+
+/// A swarm in network namespaces needs root, iproute2 and util-linux.
+fn swarm_possible() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let root_user = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let tools = ["ip", "nsenter", "unshare"].iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    root_user && tools
 }
 
 /// `gt ARGS` in `town` against the engine at `host`.
@@ -616,22 +642,14 @@ fn swarm_pass(root: &Path, host: &str) -> u64 {
 /// one `gt patrol`, and the Docker Engine API requests it makes, counted by a proxy on
 /// the manager's socket. Those must not grow with the number of tasks.
 fn bench_swarm(tmp: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let root_user = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let tools = ["ip", "nsenter", "unshare"].iter().all(|t| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !root_user || !tools {
+    if !swarm_possible() {
         println!(
             "(swarm benchmark skipped: a swarm in network namespaces needs root, iproute2 and util-linux)"
         );
         return;
     }
     let image = std::env::var("GT_TEST_IMAGE").unwrap_or_else(|_| "gt-agent:latest".into());
-    let swarm = Swarm::up(&tmp.join("swarm"));
+    let swarm = Swarm::up(&tmp.join("swarm"), 1);
     let host = swarm.manager.clone();
     let engine = PathBuf::from(host.strip_prefix("unix://").unwrap());
 
@@ -759,6 +777,278 @@ fn bench_swarm(tmp: &Path) {
         small.1, small.0, large.1, large.0
     );
     drop(proxy);
+    drop(swarm);
+}
+
+/// `gt serve` as a child process, killed on drop (after a panic too).
+struct Serve {
+    child: std::process::Child,
+    /// Its stdout, held open for as long as it runs.
+    _out: Option<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Serve {
+    /// `gt --json serve` for `town`, once it says where it listens.
+    fn start(town: &Path, host: &str) -> Serve {
+        use std::io::BufRead;
+        let child = gt()
+            .args(["--json", "serve"])
+            .env("GT_TOWN", town)
+            .env("DOCKER_HOST", host)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The guard exists before the wait: a serve that fails to start is killed too.
+        let mut s = Serve { child, _out: None };
+        let mut out = std::io::BufReader::new(s.child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.contains("listen"), "gt serve said {line:?}");
+        s._out = Some(out);
+        s
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes a town's containers on a single engine on drop, panic or not (`cleanup`
+/// would panic inside a panic).
+struct TownContainers {
+    id: String,
+    host: String,
+}
+
+impl Drop for TownContainers {
+    fn drop(&mut self) {
+        let docker = |args: &[&str]| {
+            Command::new("docker")
+                .args(args)
+                .env("DOCKER_HOST", &self.host)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        let label = format!("label=gt.town={}", self.id);
+        if let Some(ids) = docker(&["ps", "-aq", "--filter", &label]) {
+            let mut a = vec!["rm", "-f"];
+            a.extend(ids.split_whitespace());
+            if a.len() > 2 {
+                docker(&a);
+            }
+        }
+    }
+}
+
+/// A free TCP port on `addr` (taken, then let go: `gt serve` binds it next).
+fn free_port(addr: &str) -> u16 {
+    let l = std::net::TcpListener::bind((addr, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The request files in rig api's host spool: `agents/api/*/outbox/*.json`.
+fn spooled_requests(town: &Path) -> Vec<PathBuf> {
+    let Ok(agents) = std::fs::read_dir(town.join("agents/api")) else {
+        return Vec::new();
+    };
+    agents
+        .flatten()
+        .filter_map(|a| std::fs::read_dir(a.path().join("outbox")).ok())
+        .flat_map(|d| d.flatten().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect()
+}
+
+/// An agent that sends one request at once, then idles.
+const CHECKPOINT_AT_ONCE: &str = "gt checkpoint -m hello; sleep 600";
+
+/// A clone-mode town at `root` on the engine at `host` (`runtime`: docker or swarm), its
+/// `gt serve` listening on `addr` (where the agents reach it), and rig api whose agents
+/// checkpoint at once; made by the real binary.
+fn clone_town(
+    tmp: &Path,
+    name: &str,
+    host: &str,
+    runtime: &str,
+    addr: &str,
+) -> (PathBuf, String, Serve) {
+    let image = std::env::var("GT_TEST_IMAGE").unwrap_or_else(|_| "gt-agent:latest".into());
+    let root = tmp.join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    let port = free_port(addr);
+    std::fs::write(
+        root.join("gt.toml"),
+        format!(
+            "[defaults]\nimage = \"{image}\"\n[runtime]\nkind = \"{runtime}\"\nworkspace = \"clone\"\n\
+             [serve]\nlisten = \"{addr}:{port}\"\nurl = \"https://{addr}:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let made: serde_json::Value = serde_json::from_str(&run_on(
+        &root,
+        host,
+        &["--json", "init", root.to_str().unwrap()],
+    ))
+    .unwrap();
+    let town_id = made["town_id"].as_str().unwrap().to_string();
+    let serve = Serve::start(&root, host);
+    let src = source_repo(&tmp.join(format!("{name}-src")));
+    run_on(
+        &root,
+        host,
+        &[
+            "rig",
+            "add",
+            "api",
+            src.to_str().unwrap(),
+            "--image",
+            &image,
+            "--command",
+            CHECKPOINT_AT_ONCE,
+            "--memory",
+            "64m",
+            "--max-polecats",
+            "50",
+            "--network",
+            "host",
+        ],
+    );
+    (root, town_id, serve)
+}
+
+/// `n` beads slung one at a time: for each, the time from just before `gt sling` starts
+/// until its agent's first request (the checkpoint) is in the host spool, written there
+/// by `gt serve`. Polled every 10 ms; nothing else reads the spool meanwhile (no gt
+/// command runs, so nothing ingests).
+/// Returns, per bead, that time and the time `gt sling` itself took.
+fn sling_to_first_request(
+    root: &Path,
+    host: &str,
+    n: usize,
+    what: &str,
+) -> Vec<(Duration, Duration)> {
+    (0..n)
+        .map(|i| {
+            let b = run_on(
+                root,
+                host,
+                &["bead", "create", "--rig", "api", &format!("r{i}")],
+            )
+            .trim()
+            .to_string();
+            let before = spooled_requests(root);
+            let t = Instant::now();
+            run_on(root, host, &["sling", &b]);
+            let sling = t.elapsed();
+            let deadline = t + Duration::from_secs(60);
+            let (took, file) = loop {
+                let new = spooled_requests(root)
+                    .into_iter()
+                    .find(|p| !before.contains(p));
+                if let Some(p) = new {
+                    break (t.elapsed(), p);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "bench remote ({what}): no request from the agent of {b} within 60 s\n{}",
+                    run_on(root, host, &["log", "-n", "20"])
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            // It is the checkpoint, from an agent holding this bead.
+            let req: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            assert_eq!(req["kind"], "checkpoint", "{}: {req}", file.display());
+            let agents: serde_json::Value =
+                serde_json::from_str(&run_on(root, host, &["--json", "polecat", "list"])).unwrap();
+            assert!(
+                agents
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["bead"] == b.as_str()
+                        && req["agent"] == format!("api/{}", a["name"].as_str().unwrap())),
+                "{} is not from the agent of {b}: {req}\n{agents}",
+                file.display()
+            );
+            (took, sling)
+        })
+        .collect()
+}
+
+fn report(what: &str, samples: Vec<(Duration, Duration)>) {
+    let (mut v, mut sling): (Vec<Duration>, Vec<Duration>) = samples.into_iter().unzip();
+    v.sort();
+    sling.sort();
+    println!(
+        "remote: {what}: sling → first request in the host spool: median {:.0} ms, min {:.0} ms, max {:.0} ms ({} beads; `gt sling` itself: median {:.0} ms)",
+        ms(v[v.len() / 2]),
+        ms(v[0]),
+        ms(v[v.len() - 1]),
+        v.len(),
+        ms(sling[sling.len() / 2])
+    );
+}
+
+/// Sling → the agent's first request received, in clone mode (nothing of the host
+/// mounted): service created, task scheduled on the worker of a real 2-node Swarm (the
+/// manager drained), container started, box fetched over TLS from `gt serve`, branch
+/// cloned, the checkpoint relayed and written into the host spool. The same on the
+/// single engine at DOCKER_HOST (docker runtime, clone mode) for comparison.
+fn bench_remote(tmp: &Path) {
+    const N: usize = 5;
+    // The single engine first: it needs no root.
+    {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let (root, id, serve) = clone_town(tmp, "remote-docker", &host, "docker", "127.0.0.1");
+        let _containers = TownContainers {
+            id,
+            host: host.clone(),
+        };
+        report(
+            "docker runtime, one engine, clone mode",
+            sling_to_first_request(&root, &host, N, "docker"),
+        );
+        drop(serve);
+    }
+
+    if !swarm_possible() {
+        println!(
+            "(remote swarm benchmark skipped: a swarm in network namespaces needs root, iproute2 and util-linux)"
+        );
+        return;
+    }
+    let swarm = Swarm::up(&tmp.join("remote-swarm"), 2);
+    let host = swarm.manager.clone();
+    // Tasks go to node 2 only: the measured dispatch crosses the swarm's network.
+    swarm.docker(&["node", "update", "--availability", "drain", "node1"]);
+    let (root, _id, serve) = clone_town(tmp, "remote-swarm-town", &host, "swarm", &swarm.host_addr);
+    let times = sling_to_first_request(&root, &host, N, "swarm");
+    // Every task ran on the worker.
+    let on = |node: &str| {
+        swarm
+            .docker(&["node", "ps", node, "--format", "{{.CurrentState}}"])
+            .lines()
+            .filter(|s| s.starts_with("Running"))
+            .count()
+    };
+    let (on1, on2) = (on("node1"), on("node2"));
+    assert!(
+        on1 == 0 && on2 == N,
+        "tasks running: {on1} on node1 (drained), {on2} on node2; want 0 and {N}"
+    );
+    report(
+        "swarm runtime, 2 nodes, task on the worker (manager drained), clone mode",
+        times,
+    );
+    drop(serve);
     drop(swarm);
 }
 
@@ -912,6 +1202,9 @@ fn main() {
     }
     if docker_ok && want("swarm") {
         bench_swarm(tmp.path());
+    }
+    if docker_ok && want("remote") {
+        bench_remote(tmp.path());
     }
 }
 
