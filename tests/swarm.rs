@@ -271,6 +271,29 @@ fn an_offline_rig_is_refused_on_a_swarm_with_what_to_do() {
     assert_eq!(t.bead_status(&id), "open");
 }
 
+/// A task no node can take (it reserves more memory than any node has) waits in the
+/// swarm for ever: `gt polecat list` says why at once, in the manager's words.
+#[test]
+fn a_task_no_node_can_take_says_why_at_once() {
+    if !require_docker() {
+        return;
+    }
+    let engine = PrivateEngine::start_swarm();
+    let t = TestTown::new().on_engine(&engine.host());
+    t.configure_swarm("");
+    t.rig("sleep 600", &["--memory", "900g"]);
+    let id = t.bead("too big");
+    t.ok(&["sling", &id]);
+    let why = wait_for("the polecat to say why its task waits", 60, || {
+        let v = t.json(&["polecat", "list"]);
+        let why = v[0]["why"].as_str().unwrap_or("").to_string();
+        why.contains("not started yet").then_some(why)
+    });
+    assert!(why.contains("no suitable node"), "{why}");
+    assert!(why.contains("insufficient resources"), "{why}");
+    assert_eq!(t.json(&["polecat", "list"])[0]["state"], "running");
+}
+
 #[test]
 fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
     if !require_docker() {

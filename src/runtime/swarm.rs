@@ -287,10 +287,20 @@ fn observe(t: Task) -> Observed {
         state,
         exit_code,
         // What the manager says of a task that never ran ("No such image", "invalid
-        // mount config…" on its node); an exit code says enough of one that did.
-        error: status
-            .err
-            .filter(|e| exited && exit_code.is_none() && !e.is_empty()),
+        // mount config…" on its node); an exit code says enough of one that did. And of
+        // one still waiting to be placed: "no suitable node (insufficient resources on
+        // 3 nodes)" — a dispatch that may wait for ever says so at once.
+        error: status.err.filter(|e| {
+            !e.is_empty()
+                && if exited {
+                    exit_code.is_none()
+                } else {
+                    matches!(
+                        status.state,
+                        Some(TaskState::NEW | TaskState::PENDING | TaskState::ALLOCATED)
+                    )
+                }
+        }),
         // The manager never learns of an OOM kill; `gt agent run` reports it (its ending).
         oom: false,
         finished_at: status

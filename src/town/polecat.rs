@@ -53,7 +53,17 @@ pub fn list(
             Some(d) => Some(dispatches::last_heard(conn, d.id).map_err(|e| town.db_err(e))?),
             None => None,
         };
-        let why = explain(town, &a, d.as_ref(), last_heard)?;
+        let mut why = explain(town, &a, d.as_ref(), last_heard)?;
+        // A task the swarm cannot place yet (no node with the memory, a constraint no
+        // node meets) may wait for ever: say so now, not after a timeout.
+        if a.state == "running"
+            && let Some(w) = engine
+                .container(&a.rig, &a.name, a.generation)
+                .filter(|c| c.state == crate::runtime::RunState::Running)
+                .and_then(|c| c.error.as_deref())
+        {
+            why = format!("{why}; not started yet: {w}");
+        }
         rows.push(PolecatRow {
             observed: engine.container_state(&a.rig, &a.name, a.generation),
             why,

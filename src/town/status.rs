@@ -61,20 +61,25 @@ impl Engine {
         if !self.answers {
             return None;
         }
-        let c = self.containers.iter().find(|c| {
-            c.labels.get(LABEL_RIG).map(String::as_str) == Some(rig)
-                && c.labels
-                    .get(crate::runtime::LABEL_AGENT)
-                    .map(String::as_str)
-                    == Some(name)
-                && c.generation() == Some(generation)
-        });
+        let c = self.container(rig, name, generation);
         Some(match c.map(|c| c.state) {
             None => "absent",
             Some(RunState::Running) => "running",
             Some(RunState::Exited) => "exited",
             Some(RunState::Created) => "created",
             Some(RunState::Other) => "other",
+        })
+    }
+
+    /// The container of `rig/name` at `generation`, as the engine last answered.
+    pub fn container(&self, rig: &str, name: &str, generation: i64) -> Option<&Observed> {
+        self.containers.iter().find(|c| {
+            c.labels.get(LABEL_RIG).map(String::as_str) == Some(rig)
+                && c.labels
+                    .get(crate::runtime::LABEL_AGENT)
+                    .map(String::as_str)
+                    == Some(name)
+                && c.generation() == Some(generation)
         })
     }
 
