@@ -294,6 +294,49 @@ fn a_task_no_node_can_take_says_why_at_once() {
     assert_eq!(t.json(&["polecat", "list"])[0]["state"], "running");
 }
 
+/// A rig's placement constraints reach its services: on a node without the label its
+/// agent waits, saying why; once the node is labelled, it runs there.
+#[test]
+fn a_rig_placed_by_a_node_label_runs_only_where_the_label_is() {
+    if !require_docker() {
+        return;
+    }
+    let engine = PrivateEngine::start_swarm();
+    let t = TestTown::new().on_engine(&engine.host());
+    t.configure_swarm("");
+    t.rig(
+        "sleep 600",
+        &["--placement", "node.labels.gt-test-gpu==yes"],
+    );
+    assert!(
+        t.ok(&["rig", "show", "api"])
+            .contains("node.labels.gt-test-gpu==yes"),
+        "rig show names the placement"
+    );
+    let err = t.fails(&["rig", "set", "api", "--placement", "gpu=yes"], 2);
+    assert!(err.contains("not a placement constraint"), "{err}");
+    let id = t.bead("placed");
+    t.ok(&["sling", &id]);
+    let why = wait_for("the polecat to say why its task waits", 60, || {
+        let v = t.json(&["polecat", "list"]);
+        let why = v[0]["why"].as_str().unwrap_or("").to_string();
+        why.contains("not started yet").then_some(why)
+    });
+    assert!(why.contains("no suitable node"), "{why}");
+    let node = String::from_utf8_lossy(&engine.docker(&["node", "ls", "-q"]).stdout)
+        .trim()
+        .to_string();
+    let o = engine.docker(&["node", "update", "--label-add", "gt-test-gpu=yes", &node]);
+    assert!(o.status.success(), "{o:?}");
+    wait_for("the task to run on the labelled node", 60, || {
+        let v = t.json(&["polecat", "list"]);
+        let why = v[0]["why"].as_str().unwrap_or("").to_string();
+        let o = engine.docker(&["ps", "-q", "--filter", &format!("label=gt.town={}", t.id)]);
+        (!why.contains("not started yet") && !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+            .then_some(())
+    });
+}
+
 #[test]
 fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
     if !require_docker() {

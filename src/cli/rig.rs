@@ -96,6 +96,19 @@ pub struct SettingsArgs {
     /// only. On `rig set` the given list replaces the rig's secrets.
     #[arg(long = "secret", value_name = "NAME", conflicts_with = "no_secrets")]
     pub secret: Vec<String>,
+    /// On a swarm: a placement constraint for the rig's agents and gates, as Swarm
+    /// reads it (repeatable): node.labels.gpu==true, node.hostname!=laptop,
+    /// node.role==worker. On `rig set` the given list replaces the rig's; ignored by the
+    /// docker runtime.
+    #[arg(
+        long = "placement",
+        value_name = "CONSTRAINT",
+        conflicts_with = "no_placement"
+    )]
+    pub placement: Vec<String>,
+    /// Remove the rig's placement constraints (its agents may run on any node).
+    #[arg(long)]
+    pub no_placement: bool,
     /// Attach no secrets (drops a preset's secret too).
     #[arg(long)]
     pub no_secrets: bool,
@@ -173,6 +186,11 @@ impl SettingsArgs {
             merge_style: self.merge_style.clone(),
             gate_secrets: self.gate_secrets.as_deref().map(|v| v == "on"),
             digest: self.digest.as_deref().map(|v| v == "on"),
+            placement: if self.no_placement {
+                Some(Vec::new())
+            } else {
+                (!self.placement.is_empty()).then(|| self.placement.clone())
+            },
         }
     }
 
@@ -377,7 +395,7 @@ fn describe(r: &Rig) -> String {
         r.secrets.join(", ")
     };
     format!(
-        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nagent:          {}\nimage:          {}\ncommand:        {}\nenv:            {}\nsecrets:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nnetwork:        {}\nmax polecats:   {}\nmerge:          {} ({}{})\ntest command:   {}\ndigest:         {}\ncreated:        {}\nversion:        {}",
+        "name:           {}\nsource:         {}\nremote:         {}\ndefault branch: {}\nagent:          {}\nimage:          {}\ncommand:        {}\nenv:            {}\nsecrets:        {}\nmemory:         {}\ncpus:           {}\npids:           {}\nnetwork:        {}\nplacement:      {}\nmax polecats:   {}\nmerge:          {} ({}{})\ntest command:   {}\ndigest:         {}\ncreated:        {}\nversion:        {}",
         r.name,
         r.source,
         output::opt(&r.remote),
@@ -391,6 +409,11 @@ fn describe(r: &Rig) -> String {
         r.cpus,
         r.pids,
         r.network,
+        if r.placement.is_empty() {
+            "any node".to_string()
+        } else {
+            r.placement.join(", ")
+        },
         r.max_polecats,
         r.merge,
         r.merge_style,

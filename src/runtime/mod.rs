@@ -60,6 +60,9 @@ pub struct ContainerSpec {
     pub pids: i64,
     /// Docker network mode; None leaves the engine's default.
     pub network: Option<String>,
+    /// Swarm placement constraints (`node.labels.gpu==true`); a single engine has one
+    /// place and ignores them.
+    pub placement: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -220,6 +220,11 @@ fn service_spec(spec: &ContainerSpec) -> ServiceSpec {
                 max_attempts: Some(0),
                 ..Default::default()
             }),
+            // Where the rig's agents may run; the swarm's own scheduling otherwise.
+            placement: (!spec.placement.is_empty()).then(|| bollard::models::TaskSpecPlacement {
+                constraints: Some(spec.placement.clone()),
+                ..Default::default()
+            }),
             networks: spec.network.as_ref().map(|n| {
                 vec![bollard::models::NetworkAttachmentConfig {
                     target: Some(n.clone()),
@@ -660,6 +665,7 @@ mod tests {
             cpus: 1.5,
             pids: 512,
             network: None,
+            placement: vec!["node.labels.gpu==true".into()],
         };
         let s = service_spec(&spec);
         assert_eq!(s.name.as_deref(), Some("gt-t1-api-nux"));
@@ -670,6 +676,10 @@ mod tests {
             (Some(1), Some(1))
         );
         let t = s.task_template.unwrap();
+        assert_eq!(
+            t.placement.as_ref().and_then(|p| p.constraints.clone()),
+            Some(vec!["node.labels.gpu==true".to_string()])
+        );
         assert_eq!(
             t.restart_policy.unwrap().condition,
             Some(TaskSpecRestartPolicyConditionEnum::NONE)

@@ -36,11 +36,13 @@ pub struct Rig {
     pub gate_secrets: bool,
     /// Done notices of this rig are folded into one digest mail per patrol pass.
     pub digest: bool,
+    /// Swarm placement constraints of its agents (and gates); empty: any node.
+    pub placement: Vec<String>,
 }
 
 const COLS: &str = "name, source, remote, default_branch, image, command, memory, cpus, pids, network, \
                     max_polecats, created_at, version, agent, env, secrets, merge, test_command, \
-                    merge_style, gate_secrets, digest";
+                    merge_style, gate_secrets, digest, placement";
 
 /// A JSON column, parsed; a malformed value is a conversion error naming the column.
 fn json_col<T: serde::de::DeserializeOwned>(r: &Row, i: usize) -> rusqlite::Result<T> {
@@ -83,6 +85,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Rig> {
         merge_style: r.get(18)?,
         gate_secrets: r.get(19)?,
         digest: r.get(20)?,
+        placement: json_col(r, 21)?,
     })
 }
 
@@ -103,7 +106,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Rig>> {
 pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+            "INSERT INTO rigs ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
         ),
         params![
             rig.name,
@@ -126,7 +129,8 @@ pub fn insert(conn: &Connection, rig: &Rig) -> rusqlite::Result<()> {
             rig.test_command,
             rig.merge_style,
             rig.gate_secrets,
-            rig.digest
+            rig.digest,
+            secrets_json(&rig.placement)
         ],
     )?;
     Ok(())

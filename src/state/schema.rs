@@ -220,6 +220,11 @@ CREATE TABLE drains (
   deadline INTEGER             -- a drain's end: remaining agents are stopped then
 ) STRICT;
 "#,
+    // 6: where a rig's agents may run on a swarm: placement constraints (a JSON array of
+    // `node.labels.gpu==true`-style strings; empty: anywhere).
+    r#"
+ALTER TABLE rigs ADD COLUMN placement TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -114,6 +114,8 @@ pub struct RigSpec {
     pub merge_style: Option<String>,
     pub gate_secrets: Option<bool>,
     pub digest: Option<bool>,
+    /// Swarm placement constraints: the whole list (replaces the rig's).
+    pub placement: Option<Vec<String>>,
 }
 
 /// A rig's agent settings, validated: what `add` records and `set` changes.
@@ -134,6 +136,7 @@ struct Settings {
     merge_style: String,
     gate_secrets: bool,
     digest: bool,
+    placement: Vec<String>,
 }
 
 /// `KEY=VALUE` entries as an environment; errors name the flag.
@@ -167,6 +170,38 @@ fn parse_env(entries: &[String]) -> Result<BTreeMap<String, String>> {
         env.insert(k.to_string(), v.to_string());
     }
     Ok(env)
+}
+
+/// Swarm placement constraints (`node.labels.gpu==true`, `node.hostname!=laptop`,
+/// `node.role==worker`, `node.platform.arch==x86_64`, `engine.labels.x==y`), checked the
+/// way Swarm reads them, without repeats.
+fn parse_placement(given: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for c in given {
+        let parts = c.split_once("==").or_else(|| c.split_once("!="));
+        let ok = parts.is_some_and(|(k, v)| {
+            let k = k.trim();
+            let v = v.trim();
+            (k.starts_with("node.") || k.starts_with("engine.labels."))
+                && k.len() <= 256
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+                && !v.is_empty()
+                && v.len() <= 256
+                && !v.contains(['=', '!', '\n', '\0'])
+        });
+        if !ok {
+            return Err(
+                Error::usage(format!("--placement {c:?} is not a placement constraint")).with_hint(
+                    "use e.g. node.labels.gpu==true, node.hostname!=laptop or node.role==worker",
+                ),
+            );
+        }
+        if !out.contains(c) {
+            out.push(c.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Secret names, checked, without repeats, in the order given.
@@ -223,6 +258,7 @@ impl Settings {
             merge_style: r.merge_style.clone(),
             gate_secrets: r.gate_secrets,
             digest: r.digest,
+            placement: r.placement.clone(),
         }
     }
 
@@ -247,6 +283,9 @@ impl Settings {
         }
         if let Some(names) = &spec.secrets {
             self.secrets = parse_secrets(names)?;
+        }
+        if let Some(p) = &spec.placement {
+            self.placement = parse_placement(p)?;
         }
         if let Some(m) = &spec.memory {
             self.memory = parse_size(m).ok_or_else(|| {
@@ -356,6 +395,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         merge_style,
         gate_secrets,
         digest,
+        placement,
     } = Settings {
         image: d.image.clone(),
         command: d.command.clone(),
@@ -373,6 +413,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         merge_style: super::mq::Style::Merge.as_str().into(),
         gate_secrets: false,
         digest: false,
+        placement: Vec::new(),
     }
     .apply(spec, &has_secret)?;
     if rigs::get(town.db.conn(), &spec.name)
@@ -444,6 +485,7 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         merge_style,
         gate_secrets,
         digest,
+        placement,
     };
     let recorded = town.db.write(|tx| {
         rigs::insert(tx, &rig).map_err(|e| match e.sqlite_error_code() {
@@ -557,18 +599,24 @@ pub fn set(
         on_off(after.gate_secrets),
     );
     note("digest", on_off(before.digest), on_off(after.digest));
+    note(
+        "placement",
+        list_or_none(&before.placement),
+        list_or_none(&after.placement),
+    );
     // Names only: a value given by mistake as --env stays out of the log.
     if before.env != after.env {
         changes.push(format!("env {}", env_change(&before.env, &after.env)));
     }
     if spec_is_empty(spec) {
         return Err(Error::usage(format!("nothing to change for rig {name}"))
-            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats --merge --test-command --merge-style --gate-secrets --digest"));
+            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats --merge --test-command --merge-style --gate-secrets --digest --placement"));
     }
     if !changes.is_empty() {
         let expected = expect_version.unwrap_or(current.version);
         let env = rigs::env_json(&after.env);
         let secrets = rigs::secrets_json(&after.secrets);
+        let placement = rigs::secrets_json(&after.placement);
         town.db.write(|tx| {
             let row = crate::state::Versioned {
                 table: "rigs",
@@ -597,6 +645,7 @@ pub fn set(
                     ("merge_style", &after.merge_style),
                     ("gate_secrets", &after.gate_secrets),
                     ("digest", &after.digest),
+                    ("placement", &placement),
                 ],
             )?;
             tx.event(
@@ -629,6 +678,7 @@ fn spec_is_empty(s: &RigSpec) -> bool {
         && s.merge_style.is_none()
         && s.gate_secrets.is_none()
         && s.digest.is_none()
+        && s.placement.is_none()
 }
 
 fn on_off(b: bool) -> String {
@@ -896,6 +946,7 @@ pub fn check_setup(town: &Town, rt: &dyn crate::runtime::Runtime, rig: &Rig) -> 
         // Offline, where the runtime can say so (a Swarm service cannot).
         network: (town.config.runtime.kind == crate::runtime::RuntimeKind::Docker)
             .then(|| "none".into()),
+        placement: rig.placement.clone(),
     };
     let id = match rt.create(&spec) {
         Ok(id) => id,

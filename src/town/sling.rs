@@ -785,6 +785,7 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         cpus: c.rig.cpus,
         pids: c.rig.pids,
         network: (c.rig.network != "default").then(|| c.rig.network.clone()),
+        placement: c.rig.placement.clone(),
     })
 }
 

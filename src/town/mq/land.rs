@@ -733,6 +733,7 @@ fn gate_spec(
         cpus: rig.cpus,
         pids: rig.pids,
         network: (rig.network != "default").then(|| rig.network.clone()),
+        placement: rig.placement.clone(),
     })
 }
 
