@@ -98,6 +98,7 @@ fn rig_row(name: &str, source: &str, max_polecats: i64, now: i64) -> rigs::Rig {
         merge_style: "merge".into(),
         gate_secrets: false,
         digest: false,
+        placement: Vec::new(),
     }
 }
 
