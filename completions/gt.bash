@@ -3269,7 +3269,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__add)
-            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --placement --no-placement --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3292,6 +3292,10 @@ _gt() {
                     return 0
                     ;;
                 --secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --placement)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3517,7 +3521,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__set)
-            opts="-q -v -h --agent --image --command --env --no-env --secret --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --if-version --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --placement --no-placement --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --if-version --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3540,6 +3544,10 @@ _gt() {
                     return 0
                     ;;
                 --secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --placement)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

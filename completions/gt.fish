@@ -84,6 +84,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l command -d 'The agent command, run inside the container by `gt agent run --` (`sh -c`). Never put a key in it: it is stored and visible in `docker inspect`; use --secret' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l env -d 'An environment variable of the agent command, KEY=VALUE (repeatable). Not for secrets: values are stored, shown by `gt rig show` and visible in `docker inspect`. On `rig set` the given list replaces the rig\'s whole environment' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l secret -d 'A town secret (`gt secret set NAME`) the agents get (repeatable): mounted read-only at /gt-secrets/NAME and set as the environment variable NAME of the agent command only. On `rig set` the given list replaces the rig\'s secrets' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l placement -d 'On a swarm: a placement constraint for the rig\'s agents and gates, as Swarm reads it (repeatable): node.labels.gpu==true, node.hostname!=laptop, node.role==worker. On `rig set` the given list replaces the rig\'s; ignored by the docker runtime' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l memory -d 'Container memory limit, e.g. 512m or 2g (at least 6m, Docker\'s minimum)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5 (0.01 to 1024)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository; not empty)' -r
@@ -103,6 +104,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l no-env -d 'Clear the rig\'s environment (a preset\'s included)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l no-placement -d 'Remove the rig\'s placement constraints (its agents may run on any node)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l no-secrets -d 'Attach no secrets (drops a preset\'s secret too)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print less'
@@ -125,6 +127,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l command -d 'The agent command, run inside the container by `gt agent run --` (`sh -c`). Never put a key in it: it is stored and visible in `docker inspect`; use --secret' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l env -d 'An environment variable of the agent command, KEY=VALUE (repeatable). Not for secrets: values are stored, shown by `gt rig show` and visible in `docker inspect`. On `rig set` the given list replaces the rig\'s whole environment' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l secret -d 'A town secret (`gt secret set NAME`) the agents get (repeatable): mounted read-only at /gt-secrets/NAME and set as the environment variable NAME of the agent command only. On `rig set` the given list replaces the rig\'s secrets' -r
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l placement -d 'On a swarm: a placement constraint for the rig\'s agents and gates, as Swarm reads it (repeatable): node.labels.gpu==true, node.hostname!=laptop, node.role==worker. On `rig set` the given list replaces the rig\'s; ignored by the docker runtime' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l memory -d 'Container memory limit, e.g. 512m or 2g (at least 6m, Docker\'s minimum)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l cpus -d 'Container CPU limit, e.g. 2 or 0.5 (0.01 to 1024)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l remote -d 'Where finished branches are pushed (a URL or a path to a bare repository; not empty)' -r
@@ -145,6 +148,7 @@ off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l if-version -d 'Only change it if the rig\'s version is still N, the one you read (exit 3 otherwise)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l no-env -d 'Clear the rig\'s environment (a preset\'s included)'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l no-placement -d 'Remove the rig\'s placement constraints (its agents may run on any node)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l no-secrets -d 'Attach no secrets (drops a preset\'s secret too)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print less'
