@@ -327,7 +327,9 @@ fn steps(
     fail::fail_point!("patrol.after_sagas");
 
     // The merge queue: one writer per rig, under this pass's lease.
-    report.merge_queue = super::mq::land::pass(town, &rt)?;
+    // Gates are made only by the merge queue, after this pass's list: that list holds
+    // every stray one, and the sweep needs no list of its own.
+    report.merge_queue = super::mq::land::pass(town, &rt, Some(observed.as_slice()))?;
 
     // 7. Orphans: containers of this town with no current generation.
     let current: HashMap<(String, String), i64> = agents::list(town.db.conn(), None)

@@ -65,11 +65,17 @@ enum Progress {
     Finished,
 }
 
-/// One pass over every rig whose policy lands work. `rt` runs the gates.
-pub fn pass(town: &mut Town, rt: &dyn Runtime) -> Result<Report> {
+/// One pass over every rig whose policy lands work. `rt` runs the gates. `listed`: the
+/// town's containers as this pass already listed them (patrol's), so the stray-gate
+/// sweep costs no second list; None lists them here.
+pub fn pass(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    listed: Option<&[crate::runtime::Observed]>,
+) -> Result<Report> {
     let mut report = Report::default();
     strand_none(town)?;
-    sweep_gates(town, rt)?;
+    sweep_gates(town, rt, listed)?;
     for rig in rigs_landing(town)? {
         sweep_scratch(town, &rig)?;
         // A drained rig lands nothing until `gt resume` (a running gate waits).
@@ -115,9 +121,16 @@ fn strand_none(town: &mut Town) -> Result<()> {
 
 /// Gate containers no landing waits for (its merge request moved on, or a pass died
 /// between starting a new run and recording it) are removed with their secrets.
-fn sweep_gates(town: &Town, rt: &dyn Runtime) -> Result<()> {
-    let gates: Vec<crate::runtime::Observed> = rt
-        .list(&town.id)?
+fn sweep_gates(
+    town: &Town,
+    rt: &dyn Runtime,
+    listed: Option<&[crate::runtime::Observed]>,
+) -> Result<()> {
+    let all = match listed {
+        Some(l) => l.to_vec(),
+        None => rt.list(&town.id)?,
+    };
+    let gates: Vec<crate::runtime::Observed> = all
         .into_iter()
         .filter(|c| c.labels.contains_key(LABEL_GATE))
         .collect();

@@ -306,7 +306,8 @@ pub fn run(
     let deadline = std::time::Instant::now() + wait;
     let mut total = land::Report::default();
     loop {
-        let Some(r) = crate::town::patrol::exclusive(town, |town| land::pass(town, rt))? else {
+        let Some(r) = crate::town::patrol::exclusive(town, |town| land::pass(town, rt, None))?
+        else {
             return Ok(None);
         };
         let gating = !r.waiting.is_empty()
