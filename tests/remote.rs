@@ -108,18 +108,6 @@ impl Drop for Serve {
     }
 }
 
-/// `base` with one more `ENV` line, as a test image removed when dropped.
-fn image_with_env(base: &str, env: &str) -> Image {
-    let image = Image::new("gt-test-env");
-    let out = docker(&["create", base, "true"]);
-    assert!(out.status.success(), "docker create: {out:?}");
-    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let out = docker(&["commit", "--change", &format!("ENV {env}"), &id, &image.0]);
-    docker(&["rm", "-f", &id]);
-    assert!(out.status.success(), "docker commit: {out:?}");
-    image
-}
-
 /// `docker inspect` of every container of the town.
 fn containers(t: &TestTown) -> Vec<serde_json::Value> {
     let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={}", t.id)]);
@@ -554,13 +542,12 @@ fn an_agent_that_cannot_reach_gt_serve_exits_with_a_reason_patrol_records() {
     if !require_docker() {
         return;
     }
-    // No `gt serve` on this port: the agent gives up after 2 s. The rig's environment
-    // takes no GT_ variable, so the patience comes from the image.
-    // (The image outlives the town: its containers go first.)
-    let image = image_with_env(&test_image(), "GT_ENDPOINT_PATIENCE=2s");
+    // No `gt serve` on this port: the agent gives up after `serve.patience`, 2 s.
     let t = clone_town(free_port());
+    let toml = t.root().join("gt.toml");
+    let text = std::fs::read_to_string(&toml).unwrap() + "patience = \"2s\"\n";
+    std::fs::write(&toml, text).unwrap();
     clone_rig(&t, &scripted_agent(""), &[]);
-    t.ok(&["rig", "set", "api", "--image", &image.0]);
     let id = t.bead("alone");
     t.ok(&["sling", &id]);
     t.wait_exited(1);

@@ -265,8 +265,11 @@ pub fn run(cmd: &[String]) -> Result<i32> {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     let oom = oom_kills(cgroup).is_some_and(|after| after > before);
     // A clone dies with its container: what the agent left uncommitted is committed
-    // (on its branch, as the agent) and pushed, whatever the reason it ended.
-    if stopping(mailbox, a.generation) || relay.is_some() {
+    // (on its branch, as the agent) and pushed, whatever the reason it ended; unless it
+    // said done, which handed over what it had then (as with a mounted worktree, where
+    // later leftovers are not taken either).
+    let clone_leftovers = relay.as_ref().is_some_and(|r| !r.done_sent);
+    if stopping(mailbox, a.generation) || clone_leftovers {
         commit_work_in_progress(&a);
     }
     let ending = Ending {

@@ -194,6 +194,22 @@ impl Client {
         head: Option<&str>,
         body: Vec<u8>,
     ) -> std::result::Result<Answer, CallError> {
+        // Over the endpoint's limit: it would answer 413 on the headers and close while
+        // the body is still being written, which reads as unreachable here.
+        let limit = match path {
+            PATH_REQUEST | PATH_ENDING => crate::agent::request::MAX_REQUEST_BYTES,
+            PATH_PUSH => MAX_PACK_BYTES,
+            _ => u64::MAX,
+        };
+        if body.len() as u64 > limit {
+            return Err(CallError::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{} bytes, over the {limit}-byte limit of {path}",
+                    body.len()
+                ),
+            ));
+        }
         let fut = self.call_async(method, path, head, body);
         self.rt.block_on(async {
             match tokio::time::timeout(CALL_TIMEOUT, fut).await {
@@ -327,6 +343,8 @@ pub struct Relay {
     patience: Duration,
     /// The branch head gt has (after the clone, then after each push).
     pub pushed: Option<String>,
+    /// A done went out: what the agent leaves after it is not handed over.
+    pub done_sent: bool,
     branch: String,
     worktree: String,
 }
@@ -352,6 +370,7 @@ impl Relay {
             mailbox: mailbox.to_path_buf(),
             patience: patience(),
             pushed: None,
+            done_sent: false,
             branch: String::new(),
             worktree: String::new(),
         })
@@ -491,19 +510,24 @@ impl Relay {
                 Ok(r) => r,
                 Err(_) => continue, // being written, or not a request: ingest would refuse it too
             };
-            let head = match &req.body {
+            // A done or checkpoint hands over the work: push it first (the head it
+            // names, or the branch's head when it names none).
+            match &req.body {
                 super::request::Body::Done { head, .. }
-                | super::request::Body::Checkpoint { head, .. } => head.clone(),
-                _ => None,
-            };
-            if head.is_some() {
-                self.push(head.as_deref())?;
+                | super::request::Body::Checkpoint { head, .. } => {
+                    self.push(head.as_deref())?;
+                }
+                _ => {}
             }
             match self
                 .client
                 .call_retrying(Method::POST, PATH_REQUEST, None, &data, self.patience)
             {
-                Ok(_) => {}
+                Ok(_) => {
+                    if matches!(req.body, super::request::Body::Done { .. }) {
+                        self.done_sent = true;
+                    }
+                }
                 Err(CallError::Status(s, m))
                     if s.is_client_error() && s != StatusCode::CONFLICT =>
                 {

@@ -71,6 +71,8 @@ listen = "0.0.0.0:7420"                   # where `gt serve` listens (TLS, town 
 url = ""                                  # how agents reach it, e.g. "https://10.0.0.5:7420";
                                           #   its host goes into the endpoint's certificate
 rate = 50                                 # requests per second one agent may make (burst 4x)
+patience = "5m"                           # an agent that cannot reach it retries this long,
+                                          #   then exits 69 ("gt serve was unreachable")
 "#;
 
 /// The default agent command: the default image (busybox) runs no coding agent, so an
@@ -111,6 +113,8 @@ pub struct Serve {
     pub url: Option<String>,
     /// Requests per second per agent (bursts of 4x).
     pub rate: u32,
+    /// How long an agent retries an unreachable endpoint before it gives up.
+    pub patience: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +175,12 @@ struct RawServe {
     url: String,
     #[serde(default = "default_rate")]
     rate: i64,
+    #[serde(default = "default_patience")]
+    patience: String,
+}
+
+fn default_patience() -> String {
+    "5m".into()
 }
 
 fn default_listen() -> String {
@@ -187,6 +197,7 @@ impl Default for RawServe {
             listen: default_listen(),
             url: String::new(),
             rate: default_rate(),
+            patience: default_patience(),
         }
     }
 }
@@ -403,6 +414,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         listen: s.listen.clone(),
         url,
         rate: count("serve.rate", s.rate, 1)?,
+        patience: dur_min("serve.patience", &s.patience, secs(1))?,
     };
     Ok(Config {
         runtime,

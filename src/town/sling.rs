@@ -749,6 +749,10 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
             Error::usage("runtime.workspace = \"clone\" needs serve.url in gt.toml")
         })?;
         env.push(("GT_ENDPOINT".to_string(), url));
+        env.push((
+            "GT_ENDPOINT_PATIENCE".to_string(),
+            format!("{}ms", town.config.serve.patience.as_millis()),
+        ));
         // Public: the one root the agent trusts for its endpoint.
         env.push((
             "GT_ENDPOINT_CA".to_string(),
