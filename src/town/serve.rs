@@ -35,6 +35,8 @@ const MAX_PUSHES: usize = 4;
 /// A whole call (headers, body, answer) must be done within this.
 const CALL_DEADLINE: Duration = Duration::from_secs(600);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Callers whose request rate is tracked at once.
+const MAX_BUCKETS: usize = 4096;
 /// Inbox files served per box call.
 const MAX_INBOX: usize = 1000;
 
@@ -96,6 +98,14 @@ impl Shared {
         };
         let cap = self.rate * 4.0;
         let now = Instant::now();
+        // Keyed by the name a caller gives, before it is authenticated: a flood of
+        // invented names must not grow the map without end.
+        if b.len() >= MAX_BUCKETS && !b.contains_key(agent) {
+            b.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(10));
+            if b.len() >= MAX_BUCKETS {
+                return false;
+            }
+        }
         let (tokens, at) = b.entry(agent.to_string()).or_insert((cap, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(cap);
         *at = now;
