@@ -271,42 +271,34 @@ fn scratch_copy(t: &TestTown) -> PathBuf {
 
 /// A new commit in `scratch` on top of `parent`, adding `file`; returns its id and a
 /// pack of everything it needs.
+
+/// `git ARGS` in `dir` with `input` on its stdin; its trimmed stdout.
+fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
+    let mut c = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 fn commit_and_pack(scratch: &Path, parent: &str, file: &str) -> (String, Vec<u8>) {
-    let blob = {
-        let mut c = std::process::Command::new("git")
-            .current_dir(scratch)
-            .args(["hash-object", "-w", "--stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(format!("not yours: {file}\n").as_bytes())
-            .unwrap();
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let tree = {
-        let listing = git(scratch, &["ls-tree", parent]);
-        let mut c = std::process::Command::new("git")
-            .current_dir(scratch)
-            .arg("mktree")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{listing}100644 blob {blob}\t{file}\n").as_bytes())
-            .unwrap();
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let blob = git_stdin(
+        scratch,
+        &["hash-object", "-w", "--stdin"],
+        &format!("not yours: {file}\n"),
+    );
+    let listing = git(scratch, &["ls-tree", parent]);
+    let tree = git_stdin(
+        scratch,
+        &["mktree"],
+        &format!("{listing}100644 blob {blob}\t{file}\n"),
+    );
     let commit = git(
         scratch,
         &[

@@ -271,6 +271,17 @@ fn an_offline_rig_is_refused_on_a_swarm_with_what_to_do() {
     assert_eq!(t.bead_status(&id), "open");
 }
 
+/// The first polecat's "why", once it says its task waits for a node to take it.
+fn waits_unplaced(t: &TestTown) -> String {
+    let why = wait_for("the polecat to say why its task waits", 60, || {
+        let v = t.json(&["polecat", "list"]);
+        let why = v[0]["why"].as_str().unwrap_or("").to_string();
+        why.contains("not started yet").then_some(why)
+    });
+    assert!(why.contains("no suitable node"), "{why}");
+    why
+}
+
 /// A task no node can take (it reserves more memory than any node has) waits in the
 /// swarm for ever: `gt polecat list` says why at once, in the manager's words.
 #[test]
@@ -284,12 +295,7 @@ fn a_task_no_node_can_take_says_why_at_once() {
     t.rig("sleep 600", &["--memory", "900g"]);
     let id = t.bead("too big");
     t.ok(&["sling", &id]);
-    let why = wait_for("the polecat to say why its task waits", 60, || {
-        let v = t.json(&["polecat", "list"]);
-        let why = v[0]["why"].as_str().unwrap_or("").to_string();
-        why.contains("not started yet").then_some(why)
-    });
-    assert!(why.contains("no suitable node"), "{why}");
+    let why = waits_unplaced(&t);
     assert!(why.contains("insufficient resources"), "{why}");
     assert_eq!(t.json(&["polecat", "list"])[0]["state"], "running");
 }
@@ -317,12 +323,7 @@ fn a_rig_placed_by_a_node_label_runs_only_where_the_label_is() {
     assert!(err.contains("not a placement constraint"), "{err}");
     let id = t.bead("placed");
     t.ok(&["sling", &id]);
-    let why = wait_for("the polecat to say why its task waits", 60, || {
-        let v = t.json(&["polecat", "list"]);
-        let why = v[0]["why"].as_str().unwrap_or("").to_string();
-        why.contains("not started yet").then_some(why)
-    });
-    assert!(why.contains("no suitable node"), "{why}");
+    waits_unplaced(&t);
     let node = String::from_utf8_lossy(&engine.docker(&["node", "ls", "-q"]).stdout)
         .trim()
         .to_string();

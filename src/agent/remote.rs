@@ -45,6 +45,15 @@ pub const H_REFS: &str = "x-gt-refs";
 
 /// The largest pack a push may send (or a clone receive).
 pub const MAX_PACK_BYTES: u64 = 1 << 30;
+/// The largest body a call to `path` may carry (0: none), as the endpoint enforces it.
+pub fn body_limit(path: &str) -> u64 {
+    match path {
+        PATH_REQUEST | PATH_ENDING => crate::agent::request::MAX_REQUEST_BYTES,
+        PATH_PUSH => MAX_PACK_BYTES,
+        _ => 0,
+    }
+}
+
 /// One call's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -196,11 +205,7 @@ impl Client {
     ) -> std::result::Result<Answer, CallError> {
         // Over the endpoint's limit: it would answer 413 on the headers and close while
         // the body is still being written, which reads as unreachable here.
-        let limit = match path {
-            PATH_REQUEST | PATH_ENDING => crate::agent::request::MAX_REQUEST_BYTES,
-            PATH_PUSH => MAX_PACK_BYTES,
-            _ => u64::MAX,
-        };
+        let limit = body_limit(path);
         if body.len() as u64 > limit {
             return Err(CallError::Status(
                 StatusCode::PAYLOAD_TOO_LARGE,

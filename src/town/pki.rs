@@ -97,11 +97,7 @@ pub fn ensure(town_root: &Path, host: &str) -> Result<Identity> {
             "server.pem",
         ],
     )?;
-    restrict(&t.join("server.key"))?;
-    for f in ["server.key", "server.pem"] {
-        std::fs::rename(t.join(f), d.join(f))
-            .map_err(|e| Error::io(format!("installing {f}"), e))?;
-    }
+    install(t, d.as_path(), "server.key", "server.pem")?;
     crate::util::write_atomic(&d.join("server.san"), san.as_bytes())?;
     Ok(id)
 }
@@ -139,17 +135,18 @@ fn ensure_ca(d: &Path) -> Result<()> {
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
     )?;
-    restrict(&t.join("ca.key"))?;
-    // The key first: a CA certificate without its key is made again, never the reverse.
-    for f in ["ca.key", "ca.pem"] {
-        std::fs::rename(t.join(f), d.join(f))
+    install(t, d, "ca.key", "ca.pem")
+}
+
+/// Move a key (made 0600 first) and its certificate from `from` into `to`: the key
+/// first, so a certificate is never there without its key (which makes it again).
+fn install(from: &Path, to: &Path, key: &str, cert: &str) -> Result<()> {
+    set_mode(&from.join(key), 0o600)?;
+    for f in [key, cert] {
+        std::fs::rename(from.join(f), to.join(f))
             .map_err(|e| Error::io(format!("installing {f}"), e))?;
     }
     Ok(())
-}
-
-fn restrict(p: &Path) -> Result<()> {
-    set_mode(p, 0o600)
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<()> {

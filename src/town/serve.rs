@@ -14,8 +14,8 @@
 
 use super::Town;
 use crate::agent::remote::{
-    BoxState, H_AGENT, H_GENERATION, H_HEAD, H_REFS, MAX_PACK_BYTES, PATH_BOX, PATH_ENDING,
-    PATH_HEALTH, PATH_PUSH, PATH_REPO, PATH_REQUEST,
+    BoxState, H_AGENT, H_GENERATION, H_HEAD, H_REFS, PATH_BOX, PATH_ENDING, PATH_HEALTH, PATH_PUSH,
+    PATH_REPO, PATH_REQUEST,
 };
 use crate::error::{Error, Result};
 use crate::state::{agents, dispatches};
@@ -251,12 +251,15 @@ async fn route(
         let body = serde_json::json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") });
         return Ok(answer(StatusCode::OK, body.to_string().into_bytes()));
     }
-    let limit = match (&method, path.as_str()) {
-        (&Method::GET, PATH_BOX | PATH_REPO) => 0,
-        (&Method::POST, PATH_REQUEST | PATH_ENDING) => crate::agent::request::MAX_REQUEST_BYTES,
-        (&Method::POST, PATH_PUSH) => MAX_PACK_BYTES,
-        _ => return Err(refuse(StatusCode::NOT_FOUND, "no such call")),
+    let known = match path.as_str() {
+        PATH_BOX | PATH_REPO => method == Method::GET,
+        PATH_REQUEST | PATH_ENDING | PATH_PUSH => method == Method::POST,
+        _ => false,
     };
+    if !known {
+        return Err(refuse(StatusCode::NOT_FOUND, "no such call"));
+    }
+    let limit = crate::agent::remote::body_limit(&path);
     let h = |k: &str| {
         req.headers()
             .get(k)
