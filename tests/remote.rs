@@ -269,9 +269,6 @@ fn scratch_copy(t: &TestTown) -> PathBuf {
     scratch
 }
 
-/// A new commit in `scratch` on top of `parent`, adding `file`; returns its id and a
-/// pack of everything it needs.
-
 /// `git ARGS` in `dir` with `input` on its stdin; its trimmed stdout.
 fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
     let mut c = std::process::Command::new("git")
@@ -287,6 +284,8 @@ fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A new commit in `scratch` on top of `parent`, adding `file`; returns its id and a
+/// pack of everything it needs.
 fn commit_and_pack(scratch: &Path, parent: &str, file: &str) -> (String, Vec<u8>) {
     let blob = git_stdin(
         scratch,
