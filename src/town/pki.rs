@@ -54,23 +54,10 @@ pub fn ensure(town_root: &Path, host: &str) -> Result<Identity> {
          keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
     );
     std::fs::write(t.join("ext.cnf"), ext).map_err(|e| Error::io("writing ext.cnf", e))?;
-    openssl(
+    new_key(
         t,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=gt serve",
-        ],
+        "server.key",
+        &["-new", "-out", "server.csr", "-subj", "/CN=gt serve"],
     )?;
     let serial = format!("0x{}", crate::util::random_hex(16));
     let ca = d.join("ca.pem").to_string_lossy().into_owned();
@@ -110,18 +97,11 @@ fn ensure_ca(d: &Path) -> Result<()> {
     set_mode(d, 0o700)?;
     let tmp = crate::util::TempDir::new_in(d, "ca")?;
     let t = tmp.path();
-    openssl(
+    new_key(
         t,
+        "ca.key",
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
             "-out",
             "ca.pem",
             "-days",
@@ -153,6 +133,23 @@ fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io(format!("restricting {}", p.display()), e))
+}
+
+/// `openssl req` making a new P-256 key into `key` (unencrypted: it is kept 0600 in a
+/// host-only directory), with the rest of `args`.
+fn new_key(dir: &Path, key: &str, args: &[&str]) -> Result<()> {
+    let mut all = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+    ];
+    all.extend_from_slice(args);
+    openssl(dir, &all)
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
