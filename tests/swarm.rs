@@ -79,7 +79,20 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
             labels["gt.agent"].is_string() && labels["gt.generation"] == "1",
             "{labels}"
         );
+        // The dispatch token is a Swarm secret (a file for the agent), not env in the spec.
+        let o = engine.docker(&["service", "inspect", "--format", "{{json .Spec}}", id]);
+        let spec = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            !spec.contains("GT_TOKEN="),
+            "the token is env in the spec: {spec}"
+        );
+        assert!(spec.contains("\"gt_token\""), "no token secret: {spec}");
     }
+    assert_eq!(
+        lines(&engine.docker(&["secret", "ls", "-q", "--filter", &label])).len(),
+        2,
+        "one token secret per dispatch"
+    );
     let running = wait_for("two running task containers", 60, || {
         let v = lines(&engine.docker(&["ps", "-q", "--filter", &label]));
         (v.len() == 2).then_some(v)
@@ -208,6 +221,11 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
     });
     assert_eq!(s.dispatches(&first).len(), 2);
     assert_eq!(s.dispatches(&second).len(), 1);
+    // Their secrets went with their services (the killed one's too).
+    assert_eq!(
+        lines(&engine.docker(&["secret", "ls", "-q", "--filter", &label])),
+        Vec::<String>::new()
+    );
     // Its output was kept from the service before the service went.
     let kept = s.ok(&["peek", "--bead", &second]);
     assert!(kept.contains(&second), "{kept}");

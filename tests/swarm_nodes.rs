@@ -593,6 +593,10 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     inspect.extend(ids.iter().copied());
     let specs = s.ok(1, &inspect);
     assert!(!specs.contains(secret), "a service spec holds the secret");
+    assert!(
+        !specs.contains("GT_TOKEN="),
+        "a service spec holds a dispatch token"
+    );
     let specs: serde_json::Value = serde_json::from_str(&specs).unwrap();
     for spec in specs.as_array().unwrap() {
         for m in spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"]
@@ -712,5 +716,8 @@ fn nine_beads_across_three_nodes_survive_a_dead_worker_each_done_once() {
     }
     let doctor = t.run(&["doctor"]);
     assert!(doctor.status.success(), "{}", show(&doctor));
+    // Every dispatch's token secret went with its service (node 3's ones too).
+    let left = s.ok(1, &["secret", "ls", "-q"]);
+    assert_eq!(left.trim(), "", "secrets left on the swarm");
     s.down();
 }

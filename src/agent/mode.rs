@@ -43,7 +43,7 @@ pub fn ctx() -> Result<Ctx> {
             Some("stop working: a newer dispatch owns this bead".to_string()),
         ));
     }
-    let token = std::env::var("GT_TOKEN").unwrap_or_else(|_| assignment.token.clone());
+    let token = crate::runtime::secret_env("GT_TOKEN").unwrap_or_else(|| assignment.token.clone());
     Ok(Ctx {
         mailbox,
         assignment,

@@ -367,7 +367,8 @@ impl Relay {
         let generation: i64 = var("GT_GENERATION")?
             .parse()
             .map_err(|_| Stop(EXIT_STALE, "GT_GENERATION is not a number".into()))?;
-        let token = var("GT_TOKEN")?;
+        let token = crate::runtime::secret_env("GT_TOKEN")
+            .ok_or_else(|| Stop(EXIT_UNREACHABLE, "GT_TOKEN is not set".into()))?;
         let client = Client::new(&url, &ca, &agent, generation, &token)
             .map_err(|e| Stop(EXIT_UNREACHABLE, e.to_string()))?;
         Ok(Relay {

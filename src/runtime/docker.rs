@@ -309,7 +309,13 @@ impl Runtime for DockerRuntime {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            env: Some(
+                spec.env
+                    .iter()
+                    .chain(&spec.secret_env)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
             labels: Some(
                 spec.labels
                     .iter()

@@ -63,6 +63,26 @@ pub struct ContainerSpec {
     /// Swarm placement constraints (`node.labels.gpu==true`); a single engine has one
     /// place and ignores them.
     pub placement: Vec<String>,
+    /// Environment values to keep out of the container's configuration where the
+    /// runtime can: a Swarm service gets each as a Swarm secret, a file at
+    /// [`secret_env_file`] (its spec and `docker service inspect` name none); a single
+    /// engine, whose configuration is as private as the files it would read, sets them
+    /// as environment. Read inside with [`secret_env`].
+    pub secret_env: Vec<(String, String)>,
+}
+
+/// Where a runtime that delivers [`ContainerSpec::secret_env`] as files puts `key`'s.
+pub fn secret_env_file(key: &str) -> std::path::PathBuf {
+    std::path::Path::new("/run/secrets").join(key.to_ascii_lowercase())
+}
+
+/// Inside a container: `key` from the environment, or from its secret file.
+pub fn secret_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().or_else(|| {
+        std::fs::read_to_string(secret_env_file(key))
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

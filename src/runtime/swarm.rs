@@ -18,6 +18,9 @@ use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+/// On a Swarm secret: the name of the service it was made for.
+const LABEL_SERVICE: &str = "gt.service";
+
 /// SIGTERM, then SIGKILL this much later: the engine applies the grace written in the
 /// service at its creation (changing it later would re-run the job), so `remove`'s own
 /// grace cannot shorten it.
@@ -74,6 +77,101 @@ impl SwarmRuntime {
             })
             .filter_map(|n| n.id)
             .collect())
+    }
+
+    /// The Swarm secrets of a service about to be made from `spec`, one per entry of
+    /// its secret environment: (id, name). Labelled with the service's name (and gt's
+    /// labels), so `remove` finds them; older generations' leftovers of the same service
+    /// (a crash between removing a service and its secrets) go first.
+    fn make_secrets(&self, spec: &ContainerSpec) -> Result<Vec<(String, String)>> {
+        if spec.secret_env.is_empty() {
+            return Ok(Vec::new());
+        }
+        use base64::Engine as _;
+        let service = service_name(&spec.name);
+        let generation = spec
+            .labels
+            .get(super::LABEL_GENERATION)
+            .cloned()
+            .unwrap_or_default();
+        self.remove_secrets(&service, Some(&generation))?;
+        let mut made = Vec::new();
+        for (key, value) in &spec.secret_env {
+            let mut labels: HashMap<String, String> = spec
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.insert(LABEL_SERVICE.into(), service.clone());
+            // Unique per attempt: a retried create must not find its own name taken.
+            let name = format!(
+                "gt-{}-{}",
+                crate::util::random_hex(10),
+                key.to_ascii_lowercase().replace('_', "-")
+            );
+            let body = bollard::models::SecretSpec {
+                name: Some(name.clone()),
+                labels: Some(labels),
+                data: Some(base64::engine::general_purpose::STANDARD.encode(value)),
+                ..Default::default()
+            };
+            match self
+                .engine
+                .rt
+                .block_on(self.engine.docker.create_secret(body))
+            {
+                Ok(r) => made.push((r.id, name)),
+                Err(e) => {
+                    for (id, _) in &made {
+                        let _ = self
+                            .engine
+                            .rt
+                            .block_on(self.engine.docker.delete_secret(id));
+                    }
+                    return Err(swarm_error(&format!("creating a secret for {service}"), e));
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Delete the Swarm secrets made for `service` (all, or those of generations other
+    /// than `keep`). One in use by a live service stays (Swarm refuses): it goes with it.
+    fn remove_secrets(&self, service: &str, keep: Option<&str>) -> Result<()> {
+        let opts = bollard::query_parameters::ListSecretsOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{LABEL_SERVICE}={service}")],
+            )])),
+        };
+        let secrets = self
+            .engine
+            .rt
+            .block_on(self.engine.docker.list_secrets(Some(opts)))
+            .map_err(|e| swarm_error("listing secrets", e))?;
+        for s in secrets {
+            let generation = s
+                .spec
+                .as_ref()
+                .and_then(|sp| sp.labels.as_ref())
+                .and_then(|l| l.get(super::LABEL_GENERATION))
+                .map(String::as_str);
+            if keep.is_some() && generation == keep {
+                continue;
+            }
+            if let Some(id) = s.id {
+                match self
+                    .engine
+                    .rt
+                    .block_on(self.engine.docker.delete_secret(&id))
+                {
+                    Ok(()) => {}
+                    Err(e) if is_status(&e, 404) || is_status(&e, 400) || is_status(&e, 409) => {}
+                    Err(e) => return Err(swarm_error(&format!("removing secret {id}"), e)),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn tasks_of(&self, service: &str) -> Result<Option<Vec<Task>>> {
@@ -159,7 +257,7 @@ pub fn service_name(name: &str) -> String {
 /// The service for `spec`: every hardening Swarm can express, and the limits as both
 /// limits and (memory) reservations, so the scheduler places no agent where its memory
 /// is not free. CPU is not reserved: it is shared, never a reason to be killed.
-fn service_spec(spec: &ContainerSpec) -> ServiceSpec {
+fn service_spec(spec: &ContainerSpec, secrets: &[(String, String)]) -> ServiceSpec {
     let name = service_name(&spec.name);
     let labels: HashMap<String, String> = spec
         .labels
@@ -192,6 +290,28 @@ fn service_spec(spec: &ContainerSpec) -> ServiceSpec {
                 user: Some(spec.user.clone()),
                 read_only: Some(spec.read_only_root),
                 mounts: Some(mounts(&spec.binds, &spec.tmpfs)),
+                // The secret environment as files readable by the agent's user only.
+                secrets: (!secrets.is_empty()).then(|| {
+                    let (uid, gid) = spec.user.split_once(':').unwrap_or((&spec.user, "0"));
+                    spec.secret_env
+                        .iter()
+                        .zip(secrets)
+                        .map(|((key, _), (id, name))| {
+                            bollard::models::TaskSpecContainerSpecSecrets {
+                                secret_id: Some(id.clone()),
+                                secret_name: Some(name.clone()),
+                                file: Some(bollard::models::TaskSpecContainerSpecFile {
+                                    name: super::secret_env_file(key)
+                                        .file_name()
+                                        .map(|n| n.to_string_lossy().into_owned()),
+                                    uid: Some(uid.to_string()),
+                                    gid: Some(gid.to_string()),
+                                    mode: Some(0o400),
+                                }),
+                            }
+                        })
+                        .collect()
+                }),
                 init: Some(true),
                 capability_drop: Some(vec!["ALL".into()]),
                 privileges: Some(TaskSpecContainerSpecPrivileges {
@@ -389,8 +509,9 @@ impl Runtime for SwarmRuntime {
                 hint: Some("build it locally (`bash dev.sh image` builds gt-agent:latest) and load it on every node, or fix the rig's --image; gt never pulls".into()),
             }));
         }
-        let body = service_spec(spec);
-        match self
+        let secrets = self.make_secrets(spec).map_err(CreateError::Other)?;
+        let body = service_spec(spec, &secrets);
+        let made = match self
             .engine
             .rt
             .block_on(self.engine.docker.create_service(body, None))
@@ -406,7 +527,17 @@ impl Runtime for SwarmRuntime {
                 &format!("creating service {}", service_name(&spec.name)),
                 e,
             ))),
+        };
+        if made.is_err() {
+            // Not used by any service: gone now (an adopted service has its own).
+            for (id, _) in &secrets {
+                let _ = self
+                    .engine
+                    .rt
+                    .block_on(self.engine.docker.delete_secret(id));
+            }
         }
+        made
     }
 
     /// Nothing to do: Swarm schedules a service when it is created (a job has no
@@ -513,6 +644,17 @@ impl Runtime for SwarmRuntime {
         let Some(tasks) = self.tasks_of(&name)? else {
             return Ok(()); // absent already
         };
+        // Its secrets are found by the service's name (the id a caller may pass is not
+        // what they are labelled with).
+        let svc_name = match self
+            .engine
+            .rt
+            .block_on(self.engine.docker.inspect_service(&name, None))
+        {
+            Ok(s) => s.spec.and_then(|s| s.name).unwrap_or(name.clone()),
+            Err(e) if is_status(&e, 404) => return Ok(()),
+            Err(e) => return Err(swarm_error(&format!("inspecting service {name}"), e)),
+        };
         match self
             .engine
             .rt
@@ -522,6 +664,7 @@ impl Runtime for SwarmRuntime {
             Err(e) if is_status(&e, 404) => return Ok(()),
             Err(e) => return Err(swarm_error(&format!("removing service {name}"), e)),
         }
+        self.remove_secrets(&svc_name, None)?;
         let mut live: Vec<String> = tasks
             .into_iter()
             .filter(|t| !t.status.as_ref().and_then(|s| s.state).is_some_and(ended))
@@ -666,8 +809,9 @@ mod tests {
             pids: 512,
             network: None,
             placement: vec!["node.labels.gpu==true".into()],
+            secret_env: vec![("GT_TOKEN".into(), "tok-123".into())],
         };
-        let s = service_spec(&spec);
+        let s = service_spec(&spec, &[("sid".into(), "gt-x-gt-token".into())]);
         assert_eq!(s.name.as_deref(), Some("gt-t1-api-nux"));
         assert_eq!(s.labels.as_ref().unwrap()[LABEL_TOWN], "t1");
         let job = s.mode.unwrap().replicated_job.unwrap();
@@ -685,10 +829,20 @@ mod tests {
             Some(TaskSpecRestartPolicyConditionEnum::NONE)
         );
         let c = t.container_spec.unwrap();
+        assert!(
+            !serde_json::to_string(&c).unwrap().contains("tok-123"),
+            "the value is not in the spec"
+        );
         assert_eq!(c.labels.as_ref().unwrap()[LABEL_TOWN], "t1");
         assert_eq!(c.args.as_deref(), Some(&spec.cmd[..]));
         assert_eq!(c.command, None, "the image's entrypoint stays");
         assert_eq!(c.env.unwrap(), vec!["GT_AGENT=api/nux".to_string()]);
+        // The secret environment is a Swarm secret, a file only the agent reads.
+        let sec = &c.secrets.as_ref().unwrap()[0];
+        assert_eq!(sec.secret_id.as_deref(), Some("sid"));
+        let f = sec.file.as_ref().unwrap();
+        assert_eq!(f.name.as_deref(), Some("gt_token"));
+        assert_eq!((f.uid.as_deref(), f.mode), (Some("10001"), Some(0o400)));
         assert_eq!(c.user.as_deref(), Some("10001:10001"));
         assert_eq!(c.dir.as_deref(), Some(spec.workdir.as_str()));
         assert_eq!((c.read_only, c.init), (Some(true), Some(true)));

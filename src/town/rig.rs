@@ -947,6 +947,7 @@ pub fn check_setup(town: &Town, rt: &dyn crate::runtime::Runtime, rig: &Rig) -> 
         network: (town.config.runtime.kind == crate::runtime::RuntimeKind::Docker)
             .then(|| "none".into()),
         placement: rig.placement.clone(),
+        secret_env: Vec::new(),
     };
     let id = match rt.create(&spec) {
         Ok(id) => id,

@@ -717,7 +717,6 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
     let mut env = vec![
         ("GT_AGENT".to_string(), c.agent.id.clone()),
         ("GT_GENERATION".to_string(), c.agent.generation.to_string()),
-        ("GT_TOKEN".to_string(), c.token.clone()),
         ("GT_BEAD".to_string(), c.bead.id.clone()),
         ("GT_BRANCH".to_string(), c.branch.clone()),
         (
@@ -790,6 +789,9 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         pids: c.rig.pids,
         network: (c.rig.network != "default").then(|| c.rig.network.clone()),
         placement: c.rig.placement.clone(),
+        // The dispatch's credential (for `gt serve`, and for its requests): never in a
+        // service's spec.
+        secret_env: vec![("GT_TOKEN".to_string(), c.token.clone())],
     })
 }
 

@@ -747,6 +747,7 @@ fn gate_spec(
         pids: rig.pids,
         network: (rig.network != "default").then(|| rig.network.clone()),
         placement: rig.placement.clone(),
+        secret_env: Vec::new(),
     })
 }
 
