@@ -946,16 +946,19 @@ fn invented_names_do_not_lock_new_agents_out_of_the_endpoint() {
             })
         })
         .collect();
-    // The table is full once a fresh name is slowed before it is even checked.
+    // Every made-up name is refused as unknown (401), never slowed for the next one
+    // (429): the table of rate buckets holds authenticated agents only.
     let mut n = 0;
-    wait_for("the bucket table to fill", 30, || {
+    wait_for("the flood to have sent every name once", 60, || {
         n += 1;
         let h = [
             "Authorization: Bearer x".to_string(),
             format!("x-gt-agent: probe-{n}"),
             "x-gt-generation: 1".to_string(),
         ];
-        (once(&serve.url, not_verifying(), "GET /v1/box", &h) == 429).then_some(())
+        let code = once(&serve.url, not_verifying(), "GET /v1/box", &h);
+        assert_eq!(code, 401, "a made-up name, probe {n}");
+        (n >= 50).then_some(())
     });
     let id = t.bead("newcomer");
     t.ok(&["sling", &id]);
@@ -982,6 +985,7 @@ fn an_agent_holding_push_slots_with_bodies_it_never_sends_does_not_block_others_
     let p = Pair::start();
     let cfg = verifying(&p.ca);
     let mut held = Vec::new();
+    let mut refused = 0;
     for _ in 0..4 {
         let mut c = Conn::open(&p.serve.url, cfg.clone(), Duration::from_secs(30)).unwrap();
         let mut h = p.a.headers();
@@ -989,10 +993,19 @@ fn an_agent_holding_push_slots_with_bodies_it_never_sends_does_not_block_others_
         h.push("Content-Length: 1000000".into());
         h.push("Expect: 100-continue".into());
         c.send("POST /v1/push", &h, b"").unwrap();
-        // The endpoint asks for the body once it holds a push slot for it.
-        assert_eq!(c.answer().unwrap().0, 100);
-        held.push(c);
+        // The first is asked for its body; the others are refused (one push at a time
+        // per agent), and none holds a push slot before its body has arrived.
+        match c.answer().unwrap().0 {
+            100 => held.push(c),
+            429 => refused += 1,
+            other => panic!("a held push was answered {other}"),
+        }
     }
+    assert_eq!(
+        (held.len(), refused),
+        (1, 3),
+        "one push at a time per agent"
+    );
     // The victim's push of one new commit on its branch.
     let scratch = scratch_copy(&p.t);
     let parent = scratch

@@ -382,6 +382,133 @@ pub fn import_work(
     Ok(())
 }
 
+/// Check what an agent pushed over the network before it is imported: every commit from
+/// `head` back to what the agent was given (`given`: its branch's head, the rig's default
+/// branch, the target it was sent back from) must be in the pushed objects (`staging`,
+/// an object directory holding only the pack), and every tree or blob they use must be
+/// in the pack or reachable from a `given` commit's tree. So an agent cannot make its
+/// branch point at work it was never served (another agent's commits or trees, known by
+/// id) and then read it back with its next clone. Tree entries git itself refuses to
+/// check out are refused too: `.git` in any case (and with trailing dots or spaces),
+/// `.`, `..`, empty names, names with `/` or NUL.
+pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]) -> Result<()> {
+    use std::collections::HashSet;
+    let refused = |why: String| Error::git(format!("push refused: {why}"));
+    let head_id =
+        git2::Oid::from_str(head).map_err(|_| refused(format!("{head:?} is not a commit id")))?;
+    let pack = git2::Odb::new()?;
+    pack.add_disk_alternate(&staging.to_string_lossy())?;
+    let view = Repository::open(repo_dir)?;
+    view.odb()?.add_disk_alternate(&staging.to_string_lossy())?;
+    let given: Vec<git2::Oid> = given
+        .iter()
+        .filter_map(|g| git2::Oid::from_str(g).ok())
+        .filter(|g| view.find_commit(*g).is_ok())
+        .collect();
+    let mut walk = view.revwalk()?;
+    walk.push(head_id)
+        .map_err(|e| refused(format!("commit {head}: {}", e.message())))?;
+    for g in &given {
+        walk.hide(*g)?;
+    }
+    // What the agent was given: every object under the given commits' trees (made the
+    // first time an object outside the pack is met).
+    let mut allowed: Option<HashSet<git2::Oid>> = None;
+    let mut seen = HashSet::new();
+    let mut stack = Vec::new();
+    for c in walk {
+        let c = c.map_err(|e| refused(e.message().to_string()))?;
+        if !pack.exists(c) {
+            return Err(refused(format!(
+                "commit {c} is not in the pushed pack: it names work this agent was never given"
+            )));
+        }
+        let commit = view.find_commit(c)?;
+        stack.push((commit.tree_id(), git2::ObjectType::Tree));
+    }
+    while let Some((id, kind)) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if seen.len() > 5_000_000 {
+            return Err(refused("it holds over 5,000,000 objects".into()));
+        }
+        if !pack.exists(id) {
+            let known = allowed.get_or_insert_with(|| reachable_trees(&view, &given));
+            if !known.contains(&id) {
+                return Err(refused(format!(
+                    "{} {id} is neither in the pushed pack nor in what this agent was given",
+                    kind.str()
+                )));
+            }
+            continue; // given whole, with everything under it
+        }
+        if kind != git2::ObjectType::Tree {
+            continue;
+        }
+        let tree = view.find_tree(id)?;
+        for e in tree.iter() {
+            let name = e.name_bytes();
+            if !tree_name_ok(name) {
+                return Err(refused(format!(
+                    "tree {id} has an entry git refuses: {:?}",
+                    String::from_utf8_lossy(name)
+                )));
+            }
+            match e.kind() {
+                Some(k @ (git2::ObjectType::Tree | git2::ObjectType::Blob)) => {
+                    stack.push((e.id(), k))
+                }
+                _ => {} // a gitlink names a commit of another repository
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every tree and blob under the trees of `commits`.
+fn reachable_trees(
+    repo: &Repository,
+    commits: &[git2::Oid],
+) -> std::collections::HashSet<git2::Oid> {
+    let mut out = std::collections::HashSet::new();
+    let mut stack: Vec<git2::Oid> = commits
+        .iter()
+        .filter_map(|c| repo.find_commit(*c).ok().map(|c| c.tree_id()))
+        .collect();
+    while let Some(t) = stack.pop() {
+        if !out.insert(t) {
+            continue;
+        }
+        if let Ok(tree) = repo.find_tree(t) {
+            for e in tree.iter() {
+                match e.kind() {
+                    Some(git2::ObjectType::Tree) => stack.push(e.id()),
+                    Some(git2::ObjectType::Blob) => {
+                        out.insert(e.id());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A tree entry name git would check out: not `.git` (any case, trailing dots or spaces
+/// ignored, as some filesystems do), `.`, `..`, empty, or with `/` or NUL.
+fn tree_name_ok(name: &[u8]) -> bool {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return false;
+    }
+    let trimmed = name
+        .iter()
+        .rposition(|b| *b != b'.' && *b != b' ')
+        .map_or(&name[..0], |i| &name[..=i]);
+    !trimmed.eq_ignore_ascii_case(b".git")
+}
+
 /// Paths of `worktree` that differ from commit `head`: a read-only look with the host's
 /// own configuration. `index` (a host-only copy of the agent's index) lets unchanged
 /// files be skipped by their stat data; files are never followed through symlinks.
@@ -678,6 +805,27 @@ pub fn lock(repo_dir: &Path) -> Result<std::fs::File> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn tree_names_git_refuses_are_refused() {
+        for ok in [&b"src"[..], b".gitignore", b"git", b".github", b"a.git"] {
+            assert!(tree_name_ok(ok), "{:?}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b""[..],
+            b".",
+            b"..",
+            b".git",
+            b".GIT",
+            b".Git. ",
+            b".git..",
+            b"a/b",
+            b"a\0b",
+        ] {
+            assert!(!tree_name_ok(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
     use super::*;
 
     fn commit_file(repo: &Repository, name: &str) -> git2::Oid {

@@ -35,8 +35,15 @@ const MAX_PUSHES: usize = 4;
 /// A whole call (headers, body, answer) must be done within this.
 const CALL_DEADLINE: Duration = Duration::from_secs(600);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Callers whose request rate is tracked at once.
-const MAX_BUCKETS: usize = 4096;
+/// Connections one peer address may hold at once (agents on one node share theirs).
+const MAX_PER_PEER: usize = 128;
+/// Calls one agent may have in flight at once (a push counts; one push at a time).
+const MAX_PER_AGENT: usize = 8;
+/// A body that sends nothing for this long is dropped (and its call's slot freed).
+const BODY_IDLE: Duration = Duration::from_secs(10);
+/// Objects in one pushed pack, and one object's size once its deltas are applied: the
+/// indexer refuses more before building it (a small delta can declare gigabytes).
+const MAX_PACK_OBJECTS: usize = 5_000_000;
 /// Inbox files served per box call.
 const MAX_INBOX: usize = 1000;
 
@@ -70,8 +77,55 @@ struct Shared {
     /// Open towns (database connections), reused across calls.
     towns: Mutex<Vec<Town>>,
     rate: f64,
+    /// Per authenticated agent: its request-rate bucket.
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// Per authenticated agent: its calls in flight, and whether one is a push.
+    in_flight: Mutex<HashMap<String, (usize, bool)>>,
+    /// Per peer address: its connections.
+    peers: Mutex<HashMap<std::net::IpAddr, usize>>,
     pushes: tokio::sync::Semaphore,
+}
+
+/// A call counted in its agent's in-flight calls while it lives.
+struct InFlight {
+    shared: Arc<Shared>,
+    agent: String,
+    push: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.in_flight.lock()
+            && let Some((n, pushing)) = m.get_mut(&self.agent)
+        {
+            *n = n.saturating_sub(1);
+            if self.push {
+                *pushing = false;
+            }
+            if *n == 0 {
+                m.remove(&self.agent);
+            }
+        }
+    }
+}
+
+/// A connection counted against its peer address while it lives.
+struct PeerSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.peers.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -91,21 +145,46 @@ impl Shared {
         }
     }
 
-    /// Take one token from the agent's bucket.
+    /// Count a call of `agent` in flight: None when it has too many already (or, for a
+    /// push, one push already).
+    fn enter(self: &Arc<Self>, agent: &str, push: bool) -> Option<InFlight> {
+        let mut m = self.in_flight.lock().ok()?;
+        let (n, pushing) = m.entry(agent.to_string()).or_insert((0, false));
+        if *n >= MAX_PER_AGENT || (push && *pushing) {
+            return None;
+        }
+        *n += 1;
+        if push {
+            *pushing = true;
+        }
+        Some(InFlight {
+            shared: self.clone(),
+            agent: agent.to_string(),
+            push,
+        })
+    }
+
+    /// Count a connection of `ip`: None when it holds too many already.
+    fn connect(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut m = self.peers.lock().ok()?;
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    /// Take one token from an authenticated agent's bucket.
     fn allow(&self, agent: &str) -> bool {
         let Ok(mut b) = self.buckets.lock() else {
             return false;
         };
         let cap = self.rate * 4.0;
         let now = Instant::now();
-        // Keyed by the name a caller gives, before it is authenticated: a flood of
-        // invented names must not grow the map without end.
-        if b.len() >= MAX_BUCKETS && !b.contains_key(agent) {
-            b.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(10));
-            if b.len() >= MAX_BUCKETS {
-                return false;
-            }
-        }
         let (tokens, at) = b.entry(agent.to_string()).or_insert((cap, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(cap);
         *at = now;
@@ -138,12 +217,15 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
         .parse()
         .map_err(|_| Error::usage(format!("{listen:?} is not an address and port")))?;
     let id = super::pki::ensure(&town.root, &ep.host)?;
+    limit_pack_indexing();
     let tls = server_tls(&id)?;
     let shared = Arc::new(Shared {
         root: town.root.clone(),
         towns: Mutex::new(Vec::new()),
         rate: f64::from(town.config.serve.rate),
         buckets: Mutex::new(HashMap::new()),
+        in_flight: Mutex::new(HashMap::new()),
+        peers: Mutex::new(HashMap::new()),
         pushes: tokio::sync::Semaphore::new(MAX_PUSHES),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -176,6 +258,9 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
             };
+            let Some(peer_slot) = shared.connect(peer.ip()) else {
+                continue; // dropped: this address holds its share of connections
+            };
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
@@ -183,6 +268,7 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
             let shared = shared.clone();
             tokio::spawn(async move {
                 let _permit = permit;
+                let _peer_slot = peer_slot;
                 let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
                     _ => return, // no TLS (or too slow): nothing to answer
@@ -207,6 +293,24 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
         }
         Ok(())
     })
+}
+
+/// libgit2's indexer limits for this process (pushed packs are indexed here): at most
+/// [`MAX_PACK_OBJECTS`] objects, none larger than an import takes once its deltas are
+/// applied ([`crate::git::MAX_OBJECT_BYTES`]); refused before the object is built.
+fn limit_pack_indexing() {
+    // SAFETY: process-wide libgit2 options, set before any pack is indexed; each takes
+    // one size_t vararg, as the libgit2 documentation gives them.
+    unsafe {
+        libgit2_sys::git_libgit2_opts(
+            libgit2_sys::GIT_OPT_SET_PACK_MAX_OBJECTS as libc::c_int,
+            MAX_PACK_OBJECTS as libc::size_t,
+        );
+        libgit2_sys::git_libgit2_opts(
+            libgit2_sys::GIT_OPT_SET_PACK_MAX_OBJECT_SIZE as libc::c_int,
+            crate::git::MAX_OBJECT_BYTES as libc::size_t,
+        );
+    }
 }
 
 fn server_tls(id: &super::pki::Identity) -> Result<Arc<rustls::ServerConfig>> {
@@ -277,9 +381,6 @@ async fn route(
     if agent.len() > 200 {
         return Err(refuse(StatusCode::UNAUTHORIZED, "not an agent"));
     }
-    if !shared.allow(&agent) {
-        return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "slow down"));
-    }
     if let Some(n) = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -296,7 +397,22 @@ async fn route(
     let s = shared.clone();
     let (a, t) = (agent.clone(), token.clone());
     let caller = blocking(move || authenticate(&s, &a, generation, &t)).await?;
-    let _push = if path == PATH_PUSH {
+    // Limits per authenticated agent: a caller naming another agent cannot spend its
+    // share, and one agent cannot take everyone's.
+    let who = format!("{}#{}", caller.agent.id, caller.dispatch.generation);
+    if !shared.allow(&who) {
+        return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "slow down"));
+    }
+    let push = path == PATH_PUSH;
+    let _in_flight = shared.enter(&who, push).ok_or_else(|| {
+        refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many calls in flight (one push at a time)",
+        )
+    })?;
+    let body = read_body(req.into_body(), limit).await?;
+    // A push slot only once its pack has arrived: a body never sent holds none.
+    let _push = if push {
         Some(
             shared
                 .pushes
@@ -307,11 +423,6 @@ async fn route(
     } else {
         None
     };
-    let body = http_body_util::Limited::new(req.into_body(), limit as usize)
-        .collect()
-        .await
-        .map_err(|e| refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?
-        .to_bytes();
     let s = shared.clone();
     blocking(move || {
         let town = s.town()?;
@@ -326,6 +437,29 @@ async fn route(
         r
     })
     .await
+}
+
+/// The body, at most `limit` bytes, each part within [`BODY_IDLE`] of the last.
+async fn read_body(body: hyper::body::Incoming, limit: u64) -> std::result::Result<Bytes, Refusal> {
+    let mut body = http_body_util::Limited::new(body, limit as usize);
+    let mut data = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(BODY_IDLE, body.frame()).await {
+            Err(_) => {
+                return Err(refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body stalled for {}s", BODY_IDLE.as_secs()),
+                ));
+            }
+            Ok(None) => return Ok(data.freeze()),
+            Ok(Some(Err(e))) => return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(chunk) = frame.into_data() {
+                    data.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -568,6 +702,15 @@ fn take_push(
     let onto = std::fs::read_to_string(super::mq::land::rebase_marker(town, rig, branch))
         .ok()
         .map(|s| s.trim().to_string());
+    // Only work built on what this agent was given (its branch, the rig's default
+    // branch, the target it was sent back from), with trees git would check out.
+    let rig_row = super::rig::get(town, rig)?;
+    let default_head = crate::git::branch_head(&repo, &rig_row.default_branch)?;
+    let mut given = vec![base.as_str()];
+    given.extend(default_head.as_deref());
+    given.extend(onto.as_deref());
+    crate::git::verify_pushed(&repo_dir, &staging.path().join("objects"), head, &given)
+        .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
     crate::git::import_work(
         &repo_dir,
         &staging.path().join("objects"),
