@@ -455,11 +455,9 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
                     String::from_utf8_lossy(name)
                 )));
             }
-            match e.kind() {
-                Some(k @ (git2::ObjectType::Tree | git2::ObjectType::Blob)) => {
-                    stack.push((e.id(), k))
-                }
-                _ => {} // a gitlink names a commit of another repository
+            // (A gitlink names a commit of another repository: nothing of ours.)
+            if let Some(k @ (git2::ObjectType::Tree | git2::ObjectType::Blob)) = e.kind() {
+                stack.push((e.id(), k));
             }
         }
     }
