@@ -14,7 +14,10 @@ use crate::error::Result;
 /// and its dispatch token: anonymous or wrong calls get 401, a stale generation 409. A
 /// push moves only that agent's branch, only fast-forward; a request goes into the same
 /// spool and checks as a mounted mailbox. Bodies are bounded (1 MiB per request, 1 GiB
-/// per pack) and each agent has a request rate (`serve.rate`).
+/// per pack, dropped when they stall 10 s); each agent has a request rate
+/// (`serve.rate`), at most 8 calls in flight and one push at a time; a pushed pack must
+/// carry its new commits and use only objects it was given (`serve.patience` is how long
+/// an agent retries an endpoint that does not answer).
 ///
 /// `GET /health` answers without credentials; `gt doctor` checks it. Runs in the
 /// foreground until SIGINT or SIGTERM (run it under systemd or next to `gt patrol
