@@ -5,163 +5,17 @@
 
 mod support;
 
-use gt::agent::remote::{CallError, Client};
+use gt::agent::remote::Client;
 use hyper::Method;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
+use support::clone::*;
 use support::*;
 
 // ---------------------------------------------------------------- the town and gt serve
-
-fn configure_clone(t: &TestTown, port: u16) {
-    let text = format!(
-        "[defaults]\nimage = \"{}\"\n[runtime]\nworkspace = \"clone\"\n\
-         [serve]\nlisten = \"127.0.0.1:{port}\"\nurl = \"https://127.0.0.1:{port}\"\n",
-        test_image()
-    );
-    std::fs::write(t.root().join("gt.toml"), text).unwrap();
-}
-
-/// Rig `api` on the host's network, no merge queue, two polecats.
-fn clone_rig(t: &TestTown, command: &str) -> PathBuf {
-    t.rig_with_remote(
-        command,
-        &["--network", "host", "--merge", "off", "--max-polecats", "2"],
-    )
-}
-
-/// `gt --json serve` on a port of the kernel's choice, killed and reaped when dropped.
-struct Serve {
-    child: std::process::Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    fn start(t: &TestTown) -> Serve {
-        use std::io::BufRead;
-        configure_clone(t, 0);
-        let mut child = t.spawn(&["--json", "serve", "--listen", "127.0.0.1:0"], &[]);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                let mut k = keep.lock().unwrap();
-                k.push_str(&l);
-                k.push('\n');
-            }
-        });
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let mut serve = Serve {
-            child,
-            url: String::new(),
-            stderr,
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(deadline_secs(30)))
-            .unwrap_or_else(|_| panic!("gt serve did not listen: {}", serve.stderr()));
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let listen: std::net::SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
-        configure_clone(t, listen.port());
-        serve.url = format!("https://127.0.0.1:{}", listen.port());
-        serve
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Peak resident memory of the gt serve process, in bytes.
-    fn peak_rss(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb: u64 = s
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        kb * 1024
-    }
-
-    fn ca(t: &TestTown) -> String {
-        std::fs::read_to_string(t.root().join(".gt/serve/ca.pem")).unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn repo(t: &TestTown) -> PathBuf {
-    t.root().join("rigs/api/repo")
-}
-
-fn rev(repo: &Path, rev: &str) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .current_dir(repo)
-        .args(["-c", "safe.directory=*", "rev-parse", "--verify", "-q"])
-        .arg(format!("{rev}^{{commit}}"))
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// A dispatch's credentials, as the town's database holds them.
-#[derive(Clone)]
-struct Dispatch {
-    agent: String,
-    generation: i64,
-    token: String,
-    branch: String,
-}
-
-impl Dispatch {
-    /// The headers of an authenticated call.
-    fn headers(&self) -> Vec<String> {
-        vec![
-            format!("Authorization: Bearer {}", self.token),
-            format!("x-gt-agent: {}", self.agent),
-            format!("x-gt-generation: {}", self.generation),
-        ]
-    }
-}
-
-fn open_dispatch(t: &TestTown, bead: &str) -> Dispatch {
-    let db = rusqlite::Connection::open_with_flags(
-        t.root().join(".gt/town.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    db.query_row(
-        "SELECT agent, generation, token, branch FROM dispatches \
-         WHERE bead = ?1 AND ended_at IS NULL",
-        [bead],
-        |r| {
-            Ok(Dispatch {
-                agent: r.get(0)?,
-                generation: r.get(1)?,
-                token: r.get(2)?,
-                branch: r.get(3)?,
-            })
-        },
-    )
-    .unwrap()
-}
 
 /// Two agents at work (each has pushed its first commit and sleeps), and `gt serve`.
 /// Fields drop in order: the endpoint first, then the town and its containers.
@@ -179,25 +33,14 @@ struct Pair {
 impl Pair {
     fn start() -> Pair {
         let t = TestTown::new();
-        configure_clone(&t, 0);
-        clone_rig(&t, &scripted_agent("AGENT_SLEEP=120"));
-        let serve = Serve::start(&t);
-        let ids = [t.bead("attacker"), t.bead("victim")];
-        t.ok(&["sling", &ids[0], &ids[1]]);
-        let (a, b) = (open_dispatch(&t, &ids[0]), open_dispatch(&t, &ids[1]));
-        let main = rev(&repo(&t), "main").unwrap();
-        let heads = wait_for("both agents' first push", 60, || {
-            let ha = rev(&repo(&t), &a.branch).filter(|h| *h != main)?;
-            let hb = rev(&repo(&t), &b.branch).filter(|h| *h != main)?;
-            Some((ha, hb))
-        });
+        let w = two_agents_at_work(&t, "AGENT_SLEEP=120", ["attacker", "victim"]);
         Pair {
             ca: Serve::ca(&t),
-            serve,
-            a,
-            b,
-            heads,
-            main,
+            serve: w.serve,
+            a: w.a,
+            b: w.b,
+            heads: w.heads,
+            main: w.main,
             t,
         }
     }
@@ -212,17 +55,9 @@ impl Pair {
         let c = self.client(&self.b);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(status(&c.call(Method::GET, "/v1/box", None, vec![])));
+            let _ = tx.send(status_or_0(&c.call(Method::GET, "/v1/box", None, vec![])));
         });
         rx.recv_timeout(Duration::from_secs(secs)).ok()
-    }
-}
-
-fn status(r: &Result<gt::agent::remote::Answer, CallError>) -> u16 {
-    match r {
-        Ok(_) => 200,
-        Err(CallError::Status(s, _)) => s.as_u16(),
-        Err(CallError::Unreachable(_)) => 0,
     }
 }
 
@@ -375,26 +210,6 @@ fn once(url: &str, cfg: Arc<rustls::ClientConfig>, line: &str, headers: &[String
 }
 
 // ---------------------------------------------------------------- git fixtures
-
-/// A bare copy of the rig repository, for making objects without touching the rig's.
-fn scratch_copy(t: &TestTown) -> git2::Repository {
-    let scratch = t.dir.path().join("scratch.git");
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "clone",
-            "-q",
-            "--bare",
-            "--no-local",
-        ])
-        .arg(repo(t))
-        .arg(&scratch)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git clone: {out:?}");
-    git2::Repository::open_bare(&scratch).unwrap()
-}
 
 /// A pack of exactly `ids`, nothing they reach.
 fn pack_of(r: &git2::Repository, ids: &[git2::Oid]) -> Vec<u8> {
@@ -640,7 +455,7 @@ fn requests_and_reads_naming_anything_but_the_callers_own_dispatch_are_refused()
     let as_b = Client::new(&p.serve.url, &p.ca, &b.agent, b.generation, &a.token).unwrap();
     for path in ["/v1/box", "/v1/repo"] {
         assert_eq!(
-            status(&as_b.call(Method::GET, path, None, vec![])),
+            status_or_0(&as_b.call(Method::GET, path, None, vec![])),
             401,
             "{path}"
         );
@@ -676,7 +491,7 @@ fn requests_and_reads_naming_anything_but_the_callers_own_dispatch_are_refused()
     // Both still work.
     for d in [a, b] {
         assert_eq!(
-            status(&p.client(d).call(Method::GET, "/v1/box", None, vec![])),
+            status_or_0(&p.client(d).call(Method::GET, "/v1/box", None, vec![])),
             200
         );
     }
@@ -694,7 +509,7 @@ fn a_push_cannot_graft_another_agents_commits_onto_the_pushers_branch() {
         return;
     }
     let p = Pair::start();
-    let scratch = scratch_copy(&p.t);
+    let scratch = scratch_repo(&p.t);
     let (mine, theirs) = (
         git2::Oid::from_str(&p.heads.0).unwrap(),
         git2::Oid::from_str(&p.heads.1).unwrap(),
@@ -739,7 +554,7 @@ fn a_pushed_tree_with_git_hooks_symlinks_and_gitlinks_is_never_followed_or_run()
         return;
     }
     let p = Pair::start();
-    let scratch = scratch_copy(&p.t);
+    let scratch = scratch_repo(&p.t);
     let marker = p.t.dir.path().join("pwned");
     let odb = scratch.odb().unwrap();
     let hook = odb
@@ -781,7 +596,7 @@ fn a_pushed_tree_with_git_hooks_symlinks_and_gitlinks_is_never_followed_or_run()
     let r = p
         .client(&p.a)
         .call(Method::POST, "/v1/push", Some(&c.to_string()), pack);
-    eprintln!("the hostile push was answered {}", status(&r));
+    eprintln!("the hostile push was answered {}", status_or_0(&r));
     let rig = repo(&p.t);
     let git_dir = if rig.join(".git").is_dir() {
         rig.join(".git")
@@ -821,7 +636,7 @@ fn a_tiny_pack_with_a_delta_bomb_does_not_blow_up_the_endpoints_memory() {
         Some(&p.heads.0.replace('0', "1")),
         bomb,
     );
-    let code = status(&r);
+    let code = status_or_0(&r);
     let grew = p.serve.peak_rss().saturating_sub(before);
     assert!(
         (400..500).contains(&code),
@@ -922,7 +737,11 @@ fn invented_names_do_not_lock_new_agents_out_of_the_endpoint() {
     }
     let t = TestTown::new();
     configure_clone(&t, 0);
-    clone_rig(&t, &scripted_agent("AGENT_SLEEP=120"));
+    clone_rig(
+        &t,
+        &scripted_agent("AGENT_SLEEP=120"),
+        &["--max-polecats", "2"],
+    );
     let serve = Serve::start(&t);
     let ca = Serve::ca(&t);
     let stop = Arc::new(AtomicBool::new(false));
@@ -964,7 +783,7 @@ fn invented_names_do_not_lock_new_agents_out_of_the_endpoint() {
     t.ok(&["sling", &id]);
     let d = open_dispatch(&t, &id);
     let c = Client::new(&serve.url, &ca, &d.agent, d.generation, &d.token).unwrap();
-    let code = status(&c.call(Method::GET, "/v1/box", None, vec![]));
+    let code = status_or_0(&c.call(Method::GET, "/v1/box", None, vec![]));
     stop.store(true, Ordering::Relaxed);
     for f in floods {
         f.join().unwrap();
@@ -1007,7 +826,7 @@ fn an_agent_holding_push_slots_with_bodies_it_never_sends_does_not_block_others_
         "one push at a time per agent"
     );
     // The victim's push of one new commit on its branch.
-    let scratch = scratch_copy(&p.t);
+    let scratch = scratch_repo(&p.t);
     let parent = scratch
         .find_commit(git2::Oid::from_str(&p.heads.1).unwrap())
         .unwrap();
@@ -1027,7 +846,7 @@ fn an_agent_holding_push_slots_with_bodies_it_never_sends_does_not_block_others_
     let (tx, rx) = mpsc::channel();
     let t0 = Instant::now();
     std::thread::spawn(move || {
-        let _ = tx.send(status(&c.call(
+        let _ = tx.send(status_or_0(&c.call(
             Method::POST,
             "/v1/push",
             Some(&next.to_string()),

@@ -6,9 +6,9 @@ mod support;
 
 use gt::agent::remote::{BoxState, CallError, Client};
 use hyper::Method;
-use std::io::{BufRead, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::io::{Read, Write};
+use std::path::Path;
+use support::clone::*;
 use support::*;
 
 /// A port nobody listens on now (the kernel's pick, released at once).
@@ -27,85 +27,6 @@ fn clone_town(port: u16) -> TestTown {
     let t = TestTown::new();
     configure_clone(&t, port);
     t
-}
-
-fn configure_clone(t: &TestTown, port: u16) {
-    let text = format!(
-        "[defaults]\nimage = \"{}\"\n[runtime]\nworkspace = \"clone\"\n\
-         [serve]\nlisten = \"127.0.0.1:{port}\"\nurl = \"https://127.0.0.1:{port}\"\n",
-        test_image()
-    );
-    std::fs::write(t.root().join("gt.toml"), text).unwrap();
-}
-
-/// Rig `api` with a bare remote, on the host's network, no merge queue.
-fn clone_rig(t: &TestTown, command: &str, extra: &[&str]) -> PathBuf {
-    let mut args = vec!["--network", "host", "--merge", "off"];
-    args.extend_from_slice(extra);
-    t.rig_with_remote(command, &args)
-}
-
-/// `gt --json serve` as a child process, killed (and reaped) when dropped, also when the
-/// test panics. Its stderr is kept for failure messages.
-struct Serve {
-    child: std::process::Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    /// Start it on a port of the kernel's choice (no race with another test for a port
-    /// picked beforehand), return once it says it listens, and point the town's agents
-    /// (`serve.url`) at that port.
-    fn start(t: &TestTown) -> Serve {
-        let mut child = t.spawn(&["--json", "serve", "--listen", "127.0.0.1:0"], &[]);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                let mut k = keep.lock().unwrap();
-                k.push_str(&l);
-                k.push('\n');
-            }
-        });
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let mut serve = Serve {
-            child,
-            url: String::new(),
-            stderr,
-        };
-        let secs = deadline_secs(30);
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(secs))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "gt serve did not say it listens within {secs}s; stderr: {}",
-                    serve.stderr()
-                )
-            });
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let listen: std::net::SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
-        configure_clone(t, listen.port());
-        serve.url = format!("https://127.0.0.1:{}", listen.port());
-        serve
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `docker inspect` of every container of the town.
@@ -143,64 +64,6 @@ fn transcripts(t: &TestTown) -> String {
         }
     }
     text
-}
-
-fn repo(t: &TestTown) -> PathBuf {
-    t.root().join("rigs/api/repo")
-}
-
-/// The commit `rev` names in `repo`, or None.
-fn rev(repo: &Path, rev: &str) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .current_dir(repo)
-        .args(["-c", "safe.directory=*", "rev-parse", "--verify", "-q"])
-        .arg(format!("{rev}^{{commit}}"))
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// A dispatch's credentials, as the town's database holds them.
-struct Dispatch {
-    agent: String,
-    generation: i64,
-    token: String,
-    branch: String,
-}
-
-/// The open dispatch of `bead`, read from the database read-only.
-fn open_dispatch(t: &TestTown, bead: &str) -> Dispatch {
-    let db = rusqlite::Connection::open_with_flags(
-        t.root().join(".gt/town.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    db.query_row(
-        "SELECT agent, generation, token, branch FROM dispatches \
-         WHERE bead = ?1 AND ended_at IS NULL",
-        [bead],
-        |r| {
-            Ok(Dispatch {
-                agent: r.get(0)?,
-                generation: r.get(1)?,
-                token: r.get(2)?,
-                branch: r.get(3)?,
-            })
-        },
-    )
-    .unwrap()
-}
-
-/// The HTTP status of an answer (any 2xx is reported as 200); panics when the endpoint
-/// could not be reached at all, which no test here expects.
-fn status(r: &Result<gt::agent::remote::Answer, CallError>) -> u16 {
-    match r {
-        Ok(_) => 200,
-        Err(CallError::Status(s, _)) => s.as_u16(),
-        Err(e @ CallError::Unreachable(_)) => panic!("the endpoint did not answer: {e}"),
-    }
 }
 
 /// One HTTPS request written by hand (`request_line`, then `headers`, no body):
@@ -246,27 +109,6 @@ fn raw(url: &str, ca_pem: &str, request_line: &str, headers: &[String]) -> (u16,
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (code, body)
-}
-
-/// A bare copy of the rig repository, for making commits the endpoint must refuse
-/// without writing anything into the rig's own repository.
-fn scratch_copy(t: &TestTown) -> PathBuf {
-    let scratch = t.dir.path().join("scratch.git");
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "safe.directory=*",
-            "clone",
-            "-q",
-            "--bare",
-            "--no-local",
-        ])
-        .arg(repo(t))
-        .arg(&scratch)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git clone: {out:?}");
-    scratch
 }
 
 /// `git ARGS` in `dir` with `input` on its stdin; its trimmed stdout.
@@ -395,25 +237,15 @@ fn the_endpoint_refuses_the_anonymous_the_wrong_and_the_stale() {
     if !require_docker() {
         return;
     }
-    let t = clone_town(0);
-    clone_rig(
-        &t,
-        &scripted_agent("AGENT_SLEEP=30"),
-        &["--max-polecats", "2"],
-    );
-    let serve = Serve::start(&t);
-    let ids = [t.bead("mine"), t.bead("theirs")];
-    t.ok(&["sling", &ids[0], &ids[1]]);
-    let (a, b) = (open_dispatch(&t, &ids[0]), open_dispatch(&t, &ids[1]));
-    let main = rev(&repo(&t), "main").unwrap();
-    // Each agent's commit has reached gt (with its checkpoint, while it sleeps; see
-    // `a_checkpoint_hands_the_agents_commit_to_gt_while_it_still_works`) and no patrol
-    // has run: both dispatches are current, both agents "running" for the endpoint.
-    let heads = wait_for("both agents' first push", 60, || {
-        let ha = rev(&repo(&t), &a.branch).filter(|h| *h != main)?;
-        let hb = rev(&repo(&t), &b.branch).filter(|h| *h != main)?;
-        Some((ha, hb))
-    });
+    let t = TestTown::new();
+    let AtWork {
+        serve,
+        ids,
+        a,
+        b,
+        heads,
+        main,
+    } = two_agents_at_work(&t, "AGENT_SLEEP=30", ["mine", "theirs"]);
     let ca = std::fs::read_to_string(t.root().join(".gt/serve/ca.pem")).unwrap();
     let client = |agent: &str, generation: i64, token: &str| {
         Client::new(&serve.url, &ca, agent, generation, token).unwrap()

@@ -752,6 +752,7 @@ pub fn agent_branch_log(root: &Path, rig: &str, polecat: &str, branch: &str) -> 
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+pub mod clone;
 pub mod stub;
 
 /// A tmpfs of `size` mounted for one test, unmounted (lazily) when dropped.
