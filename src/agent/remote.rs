@@ -54,6 +54,9 @@ pub fn body_limit(path: &str) -> u64 {
     }
 }
 
+/// How often a working agent's box (inbox, stop marker, assignment) is fetched again.
+const BOX_REFRESH: Duration = Duration::from_secs(2);
+
 /// One call's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -639,20 +642,15 @@ pub fn supervise(
         {
             return Ok(status);
         }
-        let stopped = |relay: &mut Relay| -> std::result::Result<(), Stop> {
-            relay.flush_outbox()?;
-            if last_box.elapsed() >= Duration::from_secs(2) {
-                relay.sync_box(None)?;
-            }
-            Ok(())
-        };
-        if let Err(s) = stopped(relay) {
+        let mut relayed = relay.flush_outbox().map(|_| ());
+        if relayed.is_ok() && last_box.elapsed() >= BOX_REFRESH {
+            last_box = Instant::now();
+            relayed = relay.sync_box(None).map(|_| ());
+        }
+        if let Err(s) = relayed {
             // A newer generation owns the bead (or gt is gone for good): end the command.
             end_child(child);
             return Err(s);
-        }
-        if last_box.elapsed() >= Duration::from_secs(2) {
-            last_box = Instant::now();
         }
         std::thread::sleep(tick);
     }
