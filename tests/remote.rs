@@ -29,21 +29,6 @@ fn clone_town(port: u16) -> TestTown {
     t
 }
 
-/// `docker inspect` of every container of the town.
-fn containers(t: &TestTown) -> Vec<serde_json::Value> {
-    let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={}", t.id)]);
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    if ids.is_empty() {
-        return vec![];
-    }
-    let mut args = vec!["inspect"];
-    args.extend(ids.iter().map(String::as_str));
-    serde_json::from_slice(&docker(&args).stdout).unwrap()
-}
-
 /// Every agent transcript of the town, for failure messages.
 fn transcripts(t: &TestTown) -> String {
     let mut text = String::new();

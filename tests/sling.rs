@@ -19,20 +19,6 @@ fn bead(t: &TestTown, title: &str) -> String {
         .to_string()
 }
 
-fn containers(t: &TestTown) -> Vec<serde_json::Value> {
-    let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={}", t.id)]);
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    if ids.is_empty() {
-        return vec![];
-    }
-    let mut args = vec!["inspect"];
-    args.extend(ids.iter().map(String::as_str));
-    serde_json::from_slice::<Vec<serde_json::Value>>(&docker(&args).stdout).unwrap()
-}
-
 fn branch_log(repo: &Path, branch: &str) -> Option<String> {
     let out = std::process::Command::new("git")
         .current_dir(repo)

@@ -210,6 +210,21 @@ pub fn docker(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `docker inspect` of every container of the town (running or not).
+pub fn containers(t: &TestTown) -> Vec<serde_json::Value> {
+    let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={}", t.id)]);
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if ids.is_empty() {
+        return vec![];
+    }
+    let mut args = vec!["inspect"];
+    args.extend(ids.iter().map(String::as_str));
+    serde_json::from_slice(&docker(&args).stdout).unwrap()
+}
+
 pub fn remove_town_containers(town_id: &str) {
     let out = docker(&["ps", "-aq", "--filter", &format!("label=gt.town={town_id}")]);
     let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
