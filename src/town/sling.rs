@@ -674,26 +674,9 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
     ]);
     let clone = town.config.workspace == WorkspaceMode::Clone;
     let (mut binds, mut tmpfs, git_env) = if clone {
-        // Nothing of the host: the mailbox, the secrets and the worktree are the
-        // container's own (tmpfs), filled by `gt agent run` from `gt serve`; gt itself
-        // comes from the image.
-        let t = |target: &str, options: &str| Tmpfs {
-            target: target.into(),
-            options: options.into(),
-        };
-        (
-            Vec::new(),
-            vec![
-                t(crate::agent::remote::RUN_DIR, "size=64m,mode=1777"),
-                t(&wt, "size=4g,mode=1777"),
-            ],
-            // The tmpfs is the engine's (root's): the agent's git must not mind.
-            vec![
-                ("GIT_CONFIG_COUNT".to_string(), "1".to_string()),
-                ("GIT_CONFIG_KEY_0".to_string(), "safe.directory".to_string()),
-                ("GIT_CONFIG_VALUE_0".to_string(), "*".to_string()),
-            ],
-        )
+        // gt itself comes from the image.
+        let (tmpfs, env) = super::workspace::clone_mounts(&c.worktree);
+        (Vec::new(), tmpfs, env)
     } else {
         let (mut binds, tmpfs, git_env) =
             super::workspace::mounts(town, &c.rig.name, &c.agent.name, &c.worktree, &c.branch);

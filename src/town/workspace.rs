@@ -237,11 +237,6 @@ pub fn mounts(
         target: s(&git_dir.join("worktrees")),
         options: "size=1m,mode=0755".into(),
     }];
-    let config = [
-        ("safe.directory", "*"),
-        ("gc.auto", "0"),
-        ("maintenance.auto", "false"),
-    ];
     let mut env = vec![
         ("GIT_OBJECT_DIRECTORY".to_string(), s(&objects)),
         (
@@ -249,13 +244,42 @@ pub fn mounts(
             // The list is `:`-separated; a quoted entry may hold `:` (a town path can).
             quote_c(&s(&git_dir.join("objects"))),
         ),
-        ("GIT_CONFIG_COUNT".to_string(), config.len().to_string()),
     ];
+    env.extend(git_config_env(&[
+        ("safe.directory", "*"),
+        ("gc.auto", "0"),
+        ("maintenance.auto", "false"),
+    ]));
+    (binds, tmpfs, env)
+}
+
+/// Clone mode: what an agent's container gets instead of `mounts` — nothing of the
+/// host, only tmpfs: `/run/gt` (its mailbox and secrets, filled by `gt agent run` from
+/// `gt serve`) and its worktree's path (the clone). The tmpfs is the engine's (root's),
+/// so the agent's git is told not to mind.
+pub fn clone_mounts(worktree: &Path) -> (Vec<Tmpfs>, Vec<(String, String)>) {
+    let t = |target: &str, options: &str| Tmpfs {
+        target: target.into(),
+        options: options.into(),
+    };
+    (
+        vec![
+            t(crate::agent::remote::RUN_DIR, "size=64m,mode=1777"),
+            t(&worktree.to_string_lossy(), "size=4g,mode=1777"),
+        ],
+        git_config_env(&[("safe.directory", "*")]),
+    )
+}
+
+/// Git configuration given through the environment (`GIT_CONFIG_COUNT`, `_KEY_n`,
+/// `_VALUE_n`): it wins over every file, and no file of the agent's can add to it.
+fn git_config_env(config: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = vec![("GIT_CONFIG_COUNT".to_string(), config.len().to_string())];
     for (i, (k, v)) in config.iter().enumerate() {
         env.push((format!("GIT_CONFIG_KEY_{i}"), k.to_string()));
         env.push((format!("GIT_CONFIG_VALUE_{i}"), v.to_string()));
     }
-    (binds, tmpfs, env)
+    env
 }
 
 /// Git's C-style quoting of one entry of a path list.
