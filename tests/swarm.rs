@@ -364,26 +364,11 @@ fn an_oom_kill_on_a_swarm_is_recorded_as_oom_from_the_agents_own_report() {
     let engine = PrivateEngine::start_swarm();
     let s = TestTown::new().on_engine(&engine.host());
     s.configure_swarm("retry_backoff = [\"0s\"]\nmax_attempts = 1");
-    let src = s.source_repo("api");
     // 16m: small enough that `gt agent run` (~15 MB mapped) would be the kernel's pick,
     // were the agent command not marked to be taken first.
     let alloc = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; while :; do x=\"$x$x\"; done";
-    s.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &test_image(),
-        "--command",
-        alloc,
-        "--memory",
-        "16m",
-    ]);
-    let id = s
-        .ok(&["bead", "create", "--rig", "api", "eat memory"])
-        .trim()
-        .to_string();
+    s.rig(alloc, &["--memory", "16m"]);
+    let id = s.bead("eat memory");
     s.ok(&["sling", &id]);
     // The manager never says OOM; `gt agent run` in the task does, through the mailbox.
     s.patrol_until("the bead to fail", 60, |s| s.bead_status(&id) == "failed");
@@ -408,28 +393,19 @@ fn the_merge_queue_gates_and_lands_a_change_on_a_swarm() {
     let engine = PrivateEngine::start_swarm();
     let s = TestTown::new().on_engine(&engine.host());
     s.configure_swarm("");
-    let src = s.source_repo("api");
-    s.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &test_image(),
-        "--command",
+    s.rig(
         &scripted_agent(""),
-        "--memory",
-        "256m",
-        "--merge",
-        "auto",
-        // The gate runs as a swarm service too; it sees the candidate's files.
-        "--test-command",
-        "ls work-*.txt && echo gate-on-swarm",
-    ]);
-    let id = s
-        .ok(&["bead", "create", "--rig", "api", "gated on the swarm"])
-        .trim()
-        .to_string();
+        &[
+            "--memory",
+            "256m",
+            "--merge",
+            "auto",
+            // The gate runs as a swarm service too; it sees the candidate's files.
+            "--test-command",
+            "ls work-*.txt && echo gate-on-swarm",
+        ],
+    );
+    let id = s.bead("gated on the swarm");
     s.ok(&["sling", &id]);
     s.patrol_until("the change merged", 120, |s| {
         s.json(&["mq", "list", "--state", "merged"])
