@@ -528,14 +528,6 @@ fn json(v: &impl serde::Serialize) -> std::result::Result<Response<Body>, Refusa
     Ok(answer(StatusCode::OK, data))
 }
 
-fn read_small(p: &Path, max: u64) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(p).ok()?;
-    let mut v = Vec::new();
-    f.take(max).read_to_end(&mut v).ok()?;
-    Some(v)
-}
-
 fn serve_box(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Refusal> {
     let p = super::workspace::places(town, &c.agent.rig, &c.agent.name);
     let assignment = crate::agent::Assignment::read(&p.box_dir)?;
@@ -545,21 +537,25 @@ fn serve_box(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Ref
             "stale: the assignment moved on",
         ));
     }
+    // Host-written files, read as everything in an agent's places is: no link followed,
+    // regular files only, bounded.
+    let text = |v: Vec<u8>| String::from_utf8_lossy(&v).into_owned();
     let mut inbox = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p.box_dir.join("inbox")) {
-        for e in rd.filter_map(|e| e.ok()).take(MAX_INBOX) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
+    if let Ok(dir) = crate::untrusted::Dir::open(&p.box_dir.join("inbox")) {
+        for e in dir.entries(MAX_INBOX).unwrap_or_default() {
+            if !e.is_file || e.name.starts_with('.') {
                 continue;
             }
-            if let Some(v) = read_small(&e.path(), crate::agent::request::MAX_REQUEST_BYTES) {
-                inbox.push((name, String::from_utf8_lossy(&v).into_owned()));
+            if let Ok(v) = dir.read(&e.name, crate::agent::request::MAX_REQUEST_BYTES) {
+                inbox.push((e.name, text(v)));
             }
         }
     }
     inbox.sort();
-    let stop = read_small(&p.box_dir.join(super::drain::STOP_FILE), 4096)
-        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let stop = crate::untrusted::Dir::open(&p.box_dir)
+        .ok()
+        .and_then(|d| d.read(super::drain::STOP_FILE, 4096).ok())
+        .map(text);
     let (secrets, _) =
         super::secret::mounted(&super::secret::agent_dir(town, &c.agent.rig, &c.agent.name));
     json(&BoxState {
