@@ -89,6 +89,8 @@ ensure_docker() {
 ensure_swarm_tools() {
   command -v ip >/dev/null || apt_install iproute2
   command -v nsenter >/dev/null && command -v unshare >/dev/null || apt_install util-linux
+  # `gt serve` makes its town CA with openssl (tests/remote.rs, the clone-mode swarm test).
+  command -v openssl >/dev/null || apt_install openssl
 }
 
 # The agent image, assembled from host files and imported (no registry is reachable):
