@@ -1,7 +1,8 @@
 //! The merge queue: a done bead's merge request is reviewed (`review.rs`: `gt diff`,
 //! `gt mq show`) and landed on its rig's default branch by deterministic code, one
-//! writer per rig (`land.rs`), per the rig's policy and style.
+//! writer per rig (`land.rs`, with its gates in `gate.rs`), per the rig's policy and style.
 
+mod gate;
 pub mod land;
 mod review;
 
