@@ -237,11 +237,38 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
                     continue;
                 };
                 if !crate::git::is_merged_into(repo, c, t) {
-                    b6.push(format!(
-                        "merge request {} ({}) is merged, but {} is not on {t}",
-                        m.id, m.bead, c
-                    ));
+                    // Redone and landed again since: the later one speaks for the bead.
+                    let redone = mrs.iter().any(|o| {
+                        o.bead == m.bead
+                            && o.id > m.id
+                            && o.state == merge_requests::MrState::Merged
+                            && o.merged_commit
+                                .as_deref()
+                                .is_some_and(|oc| crate::git::is_merged_into(repo, oc, t))
+                    });
+                    if redone {
+                        continue;
+                    }
+                    let rewound = rewound_from(repo, c, t);
+                    b6.push(match rewound {
+                        Some(old) => format!(
+                            "merge request {} ({}) was merged at {c}, which is no longer on {t}: the remote's {t} was rewound past it                              (gt follows it and does not land it again; the old head is kept at {old});                              `gt bead reopen {}` redoes the work",
+                            m.id, m.bead, m.bead
+                        ),
+                        None => format!(
+                            "merge request {} ({}) is merged, but {} is not on {t}",
+                            m.id, m.bead, c
+                        ),
+                    });
                 }
+            }
+            merge_requests::MrState::Testing if super::mq::land::refused(m).is_some() => {
+                b6.push(format!(
+                    "merge request {} ({}) cannot land: {}; let gt push there (or land it by hand), gt retries every pass",
+                    m.id,
+                    m.bead,
+                    super::mq::land::refused(m).unwrap_or_default()
+                ));
             }
             merge_requests::MrState::Testing => match (m.step.as_deref(), &gates) {
                 (Some("gate" | "target-gate"), Some(live)) => {
@@ -328,6 +355,23 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
         checks,
         warnings,
     })
+}
+
+/// The rewound-target ref (`refs/gt/rewound/<target>/<old head>`) that still holds
+/// `commit`: a rewind of the remote removed it from `target`.
+fn rewound_from(repo: &git2::Repository, commit: &str, target: &str) -> Option<String> {
+    let c = git2::Oid::from_str(commit).ok()?;
+    let refs = repo
+        .references_glob(&format!("refs/gt/rewound/{target}/*"))
+        .ok()?;
+    for r in refs.flatten() {
+        if let (Some(name), Some(old)) = (r.name().ok(), r.target())
+            && (old == c || repo.graph_descendant_of(old, c).unwrap_or(false))
+        {
+            return Some(name.to_string());
+        }
+    }
+    None
 }
 
 /// Patrol is due every `patrol.interval` (cron: every minute): no successful pass for

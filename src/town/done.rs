@@ -130,10 +130,8 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
     // to land per the rig's policy (older open ones of the bead are superseded).
     if has(town, "recorded")?.is_none() {
         let remote = rig.remote.clone();
-        let state = match rig.merge.parse::<super::mq::Policy>() {
-            Ok(super::mq::Policy::Review) => merge_requests::MrState::NeedsReview,
-            _ => merge_requests::MrState::Queued,
-        };
+        // A head already on the target is no change: its own outcome, never a landing.
+        let (state, no_change) = super::mq::recorded_state(town, &rig, &head)?;
         step_tx(town, d.id, &bead, "recorded", Some(&head), None, |tx| {
             let new = merge_requests::NewMr {
                 bead: &bead,
@@ -150,6 +148,9 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
                     &bead,
                     serde_json::json!({ "mr": id, "branch": d.branch, "commit": head, "state": state.as_str() }),
                 )?;
+                if let Some(why) = &no_change {
+                    super::mq::record_no_change(tx, id, &bead, &a.id, why)?;
+                }
             }
             Ok(())
         })?;

@@ -652,7 +652,12 @@ pub fn set(
                 "rig.updated",
                 name,
                 serde_json::json!({ "changes": changes }),
-            )
+            )?;
+            // Review is the human gate: what waits to land now waits for a person.
+            if after.merge == super::mq::Policy::Review.as_str() && before.merge != after.merge {
+                super::mq::hold_unapproved_tx(tx, name)?;
+            }
+            Ok(())
         })?;
     }
     Ok(Changed {

@@ -578,6 +578,22 @@ fn mr_problem(m: &MrView) -> Option<Problem> {
             "merge request {} ({}) waits for review: `gt diff {}`, then `gt mq approve {}` (or a / r in gt top)",
             m.id, m.bead, m.bead, m.id
         ),
+        MrState::Testing
+            if m.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(super::mq::land::REFUSED)) =>
+        {
+            format!(
+                "merge request {} ({}) cannot land: {}; let gt push there (or land it by hand): it retries every pass",
+                m.id,
+                m.bead,
+                m.reason
+                    .as_deref()
+                    .and_then(|r| r.strip_prefix(super::mq::land::REFUSED))
+                    .and_then(|r| r.lines().next())
+                    .unwrap_or("")
+            )
+        }
         MrState::Conflict | MrState::Failed => format!(
             "merge request {} ({}) {}{}; `gt mq show {}`",
             m.id,

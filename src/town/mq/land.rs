@@ -120,6 +120,20 @@ fn rigs_landing(town: &Town) -> Result<Vec<Rig>> {
 }
 
 fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -> Result<()> {
+    if rig.merge == Policy::Review.as_str() {
+        super::hold_unapproved(town, &rig.name)?;
+    }
+    if rig.remote.is_some() {
+        // The remote's target is followed every pass, not only when something lands:
+        // new dispatches branch from the local one.
+        match current_target(town, rig, &rig.default_branch, None) {
+            Ok(head) => {
+                report.known_remote.insert(rig.name.clone(), head);
+            }
+            Err(e @ Error::LeaseLost { .. }) => return Err(e),
+            Err(e) => tracing::warn!("rig {}: its target not followed: {e}", rig.name),
+        }
+    }
     let merged_before = report.merged.len();
     let result = land_some(town, rt, rig, report);
     if report.merged.len() > merged_before {
@@ -212,7 +226,7 @@ fn step(
         (MrState::Testing, Some("gate")) | (MrState::Testing, Some("target-gate")) => {
             watch_gate(town, rt, rig, mr, report)
         }
-        (MrState::Testing, Some("gated")) => push(town, rig, mr),
+        (MrState::Testing, Some("gated")) => push(town, rig, mr, report),
         (MrState::Testing, Some("pushed")) => finish(town, rig, mr, report),
         (MrState::Testing, other) => {
             // A step this binary does not know (or none): start over from the pick.
@@ -315,13 +329,11 @@ fn current_target(
                 "gt: target brought up to the remote",
             )?;
         }
-        Some(_) => {
-            // The local branch has commits the remote lacks (or they diverged): the
-            // remote is what lands; the local branch is left for a person to look at.
-            tracing::warn!(
-                "rig {}: local {target} is not behind {remote}'s; landing on the remote's",
-                rig.name
-            );
+        Some(ours) => {
+            // The local branch has commits the remote lacks (or they diverged): a person
+            // rewound or rewrote the remote's target. The remote is the truth: followed
+            // (new work branches from it), the old head kept, the mayor told once.
+            follow_rewind(town, rig, &repo, target, remote, ours, theirs)?;
         }
         None => {
             repo.reference(
@@ -333,6 +345,170 @@ fn current_target(
         }
     }
     Ok(fetched)
+}
+
+/// Where the host keeps a target's head that a rewind of the remote left behind.
+const REWOUND: &str = "refs/gt/rewound";
+
+/// The remote's `target` no longer holds the local one (`ours`): a person rewound or
+/// rewrote it. The local target follows the remote (compare-and-swap), the old head is
+/// kept at `refs/gt/rewound/<target>/<old>`, and the mayor is told once which merged
+/// requests are gone from it (they are never landed again by gt).
+fn follow_rewind(
+    town: &mut Town,
+    rig: &Rig,
+    repo: &Repository,
+    target: &str,
+    remote: &str,
+    ours: Oid,
+    theirs: Oid,
+) -> Result<()> {
+    repo.reference(
+        &format!("{REWOUND}/{target}/{ours}"),
+        ours,
+        true,
+        "gt: target head left by a rewind of the remote",
+    )?;
+    let on = |c: Oid, head: Oid| c == head || repo.graph_descendant_of(head, c).unwrap_or(false);
+    let mut removed = Vec::new();
+    for m in merge_requests::in_state(town.db.conn(), &rig.name, MrState::Merged)
+        .map_err(|e| town.db_err(e))?
+    {
+        let Some(c) = m.merged_commit.as_deref().and_then(|c| Oid::from_str(c).ok()) else {
+            continue;
+        };
+        if target_of(&m, rig) == target && on(c, ours) && !on(c, theirs) {
+            removed.push(m);
+        }
+    }
+    let list: String = removed
+        .iter()
+        .map(|m| {
+            format!(
+                "  merge request {} ({}): {}\n",
+                m.id,
+                m.bead,
+                m.merged_commit.as_deref().map(short).unwrap_or("?")
+            )
+        })
+        .collect();
+    let mail = crate::state::mail::Mail::new(
+        format!("mq-rewound-{}-{target}-{}", rig.name, short(&ours.to_string())),
+        "patrol",
+        MAYOR,
+        format!(
+            "[escalation] {remote}'s {target} was rewound: rig {} follows it",
+            rig.name
+        ),
+        format!(
+            "{remote}'s {target} is at {theirs}, which does not hold gt's {target} ({ours}): someone \
+             rewound or rewrote it. gt follows the remote: its own {target} is now {theirs}, new work \
+             branches from there, and nothing removed is pushed back.\n\n{}\
+             The old head is kept at {REWOUND}/{target}/{ours}. To redo removed work: `gt bead reopen BEAD`.",
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!("Merged work no longer on {target} (not landed again):\n{list}\n")
+            }
+        ),
+        now_ms(),
+    );
+    let ids: Vec<i64> = removed.iter().map(|m| m.id).collect();
+    town.db.write(|tx| {
+        if crate::town::mail::post(tx, &mail)? {
+            tx.event(
+                "mq.target_rewound",
+                &rig.name,
+                serde_json::json!({ "target": target, "from": ours.to_string(), "to": theirs.to_string(), "removed": ids }),
+            )?;
+        }
+        Ok(())
+    })?;
+    repo.reference_matching(
+        &format!("refs/heads/{target}"),
+        theirs,
+        true,
+        ours,
+        "gt: target follows the remote (rewound)",
+    )?;
+    Ok(())
+}
+
+/// The last commit of `change` that a rewind removed from `target` (now at `base`):
+/// landing the change would put it back.
+fn removed_in(repo: &Repository, target: &str, base: Oid, change: Oid) -> Result<Option<Oid>> {
+    let prefix = format!("{REWOUND}/{target}/");
+    for r in repo.references_glob(&format!("{prefix}*"))? {
+        let Some(old) = r?.target() else { continue };
+        let Ok(m) = repo.merge_base(change, old) else {
+            continue;
+        };
+        if m != base && !repo.graph_descendant_of(base, m)? {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// The target commit that already carries `change` (a person merged it by hand, or an
+/// earlier landing did): the same patch as the whole change or as each of its commits,
+/// among the target's commits since they forked (bounded).
+fn carried_by(repo: &Repository, base: Oid, change: Oid) -> Result<Option<Oid>> {
+    const LOOK_BACK: usize = 500;
+    let fork = repo.merge_base(base, change)?;
+    let patch_id = |from: Option<Oid>, to: Oid| -> Result<Oid> {
+        let old = from.map(|f| repo.find_commit(f)?.tree()).transpose()?;
+        let new = repo.find_commit(to)?.tree()?;
+        let d = repo.diff_tree_to_tree(old.as_ref(), Some(&new), None)?;
+        Ok(d.patchid(None)?)
+    };
+    let whole = patch_id(Some(fork), change)?;
+    let mut own = Vec::new();
+    for c in range(repo, fork, change)? {
+        let commit = repo.find_commit(c)?;
+        if commit.parent_count() == 1 {
+            own.push(patch_id(Some(commit.parent_id(0)?), c)?);
+        }
+    }
+    let mut seen = std::collections::HashMap::new();
+    for c in range(repo, fork, base)?.into_iter().rev().take(LOOK_BACK) {
+        let commit = repo.find_commit(c)?;
+        if commit.parent_count() != 1 {
+            continue;
+        }
+        let id = patch_id(Some(commit.parent_id(0)?), c)?;
+        if id == whole {
+            return Ok(Some(c));
+        }
+        seen.entry(id).or_insert(c);
+    }
+    // Each of its commits picked by hand: the newest of them carries the last.
+    if !own.is_empty() && own.iter().all(|p| seen.contains_key(p)) {
+        return Ok(own.iter().filter_map(|p| seen.get(p)).copied().max_by_key(|c| {
+            repo.find_commit(*c).map(|c| c.time().seconds()).unwrap_or(0)
+        }));
+    }
+    Ok(None)
+}
+
+/// The change is already on the target (`carrier` holds it): merged, nothing pushed.
+fn already_landed(
+    town: &mut Town,
+    rig: &Rig,
+    mr: &MergeRequest,
+    carrier: Oid,
+    how: &str,
+    report: &mut Report,
+) -> Result<Progress> {
+    town.db.write(|tx| {
+        tx.event(
+            "mq.already_on_target",
+            &mr.bead,
+            serde_json::json!({ "mr": mr.id, "commit": carrier.to_string(), "how": how }),
+        )
+    })?;
+    mark_merged(town, rig, mr, &carrier.to_string(), report)?;
+    Ok(Progress::Finished)
 }
 
 /// `candidate`: conflicts found in memory; target + the change made as commits.
@@ -350,6 +526,23 @@ fn build(
     if change == base || repo.graph_descendant_of(base, change)? {
         // Already on the target (landed by hand, or an earlier run got this far).
         mark_merged(town, rig, mr, &base.to_string(), report)?;
+        return Ok(Progress::Finished);
+    }
+    if let Some(gone) = removed_in(&repo, &target_of(mr, rig), base, change)? {
+        // Landing it would put back what a person removed from the target.
+        let target = target_of(mr, rig);
+        let why = format!(
+            "it carries {} which a rewind of {target} removed; not landed",
+            short(&gone.to_string())
+        );
+        let detail = format!(
+            "Your branch holds commits that were removed from {target} on purpose (up to {gone}). \
+             Move your own commits onto {target} without them (`git rebase --onto {target} {gone}`), \
+             check the result, commit, and `gt done` again."
+        );
+        let mut at = mr.clone();
+        at.base = Some(base.to_string());
+        send_back(town, rig, &at, MrState::Conflict, &why, &detail, report)?;
         return Ok(Progress::Finished);
     }
     let style: Style = rig.merge_style.parse().unwrap_or(Style::Merge);
@@ -370,6 +563,20 @@ fn build(
             return Ok(Progress::Finished);
         }
     };
+    // Work already on the target (merged by hand, or by an earlier landing whose record
+    // was lost): recognised, never landed twice nor sent back as a conflict.
+    let adds_nothing = match &built {
+        Built::Commit(c) => repo.find_commit(*c)?.tree_id() == repo.find_commit(base)?.tree_id(),
+        Built::Conflict(_) => false,
+    };
+    if adds_nothing || matches!(built, Built::Conflict(_)) {
+        if let Some(carrier) = carried_by(&repo, base, change)? {
+            return already_landed(town, rig, mr, carrier, "the same patch is on the target", report);
+        }
+        if adds_nothing {
+            return already_landed(town, rig, mr, base, "it adds nothing to the target", report);
+        }
+    }
     match built {
         Built::Commit(c) => {
             // Picked and built in one checkpoint (the base and the candidate together);
@@ -544,8 +751,9 @@ fn conflicts(index: &git2::Index) -> Vec<String> {
 }
 
 /// `pushed`: the remote's target moved from the base to the candidate (or, without a
-/// remote, nothing to do here).
-fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
+/// remote, nothing to do here). A remote that moved on from the candidate itself holds
+/// this landing's own earlier push (gt killed before its checkpoint): landed, not again.
+fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> Result<Progress> {
     crate::interrupt::step("mq.pushed.before")?;
     let (Some(base), Some(cand)) = (mr.base.as_deref(), mr.candidate.as_deref()) else {
         requeue(town, mr, "its landing lost its candidate; built again")?;
@@ -554,35 +762,154 @@ fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest) -> Result<Progress> {
     if let Some(remote) = &rig.remote {
         town.db.renew_lease()?;
         let target = target_of(mr, rig);
-        match crate::git::push_cas(
+        let pushed = crate::git::push_cas(
             &town.repo_dir(&rig.name),
             remote,
             cand,
             &target,
             base,
             timeout(town),
-        )? {
-            crate::git::CasPush::Pushed => crate::interrupt::step("mq.remote_pushed")?,
-            crate::git::CasPush::Moved(now) => {
-                let why = format!(
-                    "{remote}'s {target} moved (to {}) while it was being landed; queued again on the new head",
-                    now.as_deref().map(short).unwrap_or("nothing")
-                );
-                town.db.write(|tx| {
-                    tx.event(
-                        "mq.remote_moved",
-                        &mr.bead,
-                        serde_json::json!({ "mr": mr.id, "expected": base, "found": now }),
-                    )
-                })?;
-                requeue(town, mr, &why)?;
-                return Ok(Progress::Next);
+        );
+        match pushed {
+            Ok(crate::git::CasPush::Pushed) => {
+                crate::interrupt::step("mq.remote_pushed")?;
+                // Read back just now: the next landing of this pass builds on it.
+                report
+                    .known_remote
+                    .insert(rig.name.clone(), cand.to_string());
             }
+            Ok(crate::git::CasPush::Moved(now)) => {
+                report.known_remote.remove(&rig.name);
+                if let Some(now) = &now
+                    && holds_own_push(town, rig, &target, now, cand)?
+                {
+                    town.db.write(|tx| {
+                        tx.event(
+                            "mq.push_recognised",
+                            &mr.bead,
+                            serde_json::json!({ "mr": mr.id, "candidate": cand, "found": now }),
+                        )
+                    })?;
+                } else {
+                    let why = format!(
+                        "{remote}'s {target} moved (to {}) while it was being landed; queued again on the new head",
+                        now.as_deref().map(short).unwrap_or("nothing")
+                    );
+                    town.db.write(|tx| {
+                        tx.event(
+                            "mq.remote_moved",
+                            &mr.bead,
+                            serde_json::json!({ "mr": mr.id, "expected": base, "found": now }),
+                        )
+                    })?;
+                    requeue(town, mr, &why)?;
+                    return Ok(Progress::Next);
+                }
+            }
+            Err(e) if is_refusal(&e) => return refused_push(town, mr, remote, &target, &e),
+            Err(e) => return Err(e),
         }
     }
     checkpoint(town, mr, "pushed", &[], &["mr.pushed"])?;
     crate::interrupt::step("mq.pushed.after")?;
     Ok(Progress::Next)
+}
+
+/// Whether the remote's `target`, now at `now`, already holds `cand` (fetched to tell).
+fn holds_own_push(town: &Town, rig: &Rig, target: &str, now: &str, cand: &str) -> Result<bool> {
+    let Some(remote) = &rig.remote else {
+        return Ok(false);
+    };
+    let repo_dir = town.repo_dir(&rig.name);
+    let fetched = crate::git::fetch_branch(
+        &repo_dir,
+        remote,
+        target,
+        &format!("refs/gt/remote/{target}"),
+        timeout(town),
+    )?;
+    let repo = Repository::open(&repo_dir)?;
+    let head = fetched.unwrap_or_else(|| now.to_string());
+    let (head, cand) = (Oid::from_str(&head)?, Oid::from_str(cand)?);
+    if repo.find_commit(head).is_err() {
+        return Ok(false);
+    }
+    Ok(head == cand || repo.graph_descendant_of(head, cand)?)
+}
+
+/// The prefix of a merge request's reason while its remote refuses the landing push.
+pub const REFUSED: &str = "refused: ";
+
+/// A `testing` merge request whose landing push the remote refuses: why, in words.
+pub fn refused(mr: &MergeRequest) -> Option<&str> {
+    (mr.state == MrState::Testing)
+        .then_some(mr.reason.as_deref())
+        .flatten()
+        .and_then(|r| r.strip_prefix(REFUSED))
+}
+
+/// The remote answered and declined the push (a protected branch, a pre-receive hook),
+/// as opposed to not answering: git says `[remote rejected]` or `[rejected]`.
+fn is_refusal(e: &Error) -> bool {
+    let s = e.to_string();
+    ["[remote rejected]", "[rejected]", "hook declined", "protected branch"]
+        .iter()
+        .any(|m| s.contains(m))
+}
+
+/// The remote refused the landing push: said on the merge request (it waits at its
+/// step, retried each pass), told to the mayor once, and a problem in `gt top`/doctor.
+fn refused_push(
+    town: &mut Town,
+    mr: &MergeRequest,
+    remote: &str,
+    target: &str,
+    e: &Error,
+) -> Result<Progress> {
+    let said = e.to_string();
+    // git's own words from the remote: the lines after "failed:" (bounded).
+    let detail: String = said
+        .split_once("failed: ")
+        .map(|(_, r)| r)
+        .unwrap_or(&said)
+        .chars()
+        .take(2000)
+        .collect();
+    let why = format!("{remote} refused the push to {target}: {detail}");
+    let reason = format!("{REFUSED}{why}");
+    if mr.reason.as_deref() == Some(reason.as_str()) {
+        return Ok(Progress::Wait(reason));
+    }
+    let mail = crate::state::mail::Mail::new(
+        format!("mq-refused-{}", mr.id),
+        "patrol",
+        MAYOR,
+        format!("[escalation] {remote} refuses to let {} land on {target}", mr.bead),
+        format!(
+            "Merge request {} of bead {} is built and gated, but {remote} refused the push to {target}:
+
+{detail}
+
+             A protected branch or a pre-receive hook declines gt's pushes. Let gt push to {target}              (or land the change by hand); gt tries again every pass and lands it once the remote accepts.
+             See `gt mq show {}`.",
+            mr.id, mr.bead, mr.id
+        ),
+        now_ms(),
+    );
+    town.db.write(|tx| {
+        tx.execute(
+            "UPDATE merge_requests SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'testing'",
+            rusqlite::params![mr.id, reason, now_ms()],
+        )
+        .map_err(|e| tx.err(e))?;
+        crate::town::mail::post(tx, &mail)?;
+        tx.event(
+            "mq.push_refused",
+            &mr.bead,
+            serde_json::json!({ "mr": mr.id, "remote": remote, "target": target, "why": detail }),
+        )
+    })?;
+    Ok(Progress::Wait(reason))
 }
 
 /// After the push: the local target moved by compare-and-swap, the merge recorded.
@@ -599,6 +926,8 @@ fn finish(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) ->
         .transpose()?;
     match local {
         Some(l) if l == cand_id => {}
+        // Its own push was found under newer commits of the remote, already followed.
+        Some(l) if repo.graph_descendant_of(l, cand_id)? => {}
         Some(l) if l == base_id || repo.graph_descendant_of(cand_id, l)? => {
             repo.reference_matching(
                 &format!("refs/heads/{target}"),
@@ -634,11 +963,6 @@ fn finish(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) ->
         }
     }
     crate::interrupt::step("mq.advanced.after")?;
-    if rig.remote.is_some() {
-        report
-            .known_remote
-            .insert(rig.name.clone(), cand.to_string());
-    }
     mark_merged(town, rig, mr, cand, report)?;
     crate::interrupt::step("mq.merged.after")?;
     Ok(Progress::Finished)

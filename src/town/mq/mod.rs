@@ -163,6 +163,10 @@ pub fn list(town: &Town, rig: Option<&str>, states: &[MrState]) -> Result<Vec<Li
                     None => format!("#{pos} in the queue of rig {}", m.rig),
                 }
             }
+            MrState::Testing if land::refused(m).is_some() => format!(
+                "cannot land: {}",
+                first_line(&land::refused(m).map(str::to_string))
+            ),
             MrState::Testing => match m.step.as_deref() {
                 Some("gate") => format!("its gate runs (run {})", m.gate_runs),
                 Some("target-gate") => "the gate runs on the target alone".to_string(),
@@ -325,4 +329,118 @@ pub fn run(
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// Review mode is the human gate: a `queued` merge request of `rig` that nobody approved
+/// (recorded while the rig landed without review, or left so by an older gt) waits for
+/// review instead. Returns the ids held. Runs in the caller's transaction.
+pub fn hold_unapproved_tx(tx: &mut crate::state::Tx, rig: &str) -> Result<Vec<i64>> {
+    let held: Vec<(i64, String)> = {
+        let mut st = tx
+            .prepare(
+                "SELECT m.id, m.bead FROM merge_requests m WHERE m.rig = ?1 AND m.state = 'queued'
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.subject = m.bead AND e.kind = 'mr.approved'
+                                 AND json_extract(e.data, '$.mr') = m.id)
+                 ORDER BY m.id",
+            )
+            .map_err(|e| tx.err(e))?;
+        st.query_map([rig], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| tx.err(e))?
+    };
+    let why = format!("rig {rig} lands only approved work (--merge review)");
+    for (id, bead) in &held {
+        tx.execute(
+            "UPDATE merge_requests SET state = 'needs-review', reason = ?2, updated_at = ?3, version = version + 1
+             WHERE id = ?1 AND state = 'queued'",
+            rusqlite::params![id, why, now_ms()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event(
+            "mr.held_for_review",
+            bead,
+            serde_json::json!({ "mr": id, "why": why }),
+        )?;
+    }
+    Ok(held.into_iter().map(|(id, _)| id).collect())
+}
+
+/// `hold_unapproved_tx` in a transaction of its own, written only when there is any.
+pub fn hold_unapproved(town: &mut Town, rig: &str) -> Result<Vec<i64>> {
+    let any: bool = town
+        .db
+        .conn()
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM merge_requests WHERE rig = ?1 AND state = 'queued')",
+            [rig],
+            |r| r.get(0),
+        )
+        .map_err(|e| town.db_err(e))?;
+    if !any {
+        return Ok(Vec::new());
+    }
+    town.db.write(|tx| hold_unapproved_tx(tx, rig))
+}
+
+/// How a done's merge request is recorded: per the rig's policy, or, when its head is
+/// already on the rig's target (the work changed nothing), as no change at all: never
+/// queued, never called a landing. Returns the state and, for no change, why.
+pub fn recorded_state(
+    town: &Town,
+    rig: &crate::state::rigs::Rig,
+    head: &str,
+) -> Result<(MrState, Option<String>)> {
+    let repo = git2::Repository::open(town.repo_dir(&rig.name))?;
+    let target = crate::git::branch_head(&repo, &rig.default_branch)?;
+    if let (Some(t), Ok(h)) = (target, git2::Oid::from_str(head))
+        && let Ok(t) = git2::Oid::from_str(&t)
+        && (h == t || repo.graph_descendant_of(t, h).unwrap_or(false))
+    {
+        return Ok((
+            MrState::Superseded,
+            Some(format!(
+                "no change: its head {} is already on {}; nothing to land",
+                land::short(head),
+                rig.default_branch
+            )),
+        ));
+    }
+    let state = match rig.merge.parse::<Policy>() {
+        Ok(Policy::Review) => MrState::NeedsReview,
+        _ => MrState::Queued,
+    };
+    Ok((state, None))
+}
+
+/// A done that changed nothing: said on its merge request and told to the mayor once,
+/// in the recording transaction.
+pub fn record_no_change(
+    tx: &mut crate::state::Tx,
+    mr: i64,
+    bead: &str,
+    agent: &str,
+    why: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE merge_requests SET reason = ?2 WHERE id = ?1",
+        rusqlite::params![mr, why],
+    )
+    .map_err(|e| tx.err(e))?;
+    tx.event(
+        "mr.no_change",
+        bead,
+        serde_json::json!({ "mr": mr, "why": why }),
+    )?;
+    let m = crate::state::mail::Mail::new(
+        format!("mq-no-change-{mr}"),
+        "patrol",
+        crate::town::mail::MAYOR,
+        format!("{bead} done by {agent} with no change: nothing to land"),
+        format!(
+            "Merge request {mr} of bead {bead}: {why}.\n\nThe agent finished without committing anything. \
+             If work was expected, `gt bead reopen {bead}` gives it another go; otherwise close it."
+        ),
+        now_ms(),
+    );
+    crate::town::mail::post(tx, &m).map(|_| ())
 }
