@@ -319,7 +319,11 @@ pub fn run(
             && merge_requests::list(town.db.conn(), None)
                 .map_err(|e| town.db_err(e))?
                 .iter()
-                .any(|m| m.state == MrState::Testing);
+                .any(|m| {
+                    // A gate running is worth the wait; a refused push is not.
+                    m.state == MrState::Testing
+                        && matches!(m.step.as_deref(), Some("candidate" | "gate" | "target-gate"))
+                });
         total.merged.extend(r.merged);
         total.returned.extend(r.returned);
         total.errors.extend(r.errors);
