@@ -223,10 +223,10 @@ fn gate_clock() -> Option<(String, i64)> {
     if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
         return None;
     }
-    Some((
-        boot.trim().to_string(),
-        ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000,
-    ))
+    // time_t and c_long are i64 here, narrower on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    let ms = ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000;
+    Some((boot.trim().to_string(), ms))
 }
 
 /// How long a gate container has run: on the monotonic clock since the start its label
@@ -477,7 +477,18 @@ pub(super) fn watch_gate(
     if timed_out && running_for(&c, mr) < limit.as_millis() as i64 {
         return Ok(Progress::Wait(format!("its gate runs ({name})")));
     }
-    let mut verdict = if timed_out {
+    let mut verdict = if timed_out && c.state == RunState::Created {
+        // Never started (a swarm task no node takes, an engine that failed to start
+        // it): nothing of the change ran, the host could not run it.
+        tracing::warn!(
+            "gate {name} never started{}",
+            c.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        Verdict::Interrupted(None)
+    } else if timed_out {
         // Too long (patrol.gate_timeout): stopped, and it counts as failing.
         Verdict::Failed(format!(
             "it ran longer than patrol.gate_timeout = {}s and was stopped",
@@ -811,8 +822,7 @@ pub(super) fn broken_target(town: &Town, rig: &str) -> Result<Option<String>> {
     let Some(mark) = broken_mark(town, rig)? else {
         return Ok(None);
     };
-    let Some(r) = crate::state::rigs::get(town.db.conn(), rig).map_err(|e| town.db_err(e))?
-    else {
+    let Some(r) = crate::state::rigs::get(town.db.conn(), rig).map_err(|e| town.db_err(e))? else {
         return Ok(None);
     };
     let recheck = town.config.patrol.broken_target_recheck.as_millis() as i64;
