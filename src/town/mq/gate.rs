@@ -864,3 +864,56 @@ pub(super) fn sweep_scratch(town: &Town, rig: &Rig) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_os_error_ending_in_a_host_errno_is_the_hosts_fault() {
+        let os =
+            |msg: &str| git2::Error::new(git2::ErrorCode::GenericError, git2::ErrorClass::Os, msg);
+        assert!(host_fault(&os(
+            "could not write to '/t/scratch/mr1.1/big.txt': No space left on device"
+        )));
+        assert!(host_fault(&os(
+            "failed to make directory '/t/x': Permission denied"
+        )));
+        // The change's own paths: a name too long, or a path naming the errno text.
+        assert!(!host_fault(&os(
+            "could not open '/t/x' for writing: File name too long"
+        )));
+        assert!(!host_fault(&os(
+            "could not open 'No space left on device' for writing"
+        )));
+        let checkout = git2::Error::new(
+            git2::ErrorCode::GenericError,
+            git2::ErrorClass::Checkout,
+            "cannot checkout to invalid path 'a: No space left on device'",
+        );
+        assert!(!host_fault(&checkout));
+    }
+
+    #[test]
+    fn a_directory_its_owner_made_unwritable_is_removed_with_its_entries() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("mr1.1");
+        std::fs::create_dir_all(dir.join("trap/deeper")).unwrap();
+        std::fs::write(dir.join("trap/deeper/fail.sh"), "exit 1\n").unwrap();
+        for p in ["trap/deeper", "trap"] {
+            std::fs::set_permissions(dir.join(p), std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        // A link out of the tree is removed, not followed.
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+        remove_tree(&dir).unwrap();
+        assert!(!dir.exists());
+        assert!(outside.join("keep").exists());
+        remove_tree(&dir).unwrap();
+        fresh_dir(&dir).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    }
+}
