@@ -151,6 +151,32 @@ fn a_full_disk_during_a_gates_checkout_blames_nobody_and_the_change_lands_once_t
 }
 
 #[test]
+fn a_change_whose_files_exceed_the_gates_disk_is_sent_back_before_anything_is_written() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("", "gate_disk = \"1m\"");
+    let big = "head -c 2097152 /dev/zero | tr '\\0' x > big.txt && git add big.txt && git commit -q -m big";
+    landing_rig(
+        &t,
+        &scripted_agent(big),
+        &["--merge", "auto", "--test-command", "true"],
+    );
+    let id = t.bead("too big for the gate");
+    t.ok(&["sling", &id]);
+    t.patrol_until("sent back", 120, |t| {
+        mr_states(t, &id).first().is_some_and(|s| s == "failed")
+    });
+    let reason = mrs(&t, &id)[0]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("more than a gate's /work holds (patrol.gate_disk = 1.0 MiB)"),
+        "{reason}"
+    );
+    assert!(events(&t, "mr.gate_started").is_empty());
+}
+
+#[test]
 fn a_gate_stopped_from_outside_runs_again_counted_against_nobody_and_the_change_lands() {
     if !require_docker() {
         return;

@@ -272,7 +272,7 @@ pub(super) fn start_gate(
     let disk = town.config.patrol.gate_disk.max(0) as u64;
     if size > disk {
         return Ok(Gate::Unbuildable(format!(
-            "its files take {}, more than the gate's /work holds (patrol.gate_disk = {})",
+            "they take {}, more than a gate's /work holds (patrol.gate_disk = {})",
             human_size(size),
             human_size(disk)
         )));
