@@ -334,7 +334,7 @@ impl Runtime for DockerRuntime {
                 network_mode: spec.network.clone(),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
-                init: Some(true),
+                init: Some(spec.init),
                 readonly_rootfs: Some(spec.read_only_root),
                 // A capped log: an agent printing without end fills no disk.
                 log_config: Some(HostConfigLogConfig {

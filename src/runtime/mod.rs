@@ -69,6 +69,10 @@ pub struct ContainerSpec {
     /// engine, whose configuration is as private as the files it would read, sets them
     /// as environment. Read inside with [`secret_env`].
     pub secret_env: Vec<(String, String)>,
+    /// A minimal init as process 1 (reaps zombies, forwards signals); false: `cmd` is
+    /// process 1 itself, which nothing inside the container can signal (a gate's
+    /// script relies on it to tell a stop from outside from its test's own exit).
+    pub init: bool,
 }
 
 /// Where a runtime that delivers [`ContainerSpec::secret_env`] as files puts `key`'s.

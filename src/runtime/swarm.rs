@@ -312,7 +312,7 @@ fn service_spec(spec: &ContainerSpec, secrets: &[(String, String)]) -> ServiceSp
                         })
                         .collect()
                 }),
-                init: Some(true),
+                init: Some(spec.init),
                 capability_drop: Some(vec!["ALL".into()]),
                 privileges: Some(TaskSpecContainerSpecPrivileges {
                     no_new_privileges: Some(true),
@@ -810,6 +810,7 @@ mod tests {
             network: None,
             placement: vec!["node.labels.gpu==true".into()],
             secret_env: vec![("GT_TOKEN".into(), "tok-123".into())],
+            init: true,
         };
         let s = service_spec(&spec, &[("sid".into(), "gt-x-gt-token".into())]);
         assert_eq!(s.name.as_deref(), Some("gt-t1-api-nux"));

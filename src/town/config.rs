@@ -47,6 +47,13 @@ stall_timeout = "30m"                     # a running agent with no output and n
                                           #   (counted as an attempt); "0s": off
 gate_timeout = "30m"                      # a merge request's gate running longer is
                                           #   stopped and counts as failing
+gate_disk = "2g"                          # a gate's /work: a tmpfs of this size (counted
+                                          #   in the rig's memory limit) holding a copy of
+                                          #   the checkout; a change whose files exceed it
+                                          #   is sent back
+broken_target_recheck = "30m"             # a target that failed its gate alone is tried
+                                          #   again after this long (or at once when the
+                                          #   rig's gate settings change)
 engine_timeout = "60s"                    # one Docker call that takes longer counts as the
                                           #   engine being down (exit 5, one escalation)
 quiet_after = "30m"                       # a running agent that sends nothing (checkpoint,
@@ -151,6 +158,9 @@ pub struct Patrol {
     pub engine_timeout: Duration,
     pub stall_timeout: Duration,
     pub gate_timeout: Duration,
+    /// Bytes of a gate's /work tmpfs.
+    pub gate_disk: i64,
+    pub broken_target_recheck: Duration,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +285,8 @@ struct RawPatrol {
     engine_timeout: String,
     stall_timeout: String,
     gate_timeout: String,
+    gate_disk: String,
+    broken_target_recheck: String,
 }
 
 impl Default for RawPatrol {
@@ -290,6 +302,8 @@ impl Default for RawPatrol {
             engine_timeout: "60s".into(),
             stall_timeout: "30m".into(),
             gate_timeout: "30m".into(),
+            gate_disk: "2g".into(),
+            broken_target_recheck: "30m".into(),
         }
     }
 }
@@ -374,6 +388,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
         engine_timeout: dur_min("patrol.engine_timeout", &p.engine_timeout, secs(1))?,
         stall_timeout: dur("patrol.stall_timeout", &p.stall_timeout)?,
         gate_timeout: dur_min("patrol.gate_timeout", &p.gate_timeout, secs(1))?,
+        gate_disk: parse_size(&p.gate_disk)
+            .filter(|&n| n >= 1 << 20)
+            .ok_or_else(|| {
+                bad(format!(
+                    "patrol.gate_disk = {:?} is not a size of at least 1m (use e.g. 512m, 2g)",
+                    p.gate_disk
+                ))
+            })?,
+        broken_target_recheck: dur_min(
+            "patrol.broken_target_recheck",
+            &p.broken_target_recheck,
+            secs(1),
+        )?,
     };
     let runtime =
         crate::runtime::RuntimeConfig {

@@ -953,6 +953,7 @@ pub fn check_setup(town: &Town, rt: &dyn crate::runtime::Runtime, rig: &Rig) -> 
             .then(|| "none".into()),
         placement: rig.placement.clone(),
         secret_env: Vec::new(),
+        init: true,
     };
     let id = match rt.create(&spec) {
         Ok(id) => id,

@@ -775,6 +775,7 @@ fn container_spec(town: &Town, c: &Claim) -> Result<ContainerSpec> {
         // The dispatch's credential (for `gt serve`, and for its requests): never in a
         // service's spec.
         secret_env: vec![("GT_TOKEN".to_string(), c.token.clone())],
+        init: true,
     })
 }
 
