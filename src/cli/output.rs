@@ -64,14 +64,38 @@ pub fn short(s: &str, n: usize) -> &str {
     }
 }
 
+/// The town's secret values, once a command has opened its town: nothing `gt` prints
+/// shows one (an agent's checkpoint note, mail, done note, output or event data may hold
+/// a key it was given), whichever view prints it.
+static REDACTOR: std::sync::OnceLock<crate::town::secret::Redactor> = std::sync::OnceLock::new();
+
+/// Redact `r`'s values from everything printed from now on.
+pub fn redact_secrets(r: crate::town::secret::Redactor) {
+    let _ = REDACTOR.set(r);
+}
+
+fn redactor() -> Option<&'static crate::town::secret::Redactor> {
+    REDACTOR.get().filter(|r| !r.is_empty())
+}
+
 /// Print `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let s = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
-    println_out(&s)
+    match redactor() {
+        Some(r) => write_line(&r.redact_json(&s)),
+        None => write_line(&s),
+    }
 }
 
 /// Print a line to stdout; a closed pipe (`gt bead list | head`) is not an error.
 pub fn println_out(s: &str) -> Result<()> {
+    match redactor() {
+        Some(r) => write_line(&r.redact(s)),
+        None => write_line(s),
+    }
+}
+
+fn write_line(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{s}") {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
@@ -82,6 +106,14 @@ pub fn println_out(s: &str) -> Result<()> {
 /// Write `bytes` to stdout exactly as they are (`gt peek --raw`); a closed pipe is not an
 /// error.
 pub fn print_raw(bytes: &[u8]) -> Result<()> {
+    let redacted;
+    let bytes = match (redactor(), std::str::from_utf8(bytes)) {
+        (Some(r), Ok(text)) => {
+            redacted = r.redact(text);
+            redacted.as_bytes()
+        }
+        _ => bytes,
+    };
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),

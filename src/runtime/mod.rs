@@ -181,6 +181,15 @@ pub fn connect_within(config: &RuntimeConfig, timeout: Duration) -> Result<Box<d
     })
 }
 
+/// The engine's `tail` parameter for the last `n` lines: "all" for `usize::MAX`.
+pub fn tail_param(n: usize) -> String {
+    if n == usize::MAX {
+        "all".into()
+    } else {
+        n.to_string()
+    }
+}
+
 pub trait Runtime: Send + Sync {
     /// Create (not start) a container; returns its id. A runtime whose create already
     /// runs it (a Swarm service is scheduled at once) says so in [`starts_on_create`].
@@ -195,7 +204,7 @@ pub trait Runtime: Send + Sync {
     fn inspect(&self, id: &str) -> Result<Option<Observed>>;
     /// Stop (SIGTERM, then SIGKILL after `grace`) and remove; absent is fine.
     fn remove(&self, id: &str, grace: Duration) -> Result<()>;
-    /// The last `tail` lines of output (stdout and stderr).
+    /// The last `tail` lines of output (stdout and stderr); `usize::MAX`: all of it.
     fn logs(&self, id: &str, tail: usize) -> Result<String>;
     /// Whether the engine has `image` (gt never pulls).
     fn image_exists(&self, image: &str) -> Result<bool>;
@@ -212,5 +221,11 @@ pub trait Runtime: Send + Sync {
     /// Whether `create` already runs the agent (then an undone dispatch may have worked).
     fn starts_on_create(&self) -> bool {
         false
+    }
+    /// Stop (SIGTERM, then SIGKILL after `grace`) without removing, so its output can
+    /// still be read; absent is fine. A runtime that cannot stop without removing leaves
+    /// it running (its `remove` stops it).
+    fn stop(&self, _id: &str, _grace: Duration) -> Result<()> {
+        Ok(())
     }
 }

@@ -709,7 +709,7 @@ impl Runtime for SwarmRuntime {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
-            .tail(&tail.to_string())
+            .tail(&super::tail_param(tail))
             .build();
         let mut out = String::new();
         self.stream_logs(&self.engine.docker, id, opts, &mut |c| {
