@@ -341,7 +341,7 @@ impl Runtime for DockerRuntime {
                     typ: Some("json-file".into()),
                     config: Some(HashMap::from([
                         ("max-size".to_string(), super::LOG_MAX_SIZE.to_string()),
-                        ("max-file".to_string(), "1".to_string()),
+                        ("max-file".to_string(), super::LOG_MAX_FILES.to_string()),
                     ])),
                 }),
                 ..Default::default()

@@ -37,7 +37,13 @@ pub struct Tmpfs {
 }
 
 /// Output kept per agent container by the engine: a flood is cut here, not on the disk.
-pub const LOG_MAX_SIZE: &str = "10m";
+/// The json-file driver keeps up to `max-file` files of `max-size` (and a file of 20.10
+/// told `max-file=1` still keeps one rotated file beside the current one), each at most
+/// one entry over: 2 × 4.9 MB stays within the 10 MB promised, with the last 4.9 MB or
+/// more of a flood always kept.
+pub const LOG_MAX_SIZE: &str = "4900k";
+/// Log files kept per agent container (the current one and one rotated).
+pub const LOG_MAX_FILES: &str = "2";
 
 /// Everything needed to create an agent container.
 #[derive(Debug, Clone, PartialEq)]

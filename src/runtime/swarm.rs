@@ -356,7 +356,7 @@ fn service_spec(spec: &ContainerSpec, secrets: &[(String, String)]) -> ServiceSp
                 name: Some("json-file".into()),
                 options: Some(HashMap::from([
                     ("max-size".to_string(), super::LOG_MAX_SIZE.to_string()),
-                    ("max-file".to_string(), "1".to_string()),
+                    ("max-file".to_string(), super::LOG_MAX_FILES.to_string()),
                 ])),
             }),
             ..Default::default()

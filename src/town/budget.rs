@@ -26,9 +26,9 @@ pub const MIN_PLAUSIBLE_USD: f64 = 1.0;
 
 /// Record dispatch `dispatch`'s usage as its output reported it (`output_bytes` of it),
 /// bounded: its cost at most [`MAX_USD_PER_KIB`] per KiB of output (or
-/// [`MIN_PLAUSIBLE_USD`]), at most
-/// `max_cost_per_dispatch` and at most `max_cost_per_bead`. A report over a bound is
-/// kept as the bound and flagged: a `usage.flagged` event and one mail to the mayor.
+/// [`MIN_PLAUSIBLE_USD`]) and at most `max_cost_per_dispatch`. A report over a bound is
+/// kept as the bound and flagged: a `usage.flagged` event and one mail to the mayor. (A
+/// bead is bounded by these per dispatch and its budget: crossed, no dispatch follows.)
 pub fn record(
     town: &mut Town,
     dispatch: i64,
@@ -47,9 +47,6 @@ pub fn record(
             d.max_cost_per_dispatch,
             "over defaults.max_cost_per_dispatch",
         ));
-    }
-    if d.max_cost_per_bead > 0.0 {
-        limits.push((d.max_cost_per_bead, "over defaults.max_cost_per_bead"));
     }
     let mut kept = reported.clone();
     let mut why = None;
@@ -72,14 +69,6 @@ pub fn record(
             return Ok(());
         };
         let (said, kept_usd) = (reported.cost_usd.unwrap_or(0.0), kept.cost_usd.unwrap_or(0.0));
-        tx.event(
-            "usage.flagged",
-            bead,
-            serde_json::json!({
-                "dispatch": dispatch, "rig": rig, "reported_cost_usd": said,
-                "kept_cost_usd": kept_usd, "output_bytes": output_bytes, "why": why,
-            }),
-        )?;
         let m = Mail::new(
             format!("usage-flagged-{dispatch}"),
             "patrol",
@@ -94,7 +83,18 @@ pub fn record(
             ),
             at,
         );
-        super::mail::post(tx, &m).map(|_| ())
+        // Once per dispatch (its output is read again at each step of its end).
+        if !super::mail::post(tx, &m)? {
+            return Ok(());
+        }
+        tx.event(
+            "usage.flagged",
+            bead,
+            serde_json::json!({
+                "dispatch": dispatch, "rig": rig, "reported_cost_usd": said,
+                "kept_cost_usd": kept_usd, "output_bytes": output_bytes, "why": why,
+            }),
+        )
     })
 }
 
