@@ -10,19 +10,33 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::io::Write;
 
-/// `s` made safe to print on a terminal, keeping its line breaks and tabs: every other
+/// `s` made safe to print on a terminal, keeping its line breaks and tabs, a known
+/// secret value redacted (see [`redact_secrets`]): every other
 /// C0 control (ESC, BEL, CR, …), DEL, the C1 controls (U+0080–U+009F) and the Unicode
 /// bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) are shown as
 /// escapes (`\x1b`, `\r`, `\u{9b}`, `\u{202e}`). A backslash is not escaped itself:
 /// the output is for reading, `--json` is the exact form.
 pub fn safe(s: &str) -> Cow<'_, str> {
-    escape(s, true)
+    match redacted(s) {
+        Some(r) => Cow::Owned(escape(&r, true).into_owned()),
+        None => escape(s, true),
+    }
 }
 
 /// [`safe`] for text that must stay on one line (a table cell, a field): line feeds and
 /// tabs are escaped too (`\n`, `\t`).
 pub fn safe_line(s: &str) -> Cow<'_, str> {
-    escape(s, false)
+    match redacted(s) {
+        Some(r) => Cow::Owned(escape(&r, false).into_owned()),
+        None => escape(s, false),
+    }
+}
+
+/// `s` with the town's known secret values redacted, when it holds one: whatever a
+/// person sees of agent text (a table, `gt top`, a pager) shows none.
+fn redacted(s: &str) -> Option<String> {
+    let r = redactor()?.redact(s);
+    (r != s).then_some(r)
 }
 
 fn needs_escape(c: char, multi_line: bool) -> bool {

@@ -382,6 +382,35 @@ mod tests {
     }
 
     #[test]
+    fn usage_is_read_across_chunk_splits_long_lines_and_later_results() {
+        let line =
+            "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}\n";
+        let mut m = Meter::default();
+        for _ in 0..100 {
+            // Each line in two reads, split inside it.
+            let (a, b) = line.split_at(17);
+            m.feed(a);
+            m.feed(b);
+        }
+        let u = m.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (300, 100));
+        assert_eq!(m.bytes, 100 * line.len() as u64);
+        // A result line far over 64 KiB counts; a later result adds, never replaces.
+        let big = format!(
+            "{{\"type\":\"result\",\"result\":\"{}\",\"total_cost_usd\":0.5,\"usage\":{{\"output_tokens\":9}}}}\n{{\"type\":\"result\",\"total_cost_usd\":0,\"usage\":{{}}}}",
+            "x".repeat(200_000)
+        );
+        let u = usage_in(&big).unwrap();
+        assert_eq!((u.output_tokens, u.cost_usd), (9, Some(0.5)));
+        // A line past the parse limit is skipped whole, the next one read.
+        let mut m = Meter::default();
+        m.feed(&"{".repeat(MAX_USAGE_LINE + 10));
+        m.feed("\n");
+        m.feed(line);
+        assert_eq!(m.usage().unwrap().input_tokens, 3);
+    }
+
+    #[test]
     fn last_words_are_the_last_non_empty_line() {
         assert_eq!(
             last_words("gt: working\nsh: claude: not found\n\n").as_deref(),
