@@ -191,7 +191,11 @@ fn a_forged_cost_is_clamped_flagged_and_never_stops_another_rig() {
     // The forging rig pays for its own claim: over the daily budget for it alone.
     let next = t.bead("next api bead");
     let err = t.fails(&["sling", &next], 2);
-    assert!(err.contains("daily budget"), "{err}");
+    assert!(
+        err.contains("daily budget") && err.contains("rig api's flagged usage"),
+        "{err}"
+    );
+    assert_eq!(t.bead_status(&next), "open");
 }
 
 #[test]

@@ -100,8 +100,18 @@ pub fn record(
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Over {
-    Bead { spent: f64, limit: f64 },
-    Day { spent: f64, limit: f64 },
+    Bead {
+        spent: f64,
+        limit: f64,
+    },
+    /// `flagged`: how much of `spent` is `rig`'s own flagged usage, which counts for it
+    /// alone.
+    Day {
+        spent: f64,
+        limit: f64,
+        rig: String,
+        flagged: f64,
+    },
 }
 
 impl Over {
@@ -110,7 +120,15 @@ impl Over {
             Over::Bead { spent, limit } => format!(
                 "bead {bead} has spent ${spent:.4}, over its budget of ${limit:.4} (defaults.max_cost_per_bead)"
             ),
-            Over::Day { spent, limit } => format!(
+            Over::Day {
+                spent,
+                limit,
+                rig,
+                flagged,
+            } if *flagged > 0.0 => format!(
+                "agents have spent ${spent:.4} in the last 24 hours, over the daily budget of ${limit:.4} (defaults.max_cost_per_day) for rig {rig}: ${flagged:.4} of it is rig {rig}'s flagged usage, which stops rig {rig} alone"
+            ),
+            Over::Day { spent, limit, .. } => format!(
                 "agents have spent ${spent:.4} in the last 24 hours, over the daily budget of ${limit:.4} (defaults.max_cost_per_day)"
             ),
         }
@@ -143,18 +161,21 @@ pub fn check(town: &Town, bead: &str) -> Result<Option<Over>> {
             .map(|b| b.rig)
             .unwrap_or_default();
         let since = now_ms() - DAY_MS;
-        let spent = conn
+        let (spent, flagged) = conn
             .query_row(
-                "SELECT COALESCE(SUM(cost_usd), 0) FROM usage
-                 WHERE recorded_at >= ?1 AND (flagged = 0 OR rig = ?2)",
+                "SELECT COALESCE(SUM(cost_usd), 0),
+                        COALESCE(SUM(CASE WHEN flagged = 1 THEN cost_usd END), 0)
+                 FROM usage WHERE recorded_at >= ?1 AND (flagged = 0 OR rig = ?2)",
                 rusqlite::params![since, rig],
-                |r| r.get::<_, f64>(0),
+                |r| Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?)),
             )
             .map_err(|e| town.db_err(e))?;
         if spent >= d.max_cost_per_day {
             return Ok(Some(Over::Day {
                 spent,
                 limit: d.max_cost_per_day,
+                rig,
+                flagged,
             }));
         }
     }
@@ -165,6 +186,10 @@ pub fn check(town: &Town, bead: &str) -> Result<Option<Over>> {
 pub fn tell(town: &mut Town, bead: &str, over: &Over) -> Result<()> {
     let id = match over {
         Over::Bead { .. } => format!("budget-{bead}"),
+        Over::Day { rig, flagged, .. } if *flagged > 0.0 => format!(
+            "budget-day-{}-{rig}",
+            &crate::util::format_time(now_ms())[..10]
+        ),
         Over::Day { .. } => format!("budget-day-{}", &crate::util::format_time(now_ms())[..10]),
     };
     let m = Mail::new(
