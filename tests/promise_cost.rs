@@ -308,8 +308,13 @@ fn every_view_of_agent_text_redacts_a_secret_it_holds() {
         vec!["--json", "log"],
         vec!["mq", "list"],
         vec!["--json", "status"],
+        vec!["polecat", "list"],
+        vec!["top", "--once"],
+        vec!["--json", "top", "--once"],
+        vec!["peek", "--bead", &id],
     ] {
         let out = t.run(&args);
+        assert!(out.status.success(), "gt {}: {out:?}", args.join(" "));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             !text.contains(value),

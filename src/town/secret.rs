@@ -469,8 +469,14 @@ impl StreamRedactor {
         // The earliest place from which the rest of the buffer could begin a value.
         let mut cut = buf.len();
         let from = buf.len().saturating_sub(longest - 1);
+        let bytes = buf.as_bytes();
         for (p, _) in buf.char_indices().filter(|(p, _)| *p >= from) {
-            if self.r.texts().any(|v| v.starts_with(&buf[p..])) {
+            // The first byte first: most places begin no value.
+            if self
+                .r
+                .texts()
+                .any(|v| v.as_bytes()[0] == bytes[p] && v.starts_with(&buf[p..]))
+            {
                 cut = p;
                 break;
             }
