@@ -432,6 +432,53 @@ impl Redactor {
         redact_with(&self.escaped, &redact_with(&self.values, json))
     }
 
+    /// Text still being written (a line without its end, as `gt top` shows it): redacted,
+    /// less an end that could be the start of a value.
+    pub fn redact_unfinished(&self, text: &str) -> String {
+        self.redact(&text[..self.held_from(text)])
+    }
+
+    /// Where the part of `buf` to hold back begins: the earliest place from which the
+    /// rest could begin a value (a whole value across it moves it past that value).
+    fn held_from(&self, buf: &str) -> usize {
+        let longest = self.texts().map(str::len).max().unwrap_or(0);
+        if longest == 0 {
+            return buf.len();
+        }
+        let mut cut = buf.len();
+        let from = buf.len().saturating_sub(longest - 1);
+        let bytes = buf.as_bytes();
+        for (p, _) in buf.char_indices().filter(|(p, _)| *p >= from) {
+            // The first byte first: most places begin no value.
+            if self
+                .texts()
+                .any(|v| v.as_bytes()[0] == bytes[p] && v.starts_with(&buf[p..]))
+            {
+                cut = p;
+                break;
+            }
+        }
+        // A whole value across the cut goes out (redacted) with what is before it.
+        loop {
+            let across = self
+                .texts()
+                .filter_map(|v| {
+                    let start = cut.saturating_sub(v.len() - 1);
+                    let start = (start..cut).find(|i| buf.is_char_boundary(*i))?;
+                    buf[start..]
+                        .match_indices(v)
+                        .map(|(i, _)| start + i)
+                        .find(|&i| i < cut && i + v.len() > cut)
+                        .map(|i| i + v.len())
+                })
+                .max();
+            match across {
+                Some(end) => cut = end,
+                None => return cut,
+            }
+        }
+    }
+
     /// The redactable values, as text.
     fn texts(&self) -> impl Iterator<Item = &str> {
         self.values
@@ -461,48 +508,9 @@ impl StreamRedactor {
     /// The redacted text that `chunk` lets out (maybe less than it, maybe more).
     pub fn push(&mut self, chunk: &str) -> String {
         self.pending.push_str(chunk);
-        let buf = &self.pending;
-        let longest = self.r.texts().map(str::len).max().unwrap_or(0);
-        if longest == 0 {
-            return std::mem::take(&mut self.pending);
-        }
-        // The earliest place from which the rest of the buffer could begin a value.
-        let mut cut = buf.len();
-        let from = buf.len().saturating_sub(longest - 1);
-        let bytes = buf.as_bytes();
-        for (p, _) in buf.char_indices().filter(|(p, _)| *p >= from) {
-            // The first byte first: most places begin no value.
-            if self
-                .r
-                .texts()
-                .any(|v| v.as_bytes()[0] == bytes[p] && v.starts_with(&buf[p..]))
-            {
-                cut = p;
-                break;
-            }
-        }
-        // A whole value across the cut goes out (redacted) with what is before it.
-        loop {
-            let across = self
-                .r
-                .texts()
-                .filter_map(|v| {
-                    let start = cut.saturating_sub(v.len() - 1);
-                    let start = (start..cut).find(|i| buf.is_char_boundary(*i))?;
-                    buf[start..]
-                        .match_indices(v)
-                        .map(|(i, _)| start + i)
-                        .find(|&i| i < cut && i + v.len() > cut)
-                        .map(|i| i + v.len())
-                })
-                .max();
-            match across {
-                Some(end) => cut = end,
-                None => break,
-            }
-        }
-        let rest = buf[cut..].to_string();
-        let out = self.r.redact(&buf[..cut]);
+        let cut = self.r.held_from(&self.pending);
+        let rest = self.pending[cut..].to_string();
+        let out = self.r.redact(&self.pending[..cut]);
         self.pending = rest;
         out
     }
@@ -582,6 +590,11 @@ mod tests {
         assert_eq!(out, "start [secret KEY] end\nsk-x [secret KEY]");
         let mut s = StreamRedactor::new(r.clone());
         assert_eq!(s.push("nothing held\n"), "nothing held\n");
+        assert_eq!(r.redact_unfinished("line so far: sk-secr"), "line so far: ");
+        assert_eq!(
+            r.redact_unfinished("sk-secret-1234 and more"),
+            "[secret KEY] and more"
+        );
         assert_eq!(
             r.redact_json(r#"{"a":"x sk-secret-1234"}"#),
             r#"{"a":"x [secret KEY]"}"#
