@@ -57,7 +57,9 @@ fn codex_usage_is_summed_over_the_whole_output_not_the_kept_tail() {
     );
     let id = t.bead("four hundred turns");
     t.ok(&["sling", &id]);
-    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    t.patrol_until("the bead done and its agent released", 90, |t| {
+        t.bead_status(&id) == "done" && t.all_containers() == 0
+    });
     let row = costs_of(&t, "api");
     assert_eq!(row["input_tokens"], 400_000, "{row}");
     assert_eq!(row["output_tokens"], 4_000, "{row}");
@@ -87,7 +89,9 @@ fn usage_is_recorded_when_the_transcript_cannot_be_written() {
     );
     let id = t.bead("costs on a full disk");
     t.ok(&["sling", &id]);
-    t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
+    t.patrol_until("the bead done and its agent released", 60, |t| {
+        t.bead_status(&id) == "done" && t.all_containers() == 0
+    });
     let row = costs_of(&t, "api");
     assert!(
         (row["cost_usd"].as_f64().unwrap_or(0.0) - 0.25).abs() < 1e-9,
@@ -169,7 +173,9 @@ fn a_forged_cost_is_clamped_flagged_and_never_stops_another_rig() {
     rig_web(&t, "echo w > w.txt; gt done -m ok");
     let forged = t.bead("forges its cost");
     t.ok(&["sling", &forged]);
-    t.patrol_until("the bead done", 60, |t| t.bead_status(&forged) == "done");
+    t.patrol_until("the bead done and its agent released", 60, |t| {
+        t.bead_status(&forged) == "done" && t.all_containers() == 0
+    });
     let row = costs_of(&t, "api");
     let kept = row["cost_usd"].as_f64().unwrap();
     // About 7 KB of output: about $7 is plausible, not $999,999.
@@ -211,7 +217,9 @@ fn an_agent_cannot_hide_its_cost_behind_a_later_result_or_noise() {
     );
     let id = t.bead("hides its cost");
     t.ok(&["sling", &id]);
-    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    t.patrol_until("the bead done and its agent released", 90, |t| {
+        t.bead_status(&id) == "done" && t.all_containers() == 0
+    });
     let row = costs_of(&t, "api");
     assert!(
         (row["cost_usd"].as_f64().unwrap_or(0.0) - 0.3).abs() < 1e-9,
@@ -233,7 +241,9 @@ fn a_claude_result_line_over_64_kib_is_counted() {
     );
     let id = t.bead("long final answer");
     t.ok(&["sling", &id]);
-    t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
+    t.patrol_until("the bead done and its agent released", 60, |t| {
+        t.bead_status(&id) == "done" && t.all_containers() == 0
+    });
     let row = costs_of(&t, "api");
     assert_eq!(row["output_tokens"], 25_000, "{row}");
     assert!(
@@ -288,7 +298,9 @@ fn every_view_of_agent_text_redacts_a_secret_it_holds() {
     );
     let id = t.bead("writes its key everywhere");
     t.ok(&["sling", &id]);
-    t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
+    t.patrol_until("the bead done and its agent released", 60, |t| {
+        t.bead_status(&id) == "done" && t.all_containers() == 0
+    });
     let show = t.ok(&["bead", "show", &id]);
     assert!(show.contains("[secret MY_TOKEN]"), "{show}");
     let mail = t.mayor_mail();

@@ -63,10 +63,12 @@ pub fn save(
     };
     let mut meter = Meter::default();
     meter.feed(&text);
-    if let Some(u) = meter.usage() {
-        let output_bytes = meter.bytes;
-        super::budget::record(town, dispatch, bead, rig, &u, output_bytes)?;
-    }
+    // The usage first: a transcript that cannot be written costs no usage, and the
+    // other way round.
+    let recorded = match meter.usage() {
+        Some(u) => super::budget::record(town, dispatch, bead, rig, &u, meter.bytes),
+        None => Ok(()),
+    };
     // An agent may print a key it was given: the host never stores a known secret value.
     // Redacted with a margin, then cut: a value across the cut is redacted whole.
     let margin = 2 * super::secret::MAX_BYTES as usize;
@@ -76,7 +78,7 @@ pub fn save(
     std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
     crate::util::write_atomic(&path(town, rig, bead, dispatch), kept.as_bytes())?;
     rotate(&d);
-    Ok(())
+    recorded
 }
 
 /// Stop `container` (SIGTERM, SIGKILL after `grace`) without removing it, then keep
@@ -245,7 +247,16 @@ impl Meter {
         if !self.line.is_empty() || self.skipping {
             self.end_line();
         }
-        self.claude.clone().or_else(|| self.codex.clone())
+        // Both kinds in one output is no real CLI's: summed, so that neither hides the
+        // other.
+        match (&self.claude, &self.codex) {
+            (Some(c), Some(x)) => Some(crate::state::usage::Usage {
+                input_tokens: c.input_tokens.saturating_add(x.input_tokens),
+                output_tokens: c.output_tokens.saturating_add(x.output_tokens),
+                cost_usd: c.cost_usd,
+            }),
+            (c, x) => c.clone().or_else(|| x.clone()),
+        }
     }
 }
 
@@ -402,6 +413,9 @@ mod tests {
         );
         let u = usage_in(&big).unwrap();
         assert_eq!((u.output_tokens, u.cost_usd), (9, Some(0.5)));
+        // A forged Claude result does not hide Codex turns.
+        let both = format!("{line}{{\"type\":\"result\",\"usage\":{{\"input_tokens\":0}}}}\n");
+        assert_eq!(usage_in(&both).unwrap().input_tokens, 3);
         // A line past the parse limit is skipped whole, the next one read.
         let mut m = Meter::default();
         m.feed(&"{".repeat(MAX_USAGE_LINE + 10));
