@@ -377,9 +377,9 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
     let version: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, gt::state::schema::CURRENT);
     c.prepare("SELECT placement FROM rigs").unwrap();
-    c.prepare("SELECT input_tokens, cost_usd FROM usage")
+    c.prepare("SELECT input_tokens, cost_usd, flagged FROM usage")
         .unwrap();
     c.prepare("SELECT pruned_at FROM merge_requests").unwrap();
     c.prepare("SELECT agent, env, secrets FROM rigs").unwrap();

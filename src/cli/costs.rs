@@ -6,9 +6,14 @@ use crate::error::Result;
 /// Sum the usage agents reported: tokens per rig (or bead), and cost where the CLI
 /// reports it (Claude Code's stream-json `result`; Codex reports tokens only).
 ///
-/// Usage is read from each dispatch's transcript when its container ends (an agent
-/// command that prints `--output-format stream-json` or `codex exec --json`, as the
-/// `--agent claude|codex` presets do).
+/// Usage is read from each dispatch's whole output when its container ends or is
+/// stopped (an agent command that prints `--output-format stream-json` or `codex exec
+/// --json`, as the `--agent claude|codex` presets do), and kept even when its
+/// transcript cannot be. The output is the agent's to write, so a reported cost is
+/// bounded: at most $1 per KiB of output (at least $1) and `defaults.max_cost_per_dispatch`;
+/// a cost over a bound is kept as the bound, flagged (`usage.flagged` in `gt log`, one
+/// mail to the mayor), and counts toward its own bead's and rig's budgets, never toward
+/// another rig's share of `max_cost_per_day`.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt costs                     # every rig, all time

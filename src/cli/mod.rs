@@ -68,6 +68,7 @@ impl Global {
     pub fn town(&self) -> Result<Town> {
         let town = Town::open(self.town.as_deref())?;
         crate::runtime::docker::set_call_timeout(town.config.patrol.engine_timeout);
+        output::redact_secrets(crate::town::secret::Redactor::of(&town));
         Ok(town)
     }
 }

@@ -10,19 +10,33 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::io::Write;
 
-/// `s` made safe to print on a terminal, keeping its line breaks and tabs: every other
+/// `s` made safe to print on a terminal, keeping its line breaks and tabs, a known
+/// secret value redacted (see [`redact_secrets`]): every other
 /// C0 control (ESC, BEL, CR, …), DEL, the C1 controls (U+0080–U+009F) and the Unicode
 /// bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) are shown as
 /// escapes (`\x1b`, `\r`, `\u{9b}`, `\u{202e}`). A backslash is not escaped itself:
 /// the output is for reading, `--json` is the exact form.
 pub fn safe(s: &str) -> Cow<'_, str> {
-    escape(s, true)
+    match redacted(s) {
+        Some(r) => Cow::Owned(escape(&r, true).into_owned()),
+        None => escape(s, true),
+    }
 }
 
 /// [`safe`] for text that must stay on one line (a table cell, a field): line feeds and
 /// tabs are escaped too (`\n`, `\t`).
 pub fn safe_line(s: &str) -> Cow<'_, str> {
-    escape(s, false)
+    match redacted(s) {
+        Some(r) => Cow::Owned(escape(&r, false).into_owned()),
+        None => escape(s, false),
+    }
+}
+
+/// `s` with the town's known secret values redacted, when it holds one: whatever a
+/// person sees of agent text (a table, `gt top`, a pager) shows none.
+fn redacted(s: &str) -> Option<String> {
+    let r = redactor()?.redact(s);
+    (r != s).then_some(r)
 }
 
 fn needs_escape(c: char, multi_line: bool) -> bool {
@@ -64,14 +78,38 @@ pub fn short(s: &str, n: usize) -> &str {
     }
 }
 
+/// The town's secret values, once a command has opened its town: nothing `gt` prints
+/// shows one (an agent's checkpoint note, mail, done note, output or event data may hold
+/// a key it was given), whichever view prints it.
+static REDACTOR: std::sync::OnceLock<crate::town::secret::Redactor> = std::sync::OnceLock::new();
+
+/// Redact `r`'s values from everything printed from now on.
+pub fn redact_secrets(r: crate::town::secret::Redactor) {
+    let _ = REDACTOR.set(r);
+}
+
+fn redactor() -> Option<&'static crate::town::secret::Redactor> {
+    REDACTOR.get().filter(|r| !r.is_empty())
+}
+
 /// Print `value` as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let s = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
-    println_out(&s)
+    match redactor() {
+        Some(r) => write_line(&r.redact_json(&s)),
+        None => write_line(&s),
+    }
 }
 
 /// Print a line to stdout; a closed pipe (`gt bead list | head`) is not an error.
 pub fn println_out(s: &str) -> Result<()> {
+    match redactor() {
+        Some(r) => write_line(&r.redact(s)),
+        None => write_line(s),
+    }
+}
+
+fn write_line(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{s}") {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
@@ -82,6 +120,14 @@ pub fn println_out(s: &str) -> Result<()> {
 /// Write `bytes` to stdout exactly as they are (`gt peek --raw`); a closed pipe is not an
 /// error.
 pub fn print_raw(bytes: &[u8]) -> Result<()> {
+    let redacted;
+    let bytes = match (redactor(), std::str::from_utf8(bytes)) {
+        (Some(r), Ok(text)) => {
+            redacted = r.redact(text);
+            redacted.as_bytes()
+        }
+        _ => bytes,
+    };
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),

@@ -263,14 +263,21 @@ pub fn peek(g: &Global, args: &PeekArgs) -> Result<()> {
     {
         let a = crate::town::polecat::get(&town, agent)?;
         let name = crate::town::sling::container_name(&town.id, &a.rig, &a.name);
-        return rt.follow_logs(&name, args.lines, &mut |chunk| {
-            let chunk = crate::town::secret::redact(&town, chunk);
-            if args.raw {
-                output::print_raw(chunk.as_bytes())
+        // The engine splits a long line (16 KiB) and a read ends anywhere: a value across
+        // two chunks is redacted whole.
+        let mut redactor =
+            crate::town::secret::StreamRedactor::new(crate::town::secret::Redactor::of(&town));
+        let print = |text: &str| {
+            if text.is_empty() {
+                Ok(())
+            } else if args.raw {
+                output::print_raw(text.as_bytes())
             } else {
-                output::print_raw(output::safe(&chunk).as_bytes())
+                output::print_raw(output::safe(text).as_bytes())
             }
-        });
+        };
+        rt.follow_logs(&name, args.lines, &mut |chunk| print(&redactor.push(chunk)))?;
+        return print(&redactor.finish());
     }
     let out = match (&args.agent, &args.bead) {
         (Some(agent), _) => crate::town::polecat::peek(&town, rt.as_ref(), agent, args.lines)?,

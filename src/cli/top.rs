@@ -1083,8 +1083,9 @@ impl App {
         let t = &self.theme;
         let inner_h = area.height.saturating_sub(2) as usize;
         let mut lines: Vec<&str> = fl.lines.iter().map(String::as_str).collect();
-        // The line still being written, redacted as it stands.
-        let partial = crate::town::secret::redact(&self.town, &fl.partial);
+        // The line still being written, redacted, less an end that could begin a value
+        // (the rest of it may be in the next chunk).
+        let partial = crate::town::secret::Redactor::of(&self.town).redact_unfinished(&fl.partial);
         if !partial.is_empty() {
             lines.push(&partial);
         }

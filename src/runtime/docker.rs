@@ -341,7 +341,7 @@ impl Runtime for DockerRuntime {
                     typ: Some("json-file".into()),
                     config: Some(HashMap::from([
                         ("max-size".to_string(), super::LOG_MAX_SIZE.to_string()),
-                        ("max-file".to_string(), "1".to_string()),
+                        ("max-file".to_string(), super::LOG_MAX_FILES.to_string()),
                     ])),
                 }),
                 ..Default::default()
@@ -478,6 +478,17 @@ impl Runtime for DockerRuntime {
         Ok(self.image_size(image)?.is_some())
     }
 
+    fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let stop = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
+        match self.rt.block_on(self.docker.stop_container(id, Some(stop))) {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) || is_status(&e, 304) => Ok(()),
+            Err(e) => Err(classify(&format!("stopping container {id}"), e)),
+        }
+    }
+
     fn last_output_at(&self, id: &str) -> Result<Option<i64>> {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
@@ -509,7 +520,7 @@ impl Runtime for DockerRuntime {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
-            .tail(&tail.to_string())
+            .tail(&super::tail_param(tail))
             .build();
         let mut out = String::new();
         self.stream_logs(&self.docker, id, opts, |c| {

@@ -37,7 +37,13 @@ pub struct Tmpfs {
 }
 
 /// Output kept per agent container by the engine: a flood is cut here, not on the disk.
-pub const LOG_MAX_SIZE: &str = "10m";
+/// The json-file driver keeps up to `max-file` files of `max-size` (and a file of 20.10
+/// told `max-file=1` still keeps one rotated file beside the current one), each at most
+/// one entry over: 2 × 4.9 MB stays within the 10 MB promised, with the last 4.9 MB or
+/// more of a flood always kept.
+pub const LOG_MAX_SIZE: &str = "4900k";
+/// Log files kept per agent container (the current one and one rotated).
+pub const LOG_MAX_FILES: &str = "2";
 
 /// Everything needed to create an agent container.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +191,15 @@ pub fn connect_within(config: &RuntimeConfig, timeout: Duration) -> Result<Box<d
     })
 }
 
+/// The engine's `tail` parameter for the last `n` lines: "all" for `usize::MAX`.
+pub fn tail_param(n: usize) -> String {
+    if n == usize::MAX {
+        "all".into()
+    } else {
+        n.to_string()
+    }
+}
+
 pub trait Runtime: Send + Sync {
     /// Create (not start) a container; returns its id. A runtime whose create already
     /// runs it (a Swarm service is scheduled at once) says so in [`starts_on_create`].
@@ -199,7 +214,7 @@ pub trait Runtime: Send + Sync {
     fn inspect(&self, id: &str) -> Result<Option<Observed>>;
     /// Stop (SIGTERM, then SIGKILL after `grace`) and remove; absent is fine.
     fn remove(&self, id: &str, grace: Duration) -> Result<()>;
-    /// The last `tail` lines of output (stdout and stderr).
+    /// The last `tail` lines of output (stdout and stderr); `usize::MAX`: all of it.
     fn logs(&self, id: &str, tail: usize) -> Result<String>;
     /// Whether the engine has `image` (gt never pulls).
     fn image_exists(&self, image: &str) -> Result<bool>;
@@ -216,5 +231,11 @@ pub trait Runtime: Send + Sync {
     /// Whether `create` already runs the agent (then an undone dispatch may have worked).
     fn starts_on_create(&self) -> bool {
         false
+    }
+    /// Stop (SIGTERM, then SIGKILL after `grace`) without removing, so its output can
+    /// still be read; absent is fine. A runtime that cannot stop without removing leaves
+    /// it running (its `remove` stops it).
+    fn stop(&self, _id: &str, _grace: Duration) -> Result<()> {
+        Ok(())
     }
 }

@@ -356,7 +356,7 @@ fn service_spec(spec: &ContainerSpec, secrets: &[(String, String)]) -> ServiceSp
                 name: Some("json-file".into()),
                 options: Some(HashMap::from([
                     ("max-size".to_string(), super::LOG_MAX_SIZE.to_string()),
-                    ("max-file".to_string(), "1".to_string()),
+                    ("max-file".to_string(), super::LOG_MAX_FILES.to_string()),
                 ])),
             }),
             ..Default::default()
@@ -709,7 +709,7 @@ impl Runtime for SwarmRuntime {
         let opts = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
-            .tail(&tail.to_string())
+            .tail(&super::tail_param(tail))
             .build();
         let mut out = String::new();
         self.stream_logs(&self.engine.docker, id, opts, &mut |c| {

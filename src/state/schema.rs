@@ -225,6 +225,12 @@ CREATE TABLE drains (
     r#"
 ALTER TABLE rigs ADD COLUMN placement TEXT NOT NULL DEFAULT '[]';
 "#,
+    // 7 (fix-cost): a dispatch's reported cost that was clamped (implausible against its
+    // output, or over a cap) is flagged: it counts for its own bead and rig, never
+    // toward another rig's share of the town-wide daily budget.
+    r#"
+ALTER TABLE usage ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -11,20 +11,26 @@ pub struct Usage {
     pub cost_usd: Option<f64>,
 }
 
-/// Record (or replace) a dispatch's usage.
+/// Record a dispatch's usage, `flagged` when its reported cost was clamped. A later
+/// reading replaces an earlier one only when it is not less (the output only grows while
+/// a dispatch runs; the engine may have let its oldest part go since).
 pub fn record(
     conn: &Connection,
     dispatch: i64,
     bead: &str,
     rig: &str,
     u: &Usage,
+    flagged: bool,
     at: i64,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO usage (dispatch, bead, rig, input_tokens, output_tokens, cost_usd, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT(dispatch) DO UPDATE SET input_tokens = ?4, output_tokens = ?5, cost_usd = ?6, recorded_at = ?7",
-        params![dispatch, bead, rig, u.input_tokens, u.output_tokens, u.cost_usd, at],
+        "INSERT INTO usage (dispatch, bead, rig, input_tokens, output_tokens, cost_usd, recorded_at, flagged)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(dispatch) DO UPDATE SET input_tokens = ?4, output_tokens = ?5, cost_usd = ?6,
+           recorded_at = ?7, flagged = ?8
+         WHERE ?4 >= usage.input_tokens AND ?5 >= usage.output_tokens
+           AND COALESCE(?6, 0) >= COALESCE(usage.cost_usd, 0)",
+        params![dispatch, bead, rig, u.input_tokens, u.output_tokens, u.cost_usd, at, flagged],
     )?;
     Ok(())
 }

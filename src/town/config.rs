@@ -30,6 +30,8 @@ max_cost_per_bead = 0.0                   # USD agents may spend on one bead (as
                                           #   reports it); crossed: no more dispatches of it
 max_cost_per_day = 0.0                    # USD in any 24 hours; crossed: no new dispatches
                                           #   (running agents go on); 0.0: no limit
+max_cost_per_dispatch = 0.0               # USD one dispatch may report; more is kept as this
+                                          #   much, flagged, and the mayor told; 0.0: no cap
 
 [patrol]
 interval = "30s"                          # for `gt patrol --watch`
@@ -138,6 +140,7 @@ pub struct Defaults {
     /// USD; 0.0 is no limit.
     pub max_cost_per_bead: f64,
     pub max_cost_per_day: f64,
+    pub max_cost_per_dispatch: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +255,7 @@ struct RawDefaults {
     on_exhausted: String,
     max_cost_per_bead: f64,
     max_cost_per_day: f64,
+    max_cost_per_dispatch: f64,
 }
 
 impl Default for RawDefaults {
@@ -268,6 +272,7 @@ impl Default for RawDefaults {
             on_exhausted: "failed".into(),
             max_cost_per_bead: 0.0,
             max_cost_per_day: 0.0,
+            max_cost_per_dispatch: 0.0,
         }
     }
 }
@@ -470,6 +475,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config> {
             max_cost_per_bead: money("defaults.max_cost_per_bead", d.max_cost_per_bead)
                 .map_err(bad)?,
             max_cost_per_day: money("defaults.max_cost_per_day", d.max_cost_per_day)
+                .map_err(bad)?,
+            max_cost_per_dispatch: money("defaults.max_cost_per_dispatch", d.max_cost_per_dispatch)
                 .map_err(bad)?,
             image: d.image,
             command: d.command,

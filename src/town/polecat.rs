@@ -250,7 +250,17 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
             if let (Some(d), Some(bead)) = (agent.dispatch, agent.bead.as_deref())
                 && c.generation() == Some(agent.generation)
             {
-                super::transcript::keep(town, rt, &c.id, &agent.rig, bead, d);
+                // Stopped first, then read: what it says while stopping (a CLI's final
+                // usage report) is kept too.
+                super::transcript::stop_and_keep(
+                    town,
+                    rt,
+                    &c.id,
+                    &agent.rig,
+                    bead,
+                    d,
+                    Duration::from_secs(2),
+                )?;
             }
             rt.remove(&c.id, Duration::from_secs(2))?;
             removed += 1;

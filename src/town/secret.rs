@@ -391,6 +391,137 @@ pub fn mounted(dir: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     (found, skipped)
 }
 
+/// The town's known secret values, read once: what every view that shows agent text
+/// redacts through (`gt` redacts all it prints with the town's, see `cli::output`).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    values: Vec<(String, Vec<u8>)>,
+    /// The values as they appear inside a JSON string, where that differs.
+    escaped: Vec<(String, Vec<u8>)>,
+}
+
+impl Redactor {
+    pub fn of(town: &Town) -> Redactor {
+        Redactor::new(all_values(town))
+    }
+
+    fn new(values: Vec<(String, Vec<u8>)>) -> Redactor {
+        let escaped = values
+            .iter()
+            .filter_map(|(n, v)| {
+                let v = std::str::from_utf8(v).ok()?;
+                let json = serde_json::to_string(v).ok()?;
+                let inner = &json[1..json.len() - 1];
+                (inner != v).then(|| (n.clone(), inner.as_bytes().to_vec()))
+            })
+            .collect();
+        Redactor { values, escaped }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with every known value replaced by `[secret NAME]`.
+    pub fn redact(&self, text: &str) -> String {
+        redact_with(&self.values, text)
+    }
+
+    /// Serialized JSON with every known value replaced, raw or JSON-escaped.
+    pub fn redact_json(&self, json: &str) -> String {
+        redact_with(&self.escaped, &redact_with(&self.values, json))
+    }
+
+    /// Text still being written (a line without its end, as `gt top` shows it): redacted,
+    /// less an end that could be the start of a value.
+    pub fn redact_unfinished(&self, text: &str) -> String {
+        self.redact(&text[..self.held_from(text)])
+    }
+
+    /// Where the part of `buf` to hold back begins: the earliest place from which the
+    /// rest could begin a value (a whole value across it moves it past that value).
+    fn held_from(&self, buf: &str) -> usize {
+        let longest = self.texts().map(str::len).max().unwrap_or(0);
+        if longest == 0 {
+            return buf.len();
+        }
+        let mut cut = buf.len();
+        let from = buf.len().saturating_sub(longest - 1);
+        let bytes = buf.as_bytes();
+        for (p, _) in buf.char_indices().filter(|(p, _)| *p >= from) {
+            // The first byte first: most places begin no value.
+            if self
+                .texts()
+                .any(|v| v.as_bytes()[0] == bytes[p] && v.starts_with(&buf[p..]))
+            {
+                cut = p;
+                break;
+            }
+        }
+        // A whole value across the cut goes out (redacted) with what is before it.
+        loop {
+            let across = self
+                .texts()
+                .filter_map(|v| {
+                    let start = cut.saturating_sub(v.len() - 1);
+                    let start = (start..cut).find(|i| buf.is_char_boundary(*i))?;
+                    buf[start..]
+                        .match_indices(v)
+                        .map(|(i, _)| start + i)
+                        .find(|&i| i < cut && i + v.len() > cut)
+                        .map(|i| i + v.len())
+                })
+                .max();
+            match across {
+                Some(end) => cut = end,
+                None => return cut,
+            }
+        }
+    }
+
+    /// The redactable values, as text.
+    fn texts(&self) -> impl Iterator<Item = &str> {
+        self.values
+            .iter()
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .filter(|v| v.len() >= MIN_REDACT)
+    }
+}
+
+/// Redaction of a stream (`gt peek -f`): the engine splits long lines (at 16 KiB) and a
+/// read may end anywhere, so a value can arrive in two chunks. What could be the start
+/// of a value is held back until the next chunk says whether it is one.
+#[derive(Debug, Default)]
+pub struct StreamRedactor {
+    r: Redactor,
+    pending: String,
+}
+
+impl StreamRedactor {
+    pub fn new(r: Redactor) -> StreamRedactor {
+        StreamRedactor {
+            r,
+            pending: String::new(),
+        }
+    }
+
+    /// The redacted text that `chunk` lets out (maybe less than it, maybe more).
+    pub fn push(&mut self, chunk: &str) -> String {
+        self.pending.push_str(chunk);
+        let cut = self.r.held_from(&self.pending);
+        let rest = self.pending[cut..].to_string();
+        let out = self.r.redact(&self.pending[..cut]);
+        self.pending = rest;
+        out
+    }
+
+    /// What is left at the end of the stream, redacted.
+    pub fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.pending);
+        self.r.redact(&rest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +570,37 @@ mod tests {
             ),
             "got [secret KEY] twice: [secret KEY]; abc; a [secret PART]"
         );
+    }
+
+    #[test]
+    fn a_value_split_between_chunks_is_redacted_whole() {
+        let r = Redactor::new(vec![("KEY".to_string(), b"sk-secret-1234".to_vec())]);
+        let mut s = StreamRedactor::new(r.clone());
+        let mut out = String::new();
+        for chunk in [
+            "start sk-sec",
+            "ret-12",
+            "34 end\nsk",
+            "-",
+            "x sk-secret-1234",
+        ] {
+            out += &s.push(chunk);
+        }
+        out += &s.finish();
+        assert_eq!(out, "start [secret KEY] end\nsk-x [secret KEY]");
+        let mut s = StreamRedactor::new(r.clone());
+        assert_eq!(s.push("nothing held\n"), "nothing held\n");
+        assert_eq!(r.redact_unfinished("line so far: sk-secr"), "line so far: ");
+        assert_eq!(
+            r.redact_unfinished("sk-secret-1234 and more"),
+            "[secret KEY] and more"
+        );
+        assert_eq!(
+            r.redact_json(r#"{"a":"x sk-secret-1234"}"#),
+            r#"{"a":"x [secret KEY]"}"#
+        );
+        let q = Redactor::new(vec![("Q".to_string(), b"ab\"cd".to_vec())]);
+        assert_eq!(q.redact_json(r#"{"a":"ab\"cd"}"#), r#"{"a":"[secret Q]"}"#);
     }
 
     #[test]

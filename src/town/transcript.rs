@@ -10,10 +10,14 @@ use std::path::PathBuf;
 
 /// A transcript keeps at most this much of a dispatch's output: its end.
 pub const MAX_BYTES: usize = 1 << 20;
-/// Lines asked of the engine (the byte cap applies after).
+/// Lines asked of the engine for a gate's output (the byte cap applies after). An
+/// agent's output is read whole: its usage is summed over all of it.
 const TAIL_LINES: usize = 20_000;
 /// Transcripts kept per bead; older attempts' go first.
 const KEEP_PER_BEAD: usize = 10;
+/// A usage line longer than this is not parsed (a Claude `result` carries the run's
+/// final message: tens of KiB are ordinary, the engine keeps at most 10 MB in all).
+const MAX_USAGE_LINE: usize = 8 << 20;
 
 fn dir(town: &Town, rig: &str, bead: &str) -> PathBuf {
     town.root.join("transcripts").join(rig).join(bead)
@@ -25,17 +29,24 @@ pub fn path(town: &Town, rig: &str, bead: &str, dispatch: i64) -> PathBuf {
 
 /// The last `MAX_BYTES` of `text`, cut at a character boundary.
 fn tail(text: &str) -> &str {
-    if text.len() <= MAX_BYTES {
+    tail_of(text, MAX_BYTES)
+}
+
+fn tail_of(text: &str, max: usize) -> &str {
+    if text.len() <= max {
         return text;
     }
-    let mut cut = text.len() - MAX_BYTES;
+    let mut cut = text.len() - max;
     while !text.is_char_boundary(cut) {
         cut += 1;
     }
     &text[cut..]
 }
 
-/// Keep the output of `container` as dispatch `dispatch`'s transcript. A container the
+/// Keep the output of `container` as dispatch `dispatch`'s transcript, and its usage.
+/// The whole output the engine kept is read: usage is summed over all of it (a Codex
+/// run's every turn, a Claude `result` however much follows it) and recorded first, so
+/// a transcript that cannot be written (a full disk) loses no cost. A container the
 /// engine no longer has leaves what an earlier save kept.
 pub fn save(
     town: &mut Town,
@@ -45,29 +56,51 @@ pub fn save(
     bead: &str,
     dispatch: i64,
 ) -> Result<()> {
-    let text = match rt.logs(container, TAIL_LINES) {
+    let text = match rt.logs(container, usize::MAX) {
         Ok(t) => t,
         Err(Error::NotFound { .. }) => return Ok(()),
         Err(e) => return Err(e),
     };
+    let mut meter = Meter::default();
+    meter.feed(&text);
+    // The usage first: a transcript that cannot be written costs no usage, and the
+    // other way round.
+    let recorded = match meter.usage() {
+        Some(u) => super::budget::record(town, dispatch, bead, rig, &u, meter.bytes),
+        None => Ok(()),
+    };
+    // An agent may print a key it was given: the host never stores a known secret value.
+    // Redacted with a margin, then cut: a value across the cut is redacted whole.
+    let margin = 2 * super::secret::MAX_BYTES as usize;
+    let text = super::secret::redact(town, tail_of(&text, MAX_BYTES + margin));
+    let kept = tail(&text);
     let d = dir(town, rig, bead);
     std::fs::create_dir_all(&d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-    // An agent may print a key it was given: the host never stores a known secret value.
-    let text = super::secret::redact(town, &text);
-    let kept = tail(&text);
     crate::util::write_atomic(&path(town, rig, bead, dispatch), kept.as_bytes())?;
     rotate(&d);
-    if let Some(u) = usage_in(kept) {
-        let at = crate::util::now_ms();
-        town.db.write(|tx| {
-            crate::state::usage::record(tx, dispatch, bead, rig, &u, at).map_err(|e| tx.err(e))?;
-            tx.event(
-                "usage.recorded",
-                bead,
-                serde_json::json!({ "dispatch": dispatch, "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "cost_usd": u.cost_usd }),
-            )
-        })?;
+    recorded
+}
+
+/// Stop `container` (SIGTERM, SIGKILL after `grace`) without removing it, then keep
+/// what it said, to its last line (what it printed while stopping, a Claude `result`
+/// included), as [`keep`] does: for a caller about to remove a running agent's
+/// container (`gt stop`, `gt drain`, `gt polecat nuke`). The caller removes it after.
+/// A failure to keep the output is said, not fatal; a runtime that cannot stop it is.
+#[allow(clippy::too_many_arguments)]
+pub fn stop_and_keep(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    container: &str,
+    rig: &str,
+    bead: &str,
+    dispatch: i64,
+    grace: std::time::Duration,
+) -> Result<()> {
+    match rt.stop(container, grace) {
+        Ok(()) | Err(Error::NotFound { .. }) => {}
+        Err(e) => return Err(e),
     }
+    keep(town, rt, container, rig, bead, dispatch);
     Ok(())
 }
 
@@ -103,27 +136,80 @@ pub fn save_gate(
     Ok(kept)
 }
 
-/// Tokens and cost as the agent's CLI reported them in its output: Claude Code's
-/// stream-json `result` line (the last one wins: it is the run's total, with
-/// `total_cost_usd`), or the sum of Codex's `--json` `turn.completed` events. The output
-/// is the agent's: every number is checked (finite, not negative, not absurd).
-pub fn usage_in(text: &str) -> Option<crate::state::usage::Usage> {
-    use crate::state::usage::Usage;
-    let count = |v: &serde_json::Value| v.as_i64().filter(|n| (0..=1_000_000_000_000).contains(n));
-    let mut claude: Option<Usage> = None;
-    let mut codex: Option<Usage> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if !line.starts_with('{') || line.len() > 1 << 16 {
-            continue;
+/// Tokens and cost as the agent's CLI reported them in its output, read line by line
+/// over the whole stream: Claude Code's stream-json `result` lines (summed: one per run,
+/// each the run's total with `total_cost_usd`; a later line never replaces an earlier
+/// one, so an agent cannot hide a cost behind a `result` of its own), and Codex's `--json`
+/// `turn.completed` events (summed). The output is the agent's: every number is checked
+/// (finite, not negative, not absurd) and then bounded ([`super::budget::record`]).
+#[derive(Debug, Default)]
+pub struct Meter {
+    /// The line being read (a chunk may end inside one).
+    line: Vec<u8>,
+    /// The line being read is past `MAX_USAGE_LINE`: skipped to its end.
+    skipping: bool,
+    claude: Option<crate::state::usage::Usage>,
+    codex: Option<crate::state::usage::Usage>,
+    /// Bytes of output read: what a reported cost is weighed against.
+    pub bytes: u64,
+}
+
+impl Meter {
+    /// Read `chunk` of the output (any split: lines are joined across chunks).
+    pub fn feed(&mut self, chunk: &str) {
+        self.bytes += chunk.len() as u64;
+        let mut rest = chunk.as_bytes();
+        while !rest.is_empty() {
+            let (part, done) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], Some(i + 1)),
+                None => (rest, None),
+            };
+            if !self.skipping {
+                if self.line.len() + part.len() > MAX_USAGE_LINE {
+                    self.skipping = true;
+                    self.line.clear();
+                } else {
+                    self.line.extend_from_slice(part);
+                }
+            }
+            match done {
+                Some(n) => {
+                    self.end_line();
+                    rest = &rest[n..];
+                }
+                None => break,
+            }
         }
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
+    }
+
+    fn end_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        let skipped = std::mem::replace(&mut self.skipping, false);
+        if !skipped {
+            self.parse(&line);
+        }
+    }
+
+    fn parse(&mut self, line: &[u8]) {
+        use crate::state::usage::Usage;
+        let line = line.trim_ascii();
+        if !line.starts_with(b"{") {
+            return;
+        }
+        // Only the two kinds that carry usage are parsed (most lines are neither).
+        let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+        if !has(b"\"result\"") && !has(b"turn.completed") {
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            return;
         };
+        let count =
+            |v: &serde_json::Value| v.as_i64().filter(|n| (0..=1_000_000_000_000).contains(n));
         let u = &v["usage"];
         match v["type"].as_str() {
             Some("result") => {
-                let input = [
+                let input: i64 = [
                     "input_tokens",
                     "cache_creation_input_tokens",
                     "cache_read_input_tokens",
@@ -131,23 +217,54 @@ pub fn usage_in(text: &str) -> Option<crate::state::usage::Usage> {
                 .iter()
                 .filter_map(|k| count(&u[*k]))
                 .sum();
-                claude = Some(Usage {
-                    input_tokens: input,
-                    output_tokens: count(&u["output_tokens"]).unwrap_or(0),
-                    cost_usd: v["total_cost_usd"]
-                        .as_f64()
-                        .filter(|c| c.is_finite() && (0.0..=1e6).contains(c)),
-                });
+                let c = self.claude.get_or_insert_with(Usage::default);
+                c.input_tokens = c.input_tokens.saturating_add(input);
+                c.output_tokens = c
+                    .output_tokens
+                    .saturating_add(count(&u["output_tokens"]).unwrap_or(0));
+                if let Some(cost) = v["total_cost_usd"]
+                    .as_f64()
+                    .filter(|c| c.is_finite() && (0.0..=1e6).contains(c))
+                {
+                    c.cost_usd = Some(c.cost_usd.unwrap_or(0.0) + cost);
+                }
             }
             Some("turn.completed") => {
-                let c = codex.get_or_insert_with(Usage::default);
-                c.input_tokens += count(&u["input_tokens"]).unwrap_or(0);
-                c.output_tokens += count(&u["output_tokens"]).unwrap_or(0);
+                let c = self.codex.get_or_insert_with(Usage::default);
+                c.input_tokens = c
+                    .input_tokens
+                    .saturating_add(count(&u["input_tokens"]).unwrap_or(0));
+                c.output_tokens = c
+                    .output_tokens
+                    .saturating_add(count(&u["output_tokens"]).unwrap_or(0));
             }
             _ => {}
         }
     }
-    claude.or(codex)
+
+    /// The usage read so far (a last line without its line end included).
+    pub fn usage(&mut self) -> Option<crate::state::usage::Usage> {
+        if !self.line.is_empty() || self.skipping {
+            self.end_line();
+        }
+        // Both kinds in one output is no real CLI's: summed, so that neither hides the
+        // other.
+        match (&self.claude, &self.codex) {
+            (Some(c), Some(x)) => Some(crate::state::usage::Usage {
+                input_tokens: c.input_tokens.saturating_add(x.input_tokens),
+                output_tokens: c.output_tokens.saturating_add(x.output_tokens),
+                cost_usd: c.cost_usd,
+            }),
+            (c, x) => c.clone().or_else(|| x.clone()),
+        }
+    }
+}
+
+/// The usage in `text` (all of it), as [`Meter`] reads it.
+pub fn usage_in(text: &str) -> Option<crate::state::usage::Usage> {
+    let mut m = Meter::default();
+    m.feed(text);
+    m.usage()
 }
 
 /// `save`, where a failure to keep the output is said, not fatal (a hand-over or a nuke
@@ -273,6 +390,38 @@ mod tests {
         let u = usage_in(bad).unwrap();
         assert_eq!((u.input_tokens, u.output_tokens, u.cost_usd), (0, 0, None));
         assert!(usage_in("plain output\n").is_none());
+    }
+
+    #[test]
+    fn usage_is_read_across_chunk_splits_long_lines_and_later_results() {
+        let line =
+            "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}\n";
+        let mut m = Meter::default();
+        for _ in 0..100 {
+            // Each line in two reads, split inside it.
+            let (a, b) = line.split_at(17);
+            m.feed(a);
+            m.feed(b);
+        }
+        let u = m.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (300, 100));
+        assert_eq!(m.bytes, 100 * line.len() as u64);
+        // A result line far over 64 KiB counts; a later result adds, never replaces.
+        let big = format!(
+            "{{\"type\":\"result\",\"result\":\"{}\",\"total_cost_usd\":0.5,\"usage\":{{\"output_tokens\":9}}}}\n{{\"type\":\"result\",\"total_cost_usd\":0,\"usage\":{{}}}}",
+            "x".repeat(200_000)
+        );
+        let u = usage_in(&big).unwrap();
+        assert_eq!((u.output_tokens, u.cost_usd), (9, Some(0.5)));
+        // A forged Claude result does not hide Codex turns.
+        let both = format!("{line}{{\"type\":\"result\",\"usage\":{{\"input_tokens\":0}}}}\n");
+        assert_eq!(usage_in(&both).unwrap().input_tokens, 3);
+        // A line past the parse limit is skipped whole, the next one read.
+        let mut m = Meter::default();
+        m.feed(&"{".repeat(MAX_USAGE_LINE + 10));
+        m.feed("\n");
+        m.feed(line);
+        assert_eq!(m.usage().unwrap().input_tokens, 3);
     }
 
     #[test]
