@@ -869,3 +869,42 @@ mod tests {
         assert!(!Path::new("/tmp/gt-pwned-by-fsmonitor").exists());
     }
 }
+
+/// Point the registration of the worktree at `path` (found by its name in the host's
+/// `worktrees/`) back at `path`, and `path`'s `.git` file at the registration, when they
+/// name another place: the town directory was moved (or renamed) since the worktree was
+/// made, and git's absolute links still name the old one. Nothing of the old place is
+/// read, followed or removed. True when something was rewritten.
+pub fn repair_worktree(repo: &Repository, path: &Path) -> Result<bool> {
+    let admin = admin_dir(repo, path);
+    if !admin.is_dir() || !path.is_dir() {
+        return Ok(false);
+    }
+    let gitdir = admin.join("gitdir");
+    let want = format!("{}\n", path.join(".git").display());
+    // Host-written (the agent's own view of it is a private copy mounted over it), and
+    // still read bounded.
+    let have = std::fs::File::open(&gitdir)
+        .and_then(|f| {
+            use std::io::Read;
+            let mut s = String::new();
+            f.take(8192).read_to_string(&mut s).map(|_| s)
+        })
+        .unwrap_or_default();
+    if have == want {
+        return Ok(false);
+    }
+    crate::util::write_atomic(&gitdir, want.as_bytes())?;
+    crate::util::write_atomic(
+        &path.join(".git"),
+        format!("gitdir: {}\n", admin.display()).as_bytes(),
+    )?;
+    Ok(true)
+}
+
+/// Whether `e` is a git call that ran out of its time (`patrol.push_timeout`): a remote
+/// that hangs, not one that answered no. Trying again within the same pass only waits
+/// as long again.
+pub fn timed_out(e: &Error) -> bool {
+    matches!(e, Error::Git { .. }) && e.to_string().contains("(patrol.push_timeout)")
+}

@@ -314,10 +314,11 @@ fn escalate_push(
 /// onto its branch first. Kept (returns true) when it holds uncommitted work (or that
 /// cannot be told): then a human decides. The agent's container is gone by now.
 pub fn retire_worktree(town: &Town, a: &agents::Agent, _recorded: Option<&str>) -> Result<bool> {
-    let Some(wt) = existing_worktree(a) else {
+    let Some(wt) = existing_worktree(town, a) else {
         super::workspace::remove_private(town, &a.rig, &a.name)?;
         return Ok(false);
     };
+    let wt = wt.as_path();
     let Some(branch) = a.branch.as_deref() else {
         return Ok(true);
     };
@@ -337,15 +338,16 @@ pub fn retire_worktree(town: &Town, a: &agents::Agent, _recorded: Option<&str>) 
     }
     let _lock = crate::git::lock(&town.repo_dir(&a.rig))?;
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
+    // A town moved since the worktree was made: its registration names the old place,
+    // which the removal must not touch.
+    crate::git::repair_worktree(&repo, wt)?;
     crate::git::remove_worktree(&repo, wt)?;
     super::workspace::remove_private(town, &a.rig, &a.name)?;
     Ok(false)
 }
 
-/// The agent's worktree, when it still exists on disk.
-fn existing_worktree(a: &agents::Agent) -> Option<&std::path::Path> {
-    a.worktree
-        .as_deref()
-        .map(std::path::Path::new)
-        .filter(|p| p.exists())
+/// The agent's worktree, when it still exists on disk: under the town's current root
+/// (the recorded path may name where the town was before it moved).
+fn existing_worktree(town: &Town, a: &agents::Agent) -> Option<std::path::PathBuf> {
+    town.agent_worktree(a).filter(|p| p.exists())
 }

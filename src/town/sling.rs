@@ -475,6 +475,14 @@ fn make_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<bool> {
     let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
     let repo = Repository::open(town.repo_dir(&c.rig.name))?;
     let exists = crate::git::branch_exists(&repo, &c.branch);
+    // The town moved since this polecat's worktree was made: git's links name the old
+    // place, and the worktree would look like nobody's.
+    if crate::git::repair_worktree(&repo, &c.worktree)? {
+        tracing::info!(
+            "worktree {} was made where the town was before it moved; its git links now name where it is",
+            c.worktree.display()
+        );
+    }
     if let Some(at) = crate::git::checked_out_at(&repo, &c.branch)? {
         // Our own worktree from an earlier attempt of this polecat: reuse it, without the
         // git locks the dead attempt may have left (no process of this agent lives now).
@@ -593,14 +601,16 @@ pub fn claim_redispatch(
         }
         let bead = beads::get(tx, &bead_id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
         let rig = rigs::get(tx, &a.rig).map_err(|e| tx.err(e))?.ok_or_else(|| Error::not_found(format!("rig {}", a.rig), None))?;
-        let worktree = a.worktree.clone().map(PathBuf::from).unwrap_or_else(|| super::worktree_path(&root, &a.rig, &a.name));
+        // Under the town's current root: the recorded path may be where the town was.
+        let worktree = super::worktree_path(&root, &a.rig, &a.name);
+        let wt = worktree.to_string_lossy().into_owned();
         let now = now_ms();
         let generation = a.generation + 1;
         let token = random_hex(16);
         let dispatch = dispatches::insert(tx, &a.id, &bead.id, generation, &token, &branch, now).map_err(|e| tx.err(e))?;
         tx.execute(
-            "UPDATE agents SET state = 'spawning', generation = ?2, dispatch = ?3, updated_at = ?4, version = version + 1 WHERE id = ?1",
-            rusqlite::params![a.id, generation, dispatch, now],
+            "UPDATE agents SET state = 'spawning', generation = ?2, dispatch = ?3, worktree = ?5, updated_at = ?4, version = version + 1 WHERE id = ?1",
+            rusqlite::params![a.id, generation, dispatch, now, wt],
         )
         .map_err(|e| tx.err(e))?;
         tx.execute(
