@@ -59,7 +59,8 @@ fn mq_run_and_mq_reject_leave_the_last_patrol_pass_a_success() {
     // Neither is a pass: the last one is still the patrol's.
     assert_eq!(p["last_success"].as_i64(), Some(passed), "{p}");
     let human = t.ok(&["status"]);
-    assert!(!human.contains("FAILED"), "{human}");
+    let line = human.lines().find(|l| l.starts_with("patrol:")).unwrap();
+    assert!(!line.contains("FAILED") && line.contains("ok"), "{human}");
 }
 
 #[test]
@@ -175,4 +176,92 @@ fn a_retry_takes_its_turn_behind_beads_queued_before_it_was_due() {
         "the queued bead takes the slot first: {p}"
     );
     assert_eq!(p["redispatched"], serde_json::json!([]), "{p}");
+}
+
+#[test]
+fn a_hung_remote_is_tried_once_per_pass_then_backed_off_and_delays_no_other_rig() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("retry_backoff = [\"0s\"]", "push_timeout = \"5s\"");
+    // api's remote accepts nothing: its pre-receive hook hangs.
+    let remote = t.rig_with_remote(&scripted_agent(""), &[]);
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\nsleep 600\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // web's remote is fine; one slot, so its second bead waits in the queue.
+    let web_remote = t.dir.path().join("web.git");
+    git(t.dir.path(), &["init", "-q", "--bare", web_remote.to_str().unwrap()]);
+    let src = t.source_repo("web");
+    let image = test_image();
+    let cmd = scripted_agent("");
+    t.ok(&[
+        "rig",
+        "add",
+        "web",
+        src.to_str().unwrap(),
+        "--image",
+        &image,
+        "--command",
+        &cmd,
+        "--remote",
+        web_remote.to_str().unwrap(),
+        "--max-polecats",
+        "1",
+    ]);
+    let a = t.bead("pushes nowhere");
+    let w1 = t
+        .ok(&["bead", "create", "--rig", "web", "first"])
+        .trim()
+        .to_string();
+    let w2 = t
+        .ok(&["bead", "create", "--rig", "web", "second"])
+        .trim()
+        .to_string();
+    t.ok(&["sling", &a]);
+    t.ok(&["sling", &w1, &w2]);
+    t.wait_exited(2);
+
+    // One try of the hung remote (not three), and web's work goes on in the same pass.
+    let started = Instant::now();
+    let p = t.patrol_json();
+    let first = started.elapsed();
+    let pending = p["sagas_pending"].to_string();
+    assert!(pending.contains(&a) && pending.contains("timed out"), "{p}");
+    assert!(pending.contains("next try after"), "{p}");
+    assert!(p["sagas_finished"].to_string().contains(&w1), "{p}");
+    assert_eq!(p["queued_dispatched"], serde_json::json!([w2]), "{p}");
+    assert!(first < Duration::from_secs(12), "the first pass took {first:?}");
+
+    // Backed off: the next pass does not ask the remote at all.
+    let started = Instant::now();
+    let p = t.patrol_json();
+    let second = started.elapsed();
+    let pending = p["sagas_pending"].to_string();
+    assert!(pending.contains("next try after"), "{p}");
+    assert!(
+        second < Duration::from_secs(5),
+        "a pass with a backed-off remote took {second:?}"
+    );
+    let backoffs: Vec<_> = t
+        .json(&["log", "-n", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "push.backed_off")
+        .cloned()
+        .collect();
+    assert_eq!(backoffs.len(), 1, "{backoffs:?}");
+    // One escalation, however many passes wait.
+    assert_eq!(t.mayor_mail_subject("cannot push").len(), 1);
+
+    // The remote comes back: after its backoff, the saga pushes and the rig recovers.
+    std::fs::remove_file(&hook).unwrap();
+    t.patrol_until("the push after the backoff", 60, |t| {
+        t.bead_status(&a) == "done"
+    });
+    let pushed = git(&remote, &["branch", "--list"]);
+    assert!(pushed.contains(&a), "{pushed}");
 }

@@ -880,21 +880,31 @@ pub fn repair_worktree(repo: &Repository, path: &Path) -> Result<bool> {
     if !admin.is_dir() || !path.is_dir() {
         return Ok(false);
     }
+    // Host-written (the agent's own view of them is a private copy mounted over them),
+    // and still read bounded.
+    let read = |p: &Path| {
+        std::fs::File::open(p)
+            .and_then(|f| {
+                use std::io::Read;
+                let mut s = String::new();
+                f.take(8192).read_to_string(&mut s).map(|_| s)
+            })
+            .unwrap_or_default()
+    };
     let gitdir = admin.join("gitdir");
     let want = format!("{}\n", path.join(".git").display());
-    // Host-written (the agent's own view of it is a private copy mounted over it), and
-    // still read bounded.
-    let have = std::fs::File::open(&gitdir)
-        .and_then(|f| {
-            use std::io::Read;
-            let mut s = String::new();
-            f.take(8192).read_to_string(&mut s).map(|_| s)
-        })
-        .unwrap_or_default();
-    if have == want {
+    let commondir = admin.join("commondir");
+    let common = repo.path().to_path_buf();
+    let common_now = read(&commondir);
+    let common_ok = Path::new(common_now.trim_end()) == common
+        || common_now.trim_end() == common.to_string_lossy().trim_end_matches('/');
+    if read(&gitdir) == want && common_ok {
         return Ok(false);
     }
     crate::util::write_atomic(&gitdir, want.as_bytes())?;
+    if !common_ok {
+        crate::util::write_atomic(&commondir, format!("{}\n", common.display()).as_bytes())?;
+    }
     crate::util::write_atomic(
         &path.join(".git"),
         format!("gitdir: {}\n", admin.display()).as_bytes(),

@@ -302,9 +302,32 @@ fn steps(
     // deaths and re-dispatches: a saga can wait on a slow remote (bounded by
     // patrol.push_timeout), and no other agent's recovery waits behind it. An engine
     // lost here is the one outage it is, not one saga problem per agent.
+    // Rigs whose remote answered last time go first; each rig's sagas get a time budget
+    // in the pass (`patrol.push_timeout`, at least 10 s): past it, the rest of that
+    // rig's sagas wait for the next pass, and no other rig's wait behind them.
+    let mut finishing = Vec::new();
     for a in agents_in(town, "finishing")? {
+        let failing = super::done::push_backoff(town, &a.rig)?.is_some();
+        finishing.push((failing, a));
+    }
+    finishing.sort_by(|(f1, a1), (f2, a2)| (f1, &a1.id).cmp(&(f2, &a2.id)));
+    let budget = town.config.patrol.push_timeout.max(Duration::from_secs(10));
+    let mut spent: HashMap<String, Duration> = HashMap::new();
+    for (_, a) in finishing {
         touched.insert((a.rig.clone(), a.name.clone()));
-        match super::done::resume(town, &rt, &a.id) {
+        if spent.get(&a.rig).is_some_and(|s| *s >= budget) {
+            report.sagas_pending.push(format!(
+                "{}: rig {} spent its time for this pass ({}s, patrol.push_timeout) on other hand-overs; the next pass goes on",
+                a.bead.as_deref().unwrap_or("-"),
+                a.rig,
+                budget.as_secs()
+            ));
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let outcome = super::done::resume(town, &rt, &a.id);
+        *spent.entry(a.rig.clone()).or_default() += started.elapsed();
+        match outcome {
             Ok(super::done::SagaOutcome::Finished { bead, .. }) => report.sagas_finished.push(bead),
             Ok(super::done::SagaOutcome::Pending { bead, why, .. }) => {
                 report.sagas_pending.push(format!("{bead}: {why}"))

@@ -63,6 +63,20 @@ pub fn sling(
     bead_id: &str,
     opts: &SlingOptions,
 ) -> Result<Slung> {
+    match take_slot(town, bead_id, opts)? {
+        Ok(claim) => launch(town, rt, claim),
+        Err(queued) => Ok(queued),
+    }
+}
+
+/// Step 1 of a sling with the checks before it: the claim (a polecat slot taken), or
+/// `Err(Slung::Queued)` when the rig is full. Claims made one after another get slots,
+/// and queue places, in that order (`gt sling A B C`); `launch` does the rest.
+pub fn take_slot(
+    town: &mut Town,
+    bead_id: &str,
+    opts: &SlingOptions,
+) -> Result<std::result::Result<Claim, Slung>> {
     validate_name("bead", bead_id)?;
     if let Some(p) = &opts.polecat {
         validate_name("polecat", p)?;
@@ -79,11 +93,7 @@ pub fn sling(
         super::budget::tell(town, bead_id, &over)?;
         return Err(super::budget::refused(bead_id, &over));
     }
-    let claim = match claim(town, bead_id, opts)? {
-        Ok(c) => c,
-        Err(queued) => return Ok(queued),
-    };
-    launch(town, rt, claim)
+    claim(town, bead_id, opts)
 }
 
 /// Before the claim: the bead's rig must have every secret it attaches set (exit 2,
@@ -181,7 +191,16 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
             Error::not_found(format!("rig {}", bead.rig), None)
         })?;
         if agents::live_count(tx, &rig.name).map_err(|e| tx.err(e))? >= rig.max_polecats {
-            let now = now_ms();
+            // Its place in the queue: after every bead queued before it, even within
+            // the same millisecond (the queue is served by this time, then by id).
+            let last: Option<i64> = tx
+                .query_row(
+                    "SELECT max(queued_at) FROM beads WHERE rig = ?1 AND status = 'open'",
+                    [&rig.name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| tx.err(e))?;
+            let now = now_ms().max(last.map_or(0, |l| l + 1));
             if beads::set_queued(tx, &bead.id, now).map_err(|e| tx.err(e))? {
                 tx.event("bead.queued", &bead.id, serde_json::json!({ "rig": rig.name, "max_polecats": rig.max_polecats }))?;
             } else {
