@@ -122,7 +122,12 @@ fn a_town_moved_under_a_working_agent_converges_and_its_polecat_works_again() {
 fn started_order(t: &TestTown, ids: &[String]) -> Vec<String> {
     let mut v: Vec<(i64, String)> = ids
         .iter()
-        .map(|id| (t.dispatches(id)[0]["started_at"].as_i64().unwrap(), id.clone()))
+        .map(|id| {
+            (
+                t.dispatches(id)[0]["started_at"].as_i64().unwrap(),
+                id.clone(),
+            )
+        })
         .collect();
     v.sort();
     v.into_iter().map(|(_, id)| id).collect()
@@ -193,7 +198,10 @@ fn a_hung_remote_is_tried_once_per_pass_then_backed_off_and_delays_no_other_rig(
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     // web's remote is fine; one slot, so its second bead waits in the queue.
     let web_remote = t.dir.path().join("web.git");
-    git(t.dir.path(), &["init", "-q", "--bare", web_remote.to_str().unwrap()]);
+    git(
+        t.dir.path(),
+        &["init", "-q", "--bare", web_remote.to_str().unwrap()],
+    );
     let src = t.source_repo("web");
     let image = test_image();
     let cmd = scripted_agent("");
@@ -233,7 +241,10 @@ fn a_hung_remote_is_tried_once_per_pass_then_backed_off_and_delays_no_other_rig(
     assert!(pending.contains("next try after"), "{p}");
     assert!(p["sagas_finished"].to_string().contains(&w1), "{p}");
     assert_eq!(p["queued_dispatched"], serde_json::json!([w2]), "{p}");
-    assert!(first < Duration::from_secs(12), "the first pass took {first:?}");
+    assert!(
+        first < Duration::from_secs(12),
+        "the first pass took {first:?}"
+    );
 
     // Backed off: the next pass does not ask the remote at all.
     let started = Instant::now();
@@ -254,6 +265,11 @@ fn a_hung_remote_is_tried_once_per_pass_then_backed_off_and_delays_no_other_rig(
         .cloned()
         .collect();
     assert_eq!(backoffs.len(), 1, "{backoffs:?}");
+    let failing = t.json(&["status"])["remotes_failing"].to_string();
+    assert!(
+        failing.contains("api: pushing to") && failing.contains("next try after"),
+        "{failing}"
+    );
     // One escalation, however many passes wait.
     assert_eq!(t.mayor_mail_subject("cannot push").len(), 1);
 
@@ -264,4 +280,85 @@ fn a_hung_remote_is_tried_once_per_pass_then_backed_off_and_delays_no_other_rig(
     });
     let pushed = git(&remote, &["branch", "--list"]);
     assert!(pushed.contains(&a), "{pushed}");
+}
+
+fn hold_four(t: &TestTown) -> Vec<String> {
+    t.configure(
+        "retry_backoff = [\"0s\"]\nmax_attempts = 5",
+        "breaker_failures = 2",
+    );
+    t.rig(&scripted_agent("AGENT_HOLD=1"), &["--max-polecats", "4"]);
+    let ids: Vec<String> = (0..4).map(|i| t.bead(&format!("held {i}"))).collect();
+    let mut args = vec!["sling"];
+    args.extend(ids.iter().map(String::as_str));
+    t.ok(&args);
+    assert_eq!(t.running_containers().len(), 4);
+    ids
+}
+
+#[test]
+fn a_stop_of_the_whole_crew_trips_no_breaker() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let ids = hold_four(&t);
+    t.ok(&["stop"]);
+    t.ok(&["patrol"]);
+    t.ok(&["resume"]);
+    let p = t.patrol_json();
+    assert_eq!(p["breaker_open"], false, "{p}");
+    assert_eq!(p["queued_dispatched"].as_array().unwrap().len(), 4, "{p}");
+    assert!(t.mayor_mail_id("breaker-").is_empty());
+    for id in &ids {
+        assert_eq!(t.bead_status(id), "in_progress");
+    }
+}
+
+#[test]
+fn an_engine_killing_every_container_trips_no_breaker() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    hold_four(&t);
+    let running = t.running_containers();
+    let mut kill = vec!["kill"];
+    kill.extend(running.iter().map(String::as_str));
+    assert!(docker(&kill).status.success());
+    t.wait_exited(4);
+    let p = t.patrol_json();
+    assert_eq!(p["deaths"].as_array().unwrap().len(), 4, "{p}");
+    assert_eq!(p["breaker_open"], false, "{p}");
+    assert_eq!(p["redispatched"].as_array().unwrap().len(), 4, "{p}");
+    assert!(t.mayor_mail_id("breaker-").is_empty());
+}
+
+#[test]
+fn an_agent_that_escalates_without_end_buries_no_other_mail_of_the_mayor() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let cmd = "i=0; while [ $i -lt 40 ]; do gt escalate -s \"spam $i\" -m noise >/dev/null; i=$((i+1)); done\n\
+               gt done -m finished";
+    t.rig(cmd, &[]);
+    let id = t.bead("escalates");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    let spam = t.mayor_mail_subject("[escalation] api/");
+    assert_eq!(
+        spam.len(),
+        10 + 1,
+        "ten escalations and one notice: {spam:?}"
+    );
+    assert_eq!(t.mayor_mail_id("esc-capped-").len(), 1);
+    let logged = t
+        .json(&["log", "-n", "10000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "escalation.capped")
+        .count();
+    assert_eq!(logged, 30);
 }

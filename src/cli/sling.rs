@@ -153,8 +153,7 @@ fn many(
         for _ in 0..PARALLEL.min(launches) {
             s.spawn(|| {
                 let mut town = Town::open_at(root.clone());
-                while let Some((i, bead, claim)) =
-                    queue.lock().ok().and_then(|mut q| q.pop_front())
+                while let Some((i, bead, claim)) = queue.lock().ok().and_then(|mut q| q.pop_front())
                 {
                     // Interrupted: `launch` undoes the claim before its first step.
                     let r = match &mut town {

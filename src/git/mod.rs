@@ -264,8 +264,11 @@ pub fn unsaved(
 
 /// The largest object an import takes (it is held in memory while copied).
 pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
-/// The most one import expands to, all objects together.
-pub const MAX_EXPANDED_BYTES: u64 = 4 << 30;
+/// The most one import expands to, all objects together. Bounded by what pushing it
+/// costs, not by what reading it does: the host's push deflates every new object again
+/// (a small pack of zero-filled blobs is gigabytes to compress), and that push runs in
+/// a patrol pass.
+pub const MAX_EXPANDED_BYTES: u64 = 1 << 30;
 
 /// Copy into `repo` the objects of an agent's work: every commit from `head` back to
 /// `base` (the branch's host-written head), with the trees and blobs they bring, read
@@ -612,6 +615,14 @@ pub fn push(
     git_cli_within(
         repo_dir,
         &[
+            // Bounded memory: large blobs are sent whole, not searched for deltas (which
+            // holds a window of them in memory, gigabytes for a few 256 MiB blobs).
+            "-c",
+            "core.bigFileThreshold=16m",
+            "-c",
+            "pack.windowMemory=256m",
+            "-c",
+            "pack.deltaCacheSize=64m",
             "push",
             "--quiet",
             "--",

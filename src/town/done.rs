@@ -348,7 +348,12 @@ pub fn push_backoff(town: &Town, rig: &str) -> Result<Option<PushBackoff>> {
 
 /// One more failure in a row: the next try waits `push_timeout` × 2^(failures − 1), at
 /// most ten minutes.
-fn record_push_failure(town: &mut Town, rig: &str, remote: &str, e: &Error) -> Result<PushBackoff> {
+pub fn record_push_failure(
+    town: &mut Town,
+    rig: &str,
+    remote: &str,
+    e: &Error,
+) -> Result<PushBackoff> {
     let failures = push_backoff(town, rig)?.map_or(0, |b| b.failures) + 1;
     let base = crate::util::millis(town.config.patrol.push_timeout).max(1000);
     let wait = base
@@ -358,7 +363,13 @@ fn record_push_failure(town: &mut Town, rig: &str, remote: &str, e: &Error) -> R
     let b = PushBackoff {
         failures,
         until: now_ms() + wait,
-        error: error.lines().next().unwrap_or("").chars().take(300).collect(),
+        error: error
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect(),
     };
     let value = serde_json::to_string(&b).map_err(|e| Error::Other(e.to_string()))?;
     town.db.write(|tx| {
@@ -377,7 +388,7 @@ fn record_push_failure(town: &mut Town, rig: &str, remote: &str, e: &Error) -> R
 }
 
 /// The rig's remote took a push: its backoff (if any) ends.
-fn clear_push_backoff(town: &mut Town, rig: &str) -> Result<()> {
+pub fn clear_push_backoff(town: &mut Town, rig: &str) -> Result<()> {
     if push_backoff(town, rig)?.is_none() {
         return Ok(());
     }

@@ -763,6 +763,9 @@ fn how_it_ended(
 /// How a dispatch stopped from outside says it did not count.
 const NOT_COUNTED: &str =
     "stopped from outside (SIGTERM or SIGKILL, e.g. an engine restart): not counted as an attempt";
+/// The words every ending that is not the agent's failure carries (a stop from outside,
+/// a drain): the circuit breaker does not count those.
+const NOT_AN_ATTEMPT: &str = "not counted as an attempt";
 /// Stops from outside forgiven per bead.
 const FREE_STOPS: i64 = 3;
 
@@ -1168,8 +1171,11 @@ fn update_breaker(town: &mut Town, report: &mut Report) -> Result<()> {
     let since = (now_ms() - p.breaker_window.as_millis() as i64).max(reset);
     let failures: i64 = conn
         .query_row(
-            "SELECT count(*) FROM dispatches WHERE ended_at >= ?1 AND reason IS NOT NULL AND reason NOT IN ('done','nuked')",
-            [since],
+            // A dispatch stopped from outside (a drain or `gt stop`, an engine restart,
+            // `docker kill`) did not fail: it is no attempt, and no breaker failure.
+            "SELECT count(*) FROM dispatches WHERE ended_at >= ?1 AND reason IS NOT NULL
+             AND reason NOT IN ('done','nuked') AND reason NOT LIKE ?2",
+            rusqlite::params![since, format!("%{NOT_AN_ATTEMPT}%")],
             |r| r.get(0),
         )
         .map_err(|e| town.db_err(e))?;
