@@ -812,6 +812,55 @@ pub fn lock(repo_dir: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
+/// Point the registration of the worktree at `path` (found by its name in the host's
+/// `worktrees/`) back at `path`, and `path`'s `.git` file at the registration, when they
+/// name another place: the town directory was moved (or renamed) since the worktree was
+/// made, and git's absolute links still name the old one. Nothing of the old place is
+/// read, followed or removed. True when something was rewritten.
+pub fn repair_worktree(repo: &Repository, path: &Path) -> Result<bool> {
+    let admin = admin_dir(repo, path);
+    if !admin.is_dir() || !path.is_dir() {
+        return Ok(false);
+    }
+    // Host-written (the agent's own view of them is a private copy mounted over them),
+    // and still read bounded.
+    let read = |p: &Path| {
+        std::fs::File::open(p)
+            .and_then(|f| {
+                use std::io::Read;
+                let mut s = String::new();
+                f.take(8192).read_to_string(&mut s).map(|_| s)
+            })
+            .unwrap_or_default()
+    };
+    let gitdir = admin.join("gitdir");
+    let want = format!("{}\n", path.join(".git").display());
+    let commondir = admin.join("commondir");
+    let common = repo.path().to_path_buf();
+    let common_now = read(&commondir);
+    let common_ok = Path::new(common_now.trim_end()) == common
+        || common_now.trim_end() == common.to_string_lossy().trim_end_matches('/');
+    if read(&gitdir) == want && common_ok {
+        return Ok(false);
+    }
+    crate::util::write_atomic(&gitdir, want.as_bytes())?;
+    if !common_ok {
+        crate::util::write_atomic(&commondir, format!("{}\n", common.display()).as_bytes())?;
+    }
+    crate::util::write_atomic(
+        &path.join(".git"),
+        format!("gitdir: {}\n", admin.display()).as_bytes(),
+    )?;
+    Ok(true)
+}
+
+/// Whether `e` is a git call that ran out of its time (`patrol.push_timeout`): a remote
+/// that hangs, not one that answered no. Trying again within the same pass only waits
+/// as long again.
+pub fn timed_out(e: &Error) -> bool {
+    matches!(e, Error::Git { .. }) && e.to_string().contains("(patrol.push_timeout)")
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -879,53 +928,4 @@ mod tests {
         assert!(got.iter().any(|p| p == "new.txt"), "{got:?}");
         assert!(!Path::new("/tmp/gt-pwned-by-fsmonitor").exists());
     }
-}
-
-/// Point the registration of the worktree at `path` (found by its name in the host's
-/// `worktrees/`) back at `path`, and `path`'s `.git` file at the registration, when they
-/// name another place: the town directory was moved (or renamed) since the worktree was
-/// made, and git's absolute links still name the old one. Nothing of the old place is
-/// read, followed or removed. True when something was rewritten.
-pub fn repair_worktree(repo: &Repository, path: &Path) -> Result<bool> {
-    let admin = admin_dir(repo, path);
-    if !admin.is_dir() || !path.is_dir() {
-        return Ok(false);
-    }
-    // Host-written (the agent's own view of them is a private copy mounted over them),
-    // and still read bounded.
-    let read = |p: &Path| {
-        std::fs::File::open(p)
-            .and_then(|f| {
-                use std::io::Read;
-                let mut s = String::new();
-                f.take(8192).read_to_string(&mut s).map(|_| s)
-            })
-            .unwrap_or_default()
-    };
-    let gitdir = admin.join("gitdir");
-    let want = format!("{}\n", path.join(".git").display());
-    let commondir = admin.join("commondir");
-    let common = repo.path().to_path_buf();
-    let common_now = read(&commondir);
-    let common_ok = Path::new(common_now.trim_end()) == common
-        || common_now.trim_end() == common.to_string_lossy().trim_end_matches('/');
-    if read(&gitdir) == want && common_ok {
-        return Ok(false);
-    }
-    crate::util::write_atomic(&gitdir, want.as_bytes())?;
-    if !common_ok {
-        crate::util::write_atomic(&commondir, format!("{}\n", common.display()).as_bytes())?;
-    }
-    crate::util::write_atomic(
-        &path.join(".git"),
-        format!("gitdir: {}\n", admin.display()).as_bytes(),
-    )?;
-    Ok(true)
-}
-
-/// Whether `e` is a git call that ran out of its time (`patrol.push_timeout`): a remote
-/// that hangs, not one that answered no. Trying again within the same pass only waits
-/// as long again.
-pub fn timed_out(e: &Error) -> bool {
-    matches!(e, Error::Git { .. }) && e.to_string().contains("(patrol.push_timeout)")
 }
