@@ -362,3 +362,39 @@ fn an_agent_that_escalates_without_end_buries_no_other_mail_of_the_mayor() {
         .count();
     assert_eq!(logged, 30);
 }
+
+#[test]
+fn a_queued_bead_whose_dispatch_fails_keeps_its_place_in_the_queue() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig(&scripted_agent("AGENT_HOLD=1"), &["--max-polecats", "1"]);
+    let first = t.bead("first");
+    let (b, c) = (t.bead("second"), t.bead("third"));
+    t.ok(&["sling", &first, &b, &c]);
+    t.ok(&[
+        "polecat",
+        "nuke",
+        &t.json(&["polecat", "list"])[0]["name"]
+            .as_str()
+            .map(|n| format!("api/{n}"))
+            .unwrap(),
+    ]);
+    // The slot is free; b's dispatch fails (its worktree cannot be made).
+    let out = t
+        .cmd()
+        .env("FAILPOINTS", "git.worktree_add=return")
+        .args(["--json", "patrol"])
+        .output()
+        .unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(p["errors"].to_string().contains(&b), "{p}");
+    let shown = t.json(&["bead", "show", &b]);
+    assert_eq!(shown["status"], "open", "{shown}");
+    assert_eq!(shown["queued"], true, "still queued: {shown}");
+    // The next pass dispatches it, still ahead of the bead queued after it.
+    let p = t.patrol_json();
+    assert_eq!(p["queued_dispatched"], serde_json::json!([b]), "{p}");
+    assert_eq!(t.json(&["bead", "show", &c])["queued"], true);
+}

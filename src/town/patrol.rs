@@ -302,13 +302,22 @@ fn steps(
     // deaths and re-dispatches: a saga can wait on a slow remote (bounded by
     // patrol.push_timeout), and no other agent's recovery waits behind it. An engine
     // lost here is the one outage it is, not one saga problem per agent.
-    // Rigs whose remote answered last time go first; each rig's sagas get a time budget
+    // Rigs without a remote go first, then those whose remote answered last time, then
+    // those whose remote keeps failing; each rig's sagas get a time budget
     // in the pass (`patrol.push_timeout`, at least 10 s): past it, the rest of that
     // rig's sagas wait for the next pass, and no other rig's wait behind them.
     let mut finishing = Vec::new();
     for a in agents_in(town, "finishing")? {
-        let failing = super::done::push_backoff(town, &a.rig)?.is_some();
-        finishing.push((failing, a));
+        // 0: no network (no remote), 1: a remote that answered last time, 2: failing.
+        let remote = rigs::get(town.db.conn(), &a.rig)
+            .map_err(|e| town.db_err(e))?
+            .is_some_and(|r| r.remote.is_some());
+        let rank = match (remote, super::done::push_backoff(town, &a.rig)?.is_some()) {
+            (false, _) => 0u8,
+            (true, false) => 1,
+            (true, true) => 2,
+        };
+        finishing.push((rank, a));
     }
     finishing.sort_by(|(f1, a1), (f2, a2)| (f1, &a1.id).cmp(&(f2, &a2.id)));
     let budget = town.config.patrol.push_timeout.max(Duration::from_secs(10));
@@ -978,7 +987,7 @@ fn fill_slots(
         }
         // Oldest first; at the same moment, a retry (its bead was dispatched before).
         line.sort_by_key(|(at, w)| (*at, matches!(w, Waiting::Queued(_))));
-        for (_, w) in line {
+        for (at, w) in line {
             if agents::live_count(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
                 >= rig.max_polecats
             {
@@ -993,7 +1002,24 @@ fn fill_slots(
                     Err(e) => report.errors.push(format!("re-dispatch of {}: {e}", a.id)),
                 },
                 Waiting::Queued(bead) => {
-                    match super::sling::sling(town, rt, &bead, &Default::default()) {
+                    // A dispatch that fails keeps the bead queued, in its place: it is
+                    // tried again next pass, never dropped from the queue.
+                    let claim = match super::sling::take_slot(town, &bead, &Default::default()) {
+                        Ok(Ok(mut claim)) => {
+                            claim.requeue = true;
+                            claim.queued_since = Some(at);
+                            claim
+                        }
+                        Ok(Err(_queued)) => break,
+                        Err(e @ Error::LeaseLost { .. }) => return Err(e),
+                        Err(e) => {
+                            report
+                                .errors
+                                .push(format!("dispatch of queued {bead}: {e}"));
+                            continue;
+                        }
+                    };
+                    match super::sling::launch(town, rt, claim) {
                         Ok(super::sling::Slung::Dispatched { agent, .. }) => {
                             if let Some((r, n)) = agent.split_once('/') {
                                 touched.insert((r.to_string(), n.to_string()));

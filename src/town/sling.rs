@@ -55,6 +55,9 @@ pub struct Claim {
     pub resume: bool,
     /// A patrol re-dispatch: if it fails, the bead waits queued for the next pass.
     pub requeue: bool,
+    /// Its place in the queue to go back to when `requeue` (a queued bead patrol
+    /// dispatches keeps it); None: the back of the queue.
+    pub queued_since: Option<i64>,
 }
 
 pub fn sling(
@@ -270,7 +273,7 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
         )?;
         let agent = agents::get(tx, &agent.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
         let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(bead_id))?;
-        Ok(Ok(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: false }))
+        Ok(Ok(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: false, queued_since: None }))
     })
 }
 
@@ -640,7 +643,7 @@ pub fn claim_redispatch(
         tx.event("sling.redispatched", &bead.id, serde_json::json!({ "agent": a.id, "generation": generation, "attempt": bead.attempts + 1 }))?;
         let agent = agents::get(tx, &a.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
         let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
-        Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: true }))
+        Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: true, queued_since: None }))
     })
 }
 
@@ -907,7 +910,7 @@ pub fn release_claim(town: &mut Town, c: &Claim, keep_branch: bool, reason: &str
         let now = now_ms();
         agents::release(tx, &a.id, a.generation, false, now).map_err(|e| tx.err(e))?;
         let branch: Option<&str> = if c.resume || keep_branch { Some(&c.branch) } else { None };
-        let queued: Option<i64> = c.requeue.then_some(now);
+        let queued: Option<i64> = c.requeue.then(|| c.queued_since.unwrap_or(now));
         tx.execute(
             "UPDATE beads SET status = 'open', branch = ?2, queued_at = ?4, updated_at = ?3, version = version + 1
              WHERE id = ?1 AND status IN ('hooked','in_progress')",
