@@ -123,11 +123,26 @@ fn many(
     quiet: bool,
 ) -> Vec<(String, Result<Slung>)> {
     let root = town.root.clone();
-    drop(town);
-    let queue = Mutex::new(beads.iter().cloned().enumerate().collect::<VecDeque<_>>());
+    let mut town = town;
     let results = Mutex::new(Vec::new());
+    // Slots and queue places are taken one bead after another, in the order given (a
+    // claim is one short transaction); only the slow part (worktree, container) runs in
+    // parallel. Interrupted: beads not yet claimed stay as they are.
+    let mut claims = VecDeque::new();
+    for (i, bead) in beads.iter().enumerate() {
+        let r = crate::interrupt::check()
+            .and_then(|()| crate::town::sling::take_slot(&mut town, bead, opts));
+        match r {
+            Ok(Ok(claim)) => claims.push_back((i, bead.clone(), claim)),
+            Ok(Err(queued)) => push(&results, (i, bead.clone(), Ok(queued))),
+            Err(e) => push(&results, (i, bead.clone(), Err(e))),
+        }
+    }
+    drop(town);
+    let launches = claims.len();
+    let queue = Mutex::new(claims);
     let bar = (std::io::stderr().is_terminal() && !quiet).then(|| {
-        let b = indicatif::ProgressBar::new(beads.len() as u64);
+        let b = indicatif::ProgressBar::new(launches as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -135,15 +150,15 @@ fn many(
         b
     });
     std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(beads.len()) {
+        for _ in 0..PARALLEL.min(launches) {
             s.spawn(|| {
                 let mut town = Town::open_at(root.clone());
-                while let Some((i, bead)) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
-                    // Interrupted: beads not yet claimed stay as they are.
-                    let r = match (crate::interrupt::check(), &mut town) {
-                        (Err(e), _) => Err(e),
-                        (Ok(()), Ok(t)) => crate::town::sling::sling(t, rt, &bead, opts),
-                        (Ok(()), Err(e)) => Err(Error::Other(e.to_string())),
+                while let Some((i, bead, claim)) = queue.lock().ok().and_then(|mut q| q.pop_front())
+                {
+                    // Interrupted: `launch` undoes the claim before its first step.
+                    let r = match &mut town {
+                        Ok(t) => crate::town::sling::launch(t, rt, claim),
+                        Err(e) => Err(Error::Other(e.to_string())),
                     };
                     if let Some(b) = &bar {
                         b.inc(1);
@@ -162,4 +177,10 @@ fn many(
     let mut v = results.into_inner().unwrap_or_default();
     v.sort_by_key(|(i, _, _)| *i);
     v.into_iter().map(|(_, b, r)| (b, r)).collect()
+}
+
+fn push<T>(v: &Mutex<Vec<T>>, item: T) {
+    if let Ok(mut v) = v.lock() {
+        v.push(item);
+    }
 }

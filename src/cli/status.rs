@@ -102,6 +102,13 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
             output::safe_line(&s.quiet.join(", "))
         );
     }
+    for r in &s.remotes_failing {
+        out += &format!(
+            "\n{}: {}; finished work waits on the host (`gt log` has each try)",
+            paint("PROBLEM", Colour::Red),
+            output::safe_line(r)
+        );
+    }
     output::println_out(&out)?;
     if s.rigs.is_empty() {
         return output::println_out("no rigs yet; add one with `gt rig add NAME SOURCE`");

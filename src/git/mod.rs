@@ -264,8 +264,11 @@ pub fn unsaved(
 
 /// The largest object an import takes (it is held in memory while copied).
 pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
-/// The most one import expands to, all objects together.
-pub const MAX_EXPANDED_BYTES: u64 = 4 << 30;
+/// The most one import expands to, all objects together. Bounded by what pushing it
+/// costs, not by what reading it does: the host's push deflates every new object again
+/// (a small pack of zero-filled blobs is gigabytes to compress), and that push runs in
+/// a patrol pass.
+pub const MAX_EXPANDED_BYTES: u64 = 1 << 30;
 
 /// Copy into `repo` the objects of an agent's work: every commit from `head` back to
 /// `base` (the branch's host-written head), with the trees and blobs they bring, read
@@ -612,6 +615,14 @@ pub fn push(
     git_cli_within(
         repo_dir,
         &[
+            // Bounded memory: large blobs are sent whole, not searched for deltas (which
+            // holds a window of them in memory, gigabytes for a few 256 MiB blobs).
+            "-c",
+            "core.bigFileThreshold=16m",
+            "-c",
+            "pack.windowMemory=256m",
+            "-c",
+            "pack.deltaCacheSize=64m",
             "push",
             "--quiet",
             "--",
@@ -799,6 +810,55 @@ pub fn lock(repo_dir: &Path) -> Result<std::fs::File> {
         .ctx(|| format!("opening {}", path.display()))?;
     f.lock().ctx(|| format!("locking {}", path.display()))?;
     Ok(f)
+}
+
+/// Point the registration of the worktree at `path` (found by its name in the host's
+/// `worktrees/`) back at `path`, and `path`'s `.git` file at the registration, when they
+/// name another place: the town directory was moved (or renamed) since the worktree was
+/// made, and git's absolute links still name the old one. Nothing of the old place is
+/// read, followed or removed. True when something was rewritten.
+pub fn repair_worktree(repo: &Repository, path: &Path) -> Result<bool> {
+    let admin = admin_dir(repo, path);
+    if !admin.is_dir() || !path.is_dir() {
+        return Ok(false);
+    }
+    // Host-written (the agent's own view of them is a private copy mounted over them),
+    // and still read bounded.
+    let read = |p: &Path| {
+        std::fs::File::open(p)
+            .and_then(|f| {
+                use std::io::Read;
+                let mut s = String::new();
+                f.take(8192).read_to_string(&mut s).map(|_| s)
+            })
+            .unwrap_or_default()
+    };
+    let gitdir = admin.join("gitdir");
+    let want = format!("{}\n", path.join(".git").display());
+    let commondir = admin.join("commondir");
+    let common = repo.path().to_path_buf();
+    let common_now = read(&commondir);
+    let common_ok = Path::new(common_now.trim_end()) == common
+        || common_now.trim_end() == common.to_string_lossy().trim_end_matches('/');
+    if read(&gitdir) == want && common_ok {
+        return Ok(false);
+    }
+    crate::util::write_atomic(&gitdir, want.as_bytes())?;
+    if !common_ok {
+        crate::util::write_atomic(&commondir, format!("{}\n", common.display()).as_bytes())?;
+    }
+    crate::util::write_atomic(
+        &path.join(".git"),
+        format!("gitdir: {}\n", admin.display()).as_bytes(),
+    )?;
+    Ok(true)
+}
+
+/// Whether `e` is a git call that ran out of its time (`patrol.push_timeout`): a remote
+/// that hangs, not one that answered no. Trying again within the same pass only waits
+/// as long again.
+pub fn timed_out(e: &Error) -> bool {
+    matches!(e, Error::Git { .. }) && e.to_string().contains("(patrol.push_timeout)")
 }
 
 #[cfg(test)]

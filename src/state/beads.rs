@@ -135,3 +135,13 @@ pub fn set_queued(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<boo
     )?;
     Ok(n == 1)
 }
+
+/// Open beads waiting for a slot, with when each was queued, oldest first.
+pub fn queued_since(conn: &Connection, rig: &str) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT queued_at, id FROM beads WHERE rig = ?1 AND status = 'open' AND queued_at IS NOT NULL
+         ORDER BY queued_at, id",
+    )?;
+    st.query_map([rig], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}

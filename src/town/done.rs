@@ -103,13 +103,28 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         fail::fail_point!("saga.pushed.before");
         let mut pushed_to = None;
         if let Some(remote) = &rig.remote {
-            if let Err(e) = push_with_retry(town, remote, &head, &d.branch, &a.rig) {
-                escalate_push(town, d.id, &bead, &a.id, remote, &e)?;
+            // A remote that keeps failing is not asked again before its backoff is over:
+            // a hung one would cost every pass its timeout, for every saga of the rig.
+            if let Some(b) = push_backoff(town, &a.rig)?
+                && now_ms() < b.until
+            {
                 return Ok(SagaOutcome::Pending {
                     bead,
                     step: "pushed",
-                    why: e.to_string(),
+                    why: b.why(remote),
                 });
+            }
+            match push_with_retry(town, remote, &head, &d.branch, &a.rig) {
+                Ok(()) => clear_push_backoff(town, &a.rig)?,
+                Err(e) => {
+                    let b = record_push_failure(town, &a.rig, remote, &e)?;
+                    escalate_push(town, d.id, &bead, &a.id, remote, &e)?;
+                    return Ok(SagaOutcome::Pending {
+                        bead,
+                        step: "pushed",
+                        why: b.why(remote),
+                    });
+                }
             }
             pushed_to = Some(remote.clone());
         }
@@ -264,6 +279,8 @@ fn push_with_retry(
         town.db.renew_lease()?;
         match crate::git::remote_head(&repo_dir, remote, branch, timeout) {
             Ok(Some(h)) if h == head => return Ok(()), // the agent (or an earlier run) pushed it
+            // A remote that does not answer within its time is not asked again now.
+            Err(e) if crate::git::timed_out(&e) => return Err(e),
             _ => {}
         }
         town.db.renew_lease()?;
@@ -275,11 +292,112 @@ fn push_with_retry(
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!("push of {branch} to {remote} failed: {e}");
+                if crate::git::timed_out(&e) {
+                    return Err(e); // trying again now would only wait as long again
+                }
                 last = Some(e);
             }
         }
     }
     Err(last.unwrap_or_else(|| Error::git("push failed")))
+}
+
+/// The longest wait between two tries of a remote that keeps failing.
+const MAX_PUSH_BACKOFF_MS: i64 = 10 * 60 * 1000;
+
+/// A rig whose pushes keep failing: how often in a row, why the last time, and when
+/// its remote is tried again (a `meta` row, `push_backoff.<rig>`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PushBackoff {
+    pub failures: u32,
+    /// Epoch ms: no push of the rig's sagas before then.
+    pub until: i64,
+    pub error: String,
+}
+
+impl PushBackoff {
+    /// Why a saga waits, as `gt patrol` and `gt bead show` tell it.
+    pub fn why(&self, remote: &str) -> String {
+        format!(
+            "pushing to {remote} failed {} time(s) in a row, the last: {}; next try after {}",
+            self.failures,
+            self.error,
+            crate::util::format_time(self.until)
+        )
+    }
+}
+
+fn backoff_key(rig: &str) -> String {
+    format!("push_backoff.{rig}")
+}
+
+/// The rig's push backoff, if its remote failed last time.
+pub fn push_backoff(town: &Town, rig: &str) -> Result<Option<PushBackoff>> {
+    use rusqlite::OptionalExtension;
+    let v: Option<String> = town
+        .db
+        .conn()
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [backoff_key(rig)],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| town.db_err(e))?;
+    Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+/// One more failure in a row: the next try waits `push_timeout` × 2^(failures − 1), at
+/// most ten minutes.
+pub fn record_push_failure(
+    town: &mut Town,
+    rig: &str,
+    remote: &str,
+    e: &Error,
+) -> Result<PushBackoff> {
+    let failures = push_backoff(town, rig)?.map_or(0, |b| b.failures) + 1;
+    let base = crate::util::millis(town.config.patrol.push_timeout).max(1000);
+    let wait = base
+        .saturating_mul(1i64 << (failures - 1).min(20))
+        .min(MAX_PUSH_BACKOFF_MS);
+    let error = e.to_string();
+    let b = PushBackoff {
+        failures,
+        until: now_ms() + wait,
+        error: error
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect(),
+    };
+    let value = serde_json::to_string(&b).map_err(|e| Error::Other(e.to_string()))?;
+    town.db.write(|tx| {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            [backoff_key(rig), value.clone()],
+        )
+        .map_err(|e| tx.err(e))?;
+        tx.event(
+            "push.backed_off",
+            rig,
+            serde_json::json!({ "remote": remote, "failures": b.failures, "until": b.until, "error": error }),
+        )
+    })?;
+    Ok(b)
+}
+
+/// The rig's remote took a push: its backoff (if any) ends.
+pub fn clear_push_backoff(town: &mut Town, rig: &str) -> Result<()> {
+    if push_backoff(town, rig)?.is_none() {
+        return Ok(());
+    }
+    town.db.write(|tx| {
+        tx.execute("DELETE FROM meta WHERE key = ?1", [backoff_key(rig)])
+            .map_err(|e| tx.err(e))?;
+        tx.event("push.recovered", rig, serde_json::json!({}))
+    })
 }
 
 /// A push that keeps failing: one escalation per dispatch, however many passes retry.
@@ -315,10 +433,11 @@ fn escalate_push(
 /// onto its branch first. Kept (returns true) when it holds uncommitted work (or that
 /// cannot be told): then a human decides. The agent's container is gone by now.
 pub fn retire_worktree(town: &Town, a: &agents::Agent, _recorded: Option<&str>) -> Result<bool> {
-    let Some(wt) = existing_worktree(a) else {
+    let Some(wt) = existing_worktree(town, a) else {
         super::workspace::remove_private(town, &a.rig, &a.name)?;
         return Ok(false);
     };
+    let wt = wt.as_path();
     let Some(branch) = a.branch.as_deref() else {
         return Ok(true);
     };
@@ -338,15 +457,16 @@ pub fn retire_worktree(town: &Town, a: &agents::Agent, _recorded: Option<&str>) 
     }
     let _lock = crate::git::lock(&town.repo_dir(&a.rig))?;
     let repo = git2::Repository::open(town.repo_dir(&a.rig))?;
+    // A town moved since the worktree was made: its registration names the old place,
+    // which the removal must not touch.
+    crate::git::repair_worktree(&repo, wt)?;
     crate::git::remove_worktree(&repo, wt)?;
     super::workspace::remove_private(town, &a.rig, &a.name)?;
     Ok(false)
 }
 
-/// The agent's worktree, when it still exists on disk.
-fn existing_worktree(a: &agents::Agent) -> Option<&std::path::Path> {
-    a.worktree
-        .as_deref()
-        .map(std::path::Path::new)
-        .filter(|p| p.exists())
+/// The agent's worktree, when it still exists on disk: under the town's current root
+/// (the recorded path may name where the town was before it moved).
+fn existing_worktree(town: &Town, a: &agents::Agent) -> Option<std::path::PathBuf> {
+    town.agent_worktree(a).filter(|p| p.exists())
 }

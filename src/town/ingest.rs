@@ -114,6 +114,8 @@ pub const MAX_BYTES_PER_PASS: u64 = 16 << 20;
 pub const MAX_REQUESTS_PER_DISPATCH: i64 = 10_000;
 /// Refused requests reported (event and kept copy) per dispatch; later ones are dropped.
 pub const MAX_REJECTED_PER_DISPATCH: i64 = 100;
+/// Escalations of one dispatch mailed to the mayor; later ones are logged only.
+pub const MAX_ESCALATIONS_PER_DISPATCH: i64 = 10;
 /// Checkpoint and done notes, in bytes.
 pub const MAX_NOTE: usize = 4 << 10;
 /// Mail and escalation subjects, in bytes.
@@ -463,6 +465,47 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
                     "escalation body of {} bytes is over 64 KiB",
                     body.len()
                 )));
+            }
+            // The mayor's inbox is shared by every agent and by patrol's own notices:
+            // one dispatch gets a few escalations there, then one notice that it
+            // sent more (each later one is in `gt log`, none is lost).
+            let sent: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM requests WHERE dispatch = ?1 AND kind = 'escalate'",
+                    [dispatch.id],
+                    |r| r.get(0),
+                )
+                .map_err(|e| tx.err(e))?;
+            if sent >= MAX_ESCALATIONS_PER_DISPATCH {
+                tx.event(
+                    "escalation.capped",
+                    &bead,
+                    serde_json::json!({ "agent": agent.id, "dispatch": dispatch.id, "subject": subject }),
+                )?;
+                if sent == MAX_ESCALATIONS_PER_DISPATCH {
+                    let m = Mail::new(
+                        format!("esc-capped-{}", dispatch.id),
+                        "patrol",
+                        MAYOR,
+                        format!(
+                            "[escalation] {} escalates more than {MAX_ESCALATIONS_PER_DISPATCH} times on {bead}",
+                            agent.id
+                        ),
+                        format!(
+                            "Its later escalations in this dispatch are not mailed; `gt log` has each \
+                             (escalation.capped). `gt peek {}` shows what it does; `gt polecat nuke {}` stops it.",
+                            agent.id, agent.id
+                        ),
+                        now,
+                    );
+                    crate::town::mail::post(tx, &m)?;
+                }
+                tx.execute(
+                    "INSERT INTO requests (id, agent, dispatch, kind, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![req.id, agent.id, dispatch.id, req.body.kind(), now],
+                )
+                .map_err(|e| tx.err(e))?;
+                return Ok(Outcome::Applied { done: false });
             }
             let m = Mail::new(
                 format!("esc-{}", req.id),

@@ -126,3 +126,14 @@ impl Town {
         crate::state::db_err(self.db.path(), e)
     }
 }
+
+impl Town {
+    /// Where agent `a`'s worktree is, when it has one: under the town's current root,
+    /// never the absolute path recorded when it was made (the town directory may have
+    /// been moved since; a path in the database names the old place).
+    pub fn agent_worktree(&self, a: &crate::state::agents::Agent) -> Option<PathBuf> {
+        a.worktree
+            .as_ref()
+            .map(|_| worktree_path(&self.root, &a.rig, &a.name))
+    }
+}

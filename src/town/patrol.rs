@@ -132,7 +132,7 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
     let mut report = Report::default();
     // 1. Lease.
     let holder = lease_holder(std::process::id());
-    match acquire(town, &holder)? {
+    match acquire(town, &holder, Use::Pass)? {
         Err(held_by) => {
             report.held_by = Some(held_by);
             return Ok(report);
@@ -160,7 +160,7 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
     {
         result = Err(down);
     }
-    release(town);
+    release(town, Use::Pass);
     town.db.set_fence(None);
     result.map(|_| report)
 }
@@ -169,13 +169,13 @@ pub fn pass(town: &mut Town, connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> 
 /// patrol holds it.
 pub fn exclusive<T>(town: &mut Town, f: impl FnOnce(&mut Town) -> Result<T>) -> Result<Option<T>> {
     let holder = lease_holder(std::process::id());
-    let token = match acquire(town, &holder)? {
+    let token = match acquire(town, &holder, Use::Exclusive)? {
         Err(_) => return Ok(None),
         Ok(token) => token,
     };
     town.db.set_fence(Some((token, town.config.patrol.lease)));
     let result = f(town);
-    release(town);
+    release(town, Use::Exclusive);
     town.db.set_fence(None);
     result.map(Some)
 }
@@ -291,28 +291,52 @@ fn steps(
     }
     fail::fail_point!("patrol.after_deaths");
 
-    // Re-dispatch the dead after their backoff, or give up after max_attempts.
+    // Free slots: the dead after their backoff (or given up after max_attempts) and the
+    // queued beads, oldest first. Then the mail. Both before any network work below
+    // (sagas' pushes, landings): a rig whose remote hangs delays no dispatch and no mail.
     update_breaker(town, report)?;
-    for a in agents_in(town, "dead")? {
-        touched.insert((a.rig.clone(), a.name.clone()));
-        if super::drain::active(town, &a.rig)?.is_some() {
-            continue; // re-dispatched after `gt resume`
-        }
-        // One agent that cannot be helped must not stop the pass for every other.
-        match redispatch_or_give_up(town, &rt, &a, report) {
-            Ok(()) => {}
-            Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => return Err(e),
-            Err(e) => report.errors.push(format!("re-dispatch of {}: {e}", a.id)),
-        }
-    }
+    fill_slots(town, &rt, &mut touched, report)?;
+    report.mail_delivered = super::mail::deliver(town)?;
 
     // 4. Resume done sagas (finishing agents, including those just ingested). After the
     // deaths and re-dispatches: a saga can wait on a slow remote (bounded by
     // patrol.push_timeout), and no other agent's recovery waits behind it. An engine
     // lost here is the one outage it is, not one saga problem per agent.
+    // Rigs without a remote go first, then those whose remote answered last time, then
+    // those whose remote keeps failing; each rig's sagas get a time budget
+    // in the pass (`patrol.push_timeout`, at least 10 s): past it, the rest of that
+    // rig's sagas wait for the next pass, and no other rig's wait behind them.
+    let mut finishing = Vec::new();
     for a in agents_in(town, "finishing")? {
+        // 0: no network (no remote), 1: a remote that answered last time, 2: failing.
+        let remote = rigs::get(town.db.conn(), &a.rig)
+            .map_err(|e| town.db_err(e))?
+            .is_some_and(|r| r.remote.is_some());
+        let rank = match (remote, super::done::push_backoff(town, &a.rig)?.is_some()) {
+            (false, _) => 0u8,
+            (true, false) => 1,
+            (true, true) => 2,
+        };
+        finishing.push((rank, a));
+    }
+    finishing.sort_by(|(f1, a1), (f2, a2)| (f1, &a1.id).cmp(&(f2, &a2.id)));
+    let budget = town.config.patrol.push_timeout.max(Duration::from_secs(10));
+    let mut spent: HashMap<String, Duration> = HashMap::new();
+    for (_, a) in finishing {
         touched.insert((a.rig.clone(), a.name.clone()));
-        match super::done::resume(town, &rt, &a.id) {
+        if spent.get(&a.rig).is_some_and(|s| *s >= budget) {
+            report.sagas_pending.push(format!(
+                "{}: rig {} spent its time for this pass ({}s, patrol.push_timeout) on other hand-overs; the next pass goes on",
+                a.bead.as_deref().unwrap_or("-"),
+                a.rig,
+                budget.as_secs()
+            ));
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let outcome = super::done::resume(town, &rt, &a.id);
+        *spent.entry(a.rig.clone()).or_default() += started.elapsed();
+        match outcome {
             Ok(super::done::SagaOutcome::Finished { bead, .. }) => report.sagas_finished.push(bead),
             Ok(super::done::SagaOutcome::Pending { bead, why, .. }) => {
                 report.sagas_pending.push(format!("{bead}: {why}"))
@@ -358,9 +382,9 @@ fn steps(
     // a long think from a hang).
     report.quiet = report_quiet(town)?;
 
-    // 8. Mail, queued beads, convoys.
-    report.mail_delivered = super::mail::deliver(town)?;
-    dispatch_queued(town, &rt, report)?;
+    // 8. Mail, and the slots the sagas freed (queued beads and due retries, oldest first).
+    report.mail_delivered += super::mail::deliver(town)?;
+    fill_slots(town, &rt, &mut touched, report)?;
     report.breaker_open = breaker_is_open(town)?;
     // +1: the version negotiation of connecting.
     report.runtime_calls = 1 + rt.calls.load(std::sync::atomic::Ordering::Relaxed);
@@ -569,7 +593,29 @@ fn agents_in(town: &Town, state: &str) -> Result<Vec<agents::Agent>> {
         .collect())
 }
 
-fn acquire(town: &mut Town, holder: &str) -> Result<std::result::Result<i64, String>> {
+/// What the patrol lease is taken for. Only a pass is logged as one (`patrol.started`,
+/// `patrol.finished`): `gt status` and `gt top` judge patrol by those, and a `gt mq run`
+/// or `gt mq reject` under the lease is no pass, failed or not.
+#[derive(Clone, Copy, PartialEq)]
+enum Use {
+    Pass,
+    Exclusive,
+}
+
+impl Use {
+    fn kinds(self) -> (&'static str, &'static str) {
+        match self {
+            Use::Pass => ("patrol.started", "patrol.finished"),
+            Use::Exclusive => ("patrol.lease_taken", "patrol.lease_released"),
+        }
+    }
+}
+
+fn acquire(
+    town: &mut Town,
+    holder: &str,
+    purpose: Use,
+) -> Result<std::result::Result<i64, String>> {
     let lease_ms = town.config.patrol.lease.as_millis() as i64;
     town.db.write(|tx| {
         let now = now_ms();
@@ -596,7 +642,7 @@ fn acquire(town: &mut Town, holder: &str) -> Result<std::result::Result<i64, Str
         )
         .map_err(|e| tx.err(e))?;
         tx.event(
-            "patrol.started",
+            purpose.kinds().0,
             "patrol",
             serde_json::json!({ "holder": holder, "token": token }),
         )?;
@@ -641,11 +687,11 @@ fn holder_alive(holder: &str) -> bool {
     }
 }
 
-fn release(town: &mut Town) {
+fn release(town: &mut Town, purpose: Use) {
     let r = town.db.write(|tx| {
         tx.execute("UPDATE leases SET expires_at = 0 WHERE name = 'patrol'", [])
             .map_err(|e| tx.err(e))?;
-        tx.event("patrol.finished", "patrol", serde_json::json!({}))
+        tx.event(purpose.kinds().1, "patrol", serde_json::json!({}))
     });
     if let Err(e) = r {
         tracing::warn!("releasing the patrol lease: {e}");
@@ -726,6 +772,9 @@ fn how_it_ended(
 /// How a dispatch stopped from outside says it did not count.
 const NOT_COUNTED: &str =
     "stopped from outside (SIGTERM or SIGKILL, e.g. an engine restart): not counted as an attempt";
+/// The words every ending that is not the agent's failure carries (a stop from outside,
+/// a drain): the circuit breaker does not count those.
+const NOT_AN_ATTEMPT: &str = "not counted as an attempt";
 /// Stops from outside forgiven per bead.
 const FREE_STOPS: i64 = 3;
 
@@ -802,14 +851,12 @@ fn record_death(
     Ok(recorded.then_some(death))
 }
 
-fn redispatch_or_give_up(
-    town: &mut Town,
-    rt: &dyn Runtime,
-    a: &agents::Agent,
-    report: &mut Report,
-) -> Result<()> {
+/// A dead agent whose bead is given up (attempts or budget spent) is ended here; one
+/// that may be re-dispatched returns when its retry is due (its death plus its
+/// `retry_backoff`): its place among the beads waiting for a slot of its rig.
+fn retry_due(town: &mut Town, a: &agents::Agent, report: &mut Report) -> Result<Option<i64>> {
     let Some(bead_id) = a.bead.clone() else {
-        return Ok(());
+        return Ok(None);
     };
     let conn = town.db.conn();
     let bead = beads::get(conn, &bead_id)
@@ -817,19 +864,24 @@ fn redispatch_or_give_up(
         .ok_or_else(|| super::bead::not_found(&bead_id))?;
     let d = town.config.defaults.clone();
     if bead.attempts >= d.max_attempts as i64 {
-        return give_up(town, a, &bead, report);
+        give_up(town, a, &bead, report)?;
+        return Ok(None);
     }
     if breaker_is_open(town)? {
-        return Ok(());
+        return Ok(None);
     }
     // A bead over its budget is given up (its spending is the reason); over the daily
     // budget, it waits (the mayor is told once).
     match super::budget::check(town, &bead_id)? {
         Some(over @ super::budget::Over::Bead { .. }) => {
             super::budget::tell(town, &bead_id, &over)?;
-            return give_up(town, a, &bead, report);
+            give_up(town, a, &bead, report)?;
+            return Ok(None);
         }
-        Some(over) => return super::budget::tell(town, &bead_id, &over),
+        Some(over) => {
+            super::budget::tell(town, &bead_id, &over)?;
+            return Ok(None);
+        }
         None => {}
     }
     let ended = a
@@ -838,15 +890,27 @@ fn redispatch_or_give_up(
         .and_then(|x| x.ended_at)
         .unwrap_or(0);
     let idx = (bead.attempts.max(1) as usize - 1).min(d.retry_backoff.len() - 1);
-    if now_ms() < ended + d.retry_backoff[idx].as_millis() as i64 {
-        return Ok(()); // backing off
+    let due = ended + d.retry_backoff[idx].as_millis() as i64;
+    if now_ms() < due {
+        return Ok(None); // backing off
     }
-    let rig = rigs::get(conn, &a.rig)
-        .map_err(|e| town.db_err(e))?
-        .ok_or_else(|| Error::not_found(format!("rig {}", a.rig), None))?;
-    if agents::live_count(conn, &a.rig).map_err(|e| town.db_err(e))? >= rig.max_polecats {
+    Ok(Some(due))
+}
+
+/// Re-dispatch a dead agent whose retry is due, on its worktree and branch (its rig has
+/// a free slot).
+fn redispatch(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    a: &agents::Agent,
+    report: &mut Report,
+) -> Result<()> {
+    let Some(bead_id) = a.bead.clone() else {
         return Ok(());
-    }
+    };
+    let bead = beads::get(town.db.conn(), &bead_id)
+        .map_err(|e| town.db_err(e))?
+        .ok_or_else(|| super::bead::not_found(&bead_id))?;
     // The branch must still exist once a container has worked on it: work that vanished
     // is said aloud, never papered over. A sling that died before starting any container
     // may never have made it: then the re-dispatch makes it.
@@ -869,6 +933,108 @@ fn redispatch_or_give_up(
             return Err(e);
         }
         Err(e) => report.errors.push(format!("re-dispatch of {bead_id}: {e}")),
+    }
+    Ok(())
+}
+
+/// What waits for a free slot of a rig.
+enum Waiting {
+    /// A dead agent whose retry is due.
+    Retry(agents::Agent),
+    /// An open bead queued by `gt sling` while the rig was full.
+    Queued(String),
+}
+
+/// Fill the free slots of every rig, oldest first: a queued bead by when it was queued,
+/// a retry by when it became due (a retry does not jump the beads that waited before
+/// it; it takes its turn). Dead agents that cannot be helped are given up here. The
+/// agents that got (or keep) a container are added to `touched`.
+fn fill_slots(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    touched: &mut std::collections::HashSet<(String, String)>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut waiting: HashMap<String, Vec<(i64, Waiting)>> = HashMap::new();
+    for a in agents_in(town, "dead")? {
+        touched.insert((a.rig.clone(), a.name.clone()));
+        if super::drain::active(town, &a.rig)?.is_some() {
+            continue; // re-dispatched after `gt resume`
+        }
+        // One agent that cannot be helped must not stop the pass for every other.
+        match retry_due(town, &a, report) {
+            Ok(Some(due)) => waiting
+                .entry(a.rig.clone())
+                .or_default()
+                .push((due, Waiting::Retry(a))),
+            Ok(None) => {}
+            Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => return Err(e),
+            Err(e) => report.errors.push(format!("re-dispatch of {}: {e}", a.id)),
+        }
+    }
+    if breaker_is_open(town)? {
+        return Ok(());
+    }
+    for rig in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
+        if super::drain::active(town, &rig.name)?.is_some() {
+            continue;
+        }
+        let mut line = waiting.remove(&rig.name).unwrap_or_default();
+        for (at, bead) in
+            beads::queued_since(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
+        {
+            line.push((at, Waiting::Queued(bead)));
+        }
+        // Oldest first; at the same moment, a retry (its bead was dispatched before).
+        line.sort_by_key(|(at, w)| (*at, matches!(w, Waiting::Queued(_))));
+        for (at, w) in line {
+            if agents::live_count(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
+                >= rig.max_polecats
+            {
+                break;
+            }
+            match w {
+                Waiting::Retry(a) => match redispatch(town, rt, &a, report) {
+                    Ok(()) => {}
+                    Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => {
+                        return Err(e);
+                    }
+                    Err(e) => report.errors.push(format!("re-dispatch of {}: {e}", a.id)),
+                },
+                Waiting::Queued(bead) => {
+                    // A dispatch that fails keeps the bead queued, in its place: it is
+                    // tried again next pass, never dropped from the queue.
+                    let claim = match super::sling::take_slot(town, &bead, &Default::default()) {
+                        Ok(Ok(mut claim)) => {
+                            claim.requeue = true;
+                            claim.queued_since = Some(at);
+                            claim
+                        }
+                        Ok(Err(_queued)) => break,
+                        Err(e @ Error::LeaseLost { .. }) => return Err(e),
+                        Err(e) => {
+                            report
+                                .errors
+                                .push(format!("dispatch of queued {bead}: {e}"));
+                            continue;
+                        }
+                    };
+                    match super::sling::launch(town, rt, claim) {
+                        Ok(super::sling::Slung::Dispatched { agent, .. }) => {
+                            if let Some((r, n)) = agent.split_once('/') {
+                                touched.insert((r.to_string(), n.to_string()));
+                            }
+                            report.queued_dispatched.push(bead)
+                        }
+                        Ok(super::sling::Slung::Queued { .. }) => break,
+                        Err(e @ Error::LeaseLost { .. }) => return Err(e),
+                        Err(e) => report
+                            .errors
+                            .push(format!("dispatch of queued {bead}: {e}")),
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -1031,8 +1197,11 @@ fn update_breaker(town: &mut Town, report: &mut Report) -> Result<()> {
     let since = (now_ms() - p.breaker_window.as_millis() as i64).max(reset);
     let failures: i64 = conn
         .query_row(
-            "SELECT count(*) FROM dispatches WHERE ended_at >= ?1 AND reason IS NOT NULL AND reason NOT IN ('done','nuked')",
-            [since],
+            // A dispatch stopped from outside (a drain or `gt stop`, an engine restart,
+            // `docker kill`) did not fail: it is no attempt, and no breaker failure.
+            "SELECT count(*) FROM dispatches WHERE ended_at >= ?1 AND reason IS NOT NULL
+             AND reason NOT IN ('done','nuked') AND reason NOT LIKE ?2",
+            rusqlite::params![since, format!("%{NOT_AN_ATTEMPT}%")],
             |r| r.get(0),
         )
         .map_err(|e| town.db_err(e))?;
@@ -1147,10 +1316,12 @@ fn runtime_up(town: &mut Town) -> Result<()> {
 /// nothing that exists nowhere else: it is removed (the branch stays). Every other one is
 /// kept and reported with the reason.
 fn stray_worktrees(town: &mut Town, report: &mut Report) -> Result<()> {
+    // Where each agent's worktree is now (a moved town's records name the old place).
     let known: std::collections::HashSet<String> = agents::list(town.db.conn(), None)
         .map_err(|e| town.db_err(e))?
-        .into_iter()
-        .filter_map(|a| a.worktree)
+        .iter()
+        .filter_map(|a| town.agent_worktree(a))
+        .map(|p| p.to_string_lossy().into_owned())
         .collect();
     for r in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
         let Ok(dir) = std::fs::read_dir(town.rig_dir(&r.name).join("polecats")) else {
@@ -1242,32 +1413,4 @@ fn stray_is_safe(
             &head[..head.len().min(12)]
         )))
     }
-}
-
-/// Dispatch queued beads, oldest first, while their rig has free slots.
-fn dispatch_queued(town: &mut Town, rt: &dyn Runtime, report: &mut Report) -> Result<()> {
-    if breaker_is_open(town)? {
-        return Ok(());
-    }
-    for rig in rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
-        if super::drain::active(town, &rig.name)?.is_some() {
-            continue;
-        }
-        for bead in beads::queued(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))? {
-            if agents::live_count(town.db.conn(), &rig.name).map_err(|e| town.db_err(e))?
-                >= rig.max_polecats
-            {
-                break;
-            }
-            match super::sling::sling(town, rt, &bead, &Default::default()) {
-                Ok(super::sling::Slung::Dispatched { .. }) => report.queued_dispatched.push(bead),
-                Ok(super::sling::Slung::Queued { .. }) => break,
-                Err(e @ Error::LeaseLost { .. }) => return Err(e),
-                Err(e) => report
-                    .errors
-                    .push(format!("dispatch of queued {bead}: {e}")),
-            }
-        }
-    }
-    Ok(())
 }

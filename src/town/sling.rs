@@ -55,6 +55,9 @@ pub struct Claim {
     pub resume: bool,
     /// A patrol re-dispatch: if it fails, the bead waits queued for the next pass.
     pub requeue: bool,
+    /// Its place in the queue to go back to when `requeue` (a queued bead patrol
+    /// dispatches keeps it); None: the back of the queue.
+    pub queued_since: Option<i64>,
 }
 
 pub fn sling(
@@ -63,6 +66,20 @@ pub fn sling(
     bead_id: &str,
     opts: &SlingOptions,
 ) -> Result<Slung> {
+    match take_slot(town, bead_id, opts)? {
+        Ok(claim) => launch(town, rt, claim),
+        Err(queued) => Ok(queued),
+    }
+}
+
+/// Step 1 of a sling with the checks before it: the claim (a polecat slot taken), or
+/// `Err(Slung::Queued)` when the rig is full. Claims made one after another get slots,
+/// and queue places, in that order (`gt sling A B C`); `launch` does the rest.
+pub fn take_slot(
+    town: &mut Town,
+    bead_id: &str,
+    opts: &SlingOptions,
+) -> Result<std::result::Result<Claim, Slung>> {
     validate_name("bead", bead_id)?;
     if let Some(p) = &opts.polecat {
         validate_name("polecat", p)?;
@@ -79,11 +96,7 @@ pub fn sling(
         super::budget::tell(town, bead_id, &over)?;
         return Err(super::budget::refused(bead_id, &over));
     }
-    let claim = match claim(town, bead_id, opts)? {
-        Ok(c) => c,
-        Err(queued) => return Ok(queued),
-    };
-    launch(town, rt, claim)
+    claim(town, bead_id, opts)
 }
 
 /// Before the claim: the bead's rig must have every secret it attaches set (exit 2,
@@ -181,7 +194,16 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
             Error::not_found(format!("rig {}", bead.rig), None)
         })?;
         if agents::live_count(tx, &rig.name).map_err(|e| tx.err(e))? >= rig.max_polecats {
-            let now = now_ms();
+            // Its place in the queue: after every bead queued before it, even within
+            // the same millisecond (the queue is served by this time, then by id).
+            let last: Option<i64> = tx
+                .query_row(
+                    "SELECT max(queued_at) FROM beads WHERE rig = ?1 AND status = 'open'",
+                    [&rig.name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| tx.err(e))?;
+            let now = now_ms().max(last.map_or(0, |l| l + 1));
             if beads::set_queued(tx, &bead.id, now).map_err(|e| tx.err(e))? {
                 tx.event("bead.queued", &bead.id, serde_json::json!({ "rig": rig.name, "max_polecats": rig.max_polecats }))?;
             } else {
@@ -251,7 +273,7 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
         )?;
         let agent = agents::get(tx, &agent.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
         let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(bead_id))?;
-        Ok(Ok(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: false }))
+        Ok(Ok(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: false, queued_since: None }))
     })
 }
 
@@ -475,6 +497,14 @@ fn make_worktree(town: &Town, c: &Claim, made: &mut Made) -> Result<bool> {
     let _lock = crate::git::lock(&town.repo_dir(&c.rig.name))?;
     let repo = Repository::open(town.repo_dir(&c.rig.name))?;
     let exists = crate::git::branch_exists(&repo, &c.branch);
+    // The town moved since this polecat's worktree was made: git's links name the old
+    // place, and the worktree would look like nobody's.
+    if crate::git::repair_worktree(&repo, &c.worktree)? {
+        tracing::info!(
+            "worktree {} was made where the town was before it moved; its git links now name where it is",
+            c.worktree.display()
+        );
+    }
     if let Some(at) = crate::git::checked_out_at(&repo, &c.branch)? {
         // Our own worktree from an earlier attempt of this polecat: reuse it, without the
         // git locks the dead attempt may have left (no process of this agent lives now).
@@ -593,14 +623,16 @@ pub fn claim_redispatch(
         }
         let bead = beads::get(tx, &bead_id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
         let rig = rigs::get(tx, &a.rig).map_err(|e| tx.err(e))?.ok_or_else(|| Error::not_found(format!("rig {}", a.rig), None))?;
-        let worktree = a.worktree.clone().map(PathBuf::from).unwrap_or_else(|| super::worktree_path(&root, &a.rig, &a.name));
+        // Under the town's current root: the recorded path may be where the town was.
+        let worktree = super::worktree_path(&root, &a.rig, &a.name);
+        let wt = worktree.to_string_lossy().into_owned();
         let now = now_ms();
         let generation = a.generation + 1;
         let token = random_hex(16);
         let dispatch = dispatches::insert(tx, &a.id, &bead.id, generation, &token, &branch, now).map_err(|e| tx.err(e))?;
         tx.execute(
-            "UPDATE agents SET state = 'spawning', generation = ?2, dispatch = ?3, updated_at = ?4, version = version + 1 WHERE id = ?1",
-            rusqlite::params![a.id, generation, dispatch, now],
+            "UPDATE agents SET state = 'spawning', generation = ?2, dispatch = ?3, worktree = ?5, updated_at = ?4, version = version + 1 WHERE id = ?1",
+            rusqlite::params![a.id, generation, dispatch, now, wt],
         )
         .map_err(|e| tx.err(e))?;
         tx.execute(
@@ -611,7 +643,7 @@ pub fn claim_redispatch(
         tx.event("sling.redispatched", &bead.id, serde_json::json!({ "agent": a.id, "generation": generation, "attempt": bead.attempts + 1 }))?;
         let agent = agents::get(tx, &a.id).map_err(|e| tx.err(e))?.ok_or_else(|| Error::Other("agent vanished".into()))?;
         let bead = beads::get(tx, &bead.id).map_err(|e| tx.err(e))?.ok_or_else(|| super::bead::not_found(&bead_id))?;
-        Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: true }))
+        Ok(Some(Claim { rig, bead, agent, dispatch, token, branch, worktree, resume, requeue: true, queued_since: None }))
     })
 }
 
@@ -879,7 +911,7 @@ pub fn release_claim(town: &mut Town, c: &Claim, keep_branch: bool, reason: &str
         let now = now_ms();
         agents::release(tx, &a.id, a.generation, false, now).map_err(|e| tx.err(e))?;
         let branch: Option<&str> = if c.resume || keep_branch { Some(&c.branch) } else { None };
-        let queued: Option<i64> = c.requeue.then_some(now);
+        let queued: Option<i64> = c.requeue.then(|| c.queued_since.unwrap_or(now));
         tx.execute(
             "UPDATE beads SET status = 'open', branch = ?2, queued_at = ?4, updated_at = ?3, version = version + 1
              WHERE id = ?1 AND status IN ('hooked','in_progress')",

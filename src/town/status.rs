@@ -34,6 +34,9 @@ pub struct Status {
     /// `patrol.quiet_after`: "RIG/NAME on BEAD: quiet for 45m". Stalled ones (no output
     /// either, `patrol.stall_timeout`) are nudged, then stopped, by patrol.
     pub quiet: Vec<String>,
+    /// Rigs whose remote keeps refusing (or not answering) their hand-overs' pushes:
+    /// "RIG: pushing to URL failed N time(s) in a row, …; next try after T".
+    pub remotes_failing: Vec<String>,
 }
 
 /// How long read commands wait for the engine to answer (at most
@@ -382,7 +385,14 @@ pub fn status(town: &Town, engine: Engine) -> Result<Status> {
         .iter()
         .map(super::patrol::Quiet::line)
         .collect();
+    let mut remotes_failing = Vec::new();
+    for r in rigs::all(conn).map_err(err)? {
+        if let (Some(remote), Some(b)) = (&r.remote, super::done::push_backoff(town, &r.name)?) {
+            remotes_failing.push(format!("{}: {}", r.name, b.why(remote)));
+        }
+    }
     Ok(Status {
+        remotes_failing,
         engine,
         patrol: patrol_health(town)?,
         stopped_slings,
