@@ -216,9 +216,14 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
     let addr: SocketAddr = listen
         .parse()
         .map_err(|_| Error::usage(format!("{listen:?} is not an address and port")))?;
-    let id = super::pki::ensure(&town.root, &ep.host)?;
+    let (id, made) = super::pki::ensure(&town.root, &ep.host)?;
+    say_made(made);
     limit_pack_indexing();
-    let tls = server_tls(&id)?;
+    let certs = Arc::new(Certs {
+        current: std::sync::RwLock::new(Arc::new(certified_key(&id)?)),
+    });
+    let tls = server_tls(certs.clone())?;
+    let loaded = pki_files(&town.root);
     let shared = Arc::new(Shared {
         root: town.root.clone(),
         towns: Mutex::new(Vec::new()),
@@ -228,6 +233,7 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
         peers: Mutex::new(HashMap::new()),
         pushes: tokio::sync::Semaphore::new(MAX_PUSHES),
     });
+    let town_root = town.root.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -242,6 +248,7 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
             .map_err(|e| Error::io("reading the listening address", e))?;
         ready(&Bound { listen: local, url });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        tokio::spawn(watch_certs(certs, town_root, ep.host.clone(), loaded));
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| Error::io("installing a signal handler", e))?;
@@ -313,7 +320,24 @@ fn limit_pack_indexing() {
     }
 }
 
-fn server_tls(id: &super::pki::Identity) -> Result<Arc<rustls::ServerConfig>> {
+/// The endpoint's certificate and key, swapped for a new pair when the town CA changes
+/// under a running `gt serve` (see [`watch_certs`]).
+#[derive(Debug)]
+struct Certs {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for Certs {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+/// The certificate chain and key of `id`, checked to belong together.
+fn certified_key(id: &super::pki::Identity) -> Result<rustls::sign::CertifiedKey> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let bad = |what: &Path, e: &dyn std::fmt::Display| {
         Error::Other(format!("gt serve's TLS identity {}: {e}", what.display()))
@@ -323,14 +347,87 @@ fn server_tls(id: &super::pki::Identity) -> Result<Arc<rustls::ServerConfig>> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| bad(&id.cert, &e))?;
     let key = PrivateKeyDer::from_pem_file(&id.key).map_err(|e| bad(&id.key, &e))?;
+    rustls::sign::CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
+        .map_err(|e| bad(&id.cert, &e))
+}
+
+fn server_tls(certs: Arc<Certs>) -> Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Other(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| bad(&id.cert, &e))?;
+        .with_cert_resolver(certs);
     Ok(Arc::new(cfg))
+}
+
+/// Tell the operator what [`super::pki::ensure`] made.
+fn say_made(made: super::pki::Made) {
+    use super::pki::Made;
+    match made {
+        Made::Nothing => {}
+        Made::Certificate => tracing::warn!(
+            "gt serve: issued a new endpoint certificate signed by the town CA in .gt/serve/ca.pem \
+             (the one there was missing, for another host, or not signed by that CA)"
+        ),
+        Made::Both => tracing::warn!(
+            "gt serve: there was no town CA: made a new one (.gt/serve/ca.pem) and an endpoint \
+             certificate it signs; agents dispatched with an earlier CA cannot reach gt serve \
+             until they are dispatched again"
+        ),
+    }
+}
+
+/// How often a running `gt serve` looks at the town's CA and certificate files.
+const CERT_CHECK: Duration = Duration::from_secs(1);
+
+/// The bytes of the town's CA certificate, CA key and endpoint certificate (None:
+/// missing).
+fn pki_files(root: &Path) -> [Option<Vec<u8>>; 3] {
+    let d = super::pki::dir(root);
+    ["ca.pem", "ca.key", "server.pem"].map(|f| std::fs::read(d.join(f)).ok())
+}
+
+/// Keep the served certificate one the current town CA signs: when the CA's or the
+/// certificate's files change (a CA deleted and made anew by `gt sling` or by hand), make
+/// what is missing, re-issue the certificate if it no longer verifies, and serve that.
+async fn watch_certs(
+    certs: Arc<Certs>,
+    root: PathBuf,
+    host: String,
+    mut seen: [Option<Vec<u8>>; 3],
+) {
+    loop {
+        tokio::time::sleep(CERT_CHECK).await;
+        let (r, h, c, before) = (root.clone(), host.clone(), certs.clone(), seen.clone());
+        let now = tokio::task::spawn_blocking(move || {
+            let now = pki_files(&r);
+            if now == before && now.iter().all(Option::is_some) {
+                return now;
+            }
+            match super::pki::ensure(&r, &h).and_then(|(id, made)| Ok((certified_key(&id)?, made)))
+            {
+                Ok((key, made)) => {
+                    say_made(made);
+                    if let Ok(mut cur) = c.current.write() {
+                        *cur = Arc::new(key);
+                    }
+                    pki_files(&r)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "gt serve: the town CA or certificate changed and no new certificate \
+                         could be made ({e}); serving the one loaded before"
+                    );
+                    now
+                }
+            }
+        })
+        .await;
+        if let Ok(now) = now {
+            seen = now;
+        }
+    }
 }
 
 fn answer(s: StatusCode, body: Vec<u8>) -> Response<Body> {
@@ -722,7 +819,9 @@ fn take_push(
     Ok(answer(StatusCode::OK, format!("{head}\n").into_bytes()))
 }
 
-/// `GET /health` of the town's endpoint, with the town CA: Ok(version) or why not.
+/// `GET /health` of the town's endpoint, with the town CA: Ok(version) or why not. When
+/// it answers only to a client that skips the certificate check, it says so: gt serve
+/// runs, but with a certificate the town CA (the one agents are given) does not sign.
 pub fn check_health(town: &Town, timeout: Duration) -> std::result::Result<String, String> {
     let url = town
         .config
@@ -741,7 +840,21 @@ pub fn check_health(town: &Town, timeout: Duration) -> std::result::Result<Strin
                 let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
                 return Ok(v["version"].as_str().unwrap_or("?").to_string());
             }
-            Err(e) if Instant::now() >= deadline => return Err(format!("{url}: {e}")),
+            Err(e) if Instant::now() >= deadline => {
+                let host = crate::agent::remote::Endpoint::parse(&url)
+                    .map(|ep| ep.host)
+                    .unwrap_or_default();
+                let files = super::pki::consistent(&town.root, &host).err();
+                return Err(match crate::agent::remote::answers_unverified(&url) {
+                    Some(version) => format!(
+                        "{url} runs (gt {version}) but its certificate does not verify against \
+                         the town CA in .gt/serve/ca.pem, the one agents trust{}: agents cannot \
+                         reach it; restart gt serve (it re-issues its certificate)",
+                        files.map(|w| format!(" ({w})")).unwrap_or_default()
+                    ),
+                    None => format!("{url}: {e}"),
+                });
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
