@@ -211,3 +211,46 @@ fn an_agent_slung_with_a_ca_made_anew_reaches_gt_serve_and_is_done() {
     let (ok, said) = doctor_endpoint(&t);
     assert!(ok, "gt doctor: {said}\n{}", serve.stderr());
 }
+
+// ---------------------------------------------------------------- 17: connections
+
+/// Idle connections from one address (the address every agent of a node shares), more
+/// than any per-address cap, nothing sent on them, no token needed: the next caller from
+/// that address is still answered, at once (before they time out on their own).
+#[test]
+fn idle_connections_from_the_agents_address_do_not_lock_it_out() {
+    let t = TestTown::new();
+    let serve = Serve::start(&t);
+    let ca = Serve::ca(&t);
+    let addr = serve.url.strip_prefix("https://").unwrap().to_string();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(std::net::TcpStream::connect(&addr).unwrap());
+    }
+    // Well within the 10 s an idle connection may take to say anything.
+    let t0 = Instant::now();
+    let r = loop {
+        let r = health(&serve.url, &ca);
+        if r.is_ok() || t0.elapsed() > Duration::from_secs(4) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        r.is_ok(),
+        "no answer in {:?} while {} idle connections are open from the same address: {:?}",
+        t0.elapsed(),
+        idle.len(),
+        r.err()
+    );
+    // The flood was not simply served: the oldest idle connections were closed.
+    let mut closed = 0;
+    for c in &mut idle {
+        use std::io::Read;
+        c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        if matches!(c.read(&mut [0u8; 1]), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(closed > 0, "none of the idle connections was dropped");
+}

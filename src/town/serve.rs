@@ -35,8 +35,16 @@ const MAX_PUSHES: usize = 4;
 /// A whole call (headers, body, answer) must be done within this.
 const CALL_DEADLINE: Duration = Duration::from_secs(600);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections one peer address may hold at once (agents on one node share theirs).
-const MAX_PER_PEER: usize = 128;
+/// Connections nobody has authenticated on yet (TLS handshake, a first request's
+/// headers, health checks), all peers together. They hold nothing an agent needs: when
+/// there are this many, a new one closes the oldest of the address that holds the most
+/// (a flood from one address closes its own), and each must authenticate within
+/// [`HEADER_TIMEOUT`] of its arrival or is closed. An agent's call authenticates within
+/// milliseconds of connecting.
+const MAX_UNAUTHENTICATED: usize = 128;
+/// Connections one authenticated agent may hold at once (each call of the agent's
+/// client is a connection of its own).
+const MAX_CONNECTIONS_PER_AGENT: usize = 16;
 /// Calls one agent may have in flight at once (a push counts; one push at a time).
 const MAX_PER_AGENT: usize = 8;
 /// A body that sends nothing for this long is dropped (and its call's slot freed).
@@ -81,8 +89,10 @@ struct Shared {
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
     /// Per authenticated agent: its calls in flight, and whether one is a push.
     in_flight: Mutex<HashMap<String, (usize, bool)>>,
-    /// Per peer address: its connections.
-    peers: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// Connections not authenticated yet.
+    lobby: Mutex<Lobby>,
+    /// Per authenticated agent: its connections.
+    agent_conns: Mutex<HashMap<String, usize>>,
     pushes: tokio::sync::Semaphore,
 }
 
@@ -109,22 +119,58 @@ impl Drop for InFlight {
     }
 }
 
-/// A connection counted against its peer address while it lives.
-struct PeerSlot {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
+/// The connections nobody has authenticated on yet, oldest first: their address and
+/// how to close them.
+#[derive(Default)]
+struct Lobby {
+    next: u64,
+    waiting: std::collections::BTreeMap<u64, (std::net::IpAddr, Arc<tokio::sync::Notify>)>,
 }
 
-impl Drop for PeerSlot {
+/// A connection's place in the lobby while it has not authenticated; it leaves on
+/// authentication or when dropped. `closed` fires when a newcomer evicted it.
+struct LobbySlot {
+    shared: Arc<Shared>,
+    id: u64,
+    closed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for LobbySlot {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.shared.peers.lock()
-            && let Some(n) = m.get_mut(&self.ip)
+        if let Ok(mut l) = self.shared.lobby.lock() {
+            l.waiting.remove(&self.id);
+        }
+    }
+}
+
+/// An authenticated connection counted against its agent while it lives.
+struct AgentConn {
+    shared: Arc<Shared>,
+    who: String,
+}
+
+impl Drop for AgentConn {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.agent_conns.lock()
+            && let Some(n) = m.get_mut(&self.who)
         {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                m.remove(&self.ip);
+                m.remove(&self.who);
             }
         }
+    }
+}
+
+/// One connection: in the lobby until its first authenticated call, then its agent's.
+struct ConnState {
+    lobby: Mutex<Option<LobbySlot>>,
+    agent: Mutex<Option<AgentConn>>,
+}
+
+impl ConnState {
+    fn authenticated(&self) -> bool {
+        self.agent.lock().map(|a| a.is_some()).unwrap_or(false)
     }
 }
 
@@ -164,18 +210,66 @@ impl Shared {
         })
     }
 
-    /// Count a connection of `ip`: None when it holds too many already.
-    fn connect(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
-        let mut m = self.peers.lock().ok()?;
-        let n = m.entry(ip).or_insert(0);
-        if *n >= MAX_PER_PEER {
-            return None;
+    /// A new connection from `ip` into the lobby; when the lobby is full, the oldest
+    /// connection of the address holding the most places is closed to make room.
+    fn arrive(self: &Arc<Self>, ip: std::net::IpAddr) -> LobbySlot {
+        let closed = Arc::new(tokio::sync::Notify::new());
+        let mut l = match self.lobby.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        if l.waiting.len() >= MAX_UNAUTHENTICATED {
+            let mut per_ip: HashMap<std::net::IpAddr, usize> = HashMap::new();
+            for (peer, _) in l.waiting.values() {
+                *per_ip.entry(*peer).or_insert(0) += 1;
+            }
+            let most = per_ip.into_iter().max_by_key(|(_, n)| *n).map(|(p, _)| p);
+            let victim = l
+                .waiting
+                .iter()
+                .find(|(_, (peer, _))| Some(*peer) == most)
+                .map(|(id, _)| *id);
+            if let Some((_, (_, c))) = victim.and_then(|v| l.waiting.remove_entry(&v)) {
+                c.notify_one();
+            }
+        }
+        let id = l.next;
+        l.next += 1;
+        l.waiting.insert(id, (ip, closed.clone()));
+        LobbySlot {
+            shared: self.clone(),
+            id,
+            closed,
+        }
+    }
+
+    /// `conn` authenticated as `who`: out of the lobby, counted against `who` (false
+    /// when `who` holds its share of connections already). A connection stays its first
+    /// agent's.
+    fn admit(self: &Arc<Self>, conn: &ConnState, who: &str) -> bool {
+        let Ok(mut agent) = conn.agent.lock() else {
+            return false;
+        };
+        if agent.is_some() {
+            return true;
+        }
+        let Ok(mut m) = self.agent_conns.lock() else {
+            return false;
+        };
+        let n = m.entry(who.to_string()).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_AGENT {
+            return false;
         }
         *n += 1;
-        Some(PeerSlot {
+        *agent = Some(AgentConn {
             shared: self.clone(),
-            ip,
-        })
+            who: who.to_string(),
+        });
+        drop(m);
+        if let Ok(mut l) = conn.lobby.lock() {
+            l.take();
+        }
+        true
     }
 
     /// Take one token from an authenticated agent's bucket.
@@ -230,7 +324,8 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
         rate: f64::from(town.config.serve.rate),
         buckets: Mutex::new(HashMap::new()),
         in_flight: Mutex::new(HashMap::new()),
-        peers: Mutex::new(HashMap::new()),
+        lobby: Mutex::new(Lobby::default()),
+        agent_conns: Mutex::new(HashMap::new()),
         pushes: tokio::sync::Semaphore::new(MAX_PUSHES),
     });
     let town_root = town.root.clone();
@@ -265,36 +360,55 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
             };
-            let Some(peer_slot) = shared.connect(peer.ip()) else {
-                continue; // dropped: this address holds its share of connections
-            };
+            let lobby = shared.arrive(peer.ip());
+            let closed = lobby.closed.clone();
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
             let acceptor = acceptor.clone();
             let shared = shared.clone();
+            let conn = Arc::new(ConnState {
+                lobby: Mutex::new(Some(lobby)),
+                agent: Mutex::new(None),
+            });
             tokio::spawn(async move {
                 let _permit = permit;
-                let _peer_slot = peer_slot;
-                let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    _ => return, // no TLS (or too slow): nothing to answer
-                };
-                let svc = hyper::service::service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move {
-                        let r = tokio::time::timeout(CALL_DEADLINE, handle(shared, req)).await;
-                        Ok::<_, std::convert::Infallible>(r.unwrap_or_else(|_| {
-                            answer(StatusCode::REQUEST_TIMEOUT, "too slow".into())
-                        }))
+                let state = conn.clone();
+                let serve = async move {
+                    let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(s)) => s,
+                        _ => return, // no TLS (or too slow): nothing to answer
+                    };
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (shared, conn) = (shared.clone(), conn.clone());
+                        async move {
+                            let r = tokio::time::timeout(CALL_DEADLINE, handle(shared, conn, req))
+                                .await;
+                            Ok::<_, std::convert::Infallible>(r.unwrap_or_else(|_| {
+                                answer(StatusCode::REQUEST_TIMEOUT, "too slow".into())
+                            }))
+                        }
+                    });
+                    let c = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                    if let Err(e) = c.await {
+                        tracing::debug!("gt serve: connection from {peer}: {e}");
                     }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-                if let Err(e) = conn.await {
-                    tracing::debug!("gt serve: connection from {peer}: {e}");
+                };
+                // Not authenticated within the header timeout of its arrival: closed.
+                let unauthenticated_too_long = async {
+                    tokio::time::sleep(HEADER_TIMEOUT).await;
+                    if state.authenticated() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::select! {
+                    _ = serve => {}
+                    _ = closed.notified() => {}
+                    _ = unauthenticated_too_long => {}
                 }
             });
         }
@@ -436,8 +550,12 @@ fn answer(s: StatusCode, body: Vec<u8>) -> Response<Body> {
     r
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    match route(shared, req).await {
+async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    match route(shared, conn, req).await {
         Ok(r) => r,
         Err(Refusal(s, m)) => answer(s, format!("{m}\n").into_bytes()),
     }
@@ -445,6 +563,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
 
 async fn route(
     shared: Arc<Shared>,
+    conn: Arc<ConnState>,
     req: Request<hyper::body::Incoming>,
 ) -> std::result::Result<Response<Body>, Refusal> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
@@ -497,6 +616,12 @@ async fn route(
     // Limits per authenticated agent: a caller naming another agent cannot spend its
     // share, and one agent cannot take everyone's.
     let who = format!("{}#{}", caller.agent.id, caller.dispatch.generation);
+    if !shared.admit(&conn, &who) {
+        return Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many connections (at most {MAX_CONNECTIONS_PER_AGENT} per agent)"),
+        ));
+    }
     if !shared.allow(&who) {
         return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "slow down"));
     }
