@@ -254,3 +254,152 @@ fn idle_connections_from_the_agents_address_do_not_lock_it_out() {
     }
     assert!(closed > 0, "none of the idle connections was dropped");
 }
+
+// ---------------------------------------------------------------- 17: clone answers
+
+/// `size` bytes nobody can compress or delta (xorshift), from `seed`.
+fn noise(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(size + 8);
+    while v.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(size);
+    v
+}
+
+/// Commit `files` (name, content) onto `main` of the rig's repository.
+fn commit_on_main(t: &TestTown, files: &[(String, Vec<u8>)]) {
+    let r = git2::Repository::open(repo(t)).unwrap();
+    let main = r.find_branch("main", git2::BranchType::Local).unwrap();
+    let parent = main.get().peel_to_commit().unwrap();
+    let mut tb = r.treebuilder(Some(&parent.tree().unwrap())).unwrap();
+    for (name, data) in files {
+        let b = r.blob(data).unwrap();
+        tb.insert(name, b, 0o100644).unwrap();
+    }
+    let tree = r.find_tree(tb.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("test", "test@example.com").unwrap();
+    r.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "big files",
+        &tree,
+        &[&parent],
+    )
+    .unwrap();
+}
+
+/// An HTTPS connection to `url` on which `GET path` with `headers` was sent and nothing
+/// of the answer is ever read.
+fn unread_call(
+    url: &str,
+    ca: &str,
+    path: &str,
+    headers: &[String],
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use std::io::Write;
+    let cfg = gt::agent::remote::client_tls(ca).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let tcp = std::net::TcpStream::connect(url.strip_prefix("https://").unwrap()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.flush().unwrap();
+    tls
+}
+
+/// CPU time (user and system) the process `pid` has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime), counted from the state (field 3).
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// A rig whose default branch holds 40 MiB nobody can compress (eight 5 MiB files): an
+/// agent's clone answer (`GET /v1/repo`) is that big. Eight such answers nobody reads
+/// must not each pin a pack in gt serve's memory, and asking for the same heads again
+/// must not cost the pack's building (compression, delta search) again.
+#[test]
+fn clone_answers_nobody_reads_pin_no_packs_and_the_same_heads_are_packed_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    configure_clone(&t, 0);
+    clone_rig(&t, &scripted_agent("AGENT_SLEEP=120"), &[]);
+    let files: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| (format!("big-{i}.bin"), noise(5 << 20, 1000 + 2 * i)))
+        .collect();
+    commit_on_main(&t, &files);
+    let serve = Serve::start(&t);
+    let ca = Serve::ca(&t);
+    let id = t.bead("clone a big branch");
+    t.ok(&["sling", &id]);
+    let d = open_dispatch(&t, &id);
+    let main = rev(&repo(&t), "main").unwrap();
+    wait_for("the agent's first push", 120, || {
+        rev(&repo(&t), &d.branch).filter(|h| *h != main)
+    });
+    let c = Client::new(&serve.url, &ca, &d.agent, d.generation, &d.token).unwrap();
+    let pid = serve.pid();
+    // The same heads, four times: the first may build the pack, the others must not.
+    let cpu0 = cpu_secs(pid);
+    let first = c.call(Method::GET, "/v1/repo", None, vec![]).unwrap();
+    let cpu1 = cpu_secs(pid);
+    for _ in 0..3 {
+        let again = c.call(Method::GET, "/v1/repo", None, vec![]).unwrap();
+        assert_eq!(again.body.len(), first.body.len());
+    }
+    let cpu2 = cpu_secs(pid);
+    eprintln!(
+        "first clone answer: {:.2}s of CPU, the next three: {:.2}s ({} bytes each)",
+        cpu1 - cpu0,
+        cpu2 - cpu1,
+        first.body.len()
+    );
+    assert!(first.body.len() > 40 << 20, "{}", first.body.len());
+    assert!(
+        cpu2 - cpu1 < (cpu1 - cpu0).max(0.5),
+        "three more clones of the same heads cost {:.2}s of CPU, the first {:.2}s",
+        cpu2 - cpu1,
+        cpu1 - cpu0
+    );
+    // Eight answers nobody reads.
+    let before = serve.peak_rss();
+    let held: Vec<_> = (0..8)
+        .map(|_| unread_call(&serve.url, &ca, "/v1/repo", &d.headers()))
+        .collect();
+    // Five seconds for gt serve to do whatever it does with them (build, buffer).
+    let t0 = Instant::now();
+    let mut grew = 0;
+    while t0.elapsed() < Duration::from_secs(5) && grew < 120 << 20 {
+        std::thread::sleep(Duration::from_millis(100));
+        grew = serve.peak_rss().saturating_sub(before);
+    }
+    eprintln!("8 unread clone answers: gt serve grew {} MiB", grew >> 20);
+    assert!(
+        grew < 120 << 20,
+        "8 unread clone answers of 40 MiB grew gt serve by {} MiB",
+        grew >> 20
+    );
+    drop(held);
+    let r = c.call(Method::GET, "/v1/box", None, vec![]);
+    assert!(r.is_ok(), "{:?}", r.err());
+}

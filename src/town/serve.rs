@@ -55,7 +55,19 @@ const MAX_PACK_OBJECTS: usize = 5_000_000;
 /// Inbox files served per box call.
 const MAX_INBOX: usize = 1000;
 
-type Body = Full<Bytes>;
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// An answer that sends nothing for this long (its reader stopped reading) is dropped,
+/// with its connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Chunks of a streamed pack, and how many wait between the file and the connection:
+/// what an answer nobody reads holds in memory.
+const STREAM_CHUNK: usize = 256 << 10;
+const STREAM_QUEUE: usize = 4;
+/// Clone packs kept per rig (built once per set of branch heads, streamed from disk).
+const PACKS_KEPT: usize = 4;
+/// Clone packs built at once (each costs CPU and holds an object at a time in memory).
+const MAX_PACK_BUILDS: usize = 2;
 
 /// A refusal: its status and what the agent is told.
 struct Refusal(StatusCode, String);
@@ -94,6 +106,7 @@ struct Shared {
     /// Per authenticated agent: its connections.
     agent_conns: Mutex<HashMap<String, usize>>,
     pushes: tokio::sync::Semaphore,
+    builds: tokio::sync::Semaphore,
 }
 
 /// A call counted in its agent's in-flight calls while it lives.
@@ -327,6 +340,7 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
         lobby: Mutex::new(Lobby::default()),
         agent_conns: Mutex::new(HashMap::new()),
         pushes: tokio::sync::Semaphore::new(MAX_PUSHES),
+        builds: tokio::sync::Semaphore::new(MAX_PACK_BUILDS),
     });
     let town_root = town.root.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -393,7 +407,7 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
                     let c = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())
                         .header_read_timeout(HEADER_TIMEOUT)
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                        .serve_connection(hyper_util::rt::TokioIo::new(Stalls::new(tls)), svc);
                     if let Err(e) = c.await {
                         tracing::debug!("gt serve: connection from {peer}: {e}");
                     }
@@ -545,7 +559,11 @@ async fn watch_certs(
 }
 
 fn answer(s: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = s;
     r
 }
@@ -632,6 +650,22 @@ async fn route(
             "too many calls in flight (one push at a time)",
         )
     })?;
+    if path == PATH_REPO {
+        let _build = shared
+            .builds
+            .acquire()
+            .await
+            .map_err(|_| refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let s = shared.clone();
+        let (refs, pack) = blocking(move || {
+            let town = s.town()?;
+            let r = repo_pack(&town, &caller);
+            s.give_back(town);
+            r
+        })
+        .await?;
+        return stream_pack(refs, &pack, _in_flight);
+    }
     let body = read_body(req.into_body(), limit).await?;
     // A push slot only once its pack has arrived: a body never sent holds none.
     let _push = if push {
@@ -650,7 +684,6 @@ async fn route(
         let town = s.town()?;
         let r = match path.as_str() {
             PATH_BOX => serve_box(&town, &caller),
-            PATH_REPO => serve_repo(&town, &caller),
             PATH_REQUEST => take_request(&town, &caller, &body),
             PATH_ENDING => take_ending(&town, &caller, &body),
             _ => take_push(&town, &caller, head.as_deref(), &body),
@@ -788,23 +821,262 @@ fn serve_box(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Ref
     })
 }
 
-fn serve_repo(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Refusal> {
+/// The pack of the caller's branch and the rig's default branch, and their refs: built
+/// once per pair of heads into `.gt/serve/packs/<rig>/` (host-only), reused by every
+/// clone of the same heads (agents slung at once clone the same), the newest
+/// [`PACKS_KEPT`] kept.
+fn repo_pack(
+    town: &Town,
+    c: &Caller,
+) -> std::result::Result<(Vec<(String, String)>, PathBuf), Refusal> {
     let rig = super::rig::get(town, &c.agent.rig)?;
     let repo = git2::Repository::open(town.repo_dir(&c.agent.rig)).map_err(Error::from)?;
     let mut refs = Vec::new();
-    let mut walk = repo.revwalk().map_err(Error::from)?;
     for b in [&c.dispatch.branch, &rig.default_branch] {
         if let Some(h) = crate::git::branch_head(&repo, b)? {
-            walk.push(git2::Oid::from_str(&h).map_err(Error::from)?)
-                .map_err(Error::from)?;
             refs.push((format!("refs/heads/{b}"), h));
         }
     }
-    let mut pb = repo.packbuilder().map_err(Error::from)?;
-    pb.insert_walk(&mut walk).map_err(Error::from)?;
-    let mut buf = git2::Buf::new();
-    pb.write_buf(&mut buf).map_err(Error::from)?;
-    let mut r = answer(StatusCode::OK, buf.to_vec());
+    let mut heads: Vec<&str> = refs.iter().map(|(_, h)| h.as_str()).collect();
+    heads.sort_unstable();
+    heads.dedup();
+    let key = git2::Oid::hash_object(git2::ObjectType::Blob, heads.join(" ").as_bytes())
+        .map_err(Error::from)?;
+    let dir = super::pki::dir(&town.root).join("packs").join(&c.agent.rig);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let path = dir.join(format!("{key}.pack"));
+    // One build per set of heads at a time: the second caller waits and reuses it.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{key}.lock")))
+        .map_err(|e| Error::io("opening a pack's lock", e))?;
+    lock.lock().map_err(|e| Error::io("locking a pack", e))?;
+    if !path.is_file() {
+        let tmp = dir.join(format!(".{key}.{}.tmp", crate::util::random_hex(4)));
+        let built = (|| -> Result<()> {
+            let mut walk = repo.revwalk()?;
+            for h in &heads {
+                walk.push(git2::Oid::from_str(h)?)?;
+            }
+            let mut pb = repo.packbuilder()?;
+            pb.insert_walk(&mut walk)?;
+            let f = std::fs::File::create(&tmp).map_err(|e| Error::io("creating a pack", e))?;
+            let mut w = std::io::BufWriter::new(f);
+            let mut failed = None;
+            pb.foreach(|chunk| {
+                use std::io::Write;
+                match w.write_all(chunk) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(Error::io("writing a pack", e));
+            }
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io("writing a pack", e.into_error()))?;
+            f.sync_all().map_err(|e| Error::io("writing a pack", e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io("installing a pack", e))?;
+            Ok(())
+        })();
+        if let Err(e) = built {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        prune_packs(&dir);
+    }
+    // Served from this open file even if a later build prunes it.
+    Ok((refs, path))
+}
+
+/// Keep the newest [`PACKS_KEPT`] packs of a rig's cache (and no stray temporary file).
+fn prune_packs(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut packs = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(m) = e.metadata() else { continue };
+        let age = m.modified().ok();
+        if name.ends_with(".pack") {
+            packs.push((age, e.path()));
+        } else if name.ends_with(".tmp")
+            && age
+                .and_then(|a| a.elapsed().ok())
+                .is_some_and(|a| a > Duration::from_secs(3600))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    packs.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, p) in packs.into_iter().skip(PACKS_KEPT) {
+        let _ = std::fs::remove_file(&p);
+        let _ = std::fs::remove_file(p.with_extension("lock"));
+    }
+}
+
+/// A connection's stream, failed when a write makes no progress for [`WRITE_TIMEOUT`]
+/// (a reader that stopped reading): its connection is dropped, with what it buffered.
+struct Stalls<T> {
+    io: T,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> Stalls<T> {
+    fn new(io: T) -> Stalls<T> {
+        Stalls { io, stalled: None }
+    }
+
+    fn watch<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        use std::future::Future;
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let s = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
+        if s.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer took nothing for {}s", WRITE_TIMEOUT.as_secs()),
+            )));
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stalls<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stalls<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, r)
+    }
+}
+
+/// A body fed from a bounded channel: what the connection has not taken yet is at most
+/// [`STREAM_QUEUE`] chunks.
+struct Channel {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    len: u64,
+}
+
+impl hyper::body::Body for Channel {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, std::io::Error>>>
+    {
+        self.rx
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.len)
+    }
+}
+
+/// Stream the pack at `path` as the answer, [`STREAM_CHUNK`] at a time from disk, the
+/// call counted in flight until it is sent; an answer its reader does not take within
+/// [`WRITE_TIMEOUT`] is cut off (and its connection, see [`Stalls`]).
+fn stream_pack(
+    refs: Vec<(String, String)>,
+    path: &Path,
+    in_flight: InFlight,
+) -> std::result::Result<Response<Body>, Refusal> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .len();
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
+    tokio::spawn(async move {
+        let _in_flight = in_flight;
+        loop {
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; STREAM_CHUNK];
+                let r = f.read(&mut buf).map(|n| {
+                    buf.truncate(n);
+                    buf
+                });
+                (f, r)
+            })
+            .await;
+            let Ok((file, r)) = read else { return };
+            f = file;
+            let done = !matches!(&r, Ok(b) if !b.is_empty());
+            let item = match r {
+                Ok(b) if b.is_empty() => break,
+                Ok(b) => Ok(Bytes::from(b)),
+                Err(e) => Err(e),
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, tx.send(item)).await {
+                Ok(Ok(())) if !done => {}
+                _ => return, // sent an error, the reader is gone, or it stalled
+            }
+        }
+    });
+    let mut r = Response::new(Channel { rx, len }.boxed());
     let refs = serde_json::to_string(&refs).map_err(|e| Error::Other(e.to_string()))?;
     r.headers_mut().insert(
         H_REFS,
