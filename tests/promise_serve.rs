@@ -403,3 +403,101 @@ fn clone_answers_nobody_reads_pin_no_packs_and_the_same_heads_are_packed_once() 
     let r = c.call(Method::GET, "/v1/box", None, vec![]);
     assert!(r.is_ok(), "{:?}", r.err());
 }
+
+// ---------------------------------------------------------------- 17: pushes
+
+/// Loose object files in a repository's object directory.
+fn loose_objects(git_dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(git_dir.join("objects"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+            n += std::fs::read_dir(e.path()).unwrap().count();
+        }
+    }
+    n
+}
+
+/// An agent pushes a commit of 30,000 tiny files: gt serve must keep them as one pack
+/// (not 30,000 files on the host), and must not hold the rig's git lock (which every
+/// worktree operation and done saga of the rig waits for) while it takes them in.
+#[test]
+fn a_push_of_many_tiny_objects_is_kept_as_a_pack_without_holding_the_rigs_lock() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    configure_clone(&t, 0);
+    clone_rig(&t, &scripted_agent("AGENT_SLEEP=120"), &[]);
+    let serve = Serve::start(&t);
+    let ca = Serve::ca(&t);
+    let id = t.bead("many tiny files");
+    t.ok(&["sling", &id]);
+    let d = open_dispatch(&t, &id);
+    let main = rev(&repo(&t), "main").unwrap();
+    let base = wait_for("the agent's first push", 120, || {
+        rev(&repo(&t), &d.branch).filter(|h| *h != main)
+    });
+    // The commit, made in a copy of the rig's repository.
+    let scratch = scratch_repo(&t);
+    let parent = scratch
+        .find_commit(git2::Oid::from_str(&base).unwrap())
+        .unwrap();
+    let mut tb = scratch.treebuilder(Some(&parent.tree().unwrap())).unwrap();
+    for i in 0..30_000 {
+        let b = scratch.blob(format!("tiny {i}\n").as_bytes()).unwrap();
+        tb.insert(format!("t{i:05}"), b, 0o100644).unwrap();
+    }
+    let tree = scratch.find_tree(tb.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("agent", "agent@example.com").unwrap();
+    let head = scratch
+        .commit(None, &sig, &sig, "many tiny files", &tree, &[&parent])
+        .unwrap()
+        .to_string();
+    let pack = gt::agent::remote::pack_range(&scratch, &head, Some(&base)).unwrap();
+    let loose_before = loose_objects(&repo(&t).join(".git"));
+    // The push on a thread; here, how long the rig's lock stays taken while it runs.
+    let c = Client::new(&serve.url, &ca, &d.agent, d.generation, &d.token).unwrap();
+    let h = head.clone();
+    let push = std::thread::spawn(move || c.call(Method::POST, "/v1/push", Some(&h), pack));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(t.root().join("rigs/api/worktrees.lock"))
+        .unwrap();
+    let (mut longest, mut since) = (Duration::ZERO, None::<Instant>);
+    while !push.is_finished() {
+        match lock.try_lock() {
+            Ok(()) => {
+                lock.unlock().unwrap();
+                since = None;
+            }
+            Err(_) => {
+                let s = *since.get_or_insert_with(Instant::now);
+                longest = longest.max(s.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let r = push.join().unwrap();
+    assert!(r.is_ok(), "the push: {:?}\n{}", r.err(), serve.stderr());
+    assert_eq!(rev(&repo(&t), &d.branch).as_deref(), Some(head.as_str()));
+    let loose = loose_objects(&repo(&t).join(".git")) - loose_before;
+    eprintln!("the push left {loose} loose objects; the rig's lock was held {longest:?} at most");
+    assert!(
+        loose < 100,
+        "a push of 30,000 objects left {loose} files in the rig's object directory"
+    );
+    assert!(
+        longest < Duration::from_millis(1500),
+        "the rig's git lock was held {longest:?} while the push was taken in"
+    );
+    // What was pushed reads back.
+    let r = git2::Repository::open(repo(&t)).unwrap();
+    let got = r.find_commit(git2::Oid::from_str(&head).unwrap()).unwrap();
+    assert!(got.tree().unwrap().get_name("t29999").is_some());
+}

@@ -416,6 +416,9 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
     let mut allowed: Option<HashSet<git2::Oid>> = None;
     let mut seen = HashSet::new();
     let mut stack = Vec::new();
+    // Objects of the pack its new commits use: the pack is kept whole (see
+    // `install_packs`), so it must carry nothing else.
+    let mut used = 0usize;
     for c in walk {
         let c = c.map_err(|e| refused(e.message().to_string()))?;
         if !pack.exists(c) {
@@ -423,6 +426,7 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
                 "commit {c} is not in the pushed pack: it names work this agent was never given"
             )));
         }
+        used += 1;
         let commit = view.find_commit(c)?;
         stack.push((commit.tree_id(), git2::ObjectType::Tree));
     }
@@ -432,6 +436,9 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
         }
         if seen.len() > 5_000_000 {
             return Err(refused("it holds over 5,000,000 objects".into()));
+        }
+        if pack.exists(id) {
+            used += 1;
         }
         if !pack.exists(id) {
             let known = allowed.get_or_insert_with(|| reachable_trees(&view, &given));
@@ -460,6 +467,17 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
                 stack.push((e.id(), k));
             }
         }
+    }
+    let mut carried = 0usize;
+    pack.foreach(|_| {
+        carried += 1;
+        true
+    })?;
+    if carried > used {
+        return Err(refused(format!(
+            "the pack carries {} objects its new commits do not use",
+            carried - used
+        )));
     }
     Ok(())
 }
@@ -799,6 +817,42 @@ pub fn lock(repo_dir: &Path) -> Result<std::fs::File> {
         .ctx(|| format!("opening {}", path.display()))?;
     f.lock().ctx(|| format!("locking {}", path.display()))?;
     Ok(f)
+}
+
+/// Link (or copy) the packs (with their indexes) of `staging` (an object directory holding only
+/// what [`verify_pushed`] passed) into the object store of `repo_dir`: what an agent
+/// pushed becomes one pack on the host, not a file per object, and needs no lock (an
+/// object nothing names yet changes nothing; the branch moves later). The pack file
+/// goes first, its index last: git and libgit2 see a pack once its index is there.
+pub fn install_packs(repo_dir: &Path, staging: &Path) -> Result<usize> {
+    let host = Repository::open(repo_dir)?;
+    let to = host.path().join("objects").join("pack");
+    std::fs::create_dir_all(&to).ctx(|| format!("creating {}", to.display()))?;
+    let from = staging.join("pack");
+    let mut n = 0;
+    let rd = std::fs::read_dir(&from).ctx(|| format!("reading {}", from.display()))?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".idx") else {
+            continue;
+        };
+        for ext in ["pack", "idx"] {
+            let f = format!("{stem}.{ext}");
+            if to.join(&f).exists() {
+                continue; // the same name is the same content
+            }
+            // (Not named *.idx or *.pack until whole: git looks for packs by name.)
+            let tmp = to.join(format!("tmp_{stem}_{ext}"));
+            let _ = std::fs::remove_file(&tmp);
+            if std::fs::hard_link(from.join(&f), &tmp).is_err() {
+                std::fs::copy(from.join(&f), &tmp)
+                    .ctx(|| format!("copying {f} into {}", to.display()))?;
+            }
+            std::fs::rename(&tmp, to.join(&f)).ctx(|| format!("installing {f}"))?;
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -1167,10 +1167,58 @@ fn take_push(
             )
         })?;
     }
+    let objects = staging.path().join("objects");
+    let repo = git2::Repository::open(&repo_dir).map_err(Error::from)?;
+    let rig_row = super::rig::get(town, rig)?;
+    // What this agent was given: its branch, the rig's default branch, the target it
+    // was sent back from.
+    let given_now = || -> std::result::Result<[Option<String>; 3], Refusal> {
+        let base = crate::git::branch_head(&repo, branch)?
+            .ok_or_else(|| refuse(StatusCode::CONFLICT, format!("branch {branch} is gone")))?;
+        let default_head = crate::git::branch_head(&repo, &rig_row.default_branch)?;
+        let onto = std::fs::read_to_string(super::mq::land::rebase_marker(town, rig, branch))
+            .ok()
+            .map(|s| s.trim().to_string());
+        Ok([Some(base), default_head, onto])
+    };
+    let verify = |given: &[Option<String>; 3]| {
+        let given: Vec<&str> = given.iter().flatten().map(String::as_str).collect();
+        crate::git::verify_pushed(&repo_dir, &objects, head, &given)
+            .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))
+    };
+    // Only work built on what this agent was given, with trees git would check out, and
+    // nothing else in the pack; then the pack itself goes into the rig's object store.
+    // All of it without the rig's git lock: objects nothing names change nothing.
+    works(town, c)?;
+    let given = given_now()?;
+    verify(&given)?;
+    crate::git::install_packs(&repo_dir, &objects)?;
     // Under the rig's git lock, which the done saga holds while it takes the branch over:
     // a push lands before its `verified` step or not at all (as a mounted worktree's
-    // commits count until its container has stopped).
+    // commits count until its container has stopped). Only the branch moves here.
     let _lock = crate::git::lock(&repo_dir)?;
+    works(town, c)?;
+    let now = given_now()?;
+    if now != given {
+        verify(&now)?; // what it was given moved meanwhile (rare): checked again
+    }
+    let [Some(base), _, onto] = now else {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!("branch {branch} is gone"),
+        ));
+    };
+    crate::git::import_work(&repo_dir, &objects, branch, &base, head, onto.as_deref())
+        .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
+    // The agent's private ref follows, so the done saga's import finds nothing new.
+    super::workspace::claim_head(town, rig, &c.agent.name, branch, head)?;
+    tracing::info!("gt serve: {} pushed {branch} to {head}", c.agent.id);
+    Ok(answer(StatusCode::OK, format!("{head}\n").into_bytes()))
+}
+
+/// Whether the caller's dispatch still takes pushes: its agent works (not once its done
+/// saga verified the branch).
+fn works(town: &Town, c: &Caller) -> std::result::Result<(), Refusal> {
     let state = agents::get(town.db.conn(), &c.agent.id)
         .map_err(|e| town.db_err(e))?
         .map(|a| a.state)
@@ -1186,34 +1234,7 @@ fn take_push(
             format!("{} is {state}: its branch takes no more pushes", c.agent.id),
         ));
     }
-    let repo = git2::Repository::open(&repo_dir).map_err(Error::from)?;
-    let base = crate::git::branch_head(&repo, branch)?
-        .ok_or_else(|| refuse(StatusCode::CONFLICT, format!("branch {branch} is gone")))?;
-    let onto = std::fs::read_to_string(super::mq::land::rebase_marker(town, rig, branch))
-        .ok()
-        .map(|s| s.trim().to_string());
-    // Only work built on what this agent was given (its branch, the rig's default
-    // branch, the target it was sent back from), with trees git would check out.
-    let rig_row = super::rig::get(town, rig)?;
-    let default_head = crate::git::branch_head(&repo, &rig_row.default_branch)?;
-    let mut given = vec![base.as_str()];
-    given.extend(default_head.as_deref());
-    given.extend(onto.as_deref());
-    crate::git::verify_pushed(&repo_dir, &staging.path().join("objects"), head, &given)
-        .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
-    crate::git::import_work(
-        &repo_dir,
-        &staging.path().join("objects"),
-        branch,
-        &base,
-        head,
-        onto.as_deref(),
-    )
-    .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
-    // The agent's private ref follows, so the done saga's import finds nothing new.
-    super::workspace::claim_head(town, rig, &c.agent.name, branch, head)?;
-    tracing::info!("gt serve: {} pushed {branch} to {head}", c.agent.id);
-    Ok(answer(StatusCode::OK, format!("{head}\n").into_bytes()))
+    Ok(())
 }
 
 /// `GET /health` of the town's endpoint, with the town CA: Ok(version) or why not. When
