@@ -501,3 +501,71 @@ fn a_push_of_many_tiny_objects_is_kept_as_a_pack_without_holding_the_rigs_lock()
     let got = r.find_commit(git2::Oid::from_str(&head).unwrap()).unwrap();
     assert!(got.tree().unwrap().get_name("t29999").is_some());
 }
+
+/// A pushed pack that carries objects its commits do not use (junk an agent adds to
+/// fill the host's disk): the push is taken, the junk is not.
+#[test]
+fn objects_a_push_carries_but_does_not_use_stay_out_of_the_rig() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    configure_clone(&t, 0);
+    clone_rig(&t, &scripted_agent("AGENT_SLEEP=120"), &[]);
+    let serve = Serve::start(&t);
+    let ca = Serve::ca(&t);
+    let id = t.bead("junk in a pack");
+    t.ok(&["sling", &id]);
+    let d = open_dispatch(&t, &id);
+    let main = rev(&repo(&t), "main").unwrap();
+    let base = wait_for("the agent's first push", 120, || {
+        rev(&repo(&t), &d.branch).filter(|h| *h != main)
+    });
+    let scratch = scratch_repo(&t);
+    let parent = scratch
+        .find_commit(git2::Oid::from_str(&base).unwrap())
+        .unwrap();
+    let mut tb = scratch.treebuilder(Some(&parent.tree().unwrap())).unwrap();
+    tb.insert("used.txt", scratch.blob(b"used\n").unwrap(), 0o100644)
+        .unwrap();
+    let tree = scratch.find_tree(tb.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("agent", "agent@example.com").unwrap();
+    let head = scratch
+        .commit(None, &sig, &sig, "used and junk", &tree, &[&parent])
+        .unwrap();
+    let junk = scratch.blob(&noise(1 << 20, 4242)).unwrap();
+    let mut walk = scratch.revwalk().unwrap();
+    walk.push(head).unwrap();
+    walk.hide(git2::Oid::from_str(&base).unwrap()).unwrap();
+    let mut pb = scratch.packbuilder().unwrap();
+    pb.insert_walk(&mut walk).unwrap();
+    pb.insert_object(junk, None).unwrap();
+    let mut buf = git2::Buf::new();
+    pb.write_buf(&mut buf).unwrap();
+    let c = Client::new(&serve.url, &ca, &d.agent, d.generation, &d.token).unwrap();
+    let r = c.call(
+        Method::POST,
+        "/v1/push",
+        Some(&head.to_string()),
+        buf.to_vec(),
+    );
+    assert!(r.is_ok(), "{:?}\n{}", r.err(), serve.stderr());
+    let host = git2::Repository::open(repo(&t)).unwrap();
+    assert_eq!(rev(&repo(&t), &d.branch), Some(head.to_string()));
+    assert!(host.find_blob(head_blob(&host, head, "used.txt")).is_ok());
+    assert!(
+        !host.odb().unwrap().exists(junk),
+        "the junk blob of the pushed pack is in the rig's repository"
+    );
+}
+
+/// The blob at `name` in commit `c`'s tree.
+fn head_blob(r: &git2::Repository, c: git2::Oid, name: &str) -> git2::Oid {
+    r.find_commit(c)
+        .unwrap()
+        .tree()
+        .unwrap()
+        .get_name(name)
+        .unwrap()
+        .id()
+}

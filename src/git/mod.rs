@@ -391,7 +391,15 @@ pub fn import_work(
 /// id) and then read it back with its next clone. Tree entries git itself refuses to
 /// check out are refused too: `.git` in any case (and with trailing dots or spaces),
 /// `.`, `..`, empty names, names with `/` or NUL.
-pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]) -> Result<()> {
+///
+/// Returns what the pack carries that the new commits do not use (0 for a pack made of
+/// exactly the new work), and the objects of the pack they use.
+pub fn verify_pushed(
+    repo_dir: &Path,
+    staging: &Path,
+    head: &str,
+    given: &[&str],
+) -> Result<(usize, Vec<git2::Oid>)> {
     use std::collections::HashSet;
     let refused = |why: String| Error::git(format!("push refused: {why}"));
     let head_id =
@@ -416,9 +424,9 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
     let mut allowed: Option<HashSet<git2::Oid>> = None;
     let mut seen = HashSet::new();
     let mut stack = Vec::new();
-    // Objects of the pack its new commits use: the pack is kept whole (see
-    // `install_packs`), so it must carry nothing else.
-    let mut used = 0usize;
+    // Objects of the pack its new commits use (the pack is kept whole, see
+    // `install_packs`, only when it carries nothing else).
+    let mut used = Vec::new();
     for c in walk {
         let c = c.map_err(|e| refused(e.message().to_string()))?;
         if !pack.exists(c) {
@@ -426,7 +434,7 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
                 "commit {c} is not in the pushed pack: it names work this agent was never given"
             )));
         }
-        used += 1;
+        used.push(c);
         let commit = view.find_commit(c)?;
         stack.push((commit.tree_id(), git2::ObjectType::Tree));
     }
@@ -438,7 +446,7 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
             return Err(refused("it holds over 5,000,000 objects".into()));
         }
         if pack.exists(id) {
-            used += 1;
+            used.push(id);
         }
         if !pack.exists(id) {
             let known = allowed.get_or_insert_with(|| reachable_trees(&view, &given));
@@ -473,12 +481,36 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
         carried += 1;
         true
     })?;
-    if carried > used {
-        return Err(refused(format!(
-            "the pack carries {} objects its new commits do not use",
-            carried - used
-        )));
+    Ok((carried.saturating_sub(used.len()), used))
+}
+
+/// Write `ids` (objects [`verify_pushed`] passed, read through `staging`) into the object
+/// store of `repo_dir` as one new pack: for a pushed pack that carries more than its new
+/// commits use, which is not kept whole.
+pub fn write_pack_of(repo_dir: &Path, staging: &Path, ids: &[git2::Oid]) -> Result<()> {
+    use std::io::Write;
+    let view = Repository::open(repo_dir)?;
+    view.odb()?.add_disk_alternate(&staging.to_string_lossy())?;
+    let mut pb = view.packbuilder()?;
+    pb.set_threads(1);
+    for id in ids {
+        pb.insert_object(*id, None)?;
     }
+    let host = Repository::open(repo_dir)?;
+    let store = host.odb()?;
+    let mut w = store.packwriter()?;
+    let mut failed = None;
+    pb.foreach(|chunk| match w.write_all(chunk) {
+        Ok(()) => true,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(Error::git(format!("writing a pack of pushed objects: {e}")));
+    }
+    w.commit()?;
     Ok(())
 }
 

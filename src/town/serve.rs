@@ -666,7 +666,18 @@ async fn route(
         .await?;
         return stream_pack(refs, &pack, _in_flight);
     }
-    let body = read_body(req.into_body(), limit).await?;
+    // A pack goes to disk as it arrives (up to 1 GiB: never whole in memory), into a
+    // host-only staging directory beside the rig's repository.
+    let (body, staging) = if push {
+        let staging = crate::util::TempDir::new_in(
+            &shared.root.join("rigs").join(&caller.agent.rig),
+            "push",
+        )?;
+        spool_body(req.into_body(), limit, &staging.path().join(PUSHED)).await?;
+        (Bytes::new(), Some(staging))
+    } else {
+        (read_body(req.into_body(), limit).await?, None)
+    };
     // A push slot only once its pack has arrived: a body never sent holds none.
     let _push = if push {
         Some(
@@ -686,12 +697,52 @@ async fn route(
             PATH_BOX => serve_box(&town, &caller),
             PATH_REQUEST => take_request(&town, &caller, &body),
             PATH_ENDING => take_ending(&town, &caller, &body),
-            _ => take_push(&town, &caller, head.as_deref(), &body),
+            _ => match &staging {
+                Some(st) => take_push(&town, &caller, head.as_deref(), st),
+                None => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "no pack")),
+            },
         };
         s.give_back(town);
         r
     })
     .await
+}
+
+/// The file a pushed pack is spooled to, in its staging directory.
+const PUSHED: &str = "pushed.pack";
+
+/// The body into the new file `to`, at most `limit` bytes, each part within
+/// [`BODY_IDLE`] of the last.
+async fn spool_body(
+    body: hyper::body::Incoming,
+    limit: u64,
+    to: &Path,
+) -> std::result::Result<(), Refusal> {
+    use std::io::Write;
+    let mut body = http_body_util::Limited::new(body, limit as usize);
+    let f = std::fs::File::create(to).map_err(|e| Error::io("spooling a pushed pack", e))?;
+    let mut w = std::io::BufWriter::with_capacity(STREAM_CHUNK, f);
+    loop {
+        match tokio::time::timeout(BODY_IDLE, body.frame()).await {
+            Err(_) => {
+                return Err(refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body stalled for {}s", BODY_IDLE.as_secs()),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(chunk) = frame.into_data() {
+                    tokio::task::block_in_place(|| w.write_all(&chunk))
+                        .map_err(|e| Error::io("spooling a pushed pack", e))?;
+                }
+            }
+        }
+    }
+    tokio::task::block_in_place(|| w.flush())
+        .map_err(|e| Error::io("spooling a pushed pack", e))?;
+    Ok(())
 }
 
 /// The body, at most `limit` bytes, each part within [`BODY_IDLE`] of the last.
@@ -1143,7 +1194,7 @@ fn take_push(
     town: &Town,
     c: &Caller,
     head: Option<&str>,
-    pack: &[u8],
+    staging: &crate::util::TempDir,
 ) -> std::result::Result<Response<Body>, Refusal> {
     let head = head
         .filter(|h| crate::untrusted::is_hex(h, 40))
@@ -1151,13 +1202,14 @@ fn take_push(
     let rig = &c.agent.rig;
     let branch = &c.dispatch.branch;
     let repo_dir = town.repo_dir(rig);
-    let staging = crate::util::TempDir::new_in(&town.rig_dir(rig), "push")?;
     {
         use std::io::Write;
         let scratch = git2::Repository::init_bare(staging.path()).map_err(Error::from)?;
         let odb = scratch.odb().map_err(Error::from)?;
         let mut w = odb.packwriter().map_err(Error::from)?;
-        w.write_all(pack)
+        let mut pack = std::fs::File::open(staging.path().join(PUSHED))
+            .map_err(|e| Error::io("reading a pushed pack", e))?;
+        std::io::copy(&mut pack, &mut w)
             .and_then(|_| w.flush())
             .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("not a pack: {e}")))?;
         w.commit().map_err(|e| {
@@ -1186,13 +1238,19 @@ fn take_push(
         crate::git::verify_pushed(&repo_dir, &objects, head, &given)
             .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))
     };
-    // Only work built on what this agent was given, with trees git would check out, and
-    // nothing else in the pack; then the pack itself goes into the rig's object store.
-    // All of it without the rig's git lock: objects nothing names change nothing.
+    // Only work built on what this agent was given, with trees git would check out;
+    // then its objects go into the rig's object store as one pack: the pushed pack
+    // itself when it carries only them, else a pack of just them. All of it without the
+    // rig's git lock: objects nothing names change nothing.
     works(town, c)?;
     let given = given_now()?;
-    verify(&given)?;
-    crate::git::install_packs(&repo_dir, &objects)?;
+    let (unused, used) = verify(&given)?;
+    if unused == 0 {
+        crate::git::install_packs(&repo_dir, &objects)?;
+    } else {
+        crate::git::write_pack_of(&repo_dir, &objects, &used)?;
+    }
+    drop(used);
     // Under the rig's git lock, which the done saga holds while it takes the branch over:
     // a push lands before its `verified` step or not at all (as a mounted worktree's
     // commits count until its container has stopped). Only the branch moves here.
