@@ -125,6 +125,62 @@ pub fn client_tls(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(cfg))
 }
 
+/// The version `GET /health` at `url` reports to a client that checks no certificate
+/// at all, or None when nothing answers: for `gt doctor` to tell "not running" from
+/// "running with a certificate the town CA does not sign". Nothing but the health call
+/// (no credentials) goes over such a connection.
+pub fn answers_unverified(url: &str) -> Option<String> {
+    let provider = rustls::crypto::ring::default_provider();
+    let algs = provider.signature_verification_algorithms;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(algs)))
+        .with_no_client_auth();
+    let c = Client::with_tls(url, Arc::new(tls), "-", 0, "-").ok()?;
+    let a = c.call(Method::GET, PATH_HEALTH, None, Vec::new()).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&a.body).ok()?;
+    Some(v["version"].as_str().unwrap_or("?").to_string())
+}
+
+/// A certificate verifier that takes any certificate (signatures still checked), for
+/// [`answers_unverified`] alone.
+#[derive(Debug)]
+struct AnyCertificate(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
 /// Why a call failed.
 #[derive(Debug)]
 pub enum CallError {
@@ -177,6 +233,16 @@ impl Client {
         generation: i64,
         token: &str,
     ) -> Result<Client> {
+        Client::with_tls(url, client_tls(ca_pem)?, agent, generation, token)
+    }
+
+    fn with_tls(
+        url: &str,
+        tls: Arc<rustls::ClientConfig>,
+        agent: &str,
+        generation: i64,
+        token: &str,
+    ) -> Result<Client> {
         let endpoint =
             Endpoint::parse(url).map_err(|why| Error::usage(format!("endpoint {url:?} {why}")))?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -186,7 +252,7 @@ impl Client {
         Ok(Client {
             endpoint,
             url: url.to_string(),
-            tls: client_tls(ca_pem)?,
+            tls,
             rt,
             agent: agent.into(),
             generation,

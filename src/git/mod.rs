@@ -394,7 +394,15 @@ pub fn import_work(
 /// id) and then read it back with its next clone. Tree entries git itself refuses to
 /// check out are refused too: `.git` in any case (and with trailing dots or spaces),
 /// `.`, `..`, empty names, names with `/` or NUL.
-pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]) -> Result<()> {
+///
+/// Returns what the pack carries that the new commits do not use (0 for a pack made of
+/// exactly the new work), and the objects of the pack they use.
+pub fn verify_pushed(
+    repo_dir: &Path,
+    staging: &Path,
+    head: &str,
+    given: &[&str],
+) -> Result<(usize, Vec<git2::Oid>)> {
     use std::collections::HashSet;
     let refused = |why: String| Error::git(format!("push refused: {why}"));
     let head_id =
@@ -419,6 +427,9 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
     let mut allowed: Option<HashSet<git2::Oid>> = None;
     let mut seen = HashSet::new();
     let mut stack = Vec::new();
+    // Objects of the pack its new commits use (the pack is kept whole, see
+    // `install_packs`, only when it carries nothing else).
+    let mut used = Vec::new();
     for c in walk {
         let c = c.map_err(|e| refused(e.message().to_string()))?;
         if !pack.exists(c) {
@@ -426,6 +437,7 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
                 "commit {c} is not in the pushed pack: it names work this agent was never given"
             )));
         }
+        used.push(c);
         let commit = view.find_commit(c)?;
         stack.push((commit.tree_id(), git2::ObjectType::Tree));
     }
@@ -435,6 +447,9 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
         }
         if seen.len() > 5_000_000 {
             return Err(refused("it holds over 5,000,000 objects".into()));
+        }
+        if pack.exists(id) {
+            used.push(id);
         }
         if !pack.exists(id) {
             let known = allowed.get_or_insert_with(|| reachable_trees(&view, &given));
@@ -464,6 +479,41 @@ pub fn verify_pushed(repo_dir: &Path, staging: &Path, head: &str, given: &[&str]
             }
         }
     }
+    let mut carried = 0usize;
+    pack.foreach(|_| {
+        carried += 1;
+        true
+    })?;
+    Ok((carried.saturating_sub(used.len()), used))
+}
+
+/// Write `ids` (objects [`verify_pushed`] passed, read through `staging`) into the object
+/// store of `repo_dir` as one new pack: for a pushed pack that carries more than its new
+/// commits use, which is not kept whole.
+pub fn write_pack_of(repo_dir: &Path, staging: &Path, ids: &[git2::Oid]) -> Result<()> {
+    use std::io::Write;
+    let view = Repository::open(repo_dir)?;
+    view.odb()?.add_disk_alternate(&staging.to_string_lossy())?;
+    let mut pb = view.packbuilder()?;
+    pb.set_threads(1);
+    for id in ids {
+        pb.insert_object(*id, None)?;
+    }
+    let host = Repository::open(repo_dir)?;
+    let store = host.odb()?;
+    let mut w = store.packwriter()?;
+    let mut failed = None;
+    pb.foreach(|chunk| match w.write_all(chunk) {
+        Ok(()) => true,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(Error::git(format!("writing a pack of pushed objects: {e}")));
+    }
+    w.commit()?;
     Ok(())
 }
 
@@ -859,6 +909,42 @@ pub fn repair_worktree(repo: &Repository, path: &Path) -> Result<bool> {
 /// as long again.
 pub fn timed_out(e: &Error) -> bool {
     matches!(e, Error::Git { .. }) && e.to_string().contains("(patrol.push_timeout)")
+}
+
+/// Link (or copy) the packs (with their indexes) of `staging` (an object directory holding only
+/// what [`verify_pushed`] passed) into the object store of `repo_dir`: what an agent
+/// pushed becomes one pack on the host, not a file per object, and needs no lock (an
+/// object nothing names yet changes nothing; the branch moves later). The pack file
+/// goes first, its index last: git and libgit2 see a pack once its index is there.
+pub fn install_packs(repo_dir: &Path, staging: &Path) -> Result<usize> {
+    let host = Repository::open(repo_dir)?;
+    let to = host.path().join("objects").join("pack");
+    std::fs::create_dir_all(&to).ctx(|| format!("creating {}", to.display()))?;
+    let from = staging.join("pack");
+    let mut n = 0;
+    let rd = std::fs::read_dir(&from).ctx(|| format!("reading {}", from.display()))?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".idx") else {
+            continue;
+        };
+        for ext in ["pack", "idx"] {
+            let f = format!("{stem}.{ext}");
+            if to.join(&f).exists() {
+                continue; // the same name is the same content
+            }
+            // (Not named *.idx or *.pack until whole: git looks for packs by name.)
+            let tmp = to.join(format!("tmp_{stem}_{ext}"));
+            let _ = std::fs::remove_file(&tmp);
+            if std::fs::hard_link(from.join(&f), &tmp).is_err() {
+                std::fs::copy(from.join(&f), &tmp)
+                    .ctx(|| format!("copying {f} into {}", to.display()))?;
+            }
+            std::fs::rename(&tmp, to.join(&f)).ctx(|| format!("installing {f}"))?;
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

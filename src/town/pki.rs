@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 /// Where a town keeps its CA and the endpoint's key pair.
 pub fn dir(town_root: &Path) -> PathBuf {
@@ -23,16 +24,31 @@ pub struct Identity {
 /// The town CA's certificate (PEM), made if the town has none yet.
 pub fn ca_pem(town_root: &Path) -> Result<String> {
     let d = dir(town_root);
+    let _lock = lock(&d)?;
     ensure_ca(&d)?;
     std::fs::read_to_string(d.join("ca.pem"))
         .map_err(|e| Error::io(format!("reading {}", d.join("ca.pem").display()), e))
 }
 
-/// The CA and a certificate for `host` (an IP address or a DNS name), made when missing
-/// or when the certificate was made for another host.
-pub fn ensure(town_root: &Path, host: &str) -> Result<Identity> {
+/// What [`ensure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// The CA and the certificate were there and agree.
+    Nothing,
+    /// A new certificate, because the one there was missing, made for another host, or
+    /// not signed by the current CA (a CA made anew after its files were deleted).
+    Certificate,
+    /// A new CA (there was none) and a certificate it signs.
+    Both,
+}
+
+/// The CA and a certificate for `host` (an IP address or a DNS name) that verifies
+/// against it, made when missing, when the certificate was made for another host, or
+/// when it does not verify against the CA there now (the CA was made anew).
+pub fn ensure(town_root: &Path, host: &str) -> Result<(Identity, Made)> {
     let d = dir(town_root);
-    ensure_ca(&d)?;
+    let _lock = lock(&d)?;
+    let new_ca = ensure_ca(&d)?;
     let id = Identity {
         ca_cert: d.join("ca.pem"),
         cert: d.join("server.pem"),
@@ -44,8 +60,8 @@ pub fn ensure(town_root: &Path, host: &str) -> Result<Identity> {
         format!("DNS:{host}")
     };
     let made_for = std::fs::read_to_string(d.join("server.san")).unwrap_or_default();
-    if made_for.trim() == san && id.cert.is_file() && id.key.is_file() {
-        return Ok(id);
+    if made_for.trim() == san && id.key.is_file() && consistent(town_root, host).is_ok() {
+        return Ok((id, Made::Nothing));
     }
     let tmp = crate::util::TempDir::new_in(&d, "cert")?;
     let t = tmp.path();
@@ -86,12 +102,79 @@ pub fn ensure(town_root: &Path, host: &str) -> Result<Identity> {
     )?;
     install(t, d.as_path(), "server.key", "server.pem")?;
     crate::util::write_atomic(&d.join("server.san"), san.as_bytes())?;
-    Ok(id)
+    // A CA key that is not the CA certificate's signs certificates nobody can verify.
+    consistent(town_root, host).map_err(|why| {
+        Error::conflict(
+            format!("the certificate just made for gt serve: {why}"),
+            "the town CA's key and certificate do not match: delete .gt/serve/ca.pem and \
+             .gt/serve/ca.key and gt serve makes a new CA (agents already running must be \
+             dispatched again)"
+                .to_string(),
+        )
+    })?;
+    let made = if new_ca {
+        Made::Both
+    } else {
+        Made::Certificate
+    };
+    Ok((id, made))
 }
 
-fn ensure_ca(d: &Path) -> Result<()> {
+/// Whether the endpoint certificate in the town's files verifies against the town CA
+/// there now, for `host`, today: Err(why not), in words for `gt doctor`.
+pub fn consistent(town_root: &Path, host: &str) -> std::result::Result<(), String> {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
+    let d = dir(town_root);
+    let ca = std::fs::read(d.join("ca.pem")).map_err(|_| "no town CA (.gt/serve/ca.pem)")?;
+    let cert = std::fs::read(d.join("server.pem"))
+        .map_err(|_| "no endpoint certificate (.gt/serve/server.pem)")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&ca) {
+        let c = c.map_err(|e| format!("the town CA certificate: {e}"))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("the town CA certificate: {e}"))?;
+    }
+    let leaf = CertificateDer::pem_slice_iter(&cert)
+        .next()
+        .ok_or("the endpoint certificate holds no certificate")?
+        .map_err(|e| format!("the endpoint certificate: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| format!("the town CA certificate: {e}"))?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a host name: {e}"))?;
+    use rustls::client::danger::ServerCertVerifier;
+    verifier
+        .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| format!("the endpoint certificate does not verify against the town CA: {e}"))
+}
+
+/// The town's PKI files, locked against a second maker (`gt serve` and `gt sling` may
+/// both find the CA missing): two makers would leave one's key beside the other's
+/// certificate.
+fn lock(d: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+    set_mode(d, 0o700)?;
+    let path = d.join("pki.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    f.lock()
+        .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+    Ok(f)
+}
+
+/// Make the CA when it is missing: true when it did.
+fn ensure_ca(d: &Path) -> Result<bool> {
     if d.join("ca.pem").is_file() && d.join("ca.key").is_file() {
-        return Ok(());
+        return Ok(false);
     }
     std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
     set_mode(d, 0o700)?;
@@ -115,7 +198,8 @@ fn ensure_ca(d: &Path) -> Result<()> {
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
     )?;
-    install(t, d, "ca.key", "ca.pem")
+    install(t, d, "ca.key", "ca.pem")?;
+    Ok(true)
 }
 
 /// Move a key (made 0600 first) and its certificate from `from` into `to`: the key

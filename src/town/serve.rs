@@ -35,8 +35,16 @@ const MAX_PUSHES: usize = 4;
 /// A whole call (headers, body, answer) must be done within this.
 const CALL_DEADLINE: Duration = Duration::from_secs(600);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections one peer address may hold at once (agents on one node share theirs).
-const MAX_PER_PEER: usize = 128;
+/// Connections nobody has authenticated on yet (TLS handshake, a first request's
+/// headers, health checks), all peers together. They hold nothing an agent needs: when
+/// there are this many, a new one closes the oldest of the address that holds the most
+/// (a flood from one address closes its own), and each must authenticate within
+/// [`HEADER_TIMEOUT`] of its arrival or is closed. An agent's call authenticates within
+/// milliseconds of connecting.
+const MAX_UNAUTHENTICATED: usize = 128;
+/// Connections one authenticated agent may hold at once (each call of the agent's
+/// client is a connection of its own).
+const MAX_CONNECTIONS_PER_AGENT: usize = 16;
 /// Calls one agent may have in flight at once (a push counts; one push at a time).
 const MAX_PER_AGENT: usize = 8;
 /// A body that sends nothing for this long is dropped (and its call's slot freed).
@@ -47,7 +55,19 @@ const MAX_PACK_OBJECTS: usize = 5_000_000;
 /// Inbox files served per box call.
 const MAX_INBOX: usize = 1000;
 
-type Body = Full<Bytes>;
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// An answer that sends nothing for this long (its reader stopped reading) is dropped,
+/// with its connection.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Chunks of a streamed pack, and how many wait between the file and the connection:
+/// what an answer nobody reads holds in memory.
+const STREAM_CHUNK: usize = 256 << 10;
+const STREAM_QUEUE: usize = 4;
+/// Clone packs kept per rig (built once per set of branch heads, streamed from disk).
+const PACKS_KEPT: usize = 4;
+/// Clone packs built at once (each costs CPU and holds an object at a time in memory).
+const MAX_PACK_BUILDS: usize = 2;
 
 /// A refusal: its status and what the agent is told.
 struct Refusal(StatusCode, String);
@@ -81,9 +101,12 @@ struct Shared {
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
     /// Per authenticated agent: its calls in flight, and whether one is a push.
     in_flight: Mutex<HashMap<String, (usize, bool)>>,
-    /// Per peer address: its connections.
-    peers: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// Connections not authenticated yet.
+    lobby: Mutex<Lobby>,
+    /// Per authenticated agent: its connections.
+    agent_conns: Mutex<HashMap<String, usize>>,
     pushes: tokio::sync::Semaphore,
+    builds: tokio::sync::Semaphore,
 }
 
 /// A call counted in its agent's in-flight calls while it lives.
@@ -109,22 +132,58 @@ impl Drop for InFlight {
     }
 }
 
-/// A connection counted against its peer address while it lives.
-struct PeerSlot {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
+/// The connections nobody has authenticated on yet, oldest first: their address and
+/// how to close them.
+#[derive(Default)]
+struct Lobby {
+    next: u64,
+    waiting: std::collections::BTreeMap<u64, (std::net::IpAddr, Arc<tokio::sync::Notify>)>,
 }
 
-impl Drop for PeerSlot {
+/// A connection's place in the lobby while it has not authenticated; it leaves on
+/// authentication or when dropped. `closed` fires when a newcomer evicted it.
+struct LobbySlot {
+    shared: Arc<Shared>,
+    id: u64,
+    closed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for LobbySlot {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.shared.peers.lock()
-            && let Some(n) = m.get_mut(&self.ip)
+        if let Ok(mut l) = self.shared.lobby.lock() {
+            l.waiting.remove(&self.id);
+        }
+    }
+}
+
+/// An authenticated connection counted against its agent while it lives.
+struct AgentConn {
+    shared: Arc<Shared>,
+    who: String,
+}
+
+impl Drop for AgentConn {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.agent_conns.lock()
+            && let Some(n) = m.get_mut(&self.who)
         {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                m.remove(&self.ip);
+                m.remove(&self.who);
             }
         }
+    }
+}
+
+/// One connection: in the lobby until its first authenticated call, then its agent's.
+struct ConnState {
+    lobby: Mutex<Option<LobbySlot>>,
+    agent: Mutex<Option<AgentConn>>,
+}
+
+impl ConnState {
+    fn authenticated(&self) -> bool {
+        self.agent.lock().map(|a| a.is_some()).unwrap_or(false)
     }
 }
 
@@ -164,18 +223,66 @@ impl Shared {
         })
     }
 
-    /// Count a connection of `ip`: None when it holds too many already.
-    fn connect(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<PeerSlot> {
-        let mut m = self.peers.lock().ok()?;
-        let n = m.entry(ip).or_insert(0);
-        if *n >= MAX_PER_PEER {
-            return None;
+    /// A new connection from `ip` into the lobby; when the lobby is full, the oldest
+    /// connection of the address holding the most places is closed to make room.
+    fn arrive(self: &Arc<Self>, ip: std::net::IpAddr) -> LobbySlot {
+        let closed = Arc::new(tokio::sync::Notify::new());
+        let mut l = match self.lobby.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        if l.waiting.len() >= MAX_UNAUTHENTICATED {
+            let mut per_ip: HashMap<std::net::IpAddr, usize> = HashMap::new();
+            for (peer, _) in l.waiting.values() {
+                *per_ip.entry(*peer).or_insert(0) += 1;
+            }
+            let most = per_ip.into_iter().max_by_key(|(_, n)| *n).map(|(p, _)| p);
+            let victim = l
+                .waiting
+                .iter()
+                .find(|(_, (peer, _))| Some(*peer) == most)
+                .map(|(id, _)| *id);
+            if let Some((_, (_, c))) = victim.and_then(|v| l.waiting.remove_entry(&v)) {
+                c.notify_one();
+            }
+        }
+        let id = l.next;
+        l.next += 1;
+        l.waiting.insert(id, (ip, closed.clone()));
+        LobbySlot {
+            shared: self.clone(),
+            id,
+            closed,
+        }
+    }
+
+    /// `conn` authenticated as `who`: out of the lobby, counted against `who` (false
+    /// when `who` holds its share of connections already). A connection stays its first
+    /// agent's.
+    fn admit(self: &Arc<Self>, conn: &ConnState, who: &str) -> bool {
+        let Ok(mut agent) = conn.agent.lock() else {
+            return false;
+        };
+        if agent.is_some() {
+            return true;
+        }
+        let Ok(mut m) = self.agent_conns.lock() else {
+            return false;
+        };
+        let n = m.entry(who.to_string()).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_AGENT {
+            return false;
         }
         *n += 1;
-        Some(PeerSlot {
+        *agent = Some(AgentConn {
             shared: self.clone(),
-            ip,
-        })
+            who: who.to_string(),
+        });
+        drop(m);
+        if let Ok(mut l) = conn.lobby.lock() {
+            l.take();
+        }
+        true
     }
 
     /// Take one token from an authenticated agent's bucket.
@@ -216,18 +323,26 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
     let addr: SocketAddr = listen
         .parse()
         .map_err(|_| Error::usage(format!("{listen:?} is not an address and port")))?;
-    let id = super::pki::ensure(&town.root, &ep.host)?;
+    let (id, made) = super::pki::ensure(&town.root, &ep.host)?;
+    say_made(made);
     limit_pack_indexing();
-    let tls = server_tls(&id)?;
+    let certs = Arc::new(Certs {
+        current: std::sync::RwLock::new(Arc::new(certified_key(&id)?)),
+    });
+    let tls = server_tls(certs.clone())?;
+    let loaded = pki_files(&town.root);
     let shared = Arc::new(Shared {
         root: town.root.clone(),
         towns: Mutex::new(Vec::new()),
         rate: f64::from(town.config.serve.rate),
         buckets: Mutex::new(HashMap::new()),
         in_flight: Mutex::new(HashMap::new()),
-        peers: Mutex::new(HashMap::new()),
+        lobby: Mutex::new(Lobby::default()),
+        agent_conns: Mutex::new(HashMap::new()),
         pushes: tokio::sync::Semaphore::new(MAX_PUSHES),
+        builds: tokio::sync::Semaphore::new(MAX_PACK_BUILDS),
     });
+    let town_root = town.root.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -242,6 +357,7 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
             .map_err(|e| Error::io("reading the listening address", e))?;
         ready(&Bound { listen: local, url });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        tokio::spawn(watch_certs(certs, town_root, ep.host.clone(), loaded));
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| Error::io("installing a signal handler", e))?;
@@ -258,36 +374,55 @@ pub fn run(town: &Town, listen: Option<&str>, ready: &mut dyn FnMut(&Bound)) -> 
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
             };
-            let Some(peer_slot) = shared.connect(peer.ip()) else {
-                continue; // dropped: this address holds its share of connections
-            };
+            let lobby = shared.arrive(peer.ip());
+            let closed = lobby.closed.clone();
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
             let acceptor = acceptor.clone();
             let shared = shared.clone();
+            let conn = Arc::new(ConnState {
+                lobby: Mutex::new(Some(lobby)),
+                agent: Mutex::new(None),
+            });
             tokio::spawn(async move {
                 let _permit = permit;
-                let _peer_slot = peer_slot;
-                let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    _ => return, // no TLS (or too slow): nothing to answer
-                };
-                let svc = hyper::service::service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move {
-                        let r = tokio::time::timeout(CALL_DEADLINE, handle(shared, req)).await;
-                        Ok::<_, std::convert::Infallible>(r.unwrap_or_else(|_| {
-                            answer(StatusCode::REQUEST_TIMEOUT, "too slow".into())
-                        }))
+                let state = conn.clone();
+                let serve = async move {
+                    let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(s)) => s,
+                        _ => return, // no TLS (or too slow): nothing to answer
+                    };
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (shared, conn) = (shared.clone(), conn.clone());
+                        async move {
+                            let r = tokio::time::timeout(CALL_DEADLINE, handle(shared, conn, req))
+                                .await;
+                            Ok::<_, std::convert::Infallible>(r.unwrap_or_else(|_| {
+                                answer(StatusCode::REQUEST_TIMEOUT, "too slow".into())
+                            }))
+                        }
+                    });
+                    let c = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(hyper_util::rt::TokioIo::new(Stalls::new(tls)), svc);
+                    if let Err(e) = c.await {
+                        tracing::debug!("gt serve: connection from {peer}: {e}");
                     }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-                if let Err(e) = conn.await {
-                    tracing::debug!("gt serve: connection from {peer}: {e}");
+                };
+                // Not authenticated within the header timeout of its arrival: closed.
+                let unauthenticated_too_long = async {
+                    tokio::time::sleep(HEADER_TIMEOUT).await;
+                    if state.authenticated() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::select! {
+                    _ = serve => {}
+                    _ = closed.notified() => {}
+                    _ = unauthenticated_too_long => {}
                 }
             });
         }
@@ -313,7 +448,24 @@ fn limit_pack_indexing() {
     }
 }
 
-fn server_tls(id: &super::pki::Identity) -> Result<Arc<rustls::ServerConfig>> {
+/// The endpoint's certificate and key, swapped for a new pair when the town CA changes
+/// under a running `gt serve` (see [`watch_certs`]).
+#[derive(Debug)]
+struct Certs {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for Certs {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+/// The certificate chain and key of `id`, checked to belong together.
+fn certified_key(id: &super::pki::Identity) -> Result<rustls::sign::CertifiedKey> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let bad = |what: &Path, e: &dyn std::fmt::Display| {
         Error::Other(format!("gt serve's TLS identity {}: {e}", what.display()))
@@ -323,24 +475,105 @@ fn server_tls(id: &super::pki::Identity) -> Result<Arc<rustls::ServerConfig>> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| bad(&id.cert, &e))?;
     let key = PrivateKeyDer::from_pem_file(&id.key).map_err(|e| bad(&id.key, &e))?;
+    rustls::sign::CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
+        .map_err(|e| bad(&id.cert, &e))
+}
+
+fn server_tls(certs: Arc<Certs>) -> Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Other(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| bad(&id.cert, &e))?;
+        .with_cert_resolver(certs);
     Ok(Arc::new(cfg))
 }
 
+/// Tell the operator what [`super::pki::ensure`] made.
+fn say_made(made: super::pki::Made) {
+    use super::pki::Made;
+    match made {
+        Made::Nothing => {}
+        Made::Certificate => tracing::warn!(
+            "gt serve: issued a new endpoint certificate signed by the town CA in .gt/serve/ca.pem \
+             (the one there was missing, for another host, or not signed by that CA)"
+        ),
+        Made::Both => tracing::warn!(
+            "gt serve: there was no town CA: made a new one (.gt/serve/ca.pem) and an endpoint \
+             certificate it signs; agents dispatched with an earlier CA cannot reach gt serve \
+             until they are dispatched again"
+        ),
+    }
+}
+
+/// How often a running `gt serve` looks at the town's CA and certificate files.
+const CERT_CHECK: Duration = Duration::from_secs(1);
+
+/// The bytes of the town's CA certificate, CA key and endpoint certificate (None:
+/// missing).
+fn pki_files(root: &Path) -> [Option<Vec<u8>>; 3] {
+    let d = super::pki::dir(root);
+    ["ca.pem", "ca.key", "server.pem"].map(|f| std::fs::read(d.join(f)).ok())
+}
+
+/// Keep the served certificate one the current town CA signs: when the CA's or the
+/// certificate's files change (a CA deleted and made anew by `gt sling` or by hand), make
+/// what is missing, re-issue the certificate if it no longer verifies, and serve that.
+async fn watch_certs(
+    certs: Arc<Certs>,
+    root: PathBuf,
+    host: String,
+    mut seen: [Option<Vec<u8>>; 3],
+) {
+    loop {
+        tokio::time::sleep(CERT_CHECK).await;
+        let (r, h, c, before) = (root.clone(), host.clone(), certs.clone(), seen.clone());
+        let now = tokio::task::spawn_blocking(move || {
+            let now = pki_files(&r);
+            if now == before && now.iter().all(Option::is_some) {
+                return now;
+            }
+            match super::pki::ensure(&r, &h).and_then(|(id, made)| Ok((certified_key(&id)?, made)))
+            {
+                Ok((key, made)) => {
+                    say_made(made);
+                    if let Ok(mut cur) = c.current.write() {
+                        *cur = Arc::new(key);
+                    }
+                    pki_files(&r)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "gt serve: the town CA or certificate changed and no new certificate \
+                         could be made ({e}); serving the one loaded before"
+                    );
+                    now
+                }
+            }
+        })
+        .await;
+        if let Ok(now) = now {
+            seen = now;
+        }
+    }
+}
+
 fn answer(s: StatusCode, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = s;
     r
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    match route(shared, req).await {
+async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    match route(shared, conn, req).await {
         Ok(r) => r,
         Err(Refusal(s, m)) => answer(s, format!("{m}\n").into_bytes()),
     }
@@ -348,6 +581,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
 
 async fn route(
     shared: Arc<Shared>,
+    conn: Arc<ConnState>,
     req: Request<hyper::body::Incoming>,
 ) -> std::result::Result<Response<Body>, Refusal> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
@@ -400,6 +634,12 @@ async fn route(
     // Limits per authenticated agent: a caller naming another agent cannot spend its
     // share, and one agent cannot take everyone's.
     let who = format!("{}#{}", caller.agent.id, caller.dispatch.generation);
+    if !shared.admit(&conn, &who) {
+        return Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many connections (at most {MAX_CONNECTIONS_PER_AGENT} per agent)"),
+        ));
+    }
     if !shared.allow(&who) {
         return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "slow down"));
     }
@@ -410,7 +650,34 @@ async fn route(
             "too many calls in flight (one push at a time)",
         )
     })?;
-    let body = read_body(req.into_body(), limit).await?;
+    if path == PATH_REPO {
+        let _build = shared
+            .builds
+            .acquire()
+            .await
+            .map_err(|_| refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        let s = shared.clone();
+        let (refs, pack) = blocking(move || {
+            let town = s.town()?;
+            let r = repo_pack(&town, &caller);
+            s.give_back(town);
+            r
+        })
+        .await?;
+        return stream_pack(refs, &pack, _in_flight);
+    }
+    // A pack goes to disk as it arrives (up to 1 GiB: never whole in memory), into a
+    // host-only staging directory beside the rig's repository.
+    let (body, staging) = if push {
+        let staging = crate::util::TempDir::new_in(
+            &shared.root.join("rigs").join(&caller.agent.rig),
+            "push",
+        )?;
+        spool_body(req.into_body(), limit, &staging.path().join(PUSHED)).await?;
+        (Bytes::new(), Some(staging))
+    } else {
+        (read_body(req.into_body(), limit).await?, None)
+    };
     // A push slot only once its pack has arrived: a body never sent holds none.
     let _push = if push {
         Some(
@@ -428,15 +695,54 @@ async fn route(
         let town = s.town()?;
         let r = match path.as_str() {
             PATH_BOX => serve_box(&town, &caller),
-            PATH_REPO => serve_repo(&town, &caller),
             PATH_REQUEST => take_request(&town, &caller, &body),
             PATH_ENDING => take_ending(&town, &caller, &body),
-            _ => take_push(&town, &caller, head.as_deref(), &body),
+            _ => match &staging {
+                Some(st) => take_push(&town, &caller, head.as_deref(), st),
+                None => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "no pack")),
+            },
         };
         s.give_back(town);
         r
     })
     .await
+}
+
+/// The file a pushed pack is spooled to, in its staging directory.
+const PUSHED: &str = "pushed.pack";
+
+/// The body into the new file `to`, at most `limit` bytes, each part within
+/// [`BODY_IDLE`] of the last.
+async fn spool_body(
+    body: hyper::body::Incoming,
+    limit: u64,
+    to: &Path,
+) -> std::result::Result<(), Refusal> {
+    use std::io::Write;
+    let mut body = http_body_util::Limited::new(body, limit as usize);
+    let f = std::fs::File::create(to).map_err(|e| Error::io("spooling a pushed pack", e))?;
+    let mut w = std::io::BufWriter::with_capacity(STREAM_CHUNK, f);
+    loop {
+        match tokio::time::timeout(BODY_IDLE, body.frame()).await {
+            Err(_) => {
+                return Err(refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the body stalled for {}s", BODY_IDLE.as_secs()),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(chunk) = frame.into_data() {
+                    tokio::task::block_in_place(|| w.write_all(&chunk))
+                        .map_err(|e| Error::io("spooling a pushed pack", e))?;
+                }
+            }
+        }
+    }
+    tokio::task::block_in_place(|| w.flush())
+        .map_err(|e| Error::io("spooling a pushed pack", e))?;
+    Ok(())
 }
 
 /// The body, at most `limit` bytes, each part within [`BODY_IDLE`] of the last.
@@ -566,23 +872,262 @@ fn serve_box(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Ref
     })
 }
 
-fn serve_repo(town: &Town, c: &Caller) -> std::result::Result<Response<Body>, Refusal> {
+/// The pack of the caller's branch and the rig's default branch, and their refs: built
+/// once per pair of heads into `.gt/serve/packs/<rig>/` (host-only), reused by every
+/// clone of the same heads (agents slung at once clone the same), the newest
+/// [`PACKS_KEPT`] kept.
+fn repo_pack(
+    town: &Town,
+    c: &Caller,
+) -> std::result::Result<(Vec<(String, String)>, PathBuf), Refusal> {
     let rig = super::rig::get(town, &c.agent.rig)?;
     let repo = git2::Repository::open(town.repo_dir(&c.agent.rig)).map_err(Error::from)?;
     let mut refs = Vec::new();
-    let mut walk = repo.revwalk().map_err(Error::from)?;
     for b in [&c.dispatch.branch, &rig.default_branch] {
         if let Some(h) = crate::git::branch_head(&repo, b)? {
-            walk.push(git2::Oid::from_str(&h).map_err(Error::from)?)
-                .map_err(Error::from)?;
             refs.push((format!("refs/heads/{b}"), h));
         }
     }
-    let mut pb = repo.packbuilder().map_err(Error::from)?;
-    pb.insert_walk(&mut walk).map_err(Error::from)?;
-    let mut buf = git2::Buf::new();
-    pb.write_buf(&mut buf).map_err(Error::from)?;
-    let mut r = answer(StatusCode::OK, buf.to_vec());
+    let mut heads: Vec<&str> = refs.iter().map(|(_, h)| h.as_str()).collect();
+    heads.sort_unstable();
+    heads.dedup();
+    let key = git2::Oid::hash_object(git2::ObjectType::Blob, heads.join(" ").as_bytes())
+        .map_err(Error::from)?;
+    let dir = super::pki::dir(&town.root).join("packs").join(&c.agent.rig);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let path = dir.join(format!("{key}.pack"));
+    // One build per set of heads at a time: the second caller waits and reuses it.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{key}.lock")))
+        .map_err(|e| Error::io("opening a pack's lock", e))?;
+    lock.lock().map_err(|e| Error::io("locking a pack", e))?;
+    if !path.is_file() {
+        let tmp = dir.join(format!(".{key}.{}.tmp", crate::util::random_hex(4)));
+        let built = (|| -> Result<()> {
+            let mut walk = repo.revwalk()?;
+            for h in &heads {
+                walk.push(git2::Oid::from_str(h)?)?;
+            }
+            let mut pb = repo.packbuilder()?;
+            pb.insert_walk(&mut walk)?;
+            let f = std::fs::File::create(&tmp).map_err(|e| Error::io("creating a pack", e))?;
+            let mut w = std::io::BufWriter::new(f);
+            let mut failed = None;
+            pb.foreach(|chunk| {
+                use std::io::Write;
+                match w.write_all(chunk) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(Error::io("writing a pack", e));
+            }
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io("writing a pack", e.into_error()))?;
+            f.sync_all().map_err(|e| Error::io("writing a pack", e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io("installing a pack", e))?;
+            Ok(())
+        })();
+        if let Err(e) = built {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        prune_packs(&dir);
+    }
+    // Served from this open file even if a later build prunes it.
+    Ok((refs, path))
+}
+
+/// Keep the newest [`PACKS_KEPT`] packs of a rig's cache (and no stray temporary file).
+fn prune_packs(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut packs = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(m) = e.metadata() else { continue };
+        let age = m.modified().ok();
+        if name.ends_with(".pack") {
+            packs.push((age, e.path()));
+        } else if name.ends_with(".tmp")
+            && age
+                .and_then(|a| a.elapsed().ok())
+                .is_some_and(|a| a > Duration::from_secs(3600))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    packs.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, p) in packs.into_iter().skip(PACKS_KEPT) {
+        let _ = std::fs::remove_file(&p);
+        let _ = std::fs::remove_file(p.with_extension("lock"));
+    }
+}
+
+/// A connection's stream, failed when a write makes no progress for [`WRITE_TIMEOUT`]
+/// (a reader that stopped reading): its connection is dropped, with what it buffered.
+struct Stalls<T> {
+    io: T,
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> Stalls<T> {
+    fn new(io: T) -> Stalls<T> {
+        Stalls { io, stalled: None }
+    }
+
+    fn watch<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        use std::future::Future;
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let s = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
+        if s.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the peer took nothing for {}s", WRITE_TIMEOUT.as_secs()),
+            )));
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stalls<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stalls<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, r)
+    }
+}
+
+/// A body fed from a bounded channel: what the connection has not taken yet is at most
+/// [`STREAM_QUEUE`] chunks.
+struct Channel {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    len: u64,
+}
+
+impl hyper::body::Body for Channel {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, std::io::Error>>>
+    {
+        self.rx
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.len)
+    }
+}
+
+/// Stream the pack at `path` as the answer, [`STREAM_CHUNK`] at a time from disk, the
+/// call counted in flight until it is sent; an answer its reader does not take within
+/// [`WRITE_TIMEOUT`] is cut off (and its connection, see [`Stalls`]).
+fn stream_pack(
+    refs: Vec<(String, String)>,
+    path: &Path,
+    in_flight: InFlight,
+) -> std::result::Result<Response<Body>, Refusal> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .len();
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
+    tokio::spawn(async move {
+        let _in_flight = in_flight;
+        loop {
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; STREAM_CHUNK];
+                let r = f.read(&mut buf).map(|n| {
+                    buf.truncate(n);
+                    buf
+                });
+                (f, r)
+            })
+            .await;
+            let Ok((file, r)) = read else { return };
+            f = file;
+            let done = !matches!(&r, Ok(b) if !b.is_empty());
+            let item = match r {
+                Ok(b) if b.is_empty() => break,
+                Ok(b) => Ok(Bytes::from(b)),
+                Err(e) => Err(e),
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, tx.send(item)).await {
+                Ok(Ok(())) if !done => {}
+                _ => return, // sent an error, the reader is gone, or it stalled
+            }
+        }
+    });
+    let mut r = Response::new(Channel { rx, len }.boxed());
     let refs = serde_json::to_string(&refs).map_err(|e| Error::Other(e.to_string()))?;
     r.headers_mut().insert(
         H_REFS,
@@ -649,7 +1194,7 @@ fn take_push(
     town: &Town,
     c: &Caller,
     head: Option<&str>,
-    pack: &[u8],
+    staging: &crate::util::TempDir,
 ) -> std::result::Result<Response<Body>, Refusal> {
     let head = head
         .filter(|h| crate::untrusted::is_hex(h, 40))
@@ -657,13 +1202,14 @@ fn take_push(
     let rig = &c.agent.rig;
     let branch = &c.dispatch.branch;
     let repo_dir = town.repo_dir(rig);
-    let staging = crate::util::TempDir::new_in(&town.rig_dir(rig), "push")?;
     {
         use std::io::Write;
         let scratch = git2::Repository::init_bare(staging.path()).map_err(Error::from)?;
         let odb = scratch.odb().map_err(Error::from)?;
         let mut w = odb.packwriter().map_err(Error::from)?;
-        w.write_all(pack)
+        let mut pack = std::fs::File::open(staging.path().join(PUSHED))
+            .map_err(|e| Error::io("reading a pushed pack", e))?;
+        std::io::copy(&mut pack, &mut w)
             .and_then(|_| w.flush())
             .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("not a pack: {e}")))?;
         w.commit().map_err(|e| {
@@ -673,10 +1219,64 @@ fn take_push(
             )
         })?;
     }
+    let objects = staging.path().join("objects");
+    let repo = git2::Repository::open(&repo_dir).map_err(Error::from)?;
+    let rig_row = super::rig::get(town, rig)?;
+    // What this agent was given: its branch, the rig's default branch, the target it
+    // was sent back from.
+    let given_now = || -> std::result::Result<[Option<String>; 3], Refusal> {
+        let base = crate::git::branch_head(&repo, branch)?
+            .ok_or_else(|| refuse(StatusCode::CONFLICT, format!("branch {branch} is gone")))?;
+        let default_head = crate::git::branch_head(&repo, &rig_row.default_branch)?;
+        let onto = std::fs::read_to_string(super::mq::land::rebase_marker(town, rig, branch))
+            .ok()
+            .map(|s| s.trim().to_string());
+        Ok([Some(base), default_head, onto])
+    };
+    let verify = |given: &[Option<String>; 3]| {
+        let given: Vec<&str> = given.iter().flatten().map(String::as_str).collect();
+        crate::git::verify_pushed(&repo_dir, &objects, head, &given)
+            .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))
+    };
+    // Only work built on what this agent was given, with trees git would check out;
+    // then its objects go into the rig's object store as one pack: the pushed pack
+    // itself when it carries only them, else a pack of just them. All of it without the
+    // rig's git lock: objects nothing names change nothing.
+    works(town, c)?;
+    let given = given_now()?;
+    let (unused, used) = verify(&given)?;
+    if unused == 0 {
+        crate::git::install_packs(&repo_dir, &objects)?;
+    } else {
+        crate::git::write_pack_of(&repo_dir, &objects, &used)?;
+    }
+    drop(used);
     // Under the rig's git lock, which the done saga holds while it takes the branch over:
     // a push lands before its `verified` step or not at all (as a mounted worktree's
-    // commits count until its container has stopped).
+    // commits count until its container has stopped). Only the branch moves here.
     let _lock = crate::git::lock(&repo_dir)?;
+    works(town, c)?;
+    let now = given_now()?;
+    if now != given {
+        verify(&now)?; // what it was given moved meanwhile (rare): checked again
+    }
+    let [Some(base), _, onto] = now else {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!("branch {branch} is gone"),
+        ));
+    };
+    crate::git::import_work(&repo_dir, &objects, branch, &base, head, onto.as_deref())
+        .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
+    // The agent's private ref follows, so the done saga's import finds nothing new.
+    super::workspace::claim_head(town, rig, &c.agent.name, branch, head)?;
+    tracing::info!("gt serve: {} pushed {branch} to {head}", c.agent.id);
+    Ok(answer(StatusCode::OK, format!("{head}\n").into_bytes()))
+}
+
+/// Whether the caller's dispatch still takes pushes: its agent works (not once its done
+/// saga verified the branch).
+fn works(town: &Town, c: &Caller) -> std::result::Result<(), Refusal> {
     let state = agents::get(town.db.conn(), &c.agent.id)
         .map_err(|e| town.db_err(e))?
         .map(|a| a.state)
@@ -692,37 +1292,12 @@ fn take_push(
             format!("{} is {state}: its branch takes no more pushes", c.agent.id),
         ));
     }
-    let repo = git2::Repository::open(&repo_dir).map_err(Error::from)?;
-    let base = crate::git::branch_head(&repo, branch)?
-        .ok_or_else(|| refuse(StatusCode::CONFLICT, format!("branch {branch} is gone")))?;
-    let onto = std::fs::read_to_string(super::mq::land::rebase_marker(town, rig, branch))
-        .ok()
-        .map(|s| s.trim().to_string());
-    // Only work built on what this agent was given (its branch, the rig's default
-    // branch, the target it was sent back from), with trees git would check out.
-    let rig_row = super::rig::get(town, rig)?;
-    let default_head = crate::git::branch_head(&repo, &rig_row.default_branch)?;
-    let mut given = vec![base.as_str()];
-    given.extend(default_head.as_deref());
-    given.extend(onto.as_deref());
-    crate::git::verify_pushed(&repo_dir, &staging.path().join("objects"), head, &given)
-        .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
-    crate::git::import_work(
-        &repo_dir,
-        &staging.path().join("objects"),
-        branch,
-        &base,
-        head,
-        onto.as_deref(),
-    )
-    .map_err(|e| refuse(StatusCode::CONFLICT, e.to_string()))?;
-    // The agent's private ref follows, so the done saga's import finds nothing new.
-    super::workspace::claim_head(town, rig, &c.agent.name, branch, head)?;
-    tracing::info!("gt serve: {} pushed {branch} to {head}", c.agent.id);
-    Ok(answer(StatusCode::OK, format!("{head}\n").into_bytes()))
+    Ok(())
 }
 
-/// `GET /health` of the town's endpoint, with the town CA: Ok(version) or why not.
+/// `GET /health` of the town's endpoint, with the town CA: Ok(version) or why not. When
+/// it answers only to a client that skips the certificate check, it says so: gt serve
+/// runs, but with a certificate the town CA (the one agents are given) does not sign.
 pub fn check_health(town: &Town, timeout: Duration) -> std::result::Result<String, String> {
     let url = town
         .config
@@ -741,7 +1316,21 @@ pub fn check_health(town: &Town, timeout: Duration) -> std::result::Result<Strin
                 let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
                 return Ok(v["version"].as_str().unwrap_or("?").to_string());
             }
-            Err(e) if Instant::now() >= deadline => return Err(format!("{url}: {e}")),
+            Err(e) if Instant::now() >= deadline => {
+                let host = crate::agent::remote::Endpoint::parse(&url)
+                    .map(|ep| ep.host)
+                    .unwrap_or_default();
+                let files = super::pki::consistent(&town.root, &host).err();
+                return Err(match crate::agent::remote::answers_unverified(&url) {
+                    Some(version) => format!(
+                        "{url} runs (gt {version}) but its certificate does not verify against \
+                         the town CA in .gt/serve/ca.pem, the one agents trust{}: agents cannot \
+                         reach it; restart gt serve (it re-issues its certificate)",
+                        files.map(|w| format!(" ({w})")).unwrap_or_default()
+                    ),
+                    None => format!("{url}: {e}"),
+                });
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }

@@ -86,6 +86,11 @@ impl Serve {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The gt serve process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Peak resident memory of the gt serve process, in bytes.
     pub fn peak_rss(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
