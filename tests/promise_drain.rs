@@ -44,7 +44,11 @@ fn peek_until(t: &TestTown, agent: &str, text: &str) -> String {
 
 fn inbox_dir(t: &TestTown, agent: &str) -> std::path::PathBuf {
     let (rig, name) = agent.split_once('/').unwrap();
-    t.root().join("agents").join(rig).join(name).join("box/inbox")
+    t.root()
+        .join("agents")
+        .join(rig)
+        .join(name)
+        .join("box/inbox")
 }
 
 fn events(t: &TestTown, kind: &str) -> Vec<serde_json::Value> {
@@ -318,9 +322,10 @@ while :; do sleep 0.1; done
     let (rig, name) = flooder.split_once('/').unwrap();
     let outbox = t.root().join("agents").join(rig).join(name).join("outbox");
     t.patrol_until("the flood to be ingested", 120, |_| {
-        std::fs::read_dir(&outbox).unwrap().flatten().all(|e| {
-            !e.file_name().to_string_lossy().ends_with(".json")
-        })
+        std::fs::read_dir(&outbox)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().ends_with(".json"))
     });
 
     // The flooded polecat's next dispatch runs and finishes.
@@ -328,7 +333,9 @@ while :; do sleep 0.1; done
     t.ok(&["sling", &second, "--polecat", polecat_name(&victim)]);
     t.patrol_until("the next dispatch to end", 120, |t| {
         t.bead_status(&second) == "done"
-            || t.dispatches(&second).iter().any(|d| !d["ended_at"].is_null())
+            || t.dispatches(&second)
+                .iter()
+                .any(|d| !d["ended_at"].is_null())
     });
     let transcript = t.ok(&["peek", "--bead", &second, "--raw"]);
     assert_eq!(t.bead_status(&second), "done", "{transcript}");
@@ -353,10 +360,23 @@ while :; do sleep 0.1; done
 
     // A person is capped the same way, with a hint (exit 2), and nothing is stored.
     for i in 0..49 {
-        t.ok(&["mail", "send", &victim, "-s", &format!("note {i}"), "-m", "hi"]);
+        t.ok(&[
+            "mail",
+            "send",
+            &victim,
+            "-s",
+            &format!("note {i}"),
+            "-m",
+            "hi",
+        ]);
     }
-    t.ok(&["mail", "send", &victim, "-s", "x", "-m", "y", "--id", "again"]);
-    let err = t.fails(&["mail", "send", &victim, "-s", "one too many", "-m", "hi"], 2);
+    t.ok(&[
+        "mail", "send", &victim, "-s", "x", "-m", "y", "--id", "again",
+    ]);
+    let err = t.fails(
+        &["mail", "send", &victim, "-s", "one too many", "-m", "hi"],
+        2,
+    );
     assert!(
         err.contains("50 unread") && err.contains("gt mail ack --all --as"),
         "{err}"
@@ -364,6 +384,8 @@ while :; do sleep 0.1; done
     let mine = t.json(&["mail", "inbox", "--as", &victim, "--from", "human"]);
     assert_eq!(mine.as_array().unwrap().len(), 50, "{mine}");
     // A repeat of a stored message is still a repeat, not a refusal.
-    let out = t.ok(&["mail", "send", &victim, "-s", "x", "-m", "y", "--id", "again"]);
+    let out = t.ok(&[
+        "mail", "send", &victim, "-s", "x", "-m", "y", "--id", "again",
+    ]);
     assert!(out.contains("already sent"), "{out}");
 }

@@ -454,14 +454,7 @@ impl Runtime for DockerRuntime {
     }
 
     fn remove(&self, id: &str, grace: Duration) -> Result<()> {
-        let stop = StopContainerOptionsBuilder::default()
-            .t(grace.as_secs() as i32)
-            .build();
-        match self.rt.block_on(self.docker.stop_container(id, Some(stop))) {
-            Ok(()) => {}
-            Err(e) if is_status(&e, 404) || is_status(&e, 304) => {}
-            Err(e) => return Err(classify(&format!("stopping container {id}"), e)),
-        }
+        self.stop(id, grace)?;
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
         match self
             .rt
@@ -471,6 +464,17 @@ impl Runtime for DockerRuntime {
             // Absent already, or a removal already in progress: the goal is reached.
             Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
             Err(e) => Err(classify(&format!("removing container {id}"), e)),
+        }
+    }
+
+    fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let stop = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
+        match self.rt.block_on(self.docker.stop_container(id, Some(stop))) {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) || is_status(&e, 304) => Ok(()),
+            Err(e) => Err(classify(&format!("stopping container {id}"), e)),
         }
     }
 

@@ -225,6 +225,11 @@ CREATE TABLE drains (
     r#"
 ALTER TABLE rigs ADD COLUMN placement TEXT NOT NULL DEFAULT '[]';
 "#,
+    // 7 (fix-drain): mail for one dispatch of its recipient (a drain's "stop for now", a
+    // nudge) names that dispatch's generation, and ends with it; NULL: for the polecat.
+    r#"
+ALTER TABLE mail ADD COLUMN generation INTEGER;
+"#,
 ];
 
 /// The schema version this binary writes.
