@@ -108,6 +108,31 @@ fn a_resume_while_a_drain_waits_ends_that_drain_and_stops_no_one() {
         waited < Duration::from_secs(15),
         "the drain waited {waited:?} after the resume"
     );
+    // The ask is withdrawn: its mail acknowledged and out of the inbox, the stop marker
+    // gone, and a mail tells the agent to carry on.
+    let mail = t.json(&["mail", "inbox", "--as", &agent]);
+    let of = |prefix: &str| -> Vec<serde_json::Value> {
+        mail.as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["id"].as_str().unwrap().starts_with(prefix))
+            .cloned()
+            .collect()
+    };
+    let asked = of("drain-");
+    assert_eq!(asked.len(), 1, "{mail}");
+    assert!(!asked[0]["acked"].is_null(), "{mail}");
+    let carry_on = of("resumed-");
+    assert_eq!(carry_on.len(), 1, "{mail}");
+    assert!(carry_on[0]["acked"].is_null(), "{mail}");
+    let files: Vec<String> = std::fs::read_dir(&inbox)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!files.iter().any(|f| f.starts_with("drain-")), "{files:?}");
+    assert!(files.iter().any(|f| f.starts_with("resumed-")), "{files:?}");
+    assert!(!inbox.parent().unwrap().join("stop.json").exists());
     // Patrol does not finish a drain that was lifted either.
     let p = t.patrol_json();
     assert!(p["drained"].as_array().unwrap().is_empty(), "{p}");
@@ -142,6 +167,7 @@ fn stop_signals_every_agent_at_once_and_waits_one_grace() {
     let started = Instant::now();
     let r = t.json(&["stop"]);
     let took = started.elapsed();
+    eprintln!("gt stop of 4 agents ignoring SIGTERM took {took:?}");
     assert_eq!(r["parked"].as_array().unwrap().len(), 4, "{r}");
     assert!(t.running_containers().is_empty());
     for b in &beads {

@@ -410,3 +410,149 @@ fn unread_section(mut unread: Vec<Mail>) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::Attempt;
+
+    fn ctx(dir: &std::path::Path, body: &str, history: Vec<Attempt>) -> Ctx {
+        std::fs::create_dir_all(dir.join("inbox")).unwrap();
+        Ctx {
+            mailbox: dir.to_path_buf(),
+            assignment: Assignment {
+                rig: "api".into(),
+                agent: "api/furiosa".into(),
+                bead: "api-1".into(),
+                title: "a job".into(),
+                body: body.into(),
+                branch: "polecat/furiosa/api-1".into(),
+                worktree: "/nowhere".into(),
+                generation: 7,
+                token: "t".into(),
+                attempt: 1,
+                history,
+                returned: None,
+            },
+            token: "t".into(),
+        }
+    }
+
+    fn deliver(dir: &std::path::Path, m: &Mail) {
+        std::fs::write(
+            dir.join("inbox").join(format!("{}.json", m.id)),
+            serde_json::to_vec(m).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn prime_is_bounded_whatever_the_inbox_holds() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ctx(d.path(), "do it", vec![]);
+        let body = "b".repeat(16 << 10);
+        for i in 0..600 {
+            let from = format!("web/p{}", i % 40);
+            let subject = format!("flood {i} {}", "s\n".repeat(120));
+            deliver(
+                d.path(),
+                &Mail::new(format!("r-{i:05}"), from, "api/furiosa", subject, &body, i),
+            );
+        }
+        // A person's message, sent last, comes first.
+        deliver(
+            d.path(),
+            &Mail::new(
+                "m-late",
+                "human",
+                "api/furiosa",
+                "read me",
+                "the plan",
+                10_000,
+            ),
+        );
+        let p = c.prime().unwrap();
+        assert!(p.len() <= PRIME_MAX, "{} bytes", p.len());
+        assert!(p.contains("Unread mail (601;"), "{p}");
+        let first = p.find("--- ").unwrap();
+        assert!(p[first..].starts_with("--- m-late from human"), "{p}");
+        assert!(p.contains("the plan"));
+        assert!(
+            p.contains("`gt mail read ID` shows all of it"),
+            "a long body is cut"
+        );
+        assert!(p.matches("\n--- ").count() <= MAIL_INLINE);
+        assert_eq!(
+            p.lines().filter(|l| l.starts_with("- r-")).count(),
+            MAIL_LISTED
+        );
+        assert!(
+            p.contains("more: `gt mail inbox --unread` lists them all"),
+            "{p}"
+        );
+        // Agent text stays on its line: no subject starts a line of its own.
+        assert!(!p.lines().any(|l| l.starts_with('s')), "{p}");
+    }
+
+    #[test]
+    fn prime_shows_no_mail_of_another_dispatch() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ctx(d.path(), "", vec![]);
+        let stop = |g| {
+            Mail::new(
+                format!("drain-{g}"),
+                "human",
+                "api/furiosa",
+                format!("stop for now {g}"),
+                "stop",
+                1,
+            )
+            .for_generation(g)
+        };
+        deliver(d.path(), &stop(6));
+        deliver(d.path(), &stop(7));
+        deliver(
+            d.path(),
+            &Mail::new("m-1", "human", "api/furiosa", "for the polecat", "hi", 2),
+        );
+        let p = c.prime().unwrap();
+        assert!(!p.contains("stop for now 6"), "{p}");
+        assert!(p.contains("stop for now 7"), "{p}");
+        assert!(p.contains("for the polecat"), "{p}");
+        assert_eq!(c.inbox(false).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn prime_bounds_a_huge_description_and_history_keeping_the_latest() {
+        let d = tempfile::tempdir().unwrap();
+        let cp = |i: i64| crate::state::checkpoints::Checkpoint {
+            dispatch: 1,
+            step: "note".into(),
+            note: Some(format!("note {i} {}", "n".repeat(4000))),
+            head: None,
+            at: i,
+        };
+        let history = (1..=30)
+            .map(|g| Attempt {
+                agent: "api/furiosa".into(),
+                generation: g,
+                started_at: g,
+                ended_at: Some(g),
+                ending: Some(format!("ending {g}")),
+                exit_code: Some(1),
+                oom: false,
+                checkpoints: (0..50).map(|i| cp(g * 100 + i)).collect(),
+            })
+            .collect();
+        let c = ctx(d.path(), &"d".repeat(1 << 20), history);
+        let p = c.prime().unwrap();
+        assert!(p.len() <= PRIME_MAX, "{} bytes", p.len());
+        assert!(
+            p.contains("`gt prime --json` has all of it"),
+            "the description is cut"
+        );
+        assert!(p.contains("earlier line(s) left out"), "{p}");
+        assert!(p.contains("note 3049"), "the latest checkpoint is kept");
+        assert!(!p.contains("note 101 "), "the oldest goes first");
+    }
+}
