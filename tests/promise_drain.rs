@@ -137,7 +137,14 @@ fn a_resume_while_a_drain_waits_ends_that_drain_and_stops_no_one() {
     let p = t.patrol_json();
     assert!(p["drained"].as_array().unwrap().is_empty(), "{p}");
     assert_eq!(t.running_containers().len(), 2);
+    assert_eq!(events(&t, "drain.withdrawn").len(), 1);
     t.doctor_clean();
+
+    // A drain begun after the resume asks again, the withdrawn one included.
+    let r = t.json(&["drain", "--timeout", "2s"]);
+    assert_eq!(r["asked"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["parked"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["lifted"], false, "{r}");
 }
 
 /// Agents that trap and ignore SIGTERM: each stop waits its whole grace (10 s).

@@ -245,13 +245,18 @@ pub fn lift(town: &mut Town, rig: Option<&str>) -> Result<Vec<String>> {
             {
                 continue;
             }
-            let id = format!("drain-{dispatch}");
-            let asked = crate::state::mail::get(tx, &id)
-                .map_err(|e| tx.err(e))?
-                .is_some_and(|m| m.acked.is_none());
-            if !asked {
+            let asked: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM mail WHERE recipient = ?1 AND id GLOB ?2
+                       AND acked_at IS NULL ORDER BY sent_at DESC LIMIT 1",
+                    rusqlite::params![a.id, format!("drain-{dispatch}-*")],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| tx.err(e))?;
+            let Some(id) = asked else {
                 continue;
-            }
+            };
             crate::state::mail::mark(tx, &id, "read_at", now).map_err(|e| tx.err(e))?;
             crate::state::mail::mark(tx, &id, "acked_at", now).map_err(|e| tx.err(e))?;
             tx.event(
@@ -260,7 +265,7 @@ pub fn lift(town: &mut Town, rig: Option<&str>) -> Result<Vec<String>> {
                 serde_json::json!({ "bead": bead, "dispatch": dispatch, "mail": id }),
             )?;
             let m = Mail::new(
-                format!("resumed-{dispatch}"),
+                format!("resumed-{}", id.trim_start_matches("drain-")),
                 HUMAN,
                 a.id.clone(),
                 "carry on: the drain is lifted",
@@ -304,14 +309,15 @@ fn working(town: &Town, d: &Drain) -> Result<Vec<agents::Agent>> {
         .collect())
 }
 
-/// Ask a running agent (once per dispatch) to checkpoint and stop: a mail in its
+/// Ask a running agent (once per dispatch and drain) to checkpoint and stop: a mail in its
 /// inbox, and the stop marker that has `gt agent run` commit its leftovers when its
 /// command ends. True when it was asked now.
 fn ask(town: &mut Town, a: &agents::Agent, d: &Drain) -> Result<bool> {
     let (Some(dispatch), Some(bead)) = (a.dispatch, a.bead.clone()) else {
         return Ok(false);
     };
-    let id = format!("drain-{dispatch}");
+    // Once per dispatch and drain: asked again by a drain begun after a `gt resume`.
+    let id = format!("drain-{dispatch}-{}", d.since);
     if crate::state::mail::get(town.db.conn(), &id)
         .map_err(|e| town.db_err(e))?
         .is_some()
