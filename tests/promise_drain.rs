@@ -316,10 +316,13 @@ gt done -m ok
     );
     let first = t.bead("makes the polecat");
     t.ok(&["sling", &first]);
-    let victim = agent_of(&t, &first);
     t.patrol_until("the first bead to be done", 60, |t| {
         t.bead_status(&first) == "done"
     });
+    // Its polecat, idle now (it ran too briefly to be caught running).
+    let polecats = t.json(&["polecat", "list", "--rig", "api"]);
+    assert_eq!(polecats.as_array().unwrap().len(), 1, "{polecats}");
+    let victim = format!("api/{}", polecats[0]["name"].as_str().unwrap());
 
     let pad = "x".repeat(200);
     let flood = format!(
