@@ -395,14 +395,14 @@ complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcomma
 complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcommand_from send inbox read ack help" -f -a "read" -d 'Show one message in full (sender, time, subject, body) and mark it read'
 complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcommand_from send inbox read ack help" -f -a "ack" -d 'Acknowledge messages: mark them handled (and read). Nothing is deleted; the message stays readable with `gt mail read ID`. Give one id, or --all with optional filters'
 complete -c gt -n "__fish_gt_using_subcommand mail; and not __fish_seen_subcommand_from send inbox read ack help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s s -l subject -d 'A one-line subject' -r
+complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s s -l subject -d 'A one-line subject (at most 256 bytes)' -r
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s m -l message -d 'The message (at most 64 KiB)' -r
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -l id -d 'The idempotency key: a repeated send with the same id is one message' -r
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
-complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s h -l help -d 'Print help'
+complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from inbox" -l as -d 'Whose inbox (host only): mayor (default), human or RIG/POLECAT' -r
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from inbox" -l from -d 'Only messages from this sender: RIG/POLECAT, human, mayor, or patrol' -r
 complete -c gt -n "__fish_gt_using_subcommand mail; and __fish_seen_subcommand_from inbox" -l kind -d 'Only messages of this kind' -r -f -a "escalation\t''

@@ -365,6 +365,7 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
              ALTER TABLE merge_requests DROP COLUMN updated_at;
              ALTER TABLE merge_requests DROP COLUMN version;
              ALTER TABLE rigs DROP COLUMN placement;
+             ALTER TABLE mail DROP COLUMN generation;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -379,6 +380,7 @@ fn a_database_from_an_older_gt_is_migrated_in_place_keeping_its_data() {
         .unwrap();
     assert_eq!(version, gt::state::schema::CURRENT);
     c.prepare("SELECT placement FROM rigs").unwrap();
+    c.prepare("SELECT generation FROM mail").unwrap();
     c.prepare("SELECT input_tokens, cost_usd, flagged FROM usage")
         .unwrap();
     c.prepare("SELECT pruned_at FROM merge_requests").unwrap();

@@ -19,8 +19,9 @@ use std::time::Duration;
 ///
 /// Beads whose agents said done are handed over as usual. If this command is
 /// interrupted, the drain stays in force and patrol stops the remaining agents at the
-/// deadline. `gt resume` lifts the drain: patrol dispatches the stopped beads again on
-/// its next pass.
+/// deadline. `gt resume` lifts the drain (also while this command waits: it then ends
+/// at once, and stops no one else; the agents it asked are told to carry on): patrol
+/// dispatches the stopped beads again on its next pass.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt drain                      # the whole town; agents get 10 minutes
@@ -40,7 +41,8 @@ pub struct DrainArgs {
 /// Stop the crew now: like `gt drain --timeout 0s`, no wait.
 ///
 /// Nothing is dispatched in the scope (the whole town, or one rig with --rig) until
-/// `gt resume`. Every working agent's container is stopped at once; what the agent left
+/// `gt resume`. Every working agent's container is stopped at once (all are signalled
+/// together, then get one 10-second grace in all before they are killed); what the agent left
 /// uncommitted is committed on its branch, as the agent, before the container ends.
 /// Every stopped bead goes back to `open`, queued, on its branch, with the attempt not
 /// counted; `gt resume` has patrol dispatch it again, and the next agent resumes from
@@ -114,11 +116,19 @@ fn run(g: &Global, rig: Option<&str>, timeout: Option<Duration>) -> Result<()> {
     for e in &r.errors {
         lines.push(format!("error: {e} (patrol tries again)"));
     }
-    lines.push(format!(
-        "{what} is drained: {} agent(s) stopped; nothing is dispatched there until `gt resume{}`",
-        r.parked.len(),
-        rig.map(|r| format!(" --rig {r}")).unwrap_or_default()
-    ));
+    if r.lifted {
+        lines.push(format!(
+            "the drain of {what} was lifted (`gt resume`) while gt waited: {} agent(s) \
+             stopped before that; the others carry on",
+            r.parked.len()
+        ));
+    } else {
+        lines.push(format!(
+            "{what} is drained: {} agent(s) stopped; nothing is dispatched there until `gt resume{}`",
+            r.parked.len(),
+            rig.map(|r| format!(" --rig {r}")).unwrap_or_default()
+        ));
+    }
     output::println_out(
         &lines
             .iter()

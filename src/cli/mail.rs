@@ -23,11 +23,16 @@ pub enum MailCommand {
 }
 
 /// Send a message to `mayor`, `human` or RIG/POLECAT.
+///
+/// One sender may have at most 50 unread messages in one polecat's inbox (an agent's
+/// unread mail goes into its `gt prime`): past that, a send is refused (exit 2) until
+/// the polecat reads some, or you file them away with `gt mail ack --all --as
+/// RIG/POLECAT --from human`. Mail an agent sends is counted per sending agent.
 #[derive(clap::Args, Debug)]
 pub struct SendArgs {
     /// The recipient: mayor, human or RIG/POLECAT.
     pub to: String,
-    /// A one-line subject.
+    /// A one-line subject (at most 256 bytes).
     #[arg(short = 's', long = "subject")]
     pub subject: String,
     /// The message (at most 64 KiB).
@@ -191,6 +196,32 @@ fn agent_side(g: &Global, args: &MailArgs) -> Result<()> {
         MailCommand::Send(a) => {
             if let Some(id) = &a.id {
                 crate::town::mail::check_id(id)?;
+            }
+            // What the host would refuse unseen (the send is a queued request) is
+            // refused here, where the agent sees why.
+            if a.to != crate::town::mail::MAYOR
+                && a.to != crate::town::HUMAN
+                && crate::town::polecat::parse_address(&a.to).is_err()
+            {
+                return Err(crate::error::Error::usage(format!(
+                    "{:?} is not a mail address",
+                    a.to
+                ))
+                .with_hint("use `mayor`, `human` or RIG/POLECAT"));
+            }
+            if a.subject.len() > crate::town::mail::MAX_SUBJECT {
+                return Err(crate::error::Error::usage(format!(
+                    "the subject is {} bytes; subjects are at most {}",
+                    a.subject.len(),
+                    crate::town::mail::MAX_SUBJECT
+                ))
+                .with_hint("put the rest in the body (-m)"));
+            }
+            if a.body.len() > crate::agent::request::MAX_MAIL_BODY {
+                return Err(crate::error::Error::usage(format!(
+                    "the body is {} bytes; mail bodies are at most 64 KiB",
+                    a.body.len()
+                )));
             }
             let id = c.send(Body::Mail {
                 to: a.to.clone(),

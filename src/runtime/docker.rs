@@ -454,14 +454,7 @@ impl Runtime for DockerRuntime {
     }
 
     fn remove(&self, id: &str, grace: Duration) -> Result<()> {
-        let stop = StopContainerOptionsBuilder::default()
-            .t(grace.as_secs() as i32)
-            .build();
-        match self.rt.block_on(self.docker.stop_container(id, Some(stop))) {
-            Ok(()) => {}
-            Err(e) if is_status(&e, 404) || is_status(&e, 304) => {}
-            Err(e) => return Err(classify(&format!("stopping container {id}"), e)),
-        }
+        self.stop(id, grace)?;
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
         match self
             .rt
@@ -474,10 +467,6 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    fn image_exists(&self, image: &str) -> Result<bool> {
-        Ok(self.image_size(image)?.is_some())
-    }
-
     fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         let stop = StopContainerOptionsBuilder::default()
             .t(grace.as_secs() as i32)
@@ -487,6 +476,10 @@ impl Runtime for DockerRuntime {
             Err(e) if is_status(&e, 404) || is_status(&e, 304) => Ok(()),
             Err(e) => Err(classify(&format!("stopping container {id}"), e)),
         }
+    }
+
+    fn image_exists(&self, image: &str) -> Result<bool> {
+        Ok(self.image_size(image)?.is_some())
     }
 
     fn last_output_at(&self, id: &str) -> Result<Option<i64>> {

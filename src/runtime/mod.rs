@@ -214,6 +214,11 @@ pub trait Runtime: Send + Sync {
     fn inspect(&self, id: &str) -> Result<Option<Observed>>;
     /// Stop (SIGTERM, then SIGKILL after `grace`) and remove; absent is fine.
     fn remove(&self, id: &str, grace: Duration) -> Result<()>;
+    /// Stop (SIGTERM, then SIGKILL after `grace`) without removing: its output stays
+    /// readable until `remove`. Absent or ended already is fine. A runtime that cannot
+    /// keep a stopped container (a Swarm service) leaves the stop to `remove`. Many at
+    /// once: [`stop_all`].
+    fn stop(&self, id: &str, grace: Duration) -> Result<()>;
     /// The last `tail` lines of output (stdout and stderr); `usize::MAX`: all of it.
     fn logs(&self, id: &str, tail: usize) -> Result<String>;
     /// Whether the engine has `image` (gt never pulls).
@@ -232,10 +237,30 @@ pub trait Runtime: Send + Sync {
     fn starts_on_create(&self) -> bool {
         false
     }
-    /// Stop (SIGTERM, then SIGKILL after `grace`) without removing, so its output can
-    /// still be read; absent is fine. A runtime that cannot stop without removing leaves
-    /// it running (its `remove` stops it).
-    fn stop(&self, _id: &str, _grace: Duration) -> Result<()> {
-        Ok(())
+}
+
+/// Stops `stop_all` has in flight at once (each is one engine call that waits).
+const STOP_PARALLEL: usize = 16;
+
+/// [`Runtime::stop`] every container of `ids` at once: they share one grace, so
+/// stopping N agents that ignore SIGTERM takes one grace, not N (up to
+/// `STOP_PARALLEL` at a time). One result per id, in order.
+pub fn stop_all(rt: &dyn Runtime, ids: &[&str], grace: Duration) -> Vec<Result<()>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(STOP_PARALLEL) {
+        std::thread::scope(|s| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|id| s.spawn(move || rt.stop(id, grace)))
+                .collect();
+            for (h, id) in running.into_iter().zip(chunk) {
+                out.push(h.join().unwrap_or_else(|_| {
+                    Err(crate::error::Error::Other(format!(
+                        "stopping container {id}: the stop panicked"
+                    )))
+                }));
+            }
+        });
     }
+    out
 }

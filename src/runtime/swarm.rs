@@ -635,6 +635,12 @@ impl Runtime for SwarmRuntime {
         }))
     }
 
+    /// A service cannot be stopped and kept (its task would be rescheduled, or, as a
+    /// job, its logs go with the service): `remove` stops it.
+    fn stop(&self, _id: &str, _grace: Duration) -> Result<()> {
+        Ok(())
+    }
+
     /// Delete the service, then wait (within the service's stop grace and some slack)
     /// until its task is reported stopped, so that what the agent could write is
     /// settled when this returns, as after `docker stop`. `_grace` cannot be applied:

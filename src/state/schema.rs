@@ -231,6 +231,11 @@ ALTER TABLE rigs ADD COLUMN placement TEXT NOT NULL DEFAULT '[]';
     r#"
 ALTER TABLE usage ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 8 (fix-drain): mail for one dispatch of its recipient (a drain's "stop for now", a
+    // nudge) names that dispatch's generation, and ends with it; NULL: for the polecat.
+    r#"
+ALTER TABLE mail ADD COLUMN generation INTEGER;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -162,6 +162,9 @@ pub struct Report {
     pub still_working: Vec<String>,
     /// Why an agent could not be asked or stopped ("RIG/NAME: error").
     pub errors: Vec<String>,
+    /// True when `gt resume` lifted the drain while this command waited: it stopped
+    /// waiting, and stopped no agent after the resume.
+    pub lifted: bool,
     #[serde(skip)]
     failed: std::collections::HashSet<String>,
 }
@@ -209,12 +212,14 @@ pub fn begin(town: &mut Town, scope: Option<&str>, timeout: Option<Duration>) ->
 }
 
 /// `gt resume [--rig R]`: lift the drain of `rig`, or every drain (None). Returns the
-/// scopes lifted.
+/// scopes lifted. The agents the drain had asked to stop and that still work (and
+/// that no other drain covers) are told to carry on: the ask is withdrawn (its mail
+/// acknowledged and out of their inbox, the stop marker gone) and a mail says so.
 pub fn lift(town: &mut Town, rig: Option<&str>) -> Result<Vec<String>> {
     if let Some(r) = rig {
         super::rig::get(town, r)?;
     }
-    town.db.write(|tx| {
+    let (lifted, withdrawn) = town.db.write(|tx| {
         let lifted: Vec<String> = all(tx)
             .map_err(|e| tx.err(e))?
             .into_iter()
@@ -226,8 +231,72 @@ pub fn lift(town: &mut Town, rig: Option<&str>) -> Result<Vec<String>> {
                 .map_err(|e| tx.err(e))?;
             tx.event("drain.lifted", s, serde_json::json!({}))?;
         }
-        Ok(lifted)
-    })
+        let mut withdrawn = Vec::new();
+        if lifted.is_empty() {
+            return Ok((lifted, withdrawn));
+        }
+        let now = now_ms();
+        for a in agents::list(tx, None).map_err(|e| tx.err(e))? {
+            let (Some(dispatch), Some(bead)) = (a.dispatch, a.bead.as_deref()) else {
+                continue;
+            };
+            if !matches!(a.state.as_str(), "running" | "spawning")
+                || covering(tx, &a.rig).map_err(|e| tx.err(e))?.is_some()
+            {
+                continue;
+            }
+            let asked: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM mail WHERE recipient = ?1 AND id GLOB ?2
+                       AND acked_at IS NULL ORDER BY sent_at DESC LIMIT 1",
+                    rusqlite::params![a.id, format!("drain-{dispatch}-*")],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| tx.err(e))?;
+            let Some(id) = asked else {
+                continue;
+            };
+            crate::state::mail::mark(tx, &id, "read_at", now).map_err(|e| tx.err(e))?;
+            crate::state::mail::mark(tx, &id, "acked_at", now).map_err(|e| tx.err(e))?;
+            tx.event(
+                "drain.withdrawn",
+                &a.id,
+                serde_json::json!({ "bead": bead, "dispatch": dispatch, "mail": id }),
+            )?;
+            let m = Mail::new(
+                format!("resumed-{}", id.trim_start_matches("drain-")),
+                HUMAN,
+                a.id.clone(),
+                "carry on: the drain is lifted",
+                format!(
+                    "The drain that asked you to stop was lifted (`gt resume`). Disregard its \
+                     \"stop for now\" and carry on with {bead}."
+                ),
+                now,
+            )
+            .for_generation(a.generation);
+            super::mail::post(tx, &m)?;
+            withdrawn.push((a, id));
+        }
+        Ok((lifted, withdrawn))
+    })?;
+    for (a, id) in &withdrawn {
+        let dir = super::workspace::places(town, &a.rig, &a.name).box_dir;
+        if let Ok(d) = crate::untrusted::Dir::open(&dir) {
+            let _ = d.remove(STOP_FILE);
+            if let Ok(inbox) = d.sub("inbox") {
+                let _ = inbox.remove(&format!("{id}.json"));
+            }
+        }
+    }
+    if !withdrawn.is_empty() {
+        // Stored is sent: a failed delivery is retried by patrol.
+        if let Err(e) = super::mail::deliver(town) {
+            tracing::warn!("delivering the carry-on mail: {e}");
+        }
+    }
+    Ok(lifted)
 }
 
 /// The working agents (running, or spawning: their sling started before the drain) of
@@ -240,14 +309,15 @@ fn working(town: &Town, d: &Drain) -> Result<Vec<agents::Agent>> {
         .collect())
 }
 
-/// Ask a running agent (once per dispatch) to checkpoint and stop: a mail in its
+/// Ask a running agent (once per dispatch and drain) to checkpoint and stop: a mail in its
 /// inbox, and the stop marker that has `gt agent run` commit its leftovers when its
 /// command ends. True when it was asked now.
 fn ask(town: &mut Town, a: &agents::Agent, d: &Drain) -> Result<bool> {
     let (Some(dispatch), Some(bead)) = (a.dispatch, a.bead.clone()) else {
         return Ok(false);
     };
-    let id = format!("drain-{dispatch}");
+    // Once per dispatch and drain: asked again by a drain begun after a `gt resume`.
+    let id = format!("drain-{dispatch}-{}", d.since);
     if crate::state::mail::get(town.db.conn(), &id)
         .map_err(|e| town.db_err(e))?
         .is_some()
@@ -274,7 +344,9 @@ fn ask(town: &mut Town, a: &agents::Agent, d: &Drain) -> Result<bool> {
              checkpoints after `gt resume`; this attempt is not counted."
         ),
         now_ms(),
-    );
+    )
+    // For this dispatch only: it ends with it, and never reaches the next agent.
+    .for_generation(a.generation);
     let new = town.db.write(|tx| {
         let new = super::mail::post(tx, &m)?;
         if new {
@@ -312,25 +384,30 @@ fn container_of<'o>(observed: &'o [Observed], a: &agents::Agent) -> Option<&'o O
     })
 }
 
-/// Stop `a` (if its container still runs: SIGTERM, `gt agent run` commits its work in
-/// progress, SIGKILL after a grace), keep its output, take its worktree away when
-/// nothing is left uncommitted in it, and put its bead back to `open`, queued, on its
-/// branch, the attempt not counted. None when someone else moved the agent first.
+/// Park `a`, whose container (if any) has ended or was just stopped by its sweep:
+/// keep its output and usage (read before the container goes), remove the container
+/// (stopping it first if it still runs: SIGTERM, `gt agent run` commits its work in
+/// progress, SIGKILL after a grace), take its worktree away when nothing is left
+/// uncommitted in it, and put its bead back to `open`, queued, on its branch, the
+/// attempt not counted. None when someone else moved the agent first.
 pub fn park(
     town: &mut Town,
     rt: &dyn Runtime,
     a: &agents::Agent,
     container: Option<&Observed>,
+    ended_on_its_own: bool,
 ) -> Result<Option<Parked>> {
     let (Some(bead), Some(dispatch)) = (a.bead.clone(), a.dispatch) else {
         return Ok(None);
     };
-    let ended_on_its_own = container.is_none_or(|c| c.state != RunState::Running);
     if let Some(c) = container {
-        if !ended_on_its_own {
-            write_marker(town, a)?;
+        // Its output (what it printed while stopping included) and usage, as patrol
+        // keeps them when an agent ends: read before the container is removed.
+        match super::transcript::save(town, rt, &c.id, &a.rig, &bead, dispatch) {
+            Ok(()) => {}
+            Err(e @ Error::RuntimeUnavailable { .. }) => return Err(e),
+            Err(e) => tracing::warn!("transcript of {} not kept: {e}", a.id),
         }
-        fail::fail_point!("drain.before_stop");
         rt.remove(&c.id, STOP_GRACE).or_else(|e| match e {
             e @ Error::RuntimeUnavailable { .. } => Err(e),
             e => {
@@ -338,8 +415,6 @@ pub fn park(
                 Ok(())
             }
         })?;
-        // Its output, after it ended (what it printed while stopping included).
-        super::transcript::keep(town, rt, &c.id, &a.rig, &bead, dispatch);
     }
     fail::fail_point!("drain.after_stop");
     super::secret::remove_secrets(town, &a.rig, &a.name)?;
@@ -385,6 +460,8 @@ pub fn park(
             .box_dir
             .join(STOP_FILE),
     );
+    // Its "stop for now" was for this dispatch: it ends with it.
+    super::mail::expire_ended(town)?;
     Ok(parked.then(|| Parked {
         agent: a.id.clone(),
         bead,
@@ -394,8 +471,30 @@ pub fn park(
     }))
 }
 
+/// Whether `d` (the same drain: its scope and start) is still in force: a `gt resume`
+/// since it was read means nothing more is stopped in its name.
+fn in_force(town: &Town, d: &Drain) -> Result<bool> {
+    Ok(active_scope(town, &d.scope)?.is_some_and(|now| now.since == d.since))
+}
+
+/// Record what asking or parking one agent came to: one agent that cannot be stopped
+/// must not keep the others working (patrol tries it again).
+fn note(report: &mut Report, a: &agents::Agent, r: Result<()>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => Err(e),
+        Err(e) => {
+            tracing::warn!("draining {}: {e}", a.id);
+            report.errors.push(format!("{}: {e}", a.id));
+            report.failed.insert(a.id.clone());
+            Ok(())
+        }
+    }
+}
+
 /// One look at a drain: agents whose container ended are parked; the rest are asked
-/// (once) to stop, or stopped and parked when the drain is due; each goes into `report`.
+/// (once) to stop, or, when the drain is due, stopped all at once (every one signalled
+/// first, then one grace for them all) and parked; each goes into `report`.
 fn sweep(
     town: &mut Town,
     rt: &dyn Runtime,
@@ -404,6 +503,7 @@ fn sweep(
     report: &mut Report,
 ) -> Result<()> {
     let now = now_ms();
+    let mut due = Vec::new();
     for a in working(town, d)? {
         let c = container_of(observed, &a);
         let running = c.is_some_and(|c| c.state == RunState::Running);
@@ -412,27 +512,54 @@ fn sweep(
             // patrol after its spawn timeout).
             continue;
         }
-        let r = if !running || d.due(now) {
-            park(town, rt, &a, c).map(|p| report.parked.extend(p))
-        } else {
-            ask(town, &a, d).map(|asked| {
-                if asked {
-                    report
-                        .asked
-                        .push(format!("{} on {}", a.id, a.bead.as_deref().unwrap_or("-")));
+        if !running || d.due(now) {
+            due.push((a, c, running));
+            continue;
+        }
+        let r = ask(town, &a, d).map(|asked| {
+            if asked {
+                report
+                    .asked
+                    .push(format!("{} on {}", a.id, a.bead.as_deref().unwrap_or("-")));
+            }
+        });
+        note(report, &a, r)?;
+    }
+    if due.is_empty() || !in_force(town, d)? {
+        return Ok(());
+    }
+    // Signal every running one first (its marker written before: `gt agent run` then
+    // commits its work in progress), then wait one grace for all of them.
+    let mut stop = Vec::new();
+    for (a, c, running) in &mut due {
+        if let (true, Some(c)) = (*running, c) {
+            match write_marker(town, a) {
+                Ok(()) => stop.push(c.id.as_str()),
+                Err(e) => {
+                    *running = false;
+                    note(report, a, Err(e))?;
                 }
-            })
-        };
-        // One agent that cannot be stopped must not keep the others working.
-        match r {
-            Ok(()) => {}
-            Err(e @ (Error::LeaseLost { .. } | Error::RuntimeUnavailable { .. })) => return Err(e),
-            Err(e) => {
-                tracing::warn!("draining {}: {e}", a.id);
-                report.errors.push(format!("{}: {e}", a.id));
-                report.failed.insert(a.id.clone());
             }
         }
+    }
+    fail::fail_point!("drain.before_stop");
+    for (id, r) in stop
+        .iter()
+        .zip(crate::runtime::stop_all(rt, &stop, STOP_GRACE))
+    {
+        match r {
+            Ok(()) => {}
+            Err(e @ Error::RuntimeUnavailable { .. }) => return Err(e),
+            // `park` removes it (and stops it first) anyway.
+            Err(e) => tracing::warn!("stopping {id}: {e}"),
+        }
+    }
+    for (a, c, running) in due {
+        if report.failed.contains(&a.id) {
+            continue;
+        }
+        let r = park(town, rt, &a, c, !running).map(|p| report.parked.extend(p));
+        note(report, &a, r)?;
     }
     Ok(())
 }
@@ -460,7 +587,12 @@ pub fn run(
         // Requests first: an agent that said done hands its work over as usual.
         super::ingest::ingest_all(town)?;
         let observed = rt.list(&town.id)?;
-        let d = active_scope(town, &d.scope)?.unwrap_or_else(|| d.clone());
+        // A `gt resume` since it began ends this drain: it stops waiting, and no agent
+        // (asked already, or dispatched since) is stopped in its name.
+        let Some(d) = active_scope(town, &d.scope)?.filter(|now| now.since == d.since) else {
+            report.lifted = true;
+            break;
+        };
         let asked = report.asked.len();
         let parked = report.parked.len();
         sweep(town, rt, &d, &observed, &mut report)?;
@@ -494,27 +626,41 @@ pub fn run(
         })?;
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Mark the drain complete: whatever starts running in it later is stopped at once.
-    town.db.write(|tx| {
-        tx.execute(
-            "UPDATE drains SET mode = 'stop' WHERE scope = ?1",
-            [&d.scope],
-        )
-        .map_err(|e| tx.err(e))?;
-        tx.event(
-            "drain.stopped",
-            &d.scope,
-            serde_json::json!({ "parked": report.parked.len() }),
-        )
-    })?;
-    report.mode = "stop".into();
+    // Mark the drain complete (unless it was lifted): whatever starts running in it
+    // later is stopped at once.
+    if !report.lifted {
+        town.db.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE drains SET mode = 'stop' WHERE scope = ?1 AND since = ?2",
+                    rusqlite::params![d.scope, d.since],
+                )
+                .map_err(|e| tx.err(e))?;
+            if n == 1 {
+                tx.event(
+                    "drain.stopped",
+                    &d.scope,
+                    serde_json::json!({ "parked": report.parked.len() }),
+                )?;
+            }
+            Ok(())
+        })?;
+        report.mode = "stop".into();
+    }
     let parked: std::collections::HashSet<&str> =
         report.parked.iter().map(|p| p.agent.as_str()).collect();
-    // Those that said done: their bead is past `open` (a bead parked by a patrol
-    // running alongside is open again).
+    // Those that said done: no longer working on that dispatch, their bead past `open`
+    // (a bead parked by a patrol running alongside is open again). After a resume, the
+    // agents still working are neither.
+    let still = working(town, &d)?;
     report.finished = before
         .iter()
         .filter(|a| !parked.contains(a.id.as_str()))
+        .filter(|a| {
+            !still
+                .iter()
+                .any(|w| w.id == a.id && w.generation == a.generation)
+        })
         .filter_map(|a| {
             let bead = crate::state::beads::get(town.db.conn(), a.bead.as_deref()?)
                 .ok()
@@ -589,13 +735,18 @@ pub fn patrol_step(town: &mut Town, rt: &dyn Runtime, observed: &[Observed]) -> 
     for d in all(town.db.conn()).map_err(|e| town.db_err(e))? {
         sweep(town, rt, &d, observed, &mut report)?;
         if d.mode == "drain" && d.due(now) && working(town, &d)?.is_empty() {
+            // Only this drain: one lifted (and maybe begun again) since is not touched.
             town.db.write(|tx| {
-                tx.execute(
-                    "UPDATE drains SET mode = 'stop' WHERE scope = ?1",
-                    [&d.scope],
-                )
-                .map_err(|e| tx.err(e))?;
-                tx.event("drain.stopped", &d.scope, serde_json::json!({}))
+                let n = tx
+                    .execute(
+                        "UPDATE drains SET mode = 'stop' WHERE scope = ?1 AND since = ?2",
+                        rusqlite::params![d.scope, d.since],
+                    )
+                    .map_err(|e| tx.err(e))?;
+                if n == 1 {
+                    tx.event("drain.stopped", &d.scope, serde_json::json!({}))?;
+                }
+                Ok(())
             })?;
         }
     }

@@ -119,7 +119,7 @@ pub const MAX_ESCALATIONS_PER_DISPATCH: i64 = 10;
 /// Checkpoint and done notes, in bytes.
 pub const MAX_NOTE: usize = 4 << 10;
 /// Mail and escalation subjects, in bytes.
-pub const MAX_SUBJECT: usize = 256;
+pub const MAX_SUBJECT: usize = crate::town::mail::MAX_SUBJECT;
 
 enum Parsed {
     Ok(Request, String, Vec<u8>),
@@ -449,6 +449,13 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
             if crate::town::mail::check_id(&id).is_err() {
                 return Ok(Outcome::Rejected(format!("bad mail id {mail_id:?}")));
             }
+            // One sender may not fill another's inbox (and with it its `gt prime`).
+            let stored = crate::state::mail::get(tx, &id)
+                .map_err(|e| tx.err(e))?
+                .is_some();
+            if !stored && let Some(full) = crate::town::mail::over_cap(tx, &agent.id, to)? {
+                return Ok(Outcome::Rejected(full.to_string()));
+            }
             let m = Mail::new(
                 id,
                 agent.id.clone(),
@@ -506,6 +513,9 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
                 )
                 .map_err(|e| tx.err(e))?;
                 return Ok(Outcome::Applied { done: false });
+            }
+            if let Some(full) = crate::town::mail::over_cap(tx, &agent.id, MAYOR)? {
+                return Ok(Outcome::Rejected(full.to_string()));
             }
             let m = Mail::new(
                 format!("esc-{}", req.id),

@@ -76,6 +76,37 @@ pub struct Sent {
     pub delivery_pending: Option<String>,
 }
 
+/// Unread messages one sender may have in one inbox; more are refused until the
+/// recipient reads some. An agent's inbox is inlined into its `gt prime`: no other
+/// agent (of its rig or another) may fill it.
+pub const MAX_UNREAD_PER_SENDER: i64 = 50;
+
+/// Mail subjects, in bytes (one line in an inbox listing and in `gt prime`).
+pub const MAX_SUBJECT: usize = 256;
+
+/// Why `from` may not put one more message into `to`'s inbox, if it may not: it has
+/// `MAX_UNREAD_PER_SENDER` there unread. A person writing to the mayor or to
+/// themselves is never refused.
+pub fn over_cap(conn: &rusqlite::Connection, from: &str, to: &str) -> Result<Option<Error>> {
+    if from == HUMAN && (to == MAYOR || to == HUMAN) {
+        return Ok(None);
+    }
+    let n = mail::unread_from(conn, from, to).map_err(|e| Error::Other(e.to_string()))?;
+    if n < MAX_UNREAD_PER_SENDER {
+        return Ok(None);
+    }
+    Ok(Some(
+        Error::usage(format!(
+            "{to} already has {n} unread messages from {from}, the most one sender may \
+             have in one inbox: no more are taken until {to} reads some"
+        ))
+        .with_hint(format!(
+            "`gt mail inbox --as {to} --from {from}` lists them; \
+             `gt mail ack --all --as {to} --from {from}` files them away"
+        )),
+    ))
+}
+
 pub fn send(
     town: &mut Town,
     from: &str,
@@ -91,6 +122,13 @@ pub fn send(
             body.len()
         )));
     }
+    if subject.len() > MAX_SUBJECT {
+        return Err(Error::usage(format!(
+            "the subject is {} bytes; subjects are at most {MAX_SUBJECT}",
+            subject.len()
+        ))
+        .with_hint("put the rest in the body (-m)"));
+    }
     let id = match id {
         Some(i) => {
             check_id(i)?;
@@ -100,6 +138,11 @@ pub fn send(
     };
     let m = Mail::new(id.clone(), from, to, subject, body, now_ms());
     let new = town.db.write(|tx| {
+        // A repeat is a repeat (the message is stored already), never a refusal.
+        let stored = mail::get(tx, &m.id).map_err(|e| tx.err(e))?.is_some();
+        if !stored && let Some(full) = over_cap(tx, from, to)? {
+            return Err(full);
+        }
         let new = post(tx, &m)?;
         if !new {
             tx.event("mail.repeat", &m.id, serde_json::json!({ "to": m.to }))?;
@@ -277,12 +320,15 @@ pub fn mark(town: &mut Town, id: &str, column: &'static str) -> Result<Mail> {
 /// content), then the mark. A crash between the two delivers the same file again.
 pub fn deliver(town: &mut Town) -> Result<usize> {
     fold_digests(town)?;
+    // Mail for a dispatch that has ended first: it is never delivered to a later one.
+    expire_ended(town)?;
     let pending = mail::undelivered(town.db.conn()).map_err(|e| town.db_err(e))?;
     let mut n = 0;
     for m in pending {
         let Ok((rig, name)) = super::polecat::parse_address(&m.to) else {
             continue;
         };
+
         let inbox = super::workspace::places(town, &rig, &name)
             .box_dir
             .join("inbox");
@@ -404,4 +450,48 @@ pub fn derived_id(prefix: &str, what: &str) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{prefix}-{h:016x}")
+}
+
+/// End the mail of every dispatch that has ended (see [`Mail::generation`]): each is
+/// acknowledged (and marked read) with a `mail.expired` event, in one transaction, and
+/// its inbox file removed, so no later dispatch of the polecat reads it, whichever way
+/// the dispatch ended (drained, died, done, nuked). Returns the ids expired.
+pub fn expire_ended(town: &mut Town) -> Result<Vec<(String, String)>> {
+    if mail::of_ended_dispatches(town.db.conn())
+        .map_err(|e| town.db_err(e))?
+        .is_empty()
+    {
+        return Ok(Vec::new()); // the usual case: no write
+    }
+    let ended = town.db.write(|tx| {
+        let ended = mail::of_ended_dispatches(tx).map_err(|e| tx.err(e))?;
+        let now = now_ms();
+        for (id, to) in &ended {
+            mail::mark(tx, id, "read_at", now).map_err(|e| tx.err(e))?;
+            mail::mark(tx, id, "acked_at", now).map_err(|e| tx.err(e))?;
+            tx.event(
+                "mail.expired",
+                id,
+                serde_json::json!({ "to": to, "why": "its dispatch ended" }),
+            )?;
+        }
+        Ok(ended)
+    })?;
+    for (id, to) in &ended {
+        remove_from_inbox(town, to, id);
+    }
+    Ok(ended)
+}
+
+/// Take message `id` out of agent `to`'s inbox directory (host-written; absent is fine).
+fn remove_from_inbox(town: &Town, to: &str, id: &str) {
+    let Ok((rig, name)) = super::polecat::parse_address(to) else {
+        return;
+    };
+    let inbox = super::workspace::places(town, &rig, &name)
+        .box_dir
+        .join("inbox");
+    if let Ok(dir) = crate::untrusted::Dir::open(&inbox) {
+        let _ = dir.remove(&format!("{id}.json"));
+    }
 }

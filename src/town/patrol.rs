@@ -101,6 +101,10 @@ impl Runtime for Counting<'_> {
         self.bump();
         self.inner.remove(id, grace)
     }
+    fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        self.bump();
+        self.inner.stop(id, grace)
+    }
     fn logs(&self, id: &str, tail: usize) -> Result<String> {
         self.bump();
         self.inner.logs(id, tail)
@@ -446,7 +450,9 @@ fn stalled(
                         crate::util::format_span(limit)
                     ),
                     now,
-                );
+                )
+                // For this dispatch: a later one must not read "this attempt is stopped".
+                .for_generation(a.generation);
                 town.db.write(|tx| {
                     super::mail::post(tx, &m)?;
                     tx.event(
