@@ -137,7 +137,7 @@ fn a_full_disk_during_a_gates_checkout_blames_nobody_and_the_change_lands_once_t
         "{reason}"
     );
     assert_eq!(t.bead_status(&id), "done");
-    assert_eq!(attempts(&t, &id), 1);
+    assert_eq!(attempts(&t, &id), 1, "{:?}", t.dispatches(&id));
     assert!(events(&t, "mr.returned").is_empty());
     // Room again: it lands, nobody was blamed.
     disk.resize("64m");
@@ -145,7 +145,7 @@ fn a_full_disk_during_a_gates_checkout_blames_nobody_and_the_change_lands_once_t
         mr_states(t, &id) == vec!["merged"]
     });
     assert!(git(&remote, &["ls-tree", "--name-only", "main"]).contains("big.txt"));
-    assert_eq!(attempts(&t, &id), 1);
+    assert_eq!(attempts(&t, &id), 1, "{:?}", t.dispatches(&id));
     assert!(scratch_is_empty(&t));
     t.doctor_clean();
 }
@@ -219,7 +219,7 @@ fn a_gate_stopped_from_outside_runs_again_counted_against_nobody_and_the_change_
         .map(|e| e["data"]["on"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(on, vec!["candidate"; 4]);
-    assert_eq!(attempts(&t, &id), 1);
+    assert_eq!(attempts(&t, &id), 1, "{:?}", t.dispatches(&id));
     assert!(scratch_is_empty(&t));
     t.doctor_clean();
 }
@@ -248,7 +248,7 @@ fn an_engine_restart_during_a_gate_blames_nobody_and_the_gate_runs_again() {
     assert_eq!(interrupted.len(), 1, "{interrupted:?}");
     assert!(events(&t, "mr.gate_failed").is_empty());
     assert!(events(&t, "mr.gate_flaky").is_empty());
-    assert_eq!(attempts(&t, &id), 1);
+    assert_eq!(attempts(&t, &id), 1, "{:?}", t.dispatches(&id));
     t.doctor_clean();
 }
 
@@ -560,7 +560,7 @@ fn a_target_marked_broken_is_gated_again_once_the_rigs_gate_settings_change() {
     t.ok(&["rig", "set", "api", "--env", "GATE_OK=1"]);
     t.ok(&["mq", "run"]);
     assert_eq!(mr_states(&t, &id), vec!["merged"], "{:?}", mrs(&t, &id));
-    assert_eq!(attempts(&t, &id), 1);
+    assert_eq!(attempts(&t, &id), 1, "{:?}", t.dispatches(&id));
     assert_eq!(t.mayor_mail_subject("fails its gate").len(), 1);
     t.doctor_clean();
 }
