@@ -133,7 +133,6 @@ fn an_agent_nuked_while_working_keeps_what_it_said_while_stopping() {
 /// For the drain helper's change: `gt stop` must read an agent's output before it
 /// removes its container (`transcript::stop_and_keep`, then remove).
 #[test]
-#[ignore = "needs src/town/drain.rs::park to call transcript::stop_and_keep before rt.remove (fix-drain)"]
 fn gt_stop_keeps_the_transcript_and_usage_of_the_agents_it_stops() {
     if !require_docker() {
         return;
