@@ -130,8 +130,8 @@ fn an_agent_nuked_while_working_keeps_what_it_said_while_stopping() {
     assert!(out.contains("said-while-stopping"), "{out}");
 }
 
-/// For the drain helper's change: `gt stop` must read an agent's output before it
-/// removes its container (`transcript::stop_and_keep`, then remove).
+/// `gt stop` reads an agent's output (what it printed while stopping included) before
+/// it removes its container.
 #[test]
 fn gt_stop_keeps_the_transcript_and_usage_of_the_agents_it_stops() {
     if !require_docker() {
