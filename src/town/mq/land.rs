@@ -1374,6 +1374,28 @@ mod tests {
     }
 
     #[test]
+    fn work_squashed_or_picked_by_hand_is_found_on_the_target_an_empty_change_never() {
+        let r = Repo::new();
+        let init = r.commit(None, &[("README", "hello\n")], "init");
+        let c1 = r.commit(Some(init), &[("b.txt", "b\n")], "one");
+        let change = r.commit(Some(c1), &[("c.txt", "c\n")], "two");
+        // Squashed by hand, then the target edited the same file further.
+        let squash = r.commit(Some(init), &[("b.txt", "b\n"), ("c.txt", "c\n")], "squash");
+        let later = r.commit(Some(squash), &[("c.txt", "edited\n")], "later");
+        assert_eq!(carried_by(&r.repo, later, change).unwrap(), Some(squash));
+        // Picked one by one: the newest pick carries it.
+        let p1 = r.commit(Some(init), &[("b.txt", "b\n")], "pick one");
+        let p2 = r.commit(Some(p1), &[("c.txt", "c\n")], "pick two");
+        assert_eq!(carried_by(&r.repo, p2, change).unwrap(), Some(p2));
+        // Not there: nothing found; an empty change matches no empty target commit.
+        let other = r.commit(Some(init), &[("d.txt", "d\n")], "other");
+        assert_eq!(carried_by(&r.repo, other, change).unwrap(), None);
+        let empty = r.commit(Some(init), &[], "empty change");
+        let empty_target = r.commit(Some(other), &[], "empty on target");
+        assert_eq!(carried_by(&r.repo, empty_target, empty).unwrap(), None);
+    }
+
+    #[test]
     fn a_change_already_on_the_target_rebases_to_the_target_itself() {
         let r = Repo::new();
         let init = r.commit(None, &[("README", "hello\n")], "init");
