@@ -235,7 +235,11 @@ fn switching_a_rig_to_review_holds_its_recorded_work_for_approval_migrated_towns
     let a = done_bead(&t, "recorded while off");
     assert_eq!(latest_state(&t, &a), "queued");
     // Switching to review puts it before a person.
-    t.ok(&["rig", "set", "api", "--merge", "review"]);
+    let said = t.ok(&["rig", "set", "api", "--merge", "review"]);
+    assert!(
+        said.contains("1 merge request(s) now wait for review"),
+        "{said}"
+    );
     assert_eq!(latest_state(&t, &a), "needs-review");
     t.ok(&["mq", "run"]);
     assert_eq!(latest_state(&t, &a), "needs-review");
