@@ -107,7 +107,9 @@ fn person_pushes(remote: &std::path::Path, file: &str) -> String {
 fn done_bead(t: &TestTown, title: &str) -> String {
     let id = t.bead(title);
     t.ok(&["sling", &id]);
-    t.patrol_until(&format!("{title} done"), 90, |t| t.bead_status(&id) == "done");
+    t.patrol_until(&format!("{title} done"), 90, |t| {
+        t.bead_status(&id) == "done"
+    });
     id
 }
 
@@ -140,7 +142,11 @@ fn a_landing_killed_after_its_push_recognises_it_when_main_moved_on_in_every_sty
         assert_eq!(m["state"], "merged", "{style}: {m}");
         // Landed once: the commit it pushed is its commit; nothing of gt's on top of theirs.
         assert_eq!(m["merged_commit"], pushed.as_str(), "{style}: {m}");
-        assert_eq!(on_remote(&remote, &["rev-parse", "main"]), theirs, "{style}");
+        assert_eq!(
+            on_remote(&remote, &["rev-parse", "main"]),
+            theirs,
+            "{style}"
+        );
         let log = on_remote(&remote, &["log", "--format=%B", "main"]);
         // The agent's commit (squash: named in the one commit's body) is there once.
         assert_eq!(
@@ -211,7 +217,8 @@ fn a_target_a_person_rewound_is_followed_told_once_and_never_pushed_back() {
     assert_eq!(latest_state(&t, &fresh), "merged");
     let files = on_remote(&remote, &["ls-tree", "--name-only", "main"]);
     assert!(
-        files.contains(&format!("work-{fresh}.txt")) && !files.contains(&format!("work-{leaked}.txt")),
+        files.contains(&format!("work-{fresh}.txt"))
+            && !files.contains(&format!("work-{leaked}.txt")),
         "{files}"
     );
     assert_eq!(t.mayor_mail_id("mq-rewound-").len(), 1);
@@ -228,7 +235,11 @@ fn switching_a_rig_to_review_holds_its_recorded_work_for_approval_migrated_towns
     let a = done_bead(&t, "recorded while off");
     assert_eq!(latest_state(&t, &a), "queued");
     // Switching to review puts it before a person.
-    t.ok(&["rig", "set", "api", "--merge", "review"]);
+    let said = t.ok(&["rig", "set", "api", "--merge", "review"]);
+    assert!(
+        said.contains("1 merge request(s) now wait for review"),
+        "{said}"
+    );
     assert_eq!(latest_state(&t, &a), "needs-review");
     t.ok(&["mq", "run"]);
     assert_eq!(latest_state(&t, &a), "needs-review");
@@ -265,7 +276,10 @@ fn work_a_person_already_squash_merged_by_hand_is_recognised_not_sent_back() {
     // A person squash-merges the pushed branch, then edits the file further.
     let dir = remote.parent().unwrap().join("person");
     person_clone(&remote, &dir);
-    git(&dir, &["merge", "-q", "--squash", &format!("origin/{branch}")]);
+    git(
+        &dir,
+        &["merge", "-q", "--squash", &format!("origin/{branch}")],
+    );
     git(&dir, &["commit", "-q", "-m", "squashed by hand"]);
     let squashed = git(&dir, &["rev-parse", "HEAD"]).trim().to_string();
     let file = format!("work-{id}.txt");
@@ -314,7 +328,10 @@ fn a_remote_that_refuses_the_landing_push_is_said_mailed_once_and_a_problem() {
     let told = t.mayor_mail_id("mq-refused-");
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(
-        told[0]["body"].as_str().unwrap().contains("main is protected"),
+        told[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("main is protected"),
         "{told:?}"
     );
     // A problem in gt top, with what to do; doctor says so.

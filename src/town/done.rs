@@ -146,7 +146,8 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
     if has(town, "recorded")?.is_none() {
         let remote = rig.remote.clone();
         // A head already on the target is no change: its own outcome, never a landing.
-        let (state, no_change) = super::mq::recorded_state(town, &rig, &head)?;
+        let (state, no_change) =
+            super::mq::recorded_state(town, &rig, &head, status.bead_status() == "done")?;
         step_tx(town, d.id, &bead, "recorded", Some(&head), None, |tx| {
             let new = merge_requests::NewMr {
                 bead: &bead,

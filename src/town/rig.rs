@@ -617,7 +617,7 @@ pub fn set(
         let env = rigs::env_json(&after.env);
         let secrets = rigs::secrets_json(&after.secrets);
         let placement = rigs::secrets_json(&after.placement);
-        town.db.write(|tx| {
+        let held = town.db.write(|tx| {
             let row = crate::state::Versioned {
                 table: "rigs",
                 kind: "rig",
@@ -655,10 +655,16 @@ pub fn set(
             )?;
             // Review is the human gate: what waits to land now waits for a person.
             if after.merge == super::mq::Policy::Review.as_str() && before.merge != after.merge {
-                super::mq::hold_unapproved_tx(tx, name)?;
+                return super::mq::hold_unapproved_tx(tx, name);
             }
-            Ok(())
+            Ok(Vec::new())
         })?;
+        if !held.is_empty() {
+            changes.push(format!(
+                "{} merge request(s) now wait for review (`gt mq list --state needs-review`)",
+                held.len()
+            ));
+        }
     }
     Ok(Changed {
         rig: get(town, name)?,

@@ -374,7 +374,11 @@ fn follow_rewind(
     for m in merge_requests::in_state(town.db.conn(), &rig.name, MrState::Merged)
         .map_err(|e| town.db_err(e))?
     {
-        let Some(c) = m.merged_commit.as_deref().and_then(|c| Oid::from_str(c).ok()) else {
+        let Some(c) = m
+            .merged_commit
+            .as_deref()
+            .and_then(|c| Oid::from_str(c).ok())
+        else {
             continue;
         };
         if target_of(&m, rig) == target && on(c, ours) && !on(c, theirs) {
@@ -393,7 +397,11 @@ fn follow_rewind(
         })
         .collect();
     let mail = crate::state::mail::Mail::new(
-        format!("mq-rewound-{}-{target}-{}", rig.name, short(&ours.to_string())),
+        format!(
+            "mq-rewound-{}-{target}-{}",
+            rig.name,
+            short(&ours.to_string())
+        ),
         "patrol",
         MAYOR,
         format!(
@@ -456,18 +464,26 @@ fn removed_in(repo: &Repository, target: &str, base: Oid, change: Oid) -> Result
 fn carried_by(repo: &Repository, base: Oid, change: Oid) -> Result<Option<Oid>> {
     const LOOK_BACK: usize = 500;
     let fork = repo.merge_base(base, change)?;
-    let patch_id = |from: Option<Oid>, to: Oid| -> Result<Oid> {
-        let old = from.map(|f| repo.find_commit(f)?.tree()).transpose()?;
+    // An empty diff has a patch id too: it says nothing, and matches nothing.
+    let patch_id = |from: Oid, to: Oid| -> Result<Option<Oid>> {
+        let old = repo.find_commit(from)?.tree()?;
         let new = repo.find_commit(to)?.tree()?;
-        let d = repo.diff_tree_to_tree(old.as_ref(), Some(&new), None)?;
-        Ok(d.patchid(None)?)
+        let d = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+        if d.deltas().len() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(d.patchid(None)?))
     };
-    let whole = patch_id(Some(fork), change)?;
+    let Some(whole) = patch_id(fork, change)? else {
+        return Ok(None);
+    };
     let mut own = Vec::new();
     for c in range(repo, fork, change)? {
         let commit = repo.find_commit(c)?;
-        if commit.parent_count() == 1 {
-            own.push(patch_id(Some(commit.parent_id(0)?), c)?);
+        if commit.parent_count() == 1
+            && let Some(p) = patch_id(commit.parent_id(0)?, c)?
+        {
+            own.push(p);
         }
     }
     let mut seen = std::collections::HashMap::new();
@@ -476,7 +492,9 @@ fn carried_by(repo: &Repository, base: Oid, change: Oid) -> Result<Option<Oid>> 
         if commit.parent_count() != 1 {
             continue;
         }
-        let id = patch_id(Some(commit.parent_id(0)?), c)?;
+        let Some(id) = patch_id(commit.parent_id(0)?, c)? else {
+            continue;
+        };
         if id == whole {
             return Ok(Some(c));
         }
@@ -484,9 +502,15 @@ fn carried_by(repo: &Repository, base: Oid, change: Oid) -> Result<Option<Oid>> 
     }
     // Each of its commits picked by hand: the newest of them carries the last.
     if !own.is_empty() && own.iter().all(|p| seen.contains_key(p)) {
-        return Ok(own.iter().filter_map(|p| seen.get(p)).copied().max_by_key(|c| {
-            repo.find_commit(*c).map(|c| c.time().seconds()).unwrap_or(0)
-        }));
+        return Ok(own
+            .iter()
+            .filter_map(|p| seen.get(p))
+            .copied()
+            .max_by_key(|c| {
+                repo.find_commit(*c)
+                    .map(|c| c.time().seconds())
+                    .unwrap_or(0)
+            }));
     }
     Ok(None)
 }
@@ -571,7 +595,14 @@ fn build(
     };
     if adds_nothing || matches!(built, Built::Conflict(_)) {
         if let Some(carrier) = carried_by(&repo, base, change)? {
-            return already_landed(town, rig, mr, carrier, "the same patch is on the target", report);
+            return already_landed(
+                town,
+                rig,
+                mr,
+                carrier,
+                "the same patch is on the target",
+                report,
+            );
         }
         if adds_nothing {
             return already_landed(town, rig, mr, base, "it adds nothing to the target", report);
@@ -852,9 +883,14 @@ pub fn refused(mr: &MergeRequest) -> Option<&str> {
 /// as opposed to not answering: git says `[remote rejected]` or `[rejected]`.
 fn is_refusal(e: &Error) -> bool {
     let s = e.to_string();
-    ["[remote rejected]", "[rejected]", "hook declined", "protected branch"]
-        .iter()
-        .any(|m| s.contains(m))
+    [
+        "[remote rejected]",
+        "[rejected]",
+        "hook declined",
+        "protected branch",
+    ]
+    .iter()
+    .any(|m| s.contains(m))
 }
 
 /// The remote refused the landing push: said on the merge request (it waits at its
@@ -1335,6 +1371,28 @@ mod tests {
                 Built::Commit(_) => panic!("{style:?}: no conflict found"),
             }
         }
+    }
+
+    #[test]
+    fn work_squashed_or_picked_by_hand_is_found_on_the_target_an_empty_change_never() {
+        let r = Repo::new();
+        let init = r.commit(None, &[("README", "hello\n")], "init");
+        let c1 = r.commit(Some(init), &[("b.txt", "b\n")], "one");
+        let change = r.commit(Some(c1), &[("c.txt", "c\n")], "two");
+        // Squashed by hand, then the target edited the same file further.
+        let squash = r.commit(Some(init), &[("b.txt", "b\n"), ("c.txt", "c\n")], "squash");
+        let later = r.commit(Some(squash), &[("c.txt", "edited\n")], "later");
+        assert_eq!(carried_by(&r.repo, later, change).unwrap(), Some(squash));
+        // Picked one by one: the newest pick carries it.
+        let p1 = r.commit(Some(init), &[("b.txt", "b\n")], "pick one");
+        let p2 = r.commit(Some(p1), &[("c.txt", "c\n")], "pick two");
+        assert_eq!(carried_by(&r.repo, p2, change).unwrap(), Some(p2));
+        // Not there: nothing found; an empty change matches no empty target commit.
+        let other = r.commit(Some(init), &[("d.txt", "d\n")], "other");
+        assert_eq!(carried_by(&r.repo, other, change).unwrap(), None);
+        let empty = r.commit(Some(init), &[], "empty change");
+        let empty_target = r.commit(Some(other), &[], "empty on target");
+        assert_eq!(carried_by(&r.repo, empty_target, empty).unwrap(), None);
     }
 
     #[test]

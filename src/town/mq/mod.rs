@@ -322,7 +322,10 @@ pub fn run(
                 .any(|m| {
                     // A gate running is worth the wait; a refused push is not.
                     m.state == MrState::Testing
-                        && matches!(m.step.as_deref(), Some("candidate" | "gate" | "target-gate"))
+                        && matches!(
+                            m.step.as_deref(),
+                            Some("candidate" | "gate" | "target-gate")
+                        )
                 });
         total.merged.extend(r.merged);
         total.returned.extend(r.returned);
@@ -339,19 +342,7 @@ pub fn run(
 /// (recorded while the rig landed without review, or left so by an older gt) waits for
 /// review instead. Returns the ids held. Runs in the caller's transaction.
 pub fn hold_unapproved_tx(tx: &mut crate::state::Tx, rig: &str) -> Result<Vec<i64>> {
-    let held: Vec<(i64, String)> = {
-        let mut st = tx
-            .prepare(
-                "SELECT m.id, m.bead FROM merge_requests m WHERE m.rig = ?1 AND m.state = 'queued'
-                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.subject = m.bead AND e.kind = 'mr.approved'
-                                 AND json_extract(e.data, '$.mr') = m.id)
-                 ORDER BY m.id",
-            )
-            .map_err(|e| tx.err(e))?;
-        st.query_map([rig], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| tx.err(e))?
-    };
+    let held = unapproved(tx, rig).map_err(|e| tx.err(e))?;
     let why = format!("rig {rig} lands only approved work (--merge review)");
     for (id, bead) in &held {
         tx.execute(
@@ -369,31 +360,46 @@ pub fn hold_unapproved_tx(tx: &mut crate::state::Tx, rig: &str) -> Result<Vec<i6
     Ok(held.into_iter().map(|(id, _)| id).collect())
 }
 
+/// Queued merge requests of `rig` that no `mr.approved` event names (id, bead).
+fn unapproved(conn: &rusqlite::Connection, rig: &str) -> rusqlite::Result<Vec<(i64, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT m.id, m.bead FROM merge_requests m WHERE m.rig = ?1 AND m.state = 'queued'
+         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.subject = m.bead AND e.kind = 'mr.approved'
+                         AND json_extract(e.data, '$.mr') = m.id)
+         ORDER BY m.id",
+    )?;
+    st.query_map([rig], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
 /// `hold_unapproved_tx` in a transaction of its own, written only when there is any.
 pub fn hold_unapproved(town: &mut Town, rig: &str) -> Result<Vec<i64>> {
-    let any: bool = town
-        .db
-        .conn()
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM merge_requests WHERE rig = ?1 AND state = 'queued')",
-            [rig],
-            |r| r.get(0),
-        )
-        .map_err(|e| town.db_err(e))?;
-    if !any {
+    if unapproved(town.db.conn(), rig)
+        .map_err(|e| town.db_err(e))?
+        .is_empty()
+    {
         return Ok(Vec::new());
     }
     town.db.write(|tx| hold_unapproved_tx(tx, rig))
 }
 
-/// How a done's merge request is recorded: per the rig's policy, or, when its head is
-/// already on the rig's target (the work changed nothing), as no change at all: never
-/// queued, never called a landing. Returns the state and, for no change, why.
+/// How a done's merge request is recorded: per the rig's policy, or, when a completed
+/// bead's head is already on the rig's target (the work changed nothing), as no change
+/// at all: never queued, never called a landing. Returns the state and, for no change,
+/// why.
 pub fn recorded_state(
     town: &Town,
     rig: &crate::state::rigs::Rig,
     head: &str,
+    completed: bool,
 ) -> Result<(MrState, Option<String>)> {
+    let policy = match rig.merge.parse::<Policy>() {
+        Ok(Policy::Review) => MrState::NeedsReview,
+        _ => MrState::Queued,
+    };
+    if !completed {
+        return Ok((policy, None));
+    }
     let repo = git2::Repository::open(town.repo_dir(&rig.name))?;
     let target = crate::git::branch_head(&repo, &rig.default_branch)?;
     if let (Some(t), Ok(h)) = (target, git2::Oid::from_str(head))
@@ -409,11 +415,7 @@ pub fn recorded_state(
             )),
         ));
     }
-    let state = match rig.merge.parse::<Policy>() {
-        Ok(Policy::Review) => MrState::NeedsReview,
-        _ => MrState::Queued,
-    };
-    Ok((state, None))
+    Ok((policy, None))
 }
 
 /// A done that changed nothing: said on its merge request and told to the mayor once,
