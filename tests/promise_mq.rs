@@ -363,6 +363,7 @@ fn a_done_with_no_change_is_its_own_outcome_never_a_landing() {
     let remote = landing_rig(&t, "gt done -m 'nothing to change'", &["--merge", "auto"]);
     let before = on_remote(&remote, &["rev-parse", "main"]);
     let id = t.bead("nothing to do");
+    let cv = t.ok(&["convoy", "create", "empty", &id]).trim().to_string();
     t.ok(&["sling", &id]);
     t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
     t.ok(&["patrol"]);
@@ -375,5 +376,9 @@ fn a_done_with_no_change_is_its_own_outcome_never_a_landing() {
     // The mayor is told it changed nothing.
     let told = t.mayor_mail_subject("no change");
     assert_eq!(told.len(), 1, "{:?}", t.mayor_mail());
+    // Its convoy has nothing on its way (not `merging` for ever), and never shows it merged.
+    let c = t.json(&["convoy", "status", &cv]);
+    assert_eq!(c["state"], "landed", "{c}");
+    assert_eq!(c["merged"], 0, "{c}");
     t.doctor_clean();
 }

@@ -785,6 +785,8 @@ fn git_cli_within(dir: &Path, args: &[&str], timeout: Option<Duration>) -> Resul
         .args(HARDENED)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        // git's own words, untranslated: a refused push is told apart by them.
+        .env("LC_ALL", "C")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

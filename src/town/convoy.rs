@@ -297,6 +297,14 @@ const LANDED_STATUS: &str = "CASE WHEN b.status = 'done' AND r.merge <> 'off' AN
        (SELECT m.state FROM merge_requests m WHERE m.bead = b.id ORDER BY m.id DESC LIMIT 1), '') <> 'merged'
      THEN 'merging' ELSE b.status END";
 
+/// A bead's status as a convoy's policy counts it: as [`LANDED_STATUS`], except that a
+/// done bead whose latest merge request recorded no change has nothing on its way (it
+/// counts as done, and is still never shown as merged).
+const SETTLED_STATUS: &str = "CASE WHEN b.status = 'done' AND r.merge <> 'off' AND COALESCE(
+       (SELECT CASE WHEN m.state = 'superseded' AND m.reason LIKE 'no change:%' THEN 'merged' ELSE m.state END
+          FROM merge_requests m WHERE m.bead = b.id ORDER BY m.id DESC LIMIT 1), '') <> 'merged'
+     THEN 'merging' ELSE b.status END";
+
 fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
     let (policy, state, name, version): (String, String, String, i64) = tx
         .query_row(
@@ -310,7 +318,7 @@ fn refresh(tx: &mut Tx, id: &str) -> Result<()> {
     }
     let statuses: Vec<String> = {
         let mut st = tx
-            .prepare_cached(&format!("SELECT {LANDED_STATUS} FROM convoy_beads c JOIN beads b ON b.id = c.bead JOIN rigs r ON r.name = b.rig WHERE c.convoy = ?1"))
+            .prepare_cached(&format!("SELECT {SETTLED_STATUS} FROM convoy_beads c JOIN beads b ON b.id = c.bead JOIN rigs r ON r.name = b.rig WHERE c.convoy = ?1"))
             .map_err(|e| tx.err(e))?;
         st.query_map([id], |r| r.get(0))
             .and_then(|r| r.collect())
