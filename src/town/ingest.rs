@@ -69,6 +69,16 @@ pub fn ingest_all(town: &mut Town) -> Result<Ingested> {
     }
 }
 
+/// Ingest one agent's outbox now: patrol's last look before it records the agent dead,
+/// so a done written after the pass's own ingest, just before its container ended, is
+/// applied instead of being mistaken for an ending without done.
+pub fn ingest_agent(town: &mut Town, rig: &str, name: &str) -> Result<Ingested> {
+    let mut total = Ingested::default();
+    let dir = super::workspace::places(town, rig, name).outbox;
+    ingest_outbox(town, rig, name, &dir, &mut total)?;
+    Ok(total)
+}
+
 /// The warning of a read command that could not apply what agents asked for.
 fn warn_pending(outboxes: &[(String, String, PathBuf)], why: &str) {
     let pending: usize = outboxes

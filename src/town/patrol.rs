@@ -193,7 +193,7 @@ fn steps(
     let ing = super::ingest::ingest_all(town)?;
     report.ingested = ing.applied;
     report.rejected = ing.rejected;
-    fail::fail_point!("patrol.after_ingest");
+    crate::interrupt::step("patrol.after_ingest")?;
 
     // 3. The runtime, and ONE list call.
     let rt = connect_with_retry(connect)?;
@@ -254,6 +254,19 @@ fn steps(
             }
         } else if running.is_some() {
             continue;
+        }
+        // A done it wrote after this pass's ingest, just before its container ended, is
+        // not an ending without done: its outbox is read once more before it is called
+        // dead (a spawning agent has no outbox to read yet).
+        if a.state == "running" {
+            let late = super::ingest::ingest_agent(town, &a.rig, &a.name)?;
+            report.ingested += late.applied;
+            let still = crate::state::agents::get(town.db.conn(), &a.id)
+                .map_err(|e| town.db_err(e))?
+                .is_some_and(|now| now.state == "running" && now.generation == a.generation);
+            if !still {
+                continue; // said done meanwhile: its saga runs below
+            }
         }
         // Dead: read how it ended (inspect only exited containers).
         let exited = mine.iter().find(|c| c.state == RunState::Exited);
