@@ -117,12 +117,19 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
             match push_with_retry(town, remote, &head, &d.branch, &a.rig) {
                 Ok(()) => clear_push_backoff(town, &a.rig)?,
                 Err(e) => {
-                    let b = record_push_failure(town, &a.rig, remote, &e)?;
+                    // A remote that does not answer is the rig's problem: all its sagas
+                    // back off. One that answers no (a rejected branch) fails fast, and
+                    // only this saga; it is tried again next pass.
+                    let why = if crate::git::timed_out(&e) {
+                        record_push_failure(town, &a.rig, remote, &e)?.why(remote)
+                    } else {
+                        e.to_string()
+                    };
                     escalate_push(town, d.id, &bead, &a.id, remote, &e)?;
                     return Ok(SagaOutcome::Pending {
                         bead,
                         step: "pushed",
-                        why: b.why(remote),
+                        why,
                     });
                 }
             }
@@ -306,8 +313,9 @@ fn push_with_retry(
 /// The longest wait between two tries of a remote that keeps failing.
 const MAX_PUSH_BACKOFF_MS: i64 = 10 * 60 * 1000;
 
-/// A rig whose pushes keep failing: how often in a row, why the last time, and when
-/// its remote is tried again (a `meta` row, `push_backoff.<rig>`).
+/// A rig whose remote keeps not answering (pushes timed out): how often in a row, why
+/// the last time, and when its remote is tried again (a `meta` row,
+/// `push_backoff.<rig>`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PushBackoff {
     pub failures: u32,
