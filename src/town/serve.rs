@@ -967,7 +967,7 @@ fn prune_packs(dir: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    packs.sort_by(|a, b| b.0.cmp(&a.0));
+    packs.sort_by_key(|p| std::cmp::Reverse(p.0));
     for (_, p) in packs.into_iter().skip(PACKS_KEPT) {
         let _ = std::fs::remove_file(&p);
         let _ = std::fs::remove_file(p.with_extension("lock"));
