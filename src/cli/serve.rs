@@ -10,12 +10,16 @@ use crate::error::Result;
 /// = "clone"` in gt.toml, e.g. agents on other Swarm nodes). It listens on
 /// `serve.listen` (default 0.0.0.0:7420) and speaks HTTPS only, with a certificate for
 /// the host of `serve.url` signed by the town's own CA (made with `openssl` on first run
-/// in .gt/serve/; agents trust that CA alone). Every call names an agent, its generation
+/// in .gt/serve/; agents trust that CA alone). When the CA is made anew (its files were
+/// deleted) or replaced, gt serve issues itself a new certificate from it, on start and
+/// within a second while it runs, and says so. Every call names an agent, its generation
 /// and its dispatch token: anonymous or wrong calls get 401, a stale generation 409. A
 /// push moves only that agent's branch, only fast-forward; a request goes into the same
 /// spool and checks as a mounted mailbox. Bodies are bounded (1 MiB per request, 1 GiB
 /// per pack, dropped when they stall 10 s); each agent has a request rate
-/// (`serve.rate`), at most 8 calls in flight and one push at a time; a pushed pack must
+/// (`serve.rate`), at most 16 connections, 8 calls in flight and one push at a time;
+/// connections that have not authenticated are closed after 10 s (and, in a flood, the
+/// oldest first); an answer the agent stops reading is dropped after 30 s; a pushed pack must
 /// carry its new commits and use only objects it was given (`serve.patience` is how long
 /// an agent retries an endpoint that does not answer).
 ///

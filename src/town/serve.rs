@@ -2,15 +2,20 @@
 //! containers (`[runtime] workspace = "clone"`, agents on other machines).
 //!
 //! HTTPS only, with the town CA's certificate for the host of `serve.url` (see
-//! `town::pki`). Every call but `GET /health` names an agent, its generation and its
-//! dispatch token, checked against the database: an unknown agent or a wrong token is
-//! 401, another generation 409 (`stale`). What an agent sends is data, handled as the
-//! mounted mailbox is: a request goes into the agent's host-side outbox (the spool
-//! patrol ingests, with the same idempotency and generation checks), a pushed pack is
-//! indexed in a host-only scratch repository and imported by the same bounded,
-//! fast-forward-only import the worktrees use. Bodies are bounded (requests 1 MiB, packs
-//! 1 GiB), each agent has a request rate (`serve.rate`, bursts of 4x), connections are
-//! capped, and a connection that sends no complete header in 10 s is dropped.
+//! `town::pki`), checked against the CA on start and every second while serving:
+//! re-issued when the CA was made anew or replaced. Every call but `GET /health` names
+//! an agent, its generation and its dispatch token, checked against the database: an
+//! unknown agent or a wrong token is 401, another generation 409 (`stale`). What an agent
+//! sends is data, handled as the mounted mailbox is: a request goes into the agent's
+//! host-side outbox (the spool patrol ingests, with the same idempotency and generation
+//! checks), a pushed pack is spooled to disk, indexed in a host-only scratch repository,
+//! verified, and kept as one pack in the rig's object store before the same
+//! fast-forward-only branch move the worktrees use. Bodies are bounded (requests 1 MiB,
+//! packs 1 GiB), each agent has a request rate (`serve.rate`, bursts of 4x) and its own
+//! share of connections; connections nobody authenticated hold no agent's share (a
+//! flood of them closes its own oldest) and are closed 10 s after they arrive. Clone
+//! packs are built once per set of heads and streamed from disk; an answer nobody reads
+//! for 30 s is dropped with its connection.
 
 use super::Town;
 use crate::agent::remote::{
@@ -967,7 +972,7 @@ fn prune_packs(dir: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    packs.sort_by(|a, b| b.0.cmp(&a.0));
+    packs.sort_by_key(|p| std::cmp::Reverse(p.0));
     for (_, p) in packs.into_iter().skip(PACKS_KEPT) {
         let _ = std::fs::remove_file(&p);
         let _ = std::fs::remove_file(p.with_extension("lock"));
