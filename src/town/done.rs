@@ -81,9 +81,21 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
             while running(rt)? && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            super::transcript::keep(town, rt, &name, &a.rig, &bead, d.id);
             if running(rt)? {
+                // Stopped, then read: what it prints while stopping is kept too.
+                super::transcript::stop_and_keep(
+                    town,
+                    rt,
+                    &name,
+                    &a.rig,
+                    &bead,
+                    d.id,
+                    Duration::from_secs(10),
+                )?;
+                // (A runtime that cannot stop without removing stops it here.)
                 rt.remove(&name, Duration::from_secs(10))?;
+            } else {
+                super::transcript::keep(town, rt, &name, &a.rig, &bead, d.id);
             }
             // `gt done` committed the agent's leftovers inside its container; the host
             // imports its commits (bounded, by id) and moves the branch forward to them.
@@ -220,7 +232,15 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
     if has(town, "released")?.is_none() {
         fail::fail_point!("saga.released.before");
         let name = super::sling::container_name(&town.id, &a.rig, &a.name);
-        super::transcript::keep(town, rt, &name, &a.rig, &bead, d.id);
+        super::transcript::stop_and_keep(
+            town,
+            rt,
+            &name,
+            &a.rig,
+            &bead,
+            d.id,
+            Duration::from_secs(5),
+        )?;
         rt.remove(&name, Duration::from_secs(5))?;
         super::secret::remove_secrets(town, &a.rig, &a.name)?;
         fail::fail_point!("saga.container_removed.after");

@@ -479,7 +479,16 @@ fn stalled(
             // One nudge per dispatch: silent again for `stall_timeout` after it (or after
             // its last word since), it is stopped.
             Some(at) if now - silent_since.max(at) >= limit => {
-                super::transcript::keep(town, rt, &c.id, &a.rig, &bead, d);
+                // Stopped, then read (what it prints while stopping is kept), then gone.
+                super::transcript::stop_and_keep(
+                    town,
+                    rt,
+                    &c.id,
+                    &a.rig,
+                    &bead,
+                    d,
+                    Duration::from_secs(5),
+                )?;
                 rt.remove(&c.id, Duration::from_secs(5))?;
                 let reason =
                     format!("stalled: no output or checkpoint for {span}, nudged and still silent");

@@ -269,7 +269,11 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
     fail::fail_point!("nuke.after_remove");
     super::secret::remove_secrets(town, &agent.rig, &agent.name)?;
     // 2. The worktree goes only when it holds nothing that exists nowhere else.
-    let wt = agent.worktree.clone();
+    // Found under the town's current root (a town moved since keeps working), never at
+    // the path recorded when the worktree was made.
+    let wt = town
+        .agent_worktree(&agent)
+        .map(|p| p.to_string_lossy().into_owned());
     let mut unsaved = crate::git::Unsaved::default();
     let mut worktree = "none";
     if let Some(path) = wt
@@ -281,6 +285,9 @@ pub fn nuke(town: &mut Town, rt: &dyn Runtime, addr: &str, force: bool) -> Resul
         if unsaved.is_empty() || force {
             let _lock = crate::git::lock(&town.repo_dir(&agent.rig))?;
             let repo = git2::Repository::open(town.repo_dir(&agent.rig))?;
+            // Its git links may still name the town's old place: pointed back here first,
+            // so the removal touches nothing there.
+            crate::git::repair_worktree(&repo, path)?;
             crate::git::remove_worktree(&repo, path)?;
             super::workspace::remove_private(town, &agent.rig, &agent.name)?;
             worktree = "removed";

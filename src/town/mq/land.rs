@@ -123,6 +123,15 @@ fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -
     if rig.merge == Policy::Review.as_str() {
         super::hold_unapproved(town, &rig.name)?;
     }
+    let backed_off = crate::town::done::push_backoff(town, &rig.name)?
+        .filter(|b| now_ms() < b.until)
+        .map(|b| b.why(rig.remote.as_deref().unwrap_or("")));
+    if let Some(why) = &backed_off {
+        // Its remote does not answer: nothing of this rig waits on it again before the
+        // next try (fetches included); other rigs go on.
+        report.waiting.push(format!("rig {}: {why}", rig.name));
+        return Ok(());
+    }
     if rig.remote.is_some() {
         // The remote's target is followed every pass, not only when something lands:
         // new dispatches branch from the local one.
@@ -131,6 +140,14 @@ fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -
                 report.known_remote.insert(rig.name.clone(), head);
             }
             Err(e @ Error::LeaseLost { .. }) => return Err(e),
+            Err(e) if crate::git::timed_out(&e) => {
+                let remote = rig.remote.as_deref().unwrap_or("");
+                let b = crate::town::done::record_push_failure(town, &rig.name, remote, &e)?;
+                report
+                    .waiting
+                    .push(format!("rig {}: {}", rig.name, b.why(remote)));
+                return Ok(());
+            }
             Err(e) => tracing::warn!("rig {}: its target not followed: {e}", rig.name),
         }
     }
@@ -791,6 +808,13 @@ fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> R
         return Ok(Progress::Next);
     };
     if let Some(remote) = &rig.remote {
+        // A remote that does not answer is backed off per rig (the done sagas' record):
+        // it costs one `push_timeout` per backoff period, not one every pass.
+        if let Some(b) = crate::town::done::push_backoff(town, &rig.name)?
+            && now_ms() < b.until
+        {
+            return Ok(Progress::Wait(b.why(remote)));
+        }
         town.db.renew_lease()?;
         let target = target_of(mr, rig);
         let pushed = crate::git::push_cas(
@@ -838,8 +862,13 @@ fn push(town: &mut Town, rig: &Rig, mr: &MergeRequest, report: &mut Report) -> R
                 }
             }
             Err(e) if is_refusal(&e) => return refused_push(town, mr, remote, &target, &e),
+            Err(e) if crate::git::timed_out(&e) => {
+                let b = crate::town::done::record_push_failure(town, &rig.name, remote, &e)?;
+                return Ok(Progress::Wait(b.why(remote)));
+            }
             Err(e) => return Err(e),
         }
+        crate::town::done::clear_push_backoff(town, &rig.name)?;
     }
     checkpoint(town, mr, "pushed", &[], &["mr.pushed"])?;
     crate::interrupt::step("mq.pushed.after")?;
