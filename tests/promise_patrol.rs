@@ -398,3 +398,59 @@ fn a_queued_bead_whose_dispatch_fails_keeps_its_place_in_the_queue() {
     assert_eq!(p["queued_dispatched"], serde_json::json!([b]), "{p}");
     assert_eq!(t.json(&["bead", "show", &c])["queued"], true);
 }
+
+/// The landing push honours the rig's push backoff too: a remote that takes the branch
+/// but hangs on its target costs one `push_timeout`, then passes go by without asking it
+/// until the next try, the merge request saying why it waits.
+#[test]
+fn a_hung_landing_push_is_backed_off_not_retried_every_pass() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("retry_backoff = [\"0s\"]", "push_timeout = \"4s\"");
+    let remote = t.rig_with_remote(&scripted_agent(""), &["--merge", "auto"]);
+    let repo = t.root().join("rigs/api/repo");
+    git(&repo, &["push", "-q", remote.to_str().unwrap(), "main"]);
+    // The remote takes the agent's branch but hangs on any update of main.
+    let hook = remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do [ \"$ref\" = refs/heads/main ] && sleep 600; done\nexit 0\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let a = t.bead("lands nowhere");
+    t.ok(&["sling", &a]);
+    // Handed over, then its landing tried once: one push_timeout, and the backoff.
+    t.patrol_until("the landing backed off", 90, |t| {
+        t.json(&["status"])["remotes_failing"]
+            .to_string()
+            .contains("next try after")
+    });
+    // The next passes do not ask the remote: they are quick and say why the MR waits.
+    for _ in 0..2 {
+        let started = Instant::now();
+        let p = t.patrol_json();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(4),
+            "a backed-off pass took {took:?}: {p}"
+        );
+        assert!(
+            p["merge_queue"]["waiting"]
+                .to_string()
+                .contains("next try after"),
+            "{p}"
+        );
+    }
+    // The remote answers again: after the backoff the change lands, once.
+    std::fs::remove_file(&hook).unwrap();
+    t.patrol_until("landed after the backoff", 90, |t| {
+        t.json(&["mq", "list"]).to_string().contains("\"merged\"")
+    });
+    let log = git(&remote, &["log", "--first-parent", "--format=%s", "main"]);
+    assert_eq!(log.matches(&a).count(), 1, "{log}");
+    t.doctor_clean();
+}

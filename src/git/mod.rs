@@ -820,7 +820,7 @@ fn git_cli_within(dir: &Path, args: &[&str], timeout: Option<Duration>) -> Resul
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::git(format!(
-                "`git {}` timed out after {}s (patrol.push_timeout); it is tried again on the next pass",
+                "`git {}` timed out after {}s (patrol.push_timeout)",
                 args.join(" "),
                 t.as_secs_f64()
             )));
