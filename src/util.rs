@@ -309,6 +309,19 @@ pub fn shared_libs(bin: &Path) -> Result<Vec<std::path::PathBuf>> {
         .collect())
 }
 
+/// Whether an error's text says the host itself failed (its disk full, over quota, or
+/// read-only): the host's fault, never an agent's or a change's. Only for text the host
+/// wrote (an agent's words could say anything).
+pub fn is_host_fault(text: &str) -> bool {
+    [
+        "No space left on device",
+        "Disk quota exceeded",
+        "Read-only file system",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -627,8 +627,15 @@ pub fn remote_head(
 pub fn remote_branches(
     repo_dir: &Path,
     remote: &str,
+    timeout: Duration,
 ) -> Result<std::collections::HashMap<String, String>> {
-    let out = git_cli(repo_dir, &["ls-remote", "--heads", "--", remote])?;
+    // Bounded like every network call: a remote that hangs keeps the branches (the
+    // caller's "unreachable" path), it never holds a pass for ever.
+    let out = git_cli_within(
+        repo_dir,
+        &["ls-remote", "--heads", "--", remote],
+        Some(timeout),
+    )?;
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -759,10 +766,6 @@ pub fn push_cas(
         Some(h) if h != expected => Ok(CasPush::Moved(Some(h))),
         _ => pushed.map(|_| CasPush::Moved(None)),
     }
-}
-
-fn git_cli(dir: &Path, args: &[&str]) -> Result<String> {
-    git_cli_within(dir, args, None)
 }
 
 /// Options of every host `git` call: hooks disabled, the `ext` transport refused.

@@ -1227,8 +1227,12 @@ fn update_breaker(town: &mut Town, report: &mut Report) -> Result<()> {
         .query_row(
             // A dispatch stopped from outside (a drain or `gt stop`, an engine restart,
             // `docker kill`) did not fail: it is no attempt, and no breaker failure.
+            // Nor is a spawn the host could not make (its disk full or read-only): the
+            // host's fault pauses nobody's rig town-wide (the reason is host-written).
             "SELECT count(*) FROM dispatches WHERE ended_at >= ?1 AND reason IS NOT NULL
-             AND reason NOT IN ('done','nuked') AND reason NOT LIKE ?2",
+             AND reason NOT IN ('done','nuked') AND reason NOT LIKE ?2
+             AND NOT (reason LIKE 'spawn failed:%' AND (reason LIKE '%No space left on device%'
+               OR reason LIKE '%Disk quota exceeded%' OR reason LIKE '%Read-only file system%'))",
             rusqlite::params![since, format!("%{NOT_AN_ATTEMPT}%")],
             |r| r.get(0),
         )

@@ -804,10 +804,14 @@ pub fn prune(town: &mut Town, rig: Option<&str>, dry_run: bool) -> Result<Vec<Pr
         }
         // One call to the remote for the whole rig; an unreachable remote keeps every
         // branch that is not merged (and says so) instead of failing the other rigs.
-        let remote = r
-            .remote
-            .as_ref()
-            .map(|url| (url, crate::git::remote_branches(&repo_dir, url)));
+        let remote = r.remote.as_ref().map(|url| {
+            let within = town
+                .config
+                .patrol
+                .push_timeout
+                .min(town.config.patrol.lease / 2);
+            (url, crate::git::remote_branches(&repo_dir, url, within))
+        });
         for (b, branch, head) in candidates {
             let kept = |why: String| Pruned {
                 rig: r.name.clone(),

@@ -918,6 +918,15 @@ pub fn release_claim(town: &mut Town, c: &Claim, keep_branch: bool, reason: &str
             rusqlite::params![c.bead.id, branch, now, queued],
         )
         .map_err(|e| tx.err(e))?;
+        if crate::util::is_host_fault(reason) {
+            // The host could not make it (its disk full or read-only): the agent never
+            // ran, so no attempt of the bead is spent on it.
+            tx.execute(
+                "UPDATE beads SET attempts = attempts - 1, version = version + 1 WHERE id = ?1 AND attempts > 0",
+                [&c.bead.id],
+            )
+            .map_err(|e| tx.err(e))?;
+        }
         dispatches::end(tx, c.dispatch, now, None, false, reason).map_err(|e| tx.err(e))?;
         tx.event("sling.undone", &c.bead.id, serde_json::json!({ "agent": a.id, "generation": a.generation, "reason": reason }))
     })

@@ -168,10 +168,12 @@ pub enum ProblemKind {
     Bead,
     #[serde(rename = "mr")]
     MergeRequest,
+    #[serde(rename = "remote")]
+    Remote,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 10] = [
+    pub const ALL: [ProblemKind; 11] = [
         ProblemKind::DockerDown,
         ProblemKind::BreakerOpen,
         ProblemKind::Patrol,
@@ -182,6 +184,7 @@ impl ProblemKind {
         ProblemKind::StoppedSling,
         ProblemKind::Bead,
         ProblemKind::MergeRequest,
+        ProblemKind::Remote,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -196,6 +199,7 @@ impl ProblemKind {
             ProblemKind::StoppedSling => "sling",
             ProblemKind::Bead => "bead",
             ProblemKind::MergeRequest => "mr",
+            ProblemKind::Remote => "remote",
         }
     }
 }
@@ -305,6 +309,7 @@ pub fn snapshot(town: &Town, engine: Option<&Engine>, now: i64) -> Result<Snapsh
     let patrol = patrol_view(town)?;
     problems.extend(patrol_problem(town, &patrol, now)?);
     problems.extend(disk_problem(town));
+    problems.extend(remote_problems(town)?);
     let rigs = rig_views(town, engine, now, &mut problems)?;
     problems.extend(bead_problems(town)?);
     let merge_queue = merge_queue(town)?;
@@ -572,6 +577,50 @@ fn bead_problems(town: &Town) -> Result<Vec<Problem>> {
 }
 
 /// A merge request that needs a person: review, or a landing that failed.
+/// Rigs whose remote refuses or does not answer their pushes (backed off): what `gt
+/// status` lists under `remotes_failing`, as problems.
+fn remote_problems(town: &Town) -> Result<Vec<Problem>> {
+    let mut out = Vec::new();
+    for r in crate::state::rigs::all(town.db.conn()).map_err(|e| town.db_err(e))? {
+        if let (Some(remote), Some(b)) = (&r.remote, super::done::push_backoff(town, &r.name)?) {
+            out.push(Problem {
+                kind: ProblemKind::Remote,
+                subject: r.name.clone(),
+                text: format!(
+                    "rig {}: {}; finished work waits on the host (make the remote take gt's pushes; `gt log` has each try)",
+                    r.name,
+                    b.why(remote)
+                ),
+            });
+        }
+    }
+    // A hand-over whose branch push the remote refuses (a hook, a protected name): its
+    // agent waits finishing; the mayor was told once (`push-failed-DISPATCH`).
+    let conn = town.db.conn();
+    for a in crate::state::agents::list(conn, None).map_err(|e| town.db_err(e))? {
+        let (Some(d), Some(bead)) = (a.dispatch, a.bead.as_deref()) else {
+            continue;
+        };
+        if a.state != "finishing" {
+            continue;
+        }
+        if crate::state::mail::get(conn, &format!("push-failed-{d}"))
+            .map_err(|e| town.db_err(e))?
+            .is_some()
+        {
+            out.push(Problem {
+                kind: ProblemKind::Remote,
+                subject: a.id.clone(),
+                text: format!(
+                    "{}: the remote refuses the push of {bead}'s branch; the work is safe on the host and the push is tried every pass (`gt mail read push-failed-{d}` says why)",
+                    a.id
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn mr_problem(m: &MrView) -> Option<Problem> {
     let text = match m.state {
         MrState::NeedsReview => format!(
