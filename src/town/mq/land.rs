@@ -621,6 +621,30 @@ fn build(
                 report,
             );
         }
+        if adds_nothing && super::changes_nothing(&repo, change, base) {
+            // Its own commits change nothing (empty, or undone by themselves): no change,
+            // never a landing.
+            let why = format!(
+                "no change: its commits change no file against {}; nothing to land",
+                target_of(mr, rig)
+            );
+            town.db.write(|tx| {
+                tx.execute(
+                    "UPDATE merge_requests SET state = 'superseded', step = NULL, updated_at = ?2, version = version + 1
+                     WHERE id = ?1",
+                    rusqlite::params![mr.id, now_ms()],
+                )
+                .map_err(|e| tx.err(e))?;
+                let agent = mr
+                    .branch
+                    .strip_prefix("polecat/")
+                    .and_then(|r| r.split('/').next())
+                    .map(|n| format!("{}/{n}", rig.name))
+                    .unwrap_or_else(|| format!("the agent on {}", mr.branch));
+                super::record_no_change(tx, mr.id, &mr.bead, &agent, &why)
+            })?;
+            return Ok(Progress::Finished);
+        }
         if adds_nothing {
             return already_landed(town, rig, mr, base, "it adds nothing to the target", report);
         }

@@ -404,7 +404,9 @@ pub fn recorded_state(
     let target = crate::git::branch_head(&repo, &rig.default_branch)?;
     if let (Some(t), Ok(h)) = (target, git2::Oid::from_str(head))
         && let Ok(t) = git2::Oid::from_str(&t)
-        && (h == t || repo.graph_descendant_of(t, h).unwrap_or(false))
+        && (h == t
+            || repo.graph_descendant_of(t, h).unwrap_or(false)
+            || changes_nothing(&repo, h, t))
     {
         return Ok((
             MrState::Superseded,
@@ -416,6 +418,16 @@ pub fn recorded_state(
         ));
     }
     Ok((policy, None))
+}
+
+/// Whether the work at `head` changes no file against where it left `target` (an empty
+/// commit, or a file added and removed again): its tree is its merge base's.
+pub fn changes_nothing(repo: &git2::Repository, head: git2::Oid, target: git2::Oid) -> bool {
+    let tree = |id| repo.find_commit(id).map(|c| c.tree_id());
+    match (repo.merge_base(head, target), tree(head)) {
+        (Ok(base), Ok(t)) => tree(base).is_ok_and(|b| b == t),
+        _ => false,
+    }
 }
 
 /// A done that changed nothing: said on its merge request and told to the mayor once,
