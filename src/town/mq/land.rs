@@ -472,7 +472,52 @@ fn removed_in(repo: &Repository, target: &str, base: Oid, change: Oid) -> Result
             return Ok(Some(m));
         }
     }
+    // Not by ancestry, but by content: a commit of the change that carries the same
+    // patch as a removed commit (the agent applied the removed diff again).
+    const LOOK_BACK: usize = 500;
+    let mut removed = std::collections::HashMap::new();
+    for r in repo.references_glob(&format!("{prefix}*"))? {
+        let Some(old) = r?.target() else { continue };
+        for c in range(repo, base, old)?.into_iter().rev().take(LOOK_BACK) {
+            let commit = repo.find_commit(c)?;
+            if commit.parent_count() == 1
+                && let Some(p) = patch_of(repo, commit.parent_id(0)?, c)?
+            {
+                removed.entry(p).or_insert(c);
+            }
+        }
+    }
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    let fork = repo.merge_base(base, change)?;
+    if let Some(p) = patch_of(repo, fork, change)?
+        && let Some(c) = removed.get(&p)
+    {
+        return Ok(Some(*c));
+    }
+    for c in range(repo, fork, change)?.into_iter().take(LOOK_BACK) {
+        let commit = repo.find_commit(c)?;
+        if commit.parent_count() == 1
+            && let Some(p) = patch_of(repo, commit.parent_id(0)?, c)?
+            && let Some(gone) = removed.get(&p)
+        {
+            return Ok(Some(*gone));
+        }
+    }
     Ok(None)
+}
+
+/// The patch id of the diff from `from` to `to`; None for an empty diff (it says
+/// nothing, and matches nothing).
+fn patch_of(repo: &Repository, from: Oid, to: Oid) -> Result<Option<Oid>> {
+    let old = repo.find_commit(from)?.tree()?;
+    let new = repo.find_commit(to)?.tree()?;
+    let d = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+    if d.deltas().len() == 0 {
+        return Ok(None);
+    }
+    Ok(Some(d.patchid(None)?))
 }
 
 /// The target commit that already carries `change` (a person merged it by hand, or an
@@ -481,16 +526,7 @@ fn removed_in(repo: &Repository, target: &str, base: Oid, change: Oid) -> Result
 fn carried_by(repo: &Repository, base: Oid, change: Oid) -> Result<Option<Oid>> {
     const LOOK_BACK: usize = 500;
     let fork = repo.merge_base(base, change)?;
-    // An empty diff has a patch id too: it says nothing, and matches nothing.
-    let patch_id = |from: Oid, to: Oid| -> Result<Option<Oid>> {
-        let old = repo.find_commit(from)?.tree()?;
-        let new = repo.find_commit(to)?.tree()?;
-        let d = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
-        if d.deltas().len() == 0 {
-            return Ok(None);
-        }
-        Ok(Some(d.patchid(None)?))
-    };
+    let patch_id = |from: Oid, to: Oid| patch_of(repo, from, to);
     let Some(whole) = patch_id(fork, change)? else {
         return Ok(None);
     };
