@@ -89,7 +89,8 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     };
     assert_eq!(c["Config"]["User"], user.as_str());
     assert_eq!(hc["ReadonlyRootfs"], true);
-    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "10m");
+    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "4900k");
+    assert_eq!(hc["LogConfig"]["Config"]["max-file"], "2");
     // Structured bind mounts (a path with `:` or `,` stays one path).
     let mounts = hc["Mounts"].as_array().cloned().unwrap_or_default();
     let mount = |target: &str| {

@@ -104,7 +104,7 @@ fn agents_run_as_swarm_services_and_a_killed_task_is_dispatched_again() {
     assert_eq!(hc["Init"], true, "{hc}");
     assert_eq!(hc["Memory"], 256 << 20, "{hc}");
     assert!(hc["PidsLimit"].as_i64().is_some_and(|p| p > 0), "{hc}");
-    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "10m", "{hc}");
+    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "4900k", "{hc}");
     // no-new-privileges reaches a task from API 1.46 (Docker 27) on; older engines
     // drop it (gt's report says so).
     let api = String::from_utf8_lossy(
