@@ -12,8 +12,8 @@ use crate::error::Result;
 /// transcript cannot be. The output is the agent's to write, so a reported cost is
 /// bounded: at most $1 per KiB of output (at least $1) and `defaults.max_cost_per_dispatch`;
 /// a cost over a bound is kept as the bound, flagged (`usage.flagged` in `gt log`, one
-/// mail to the mayor), and counts toward its own bead's and rig's budgets, never toward
-/// another rig's share of `max_cost_per_day`.
+/// mail to the mayor), and counts toward its own bead's and rig's budgets only:
+/// `max_cost_per_day` is per rig, so no rig's reported cost stops another.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt costs                     # every rig, all time

@@ -1,12 +1,13 @@
 //! Budgets: `defaults.max_cost_per_bead` and `defaults.max_cost_per_day` (USD, from the
 //! usage agents report; 0 is no limit). Crossed, they stop new dispatches: a sling says
 //! why (exit 2), patrol neither re-dispatches nor dispatches queued work, and the mayor
-//! is mailed once (per bead, or per day).
+//! is mailed once (per bead, or per rig and day).
 //!
-//! Until costs come from the wire, the agent's own report is all there is: it is bounded
-//! when recorded ([`record`]): a dispatch's cost is at most what its output could have
-//! cost and at most the caps; a clamped one is flagged (an event, one mail) and counts
-//! for its own bead and rig only, so one agent's forged cost never stops another rig.
+//! Until costs come from the wire, the agent's own report is all there is, so a reported
+//! cost can only ever stop the rig that reported it: the daily budget is per rig (a rig
+//! is refused for its own spend in the last 24 hours, never for another's). It is also
+//! bounded when recorded ([`record`]): a dispatch's cost is at most what its output could
+//! have cost and at most the caps; a clamped one is flagged (an event, one mail).
 
 use super::{Town, mail::MAYOR};
 use crate::error::{Error, Result};
@@ -77,8 +78,8 @@ pub fn record(
             format!(
                 "Dispatch {dispatch} of bead {bead} (rig {rig}) reported a cost of ${said:.4} in \
                  its output ({output_bytes} bytes): {why}. It is recorded as ${kept_usd:.4} and \
-                 flagged: it counts toward bead {bead}'s and rig {rig}'s budgets, never toward \
-                 another rig's share of the daily budget. An agent's output is its own to \
+                 flagged: it counts toward bead {bead}'s and rig {rig}'s budgets only (the daily \
+                 budget is per rig: it never stops another rig). An agent's output is its own to \
                  write: look at `gt peek --bead {bead}` and `gt log`."
             ),
             at,
@@ -104,8 +105,8 @@ pub enum Over {
         spent: f64,
         limit: f64,
     },
-    /// `flagged`: how much of `spent` is `rig`'s own flagged usage, which counts for it
-    /// alone.
+    /// Rig `rig`'s own spend in the last 24 hours (the daily budget is per rig);
+    /// `flagged`: how much of `spent` is its flagged (clamped) usage.
     Day {
         spent: f64,
         limit: f64,
@@ -125,18 +126,23 @@ impl Over {
                 limit,
                 rig,
                 flagged,
-            } if *flagged > 0.0 => format!(
-                "agents have spent ${spent:.4} in the last 24 hours, over the daily budget of ${limit:.4} (defaults.max_cost_per_day) for rig {rig}: ${flagged:.4} of it is rig {rig}'s flagged usage, which stops rig {rig} alone"
-            ),
-            Over::Day { spent, limit, .. } => format!(
-                "agents have spent ${spent:.4} in the last 24 hours, over the daily budget of ${limit:.4} (defaults.max_cost_per_day)"
-            ),
+            } => {
+                let flagged = if *flagged > 0.0 {
+                    format!("; ${flagged:.4} of it is rig {rig}'s flagged usage")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "rig {rig}'s agents have spent ${spent:.4} in the last 24 hours, over the daily budget of ${limit:.4} per rig (defaults.max_cost_per_day; a rig's reported cost stops only that rig){flagged}"
+                )
+            }
         }
     }
 }
 
-/// Whether dispatching `bead` now would cross a budget. The daily one counts every
-/// rig's plausible usage and the flagged (clamped) usage of `bead`'s own rig only.
+/// Whether dispatching `bead` now would cross a budget. The daily one is per rig: it
+/// counts the usage of `bead`'s own rig only (flagged or not), so what one rig's agents
+/// report never stops another rig.
 pub fn check(town: &Town, bead: &str) -> Result<Option<Over>> {
     let d = &town.config.defaults;
     let conn = town.db.conn();
@@ -165,7 +171,7 @@ pub fn check(town: &Town, bead: &str) -> Result<Option<Over>> {
             .query_row(
                 "SELECT COALESCE(SUM(cost_usd), 0),
                         COALESCE(SUM(CASE WHEN flagged = 1 THEN cost_usd END), 0)
-                 FROM usage WHERE recorded_at >= ?1 AND (flagged = 0 OR rig = ?2)",
+                 FROM usage WHERE recorded_at >= ?1 AND rig = ?2",
                 rusqlite::params![since, rig],
                 |r| Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?)),
             )
@@ -182,15 +188,15 @@ pub fn check(town: &Town, bead: &str) -> Result<Option<Over>> {
     Ok(None)
 }
 
-/// Tell the mayor, once per bead (or per UTC day), that a budget stopped dispatches.
+/// Tell the mayor, once per bead (or per rig and UTC day), that a budget stopped
+/// dispatches.
 pub fn tell(town: &mut Town, bead: &str, over: &Over) -> Result<()> {
     let id = match over {
         Over::Bead { .. } => format!("budget-{bead}"),
-        Over::Day { rig, flagged, .. } if *flagged > 0.0 => format!(
+        Over::Day { rig, .. } => format!(
             "budget-day-{}-{rig}",
             &crate::util::format_time(now_ms())[..10]
         ),
-        Over::Day { .. } => format!("budget-day-{}", &crate::util::format_time(now_ms())[..10]),
     };
     let m = Mail::new(
         id,
@@ -199,7 +205,7 @@ pub fn tell(town: &mut Town, bead: &str, over: &Over) -> Result<()> {
         format!("[escalation] budget reached: {}", over.message(bead)),
         "No new dispatch starts while the budget is crossed; running agents go on. Raise the \
          limit in gt.toml ([defaults] max_cost_per_bead / max_cost_per_day), or wait (the daily \
-         one is a rolling 24 hours). `gt costs` shows the spending."
+         one is per rig, over a rolling 24 hours). `gt costs --since 1d` shows the spending."
             .to_string(),
         now_ms(),
     );
@@ -209,6 +215,6 @@ pub fn tell(town: &mut Town, bead: &str, over: &Over) -> Result<()> {
 /// The error a sling over budget returns (exit 2).
 pub fn refused(bead: &str, over: &Over) -> Error {
     Error::usage(over.message(bead)).with_hint(
-        "raise max_cost_per_bead / max_cost_per_day in gt.toml, or wait; `gt costs` shows the spending",
+        "raise max_cost_per_bead / max_cost_per_day (per rig) in gt.toml, or wait; `gt costs` shows the spending",
     )
 }

@@ -28,7 +28,7 @@ spawn_timeout = "3m"                      # a spawning agent younger than this i
 on_exhausted = "failed"                   # or "escalated"
 max_cost_per_bead = 0.0                   # USD agents may spend on one bead (as their CLI
                                           #   reports it); crossed: no more dispatches of it
-max_cost_per_day = 0.0                    # USD in any 24 hours; crossed: no new dispatches
+max_cost_per_day = 0.0                    # USD per rig in any 24 hours; crossed: no new dispatches
                                           #   (running agents go on); 0.0: no limit
 max_cost_per_dispatch = 0.0               # USD one dispatch may report; more is kept as this
                                           #   much, flagged, and the mayor told; 0.0: no cap
@@ -139,6 +139,8 @@ pub struct Defaults {
     pub on_exhausted: OnExhausted,
     /// USD; 0.0 is no limit.
     pub max_cost_per_bead: f64,
+    /// Per rig: a rig is refused new dispatches for its own agents' spend in the last
+    /// 24 hours only (a reported cost is the agent's word: it never stops another rig).
     pub max_cost_per_day: f64,
     pub max_cost_per_dispatch: f64,
 }

@@ -18,6 +18,8 @@ const KEEP_PER_BEAD: usize = 10;
 /// A usage line longer than this is not parsed (a Claude `result` carries the run's
 /// final message: tens of KiB are ordinary, the engine keeps at most 10 MB in all).
 const MAX_USAGE_LINE: usize = 8 << 20;
+/// Starts of a usage object tried in one line (each may cost a scan of the line).
+const MAX_USAGE_STARTS: usize = 8;
 
 fn dir(town: &Town, rig: &str, bead: &str) -> PathBuf {
     town.root.join("transcripts").join(rig).join(bead)
@@ -192,17 +194,41 @@ impl Meter {
 
     fn parse(&mut self, line: &[u8]) {
         use crate::state::usage::Usage;
-        let line = line.trim_ascii();
-        if !line.starts_with(b"{") {
-            return;
-        }
         // Only the two kinds that carry usage are parsed (most lines are neither).
         let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
         if !has(b"\"result\"") && !has(b"turn.completed") {
             return;
         }
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
-            return;
+        // The usage object starts at `{"type":"result"` (or `"turn.completed"`), wherever
+        // it is in the line: output printed without a line end just before it (a
+        // background process's) glues onto it and must not hide it. Each such start is
+        // tried in turn; the first that parses as a JSON value counts, and whatever
+        // follows it is ignored. A start that does not parse may cost a scan of the rest
+        // of the line: at most `MAX_USAGE_STARTS` are tried. (An agent that glues more
+        // decoys before its CLI's line hides its cost, as one that kills its CLI does:
+        // until costs come from the wire, a report is the agent's word.)
+        const STARTS: [&[u8]; 2] = [b"{\"type\":\"result\"", b"{\"type\":\"turn.completed\""];
+        let mut at = 0;
+        let mut tries = 0;
+        let v = loop {
+            if tries == MAX_USAGE_STARTS {
+                return;
+            }
+            tries += 1;
+            let Some(i) = line[at..]
+                .iter()
+                .enumerate()
+                .position(|(i, _)| STARTS.iter().any(|s| line[at + i..].starts_with(s)))
+            else {
+                return;
+            };
+            let from = &line[at + i..];
+            at += i + 1;
+            let mut values =
+                serde_json::Deserializer::from_slice(from).into_iter::<serde_json::Value>();
+            if let Some(Ok(v)) = values.next() {
+                break v;
+            }
         };
         let count =
             |v: &serde_json::Value| v.as_i64().filter(|n| (0..=1_000_000_000_000).contains(n));
@@ -422,6 +448,37 @@ mod tests {
         m.feed("\n");
         m.feed(line);
         assert_eq!(m.usage().unwrap().input_tokens, 3);
+    }
+
+    #[test]
+    fn a_result_glued_to_a_partial_line_counts() {
+        let result = "{\"type\":\"result\",\"total_cost_usd\":0.7,\"usage\":{\"input_tokens\":900,\"output_tokens\":90}}";
+        let turn =
+            "{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2}}";
+        for noise in [
+            "noise without a line end ",
+            "{\"type\":\"result\",\"cut\":[",
+            "{\"type\":\"assistant\",\"message\":{\"type\":",
+            "{\"type\":\"result\"{\"type\":\"result\",",
+            "\u{1b}[2K\r",
+        ] {
+            let u = usage_in(&format!("{noise}{result}\n")).unwrap();
+            assert_eq!((u.input_tokens, u.cost_usd), (900, Some(0.7)), "{noise:?}");
+            // Trailing text after the object is ignored.
+            let u = usage_in(&format!("{noise}{result} trailing {{\n")).unwrap();
+            assert_eq!(u.cost_usd, Some(0.7), "{noise:?}");
+            let u = usage_in(&format!("{noise}{turn}\n")).unwrap();
+            assert_eq!((u.input_tokens, u.output_tokens), (4, 2), "{noise:?}");
+        }
+        // A few decoy starts that do not parse, then the real one; many are not all
+        // tried (each may cost a scan of the line).
+        let decoys = |n| "{\"type\":\"result\",\"k\":[".repeat(n);
+        let u = usage_in(&format!("{}{result}\n", decoys(MAX_USAGE_STARTS - 1))).unwrap();
+        assert_eq!(u.cost_usd, Some(0.7));
+        let u = usage_in(&format!("{}{}\n", decoys(1000), "1,".repeat(100_000)));
+        assert!(u.is_none(), "{u:?}");
+        // Mentioning the kinds is not a usage line.
+        assert!(usage_in("the \"result\" of turn.completed\n").is_none());
     }
 
     #[test]
