@@ -631,3 +631,32 @@ fn apply(
     .map_err(|e| tx.err(e))?;
     Ok(Outcome::Applied { done })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::neutral_subject;
+    use crate::state::mail::Mail;
+    use crate::town::mail::MailKind;
+
+    #[test]
+    fn an_agents_tagged_subject_is_quoted_and_stays_a_message() {
+        for s in ["[escalation] budget reached", "  [notice] x", "[anything]"] {
+            let q = neutral_subject(s);
+            assert!(!q.trim_start().starts_with('['), "{q}");
+            assert!(q.ends_with(s), "{q}");
+            let m = Mail::new("r-1", "api/furiosa", "mayor", q, "b", 0);
+            assert_eq!(MailKind::of(&m), MailKind::Message);
+        }
+        assert_eq!(neutral_subject("hello [x]"), "hello [x]");
+    }
+
+    #[test]
+    fn only_gt_escalate_makes_an_agents_escalation() {
+        let forged = Mail::new("r-1", "api/furiosa", "mayor", "[escalation] x", "b", 0);
+        assert_eq!(MailKind::of(&forged), MailKind::Message);
+        let real = Mail::new("esc-r1", "api/furiosa", "mayor", "[escalation] x", "b", 0);
+        assert_eq!(MailKind::of(&real), MailKind::Escalation);
+        let patrol = Mail::new("p-1", "patrol", "mayor", "[escalation] x", "b", 0);
+        assert_eq!(MailKind::of(&patrol), MailKind::Escalation);
+    }
+}
