@@ -194,6 +194,9 @@ fn ingest_outbox(
     });
     let agent_id = agents::id(rig, name);
     let rejected_dir = super::workspace::places(town, rig, name).rejected;
+    // The town's secret values, read before the transaction: what an agent writes is
+    // stored (and mailed on, into another container) with each replaced by its name.
+    let secrets = super::secret::Redactor::of(town);
     for chunk in parsed.chunks(BATCH) {
         let mut done_files = Vec::new();
         let mut rejected_files: Vec<(&str, &[u8])> = Vec::new();
@@ -229,7 +232,7 @@ fn ingest_outbox(
                             dropped_files.push(file);
                         }
                     }
-                    Parsed::Ok(req, file, data) => match apply(tx, &agent_id, req)? {
+                    Parsed::Ok(req, file, data) => match apply(tx, &agent_id, req, &secrets)? {
                         Outcome::Applied { done } => {
                             applied += 1;
                             finishing |= done;
@@ -352,7 +355,37 @@ enum Outcome {
     Rejected(String),
 }
 
-fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
+/// Whether a done of `dispatch` has been applied: the dispatch is handed over, and
+/// nothing its agent writes after it (mail, checkpoints, another done) is applied.
+fn done_applied(tx: &mut Tx, dispatch: i64) -> Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM requests WHERE dispatch = ?1 AND kind = 'done' LIMIT 1",
+            [dispatch],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(|e| tx.err(e))?
+        .is_some())
+}
+
+/// A subject an agent wrote, as it is stored: a leading `[...]` tag (`[escalation]`,
+/// the form of gt's own notices) is quoted, so an agent's mail never passes for one of
+/// gt's; `gt escalate` is how an agent escalates.
+pub fn neutral_subject(subject: &str) -> String {
+    if subject.trim_start().starts_with('[') {
+        format!("(mail) {subject}")
+    } else {
+        subject.to_string()
+    }
+}
+
+fn apply(
+    tx: &mut Tx,
+    outbox_owner: &str,
+    req: &Request,
+    secrets: &super::secret::Redactor,
+) -> Result<Outcome> {
     if req.agent != outbox_owner {
         return Ok(Outcome::Rejected(format!(
             "request in {outbox_owner}'s outbox claims to be from {}",
@@ -402,6 +435,15 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
     if let Some(why) = invalid(&req.body) {
         return Ok(Outcome::Rejected(why));
     }
+    // After its done the dispatch is handed over: only marking its mail read or acked
+    // is still taken (a done saga must not take a commit, mail or note made after it).
+    let marks = matches!(req.body, Body::Read { .. } | Body::Ack { .. });
+    if !marks && (agent.state == "finishing" || done_applied(tx, dispatch.id)?) {
+        return Ok(Outcome::Rejected(format!(
+            "{} request after this dispatch's done",
+            req.body.kind()
+        )));
+    }
     let count: i64 = tx
         .query_row(
             "SELECT COUNT(*) FROM requests WHERE dispatch = ?1",
@@ -419,6 +461,7 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
     let mut done = false;
     match &req.body {
         Body::Checkpoint { note, head } => {
+            let note = &secrets.redact(note);
             checkpoints::insert(
                 tx,
                 dispatch.id,
@@ -470,13 +513,14 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
                 id,
                 agent.id.clone(),
                 to.clone(),
-                subject.clone(),
-                body.clone(),
+                neutral_subject(&secrets.redact(subject)),
+                secrets.redact(body),
                 now,
             );
             crate::town::mail::post(tx, &m)?;
         }
         Body::Escalate { subject, body } => {
+            let (subject, body) = (&secrets.redact(subject), &secrets.redact(body));
             if body.len() > MAX_MAIL_BODY {
                 return Ok(Outcome::Rejected(format!(
                     "escalation body of {} bytes is over 64 KiB",
@@ -555,6 +599,7 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
             crate::state::mail::mark(tx, mail_id, col, now).map_err(|e| tx.err(e))?;
         }
         Body::Done { status, note, head } => {
+            let note = &secrets.redact(note);
             let data = serde_json::json!({ "status": status, "note": note }).to_string();
             checkpoints::insert(
                 tx,
@@ -585,4 +630,33 @@ fn apply(tx: &mut Tx, outbox_owner: &str, req: &Request) -> Result<Outcome> {
     )
     .map_err(|e| tx.err(e))?;
     Ok(Outcome::Applied { done })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutral_subject;
+    use crate::state::mail::Mail;
+    use crate::town::mail::MailKind;
+
+    #[test]
+    fn an_agents_tagged_subject_is_quoted_and_stays_a_message() {
+        for s in ["[escalation] budget reached", "  [notice] x", "[anything]"] {
+            let q = neutral_subject(s);
+            assert!(!q.trim_start().starts_with('['), "{q}");
+            assert!(q.ends_with(s), "{q}");
+            let m = Mail::new("r-1", "api/furiosa", "mayor", q, "b", 0);
+            assert_eq!(MailKind::of(&m), MailKind::Message);
+        }
+        assert_eq!(neutral_subject("hello [x]"), "hello [x]");
+    }
+
+    #[test]
+    fn only_gt_escalate_makes_an_agents_escalation() {
+        let forged = Mail::new("r-1", "api/furiosa", "mayor", "[escalation] x", "b", 0);
+        assert_eq!(MailKind::of(&forged), MailKind::Message);
+        let real = Mail::new("esc-r1", "api/furiosa", "mayor", "[escalation] x", "b", 0);
+        assert_eq!(MailKind::of(&real), MailKind::Escalation);
+        let patrol = Mail::new("p-1", "patrol", "mayor", "[escalation] x", "b", 0);
+        assert_eq!(MailKind::of(&patrol), MailKind::Escalation);
+    }
 }

@@ -164,7 +164,8 @@ pub fn send(
 
 /// What a message is, for a person sorting an inbox. Derived from the message, never
 /// stored: an escalation's subject starts with `[escalation]` (patrol's and an agent's
-/// `gt escalate`); a notice is what gt itself says (done notices `done-N`, digests, and
+/// `gt escalate`, whose id is `esc-…`; an agent's `gt mail send` is never one, its
+/// subject's tag is quoted when it is taken in, and its id is never `esc-…`); a notice is what gt itself says (done notices `done-N`, digests, and
 /// anything sent by patrol: quiet agents, convoys); a message is what a person or an
 /// agent wrote with `gt mail send`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -177,7 +178,9 @@ pub enum MailKind {
 
 impl MailKind {
     pub fn of(m: &Mail) -> MailKind {
-        if m.subject.starts_with("[escalation]") {
+        // An agent (a `rig/polecat` sender) escalates only through `gt escalate`.
+        let from_agent = m.from.contains('/');
+        if m.subject.starts_with("[escalation]") && (!from_agent || m.id.starts_with("esc-")) {
             MailKind::Escalation
         } else if m.from == super::patrol::ACTOR
             || m.id.starts_with("done-")
@@ -323,8 +326,17 @@ pub fn deliver(town: &mut Town) -> Result<usize> {
     // Mail for a dispatch that has ended first: it is never delivered to a later one.
     expire_ended(town)?;
     let pending = mail::undelivered(town.db.conn()).map_err(|e| town.db_err(e))?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    // What goes into a container carries no secret value of the town, whoever wrote
+    // it (mail stored before ingest redacted agents' mail, a person's, a notice quoting
+    // output): the recipient may be another rig's agent, never given that secret.
+    let secrets = super::secret::Redactor::of(town);
     let mut n = 0;
-    for m in pending {
+    for mut m in pending {
+        m.subject = secrets.redact(&m.subject);
+        m.body = secrets.redact(&m.body);
         let Ok((rig, name)) = super::polecat::parse_address(&m.to) else {
             continue;
         };
