@@ -210,24 +210,33 @@ impl Meter {
         const STARTS: [&[u8]; 2] = [b"{\"type\":\"result\"", b"{\"type\":\"turn.completed\""];
         let mut at = 0;
         let mut tries = 0;
-        let v = loop {
-            if tries == MAX_USAGE_STARTS {
-                return;
-            }
-            tries += 1;
-            let Some(i) = line[at..]
-                .iter()
-                .enumerate()
-                .position(|(i, _)| STARTS.iter().any(|s| line[at + i..].starts_with(s)))
-            else {
-                return;
-            };
-            let from = &line[at + i..];
-            at += i + 1;
-            let mut values =
-                serde_json::Deserializer::from_slice(from).into_iter::<serde_json::Value>();
-            if let Some(Ok(v)) = values.next() {
-                break v;
+        // A whole line that is one JSON object first: the CLIs do not always put `type`
+        // first (Claude Code's `result` line starts with `duration_api_ms`).
+        let whole = line.trim_ascii();
+        let v = if whole.starts_with(b"{")
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(whole)
+        {
+            v
+        } else {
+            loop {
+                if tries == MAX_USAGE_STARTS {
+                    return;
+                }
+                tries += 1;
+                let Some(i) = line[at..]
+                    .iter()
+                    .enumerate()
+                    .position(|(i, _)| STARTS.iter().any(|s| line[at + i..].starts_with(s)))
+                else {
+                    return;
+                };
+                let from = &line[at + i..];
+                at += i + 1;
+                let mut values =
+                    serde_json::Deserializer::from_slice(from).into_iter::<serde_json::Value>();
+                if let Some(Ok(v)) = values.next() {
+                    break v;
+                }
             }
         };
         let count =
@@ -448,6 +457,14 @@ mod tests {
         m.feed("\n");
         m.feed(line);
         assert_eq!(m.usage().unwrap().input_tokens, 3);
+    }
+
+    #[test]
+    fn a_result_line_whose_type_is_not_its_first_key_counts() {
+        // As Claude Code 2.1 prints it.
+        let line = "{\"duration_api_ms\":82,\"stop_reason\":\"end_turn\",\"total_cost_usd\":0.0016,\"usage\":{\"input_tokens\":200,\"output_tokens\":20},\"type\":\"result\"}\n";
+        let u = usage_in(line).unwrap();
+        assert_eq!((u.input_tokens, u.cost_usd), (200, Some(0.0016)));
     }
 
     #[test]
