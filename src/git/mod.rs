@@ -385,6 +385,16 @@ pub fn import_work(
     Ok(())
 }
 
+/// The mark of `import_work`'s refusals (after the branch's name).
+const IMPORT_REFUSED: &str = " refused: ";
+
+/// Whether an error message is `import_work` refusing the agent's work (not a host
+/// failure): the agent's doing, the same on every try.
+pub fn import_refused(msg: &str) -> bool {
+    msg.strip_prefix("work of branch ")
+        .is_some_and(|rest| rest.contains(IMPORT_REFUSED))
+}
+
 /// Check what an agent pushed over the network before it is imported: every commit from
 /// `head` back to what the agent was given (`given`: its branch's head, the rig's default
 /// branch, the target it was sent back from) must be in the pushed objects (`staging`,
@@ -1016,14 +1026,4 @@ mod tests {
         assert!(got.iter().any(|p| p == "new.txt"), "{got:?}");
         assert!(!Path::new("/tmp/gt-pwned-by-fsmonitor").exists());
     }
-}
-
-/// The mark of `import_work`'s refusals (after the branch's name).
-const IMPORT_REFUSED: &str = " refused: ";
-
-/// Whether an error message is `import_work` refusing the agent's work (not a host
-/// failure): the agent's doing, the same on every try.
-pub fn import_refused(msg: &str) -> bool {
-    msg.strip_prefix("work of branch ")
-        .is_some_and(|rest| rest.contains(IMPORT_REFUSED))
 }

@@ -478,7 +478,7 @@ fn stage_objects(objects: &Path, staging: &Path, repo: &git2::Repository) -> Res
         .map_err(|e| refuse(e.to_string()))?
     {
         let loose = e.is_dir && is_hex(&e.name, 2);
-        if !loose && !(e.is_dir && e.name == "pack") {
+        if !(loose || e.is_dir && e.name == "pack") {
             continue;
         }
         let sub = src
