@@ -939,10 +939,10 @@ fi
     let (_, files) = a.landed(&sparse);
     assert_eq!(files, ["README", "sparse.txt"]);
     assert!(a.t.worktree("api/sparse").join("big").exists());
-    // A 64 GiB pack is refused unread: the bead waits, escalated, and nothing of it was
-    // copied to the host.
-    assert_eq!(a.t.bead_status(&bloat), "in_progress");
-    let stuck = a.t.mayor_mail_id("saga-stuck-");
+    // A 64 GiB pack is refused unread, once and for good: the bead is escalated (never
+    // retried every pass), and nothing of it was copied to the host.
+    assert_eq!(a.t.bead_status(&bloat), "escalated");
+    let stuck = a.t.mayor_mail_id("done-refused-");
     assert_eq!(stuck.len(), 1, "{stuck:?}");
     assert!(
         stuck[0]["body"].as_str().unwrap().contains("limit"),
