@@ -381,10 +381,11 @@ if [ "$ME" = mover ]; then
   gt done -m mover
 else
   work rewinder
-  gt done -m rewinder
-  # After done: its branch made to point at a commit that does not descend from it.
+  # Before done: its branch made to point at a commit that does not descend from it
+  # (after done, a rewind is a leftover the host never reads: the done named the head).
   O=$(git commit-tree -m orphan "HEAD^{tree}")
   try rewind sh -c "echo $O > $REFS/$LEAF"
+  gt done -m rewinder
 fi
 "#,
         3,
@@ -405,7 +406,7 @@ fi
     a.t.patrol_until("honest and mover done, rewinder refused", 90, |t| {
         t.bead_status(&honest) == "done"
             && t.bead_status(&mover) == "done"
-            && !t.mayor_mail_id("saga-stuck-").is_empty()
+            && !t.mayor_mail_id("done-refused-").is_empty()
     });
     a.assert_refused(
         "mover",
@@ -451,8 +452,9 @@ fi
         honest_commit,
         "the honest branch moved"
     );
-    // The rewound branch was refused: not moved in the rig, not pushed, escalated.
-    assert_eq!(a.t.bead_status(&rewinder), "in_progress");
+    // The rewound branch was refused, once and for good: not moved in the rig, not
+    // pushed, escalated.
+    assert_eq!(a.t.bead_status(&rewinder), "escalated");
     assert_eq!(
         git(
             &repo,
@@ -467,7 +469,7 @@ fi
         "",
         "a rewound branch was pushed"
     );
-    let stuck = a.t.mayor_mail_id("saga-stuck-");
+    let stuck = a.t.mayor_mail_id("done-refused-");
     assert!(
         stuck[0]["body"]
             .as_str()
