@@ -381,10 +381,11 @@ if [ "$ME" = mover ]; then
   gt done -m mover
 else
   work rewinder
-  gt done -m rewinder
-  # After done: its branch made to point at a commit that does not descend from it.
+  # Before done: its branch made to point at a commit that does not descend from it
+  # (after done, a rewind is a leftover the host never reads: the done named the head).
   O=$(git commit-tree -m orphan "HEAD^{tree}")
   try rewind sh -c "echo $O > $REFS/$LEAF"
+  gt done -m rewinder
 fi
 "#,
         3,
@@ -405,7 +406,7 @@ fi
     a.t.patrol_until("honest and mover done, rewinder refused", 90, |t| {
         t.bead_status(&honest) == "done"
             && t.bead_status(&mover) == "done"
-            && !t.mayor_mail_id("saga-stuck-").is_empty()
+            && !t.mayor_mail_id("done-refused-").is_empty()
     });
     a.assert_refused(
         "mover",
@@ -451,8 +452,9 @@ fi
         honest_commit,
         "the honest branch moved"
     );
-    // The rewound branch was refused: not moved in the rig, not pushed, escalated.
-    assert_eq!(a.t.bead_status(&rewinder), "in_progress");
+    // The rewound branch was refused, once and for good: not moved in the rig, not
+    // pushed, escalated.
+    assert_eq!(a.t.bead_status(&rewinder), "escalated");
     assert_eq!(
         git(
             &repo,
@@ -467,7 +469,7 @@ fi
         "",
         "a rewound branch was pushed"
     );
-    let stuck = a.t.mayor_mail_id("saga-stuck-");
+    let stuck = a.t.mayor_mail_id("done-refused-");
     assert!(
         stuck[0]["body"]
             .as_str()
@@ -939,10 +941,10 @@ fi
     let (_, files) = a.landed(&sparse);
     assert_eq!(files, ["README", "sparse.txt"]);
     assert!(a.t.worktree("api/sparse").join("big").exists());
-    // A 64 GiB pack is refused unread: the bead waits, escalated, and nothing of it was
-    // copied to the host.
-    assert_eq!(a.t.bead_status(&bloat), "in_progress");
-    let stuck = a.t.mayor_mail_id("saga-stuck-");
+    // A 64 GiB pack is refused unread, once and for good: the bead is escalated (never
+    // retried every pass), and nothing of it was copied to the host.
+    assert_eq!(a.t.bead_status(&bloat), "escalated");
+    let stuck = a.t.mayor_mail_id("done-refused-");
     assert_eq!(stuck.len(), 1, "{stuck:?}");
     assert!(
         stuck[0]["body"].as_str().unwrap().contains("limit"),

@@ -284,7 +284,7 @@ pub fn import_work(
     head: &str,
     rebased_onto: Option<&str>,
 ) -> Result<()> {
-    let refused = |why: String| Error::git(format!("work of branch {branch} refused: {why}"));
+    let refused = |why: String| Error::git(format!("work of branch {branch}{IMPORT_REFUSED}{why}"));
     let (Ok(base_id), Ok(head_id)) = (git2::Oid::from_str(base), git2::Oid::from_str(head)) else {
         return Err(refused(format!("{head:?} is not a commit id")));
     };
@@ -383,6 +383,16 @@ pub fn import_work(
         "gt: work imported from the agent",
     )?;
     Ok(())
+}
+
+/// The mark of `import_work`'s refusals (after the branch's name).
+const IMPORT_REFUSED: &str = " refused: ";
+
+/// Whether an error message is `import_work` refusing the agent's work (not a host
+/// failure): the agent's doing, the same on every try.
+pub fn import_refused(msg: &str) -> bool {
+    msg.strip_prefix("work of branch ")
+        .is_some_and(|rest| rest.contains(IMPORT_REFUSED))
 }
 
 /// Check what an agent pushed over the network before it is imported: every commit from

@@ -27,6 +27,12 @@ pub enum SagaOutcome {
         bead: String,
         commit: String,
     },
+    /// The agent's work was refused (its import): the bead is escalated, its worktree
+    /// kept for a human, the dispatch over.
+    Refused {
+        bead: String,
+        why: String,
+    },
     /// Waiting for a later pass (a push that keeps failing, say).
     Pending {
         bead: String,
@@ -101,8 +107,21 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
             // imports its commits (bounded, by id) and moves the branch forward to them.
             // Under the rig's git lock: a push `gt serve` is taking lands before or not
             // at all.
+            // Exactly the head the done named: what the agent commits after it (it may
+            // linger) is its leftovers, never landed.
             let lock = crate::git::lock(&town.repo_dir(&a.rig))?;
-            let head = super::workspace::import(town, &a.rig, &a.name, &d.branch)?;
+            let named = requested.head.as_deref();
+            let head = match super::workspace::import_named(town, &a.rig, &a.name, &d.branch, named)
+            {
+                Ok(head) => head,
+                // The agent's work itself is refused: the same on every try, so final
+                // for this dispatch (never retried, nor paid for, every pass).
+                Err(e) if super::workspace::import_refused(&e) => {
+                    drop(lock);
+                    return refuse_done(town, rt, &a, d.id, &bead, &name, &e);
+                }
+                Err(e) => return Err(e),
+            };
             step_tx(town, d.id, &bead, "verified", Some(&head), None, |_| Ok(()))?;
             drop(lock);
             fail::fail_point!("saga.verified.after");
@@ -257,6 +276,69 @@ pub fn resume(town: &mut Town, rt: &dyn Runtime, agent_id: &str) -> Result<SagaO
         })?;
     }
     Ok(SagaOutcome::Finished { bead, commit: head })
+}
+
+/// A done whose work the host refuses to import (the agent's doing: over the import
+/// limits, objects missing, a head that does not descend from its branch): final for
+/// the dispatch. The container and secrets go; in one transaction the refusal is
+/// recorded (a `refused` checkpoint with the reason), the dispatch ends, the bead is
+/// escalated, the agent released with its worktree (and private git state) kept for a
+/// human, and the mayor gets one mail. Nothing of the refused work is taken.
+fn refuse_done(
+    town: &mut Town,
+    rt: &dyn Runtime,
+    a: &agents::Agent,
+    dispatch: i64,
+    bead: &str,
+    container: &str,
+    e: &Error,
+) -> Result<SagaOutcome> {
+    let why = e.to_string();
+    rt.remove(container, Duration::from_secs(5))?;
+    super::secret::remove_secrets(town, &a.rig, &a.name)?;
+    let m = Mail::new(
+        format!("done-refused-{dispatch}"),
+        "patrol",
+        MAYOR,
+        format!("[escalation] the work of {bead} by {} was refused", a.id),
+        format!(
+            "{why}\n\nNothing of it was imported. The bead is escalated; the worktree of {} is kept \
+             for a human (`gt polecat nuke {}` removes it).",
+            a.id, a.id
+        ),
+        now_ms(),
+    );
+    town.db.write(|tx| {
+        let now = now_ms();
+        if !checkpoints::insert(tx, dispatch, bead, "refused", Some(&why), None, now)
+            .map_err(|e| tx.err(e))?
+        {
+            return Ok(()); // another process refused it already
+        }
+        dispatches::end(tx, dispatch, now, None, false, "done refused").map_err(|e| tx.err(e))?;
+        agents::release(tx, &a.id, a.generation, true, now).map_err(|e| tx.err(e))?;
+        let n = tx
+            .execute(
+                "UPDATE beads SET status = 'escalated', queued_at = NULL, updated_at = ?2, version = version + 1
+                 WHERE id = ?1 AND status IN ('hooked','in_progress')",
+                rusqlite::params![bead, now],
+            )
+            .map_err(|e| tx.err(e))?;
+        super::mail::post(tx, &m)?;
+        tx.event(
+            "done.refused",
+            bead,
+            serde_json::json!({ "dispatch": dispatch, "agent": a.id, "error": why }),
+        )?;
+        if n == 1 {
+            super::convoy::on_bead_changed(tx, bead)?;
+        }
+        Ok(())
+    })?;
+    Ok(SagaOutcome::Refused {
+        bead: bead.to_string(),
+        why,
+    })
 }
 
 /// One saga step's transaction: the checkpoint (unique per dispatch and step) and the
@@ -461,7 +543,7 @@ fn escalate_push(
 /// Take an agent's worktree away without losing anything: its commits are imported
 /// onto its branch first. Kept (returns true) when it holds uncommitted work (or that
 /// cannot be told): then a human decides. The agent's container is gone by now.
-pub fn retire_worktree(town: &Town, a: &agents::Agent, _recorded: Option<&str>) -> Result<bool> {
+pub fn retire_worktree(town: &Town, a: &agents::Agent, recorded: Option<&str>) -> Result<bool> {
     let Some(wt) = existing_worktree(town, a) else {
         super::workspace::remove_private(town, &a.rig, &a.name)?;
         return Ok(false);
@@ -470,7 +552,9 @@ pub fn retire_worktree(town: &Town, a: &agents::Agent, _recorded: Option<&str>) 
     let Some(branch) = a.branch.as_deref() else {
         return Ok(true);
     };
-    let head = super::workspace::import(town, &a.rig, &a.name, branch)?;
+    // A finished saga's head (`recorded`) is the branch's already: what the agent
+    // committed after its done is kept in its worktree, never imported.
+    let head = super::workspace::import_named(town, &a.rig, &a.name, branch, recorded)?;
     match super::workspace::uncommitted(town, &a.rig, &a.name, wt, &head) {
         Some(paths) if paths.is_empty() => {}
         Some(paths) => {

@@ -355,6 +355,7 @@ fn steps(
         *spent.entry(a.rig.clone()).or_default() += started.elapsed();
         match outcome {
             Ok(super::done::SagaOutcome::Finished { bead, .. }) => report.sagas_finished.push(bead),
+            Ok(super::done::SagaOutcome::Refused { bead, .. }) => report.exhausted.push(bead),
             Ok(super::done::SagaOutcome::Pending { bead, why, .. }) => {
                 report.sagas_pending.push(format!("{bead}: {why}"))
             }

@@ -393,6 +393,19 @@ pub fn clear_stale_locks(p: &Places, leaf: &str) -> Vec<PathBuf> {
 /// imported by id, and the branch moved forward to it. Returns the branch's head after.
 /// Call only when no container of the agent runs.
 pub fn import(town: &Town, rig: &str, name: &str, branch: &str) -> Result<String> {
+    import_named(town, rig, name, branch, None)
+}
+
+/// As `import`, of exactly the head the agent's done named (`named`, when it is a commit
+/// id): commits the agent made after its done are its leftovers and never imported.
+/// Without one, the head its private ref claims.
+pub fn import_named(
+    town: &Town,
+    rig: &str,
+    name: &str,
+    branch: &str,
+    named: Option<&str>,
+) -> Result<String> {
     let p = places(town, rig, name);
     let repo_dir = town.repo_dir(rig);
     let repo = git2::Repository::open(&repo_dir)?;
@@ -401,7 +414,8 @@ pub fn import(town: &Town, rig: &str, name: &str, branch: &str) -> Result<String
             "branch {branch} of {rig}/{name} is gone: its work is lost"
         ))
     })?;
-    let Some(head) = claimed_head(&p, branch) else {
+    let named = named.filter(|h| is_hex(h, 40)).map(str::to_string);
+    let Some(head) = named.or_else(|| claimed_head(&p, branch)) else {
         return Ok(base); // nothing claimed (or unreadable): the host's branch stands
     };
     // A bead the merge queue sent back may have been rebased onto its target.
@@ -429,78 +443,92 @@ pub fn import(town: &Town, rig: &str, name: &str, branch: &str) -> Result<String
     result.map(|()| head)
 }
 
+/// Whether `e` (of `import`) refuses the agent's work itself (over the limits, objects
+/// missing or not git's, a head that does not descend from its branch): the agent's
+/// doing, the same on every try; any other error may pass.
+pub fn import_refused(e: &Error) -> bool {
+    matches!(e, Error::Git { msg, .. }
+        if msg.starts_with(STAGE_REFUSED) || crate::git::import_refused(msg))
+}
+
+const STAGE_REFUSED: &str = "the agent's objects were not imported: ";
+
 /// Copy the loose objects and packs of an agent's object directory that `repo` lacks,
 /// through the bounded reader: names must be git's own (hex), entries regular files.
+/// Everything is listed, counted and sized first (listing stops at the file limit), so
+/// an object directory over the limits is refused before one file is copied.
 fn stage_objects(objects: &Path, staging: &Path, repo: &git2::Repository) -> Result<()> {
-    let refuse = |why: String| Error::git(format!("the agent's objects were not imported: {why}"));
+    let refuse = |why: String| Error::git(format!("{STAGE_REFUSED}{why}"));
+    let over = || {
+        refuse(format!(
+            "over the import limit ({MAX_IMPORT_BYTES} bytes, {MAX_IMPORT_FILES} files)"
+        ))
+    };
     let src = match Dir::open(objects) {
         Ok(d) => d,
         Err(Refused::Missing) => return Ok(()),
         Err(e) => return Err(refuse(format!("{}: {e}", objects.display()))),
     };
     let odb = repo.odb()?;
+    // 1. What would be copied: (directory, its files), counted and sized by lstat.
     let (mut bytes, mut files) = (0u64, 0usize);
-    let mut budget = |bytes: &mut u64, n: u64| -> Result<()> {
-        *bytes += n;
-        files += 1;
-        if *bytes > MAX_IMPORT_BYTES || files > MAX_IMPORT_FILES {
-            return Err(refuse(format!(
-                "over the import limit ({MAX_IMPORT_BYTES} bytes, {MAX_IMPORT_FILES} files)"
-            )));
-        }
-        Ok(())
-    };
+    let mut plan: Vec<(String, Dir, Vec<String>)> = Vec::new();
     for e in src
-        .entries(MAX_IMPORT_FILES)
+        .entries(MAX_IMPORT_FILES + 1)
         .map_err(|e| refuse(e.to_string()))?
     {
-        if e.is_dir && is_hex(&e.name, 2) {
-            let sub = src
-                .sub(&e.name)
-                .map_err(|x| refuse(format!("{}: {x}", e.name)))?;
-            let out = staging.join(&e.name);
-            for f in sub
-                .entries(MAX_IMPORT_FILES)
-                .map_err(|x| refuse(x.to_string()))?
-            {
-                if !f.is_file || !is_hex(&f.name, 38) {
-                    continue;
-                }
-                let known = git2::Oid::from_str(&format!("{}{}", e.name, f.name))
-                    .is_ok_and(|id| odb.exists(id));
-                if known {
-                    continue;
-                }
-                mkdir(&out)?;
-                let left = MAX_IMPORT_BYTES.saturating_sub(bytes);
-                let n = sub
-                    .copy_to(&f.name, &out.join(&f.name), left)
-                    .map_err(|x| refuse(format!("{}/{}: {x}", e.name, f.name)))?;
-                budget(&mut bytes, n)?;
-            }
-        } else if e.is_dir && e.name == "pack" {
-            let sub = src.sub("pack").map_err(|x| refuse(format!("pack: {x}")))?;
-            let out = staging.join("pack");
-            for f in sub
-                .entries(MAX_IMPORT_FILES)
-                .map_err(|x| refuse(x.to_string()))?
-            {
-                let stem = f
-                    .name
+        let loose = e.is_dir && is_hex(&e.name, 2);
+        if !(loose || e.is_dir && e.name == "pack") {
+            continue;
+        }
+        let sub = src
+            .sub(&e.name)
+            .map_err(|x| refuse(format!("{}: {x}", e.name)))?;
+        let mut take = Vec::new();
+        for f in sub
+            .entries(MAX_IMPORT_FILES + 1 - files)
+            .map_err(|x| refuse(x.to_string()))?
+        {
+            let ok = if loose {
+                is_hex(&f.name, 38)
+                    && !git2::Oid::from_str(&format!("{}{}", e.name, f.name))
+                        .is_ok_and(|id| odb.exists(id))
+            } else {
+                f.name
                     .strip_suffix(".pack")
-                    .or_else(|| f.name.strip_suffix(".idx"));
-                let ok = stem
+                    .or_else(|| f.name.strip_suffix(".idx"))
                     .and_then(|s| s.strip_prefix("pack-"))
-                    .is_some_and(|h| is_hex(h, 40));
-                if !f.is_file || !ok {
-                    continue;
-                }
-                mkdir(&out)?;
-                let left = MAX_IMPORT_BYTES.saturating_sub(bytes);
-                let n = sub
-                    .copy_to(&f.name, &out.join(&f.name), left)
-                    .map_err(|x| refuse(format!("pack/{}: {x}", f.name)))?;
-                budget(&mut bytes, n)?;
+                    .is_some_and(|h| is_hex(h, 40))
+            };
+            if !f.is_file || !ok {
+                continue;
+            }
+            files += 1;
+            let size = std::fs::symlink_metadata(objects.join(&e.name).join(&f.name))
+                .map_or(0, |m| m.len());
+            bytes = bytes.saturating_add(size);
+            if files > MAX_IMPORT_FILES || bytes > MAX_IMPORT_BYTES {
+                return Err(over());
+            }
+            take.push(f.name);
+        }
+        if !take.is_empty() {
+            plan.push((e.name, sub, take));
+        }
+    }
+    // 2. The copies, each bounded by what is left (a file may grow after it was sized).
+    let mut copied = 0u64;
+    for (dir, sub, names) in plan {
+        let out = staging.join(&dir);
+        mkdir(&out)?;
+        for name in names {
+            let left = MAX_IMPORT_BYTES.saturating_sub(copied);
+            let n = sub
+                .copy_to(&name, &out.join(&name), left)
+                .map_err(|x| refuse(format!("{dir}/{name}: {x}")))?;
+            copied += n;
+            if copied > MAX_IMPORT_BYTES {
+                return Err(over());
             }
         }
     }
