@@ -447,8 +447,10 @@ pub fn import_named(
 /// missing or not git's, a head that does not descend from its branch): the agent's
 /// doing, the same on every try; any other error may pass.
 pub fn import_refused(e: &Error) -> bool {
+    // The host's own fault (its disk full) is never the agent's: it is retried, not final.
     matches!(e, Error::Git { msg, .. }
-        if msg.starts_with(STAGE_REFUSED) || crate::git::import_refused(msg))
+        if (msg.starts_with(STAGE_REFUSED) || crate::git::import_refused(msg))
+            && !crate::util::is_host_fault(msg))
 }
 
 const STAGE_REFUSED: &str = "the agent's objects were not imported: ";
