@@ -71,40 +71,6 @@ fn a_finished_beads_work_can_be_reviewed_as_a_diff_and_a_merge_request() {
     t.fails(&["mq", "show", "999"], 4);
 }
 
-/// A rig `api` whose remote is a bare clone of its source (so the remote has `main`),
-/// with `command` and `extra` settings; returns the remote's path.
-fn landing_rig(t: &TestTown, command: &str, extra: &[&str]) -> std::path::PathBuf {
-    let src = t.source_repo("api");
-    let remote = t.root().parent().unwrap().join("remote.git");
-    let out = std::process::Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(&src)
-        .arg(&remote)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let image = test_image();
-    let mut args = vec![
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &image,
-        "--command",
-        command,
-        "--memory",
-        "256m",
-        "--max-polecats",
-        "4",
-        "--remote",
-        remote.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    t.ok(&args);
-    remote
-}
-
 /// `git -C remote ARGS` (a bare repository), stdout.
 fn on_remote(remote: &std::path::Path, args: &[&str]) -> String {
     git(remote, args).trim().to_string()
