@@ -66,6 +66,9 @@ ensure_docker() {
     return
   fi
   DOCKER_TMP=$(mktemp -d /tmp/gt-dockerd.XXXXXX)
+  # mktemp makes it 0700: a test that runs gt as another user (a non-root gt) must reach
+  # the socket, whose own mode (0660, root and the docker group) is the access control.
+  chmod 0711 "$DOCKER_TMP"
   log "starting dockerd on unix://$DOCKER_TMP/docker.sock"
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)
