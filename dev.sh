@@ -205,7 +205,10 @@ case "${1:-test}" in
   image)
     # Into the engine that already runs (DOCKER_HOST or the default socket): an engine
     # this script started would take the image with it when it stops.
-    docker info >/dev/null 2>&1 || { echo "no Docker engine answers; start one (test and demo start their own)" >&2; exit 1; }
+    docker info >/dev/null 2>&1 || {
+      echo "no Docker engine answers at ${DOCKER_HOST:-the default socket}: start this machine's engine" >&2
+      echo "(sudo apt-get install -y docker.io, then sudo service docker start; test and demo start a private one and stop it again)" >&2
+      exit 1; }
     cargo build
     build_image "$TARGET/debug/gt" ;;
   bench) cmd_bench ;;

@@ -34,7 +34,11 @@ pub enum Error {
 
     /// The container runtime (Docker) could not be reached.
     #[error("container runtime unavailable: {msg}")]
-    RuntimeUnavailable { msg: String },
+    RuntimeUnavailable {
+        msg: String,
+        /// What this machine lacks (read from it where the error is made), when known.
+        hint: Option<String>,
+    },
 
     /// The runtime answered but refused (bad image, bad spec).
     #[error("container runtime: {msg}")]
@@ -102,10 +106,10 @@ impl Error {
                 "another gt command holds a long write transaction; try again when it is done"
                     .into(),
             ),
-            Error::RuntimeUnavailable { .. } => Some(
+            Error::RuntimeUnavailable { hint, .. } => Some(hint.clone().unwrap_or_else(|| {
                 "start the Docker engine, or point DOCKER_HOST at one (e.g. unix:///run/docker.sock)"
-                    .into(),
-            ),
+                    .into()
+            })),
             Error::NoTown => Some(
                 "run `gt init DIR` to create one, or pass --town DIR (or set GT_TOWN)".into(),
             ),

@@ -8,7 +8,7 @@ use crate::town::image::Kind;
 /// Build agent images locally: no container registry is used, nothing is pulled.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
-  gt image build base                       # gt-base:latest: busybox, bash, git, gt
+  gt image build                            # gt-agent:latest, the default image: busybox, bash, git, gt
   gt image build claude                     # gt-claude:latest with Claude Code from npm
   gt image build codex --version 0.169.0    # gt-codex:latest with that Codex CLI
   gt rig add api ~/src/api --agent claude   # uses gt-claude:latest"#)]
@@ -32,13 +32,13 @@ pub enum ImageCommand {
 /// (`docker import`). The CLIs' licences forbid redistributing them: build, never ship.
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
-    /// What to build.
-    #[arg(value_enum)]
+    /// What to build (default: base, the image a new town's agents use).
+    #[arg(value_enum, default_value = "base")]
     pub kind: Kind,
     /// The CLI version to pin (default: npm's latest, resolved and recorded).
     #[arg(long, value_name = "V")]
     pub version: Option<String>,
-    /// The image name (default: gt-base:latest, gt-claude:latest or gt-codex:latest).
+    /// The image name (default: gt-agent:latest for base, gt-claude:latest or gt-codex:latest).
     #[arg(long, value_name = "IMAGE")]
     pub tag: Option<String>,
 }

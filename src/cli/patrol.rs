@@ -352,8 +352,13 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> Result<()> {
 pub fn doctor(g: &Global, _a: &DoctorArgs) -> Result<()> {
     let mut town = g.town()?;
     crate::town::ingest::ingest_all(&mut town)?;
-    let rt = crate::runtime::connect(&town.config.runtime).ok();
-    let report = crate::town::doctor::check(&town, rt.as_deref())?;
+    let rt = crate::runtime::connect(&town.config.runtime);
+    let mut report = crate::town::doctor::check(&town, rt.as_deref().ok())?;
+    if let Err(e) = &rt {
+        // What is missing, first: nothing of the containers could be checked without it.
+        let hint = e.hint().map(|h| format!("; {h}")).unwrap_or_default();
+        report.warnings.insert(0, format!("engine: {e}{hint}"));
+    }
     if g.json {
         output::json(&report)?;
     } else {

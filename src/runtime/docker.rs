@@ -65,6 +65,7 @@ impl DockerRuntime {
                     host(),
                     crate::util::format_span(crate::util::millis(timeout))
                 ),
+                hint: Some(engine_hint()),
             })?
             .map_err(|e| unavailable(&e))?;
         Ok(DockerRuntime { docker, rt })
@@ -78,6 +79,71 @@ pub(super) fn host() -> String {
 fn unavailable(e: &bollard::errors::Error) -> Error {
     Error::RuntimeUnavailable {
         msg: format!("cannot reach Docker at {}: {e}", host()),
+        hint: Some(engine_hint()),
+    }
+}
+
+/// The one step this machine lacks for an engine at [`host`], read from the machine
+/// itself (the socket, the installed binaries): not installed, not running, not allowed,
+/// or `DOCKER_HOST` pointing at an engine that is gone.
+pub fn engine_hint() -> String {
+    use std::io::ErrorKind;
+    let host = host();
+    let Some(path) = host.strip_prefix("unix://") else {
+        return format!(
+            "start the engine at {host}, or `unset DOCKER_HOST` for this machine's own engine"
+        );
+    };
+    let from_env = std::env::var_os("DOCKER_HOST").is_some();
+    if std::fs::symlink_metadata(path).is_ok() {
+        return match std::os::unix::net::UnixStream::connect(path) {
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => format!(
+                "you may not use the engine's socket {path}: `sudo usermod -aG docker $USER`, \
+                 then log in again (or run gt as root)"
+            ),
+            Err(_) => format!(
+                "{path} exists but no engine answers on it: restart the engine \
+                 (`sudo service docker restart`)"
+            ),
+            Ok(_) => format!("the engine at {host} answers slowly: `docker info` says more"),
+        };
+    }
+    if from_env && path.starts_with("/tmp/gt-dockerd.") {
+        return format!(
+            "DOCKER_HOST={host} is a private engine `bash dev.sh` started and stopped again: \
+             `unset DOCKER_HOST` and use this machine's engine"
+        );
+    }
+    if from_env {
+        return format!(
+            "nothing listens at DOCKER_HOST={host}: start that engine, or `unset DOCKER_HOST` \
+             for this machine's own"
+        );
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let rootless = std::path::Path::new(&dir).join("docker.sock");
+        if rootless.exists() {
+            return format!(
+                "a rootless engine runs at {}: `export DOCKER_HOST=unix://{}`",
+                rootless.display(),
+                rootless.display()
+            );
+        }
+    }
+    let installed = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin".into(), "/usr/bin".into()])
+        .any(|d| d.join("dockerd").is_file());
+    if installed {
+        "Docker is installed but not running: `sudo service docker start` (or, with systemd, \
+         `sudo systemctl enable --now docker`)"
+            .into()
+    } else {
+        "no Docker engine is installed: `sudo apt-get install -y docker.io` (Debian, Ubuntu), \
+         then `sudo service docker start`"
+            .into()
     }
 }
 

@@ -143,12 +143,28 @@ pub fn check(town: &Town, rt: Option<&dyn Runtime>) -> Result<Report> {
             breaches: b3,
         });
     } else {
-        warnings.push("container checks skipped: the runtime is unreachable".into());
+        warnings.push("container and image checks skipped: no engine answers".into());
     }
 
-    // Setup: each rig's image is on the engine and runs gt and the agent command's
-    // program (a short container of it), and the secrets it names are set.
-    for r in crate::state::rigs::all(conn).map_err(err)? {
+    // Setup: the image new rigs get is on the engine (gt never pulls it); each rig's
+    // image is on the engine and runs gt and the agent command's program (a short
+    // container of it), and the secrets it names are set.
+    let rigs = crate::state::rigs::all(conn).map_err(err)?;
+    let default_image = &town.config.defaults.image;
+    if let Some(rt) = rt
+        && !rigs.iter().any(|r| &r.image == default_image)
+        && let Ok(false) = rt.image_exists(default_image)
+    {
+        let build = if default_image == super::image::Kind::Base.default_image() {
+            "`gt image build`".to_string()
+        } else {
+            format!("`gt image build --tag {default_image}`, or build your own")
+        };
+        warnings.push(format!(
+            "the default image {default_image} (defaults.image, what `gt rig add` gives a new rig) is not on the engine: {build}"
+        ));
+    }
+    for r in rigs {
         if let Some(rt) = rt {
             for miss in super::rig::check_setup(town, rt, &r) {
                 warnings.push(format!("rig {}: {miss}", r.name));

@@ -35,7 +35,8 @@ impl Kind {
     }
     pub fn default_image(self) -> &'static str {
         match self {
-            Kind::Base => "gt-base:latest",
+            // The image a new town's gt.toml names (`defaults.image`): one name everywhere.
+            Kind::Base => "gt-agent:latest",
             Kind::Claude => "gt-claude:latest",
             Kind::Codex => "gt-codex:latest",
         }
@@ -68,7 +69,7 @@ pub struct Built {
     pub seconds: f64,
 }
 
-/// Build `kind` as `image` (default `gt-<kind>:latest`) with the CLI at `version`
+/// Build `kind` as `image` (default [`Kind::default_image`]) with the CLI at `version`
 /// (default: npm's latest, resolved and recorded).
 pub fn build(
     rt: &DockerRuntime,

@@ -611,6 +611,7 @@ fn connect_with_retry(connect: &dyn Fn() -> Result<Box<dyn Runtime>>) -> Result<
     }
     Err(last.unwrap_or_else(|| Error::RuntimeUnavailable {
         msg: "unknown".into(),
+        hint: None,
     }))
 }
 

@@ -914,7 +914,10 @@ pub fn check_setup(town: &Town, rt: &dyn crate::runtime::Runtime, rig: &Rig) -> 
         Ok(false) => {
             let build = match rig.agent.as_str() {
                 "claude" | "codex" => format!("`gt image build {}`", rig.agent),
-                _ => "`gt image build base`, or build your own".to_string(),
+                _ if rig.image == super::image::Kind::Base.default_image() => {
+                    "`gt image build`".to_string()
+                }
+                _ => format!("`gt image build --tag {}`, or build your own", rig.image),
             };
             return vec![format!(
                 "image {} is not on the engine (gt never pulls): {build}",
