@@ -100,3 +100,88 @@ fn a_missing_default_image_is_named_with_the_command_that_builds_it() {
     let text = t.ok(&["doctor"]);
     assert!(!text.contains("the default image"), "{text}");
 }
+
+/// The agent script of the README's "Write your first agent", exactly as printed there.
+fn readme_agent() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```sh\n# first-agent.sh")
+        .expect("README has the first agent");
+    let script = &readme[start + "```sh\n".len()..];
+    script[..script.find("```").unwrap()].to_string()
+}
+
+/// The README's first agent, run as the README runs it: two beads, both reviewed, one
+/// sent back with a reason and redone with it, both landed.
+#[test]
+fn the_readmes_first_agent_lands_two_beads_one_of_them_after_a_send_back() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.source_repo("api");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &test_image(),
+    ]);
+    t.ok(&["rig", "set", "api", "--command", &readme_agent()]);
+    let a = t.ok(&[
+        "bead",
+        "create",
+        "--rig",
+        "api",
+        "Say hello",
+        "-m",
+        "A first note",
+    ]);
+    let b = t.ok(&[
+        "bead",
+        "create",
+        "--rig",
+        "api",
+        "Say goodbye",
+        "-m",
+        "A second note",
+    ]);
+    let (a, b) = (a.trim().to_string(), b.trim().to_string());
+    t.ok(&["sling", &a, &b]);
+    let mr_state = |t: &TestTown, bead: &str| -> Option<String> {
+        t.json(&["mq", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|m| m["bead"] == bead)
+            .map(|m| m["state"].as_str().unwrap().to_string())
+    };
+    t.patrol_until("both in review", 120, |t| {
+        mr_state(t, &a).as_deref() == Some("needs-review")
+            && mr_state(t, &b).as_deref() == Some("needs-review")
+    });
+    t.ok(&["mq", "approve", &a]);
+    t.ok(&["mq", "reject", &b, "-m", "Say it with a smile"]);
+    t.patrol_until("the first landed, the second redone", 120, |t| {
+        mr_state(t, &a).as_deref() == Some("merged")
+            && mr_state(t, &b).as_deref() == Some("needs-review")
+    });
+    // The redone work carries the reviewer's words, read from `gt prime`.
+    let diff = t.ok(&["diff", &b]);
+    assert!(diff.contains("Say it with a smile"), "{diff}");
+    t.ok(&["mq", "approve", &b]);
+    t.patrol_until("the second landed", 120, |t| {
+        mr_state(t, &b).as_deref() == Some("merged")
+    });
+    let repo = t.root().join("rigs/api/repo");
+    let hello = git(&repo, &["show", &format!("main:notes/{a}.md")]);
+    assert_eq!(hello, "# Say hello\n");
+    let bye = git(&repo, &["show", &format!("main:notes/{b}.md")]);
+    assert!(
+        bye.starts_with("# Say goodbye\n") && bye.contains("Say it with a smile"),
+        "{bye}"
+    );
+    t.doctor_clean();
+}
