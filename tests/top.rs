@@ -723,6 +723,7 @@ fn the_mayors_mail_in_top_is_in_the_order_of_gt_mail_inbox() {
         "oldest first, as `gt mail inbox`:\n{screen}"
     );
     tmux.keys(&["Escape"]);
+    tmux.wait("the town view", 30, |s| s.contains("Problems ("));
     tmux.keys(&["q"]);
     tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
 }
