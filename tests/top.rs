@@ -710,7 +710,10 @@ fn the_mayors_mail_in_top_is_in_the_order_of_gt_mail_inbox() {
     }
     let inbox = t.ok(&["mail", "inbox"]);
     let at = |s: &str, what: &str| s.find(what).unwrap_or_else(|| panic!("{what}:\n{s}"));
-    assert!(at(&inbox, "older message") < at(&inbox, "newer message"), "{inbox}");
+    assert!(
+        at(&inbox, "older message") < at(&inbox, "newer message"),
+        "{inbox}"
+    );
     let tmux = Tmux::start(&t);
     tmux.start_top(t.dir.path());
     tmux.wait("the unread count", 30, |s| s.contains("mayor: 2 unread"));

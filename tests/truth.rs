@@ -252,9 +252,17 @@ fn status_says_since_when_a_drain_holds_and_its_report_is_a_notice_of_gt() {
         .find(|l| l.contains("drained since"))
         .unwrap_or_else(|| panic!("{status}"));
     let after = line.split("drained since ").nth(1).unwrap();
-    let clock: Vec<&str> = after.split_whitespace().next().unwrap().split(':').collect();
+    let clock: Vec<&str> = after
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .split(':')
+        .collect();
     assert!(
-        clock.len() == 3 && clock.iter().all(|p| p.len() == 2 && p.parse::<u8>().is_ok()),
+        clock.len() == 3
+            && clock
+                .iter()
+                .all(|p| p.len() == 2 && p.parse::<u8>().is_ok()),
         "a time of day: {line}"
     );
     assert!(
@@ -318,7 +326,10 @@ fn patrol_watch_is_quiet_when_nothing_happens_and_stamps_what_does() {
     t.ok(&["sling", &id]);
     let mut lines = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(deadline_secs(60));
-    while !lines.iter().any(|l: &String| l.contains(&format!("done: {id}"))) {
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains(&format!("done: {id}")))
+    {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) => lines.push(l),
@@ -330,7 +341,10 @@ fn patrol_watch_is_quiet_when_nothing_happens_and_stamps_what_does() {
     for l in &lines {
         let stamp: Vec<&str> = l.split(' ').next().unwrap().split(':').collect();
         assert!(
-            stamp.len() == 3 && stamp.iter().all(|p| p.len() == 2 && p.parse::<u8>().is_ok()),
+            stamp.len() == 3
+                && stamp
+                    .iter()
+                    .all(|p| p.len() == 2 && p.parse::<u8>().is_ok()),
             "a line without its time: {l:?} in {lines:?}"
         );
     }

@@ -405,7 +405,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> Result<()> {
         lines.push(format!(
             "{} stays drained (since {}): `gt resume` without --rig lifts it",
             d.what(),
-            output::time(d.since)
+            output::since(d.since)
         ));
     } else if !lifted.is_empty() {
         lines.push("stopped beads are dispatched again on the next patrol pass".into());

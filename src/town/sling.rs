@@ -299,11 +299,12 @@ fn check_claimable(tx: &Tx, bead: &beads::Bead) -> Result<()> {
                 ),
             })
         }
-        "done" => Err(Error::usage(format!("bead {} is done; it stays done", bead.id))
-            .with_hint(format!(
+        "done" => Err(
+            Error::usage(format!("bead {} is done; it stays done", bead.id)).with_hint(format!(
                 "for more work on it, create a new bead: `gt bead create --rig {} TITLE`",
                 bead.rig
-            ))),
+            )),
+        ),
         other => Err(Error::usage(format!(
             "bead {} is {other}; only open beads can be slung",
             bead.id

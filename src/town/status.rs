@@ -272,7 +272,7 @@ pub fn patrol_health(town: &Town) -> Result<PatrolHealth> {
         Some(match down {
             Some((since, passes)) => match since.parse::<i64>() {
                 Ok(at) => format!(
-                    "Docker unreachable for {passes} pass(es), since {} ago",
+                    "Docker unreachable for {passes} pass(es), down for {}",
                     crate::util::format_span(now - at)
                 ),
                 Err(_) => format!("Docker unreachable for {passes} pass(es)"),
