@@ -25,9 +25,14 @@ use std::time::{Duration, Instant};
 /// answer, the circuit breaker open, patrol not running or lagging, a rig's image
 /// missing, a disk nearly full, stalled or quiet agents, failed or escalated beads, and
 /// merge requests waiting for review or failing to land. Below it, per rig, each polecat
-/// holding a bead: its bead, state, attempt, time since its dispatch started, when it
-/// was last heard from, its last checkpoint and its last line of output; then the merge
-/// queue and the convoys when there are any. The top line counts the mayor's unread mail.
+/// holding a bead: its bead, state, attempt (TRY: the bead's attempts as patrol counts
+/// them, of max_attempts; a `gt bead reopen` starts them again, a drain or a stop from
+/// outside spends none), time since its dispatch started, when it was last heard from,
+/// the checkpoint it goes on from (its own, else an earlier attempt's, labelled
+/// "(attempt N)") and its last line of output; then the merge queue and the convoys when
+/// there are any. A rig's open beads and its queued ones are counted apart, as in `gt
+/// status`. Reasons show their first line (`gt mq show ID` has the rest). The top line
+/// counts the mayor's unread mail.
 ///
 /// It only reads the database (a nuke and reading a message are the only changes, made
 /// as the commands make them) and asks the engine once per refresh; it redraws on a key,
@@ -1341,5 +1346,21 @@ fn error_text(e: &Error) -> String {
     match e.hint() {
         Some(h) => format!("error: {e}; {h}"),
         None => format!("error: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_rows;
+
+    #[test]
+    fn a_status_line_takes_the_rows_its_words_wrap_to() {
+        assert_eq!(wrapped_rows("", 80), 1);
+        assert_eq!(wrapped_rows(&"x".repeat(80), 80), 1);
+        assert_eq!(wrapped_rows(&"x".repeat(81), 80), 2);
+        // Words move whole to the next row: 3 rows where 50 + 50 + 50 characters would fit 2.
+        let w = format!("{} {} {}", "a".repeat(49), "b".repeat(49), "c".repeat(49));
+        assert_eq!(wrapped_rows(&w, 80), 3);
+        assert_eq!(wrapped_rows("one two", 3), 2);
     }
 }

@@ -860,6 +860,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_reason_is_shown_by_its_first_line_with_text() {
+        assert_eq!(first_line("gate failed\n\noutput"), "gate failed");
+        assert_eq!(
+            first_line("\n  \nconflicts: a.txt  \nmore"),
+            "conflicts: a.txt"
+        );
+        assert_eq!(first_line(""), "");
+    }
+
+    #[test]
     fn a_problem_kind_is_named_alike_in_json_and_on_screen_and_fits_its_column() {
         for k in ProblemKind::ALL {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
