@@ -205,7 +205,10 @@ fn a_multi_line_reason_is_shown_as_its_first_line_escaped_and_goes_when_the_bead
         return;
     }
     let t = TestTown::new();
-    let (_landed, failed) = town_with_a_conflict(&t);
+    let (landed, failed) = town_with_a_conflict(&t);
+    // A done bead is not slung again: the hint says what gives more work.
+    let err = t.fails(&["sling", &landed], 2);
+    assert!(err.contains("gt bead create --rig api"), "{err}");
     let problems = |t: &TestTown| -> Vec<serde_json::Value> {
         t.json(&["top", "--once"])["problems"]
             .as_array()

@@ -433,7 +433,10 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
             made.container = None;
             Err(Error::conflict(
                 format!("{why} while this sling started it"),
-                Some("see `gt polecat list`".to_string()),
+                Some(format!(
+                    "`gt bead show {}` says where the bead is now",
+                    c.bead.id
+                )),
             ))
         }
     }
@@ -842,7 +845,10 @@ pub fn create_or_adopt(rt: &dyn Runtime, spec: &ContainerSpec, generation: i64) 
     }
     Err(Error::conflict(
         format!("container name {} stays in use", spec.name),
-        None,
+        Some(
+            "the next `gt patrol` removes this town's stale containers; then `gt sling` it again"
+                .to_string(),
+        ),
     ))
 }
 
