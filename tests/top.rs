@@ -696,7 +696,11 @@ fn stalled_agents_and_failed_beads_are_problems() {
 
 /// A screen's words, one space between them: text wrapped over lines reads as one.
 fn words(screen: &str) -> String {
-    screen.split_whitespace().collect::<Vec<_>>().join(" ")
+    screen
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -727,6 +731,38 @@ fn the_mayors_mail_in_top_is_in_the_order_of_gt_mail_inbox() {
     );
     tmux.keys(&["Escape"]);
     tmux.wait("the town view", 30, |s| s.contains("Problems ("));
+    tmux.keys(&["q"]);
+    tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
+}
+
+#[test]
+fn a_failed_merge_requests_reason_is_one_escaped_line_in_the_live_view() {
+    if !require_docker() || !require_tmux() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 1", "");
+    // Both beads write one file with a hostile name: the second conflicts with the first.
+    landing_rig(
+        &t,
+        &scripted_agent("AGENT_FILE=\"$(printf 'c\\033]0;pwn\\007.txt')\""),
+        &["--merge", "auto"],
+    );
+    let (a, b) = (t.bead("first"), t.bead("second"));
+    t.ok(&["sling", &a, &b]);
+    t.patrol_until("one bead failed", 90, |t| {
+        [t.bead_status(&a), t.bead_status(&b)].contains(&"failed".to_string())
+    });
+    let tmux = Tmux::start(&t);
+    tmux.start_top(t.dir.path());
+    let screen = tmux.wait("the failed merge request", 30, |s| {
+        s.contains("Merge queue (1)") && s.contains("conflicts with main")
+    });
+    assert!(!screen.contains("\\n"), "no literal \\n:\n{screen}");
+    assert!(
+        words(&screen).contains(r"c\x1b]0;pwn\x07.txt; its bead is out of attempts (1);"),
+        "the first line, escaped, then what to run:\n{screen}"
+    );
     tmux.keys(&["q"]);
     tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
 }
