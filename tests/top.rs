@@ -267,6 +267,10 @@ fn n_asks_first_then_nukes_the_selected_agent() {
         screen.contains(&format!("bead {bead} is open again")),
         "{screen}"
     );
+    // The whole report is on the screen, wrapped at 80 columns, not cut off.
+    tmux.wait("the nuke's report to its end", 30, |s| {
+        words(s).contains("kept; worktree removed")
+    });
     assert_eq!(t.bead_status(&bead), "open");
     assert!(t.running_containers().is_empty());
     // The view refreshed: no polecat holds a bead any more.
@@ -604,8 +608,10 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
     tmux.wait("the reason prompt", 30, |s| s.contains("reject 1, why"));
     tmux.run(&["send-keys", "-t", "0", "-l", "needs a test"]);
     tmux.keys(&["Enter"]);
-    tmux.wait("the rejection", 30, |s| {
-        s.contains(&format!("rejected merge request 1: bead {first}"))
+    tmux.wait("the rejection, whole", 30, |s| {
+        let w = words(s);
+        w.contains(&format!("rejected merge request 1: bead {first}"))
+            && w.contains("with your reason")
     });
     let state = |id: i64| {
         t.json(&["mq", "list"])
@@ -626,8 +632,10 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
         s.contains("approve merge request 2?")
     });
     tmux.keys(&["y"]);
-    tmux.wait("the approval", 30, |s| {
-        s.contains(&format!("approved merge request 2 ({second})"))
+    tmux.wait("the approval, whole", 30, |s| {
+        let w = words(s);
+        w.contains(&format!("approved merge request 2 ({second})"))
+            && w.contains("(or `gt mq run`)")
     });
     assert_eq!(state(2).as_deref(), Some("queued"));
     let screen = tmux.wait("no review left among the problems", 30, |s| {
@@ -684,4 +692,77 @@ fn stalled_agents_and_failed_beads_are_problems() {
     );
     let plain = t.ok(&["top", "--once"]);
     assert!(plain.contains(&format!("bead {doomed} failed")), "{plain}");
+}
+
+/// A screen's words, one space between them: text wrapped over lines reads as one.
+fn words(screen: &str) -> String {
+    screen
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_mayors_mail_in_top_is_in_the_order_of_gt_mail_inbox() {
+    if !require_tmux() {
+        return;
+    }
+    let t = TestTown::new();
+    for subject in ["older message", "newer message"] {
+        t.ok(&["mail", "send", "mayor", "-s", subject, "-m", "body"]);
+    }
+    let inbox = t.ok(&["mail", "inbox"]);
+    let at = |s: &str, what: &str| s.find(what).unwrap_or_else(|| panic!("{what}:\n{s}"));
+    assert!(
+        at(&inbox, "older message") < at(&inbox, "newer message"),
+        "{inbox}"
+    );
+    let tmux = Tmux::start(&t);
+    tmux.start_top(t.dir.path());
+    tmux.wait("the unread count", 30, |s| s.contains("mayor: 2 unread"));
+    tmux.keys(&["m"]);
+    let screen = tmux.wait("the mayor's inbox", 30, |s| {
+        s.contains("Mayor's mail (2 messages, 2 unread)") && s.contains("newer message")
+    });
+    assert!(
+        at(&screen, "older message") < at(&screen, "newer message"),
+        "oldest first, as `gt mail inbox`:\n{screen}"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait("the town view", 30, |s| s.contains("Problems ("));
+    tmux.keys(&["q"]);
+    tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
+}
+
+#[test]
+fn a_failed_merge_requests_reason_is_one_escaped_line_in_the_live_view() {
+    if !require_docker() || !require_tmux() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 1", "");
+    // Both beads write one file with a hostile name: the second conflicts with the first.
+    landing_rig(
+        &t,
+        &scripted_agent("AGENT_FILE=\"$(printf 'c\\033]0;pwn\\007.txt')\""),
+        &["--merge", "auto"],
+    );
+    let (a, b) = (t.bead("first"), t.bead("second"));
+    t.ok(&["sling", &a, &b]);
+    t.patrol_until("one bead failed", 90, |t| {
+        [t.bead_status(&a), t.bead_status(&b)].contains(&"failed".to_string())
+    });
+    let tmux = Tmux::start(&t);
+    tmux.start_top(t.dir.path());
+    let screen = tmux.wait("the failed merge request", 30, |s| {
+        s.contains("Merge queue (1)") && s.contains("conflicts with main")
+    });
+    assert!(!screen.contains("\\n"), "no literal \\n:\n{screen}");
+    assert!(
+        words(&screen).contains(r"c\x1b]0;pwn\x07.txt; its bead is out of attempts (1);"),
+        "the first line, escaped, then what to run:\n{screen}"
+    );
+    tmux.keys(&["q"]);
+    tmux.wait("gt top to exit", 30, |s| s.contains("tty-restored"));
 }

@@ -203,8 +203,13 @@ pub fn run(g: &Global, args: &BeadArgs) -> Result<()> {
             }
             for dd in &d.dispatches {
                 let x = &dd.dispatch;
+                // The bead's own attempt number; the town-wide dispatch id in parentheses.
+                let which = match dd.attempt {
+                    Some(n) => format!("attempt {n}"),
+                    None => "not counted".to_string(),
+                };
                 s += &format!(
-                    "\n\ndispatch {} to {} (generation {}), started {}{}",
+                    "\n\n{which} (dispatch {}) to {} (generation {}), started {}{}",
                     x.id,
                     output::safe_line(&x.agent),
                     x.generation,

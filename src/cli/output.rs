@@ -319,6 +319,35 @@ pub fn state_colour(state: &str) -> Option<Colour> {
     }
 }
 
+/// `ms` (epoch milliseconds) as the local time of day, `21:04:05` (as UTC when the
+/// local zone cannot be read).
+pub fn clock(ms: i64) -> String {
+    let secs = ms.div_euclid(1000) as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value to be overwritten.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r keeps no reference.
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if !ok {
+        return crate::util::format_time(ms)
+            .get(11..19)
+            .unwrap_or("??:??:??")
+            .to_string();
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+/// A past moment as when and how long ago: `21:04:05 (15s ago)` within a day, else
+/// `2026-11-24T08:00:00Z (3d ago)`.
+pub fn since(ms: i64) -> String {
+    let now = crate::util::now_ms();
+    let when = if (now - ms).abs() < 86_400_000 {
+        clock(ms)
+    } else {
+        time(ms)
+    };
+    format!("{when} ({})", relative(ms, now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

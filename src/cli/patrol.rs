@@ -23,7 +23,9 @@ pub struct PatrolArgs {
     pub command: Option<PatrolCommand>,
     /// Loop until interrupted: a pass at once whenever an agent writes a request (done,
     /// checkpoint, mail) or a container of the town ends (exit, OOM kill), and one every
-    /// --interval in any case.
+    /// --interval in any case. A pass that finds nothing new prints nothing; each line
+    /// of one that does starts with the local time (with --json: one JSON report per
+    /// line, its time in `at`).
     #[arg(long)]
     pub watch: bool,
     /// The longest wait between passes with --watch, e.g. 30s (at least 100ms;
@@ -126,12 +128,20 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
     let interval = interval.unwrap_or(town.config.patrol.interval);
     // With --watch, agents' requests and containers that end wake the loop at once.
     let mut waker = a.watch.then(|| crate::town::watch::Waker::start(&town));
+    // With --watch: what the last pass said of standing conditions (a quiet agent, the
+    // breaker open), so a pass that finds nothing new prints nothing.
+    let mut standing = std::collections::BTreeSet::new();
     loop {
         let kind = town.config.runtime.clone();
         let r = crate::town::patrol::pass(&mut town, &|| crate::runtime::connect(&kind));
         match &r {
+            Ok(report) if a.watch => print_watched(g, report, &mut standing)?,
             Ok(report) => print_report(g, report)?,
-            Err(e) if a.watch => eprintln!("patrol: {}", output::safe(&e.to_string())),
+            Err(e) if a.watch => eprintln!(
+                "{} patrol: {}",
+                output::clock(crate::util::now_ms()),
+                output::safe(&e.to_string())
+            ),
             Err(_) => {}
         }
         let Some(w) = waker.as_mut() else {
@@ -227,15 +237,73 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
     if g.quiet {
         return Ok(());
     }
-    let mut lines = vec![format!(
+    let (mut lines, states) = report_lines(r);
+    lines.insert(0, counts_line(r));
+    lines.extend(states);
+    // Death reasons, worktree names and errors can carry what an agent wrote: one line
+    // each, escaped.
+    output::println_out(&lines_safe(&lines))
+}
+
+fn counts_line(r: &crate::town::patrol::Report) -> String {
+    format!(
         "patrol: {} request(s) ingested, {} rejected, {} mail delivered",
         r.ingested, r.rejected, r.mail_delivered
-    )];
+    )
+}
+
+/// A pass of `--watch`: nothing when it found nothing new; else each line with the
+/// local time (`21:04:05 done: api-3k9`), or with --json the report on one line with
+/// its time (`"at"`, RFC 3339). `standing` holds the conditions said last time (a quiet
+/// agent, the breaker open), said again only once they change.
+fn print_watched(
+    g: &Global,
+    r: &crate::town::patrol::Report,
+    standing: &mut std::collections::BTreeSet<String>,
+) -> Result<()> {
+    let (mut lines, states) = if r.ran {
+        report_lines(r)
+    } else {
+        let held = format!(
+            "another patrol is running ({})",
+            r.held_by.as_deref().unwrap_or("?")
+        );
+        (Vec::new(), vec![held])
+    };
+    if r.ingested + r.rejected + r.mail_delivered > 0 {
+        lines.insert(0, counts_line(r));
+    }
+    let now: std::collections::BTreeSet<String> = states.iter().cloned().collect();
+    lines.extend(states.into_iter().filter(|l| !standing.contains(l)));
+    *standing = now;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let at = crate::util::now_ms();
+    if g.json {
+        let mut v = serde_json::to_value(r).map_err(|e| Error::Other(e.to_string()))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("at".into(), crate::util::format_time(at).into());
+        }
+        return output::println_out(&v.to_string());
+    }
+    if g.quiet {
+        return Ok(());
+    }
+    let clock = output::clock(at);
+    let lines: Vec<String> = lines.iter().map(|l| format!("{clock} {l}")).collect();
+    output::println_out(&lines_safe(&lines))
+}
+
+/// What a pass did (one line each), and the standing conditions it found.
+fn report_lines(r: &crate::town::patrol::Report) -> (Vec<String>, Vec<String>) {
+    let mut lines = Vec::new();
+    let mut states = Vec::new();
     for b in &r.sagas_finished {
         lines.push(format!("done: {b}"));
     }
     for b in &r.sagas_pending {
-        lines.push(format!("done pending: {b}"));
+        states.push(format!("done pending: {b}"));
     }
     for d in &r.deaths {
         lines.push(format!(
@@ -260,7 +328,7 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
         lines.push(format!("sent back: {m}"));
     }
     for m in &mq.waiting {
-        lines.push(format!("merge queue waits: {m}"));
+        states.push(format!("merge queue waits: {m}"));
     }
     for e in &mq.errors {
         lines.push(format!("merge queue: {e}"));
@@ -272,7 +340,7 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
         lines.push(format!("drained: {d}"));
     }
     for q in &r.quiet {
-        lines.push(format!("quiet: {q}"));
+        states.push(format!("quiet: {q}"));
     }
     for w in &r.stray_worktrees_removed {
         lines.push(format!(
@@ -280,17 +348,15 @@ fn print_report(g: &Global, r: &crate::town::patrol::Report) -> Result<()> {
         ));
     }
     for w in &r.stray_worktrees {
-        lines.push(format!("worktree without an agent (kept): {w}"));
+        states.push(format!("worktree without an agent (kept): {w}"));
     }
     if r.breaker_open {
-        lines.push("CIRCUIT BREAKER OPEN: dispatches paused; `gt resume` closes it".into());
+        states.push("CIRCUIT BREAKER OPEN: dispatches paused; `gt resume` closes it".into());
     }
     for e in &r.errors {
         lines.push(format!("error: {e}"));
     }
-    // Death reasons, worktree names and errors can carry what an agent wrote: one line
-    // each, escaped.
-    output::println_out(&lines_safe(&lines))
+    (lines, states)
 }
 
 /// `lines`, each escaped as one line, one per line.
@@ -339,7 +405,7 @@ pub fn resume(g: &Global, a: &ResumeArgs) -> Result<()> {
         lines.push(format!(
             "{} stays drained (since {}): `gt resume` without --rig lifts it",
             d.what(),
-            output::time(d.since)
+            output::since(d.since)
         ));
     } else if !lifted.is_empty() {
         lines.push("stopped beads are dispatched again on the next patrol pass".into());

@@ -68,10 +68,10 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
     }
     for d in &s.drains {
         out += &format!(
-            "\n{} {} ({}): nothing is dispatched; `gt resume{}` lifts it",
+            "\n{} {} {}: nothing is dispatched; `gt resume{}` lifts it",
             d.what(),
             paint("drained since", Colour::Yellow),
-            output::ago(d.since),
+            output::since(d.since),
             if d.scope == crate::town::drain::TOWN {
                 String::new()
             } else {
@@ -147,7 +147,7 @@ pub fn status(g: &Global, _args: &StatusArgs) -> Result<()> {
         t.row(vec![
             r.name.clone(),
             // Queued beads are open too: counted in their own column, not twice.
-            (n("open") - r.queued).to_string(),
+            r.open.to_string(),
             r.queued.to_string(),
             (n("hooked") + n("in_progress")).to_string(),
             n("done").to_string(),

@@ -25,9 +25,14 @@ use std::time::{Duration, Instant};
 /// answer, the circuit breaker open, patrol not running or lagging, a rig's image
 /// missing, a disk nearly full, stalled or quiet agents, failed or escalated beads, and
 /// merge requests waiting for review or failing to land. Below it, per rig, each polecat
-/// holding a bead: its bead, state, attempt, time since its dispatch started, when it
-/// was last heard from, its last checkpoint and its last line of output; then the merge
-/// queue and the convoys when there are any. The top line counts the mayor's unread mail.
+/// holding a bead: its bead, state, attempt (TRY: the bead's attempts as patrol counts
+/// them, of max_attempts; a `gt bead reopen` starts them again, a drain or a stop from
+/// outside spends none), time since its dispatch started, when it was last heard from,
+/// the checkpoint it goes on from (its own, else an earlier attempt's, labelled
+/// "(attempt N)") and its last line of output; then the merge queue and the convoys when
+/// there are any. A rig's open beads and its queued ones are counted apart, as in `gt
+/// status`. Reasons show their first line (`gt mq show ID` has the rest). The top line
+/// counts the mayor's unread mail.
 ///
 /// It only reads the database (a nuke and reading a message are the only changes, made
 /// as the commands make them) and asks the engine once per refresh; it redraws on a key,
@@ -39,7 +44,7 @@ use std::time::{Duration, Instant};
 /// agent after a y/n question, as `gt polecat nuke` does; a approves the selected merge
 /// request after a y/n question (`gt mq approve`), r rejects it with the reason you type
 /// (`gt mq reject -m`); m opens the mayor's mail (Enter reads a message and marks it
-/// read); q or Esc quits (Ctrl-C too).
+/// read; oldest first, as `gt mail inbox` lists them); q or Esc quits (Ctrl-C too).
 ///
 /// When stdout is not a terminal it prints the same as plain tables, again every
 /// --interval (with --once: one snapshot, then exits; with --json: the snapshot as JSON).
@@ -162,7 +167,7 @@ pub fn plain_text(s: &Snapshot) -> String {
                 ago(a.last_heard, now),
                 a.checkpoint
                     .as_ref()
-                    .map(|(at, note)| format!("{} ago: {note}", span(now - at)))
+                    .map(|c| format!("{} ago{}: {}", span(now - c.at), earlier(c), c.note))
                     .unwrap_or_else(|| "-".into()),
                 a.last_output.clone().unwrap_or_else(|| "-".into()),
             ]);
@@ -198,7 +203,9 @@ pub fn plain_text(s: &Snapshot) -> String {
                 m.rig.clone(),
                 m.state.as_str().into(),
                 span(now - m.age_since),
-                m.reason.clone().unwrap_or_else(|| "-".into()),
+                // The first line: a gate's output and a conflict list follow it
+                // (`gt mq show ID` has them).
+                m.reason_line().unwrap_or("-").to_string(),
             ]);
         }
         out += &t.render();
@@ -276,6 +283,15 @@ fn summary(s: &Snapshot) -> String {
 
 fn span(ms: i64) -> String {
     crate::util::format_span(ms)
+}
+
+/// Whose checkpoint it is, when not this dispatch's: ` (attempt 1)`, ` (earlier)`.
+fn earlier(c: &crate::town::top::CheckpointView) -> String {
+    match (c.earlier, c.attempt) {
+        (false, _) => String::new(),
+        (true, Some(n)) => format!(" (attempt {n})"),
+        (true, None) => " (earlier)".into(),
+    }
 }
 
 fn ago(at: Option<i64>, now: i64) -> String {
@@ -384,6 +400,8 @@ enum FollowMsg {
 /// merge queue (3 rows) and convoys (2) at most, the agents keep 4 rows in 80×24.
 const PROBLEM_ROWS: usize = 6;
 
+/// Rows the status line at the bottom may take (a long report after an action wraps).
+const FOOTER_ROWS: usize = 3;
 /// The longest rejection reason typed in (a reason is one line for the agent's prime).
 const MAX_REASON: usize = 1000;
 
@@ -697,7 +715,7 @@ impl App {
                 None => self.message = Some("select a merge request to reject (j/k)".into()),
             },
             KeyCode::Char('m') => {
-                let mut list: Vec<crate::state::mail::Mail> = crate::town::mail::inbox(
+                let list: Vec<crate::state::mail::Mail> = crate::town::mail::inbox(
                     &self.town,
                     "mayor",
                     &crate::town::mail::Filter::default(),
@@ -705,13 +723,14 @@ impl App {
                 .into_iter()
                 .map(|l| l.mail)
                 .collect();
-                list.reverse(); // newest first
+                // Oldest first, as `gt mail inbox` lists them.
                 let mut state = ListState::default();
                 // The first unread one, else the newest.
-                state.select(
-                    (!list.is_empty())
-                        .then(|| list.iter().position(|m| m.read.is_none()).unwrap_or(0)),
-                );
+                state.select((!list.is_empty()).then(|| {
+                    list.iter()
+                        .position(|m| m.read.is_none())
+                        .unwrap_or(list.len() - 1)
+                }));
                 self.mode = Mode::Mail { list, state };
             }
             _ => {}
@@ -842,8 +861,12 @@ impl App {
 
     fn draw(&self, f: &mut Frame) {
         let area = f.area();
+        // The status line after an action wraps over up to three rows, never cut off.
+        let line = self.footer(area.width);
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        let rows = wrapped_rows(&text, usize::from(area.width)).clamp(1, FOOTER_ROWS) as u16;
         let [body, footer] =
-            Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+            Layout::vertical([Constraint::Min(3), Constraint::Length(rows)]).areas(area);
         match &self.mode {
             Mode::Follow(fl) => self.draw_follow(f, body, fl),
             Mode::Mail { list, state } => self.draw_mail(f, body, list, state),
@@ -852,7 +875,7 @@ impl App {
                 self.draw_main(f, body)
             }
         }
-        f.render_widget(Paragraph::new(self.footer(footer.width)), footer);
+        f.render_widget(Paragraph::new(line).wrap(Wrap { trim: true }), footer);
     }
 
     fn footer(&self, width: u16) -> Line<'static> {
@@ -1201,6 +1224,30 @@ impl App {
     }
 }
 
+/// Rows `text` takes wrapped at word boundaries to `width` columns (a word longer than
+/// a row is cut across rows), as ratatui's `Wrap` draws it.
+fn wrapped_rows(text: &str, width: usize) -> usize {
+    use ratatui::text::Line;
+    let width = width.max(1);
+    let mut rows = 1;
+    let mut used = 0;
+    for word in text.split(' ') {
+        let w = Line::from(word).width();
+        let need = if used == 0 { w } else { used + 1 + w };
+        if need <= width {
+            used = need;
+        } else if w <= width {
+            rows += 1;
+            used = w;
+        } else {
+            // Cut across rows, starting on a fresh one.
+            rows += usize::from(used > 0) + (w - 1) / width;
+            used = (w - 1) % width + 1;
+        }
+    }
+    rows
+}
+
 fn step(state: &mut ListState, len: usize, by: isize) {
     if len == 0 {
         return;
@@ -1238,7 +1285,12 @@ fn agent_item(a: &AgentView, now: i64, t: &Theme) -> ListItem<'static> {
         Span::styled(output::safe_line(&a.bead_title).into_owned(), t.dim()),
     ]);
     let cp = match &a.checkpoint {
-        Some((at, note)) => format!("✎ {} ago: {}", span(now - at), output::safe_line(note)),
+        Some(c) => format!(
+            "✎ {} ago{}: {}",
+            span(now - c.at),
+            earlier(c),
+            output::safe_line(&c.note)
+        ),
         None => "✎ no checkpoint".into(),
     };
     let out = match &a.last_output {
@@ -1266,7 +1318,7 @@ fn mr_item(m: &MrView, now: i64, t: &Theme) -> ListItem<'static> {
         Span::raw(format!(
             " {:<5} {}",
             span(now - m.age_since),
-            output::safe_line(m.reason.as_deref().unwrap_or(&m.branch))
+            output::safe_line(m.reason_line().unwrap_or(&m.branch))
         )),
     ]))
 }
@@ -1294,5 +1346,21 @@ fn error_text(e: &Error) -> String {
     match e.hint() {
         Some(h) => format!("error: {e}; {h}"),
         None => format!("error: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapped_rows;
+
+    #[test]
+    fn a_status_line_takes_the_rows_its_words_wrap_to() {
+        assert_eq!(wrapped_rows("", 80), 1);
+        assert_eq!(wrapped_rows(&"x".repeat(80), 80), 1);
+        assert_eq!(wrapped_rows(&"x".repeat(81), 80), 2);
+        // Words move whole to the next row: 3 rows where 50 + 50 + 50 characters would fit 2.
+        let w = format!("{} {} {}", "a".repeat(49), "b".repeat(49), "c".repeat(49));
+        assert_eq!(wrapped_rows(&w, 80), 3);
+        assert_eq!(wrapped_rows("one two", 3), 2);
     }
 }

@@ -113,7 +113,67 @@ pub struct BeadDetail {
 pub struct DispatchDetail {
     #[serde(flatten)]
     pub dispatch: dispatches::Dispatch,
+    /// Its attempt at the bead (1-based, counted as [`attempt_numbers`] counts them);
+    /// null for a dispatch that spent none (stopped by a drain or from outside, a host
+    /// fault). `id` is the town-wide dispatch id.
+    pub attempt: Option<i64>,
     pub checkpoints: Vec<crate::state::checkpoints::Checkpoint>,
+}
+
+/// Whether dispatch `d` spent one of its bead's attempts: its container started (that
+/// is when sling and patrol raise `beads.attempts`, the count patrol compares with
+/// `max_attempts`), and it did not end in a way gt forgives and gives back (a drain or
+/// stop, a stop from outside, a fault of the host).
+pub fn spent_attempt(d: &dispatches::Dispatch) -> bool {
+    d.container_id.is_some()
+        && !d.reason.as_deref().is_some_and(|r| {
+            r.contains(super::patrol::NOT_AN_ATTEMPT) || crate::util::is_host_fault(r)
+        })
+}
+
+/// The attempt the bead's current dispatch `d` is, by the one count of attempts used
+/// (`beads.attempts`, which `gt bead reopen` sets back to 0): the attempts used, and
+/// this one too while its container has not started (the count goes up when it does).
+/// `gt top`'s TRY, `gt polecat list` and `gt prime` show it.
+pub fn current_attempt(bead: &Bead, d: Option<&dispatches::Dispatch>) -> i64 {
+    let starting = d.is_some_and(|d| d.container_id.is_none() && d.ended_at.is_none());
+    bead.attempts + i64::from(starting)
+}
+
+/// Each of `ds` (the bead's dispatches, oldest first) numbered as its attempt at the
+/// bead, or None when it spent none: the count starts again after each `gt bead reopen`,
+/// so the latest counted one is the bead's `attempts`.
+pub fn attempt_numbers(
+    conn: &rusqlite::Connection,
+    bead: &str,
+    ds: &[dispatches::Dispatch],
+) -> rusqlite::Result<Vec<Option<i64>>> {
+    let mut st = conn.prepare_cached(
+        "SELECT at FROM events WHERE subject = ?1 AND kind = 'bead.reopened' ORDER BY id",
+    )?;
+    let reopened: Vec<i64> = st
+        .query_map([bead], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut n = 0;
+    let mut since = i64::MIN;
+    Ok(ds
+        .iter()
+        .map(|d| {
+            if let Some(at) = reopened.iter().rev().find(|at| **at <= d.started_at)
+                && *at > since
+            {
+                since = *at;
+                n = 0;
+            }
+            let live = d.ended_at.is_none();
+            if spent_attempt(d) || (live && d.container_id.is_none()) {
+                n += 1;
+                Some(n)
+            } else {
+                None
+            }
+        })
+        .collect())
 }
 
 pub fn show(town: &Town, id: &str) -> Result<BeadDetail> {
@@ -122,13 +182,16 @@ pub fn show(town: &Town, id: &str) -> Result<BeadDetail> {
     let agent = agents::holding(conn, id)
         .map_err(|e| town.db_err(e))?
         .map(|a| a.id);
-    let dispatches = dispatches::for_bead(conn, id)
-        .map_err(|e| town.db_err(e))?
+    let ds = dispatches::for_bead(conn, id).map_err(|e| town.db_err(e))?;
+    let numbers = attempt_numbers(conn, id, &ds).map_err(|e| town.db_err(e))?;
+    let dispatches = ds
         .into_iter()
-        .map(|d| {
+        .zip(numbers)
+        .map(|(d, attempt)| {
             let checkpoints = crate::state::checkpoints::for_dispatch(conn, d.id)?;
             Ok(DispatchDetail {
                 dispatch: d,
+                attempt,
                 checkpoints,
             })
         })

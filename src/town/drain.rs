@@ -711,9 +711,10 @@ fn tell_mayor(town: &mut Town, r: &Report) -> Result<()> {
     } else {
         format!("rig {}", r.scope)
     };
+    // gt's own report (a notice, as patrol's are), not a person's message.
     let m = Mail::new(
         format!("drained-{}-{}", r.scope.replace('*', "town"), r.since),
-        HUMAN,
+        super::patrol::ACTOR,
         MAYOR,
         format!("{scope} drained: {} agent(s) stopped", r.parked.len()),
         format!(

@@ -804,7 +804,7 @@ const NOT_COUNTED: &str =
     "stopped from outside (SIGTERM or SIGKILL, e.g. an engine restart): not counted as an attempt";
 /// The words every ending that is not the agent's failure carries (a stop from outside,
 /// a drain): the circuit breaker does not count those.
-const NOT_AN_ATTEMPT: &str = "not counted as an attempt";
+pub(crate) const NOT_AN_ATTEMPT: &str = "not counted as an attempt";
 /// Stops from outside forgiven per bead.
 const FREE_STOPS: i64 = 3;
 

@@ -191,7 +191,7 @@ fn claim(town: &mut Town, bead_id: &str, opts: &SlingOptions) -> Result<Result<C
             return Err(super::drain::refused(&bead.id, &d));
         }
         let rig = rigs::get(tx, &bead.rig).map_err(|e| tx.err(e))?.ok_or_else(|| {
-            Error::not_found(format!("rig {}", bead.rig), None)
+            Error::not_found(format!("rig {}", bead.rig), Some("`gt rig list` shows the rigs; `gt rig add` adds one".to_string()))
         })?;
         if agents::live_count(tx, &rig.name).map_err(|e| tx.err(e))? >= rig.max_polecats {
             // Its place in the queue: after every bead queued before it, even within
@@ -288,16 +288,31 @@ fn check_claimable(tx: &Tx, bead: &beads::Bead) -> Result<()> {
                         "bead {} is already hooked by {} (generation {})",
                         bead.id, a.id, a.generation
                     ),
-                    Some("see `gt polecat list`".to_string()),
+                    Some(format!(
+                        "it is being worked on: `gt peek {}` shows how; `gt polecat nuke {}` stops it and reopens the bead",
+                        a.id, a.id
+                    )),
                 ),
-                None => Error::conflict(format!("bead {} is already hooked", bead.id), None),
+                None => Error::conflict(
+                    format!("bead {} is already hooked", bead.id),
+                    Some("its sling is under way or was cut short: the next `gt patrol` finishes or undoes it".to_string()),
+                ),
             })
         }
+        "done" => Err(
+            Error::usage(format!("bead {} is done; it stays done", bead.id)).with_hint(format!(
+                "for more work on it, create a new bead: `gt bead create --rig {} TITLE`",
+                bead.rig
+            )),
+        ),
         other => Err(Error::usage(format!(
             "bead {} is {other}; only open beads can be slung",
             bead.id
         ))
-        .with_hint(format!("`gt bead show {}` shows how it ended", bead.id))),
+        .with_hint(format!(
+            "`gt bead reopen {}` gives it another go (`gt bead show {}` shows how it ended)",
+            bead.id, bead.id
+        ))),
     }
 }
 
@@ -418,7 +433,10 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
             made.container = None;
             Err(Error::conflict(
                 format!("{why} while this sling started it"),
-                Some("see `gt polecat list`".to_string()),
+                Some(format!(
+                    "`gt bead show {}` says where the bead is now",
+                    c.bead.id
+                )),
             ))
         }
     }
@@ -827,7 +845,10 @@ pub fn create_or_adopt(rt: &dyn Runtime, spec: &ContainerSpec, generation: i64) 
     }
     Err(Error::conflict(
         format!("container name {} stays in use", spec.name),
-        None,
+        Some(
+            "the next `gt patrol` removes this town's stale containers; then `gt sling` it again"
+                .to_string(),
+        ),
     ))
 }
 

@@ -272,7 +272,7 @@ pub fn patrol_health(town: &Town) -> Result<PatrolHealth> {
         Some(match down {
             Some((since, passes)) => match since.parse::<i64>() {
                 Ok(at) => format!(
-                    "Docker unreachable for {passes} pass(es), since {} ago",
+                    "Docker unreachable for {passes} pass(es), down for {}",
                     crate::util::format_span(now - at)
                 ),
                 Err(_) => format!("Docker unreachable for {passes} pass(es)"),
@@ -324,6 +324,9 @@ pub struct RigStatus {
     pub max_polecats: i64,
     /// Beads by status. `open` includes the queued ones (`queued`).
     pub beads: BTreeMap<String, i64>,
+    /// Open beads not slung (`gt sling` starts them): `beads.open` less `queued`, as
+    /// `gt top` counts them.
+    pub open: i64,
     /// Open beads waiting in the queue for a free polecat (patrol dispatches them).
     pub queued: i64,
     /// Agents by state, as recorded.
@@ -343,6 +346,7 @@ pub fn status(town: &Town, engine: Engine) -> Result<Status> {
                 name: r.name.clone(),
                 max_polecats: r.max_polecats,
                 beads: beads::STATUSES.iter().map(|s| (s.to_string(), 0)).collect(),
+                open: 0,
                 queued: 0,
                 agents: BTreeMap::new(),
                 containers_running: engine.running_in(&r.name),
@@ -355,9 +359,10 @@ pub fn status(town: &Town, engine: Engine) -> Result<Status> {
             r.beads.insert(status, n);
         }
     }
-    for (rig, n) in beads::queued_counts(conn).map_err(err)? {
+    for (rig, (open, queued)) in open_and_queued(town)? {
         if let Some(r) = by_rig.get_mut(&rig) {
-            r.queued = n;
+            r.open = open;
+            r.queued = queued;
         }
     }
     for (rig, state, n) in agents::counts(conn).map_err(err)? {
@@ -405,6 +410,25 @@ pub fn status(town: &Town, engine: Engine) -> Result<Status> {
         breaker_open,
         drains: super::drain::all(conn).map_err(err)?,
     })
+}
+
+/// Per rig, its open beads in two counts that never overlap: those not slung, and
+/// those queued for a free polecat. `gt status` and `gt top` both count with it.
+pub fn open_and_queued(town: &Town) -> Result<BTreeMap<String, (i64, i64)>> {
+    let conn = town.db.conn();
+    let err = |e| town.db_err(e);
+    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (rig, status, n) in beads::counts(conn).map_err(err)? {
+        if status == "open" {
+            out.entry(rig).or_default().0 = n;
+        }
+    }
+    for (rig, n) in beads::queued_counts(conn).map_err(err)? {
+        let e = out.entry(rig).or_default();
+        e.0 -= n;
+        e.1 = n;
+    }
+    Ok(out)
 }
 
 pub fn log(

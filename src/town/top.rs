@@ -219,7 +219,9 @@ pub struct RigView {
     /// Polecats holding a bead (spawning, running, finishing, dead awaiting re-dispatch).
     pub agents: Vec<AgentView>,
     pub idle: usize,
+    /// Open beads not slung (`gt sling` starts them); the queued ones are not among them.
     pub open: i64,
+    /// Open beads slung and waiting for a free polecat (patrol dispatches them).
     pub queued: i64,
     /// Since when (epoch ms) a drain or stop of the rig (or the town) holds its
     /// dispatches, until `gt resume`.
@@ -233,15 +235,17 @@ pub struct AgentView {
     pub state: String,
     pub bead: String,
     pub bead_title: String,
-    /// This dispatch's attempt at the bead (1-based), of `max_attempts`.
+    /// This dispatch's attempt at the bead (1-based), of `max_attempts`: the bead's
+    /// attempts used, as patrol counts them (see `bead::current_attempt`).
     pub attempt: i64,
     pub max_attempts: i64,
     /// When this dispatch started (epoch ms).
     pub started_at: Option<i64>,
     /// Its latest applied request, else the dispatch's start.
     pub last_heard: Option<i64>,
-    /// Its latest checkpoint: when, and its note (agent text: escape before printing).
-    pub checkpoint: Option<(i64, String)>,
+    /// The checkpoint it resumes from: its own latest, else the latest note of an
+    /// earlier attempt at the bead (what its `gt prime` shows); None when the bead has none.
+    pub checkpoint: Option<CheckpointView>,
     /// Its container's last output line (agent text, secrets redacted).
     pub last_output: Option<String>,
     /// When its container last wrote output (epoch ms), while it runs.
@@ -253,6 +257,18 @@ pub struct AgentView {
 }
 
 #[derive(Debug, Serialize)]
+pub struct CheckpointView {
+    /// When it was recorded (epoch ms).
+    pub at: i64,
+    /// Its note, or the done saga's step (agent text: escape before printing).
+    pub note: String,
+    /// Recorded by an earlier dispatch of the bead, not by this one.
+    pub earlier: bool,
+    /// That dispatch's attempt at the bead, when it spent one.
+    pub attempt: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
 pub struct MrView {
     pub id: i64,
     pub bead: String,
@@ -261,16 +277,36 @@ pub struct MrView {
     pub branch: String,
     pub age_since: i64,
     pub reason: Option<String>,
+    /// Its bead's status now: a merge request sent back to a bead that is worked on
+    /// again (reopened, re-dispatched, done anew) needs nobody.
+    pub bead_status: String,
 }
 
 impl MrView {
-    /// Needs a person: review, or it failed to land.
+    /// Needs a person: review, or it failed to land and its bead is given up (failed or
+    /// escalated), not worked on again.
     pub fn needs_person(&self) -> bool {
-        matches!(
-            self.state,
-            MrState::NeedsReview | MrState::Conflict | MrState::Failed
-        )
+        match self.state {
+            MrState::NeedsReview => true,
+            MrState::Conflict | MrState::Failed => {
+                TROUBLED_BEADS.contains(&self.bead_status.as_str())
+            }
+            _ => false,
+        }
     }
+
+    /// The first line of its reason (a gate's output and a conflict list follow it).
+    pub fn reason_line(&self) -> Option<&str> {
+        self.reason.as_deref().map(first_line)
+    }
+}
+
+/// The first non-empty line of `text` (trimmed at its end), or "" when it has none.
+pub fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim_end)
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
 }
 
 #[derive(Debug, Serialize)]
@@ -414,14 +450,10 @@ fn rig_views(
             (r.name, v)
         })
         .collect();
-    for (rig, status, n) in beads::counts(conn).map_err(err)? {
-        if let (Some(r), "open") = (views.get_mut(&rig), status.as_str()) {
-            r.open = n;
-        }
-    }
-    for (rig, n) in beads::queued_counts(conn).map_err(err)? {
+    for (rig, (open, queued)) in super::status::open_and_queued(town)? {
         if let Some(r) = views.get_mut(&rig) {
-            r.queued = n;
+            r.open = open;
+            r.queued = queued;
         }
     }
     let quiet: BTreeMap<String, super::patrol::Quiet> = super::patrol::quiet_agents(town, now)?
@@ -492,24 +524,15 @@ fn agent_view(
         Some(id) => dispatches::get(conn, id).map_err(err)?,
         None => None,
     };
-    // The attempt is this dispatch's place among the bead's dispatches.
-    let attempt = dispatches::for_bead(conn, &bead_id)
-        .map_err(err)?
-        .iter()
-        .position(|x| Some(x.id) == a.dispatch)
-        .map_or(bead.as_ref().map_or(0, |b| b.attempts), |i| i as i64 + 1);
+    // The one count of attempts, as patrol and sling decide with it.
+    let attempt = bead
+        .as_ref()
+        .map_or(0, |b| super::bead::current_attempt(b, d.as_ref()));
     let last_heard = match &d {
         Some(d) => Some(dispatches::last_heard(conn, d.id).map_err(err)?),
         None => None,
     };
-    let checkpoint = match &d {
-        Some(d) => checkpoints::for_dispatch(conn, d.id)
-            .map_err(err)?
-            .into_iter()
-            .next_back()
-            .map(|c| (c.at, c.note.unwrap_or(c.step))),
-        None => None,
-    };
+    let checkpoint = resume_checkpoint(town, &bead_id, a.dispatch)?;
     let container = engine.and_then(|e| e.containers.get(&a.id));
     let last_output = match container.and_then(|c| c.last_line.clone()) {
         Some(l) => Some(l),
@@ -541,6 +564,50 @@ fn agent_view(
         quiet: quiet.is_some(),
         stalled,
     })
+}
+
+/// The checkpoint the agent on `bead` (its dispatch `current`) goes on from: its own
+/// latest (a note or a done-saga step), else the latest note of an earlier dispatch.
+fn resume_checkpoint(
+    town: &Town,
+    bead: &str,
+    current: Option<i64>,
+) -> Result<Option<CheckpointView>> {
+    let conn = town.db.conn();
+    let err = |e| town.db_err(e);
+    if let Some(id) = current
+        && let Some(c) = checkpoints::for_dispatch(conn, id)
+            .map_err(err)?
+            .into_iter()
+            .next_back()
+    {
+        return Ok(Some(CheckpointView {
+            at: c.at,
+            note: c.note.unwrap_or(c.step),
+            earlier: false,
+            attempt: None,
+        }));
+    }
+    let ds = dispatches::for_bead(conn, bead).map_err(err)?;
+    let numbers = super::bead::attempt_numbers(conn, bead, &ds).map_err(err)?;
+    let mut latest: Option<CheckpointView> = None;
+    for (d, n) in ds.iter().zip(numbers) {
+        if Some(d.id) == current {
+            continue;
+        }
+        for c in checkpoints::for_dispatch(conn, d.id).map_err(err)? {
+            if c.step != "note" || latest.as_ref().is_some_and(|l| l.at > c.at) {
+                continue;
+            }
+            latest = Some(CheckpointView {
+                at: c.at,
+                note: c.note.unwrap_or_default(),
+                earlier: true,
+                attempt: n,
+            });
+        }
+    }
+    Ok(latest)
 }
 
 /// Failed and escalated beads (the first few by name, then how many more).
@@ -639,17 +706,17 @@ fn mr_problem(m: &MrView) -> Option<Problem> {
                 m.reason
                     .as_deref()
                     .and_then(|r| r.strip_prefix(super::mq::land::REFUSED))
-                    .and_then(|r| r.lines().next())
+                    .map(first_line)
                     .unwrap_or("")
             )
         }
-        MrState::Conflict | MrState::Failed => format!(
+        // Once its bead is worked on again (reopened, re-dispatched), nobody needs to act.
+        MrState::Conflict | MrState::Failed if m.needs_person() => format!(
             "merge request {} ({}) {}{}; `gt mq show {}`",
             m.id,
             m.bead,
             m.state.as_str(),
-            m.reason
-                .as_deref()
+            m.reason_line()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default(),
             m.id
@@ -682,20 +749,24 @@ fn convoys(town: &Town) -> Result<Vec<ConvoyLine>> {
 /// Open merge requests (oldest first), and the latest merge request of each bead when
 /// it failed to land or waits for review.
 fn merge_queue(town: &Town) -> Result<Vec<MrView>> {
-    let all = merge_requests::list(town.db.conn(), None).map_err(|e| town.db_err(e))?;
+    let conn = town.db.conn();
+    let all = merge_requests::list(conn, None).map_err(|e| town.db_err(e))?;
     let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
     for m in &all {
         let e = latest.entry(m.bead.as_str()).or_insert(m.id);
         *e = (*e).max(m.id);
     }
-    let mut out: Vec<MrView> = all
-        .iter()
-        .filter(|m| {
-            m.state.is_open()
-                || (matches!(m.state, MrState::Conflict | MrState::Failed)
-                    && latest.get(m.bead.as_str()) == Some(&m.id))
-        })
-        .map(|m| MrView {
+    let mut out: Vec<MrView> = Vec::new();
+    for m in all.iter().filter(|m| {
+        m.state.is_open()
+            || (matches!(m.state, MrState::Conflict | MrState::Failed)
+                && latest.get(m.bead.as_str()) == Some(&m.id))
+    }) {
+        let bead_status = beads::get(conn, &m.bead)
+            .map_err(|e| town.db_err(e))?
+            .map(|b| b.status)
+            .unwrap_or_default();
+        out.push(MrView {
             id: m.id,
             bead: m.bead.clone(),
             rig: m.rig.clone(),
@@ -703,8 +774,11 @@ fn merge_queue(town: &Town) -> Result<Vec<MrView>> {
             branch: m.branch.clone(),
             age_since: m.queued_at,
             reason: m.reason.clone(),
-        })
-        .collect();
+            bead_status,
+        });
+    }
+    // A sent-back one whose bead is worked on again is history (`gt mq list` has it).
+    out.retain(|m| m.state.is_open() || m.needs_person());
     out.sort_by_key(|m| (!m.needs_person(), m.age_since, m.id));
     Ok(out)
 }
@@ -784,6 +858,16 @@ pub fn last_transcript(town: &Town, agent: &str) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_is_shown_by_its_first_line_with_text() {
+        assert_eq!(first_line("gate failed\n\noutput"), "gate failed");
+        assert_eq!(
+            first_line("\n  \nconflicts: a.txt  \nmore"),
+            "conflicts: a.txt"
+        );
+        assert_eq!(first_line(""), "");
+    }
 
     #[test]
     fn a_problem_kind_is_named_alike_in_json_and_on_screen_and_fits_its_column() {
