@@ -9,6 +9,7 @@ use crate::error::Result;
 /// The diff is the agent's text: control characters in it are shown escaped. On a
 /// terminal it is coloured (not with NO_COLOR) and shown through a pager ($GT_PAGER,
 /// else $PAGER, else `less -FRX`; --no-pager to print it); piped, it is plain text.
+/// `gt mq diff` is the same command.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt diff api-3k9              # the bead's latest merge request (or its branch)

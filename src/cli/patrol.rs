@@ -76,6 +76,9 @@ pub struct InstallArgs {
 /// Stop running patrol for this town from cron and systemd: remove the entries `gt
 /// patrol install` wrote for it (other entries stay).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt patrol uninstall           # cron and systemd entries of this town
+  gt patrol uninstall --cron    # only the crontab line"#)]
 pub struct UninstallArgs {
     /// Only the crontab line.
     #[arg(long, conflicts_with = "systemd")]
@@ -104,6 +107,9 @@ pub struct ResumeArgs {
 
 /// Check the town's invariants; exits 1 naming every breach.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt doctor                     # exits 1 naming every breach, with what to do
+  gt --json doctor              # the checks and what each found"#)]
 pub struct DoctorArgs {}
 
 pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {

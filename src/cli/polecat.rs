@@ -5,6 +5,10 @@ use crate::error::Result;
 
 /// Manage polecats: the worker agents of each rig.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat list               # who works on what, in which generation, and why
+  gt polecat nuke api/furiosa   # stop it; its bead goes back to open
+  gt polecat revive api/furiosa # a nuked name works again"#)]
 pub struct PolecatArgs {
     #[command(subcommand)]
     pub command: PolecatCommand,
@@ -27,6 +31,10 @@ pub enum PolecatCommand {
 /// answer, states are as last recorded and the list says so. A state the engine
 /// contradicts (recorded running, container exited) is marked in the STATE column.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat list               # polecats at work
+  gt polecat list --all         # idle ones too
+  gt polecat list --rig api --json"#)]
 pub struct ListArgs {
     /// Only this rig's polecats.
     #[arg(long)]
@@ -40,6 +48,10 @@ pub struct ListArgs {
 /// its branch. Its worktree is deleted only when it holds no uncommitted or unpushed
 /// work; otherwise it is kept and the polecat stays `nuked` until you look at it.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat nuke api/furiosa          # keeps a worktree with unsaved work
+  gt polecat nuke api/furiosa --force  # drops it too (says what it dropped)
+  gt sling api-3k9                     # carry on the bead on its branch"#)]
 pub struct NukeArgs {
     /// The polecat, as RIG/NAME.
     pub agent: String,
@@ -52,6 +64,9 @@ pub struct NukeArgs {
 /// nothing unsaved, unless --force) and make it idle. Its branch stays. Not needed to
 /// continue the bead it held: `gt sling BEAD` revives it in place, with its work.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat revive api/furiosa        # only when its kept worktree holds nothing unsaved
+  gt polecat revive api/furiosa --force"#)]
 pub struct ReviveArgs {
     /// The polecat, as RIG/NAME.
     pub agent: String,
@@ -85,8 +100,9 @@ pub struct PeekArgs {
     /// How many lines.
     #[arg(long, short = 'n', default_value_t = 100)]
     pub lines: usize,
-    /// Print the output as the container wrote it, control characters included (only
-    /// into a terminal you trust the agent with, or a file).
+    /// Print the output as the container wrote it: control characters pass through
+    /// (only into a terminal you trust the agent with, or a file); known secret values
+    /// are still shown as [secret NAME].
     #[arg(long)]
     pub raw: bool,
     /// Keep printing what the agent writes until its container exits.

@@ -21,6 +21,12 @@ const PARALLEL: usize = 8;
 /// that exists or is checked out elsewhere, and any bead of a drained rig (`gt drain`,
 /// `gt stop`) until `gt resume`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt sling api-3k9              # a polecat, a branch polecat/<name>/api-3k9, a container
+  gt sling api-3k9 api-7fq      # several at once; a full rig queues the rest
+  gt sling api-3k9 --polecat furiosa --branch fix-login   # choose both
+  gt sling --convoy hq-c12      # every open bead of a convoy
+  gt sling api-3k9              # already hooked by its polecat (exits 3)"#)]
 pub struct SlingArgs {
     /// The beads to dispatch (dispatched concurrently).
     #[arg(required_unless_present = "convoy")]
