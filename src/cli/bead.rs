@@ -38,7 +38,8 @@ pub enum BeadCommand {
 /// create a new bead for more work.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
-  gt bead reopen api-3k9        # attempts from zero, same branch, history kept
+  gt bead reopen api-3k9        # failed or cancelled: attempts from zero, same branch
+  gt bead reopen api-3k9        # open already: nothing to reopen (exits 3)
   gt sling api-3k9              # the next agent reads the earlier attempts in gt prime"#)]
 pub struct ReopenArgs {
     /// The bead id.
@@ -130,7 +131,7 @@ pub struct IdArg {
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt bead close api-7fq                 # cancelled; its history stays
-  gt bead close api-3k9 --if-version 1  # only if unchanged since you read it (exits 3)"#)]
+  gt bead close api-3k9 --if-version 1  # only if nobody changed it since version 1"#)]
 pub struct CloseArgs {
     /// The bead id.
     pub id: String,

@@ -255,8 +255,23 @@ fn example_lines(cmd: &clap::Command, name: &str) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Where a shell comment starts in `line`: a `#` after a space, outside quotes.
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut single, mut double, mut prev) = (false, false, ' ');
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && prev == ' ' => return Some(i),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
 /// Every man page's examples, by page name (`gt-sling`): commands whose lines end with
-/// `\` are joined with the next; a comment is what follows `  # ` (two spaces); a line
+/// `\` are joined with the next; a comment is what follows a ` #` outside quotes; a line
 /// that is only a comment is not an example.
 pub fn examples() -> Result<Vec<(String, Vec<Example>)>> {
     fn walk(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<Example>)>) -> Result<()> {
@@ -273,8 +288,8 @@ pub fn examples() -> Result<Vec<(String, Vec<Example>)>> {
             }
             let full = format!("{pending}{}", line.trim_start());
             pending.clear();
-            let (command, comment) = match full.find("  #") {
-                Some(i) => (full[..i].trim(), full[i + 3..].trim()),
+            let (command, comment) = match comment_start(&full) {
+                Some(i) => (full[..i].trim(), full[i + 1..].trim()),
                 None => (full.trim(), ""),
             };
             list.push(Example {

@@ -7,8 +7,8 @@ use crate::error::Result;
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt polecat list               # who works on what, in which generation, and why
-  gt polecat nuke api/furiosa   # stop it; its bead goes back to open
-  gt polecat revive api/furiosa # a nuked name works again"#)]
+  gt polecat nuke api/furiosa   # stop it; its bead goes back to open, its work stays
+  gt sling api-3k9              # carry on: the same polecat resumes in its kept worktree"#)]
 pub struct PolecatArgs {
     #[command(subcommand)]
     pub command: PolecatCommand,
@@ -65,8 +65,9 @@ pub struct NukeArgs {
 /// continue the bead it held: `gt sling BEAD` revives it in place, with its work.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
-  gt polecat revive api/furiosa        # only when its kept worktree holds nothing unsaved
-  gt polecat revive api/furiosa --force"#)]
+  gt polecat nuke api/furiosa          # its worktree holds an unpushed commit: kept
+  gt polecat revive api/furiosa        # refused while that work is unsaved (exits 3)
+  gt polecat revive api/furiosa --force   # drop the worktree; the name works again"#)]
 pub struct ReviveArgs {
     /// The polecat, as RIG/NAME.
     pub agent: String,

@@ -36,8 +36,9 @@ pub enum RigCommand {
     /// Remove a rig from the town; refused while any of its agents lives. Its files are
     /// moved aside (rigs/.removed-NAME-TIME), never deleted.
     #[command(after_long_help = r#"Examples:
-  gt rig remove api             # refused while an agent of it lives; files moved aside
-  gt polecat list --rig api     # who still works there"#)]
+  gt rig remove api             # refused while an agent of it lives (exits 3)
+  gt polecat nuke api/furiosa   # stop it (its work stays on its branch)
+  gt rig remove api             # files moved aside to rigs/.removed-api-TIME"#)]
     Remove(NameArg),
     Prune(PruneArgs),
 }

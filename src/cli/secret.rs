@@ -61,6 +61,7 @@ pub struct SetArgs {
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt secret rm OPENAI_API_KEY   # names the rigs that attach it
+  gt secret rm OPENAI_API_KEY   # gone already (exits 4)
   gt secret list"#)]
 pub struct RmArgs {
     /// The secret's name.

@@ -23,10 +23,9 @@ const PARALLEL: usize = 8;
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt sling api-3k9              # a polecat, a branch polecat/<name>/api-3k9, a container
-  gt sling api-3k9 api-7fq      # several at once; a full rig queues the rest
-  gt sling api-3k9 --polecat furiosa --branch fix-login   # choose both
-  gt sling --convoy hq-c12      # every open bead of a convoy
-  gt sling api-3k9              # already hooked by its polecat (exits 3)"#)]
+  gt sling api-3k9              # already hooked by its polecat (exits 3)
+  gt sling api-7fq --polecat nux --branch fix-login   # choose both (one bead only)
+  gt sling --convoy hq-c12      # every open bead of a convoy; a full rig queues the rest"#)]
 pub struct SlingArgs {
     /// The beads to dispatch (dispatched concurrently).
     #[arg(required_unless_present = "convoy")]
