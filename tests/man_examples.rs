@@ -79,9 +79,9 @@ fn fixture(page: &str) -> Fixture {
         "gt-bead-reopen" => Ended,
         "gt-prime" | "gt-hook" | "gt-checkpoint" | "gt-done" | "gt-escalate" | "gt-agent"
         | "gt-agent-run" => InAgent,
-        "gt-peek" | "gt-polecat" | "gt-polecat-list" | "gt-polecat-nuke"
-        | "gt-polecat-revive" | "gt-drain" | "gt-stop" | "gt-top" | "gt-status"
-        | "gt-rig-remove" | "gt-resume" | "gt-mail-send" => Running,
+        "gt-peek" | "gt-polecat" | "gt-polecat-list" | "gt-polecat-nuke" | "gt-polecat-revive"
+        | "gt-drain" | "gt-stop" | "gt-top" | "gt-status" | "gt-rig-remove" | "gt-resume"
+        | "gt-mail-send" => Running,
         "gt-diff" | "gt-mq" | "gt-mq-list" | "gt-mq-show" | "gt-mq-approve" | "gt-mq-reject"
         | "gt-mq-run" | "gt-mq-diff" | "gt-mail" | "gt-mail-read" | "gt-mail-ack"
         | "gt-mail-inbox" | "gt-rig-prune" | "gt-log" | "gt-costs" => Worked,
@@ -106,7 +106,10 @@ impl Drop for World {
 
 impl World {
     fn new(f: Fixture) -> World {
-        let home = tempfile::Builder::new().prefix(".tmp-man").tempdir().unwrap();
+        let home = tempfile::Builder::new()
+            .prefix(".tmp-man")
+            .tempdir()
+            .unwrap();
         let mut w = World {
             home,
             map: BTreeMap::new(),
@@ -152,7 +155,13 @@ impl World {
             return w;
         }
         let key = h.join(".config/openai/key");
-        w.gt(&["secret", "set", "OPENAI_API_KEY", "--file", key.to_str().unwrap()]);
+        w.gt(&[
+            "secret",
+            "set",
+            "OPENAI_API_KEY",
+            "--file",
+            key.to_str().unwrap(),
+        ]);
         let remote = h.join("src/api.git");
         git(&h.join("src"), &["clone", "-q", "--bare", "api", "api.git"]);
         let knobs = match f {
@@ -436,7 +445,9 @@ fn every_example_of_every_man_page_runs_and_exits_as_the_page_says() {
     // A listed example that no page has any more is a stale list.
     for c in &listed {
         assert!(
-            pages.iter().any(|(_, ex)| ex.iter().any(|e| e.command == *c)),
+            pages
+                .iter()
+                .any(|(_, ex)| ex.iter().any(|e| e.command == *c)),
             "NOT_RUN lists `{c}`, which no page shows"
         );
     }
@@ -473,5 +484,169 @@ fn every_example_of_every_man_page_runs_and_exits_as_the_page_says() {
         failures.join("\n\n")
     );
     let total: usize = pages.iter().map(|(_, e)| e.len()).sum();
-    assert!(total >= 2 * pages.len(), "{total} examples on {} pages", pages.len());
+    assert!(
+        total >= 2 * pages.len(),
+        "{total} examples on {} pages",
+        pages.len()
+    );
+}
+
+/// `gt CMD --help` of the real binary.
+fn help(args: &[&str]) -> String {
+    let out = Command::new(gt_bin())
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?} --help: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn global_options_have_their_own_heading_in_help_and_man_pages() {
+    for cmd in [&["sling"][..], &["bead", "create"], &["mq", "approve"], &[]] {
+        let text = help(cmd);
+        let (own, global) = text
+            .split_once("\nGlobal options:\n")
+            .unwrap_or_else(|| panic!("gt {cmd:?} --help has no Global options:\n{text}"));
+        for flag in ["--town <DIR>", "--json", "--quiet", "--verbose"] {
+            assert!(
+                !own.contains(flag),
+                "gt {cmd:?}: {flag} among the command's own options"
+            );
+            assert!(
+                global.contains(flag),
+                "gt {cmd:?}: {flag} not under Global options"
+            );
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("man/gt-sling.1")).unwrap();
+    let options = page.split_once(".SH OPTIONS").unwrap().1;
+    let (own, global) = options.split_once(".SH \"GLOBAL OPTIONS\"").unwrap();
+    assert!(
+        !own.contains("\\-\\-town") && global.contains("\\-\\-town"),
+        "{page}"
+    );
+}
+
+#[test]
+fn the_top_page_has_exit_status_environment_files_and_only_pages_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("man/gt.1")).unwrap();
+    for section in ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES"] {
+        assert!(
+            page.contains(&format!(".SH \"{section}\""))
+                || page.contains(&format!(".SH {section}\n")),
+            "gt.1 lacks {section}"
+        );
+    }
+    // Every page gt(1) names exists.
+    for line in page.lines().filter(|l| l.ends_with("(1)")) {
+        let name = line.trim_end_matches("(1)").replace("\\-", "-");
+        assert!(
+            root.join(format!("man/{name}.1")).is_file(),
+            "gt.1 lists {name}(1), which does not exist"
+        );
+    }
+    // Every exit code of the README's table, and every variable gt reads.
+    for code in ["0", "1", "2", "3", "4", "5", "130, 143", "69, 75"] {
+        assert!(
+            page.contains(&format!("\\fB{code}\\fR")),
+            "EXIT STATUS lacks {code}"
+        );
+    }
+    let env = page.split(".SH \"ENVIRONMENT\"").nth(1).unwrap();
+    let env = env.split(".SH").next().unwrap();
+    let mut read = std::collections::BTreeSet::new();
+    for f in walk(&root.join("src")) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for pat in [
+            "env::var(\"",
+            "env::var_os(\"",
+            "env = \"",
+            "try_from_env(\"",
+        ] {
+            for part in text.split(pat).skip(1) {
+                let name: String = part.chars().take_while(|c| *c != '"').collect();
+                read.insert(name);
+            }
+        }
+    }
+    for var in read {
+        // The fault injector's switches are for tests, not for users.
+        if var.starts_with("GT_TEST_") || var == "HOME" || var == "PATH" {
+            continue;
+        }
+        assert!(
+            env.contains(&var.replace('_', "_")),
+            "gt reads {var}; ENVIRONMENT does not say what it does"
+        );
+    }
+    // gt --help says what the words mean.
+    let top = help(&[]).to_lowercase();
+    for word in [
+        "a town is",
+        "a rig is",
+        "a bead is",
+        "a polecat is",
+        "the mayor is",
+        "exit codes:",
+    ] {
+        assert!(
+            top.contains(word),
+            "gt --help does not define {word:?}\n{top}"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn peek_raw_help_says_secrets_stay_hidden() {
+    let text = help(&["peek"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("control characters pass through")
+            && text.contains("known secret values are still shown as [secret NAME]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn gt_mq_diff_is_gt_diff() {
+    if !require_docker() {
+        return;
+    }
+    let w = World::new(Fixture::Worked);
+    let bead = w.map["api-3k9"].clone();
+    let mr = w.map["12"].clone();
+    for args in [
+        vec![bead.as_str()],
+        vec![bead.as_str(), "--stat"],
+        vec![mr.as_str(), "--no-pager"],
+    ] {
+        let plain = w.gt(&[&["diff"][..], &args].concat());
+        let mq = w.gt(&[&["mq", "diff"][..], &args].concat());
+        assert_eq!(plain, mq, "gt mq diff {args:?} differs from gt diff");
+        assert!(plain.contains("work-"), "{plain}");
+    }
+    let text = help(&["mq"]);
+    assert!(
+        text.contains("diff") && text.contains("the same command as `gt diff`"),
+        "{text}"
+    );
 }

@@ -13,7 +13,7 @@ use crate::error::Result;
   claude -p "$(gt prime)"       # how a rig's --command hands it to the agent"#)]
 pub struct PrimeArgs {}
 
-/// Agent mode: print the bead pinned to you.
+/// Agent mode: print the bead you work on (your hook), its branch and generation.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt hook                       # the bead, its branch and generation
@@ -30,8 +30,12 @@ pub struct CheckpointArgs {
     pub message: String,
 }
 
-/// Agent mode: hand your work over. The host commits anything uncommitted, pushes the
-/// branch, records a merge request, closes the bead and mails the mayor.
+/// Agent mode: hand your work over.
+///
+/// What you left uncommitted is committed on your branch (with your own git, in your
+/// container); the host then takes your branch, pushes it to the rig's remote (if it has
+/// one), records a
+/// merge request, closes the bead and mails the mayor.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt done -m "fixed; test added"                 # hand the work over
@@ -72,8 +76,10 @@ pub enum AgentCommand {
     Run(RunArgs),
 }
 
-/// The agent container's entrypoint: run CMD only if /gt/assignment.json still names
-/// this container's generation (GT_GENERATION); a stale container exits 75 at once.
+/// The agent container's entrypoint: run CMD if this container's dispatch is current.
+///
+/// CMD runs only if /gt/assignment.json still names this container's generation
+/// (GT_GENERATION); a stale container exits 75 at once.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt agent run -- sh -c 'my-agent "$(gt prime)"'   # the entrypoint gt gives each container"#)]

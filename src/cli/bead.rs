@@ -4,7 +4,7 @@ use super::{Global, output};
 use crate::error::{Error, Result};
 use crate::town::bead::Edit;
 
-/// Manage beads: the work items agents are slung.
+/// Manage beads: the work items you give agents (`gt sling`).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt bead create --rig api "Fix the login form" -m "It returns 500 on an empty password"

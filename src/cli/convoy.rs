@@ -29,7 +29,9 @@ pub enum ConvoyCommand {
     Close(CloseArgs),
 }
 
-/// Create a convoy; prints its id. States: open, landed (all done, and merged where the
+/// Create a convoy of beads; prints its id (e.g. hq-c12).
+///
+/// States: open, landed (all done, and merged where the
 /// rig lands work: `gt rig set R --merge`), partial (all ended, policy met, some not
 /// done), failed (the policy can no longer be met), closed.
 #[derive(clap::Args, Debug)]

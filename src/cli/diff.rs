@@ -3,8 +3,10 @@
 use super::{Global, output};
 use crate::error::Result;
 
-/// Show what a bead (or merge request) changed against the merge base with its rig's
-/// default branch: the unified diff, or with --stat the files and their line counts.
+/// Show what a bead (or merge request) changed against its rig's default branch.
+///
+/// The unified diff against the merge base with the default branch, or with --stat the
+/// files and their line counts.
 ///
 /// The diff is the agent's text: control characters in it are shown escaped. On a
 /// terminal it is coloured (not with NO_COLOR) and shown through a pager ($GT_PAGER,

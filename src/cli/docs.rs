@@ -7,7 +7,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use std::path::PathBuf;
 
-/// Print a shell completion script: `gt completions bash > /etc/bash_completion.d/gt`.
+/// Print a shell completion script (bash, zsh, fish, elvish or powershell).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt completions bash > ~/.local/share/bash-completion/completions/gt
@@ -64,7 +64,11 @@ pub const EXIT_STATUS: &[(&str, &str, &str)] = &[
         "conflict: lost a race (already hooked, branch in use, version changed)",
         "or refused by a drain (gt drain, gt stop) until gt resume",
     ),
-    ("4", "not found: no such town, rig, bead, polecat or mail", ""),
+    (
+        "4",
+        "not found: no such town, rig, bead, polecat or mail",
+        "",
+    ),
     ("5", "the container runtime (Docker) is unavailable", ""),
     (
         "130, 143",
@@ -94,13 +98,13 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "NO_COLOR",
-        "When set (and not empty), no colours, even on a terminal. Colours are only ever used \
-         on a terminal.",
+        "When set to a non-empty value, no colours, even on a terminal. Colours are only \
+         ever used on a terminal.",
     ),
     (
         "GT_PAGER, PAGER, LESS",
-        "The pager of `gt diff` on a terminal: $GT_PAGER, else $PAGER, else `less`, with \
-         LESS=FRX unless LESS is set.",
+        "The pager of `gt diff` on a terminal: $GT_PAGER, else $PAGER, else `less -FRX` \
+         (LESS=FRX unless LESS is set); empty or `cat`: no pager.",
     ),
     (
         "GT_LOG",
@@ -139,7 +143,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "GT_MR, GT_BEAD (in a gate)",
-        "Set for a rig's --test-command: the merge request and the bead being landed.",
+        "Set for a rig's --test-command (with CI=true, HOME=/tmp and the rig's --env): \
+         the merge request and the bead being landed.",
     ),
 ];
 
@@ -200,7 +205,9 @@ pub fn exit_codes_help() -> String {
     for (code, what, _) in EXIT_STATUS {
         s.push_str(&format!("  {code:<8} {what}\n"));
     }
-    s.push_str("\nReference (exit codes, environment, files): man gt; every command: gt CMD --help");
+    s.push_str(
+        "\nReference (exit codes, environment, files): man gt; every command: gt CMD --help",
+    );
     s
 }
 
@@ -249,8 +256,13 @@ fn example_lines(cmd: &clap::Command, name: &str) -> Result<Vec<String>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.strip_prefix("  ").unwrap_or(l).trim_end().to_string())
         .collect();
-    if !lines.iter().any(|l| l.starts_with("gt ") || l.contains("| gt ")) {
-        return Err(Error::Other(format!("{name}'s examples have no gt command")));
+    if !lines
+        .iter()
+        .any(|l| l.starts_with("gt ") || l.contains("| gt "))
+    {
+        return Err(Error::Other(format!(
+            "{name}'s examples have no gt command"
+        )));
     }
     Ok(lines)
 }
@@ -336,10 +348,7 @@ fn subcommands_section(cmd: &clap::Command, name: &str) -> String {
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
     {
-        let about = sub
-            .get_about()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
         out.push_str(&format!(
             ".TP\n{}(1)\n{}\n",
             roff(&format!("{name}-{}", sub.get_name())),
@@ -374,10 +383,10 @@ fn man_pages(cmd: &clap::Command, name: &str, files: &mut Vec<(PathBuf, Vec<u8>)
         let exit: Vec<(&str, String)> = EXIT_STATUS
             .iter()
             .map(|(code, what, more)| {
-                let text = if more.is_empty() {
-                    what.to_string()
-                } else {
-                    format!("{what}: {more}")
+                let text = match (more.is_empty(), what.contains(':')) {
+                    (true, _) => what.to_string(),
+                    (false, true) => format!("{what}; {more}"),
+                    (false, false) => format!("{what}: {more}"),
                 };
                 (*code, text)
             })

@@ -7,7 +7,10 @@ use crate::error::Result;
 use crate::state::mail::Mail;
 use crate::town::mail::{Filter, Listed, MailKind};
 
-/// Durable mail between agents, the mayor and you. Sending twice with one --id is one message.
+/// Durable mail between agents, the mayor (your inbox) and you.
+///
+/// Each polecat has an inbox it reads in `gt prime`; the mayor's inbox gets done notices
+/// and escalations. Sending twice with one --id is one message.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt mail inbox --unread                          # the mayor's unread mail
@@ -52,7 +55,9 @@ pub struct SendArgs {
     pub id: Option<String>,
 }
 
-/// List messages, oldest first, with their kind: `escalation` (something needs a person:
+/// List an inbox's messages (the mayor's by default), oldest first.
+///
+/// Each has a kind: `escalation` (something needs a person:
 /// a bead given up, Docker down, an agent's `gt escalate`), `notice` (what gt reports:
 /// done notices, digests, quiet agents, convoys) or `message` (written with `gt mail
 /// send`). Filters combine; times are relative ("4m ago"), exact in `--json`.
@@ -90,8 +95,9 @@ pub struct ReadArgs {
     pub id: String,
 }
 
-/// Acknowledge messages: mark them handled (and read). Nothing is deleted; the message
-/// stays readable with `gt mail read ID`. Give one id, or --all with optional filters.
+/// Acknowledge messages: mark them handled (and read).
+///
+/// Nothing is deleted; the message stays readable with `gt mail read ID`. Give one id, or --all with optional filters.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt mail ack done-7                        # one message

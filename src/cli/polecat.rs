@@ -21,9 +21,11 @@ pub enum PolecatCommand {
     Revive(ReviveArgs),
 }
 
-/// List polecats at work: state, bead, generation, when started and last heard from, and
-/// why they are in their state. First, what those states rest on: whether the engine
-/// answers now, and patrol's last pass (as in `gt status`).
+/// List polecats at work: state, bead, generation, last heard from, and why.
+///
+/// For each: its state, bead, generation, when started and last heard from, and why it
+/// is in its state. First, what those states rest on: whether the engine answers now,
+/// and patrol's last pass (as in `gt status`).
 ///
 /// Idle polecats (no bead) are hidden unless --all; `--json` always lists every polecat,
 /// with exact times (epoch milliseconds) and `observed`, the container's state as the
@@ -44,8 +46,9 @@ pub struct ListArgs {
     pub all: bool,
 }
 
-/// Stop a polecat: remove its container, return its bead to open (history kept), keep
-/// its branch. Its worktree is deleted only when it holds no uncommitted or unpushed
+/// Stop a polecat: its container goes, its bead returns to open, its branch stays.
+///
+/// Its bead's history is kept. Its worktree is deleted only when it holds no uncommitted or unpushed
 /// work; otherwise it is kept and the polecat stays `nuked` until you look at it.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
@@ -60,8 +63,9 @@ pub struct NukeArgs {
     pub force: bool,
 }
 
-/// Make a nuked polecat work again: drop the worktree its nuke kept (only when it holds
-/// nothing unsaved, unless --force) and make it idle. Its branch stays. Not needed to
+/// Make a nuked polecat work again (idle), dropping the worktree its nuke kept.
+///
+/// The worktree is dropped only when it holds nothing unsaved, unless --force. Its branch stays. Not needed to
 /// continue the bead it held: `gt sling BEAD` revives it in place, with its work.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:

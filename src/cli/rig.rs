@@ -33,8 +33,9 @@ pub enum RigCommand {
   gt --json rig show api        # the same as JSON (its version for --if-version)"#)]
     Show(NameArg),
     Set(SetArgs),
-    /// Remove a rig from the town; refused while any of its agents lives. Its files are
-    /// moved aside (rigs/.removed-NAME-TIME), never deleted.
+    /// Remove a rig from the town; refused while any of its agents lives.
+    ///
+    /// Its files are moved aside (rigs/.removed-NAME-TIME), never deleted.
     #[command(after_long_help = r#"Examples:
   gt rig remove api             # refused while an agent of it lives (exits 3)
   gt polecat nuke api/furiosa   # stop it (its work stays on its branch)

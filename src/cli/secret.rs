@@ -56,8 +56,9 @@ pub struct SetArgs {
     pub file: Option<PathBuf>,
 }
 
-/// Remove a secret. Rigs that attach it are named: their slings fail until it is set
-/// again (running agents keep their copy until released).
+/// Remove a secret; names the rigs that attach it.
+///
+/// Their slings fail until it is set again (running agents keep their copy until released).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt secret rm OPENAI_API_KEY   # names the rigs that attach it

@@ -3,9 +3,11 @@
 use super::{Global, output};
 use crate::error::{Error, Result};
 
-/// The town at a glance: whether the container engine answers, when patrol last got
-/// through a pass and what it found, the mayor's unread mail, the circuit breaker, and
-/// per rig its beads (open, queued, active, done, failed) and agents.
+/// The town at a glance: engine, patrol, unread mail, and each rig's beads and agents.
+///
+/// Whether the container engine answers, when patrol last got through a pass and what it
+/// found, the mayor's unread mail, the circuit breaker, and per rig its beads (open,
+/// queued, active, done, failed) and agents.
 ///
 /// Times are shown relative to now ("4m ago"); `--json` has the exact stamps (epoch
 /// milliseconds). Colour only on a terminal, never with NO_COLOR set. The engine is
