@@ -579,7 +579,7 @@ fn the_top_page_has_exit_status_environment_files_and_only_pages_that_exist() {
             continue;
         }
         assert!(
-            env.contains(&var.replace('_', "_")),
+            env.contains(&var),
             "gt reads {var}; ENVIRONMENT does not say what it does"
         );
     }
