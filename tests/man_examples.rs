@@ -3,8 +3,9 @@
 //! mail) through the real binary, and must exit as the page says (0, or the code its
 //! comment gives as "(exits N)"). The house ids of the pages (api-3k9, api-7fq, hq-c12,
 //! done-7, merge request 12, image gt-agent:latest) are mapped to the ids the scratch
-//! town really has; `~` is the scratch town's own home (town ~/town, rig source
-//! ~/src/api). The few examples that cannot run here are listed, with the reason.
+//! town really has; `~` is the scratch town's own home (town ~/town, rig sources
+//! ~/src/api, ~/src/web, ~/src/docs). The few examples that cannot run here are listed,
+//! with the reason.
 
 mod support;
 use gt::cli::docs::{Example, examples};
@@ -116,7 +117,9 @@ impl World {
             town_id: None,
         };
         let h = w.home();
-        make_repo(&h.join("src/api"));
+        for repo in ["api", "web", "docs"] {
+            make_repo(&h.join("src").join(repo));
+        }
         std::fs::write(h.join("src/api/spec.md"), "# The migration\n").unwrap();
         std::fs::write(h.join("spec.md"), "# The migration\n").unwrap();
         let fakes = h.join("fakes");

@@ -77,8 +77,8 @@ pub struct PruneArgs {
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt rig add api ~/src/api --image gt-agent:latest --command 'my-agent "$(gt prime)"'
-  gt rig add web ~/src/api --agent claude --remote git@github.com:me/api.git
-  gt rig add docs ~/src/api --image my-agent:1 --command 'my-agent "$(gt prime)"' \
+  gt rig add web ~/src/web --agent claude --remote git@github.com:me/web.git
+  gt rig add docs ~/src/docs --image my-agent:1 --command 'my-agent "$(gt prime)"' \
       --env RUST_LOG=info --secret GITHUB_TOKEN --memory 2g --cpus 2 --max-polecats 4
   printf %s "$ANTHROPIC_API_KEY" | gt secret set ANTHROPIC_API_KEY   # the key web needs"#)]
 pub struct AddArgs {
@@ -275,7 +275,7 @@ fn warn_missing(town: &crate::town::Town, rig: &Rig) {
   gt rig set api --merge-style squash     # merge (default), squash or rebase
   gt rig set api --digest on              # one digest mail per patrol pass
   gt rig set api --env RUST_LOG=debug     # replaces the whole environment
-  gt rig set api --cpus 1 --if-version 1  # only if nobody changed it since (exits 3)"#)]
+  gt rig set api --cpus 1 --if-version 1  # refused: changed since version 1 (exits 3)"#)]
 pub struct SetArgs {
     /// The rig's name.
     pub name: String,
