@@ -10,7 +10,7 @@ use crate::util::format_size;
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt rig add api ~/src/api --image gt-agent:latest --command 'my-agent "$(gt prime)"'
-  gt rig list                   # every rig, with its agent settings
+  gt rig list                   # every rig: image, limits, source
   gt rig show api               # one rig in full
   gt rig set api --memory 4g    # from the next dispatch on
   gt rig prune --dry-run        # branches of done beads that could go"#)]
@@ -24,7 +24,7 @@ pub enum RigCommand {
     Add(AddArgs),
     /// List the rigs of this town.
     #[command(after_long_help = r#"Examples:
-  gt rig list                   # name, source, image, limits, merge policy
+  gt rig list                   # name, default branch, image, limits, source
   gt --json rig list            # every setting, for a program"#)]
     List,
     /// Show a rig's source, remote, default branch and agent settings.
