@@ -340,6 +340,9 @@ _gt() {
             gt__subcmd__help__subcmd__mq,approve)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__approve"
                 ;;
+            gt__subcmd__help__subcmd__mq,diff)
+                cmd="gt__subcmd__help__subcmd__mq__subcmd__diff"
+                ;;
             gt__subcmd__help__subcmd__mq,list)
                 cmd="gt__subcmd__help__subcmd__mq__subcmd__list"
                 ;;
@@ -439,6 +442,9 @@ _gt() {
             gt__subcmd__mq,approve)
                 cmd="gt__subcmd__mq__subcmd__approve"
                 ;;
+            gt__subcmd__mq,diff)
+                cmd="gt__subcmd__mq__subcmd__diff"
+                ;;
             gt__subcmd__mq,help)
                 cmd="gt__subcmd__mq__subcmd__help"
                 ;;
@@ -456,6 +462,9 @@ _gt() {
                 ;;
             gt__subcmd__mq__subcmd__help,approve)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__approve"
+                ;;
+            gt__subcmd__mq__subcmd__help,diff)
+                cmd="gt__subcmd__mq__subcmd__help__subcmd__diff"
                 ;;
             gt__subcmd__mq__subcmd__help,help)
                 cmd="gt__subcmd__mq__subcmd__help__subcmd__help"
@@ -1869,7 +1878,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__mq)
-            opts="list show approve reject run"
+            opts="list show approve reject run diff"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1883,6 +1892,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__help__subcmd__mq__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__help__subcmd__mq__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2691,7 +2714,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq)
-            opts="-q -v -h --town --json --quiet --verbose --help list show approve reject run help"
+            opts="-q -v -h --town --json --quiet --verbose --help list show approve reject run diff help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2726,8 +2749,26 @@ _gt() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gt__subcmd__mq__subcmd__diff)
+            opts="-q -v -h --stat --no-pager --town --json --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --town)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gt__subcmd__mq__subcmd__help)
-            opts="list show approve reject run help"
+            opts="list show approve reject run diff help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2741,6 +2782,20 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq__subcmd__help__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gt__subcmd__mq__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

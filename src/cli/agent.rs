@@ -8,23 +8,38 @@ use crate::error::Result;
 
 /// Agent mode: print your assignment, earlier attempts and unread mail (the resume context).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt prime                      # in the agent's container: what to do and what went before
+  claude -p "$(gt prime)"       # how a rig's --command hands it to the agent"#)]
 pub struct PrimeArgs {}
 
-/// Agent mode: print the bead pinned to you.
+/// Agent mode: print the bead you work on (your hook), its branch and generation.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt hook                       # the bead, its branch and generation
+  gt --json hook"#)]
 pub struct HookArgs {}
 
 /// Agent mode: record progress (the note and your branch head) for a later attempt.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt checkpoint -m "parser done; next: the error messages""#)]
 pub struct CheckpointArgs {
     /// What is done and what is next.
     #[arg(short = 'm', long = "message")]
     pub message: String,
 }
 
-/// Agent mode: hand your work over. The host commits anything uncommitted, pushes the
-/// branch, records a merge request, closes the bead and mails the mayor.
+/// Agent mode: hand your work over.
+///
+/// What you left uncommitted is committed on your branch (with your own git, in your
+/// container); the host then takes your branch, pushes it to the rig's remote (if it has
+/// one), records a
+/// merge request, closes the bead and mails the mayor.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt done -m "fixed; test added"                 # hand the work over
+  gt done --status deferred -m "blocked on the API change""#)]
 pub struct DoneArgs {
     /// How the work ended.
     #[arg(long, value_enum, default_value = "completed")]
@@ -36,6 +51,8 @@ pub struct DoneArgs {
 
 /// Agent mode: ask the mayor (a human) for help.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt escalate -s "Which database?" -m "The spec names two; which one is live?""#)]
 pub struct EscalateArgs {
     /// What you need.
     #[arg(short = 'm', long = "message")]
@@ -47,6 +64,8 @@ pub struct EscalateArgs {
 
 /// The in-container side of gt (used by agent containers, not by people).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt agent run -- sh -c 'my-agent "$(gt prime)"'   # what every agent container runs"#)]
 pub struct AgentArgs {
     #[command(subcommand)]
     pub command: AgentCommand,
@@ -57,9 +76,13 @@ pub enum AgentCommand {
     Run(RunArgs),
 }
 
-/// The agent container's entrypoint: run CMD only if /gt/assignment.json still names
-/// this container's generation (GT_GENERATION); a stale container exits 75 at once.
+/// The agent container's entrypoint: run CMD if this container's dispatch is current.
+///
+/// CMD runs only if /gt/assignment.json still names this container's generation
+/// (GT_GENERATION); a stale container exits 75 at once.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt agent run -- sh -c 'my-agent "$(gt prime)"'   # the entrypoint gt gives each container"#)]
 pub struct RunArgs {
     /// The agent command and its arguments.
     #[arg(last = true, required = true)]

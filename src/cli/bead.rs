@@ -4,8 +4,13 @@ use super::{Global, output};
 use crate::error::{Error, Result};
 use crate::town::bead::Edit;
 
-/// Manage beads: the work items agents are slung.
+/// Manage beads: the work items you give agents (`gt sling`).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt bead create --rig api "Fix the login form" -m "It returns 500 on an empty password"
+  gt bead list --rig api        # oldest first, with status and who holds it
+  gt bead show api-3k9          # one bead, its agent and every dispatch
+  gt bead close api-7fq         # nobody works on it: cancelled, history kept"#)]
 pub struct BeadArgs {
     #[command(subcommand)]
     pub command: BeadCommand,
@@ -15,6 +20,10 @@ pub struct BeadArgs {
 pub enum BeadCommand {
     Create(CreateArgs),
     List(ListArgs),
+    #[command(after_long_help = r#"Examples:
+  gt bead show api-3k9          # status, holder, dispatches and how each ended
+  gt --json bead show api-3k9   # the same, with its version for --if-version
+  gt log --subject api-3k9      # the bead's whole story"#)]
     Show(IdArg),
     Close(CloseArgs),
     Reopen(ReopenArgs),
@@ -28,6 +37,10 @@ pub enum BeadCommand {
 /// `gt prime` shows every earlier attempt and how it ended. A done bead stays done:
 /// create a new bead for more work.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt bead reopen api-3k9        # failed or cancelled: attempts from zero, same branch
+  gt bead reopen api-3k9        # open already: nothing to reopen (exits 3)
+  gt sling api-3k9              # the next agent reads the earlier attempts in gt prime"#)]
 pub struct ReopenArgs {
     /// The bead id.
     pub id: String,
@@ -38,6 +51,11 @@ pub struct ReopenArgs {
 
 /// Create a bead in a rig; prints its new id (e.g. api-3k9).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt bead create --rig api "Fix the login form" -m "It returns 500 on an empty password"
+  gt bead create --rig api "Write the migration" -F spec.md   # the body from a file
+  git log -1 --format=%B | gt bead create --rig api "Redo the last commit" -F -
+  gt bead create "Fix the login form"                         # no --rig (exits 2)"#)]
 pub struct CreateArgs {
     /// The rig the work belongs to.
     #[arg(long)]
@@ -88,6 +106,10 @@ fn body(a: &CreateArgs) -> Result<String> {
 
 /// List beads, oldest first.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt bead list                          # every bead, oldest first
+  gt bead list --rig api --status open  # what waits in api
+  gt --json bead list --status failed   # for a program"#)]
 pub struct ListArgs {
     /// Only this rig's beads.
     #[arg(long)]
@@ -107,6 +129,9 @@ pub struct IdArg {
 
 /// Close a bead nobody works on (status cancelled). Its history is kept.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt bead close api-7fq                 # cancelled; its history stays
+  gt bead close api-3k9 --if-version 1  # only if nobody changed it since version 1"#)]
 pub struct CloseArgs {
     /// The bead id.
     pub id: String,
@@ -117,6 +142,10 @@ pub struct CloseArgs {
 
 /// Change a bead's title or body.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt bead edit api-3k9 --title "Fix the login form (empty password)"
+  gt bead edit api-3k9 -m "It returns 500 when the password is empty"
+  gt bead edit api-3k9 --title "Old" --if-version 1   # lost to a newer edit (exits 3)"#)]
 pub struct EditArgs {
     /// The bead id.
     pub id: String,

@@ -7,6 +7,10 @@ use std::io::IsTerminal;
 
 /// Convoys: batches of beads (across rigs) tracked together with a completion policy.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt convoy create "login fixes" api-3k9 api-7fq   # prints its id, e.g. hq-c12
+  gt convoy status              # every convoy's progress
+  gt sling --convoy hq-c12      # dispatch its open beads"#)]
 pub struct ConvoyArgs {
     #[command(subcommand)]
     pub command: ConvoyCommand,
@@ -18,14 +22,23 @@ pub enum ConvoyCommand {
     Add(AddArgs),
     Status(StatusArgs),
     /// List convoys with their state and counts.
+    #[command(after_long_help = r#"Examples:
+  gt convoy list                # id, name, state, counts
+  gt --json convoy list"#)]
     List,
     Close(CloseArgs),
 }
 
-/// Create a convoy; prints its id. States: open, landed (all done, and merged where the
+/// Create a convoy of beads; prints its id (e.g. hq-c12).
+///
+/// States: open, landed (all done, and merged where the
 /// rig lands work: `gt rig set R --merge`), partial (all ended, policy met, some not
 /// done), failed (the policy can no longer be met), closed.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt convoy create "login fixes" api-3k9 api-7fq             # lands when all are done
+  gt convoy create "try both" api-3k9 api-7fq --policy best-effort
+  gt convoy create "most of them" api-3k9 api-7fq --policy quorum=50%"#)]
 pub struct CreateArgs {
     /// A name for people.
     pub name: String,
@@ -39,6 +52,9 @@ pub struct CreateArgs {
 
 /// Add beads to a convoy (a landed or partial convoy opens again).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt convoy add hq-c12 api-7fq  # track one more bead
+  gt convoy status hq-c12"#)]
 pub struct AddArgs {
     /// The convoy id.
     pub id: String,
@@ -49,6 +65,9 @@ pub struct AddArgs {
 
 /// Show one convoy, or every convoy, with its progress.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt convoy status              # every convoy, with a progress line
+  gt convoy status hq-c12       # one, with each bead"#)]
 pub struct StatusArgs {
     /// The convoy id (default: all).
     pub id: Option<String>,
@@ -56,6 +75,9 @@ pub struct StatusArgs {
 
 /// Close a convoy: no more state changes. An open one needs --force.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt convoy close hq-c12        # beads still open (exits 3)
+  gt convoy close hq-c12 --force"#)]
 pub struct CloseArgs {
     /// The convoy id.
     pub id: String,

@@ -3,8 +3,10 @@
 use super::{Global, output};
 use crate::error::Result;
 
-/// Sum the usage agents reported: tokens per rig (or bead), and cost where the CLI
-/// reports it (Claude Code's stream-json `result`; Codex reports tokens only).
+/// Sum the tokens and cost agents reported, per rig (or per bead).
+///
+/// Cost is known where the CLI reports it (Claude Code's stream-json `result`; Codex
+/// reports tokens only).
 ///
 /// Usage is read from each dispatch's whole output when its container ends or is
 /// stopped (an agent command that prints `--output-format stream-json` or `codex exec

@@ -3,12 +3,15 @@
 use super::{Global, output};
 use crate::error::Result;
 
-/// Show what a bead (or merge request) changed against the merge base with its rig's
-/// default branch: the unified diff, or with --stat the files and their line counts.
+/// Show what a bead (or merge request) changed against its rig's default branch.
+///
+/// The unified diff against the merge base with the default branch, or with --stat the
+/// files and their line counts.
 ///
 /// The diff is the agent's text: control characters in it are shown escaped. On a
 /// terminal it is coloured (not with NO_COLOR) and shown through a pager ($GT_PAGER,
 /// else $PAGER, else `less -FRX`; --no-pager to print it); piped, it is plain text.
+/// `gt mq diff` is the same command.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt diff api-3k9              # the bead's latest merge request (or its branch)

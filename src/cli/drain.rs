@@ -4,8 +4,10 @@ use super::{Global, output};
 use crate::error::{Error, Result};
 use std::time::Duration;
 
-/// Stop the crew gently: no new dispatches, each working agent asked to finish its
-/// step, then the rest stopped with their work committed.
+/// Stop the crew gently: no new dispatches; agents are asked to stop, then stopped.
+///
+/// Each working agent is asked to finish its step; those still working at --timeout are
+/// stopped with their work committed.
 ///
 /// From now on nothing is dispatched in the drained scope (the whole town, or one rig
 /// with --rig): `gt sling` refuses (exit 3), and patrol neither re-dispatches dead

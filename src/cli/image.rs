@@ -31,6 +31,11 @@ pub enum ImageCommand {
 /// labels gt.cli.package and gt.cli.version, and is imported into the Docker engine
 /// (`docker import`). The CLIs' licences forbid redistributing them: build, never ship.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt image build base                       # gt-base:latest: busybox, bash, git, gt
+  gt image build claude                     # gt-claude:latest with Claude Code from npm
+  gt image build codex --version 0.169.0    # gt-codex:latest with that Codex CLI
+  gt image build base --tag my-agent:1      # under a name of yours"#)]
 pub struct BuildArgs {
     /// What to build (default: base, the image a new town's agents use).
     #[arg(value_enum, default_value = "base")]

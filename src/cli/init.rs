@@ -9,6 +9,10 @@ use std::path::PathBuf;
 /// Prints the town's absolute path. Run the other commands inside it, or point them at
 /// it with --town DIR or GT_TOWN.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt init ~/town                # a town in ~/town (created); prints its path
+  cd ~/town && gt status        # gt finds the town from any directory inside it
+  GT_TOWN=~/town gt rig list    # or name it from anywhere (as --town ~/town does)"#)]
 pub struct InitArgs {
     /// Directory to create the town in (created if missing; default: the current one).
     #[arg(default_value = ".")]

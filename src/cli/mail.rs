@@ -7,8 +7,16 @@ use crate::error::Result;
 use crate::state::mail::Mail;
 use crate::town::mail::{Filter, Listed, MailKind};
 
-/// Durable mail between agents, the mayor and you. Sending twice with one --id is one message.
+/// Durable mail between agents, the mayor (your inbox) and you.
+///
+/// Each polecat has an inbox it reads in `gt prime`; the mayor's inbox gets done notices
+/// and escalations. Sending twice with one --id is one message.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt mail inbox --unread                          # the mayor's unread mail
+  gt mail read done-7                             # one message in full
+  gt mail send api/furiosa -s "Scope" -m "Only the login form, not signup"
+  gt mail ack done-7                              # handled"#)]
 pub struct MailArgs {
     #[command(subcommand)]
     pub command: MailCommand,
@@ -29,6 +37,10 @@ pub enum MailCommand {
 /// the polecat reads some, or you file them away with `gt mail ack --all --as
 /// RIG/POLECAT --from human`. Mail an agent sends is counted per sending agent.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt mail send api/furiosa -s "Scope" -m "Only the login form, not signup"
+  gt mail send mayor -s "Deploy" -m "Friday" --id deploy-1   # sent once, however often run
+  gt mail send human -s "Note" -m "for whoever reads the human inbox""#)]
 pub struct SendArgs {
     /// The recipient: mayor, human or RIG/POLECAT.
     pub to: String,
@@ -43,7 +55,9 @@ pub struct SendArgs {
     pub id: Option<String>,
 }
 
-/// List messages, oldest first, with their kind: `escalation` (something needs a person:
+/// List an inbox's messages (the mayor's by default), oldest first.
+///
+/// Each has a kind: `escalation` (something needs a person:
 /// a bead given up, Docker down, an agent's `gt escalate`), `notice` (what gt reports:
 /// done notices, digests, quiet agents, convoys) or `message` (written with `gt mail
 /// send`). Filters combine; times are relative ("4m ago"), exact in `--json`.
@@ -73,14 +87,22 @@ pub struct InboxArgs {
 /// Reading does not acknowledge it: `gt mail ack ID` marks it handled (the inbox's READ
 /// column then says `acked`).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt mail read done-7           # sender, time, subject, body; marks it read
+  gt mail ack done-7            # then file it away"#)]
 pub struct ReadArgs {
     /// The mail id (from `gt mail inbox`).
     pub id: String,
 }
 
-/// Acknowledge messages: mark them handled (and read). Nothing is deleted; the message
-/// stays readable with `gt mail read ID`. Give one id, or --all with optional filters.
+/// Acknowledge messages: mark them handled (and read).
+///
+/// Nothing is deleted; the message stays readable with `gt mail read ID`. Give one id, or --all with optional filters.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt mail ack done-7                        # one message
+  gt mail ack --all --kind notice           # every notice of the mayor's inbox
+  gt mail ack --all --as api/furiosa --from human   # unblock a full polecat inbox"#)]
 pub struct AckArgs {
     /// The mail id to acknowledge.
     #[arg(required_unless_present = "all", conflicts_with = "all")]

@@ -27,20 +27,31 @@ use crate::town::Town;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  ok
-  1  error
-  2  usage: a bad name, flag or config value
-  3  conflict: lost a race (already hooked, branch in use, version changed)
-  4  not found: no such town, rig, bead or agent
-  5  container runtime (Docker) unavailable";
-
 /// gt runs a crew of coding agents on one machine: each works one bead (work item) in its
-/// own Docker container, on its own git worktree and branch. All state lives in one
-/// SQLite file; `gt patrol` (from cron) recovers from every crash.
+/// own Docker container, on its own git worktree and branch.
+///
+/// The words: a town is the directory gt keeps everything in (`gt init`; gt.toml and
+/// .gt/town.db, one SQLite file). A rig is a git repository the town works on (`gt rig
+/// add`). A bead is one work item of a rig, with an id like api-3k9 (`gt bead create`).
+/// A polecat is a worker agent of a rig, named like api/furiosa: to sling a bead is to
+/// give it to a polecat, which works it in its own container on its own branch (`gt
+/// sling`). The mayor is the inbox where finished work and calls for help land (`gt mail
+/// inbox`). A finished bead becomes a merge request (MR) that the merge queue lands on
+/// the rig's default branch after its gate (the rig's test command) passes (`gt mq`). A
+/// convoy tracks beads together. Patrol (`gt patrol`, from cron: `gt patrol install`) is
+/// one reconciliation pass: it recovers from every crash, re-dispatches dead agents and
+/// lands finished work.
+///
+/// First steps: gt init ~/town; gt rig add; gt bead create; gt sling; gt patrol --watch;
+/// gt mq list. Each command's --help (and man page) ends with examples.
 #[derive(Parser, Debug)]
-#[command(name = "gt", version, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(
+    name = "gt",
+    version,
+    after_help = docs::exit_codes_help(),
+    after_long_help = format!("{EXAMPLES}\n\n{}", docs::exit_codes_help()),
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -48,7 +59,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+const EXAMPLES: &str = r#"Examples:
+  gt init ~/town                    # a new town (then run gt in ~/town, or give --town)
+  gt rig add api ~/src/api --image gt-agent:latest --command 'my-agent "$(gt prime)"'
+  gt bead create --rig api "Fix the login form" -m "It returns 500 on an empty password"
+  gt sling api-3k9                  # a polecat starts on it in its own container
+  gt patrol                         # one reconciliation pass (gt patrol install: every minute)
+  gt status                         # the town at a glance
+  gt --town ~/town --json bead list # any command, on a named town, as JSON"#;
+
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The town directory (default: the nearest parent of the working directory with .gt/).
     #[arg(long, global = true, env = "GT_TOWN", value_name = "DIR")]

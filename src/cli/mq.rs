@@ -18,9 +18,9 @@ use crate::state::merge_requests::MrState;
 #[command(after_long_help = r#"Examples:
   gt mq list                      # every merge request, with why it waits
   gt mq list --state needs-review # what waits for you
-  gt diff api-k85                 # read the change
-  gt mq approve 7                 # let it land
-  gt mq reject 8 -m "no tests for the new parser"
+  gt mq diff api-3k9              # read the change (the same as gt diff api-3k9)
+  gt mq approve api-3k9           # let it land
+  gt mq reject api-7fq -m "add a test for the empty password"
   gt mq run                       # land what can land now, waiting for its gates"#)]
 pub struct MqArgs {
     #[command(subcommand)]
@@ -34,6 +34,10 @@ pub enum MqCommand {
     /// States: queued (waits its turn), needs-review (waits for `gt mq approve`),
     /// testing (being landed), merged, conflict / failed / rejected (sent back to its
     /// bead), superseded (newer work of its bead, or its bead closed).
+    #[command(after_long_help = r#"Examples:
+  gt mq list                        # every merge request, with why it waits
+  gt mq list --state needs-review   # what waits for you
+  gt mq list --rig api --state merged --json"#)]
     List {
         /// Only this rig's.
         #[arg(long)]
@@ -44,17 +48,27 @@ pub enum MqCommand {
     },
     /// Show a merge request: its bead, branch, commits, files, where it stands and why,
     /// and its history.
+    #[command(after_long_help = r#"Examples:
+  gt mq show api-3k9            # the bead's latest merge request
+  gt mq show 12                 # merge request 12"#)]
     Show {
         /// A merge request id, or a bead id (its latest merge request).
         id: String,
     },
     /// Let a merge request that needs review land (it keeps its place in the queue).
+    #[command(after_long_help = r#"Examples:
+  gt diff api-3k9               # read it first
+  gt mq approve api-3k9         # it lands in a coming patrol pass, or now:
+  gt mq run"#)]
     Approve {
         /// A merge request id, or a bead id (its latest merge request).
         id: String,
     },
     /// Send a merge request back: its bead reopens on its branch and is dispatched
     /// again, with WHY in the agent's prime.
+    #[command(after_long_help = r#"Examples:
+  gt mq reject api-3k9 -m "add a test for the empty password"
+  gt bead show api-3k9          # open again, queued, with the reason"#)]
     Reject {
         /// A merge request id, or a bead id (its latest merge request).
         id: String,
@@ -66,11 +80,20 @@ pub enum MqCommand {
     ///
     /// Exits 0 when nothing more can move now; prints what merged, what was sent back
     /// and what still waits. Does nothing while a patrol pass runs (it lands too).
+    #[command(after_long_help = r#"Examples:
+  gt mq run                     # land what can land now, waiting for gates
+  gt mq run --wait 0s           # do not wait for gates still running"#)]
     Run {
         /// How long to wait for gates still running, e.g. 10m (0s: do not wait).
         #[arg(long, value_name = "DURATION", default_value = "30m")]
         wait: String,
     },
+    /// Show what a merge request (or bead) changed: the same command as `gt diff`.
+    #[command(after_long_help = r#"Examples:
+  gt mq diff api-3k9            # the bead's latest merge request, against its merge base
+  gt mq diff api-3k9 --stat     # only the files, with lines added and removed
+  gt mq diff 12 --no-pager      # merge request 12, printed"#)]
+    Diff(super::diff::DiffArgs),
 }
 
 const STATES: [&str; 8] = [
@@ -88,6 +111,7 @@ pub fn run(g: &Global, a: &MqArgs) -> Result<()> {
     match &a.command {
         MqCommand::List { rig, state } => list(g, rig.as_deref(), state),
         MqCommand::Show { id } => show(g, id),
+        MqCommand::Diff(d) => super::diff::run(g, d),
         MqCommand::Approve { id } => {
             let mut town = g.town()?;
             let before = crate::town::mq::find(&town, id)?.state;

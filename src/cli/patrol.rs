@@ -3,8 +3,10 @@
 use super::{Global, output};
 use crate::error::{Error, Result};
 
-/// One reconciliation pass over the town (run it from cron every minute: `gt patrol
-/// install` sets that up).
+/// One reconciliation pass: recover dead agents, hand over and land finished work.
+///
+/// Run it from cron every minute (`gt patrol install` sets that up) or keep `gt patrol
+/// --watch` running.
 ///
 /// Ingests agent requests, finishes done sagas, records how dead agents ended and
 /// re-dispatches them with backoff (up to max_attempts), removes orphaned containers,
@@ -40,9 +42,10 @@ pub enum PatrolCommand {
     Uninstall(UninstallArgs),
 }
 
-/// Run patrol for this town from cron (every minute; the default) or from a systemd user
-/// timer (every `patrol.interval`), with this gt binary's absolute path and the town's.
-/// DOCKER_HOST, when set, is written into the entry (cron and systemd start patrol
+/// Run patrol for this town from cron (every minute) or a systemd user timer.
+///
+/// Cron is the default; a systemd timer runs every `patrol.interval`. The entry names
+/// this gt binary's absolute path and the town's. DOCKER_HOST, when set, is written into the entry (cron and systemd start patrol
 /// without your environment).
 ///
 /// Idempotent: installing again changes nothing, and an older entry of this town (from
@@ -75,9 +78,13 @@ pub struct InstallArgs {
     pub print: bool,
 }
 
-/// Stop running patrol for this town from cron and systemd: remove the entries `gt
-/// patrol install` wrote for it (other entries stay).
+/// Stop running patrol for this town from cron and systemd.
+///
+/// Removes the entries `gt patrol install` wrote for this town (other entries stay).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt patrol uninstall           # cron and systemd entries of this town
+  gt patrol uninstall --cron    # only the crontab line"#)]
 pub struct UninstallArgs {
     /// Only the crontab line.
     #[arg(long, conflicts_with = "systemd")]
@@ -106,6 +113,9 @@ pub struct ResumeArgs {
 
 /// Check the town's invariants; exits 1 naming every breach.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt doctor                     # exits 1 naming every breach, with what to do
+  gt --json doctor              # the checks and what each found"#)]
 pub struct DoctorArgs {}
 
 pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {

@@ -5,6 +5,10 @@ use crate::error::Result;
 
 /// Manage polecats: the worker agents of each rig.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat list               # who works on what, in which generation, and why
+  gt polecat nuke api/furiosa   # stop it; its bead goes back to open, its work stays
+  gt sling api-3k9              # carry on: the same polecat resumes in its kept worktree"#)]
 pub struct PolecatArgs {
     #[command(subcommand)]
     pub command: PolecatCommand,
@@ -17,9 +21,11 @@ pub enum PolecatCommand {
     Revive(ReviveArgs),
 }
 
-/// List polecats at work: state, bead, generation, when started and last heard from, and
-/// why they are in their state. First, what those states rest on: whether the engine
-/// answers now, and patrol's last pass (as in `gt status`).
+/// List polecats at work: state, bead, generation, last heard from, and why.
+///
+/// For each: its state, bead, generation, when started and last heard from, and why it
+/// is in its state. First, what those states rest on: whether the engine answers now,
+/// and patrol's last pass (as in `gt status`).
 ///
 /// Idle polecats (no bead) are hidden unless --all; `--json` always lists every polecat,
 /// with exact times (epoch milliseconds) and `observed`, the container's state as the
@@ -27,6 +33,10 @@ pub enum PolecatCommand {
 /// answer, states are as last recorded and the list says so. A state the engine
 /// contradicts (recorded running, container exited) is marked in the STATE column.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat list               # polecats at work
+  gt polecat list --all         # idle ones too
+  gt polecat list --rig api --json"#)]
 pub struct ListArgs {
     /// Only this rig's polecats.
     #[arg(long)]
@@ -36,10 +46,15 @@ pub struct ListArgs {
     pub all: bool,
 }
 
-/// Stop a polecat: remove its container, return its bead to open (history kept), keep
-/// its branch. Its worktree is deleted only when it holds no uncommitted or unpushed
+/// Stop a polecat: its container goes, its bead returns to open, its branch stays.
+///
+/// Its bead's history is kept. Its worktree is deleted only when it holds no uncommitted or unpushed
 /// work; otherwise it is kept and the polecat stays `nuked` until you look at it.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat nuke api/furiosa          # keeps a worktree with unsaved work
+  gt polecat nuke api/furiosa --force  # drops it too (says what it dropped)
+  gt sling api-3k9                     # carry on the bead on its branch"#)]
 pub struct NukeArgs {
     /// The polecat, as RIG/NAME.
     pub agent: String,
@@ -48,10 +63,15 @@ pub struct NukeArgs {
     pub force: bool,
 }
 
-/// Make a nuked polecat work again: drop the worktree its nuke kept (only when it holds
-/// nothing unsaved, unless --force) and make it idle. Its branch stays. Not needed to
+/// Make a nuked polecat work again (idle), dropping the worktree its nuke kept.
+///
+/// The worktree is dropped only when it holds nothing unsaved, unless --force. Its branch stays. Not needed to
 /// continue the bead it held: `gt sling BEAD` revives it in place, with its work.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt polecat nuke api/furiosa          # its worktree holds an unpushed commit: kept
+  gt polecat revive api/furiosa        # refused while that work is unsaved (exits 3)
+  gt polecat revive api/furiosa --force   # drop the worktree; the name works again"#)]
 pub struct ReviveArgs {
     /// The polecat, as RIG/NAME.
     pub agent: String,
@@ -85,8 +105,9 @@ pub struct PeekArgs {
     /// How many lines.
     #[arg(long, short = 'n', default_value_t = 100)]
     pub lines: usize,
-    /// Print the output as the container wrote it, control characters included (only
-    /// into a terminal you trust the agent with, or a file).
+    /// Print the output as the container wrote it: control characters pass through
+    /// (only into a terminal you trust the agent with, or a file); known secret values
+    /// are still shown as [secret NAME].
     #[arg(long)]
     pub raw: bool,
     /// Keep printing what the agent writes until its container exits.

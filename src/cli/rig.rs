@@ -8,6 +8,12 @@ use crate::util::format_size;
 
 /// Manage rigs: the git repositories (projects) this town runs agents on.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt rig add api ~/src/api --image gt-agent:latest --command 'my-agent "$(gt prime)"'
+  gt rig list                   # every rig: image, limits, source
+  gt rig show api               # one rig in full
+  gt rig set api --memory 4g    # from the next dispatch on
+  gt rig prune --dry-run        # branches of done beads that could go"#)]
 pub struct RigArgs {
     #[command(subcommand)]
     pub command: RigCommand,
@@ -17,12 +23,23 @@ pub struct RigArgs {
 pub enum RigCommand {
     Add(AddArgs),
     /// List the rigs of this town.
+    #[command(after_long_help = r#"Examples:
+  gt rig list                   # name, default branch, image, limits, source
+  gt --json rig list            # every setting, for a program"#)]
     List,
     /// Show a rig's source, remote, default branch and agent settings.
+    #[command(after_long_help = r#"Examples:
+  gt rig show api               # source, remote, default branch, agent settings
+  gt --json rig show api        # the same as JSON (its version for --if-version)"#)]
     Show(NameArg),
     Set(SetArgs),
-    /// Remove a rig from the town; refused while any of its agents lives. Its files are
-    /// moved aside (rigs/.removed-NAME-TIME), never deleted.
+    /// Remove a rig from the town; refused while any of its agents lives.
+    ///
+    /// Its files are moved aside (rigs/.removed-NAME-TIME), never deleted.
+    #[command(after_long_help = r#"Examples:
+  gt rig remove api             # refused while an agent of it lives (exits 3)
+  gt polecat nuke api/furiosa   # stop it (its work stays on its branch)
+  gt rig remove api             # files moved aside to rigs/.removed-api-TIME"#)]
     Remove(NameArg),
     Prune(PruneArgs),
 }
@@ -36,6 +53,10 @@ pub enum RigCommand {
 /// touched. Each deletion is logged (`gt log`) with the commit, so it can be restored
 /// with `git branch NAME COMMIT`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt rig prune --dry-run        # what would go, and why the rest stays
+  gt rig prune api              # delete api's branches whose work is safe
+  gt log --subject api          # each deletion, with its commit"#)]
 pub struct PruneArgs {
     /// Only this rig (default: every rig).
     pub name: Option<String>,
@@ -55,10 +76,11 @@ pub struct PruneArgs {
 /// becomes the remote that finished work is pushed to, unless --remote says otherwise.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
-  printf %s "$ANTHROPIC_API_KEY" | gt secret set ANTHROPIC_API_KEY
-  gt rig add api ~/src/api --agent claude --remote git@github.com:me/api.git
-  gt rig add web ~/src/web --image my-agent:1 --command 'my-agent "$(gt prime)"' \
-      --env RUST_LOG=info --secret GITHUB_TOKEN"#)]
+  gt rig add api ~/src/api --image gt-agent:latest --command 'my-agent "$(gt prime)"'
+  gt rig add web ~/src/web --agent claude --remote git@github.com:me/web.git
+  gt rig add docs ~/src/docs --image my-agent:1 --command 'my-agent "$(gt prime)"' \
+      --env RUST_LOG=info --secret GITHUB_TOKEN --memory 2g --cpus 2 --max-polecats 4
+  printf %s "$ANTHROPIC_API_KEY" | gt secret set ANTHROPIC_API_KEY   # the key web needs"#)]
 pub struct AddArgs {
     /// The rig's name: [a-z0-9][a-z0-9_-]{0,39}. Bead ids start with it.
     pub name: String,
@@ -246,6 +268,14 @@ fn warn_missing(town: &crate::town::Town, rig: &Rig) {
 /// command, env and secret except those given too. Prints each change (environment
 /// variables by name only); `gt log --subject RIG` keeps them.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt rig set api --memory 4g              # after OOM kills; from the next dispatch on
+  gt rig set api --merge auto             # land without approval once the gate passes
+  gt rig set api --test-command 'make test'   # the gate ('' removes it)
+  gt rig set api --merge-style squash     # merge (default), squash or rebase
+  gt rig set api --digest on              # one digest mail per patrol pass
+  gt rig set api --env RUST_LOG=debug     # replaces the whole environment
+  gt rig set api --cpus 1 --if-version 1  # refused: changed since version 1 (exits 3)"#)]
 pub struct SetArgs {
     /// The rig's name.
     pub name: String,

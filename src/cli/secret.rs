@@ -29,6 +29,9 @@ pub struct SecretArgs {
 pub enum SecretCommand {
     Set(SetArgs),
     /// List the town's secrets: names and when each was set, never values.
+    #[command(after_long_help = r#"Examples:
+  gt secret list                # names and when each was set, never values
+  gt --json secret list"#)]
     List,
     Rm(RmArgs),
 }
@@ -53,9 +56,14 @@ pub struct SetArgs {
     pub file: Option<PathBuf>,
 }
 
-/// Remove a secret. Rigs that attach it are named: their slings fail until it is set
-/// again (running agents keep their copy until released).
+/// Remove a secret; names the rigs that attach it.
+///
+/// Their slings fail until it is set again (running agents keep their copy until released).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt secret rm OPENAI_API_KEY   # names the rigs that attach it
+  gt secret rm OPENAI_API_KEY   # gone already (exits 4)
+  gt secret list"#)]
 pub struct RmArgs {
     /// The secret's name.
     pub name: String,

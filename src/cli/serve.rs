@@ -3,8 +3,10 @@
 use super::Global;
 use crate::error::Result;
 
-/// Serve the town's agents over the network: their assignment, inbox and secrets, a
-/// clone of their branch, their pushes and their requests.
+/// Serve agents that share no files with this machine (clone workspace), over HTTPS.
+///
+/// It serves their assignment, inbox and secrets, a clone of their branch, and takes
+/// their pushes and requests.
 ///
 /// Needed when agents' containers mount nothing of this machine (`[runtime] workspace
 /// = "clone"` in gt.toml, e.g. agents on other Swarm nodes). It listens on

@@ -21,6 +21,11 @@ const PARALLEL: usize = 8;
 /// that exists or is checked out elsewhere, and any bead of a drained rig (`gt drain`,
 /// `gt stop`) until `gt resume`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt sling api-3k9              # a polecat, a branch polecat/<name>/api-3k9, a container
+  gt sling api-3k9              # already hooked by its polecat (exits 3)
+  gt sling api-7fq --polecat nux --branch fix-login   # choose both (one bead only)
+  gt sling --convoy hq-c12      # every open bead of a convoy; a full rig queues the rest"#)]
 pub struct SlingArgs {
     /// The beads to dispatch (dispatched concurrently).
     #[arg(required_unless_present = "convoy")]

@@ -3,19 +3,29 @@
 use super::{Global, output};
 use crate::error::{Error, Result};
 
-/// The town at a glance: whether the container engine answers, when patrol last got
-/// through a pass and what it found, the mayor's unread mail, the circuit breaker, and
-/// per rig its beads (open, queued, active, done, failed) and agents.
+/// The town at a glance: engine, patrol, unread mail, and each rig's beads and agents.
+///
+/// Whether the container engine answers, when patrol last got through a pass and what it
+/// found, the mayor's unread mail, the circuit breaker, and per rig its beads (open,
+/// queued, active, done, failed) and agents.
 ///
 /// Times are shown relative to now ("4m ago"); `--json` has the exact stamps (epoch
 /// milliseconds). Colour only on a terminal, never with NO_COLOR set. The engine is
 /// asked with a short timeout (3s): when it does not answer, agent states are shown as
 /// last recorded and marked unverified.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt status                     # engine, patrol, mail, beads and agents per rig
+  gt --json status              # exact times (epoch milliseconds)"#)]
 pub struct StatusArgs {}
 
 /// The event log: every change to the town, who made it, oldest first.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = r#"Examples:
+  gt log                        # the last 1000 events, oldest first
+  gt log --since 1h -n 50       # the newest 50 of the last hour
+  gt log --subject api-3k9      # one bead's whole story
+  gt log -f --subject api/furiosa   # one polecat, live (Ctrl-C ends it)"#)]
 pub struct LogArgs {
     /// Only events since T: a duration ago (10m, 2h, 1d) or a UTC time
     /// (2026-11-24 or 2026-11-24T08:00:00Z).
