@@ -209,7 +209,7 @@ complete -c gt -n "__fish_gt_using_subcommand image; and not __fish_seen_subcomm
 complete -c gt -n "__fish_gt_using_subcommand image; and not __fish_seen_subcommand_from build help" -f -a "build" -d 'Build an agent image: base, claude or codex'
 complete -c gt -n "__fish_gt_using_subcommand image; and not __fish_seen_subcommand_from build help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand image; and __fish_seen_subcommand_from build" -l version -d 'The CLI version to pin (default: npm\'s latest, resolved and recorded)' -r
-complete -c gt -n "__fish_gt_using_subcommand image; and __fish_seen_subcommand_from build" -l tag -d 'The image name (default: gt-base:latest, gt-claude:latest or gt-codex:latest)' -r
+complete -c gt -n "__fish_gt_using_subcommand image; and __fish_seen_subcommand_from build" -l tag -d 'The image name (default: gt-agent:latest for base, gt-claude:latest or gt-codex:latest)' -r
 complete -c gt -n "__fish_gt_using_subcommand image; and __fish_seen_subcommand_from build" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand image; and __fish_seen_subcommand_from build" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand image; and __fish_seen_subcommand_from build" -s q -l quiet -d 'Print less'
@@ -499,7 +499,7 @@ complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_fro
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand patrol; and not __fish_seen_subcommand_from install uninstall help" -l interval -d 'The longest wait between passes with --watch, e.g. 30s (at least 100ms; default: patrol.interval of gt.toml)' -r
 complete -c gt -n "__fish_gt_using_subcommand patrol; and not __fish_seen_subcommand_from install uninstall help" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
-complete -c gt -n "__fish_gt_using_subcommand patrol; and not __fish_seen_subcommand_from install uninstall help" -l watch -d 'Loop until interrupted: a pass at once whenever an agent writes a request (done, checkpoint, mail) or a container of the town ends (exit, OOM kill), and one every --interval in any case'
+complete -c gt -n "__fish_gt_using_subcommand patrol; and not __fish_seen_subcommand_from install uninstall help" -l watch -d 'Loop until interrupted: a pass at once whenever an agent writes a request (done, checkpoint, mail) or a container of the town ends (exit, OOM kill), and one every --interval in any case. A pass that finds nothing new prints nothing; each line of one that does starts with the local time (with --json: one JSON report per line, its time in `at`)'
 complete -c gt -n "__fish_gt_using_subcommand patrol; and not __fish_seen_subcommand_from install uninstall help" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand patrol; and not __fish_seen_subcommand_from install uninstall help" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand patrol; and not __fish_seen_subcommand_from install uninstall help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'

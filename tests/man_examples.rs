@@ -35,8 +35,8 @@ const NOT_RUN: &[(&str, &str)] = &[
         "needs Codex from the npm registry; tests/images.rs builds it",
     ),
     (
-        "gt image build base",
-        "tags gt-base:latest on the shared engine; tests/images.rs builds it",
+        "gt image build",
+        "tags gt-agent:latest, the test image, on the shared engine; tests/images.rs builds it",
     ),
     (
         "gt image build base --tag my-agent:1",

@@ -32,7 +32,7 @@ pub enum ImageCommand {
 /// (`docker import`). The CLIs' licences forbid redistributing them: build, never ship.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
-  gt image build base                       # gt-base:latest: busybox, bash, git, gt
+  gt image build                            # gt-agent:latest, the default image: busybox, bash, git, gt
   gt image build claude                     # gt-claude:latest with Claude Code from npm
   gt image build codex --version 0.169.0    # gt-codex:latest with that Codex CLI
   gt image build base --tag my-agent:1      # under a name of yours"#)]
