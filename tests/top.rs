@@ -535,7 +535,7 @@ fn town_with_reviews(t: &TestTown, n: usize) -> Vec<String> {
     args.extend(beads.iter().map(String::as_str));
     t.ok(&args);
     t.patrol_until("the merge requests to wait for review", 60, |t| {
-        let mrs = t.json(&["mq", "list"]);
+        let mrs = t.json(&["mq", "list", "--all"]);
         mrs.as_array()
             .is_some_and(|a| a.len() == n && a.iter().all(|m| m["state"] == "needs-review"))
     });
@@ -577,7 +577,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
     tmux.wait("the answer no", 30, |s| {
         s.contains("merge request 1 left as it was")
     });
-    let mrs = t.json(&["mq", "list"]);
+    let mrs = t.json(&["mq", "list", "--all"]);
     assert!(
         mrs.as_array()
             .unwrap()
@@ -588,7 +588,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
 
     // Merge request ids follow the order the beads finished in.
     let bead_of = |id: i64| {
-        t.json(&["mq", "list"])
+        t.json(&["mq", "list", "--all"])
             .as_array()
             .unwrap()
             .iter()
@@ -608,7 +608,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
         s.contains(&format!("rejected merge request 1: bead {first}"))
     });
     let state = |id: i64| {
-        t.json(&["mq", "list"])
+        t.json(&["mq", "list", "--all"])
             .as_array()
             .unwrap()
             .iter()

@@ -155,6 +155,13 @@ pub struct SettingsArgs {
     /// (escalations are never folded).
     #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
     pub digest: Option<String>,
+    /// For a rig whose SOURCE is a local repository and that has no --remote: whether
+    /// landed work is fast-forwarded into that repository's default branch (on, the
+    /// default; only when git allows it: the branch not checked out, or checked out
+    /// with a clean work tree, which is then updated). off: it stays in the town's
+    /// clone (rigs/NAME/repo).
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
+    pub land_into_source: Option<String>,
 }
 
 impl SettingsArgs {
@@ -186,6 +193,7 @@ impl SettingsArgs {
             merge_style: self.merge_style.clone(),
             gate_secrets: self.gate_secrets.as_deref().map(|v| v == "on"),
             digest: self.digest.as_deref().map(|v| v == "on"),
+            land_into_source: self.land_into_source.as_deref().map(|v| v == "on"),
             placement: if self.no_placement {
                 Some(Vec::new())
             } else {
@@ -272,12 +280,17 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
             let rig = crate::town::rig::add(&mut town, &spec)?;
             warn_missing(&town, &rig);
             warn_setup(&town, &rig);
+            let d = crate::town::rig::described(&town, rig)?;
             if g.json {
-                output::json(&rig)
+                output::json(&d)
             } else if !g.quiet {
+                let rig = &d.rig;
                 output::println_out(&format!(
-                    "added rig {} ({}, default branch {})",
-                    rig.name, rig.source, rig.default_branch
+                    "added rig {} ({}, default branch {})\nlanded work goes into {}",
+                    rig.name,
+                    rig.source,
+                    rig.default_branch,
+                    d.lands_into.describe()
                 ))
             } else {
                 Ok(())
@@ -310,10 +323,15 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
         RigCommand::Show(n) => {
             let town = g.town()?;
             let rig = crate::town::rig::get(&town, &n.name)?;
+            let d = crate::town::rig::described(&town, rig)?;
             if g.json {
-                return output::json(&rig);
+                return output::json(&d);
             }
-            output::println_out(&describe(&rig))
+            output::println_out(&format!(
+                "{}\nlands into:     {}",
+                describe(&d.rig),
+                d.lands_into.describe()
+            ))
         }
         RigCommand::Set(a) => {
             let mut town = g.town()?;

@@ -1030,3 +1030,37 @@ mod tests {
         assert!(!Path::new("/tmp/gt-pwned-by-fsmonitor").exists());
     }
 }
+
+/// Fast-forward `branch` of the local repository at `path` (the user's own) to `commit`,
+/// only if it is still `expected` (a lease), and read it back: git's own rule decides
+/// whether a checked-out branch may move (`receive.denyCurrentBranch=updateInstead`:
+/// only with a clean work tree and index, which it then updates). Asked per push, the
+/// user's config unchanged; their hooks do not run (host git calls never run hooks).
+/// The caller checked that `commit` descends from `expected`: never a force.
+pub fn push_into_checkout(
+    repo_dir: &Path,
+    path: &str,
+    commit: &str,
+    branch: &str,
+    expected: &str,
+    timeout: Duration,
+) -> Result<CasPush> {
+    let pushed = git_cli_within(
+        repo_dir,
+        &[
+            "push",
+            "--quiet",
+            "--receive-pack=git -c receive.denyCurrentBranch=updateInstead -c core.hooksPath=/dev/null receive-pack",
+            &format!("--force-with-lease=refs/heads/{branch}:{expected}"),
+            "--",
+            path,
+            &format!("{commit}:refs/heads/{branch}"),
+        ],
+        Some(timeout),
+    );
+    match remote_head(repo_dir, path, branch, timeout)? {
+        Some(h) if h == commit => Ok(CasPush::Pushed),
+        Some(h) if h != expected => Ok(CasPush::Moved(Some(h))),
+        _ => pushed.map(|_| CasPush::Moved(None)),
+    }
+}

@@ -116,6 +116,9 @@ pub struct RigSpec {
     pub digest: Option<bool>,
     /// Swarm placement constraints: the whole list (replaces the rig's).
     pub placement: Option<Vec<String>>,
+    /// Whether landed work is fast-forwarded into the rig's local source repository
+    /// (only for a local source without a remote; on by default).
+    pub land_into_source: Option<bool>,
 }
 
 /// A rig's agent settings, validated: what `add` records and `set` changes.
@@ -492,6 +495,8 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
             Some(rusqlite::ErrorCode::ConstraintViolation) => rig_exists(&rig.name),
             _ => tx.err(e),
         })?;
+        // A name used by a removed rig starts from the default again.
+        super::mq::source::set_opt_tx(tx, &rig.name, spec.land_into_source.unwrap_or(true))?;
         tx.event(
             "rig.added",
             &rig.name,
@@ -608,9 +613,19 @@ pub fn set(
     if before.env != after.env {
         changes.push(format!("env {}", env_change(&before.env, &after.env)));
     }
+    let was_delivering = !super::mq::source::opted_out(town, name)?;
+    if let Some(on) = spec.land_into_source
+        && on != was_delivering
+    {
+        changes.push(format!(
+            "land into source {} → {}",
+            on_off(was_delivering),
+            on_off(on)
+        ));
+    }
     if spec_is_empty(spec) {
         return Err(Error::usage(format!("nothing to change for rig {name}"))
-            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats --merge --test-command --merge-style --gate-secrets --digest --placement"));
+            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats --merge --test-command --merge-style --gate-secrets --digest --placement --land-into-source"));
     }
     if !changes.is_empty() {
         let expected = expect_version.unwrap_or(current.version);
@@ -648,6 +663,9 @@ pub fn set(
                     ("placement", &placement),
                 ],
             )?;
+            if let Some(on) = spec.land_into_source {
+                super::mq::source::set_opt_tx(tx, name, on)?;
+            }
             tx.event(
                 "rig.updated",
                 name,
@@ -690,6 +708,7 @@ fn spec_is_empty(s: &RigSpec) -> bool {
         && s.gate_secrets.is_none()
         && s.digest.is_none()
         && s.placement.is_none()
+        && s.land_into_source.is_none()
 }
 
 fn on_off(b: bool) -> String {
@@ -1042,4 +1061,19 @@ mod setup_tests {
         assert_eq!(super::first_program("echo hi; exit 64"), None);
         assert_eq!(super::first_program("$(weird)"), None);
     }
+}
+
+/// A rig as `gt rig add` and `gt rig show` tell it: its record and where its landed work
+/// goes.
+#[derive(Debug, serde::Serialize)]
+pub struct Described {
+    #[serde(flatten)]
+    pub rig: Rig,
+    pub lands_into: super::mq::source::LandsInto,
+}
+
+/// `rig` with where its landed work goes.
+pub fn described(town: &Town, rig: Rig) -> Result<Described> {
+    let lands_into = super::mq::source::lands_into(town, &rig)?;
+    Ok(Described { rig, lands_into })
 }

@@ -151,9 +151,13 @@ fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -
             Err(e) => tracing::warn!("rig {}: its target not followed: {e}", rig.name),
         }
     }
+    // A rig landing into the user's own repository: their commits on the target first
+    // (the landing builds on them), their repository brought up to what landed after.
+    super::source::sync(town, rig, report)?;
     let merged_before = report.merged.len();
     let result = land_some(town, rt, rig, report);
     if report.merged.len() > merged_before {
+        super::source::sync(town, rig, report)?;
         // Merged branches go once their work is safe elsewhere (`gt rig prune`'s rule):
         // one look at the remote for all of this pass's merges.
         if let Err(e) = crate::town::rig::prune(town, Some(&rig.name), false) {
@@ -371,7 +375,7 @@ const REWOUND: &str = "refs/gt/rewound";
 /// rewrote it. The local target follows the remote (compare-and-swap), the old head is
 /// kept at `refs/gt/rewound/<target>/<old>`, and the mayor is told once which merged
 /// requests are gone from it (they are never landed again by gt).
-fn follow_rewind(
+pub(super) fn follow_rewind(
     town: &mut Town,
     rig: &Rig,
     repo: &Repository,

@@ -1,0 +1,252 @@
+//! Landed work reaches the user's own repository: a rig added from a local git
+//! repository without --remote gets its landed target fast-forwarded there, by git's own
+//! rule for a checked-out branch, and builds on the user's own commits.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::*;
+
+/// Rig `api` from a fresh local repository (no --remote), landing after review; returns
+/// the source's path.
+fn local_rig(t: &TestTown, extra: &[&str]) -> PathBuf {
+    let src = t.source_repo("api");
+    let image = test_image();
+    let command = scripted_agent("");
+    let mut args = vec![
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &image,
+        "--command",
+        &command,
+        "--memory",
+        "256m",
+    ];
+    args.extend_from_slice(extra);
+    t.ok(&args);
+    src
+}
+
+fn mr_of(t: &TestTown, bead: &str) -> serde_json::Value {
+    t.json(&["mq", "show", bead])
+}
+
+fn mr_state(t: &TestTown, bead: &str) -> String {
+    mr_of(t, bead)["state"].as_str().unwrap_or("").to_string()
+}
+
+/// Sling `title`, wait until its work is done, approve it, and patrol until it merged.
+fn land_one(t: &TestTown, title: &str) -> String {
+    let id = t.bead(title);
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    t.ok(&["mq", "approve", &id]);
+    t.patrol_until("its merge request merged", 90, |t| {
+        mr_state(t, &id) == "merged"
+    });
+    id
+}
+
+fn head(dir: &Path, rev: &str) -> String {
+    git(dir, &["rev-parse", rev]).trim().to_string()
+}
+
+fn clone_head(t: &TestTown) -> String {
+    head(&t.root().join("rigs/api/repo"), "refs/heads/main")
+}
+
+#[test]
+fn landed_work_reaches_the_users_checked_out_clean_main_and_its_work_tree() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t, &[]);
+    let shown = t.json(&["rig", "show", "api"]);
+    assert_eq!(shown["lands_into"]["kind"], "source", "{shown}");
+    assert_eq!(shown["lands_into"]["branch"], "main", "{shown}");
+    let text = t.ok(&["rig", "show", "api"]);
+    assert!(
+        text.contains(&format!("your repository {}, branch main", src.display())),
+        "{text}"
+    );
+    let id = land_one(&t, "a change");
+    t.patrol_until("main delivered into the source", 30, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    // Its work tree has the change (checked out, clean: updated in place) and is clean.
+    let file = src.join(format!("work-{id}.txt"));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("work by api/"),
+        "{}",
+        file.display()
+    );
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+    // No agent branch in the user's repository.
+    assert_eq!(
+        git(&src, &["branch", "--list", "polecat/*"]).trim(),
+        "",
+        "agents' branches stay out of the user's repository"
+    );
+    t.doctor_clean();
+}
+
+#[test]
+fn a_dirty_work_tree_is_never_touched_the_user_is_told_once_and_the_next_landing_delivers() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t, &[]);
+    let before = head(&src, "main");
+    std::fs::write(src.join("README"), "my own edit\n").unwrap();
+    let id = land_one(&t, "a change");
+    // A couple more passes: still nothing of the user's touched, still one mail.
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    assert_eq!(head(&src, "main"), before, "the user's main did not move");
+    assert_eq!(
+        std::fs::read_to_string(src.join("README")).unwrap(),
+        "my own edit\n"
+    );
+    assert!(!src.join(format!("work-{id}.txt")).exists());
+    let clone = t.root().join("rigs/api/repo");
+    let command = format!(
+        "git -C {} pull --ff-only {} main",
+        src.display(),
+        clone.display()
+    );
+    let mails = t.mayor_mail_id("land-source-api-");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let body = mails[0]["body"].as_str().unwrap();
+    assert!(body.contains(&command), "{body}");
+    // `gt mq show` and the default `gt mq list` say where the work is, and the command.
+    let shown = t.ok(&["mq", "show", &id]);
+    assert!(shown.contains(&command), "{shown}");
+    let listed = t.ok(&["mq", "list"]);
+    assert!(listed.contains("not in your repository"), "{listed}");
+    // The command works as told (the user's edit stays).
+    let out = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(
+        std::fs::read_to_string(src.join("README")).unwrap(),
+        "my own edit\n"
+    );
+    t.ok(&["patrol"]);
+    let shown = t.ok(&["mq", "show", &id]);
+    assert!(!shown.contains("not in your repository"), "{shown}");
+    // Cleaned up: the next landing is delivered by itself.
+    git(&src, &["checkout", "--", "README"]);
+    let next = land_one(&t, "another change");
+    t.patrol_until("the second change delivered", 30, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    assert!(src.join(format!("work-{next}.txt")).exists());
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+}
+
+#[test]
+fn a_commit_the_user_made_on_main_meanwhile_is_what_the_change_lands_on() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t, &[]);
+    let id = t.bead("a change");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    std::fs::write(src.join("mine.txt"), "the user's own\n").unwrap();
+    git(&src, &["add", "mine.txt"]);
+    git(&src, &["commit", "-q", "-m", "the user's own commit"]);
+    let mine = head(&src, "main");
+    t.ok(&["mq", "approve", &id]);
+    t.patrol_until("merged", 90, |t| mr_state(t, &id) == "merged");
+    t.patrol_until("delivered", 30, |t| head(&src, "main") == clone_head(t));
+    // Both are on the user's main: their commit is an ancestor of the landed one.
+    let out = std::process::Command::new("git")
+        .current_dir(&src)
+        .args(["merge-base", "--is-ancestor", &mine, "main"])
+        .status()
+        .unwrap();
+    assert!(out.success(), "the user's commit stays on their main");
+    assert!(src.join("mine.txt").exists());
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+}
+
+#[test]
+fn a_source_on_another_branch_and_a_bare_source_get_main_moved_without_a_work_tree() {
+    if !require_docker() {
+        return;
+    }
+    // Another branch checked out: main moves, the work tree (on `topic`) stays.
+    let t = TestTown::new();
+    let src = local_rig(&t, &[]);
+    git(&src, &["checkout", "-q", "-b", "topic"]);
+    let id = land_one(&t, "a change");
+    t.patrol_until("delivered", 30, |t| head(&src, "main") == clone_head(t));
+    assert_eq!(git(&src, &["branch", "--show-current"]).trim(), "topic");
+    assert!(!src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+    drop(t);
+
+    // A bare source.
+    let t = TestTown::new();
+    let work = t.source_repo("work");
+    let bare = t.dir.path().join("api.git");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&work)
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let image = test_image();
+    let command = scripted_agent("");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        bare.to_str().unwrap(),
+        "--image",
+        &image,
+        "--command",
+        &command,
+        "--memory",
+        "256m",
+    ]);
+    land_one(&t, "a change");
+    t.patrol_until("delivered into the bare source", 30, |t| {
+        head(&bare, "main") == clone_head(t)
+    });
+}
+
+#[test]
+fn a_rig_opted_out_leaves_the_source_untouched() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t, &[]);
+    let set = t.ok(&["rig", "set", "api", "--land-into-source", "off"]);
+    assert!(set.contains("land into source on → off"), "{set}");
+    let shown = t.json(&["rig", "show", "api"]);
+    assert_eq!(shown["lands_into"]["kind"], "clone", "{shown}");
+    let text = t.ok(&["rig", "show", "api"]);
+    assert!(text.contains("only the town's clone"), "{text}");
+    let before = head(&src, "main");
+    land_one(&t, "a change");
+    t.ok(&["patrol"]);
+    assert_ne!(clone_head(&t), before, "landed in the town's clone");
+    assert_eq!(head(&src, "main"), before, "the source is untouched");
+    assert!(t.mayor_mail_id("land-source-").is_empty());
+}
