@@ -250,3 +250,85 @@ fn a_rig_opted_out_leaves_the_source_untouched() {
     assert_eq!(head(&src, "main"), before, "the source is untouched");
     assert!(t.mayor_mail_id("land-source-").is_empty());
 }
+
+/// The remote's `polecat/*` branches, with their commits.
+fn remote_polecat_branches(remote: &Path) -> Vec<(String, String)> {
+    git(remote, &["for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/polecat/"])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(b, c)| (b.to_string(), c.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_merged_polecat_branch_is_deleted_from_the_remote_unless_a_person_pushed_to_it() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = landing_rig(&t, &scripted_agent(""), &["--merge-style", "squash"]);
+    // Merged: its remote branch goes (squashed: the branch's commit is not on main, its
+    // merge is).
+    let a = land_one(&t, "first");
+    t.patrol_until("its remote branch deleted", 30, |_| {
+        remote_polecat_branches(&remote).is_empty()
+    });
+    let pruned = t.ok(&["log", "-n", "200"]);
+    assert!(pruned.contains("branch.remote_pruned"), "{pruned}");
+    // A person pushed onto the agent's remote branch before it merged: kept.
+    let b = t.bead("second");
+    t.ok(&["sling", &b]);
+    t.patrol_until("done", 90, |t| t.bead_status(&b) == "done");
+    let (branch, _) = remote_polecat_branches(&remote)
+        .into_iter()
+        .find(|(br, _)| br.ends_with(&b))
+        .expect("the second branch on the remote");
+    let person = t.dir.path().join("person");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "-b", &branch])
+        .arg(&remote)
+        .arg(&person)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(person.join("extra.txt"), "a person's work\n").unwrap();
+    git(&person, &["add", "extra.txt"]);
+    git(&person, &["-c", "user.name=p", "-c", "user.email=p@x", "commit", "-q", "-m", "mine"]);
+    git(&person, &["push", "-q", "origin", &branch]);
+    let theirs = head(&person, "HEAD");
+    t.ok(&["mq", "approve", &b]);
+    t.patrol_until("merged", 90, |t| mr_state(t, &b) == "merged");
+    t.ok(&["patrol"]);
+    assert!(
+        remote_polecat_branches(&remote).contains(&(branch.clone(), theirs.clone())),
+        "a person's push is never deleted"
+    );
+    // An older merged branch left on the remote (as gt before this change did): found by
+    // `gt rig prune --remote`, a dry run first.
+    let a_mr = mr_of(&t, &a);
+    let a_branch = a_mr["branch"].as_str().unwrap().to_string();
+    let a_commit = a_mr["commit"].as_str().unwrap().to_string();
+    git(
+        &t.root().join("rigs/api/repo"),
+        &["push", "-q", remote.to_str().unwrap(), &format!("{a_commit}:refs/heads/{a_branch}")],
+    );
+    let dry = t.json(&["rig", "prune", "--remote", "--dry-run"]);
+    let row = |rows: &serde_json::Value, br: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["branch"] == br)
+            .cloned()
+            .unwrap_or_else(|| panic!("{br} not in {rows}"))
+    };
+    assert_eq!(row(&dry, &a_branch)["action"], "would delete", "{dry}");
+    assert_eq!(row(&dry, &branch)["action"], "kept", "{dry}");
+    assert!(
+        row(&dry, &branch)["why"].as_str().unwrap().contains("pushed"),
+        "{dry}"
+    );
+    assert_eq!(remote_polecat_branches(&remote).len(), 2);
+    let text = t.ok(&["rig", "prune", "--remote"]);
+    assert!(text.contains(&a_branch) && text.contains("deleted"), "{text}");
+    assert_eq!(remote_polecat_branches(&remote), vec![(branch, theirs)]);
+}

@@ -42,6 +42,11 @@ pub struct PruneArgs {
     /// Say what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Prune the rig's remote instead: its `polecat/*` branches whose work is on the
+    /// default branch, each only if still at the commit gt pushed (a branch someone
+    /// pushed to is kept). Patrol does this by itself after each merge.
+    #[arg(long)]
+    pub remote: bool,
 }
 
 /// Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings.
@@ -355,6 +360,27 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
                 changed.rig.version,
                 changed.changes.join("\n  ")
             ))
+        }
+        RigCommand::Prune(p) if p.remote => {
+            let mut town = g.town()?;
+            let rows = crate::town::rig::prune_remote(&mut town, p.name.as_deref(), p.dry_run)?;
+            if g.json {
+                return output::json(&rows);
+            }
+            if rows.is_empty() {
+                return output::println_out("no polecat branches on any rig's remote");
+            }
+            let mut t = output::Table::new(&["rig", "branch", "commit", "action", "why"]);
+            for r in &rows {
+                t.row(vec![
+                    r.rig.clone(),
+                    output::safe_line(&r.branch).into_owned(),
+                    output::short(&r.commit, 12).to_string(),
+                    r.action.to_string(),
+                    r.why.clone(),
+                ]);
+            }
+            t.print()
         }
         RigCommand::Prune(p) => {
             let mut town = g.town()?;

@@ -1064,3 +1064,36 @@ pub fn push_into_checkout(
         _ => pushed.map(|_| CasPush::Moved(None)),
     }
 }
+
+/// Delete `remote`'s `branch` only if it is still at `expected` (git's
+/// `--force-with-lease`): a branch someone pushed to meanwhile is never deleted. Ok(true)
+/// deleted (or already gone), Ok(false) kept because it moved.
+pub fn delete_remote_branch_cas(
+    repo_dir: &Path,
+    remote: &str,
+    branch: &str,
+    expected: &str,
+    timeout: Duration,
+) -> Result<bool> {
+    let pushed = git_cli_within(
+        repo_dir,
+        &[
+            "push",
+            "--quiet",
+            &format!("--force-with-lease=refs/heads/{branch}:{expected}"),
+            "--",
+            remote,
+            &format!(":refs/heads/{branch}"),
+        ],
+        Some(timeout),
+    );
+    match pushed {
+        Ok(_) => Ok(true),
+        Err(e) if timed_out(&e) => Err(e),
+        Err(e) => match remote_head(repo_dir, remote, branch, timeout)? {
+            None => Ok(true),
+            Some(h) if h != expected => Ok(false),
+            Some(_) => Err(e),
+        },
+    }
+}

@@ -1077,3 +1077,148 @@ pub fn described(town: &Town, rig: Rig) -> Result<Described> {
     let lands_into = super::mq::source::lands_into(town, &rig)?;
     Ok(Described { rig, lands_into })
 }
+
+/// What `gt rig prune --remote` did, or would do, with one `polecat/*` branch of a
+/// rig's remote.
+#[derive(Debug, serde::Serialize)]
+pub struct RemotePruned {
+    pub rig: String,
+    pub remote: String,
+    pub branch: String,
+    pub commit: String,
+    /// The bead whose merge request named this branch, if any.
+    pub bead: Option<String>,
+    /// `deleted`, `would delete` (dry run) or `kept`.
+    pub action: &'static str,
+    /// Why it is safe to delete (where its work is), or why it was kept.
+    pub why: String,
+}
+
+/// Delete the `polecat/*` branches on the rig's remote (of one rig, or every rig with a
+/// remote) whose work is on the target, and only if each is still at the commit gt
+/// pushed there (compare-and-swap): a person's push to such a branch is never deleted.
+/// Anything else is kept, with why. Each deletion is an event naming the commit.
+pub fn prune_remote(
+    town: &mut Town,
+    rig: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<RemotePruned>> {
+    let rigs = match rig {
+        Some(name) => {
+            let r = get(town, name)?;
+            if r.remote.is_none() {
+                return Err(Error::usage(format!("rig {name} has no remote"))
+                    .with_hint("`gt rig prune` (without --remote) prunes its local branches"));
+            }
+            vec![r]
+        }
+        None => list(town)?
+            .into_iter()
+            .filter(|r| r.remote.is_some())
+            .collect(),
+    };
+    let within = town
+        .config
+        .patrol
+        .push_timeout
+        .min(town.config.patrol.lease / 2);
+    let mut out = Vec::new();
+    for r in rigs {
+        let Some(url) = r.remote.clone() else {
+            continue;
+        };
+        let repo_dir = town.repo_dir(&r.name);
+        let repo = git2::Repository::open(&repo_dir)?;
+        let heads = crate::git::remote_branches(&repo_dir, &url, within)?;
+        let conn = town.db.conn();
+        let mrs = crate::state::merge_requests::list(conn, Some(&r.name))
+            .map_err(|e| town.db_err(e))?;
+        let holders: Vec<agents::Agent> = agents::list(conn, Some(&r.name))
+            .map_err(|e| town.db_err(e))?
+            .into_iter()
+            .filter(|a| a.state != "idle")
+            .collect();
+        let mut branches: Vec<(&String, &String)> = heads
+            .iter()
+            .filter(|(b, _)| b.starts_with("polecat/"))
+            .collect();
+        branches.sort();
+        for (branch, commit) in branches {
+            let recorded: Vec<&crate::state::merge_requests::MergeRequest> = mrs
+                .iter()
+                .filter(|m| &m.branch == branch && m.pushed_to.is_some())
+                .collect();
+            let mut row = RemotePruned {
+                rig: r.name.clone(),
+                remote: url.clone(),
+                branch: branch.clone(),
+                commit: commit.clone(),
+                bead: recorded.last().map(|m| m.bead.clone()),
+                action: "kept",
+                why: String::new(),
+            };
+            let on_target = |c: &str| crate::git::is_merged_into(&repo, c, &r.default_branch);
+            let verdict = if recorded.is_empty() {
+                Err("no merge request of this rig was pushed there: not gt's to delete".to_string())
+            } else if let Some(a) = holders
+                .iter()
+                .find(|a| a.branch.as_deref() == Some(branch.as_str()))
+            {
+                Err(format!("{} ({}) still works on it", a.id, a.state))
+            } else if let Some(m) = recorded.iter().find(|m| m.state.is_open()) {
+                Err(format!(
+                    "its merge request {} is {}",
+                    m.id,
+                    m.state.as_str()
+                ))
+            } else if !recorded.iter().any(|m| &m.commit == commit) {
+                Err(format!(
+                    "it moved since gt pushed it (now at {}): someone else's push is never deleted",
+                    &commit[..12.min(commit.len())]
+                ))
+            } else if on_target(commit) {
+                Ok(format!("its commit is on {}", r.default_branch))
+            } else if let Some(m) = recorded.iter().find(|m| {
+                m.state == crate::state::merge_requests::MrState::Merged
+                    && &m.commit == commit
+                    && m.merged_commit.as_deref().is_some_and(on_target)
+            }) {
+                Ok(format!(
+                    "merge request {} put its work on {}",
+                    m.id, r.default_branch
+                ))
+            } else {
+                Err(format!(
+                    "its work is not on {}: deleting it could lose work",
+                    r.default_branch
+                ))
+            };
+            match verdict {
+                Err(why) => row.why = why,
+                Ok(why) if dry_run => {
+                    row.action = "would delete";
+                    row.why = why;
+                }
+                Ok(why) => {
+                    town.db.renew_lease()?;
+                    if crate::git::delete_remote_branch_cas(&repo_dir, &url, branch, commit, within)?
+                    {
+                        town.db.write(|tx| {
+                            tx.event(
+                                "branch.remote_pruned",
+                                row.bead.as_deref().unwrap_or(&r.name),
+                                serde_json::json!({ "rig": r.name, "remote": url, "branch": branch, "commit": commit, "why": why }),
+                            )
+                        })?;
+                        row.action = "deleted";
+                        row.why = why;
+                    } else {
+                        row.why = "it moved while it was being deleted: kept".into();
+                    }
+                }
+            }
+            out.push(row);
+        }
+    }
+    Ok(out)
+}

@@ -164,7 +164,80 @@ fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -
             tracing::warn!("rig {}: branches not pruned after merging: {e}", rig.name);
         }
     }
+    if rig.remote.is_some()
+        && (report.merged.len() > merged_before || remote_prune_pending(town, &rig.name)?)
+    {
+        prune_remote_branches(town, rig, report)?;
+    }
     result
+}
+
+/// The meta key set while the remote's merged `polecat/*` branches wait to be deleted
+/// (the remote did not answer): retried each pass, under the push backoff.
+fn remote_prune_key(rig: &str) -> String {
+    format!("mq.remote_prune.{rig}")
+}
+
+fn remote_prune_pending(town: &Town, rig: &str) -> Result<bool> {
+    town.db
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM meta WHERE key = ?1",
+            [remote_prune_key(rig)],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(|e| town.db_err(e))
+}
+
+/// After merges: the agents' branches gt pushed to the remote go too, once their work
+/// is on the target and only if still at the commit gt pushed. A remote that does not
+/// answer is backed off and retried; it never fails the pass.
+fn prune_remote_branches(town: &mut Town, rig: &Rig, report: &mut Report) -> Result<()> {
+    let remote = rig.remote.clone().unwrap_or_default();
+    let key = remote_prune_key(&rig.name);
+    let pending = remote_prune_pending(town, &rig.name)?;
+    match crate::town::rig::prune_remote(town, Some(&rig.name), false) {
+        Ok(_) => {
+            if pending {
+                town.db.write(|tx| {
+                    tx.execute("DELETE FROM meta WHERE key = ?1", [&key])
+                        .map_err(|e| tx.err(e))?;
+                    tx.event("mq.remote_pruned", &rig.name, serde_json::json!({}))
+                })?;
+            }
+            Ok(())
+        }
+        Err(e @ Error::LeaseLost { .. }) => Err(e),
+        Err(e) => {
+            if !pending {
+                town.db.write(|tx| {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                        rusqlite::params![key, e.to_string()],
+                    )
+                    .map_err(|e| tx.err(e))?;
+                    tx.event(
+                        "mq.remote_prune_waits",
+                        &rig.name,
+                        serde_json::json!({ "error": e.to_string() }),
+                    )
+                })?;
+            }
+            if crate::git::timed_out(&e) {
+                let b = crate::town::done::record_push_failure(town, &rig.name, &remote, &e)?;
+                report
+                    .waiting
+                    .push(format!("rig {}: {}", rig.name, b.why(&remote)));
+            } else {
+                tracing::warn!(
+                    "rig {}: merged branches not deleted from {remote}: {e}",
+                    rig.name
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 fn land_some(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -> Result<()> {

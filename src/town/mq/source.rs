@@ -193,7 +193,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
     };
     let (ours, theirs) = (Oid::from_str(&local)?, Oid::from_str(&fetched)?);
     if ours == theirs {
-        return in_step(town, rig, &local).map(|_| None);
+        return in_step(town, rig, &local, false).map(|_| None);
     }
     if repo.graph_descendant_of(theirs, ours)? {
         // The user committed on their branch: their commits are the truth, the queue
@@ -212,7 +212,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
                 serde_json::json!({ "target": target, "from": local, "to": fetched }),
             )
         })?;
-        return in_step(town, rig, &fetched).map(|_| None);
+        return in_step(town, rig, &fetched, true).map(|_| None);
     }
     if !repo.graph_descendant_of(ours, theirs)? {
         return Ok(Some(Cause::Diverged));
@@ -227,7 +227,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
         && repo.graph_descendant_of(s, theirs)?
     {
         follow_rewind(town, rig, &repo, &target, &src_s, ours, theirs)?;
-        return in_step(town, rig, &fetched).map(|_| None);
+        return in_step(town, rig, &fetched, true).map(|_| None);
     }
     match crate::git::push_into_checkout(&repo_dir, &src_s, &local, &target, &fetched, within) {
         Ok(crate::git::CasPush::Pushed) => {
@@ -238,7 +238,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
                     serde_json::json!({ "source": src_s, "target": target, "from": fetched, "to": local }),
                 )
             })?;
-            in_step(town, rig, &local).map(|_| None)
+            in_step(town, rig, &local, true).map(|_| None)
         }
         // The user moved their branch meanwhile: looked at again next pass.
         Ok(crate::git::CasPush::Moved(_)) => Ok(None),
@@ -255,9 +255,10 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
     }
 }
 
-/// The source and gt's clone hold the same target `head`: recorded, and what said the
-/// work was missing there is lifted.
-fn in_step(town: &mut Town, rig: &Rig, head: &str) -> Result<()> {
+/// The source and gt's clone hold the same target `head`: what said the work was
+/// missing there is lifted, and `head` recorded when gt `moved` either side (a quiet
+/// pass writes nothing).
+fn in_step(town: &mut Town, rig: &Rig, head: &str, moved: bool) -> Result<()> {
     let key = synced_key(&rig.name);
     let known = meta(town, &key)?;
     let stale: i64 = town
@@ -269,7 +270,7 @@ fn in_step(town: &mut Town, rig: &Rig, head: &str) -> Result<()> {
             |r| r.get(0),
         )
         .map_err(|e| town.db_err(e))?;
-    if known.as_deref() == Some(head) && stale == 0 {
+    if stale == 0 && (!moved || known.as_deref() == Some(head)) {
         return Ok(());
     }
     town.db.write(|tx| {
