@@ -332,3 +332,97 @@ fn a_merged_polecat_branch_is_deleted_from_the_remote_unless_a_person_pushed_to_
     assert!(text.contains(&a_branch) && text.contains("deleted"), "{text}");
     assert_eq!(remote_polecat_branches(&remote), vec![(branch, theirs)]);
 }
+
+#[test]
+fn rig_set_command_prints_the_changed_lines_not_both_whole_scripts() {
+    let t = TestTown::new();
+    let old = "set -eu\necho one\necho two\necho three\ngt done";
+    let new = "set -eu\necho one\necho TWO\necho three\necho four\ngt done";
+    let src = t.source_repo("api");
+    t.ok(&["rig", "add", "api", src.to_str().unwrap(), "--command", old]);
+    let out = t.ok(&["rig", "set", "api", "--command", new]);
+    assert!(out.contains("command changed (5 lines → 6 lines)"), "{out}");
+    assert!(out.contains("- echo two") && out.contains("+ echo TWO"), "{out}");
+    assert!(out.contains("+ echo four"), "{out}");
+    assert!(!out.contains("echo three"), "unchanged lines are not printed: {out}");
+    // --json: the rig holds the exact new command.
+    let j = t.json(&["rig", "set", "api", "--command", old]);
+    assert_eq!(j["rig"]["command"], old, "{j}");
+    // A short one-line command still reads as before.
+    t.ok(&["rig", "set", "api", "--command", "my-agent run"]);
+    let out = t.ok(&["rig", "set", "api", "--command", "my-agent go"]);
+    assert!(out.contains("command my-agent run → my-agent go"), "{out}");
+}
+
+#[test]
+fn rig_add_of_a_path_that_does_not_exist_says_so() {
+    let t = TestTown::new();
+    let missing = t.dir.path().join("nowhere");
+    let err = t.fails(&["rig", "add", "x", missing.to_str().unwrap()], 4);
+    assert!(err.contains("not found") && err.contains("does not exist"), "{err}");
+    assert!(!err.contains("not a git repository"), "{err}");
+    assert!(err.contains("hint"), "{err}");
+    // An existing directory that is no repository keeps its own message.
+    let plain = t.dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let err = t.fails(&["rig", "add", "x", plain.to_str().unwrap()], 2);
+    assert!(err.contains("not a git repository"), "{err}");
+    t.fails(&["rig", "show", "x"], 4);
+}
+
+#[test]
+fn mq_list_shows_the_live_queue_and_all_shows_the_history() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    local_rig(&t, &[]);
+    let landed = land_one(&t, "landed");
+    let waiting = t.bead("waits for review");
+    t.ok(&["sling", &waiting]);
+    t.patrol_until("done", 90, |t| t.bead_status(&waiting) == "done");
+    let beads = |args: &[&str]| -> Vec<String> {
+        t.json(args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["bead"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(beads(&["mq", "list"]), vec![waiting.clone()]);
+    assert_eq!(beads(&["mq", "list", "--all"]), vec![landed.clone(), waiting]);
+    assert_eq!(beads(&["mq", "list", "--state", "merged"]), vec![landed]);
+}
+
+#[test]
+fn a_merge_request_out_of_attempts_does_not_invite_another_done() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("max_attempts = 1", "");
+    local_rig(
+        &t,
+        &["--merge", "auto", "--test-command", "test ! -e broken.txt"],
+    );
+    // Break the gate in attempt 1, which is its last.
+    t.ok(&[
+        "rig",
+        "set",
+        "api",
+        "--command",
+        &scripted_agent("AGENT_BREAK_ATTEMPT=1"),
+    ]);
+    let id = t.bead("breaks the gate");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead failed", 120, |t| t.bead_status(&id) == "failed");
+    let shown = mr_of(&t, &id);
+    assert_eq!(shown["state"], "failed", "{shown}");
+    let reason = shown["reason"].as_str().unwrap();
+    assert!(reason.contains("out of attempts"), "{reason}");
+    assert!(!reason.contains("`gt done` again"), "{reason}");
+    assert!(reason.contains("gt bead reopen"), "{reason}");
+    // A given-up merge request needs a person: in the live queue.
+    let live = t.json(&["mq", "list"]);
+    assert_eq!(live.as_array().unwrap().len(), 1, "{live}");
+}

@@ -430,6 +430,15 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         None if crate::git::is_url(&spec.source) => Some(spec.source.clone()),
         None => None,
     };
+    if !crate::git::is_url(&spec.source) && !std::path::Path::new(&spec.source).exists() {
+        return Err(Error::not_found(
+            format!("source {} (the path does not exist)", spec.source),
+            Some(format!(
+                "give the path of a git repository (`git -C PATH status` works there), or a URL; {} does not exist",
+                spec.source
+            )),
+        ));
+    }
     let source = if crate::git::is_url(&spec.source) {
         spec.source.clone()
     } else {
@@ -558,7 +567,11 @@ pub fn set(
     let mut changes = Vec::new();
     let mut note = |what: &str, from: String, to: String| {
         if from != to {
-            changes.push(format!("{what} {from} → {to}"));
+            // Scripts change by their lines, never printed whole twice.
+            changes.push(match what {
+                "command" | "test command" => text_change(what, &from, &to),
+                _ => format!("{what} {from} → {to}"),
+            });
         }
     };
     note("agent", before.agent.clone(), after.agent.clone());
@@ -1221,4 +1234,75 @@ pub fn prune_remote(
         }
     }
     Ok(out)
+}
+
+/// A script setting's change for a person: `what A → B` when both are one short line,
+/// else the line counts and the changed lines only (`- old`, `+ new`), bounded.
+fn text_change(what: &str, before: &str, after: &str) -> String {
+    let short = |t: &str| !t.contains('\n') && t.chars().count() <= 60;
+    if short(before) && short(after) {
+        return format!("{what} {before} → {after}");
+    }
+    let (a, b): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    let mut out = format!(
+        "{what} changed ({} line{} → {} line{})",
+        a.len(),
+        if a.len() == 1 { "" } else { "s" },
+        b.len(),
+        if b.len() == 1 { "" } else { "s" }
+    );
+    const MAX_LINES: usize = 20;
+    let shown: Vec<String> = if a.len() * b.len() > 250_000 {
+        vec!["(too long to compare line by line; `gt rig show` prints it)".into()]
+    } else {
+        line_diff(&a, &b)
+    };
+    for l in shown.iter().take(MAX_LINES) {
+        let l: String = l.chars().take(200).collect();
+        out += &format!("\n    {l}");
+    }
+    if shown.len() > MAX_LINES {
+        out += &format!("\n    … {} more changed line(s)", shown.len() - MAX_LINES);
+    }
+    out
+}
+
+/// The lines removed (`- `) and added (`+ `) from `a` to `b`, in order (a longest
+/// common subsequence keeps the rest out).
+fn line_diff(a: &[&str], b: &[&str]) -> Vec<String> {
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push(format!("- {}", a[i]));
+            i += 1;
+        } else {
+            out.push(format!("+ {}", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod change_tests {
+    #[test]
+    fn a_script_change_shows_only_its_changed_lines() {
+        let c = super::text_change("command", "a\nb\nc", "a\nB\nc\nd");
+        assert_eq!(c, "command changed (3 lines → 4 lines)\n    - b\n    + B\n    + d");
+        assert_eq!(super::text_change("command", "x", "y"), "command x → y");
+    }
 }

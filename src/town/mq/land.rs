@@ -1279,6 +1279,14 @@ pub(crate) fn send_back(
     } else {
         why.to_string()
     };
+    // Given up: the text says so instead of inviting another `gt done` nobody will send.
+    let given_up;
+    let detail = if exhausted && state != MrState::Rejected {
+        given_up = given_up_detail(detail, &mr.bead, max);
+        given_up.as_str()
+    } else {
+        detail
+    };
     let mail = (exhausted && state != MrState::Rejected).then(|| {
         crate::state::mail::Mail::new(
             format!("mq-failed-{}", mr.id),
@@ -1337,6 +1345,20 @@ pub(crate) fn send_back(
         .returned
         .push(format!("{} (mr {}): {why}", mr.bead, mr.id));
     Ok(())
+}
+
+/// A send-back `detail` for a bead that is out of attempts: what went wrong, without
+/// the closing invitation to fix and `gt done` again, and what a person can do instead.
+fn given_up_detail(detail: &str, bead: &str, max: i64) -> String {
+    let kept: Vec<&str> = detail
+        .split("\n\n")
+        .filter(|p| !p.contains("`gt done` again"))
+        .collect();
+    format!(
+        "{}\n\nIts bead {bead} is out of attempts ({max}) and failed: no agent works on it again. \
+         A person decides: `gt bead reopen {bead}` gives it more attempts, or land the change by hand.",
+        kept.join("\n\n")
+    )
 }
 
 /// Record a landing step and its values on a `testing` merge request.
