@@ -253,11 +253,18 @@ fn a_rig_opted_out_leaves_the_source_untouched() {
 
 /// The remote's `polecat/*` branches, with their commits.
 fn remote_polecat_branches(remote: &Path) -> Vec<(String, String)> {
-    git(remote, &["for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/polecat/"])
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(b, c)| (b.to_string(), c.to_string()))
-        .collect()
+    git(
+        remote,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short) %(objectname)",
+            "refs/heads/polecat/",
+        ],
+    )
+    .lines()
+    .filter_map(|l| l.split_once(' '))
+    .map(|(b, c)| (b.to_string(), c.to_string()))
+    .collect()
 }
 
 #[test]
@@ -293,7 +300,19 @@ fn a_merged_polecat_branch_is_deleted_from_the_remote_unless_a_person_pushed_to_
     assert!(out.status.success(), "{out:?}");
     std::fs::write(person.join("extra.txt"), "a person's work\n").unwrap();
     git(&person, &["add", "extra.txt"]);
-    git(&person, &["-c", "user.name=p", "-c", "user.email=p@x", "commit", "-q", "-m", "mine"]);
+    git(
+        &person,
+        &[
+            "-c",
+            "user.name=p",
+            "-c",
+            "user.email=p@x",
+            "commit",
+            "-q",
+            "-m",
+            "mine",
+        ],
+    );
     git(&person, &["push", "-q", "origin", &branch]);
     let theirs = head(&person, "HEAD");
     t.ok(&["mq", "approve", &b]);
@@ -310,7 +329,12 @@ fn a_merged_polecat_branch_is_deleted_from_the_remote_unless_a_person_pushed_to_
     let a_commit = a_mr["commit"].as_str().unwrap().to_string();
     git(
         &t.root().join("rigs/api/repo"),
-        &["push", "-q", remote.to_str().unwrap(), &format!("{a_commit}:refs/heads/{a_branch}")],
+        &[
+            "push",
+            "-q",
+            remote.to_str().unwrap(),
+            &format!("{a_commit}:refs/heads/{a_branch}"),
+        ],
     );
     let dry = t.json(&["rig", "prune", "--remote", "--dry-run"]);
     let row = |rows: &serde_json::Value, br: &str| {
@@ -324,12 +348,18 @@ fn a_merged_polecat_branch_is_deleted_from_the_remote_unless_a_person_pushed_to_
     assert_eq!(row(&dry, &a_branch)["action"], "would delete", "{dry}");
     assert_eq!(row(&dry, &branch)["action"], "kept", "{dry}");
     assert!(
-        row(&dry, &branch)["why"].as_str().unwrap().contains("pushed"),
+        row(&dry, &branch)["why"]
+            .as_str()
+            .unwrap()
+            .contains("pushed"),
         "{dry}"
     );
     assert_eq!(remote_polecat_branches(&remote).len(), 2);
     let text = t.ok(&["rig", "prune", "--remote"]);
-    assert!(text.contains(&a_branch) && text.contains("deleted"), "{text}");
+    assert!(
+        text.contains(&a_branch) && text.contains("deleted"),
+        "{text}"
+    );
     assert_eq!(remote_polecat_branches(&remote), vec![(branch, theirs)]);
 }
 
@@ -342,9 +372,15 @@ fn rig_set_command_prints_the_changed_lines_not_both_whole_scripts() {
     t.ok(&["rig", "add", "api", src.to_str().unwrap(), "--command", old]);
     let out = t.ok(&["rig", "set", "api", "--command", new]);
     assert!(out.contains("command changed (5 lines → 6 lines)"), "{out}");
-    assert!(out.contains("- echo two") && out.contains("+ echo TWO"), "{out}");
+    assert!(
+        out.contains("- echo two") && out.contains("+ echo TWO"),
+        "{out}"
+    );
     assert!(out.contains("+ echo four"), "{out}");
-    assert!(!out.contains("echo three"), "unchanged lines are not printed: {out}");
+    assert!(
+        !out.contains("echo three"),
+        "unchanged lines are not printed: {out}"
+    );
     // --json: the rig holds the exact new command.
     let j = t.json(&["rig", "set", "api", "--command", old]);
     assert_eq!(j["rig"]["command"], old, "{j}");
@@ -359,7 +395,10 @@ fn rig_add_of_a_path_that_does_not_exist_says_so() {
     let t = TestTown::new();
     let missing = t.dir.path().join("nowhere");
     let err = t.fails(&["rig", "add", "x", missing.to_str().unwrap()], 4);
-    assert!(err.contains("not found") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("not found") && err.contains("does not exist"),
+        "{err}"
+    );
     assert!(!err.contains("not a git repository"), "{err}");
     assert!(err.contains("hint"), "{err}");
     // An existing directory that is no repository keeps its own message.
@@ -390,7 +429,10 @@ fn mq_list_shows_the_live_queue_and_all_shows_the_history() {
             .collect()
     };
     assert_eq!(beads(&["mq", "list"]), vec![waiting.clone()]);
-    assert_eq!(beads(&["mq", "list", "--all"]), vec![landed.clone(), waiting]);
+    assert_eq!(
+        beads(&["mq", "list", "--all"]),
+        vec![landed.clone(), waiting]
+    );
     assert_eq!(beads(&["mq", "list", "--state", "merged"]), vec![landed]);
 }
 

@@ -40,7 +40,10 @@ fn mq_run_and_mq_reject_leave_the_last_patrol_pass_a_success() {
     let id = t.bead("reviewed");
     t.ok(&["sling", &id]);
     t.patrol_until("its merge request", 60, |t| {
-        !t.json(&["mq", "list", "--all"]).as_array().unwrap().is_empty()
+        !t.json(&["mq", "list", "--all"])
+            .as_array()
+            .unwrap()
+            .is_empty()
     });
     t.ok(&["patrol"]);
     let p = patrol_health(&t);
@@ -448,7 +451,9 @@ fn a_hung_landing_push_is_backed_off_not_retried_every_pass() {
     // The remote answers again: after the backoff the change lands, once.
     std::fs::remove_file(&hook).unwrap();
     t.patrol_until("landed after the backoff", 90, |t| {
-        t.json(&["mq", "list", "--all"]).to_string().contains("\"merged\"")
+        t.json(&["mq", "list", "--all"])
+            .to_string()
+            .contains("\"merged\"")
     });
     let log = git(&remote, &["log", "--first-parent", "--format=%s", "main"]);
     assert_eq!(log.matches(&a).count(), 1, "{log}");

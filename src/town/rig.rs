@@ -1144,8 +1144,8 @@ pub fn prune_remote(
         let repo = git2::Repository::open(&repo_dir)?;
         let heads = crate::git::remote_branches(&repo_dir, &url, within)?;
         let conn = town.db.conn();
-        let mrs = crate::state::merge_requests::list(conn, Some(&r.name))
-            .map_err(|e| town.db_err(e))?;
+        let mrs =
+            crate::state::merge_requests::list(conn, Some(&r.name)).map_err(|e| town.db_err(e))?;
         let holders: Vec<agents::Agent> = agents::list(conn, Some(&r.name))
             .map_err(|e| town.db_err(e))?
             .into_iter()
@@ -1214,8 +1214,9 @@ pub fn prune_remote(
                 }
                 Ok(why) => {
                     town.db.renew_lease()?;
-                    if crate::git::delete_remote_branch_cas(&repo_dir, &url, branch, commit, within)?
-                    {
+                    if crate::git::delete_remote_branch_cas(
+                        &repo_dir, &url, branch, commit, within,
+                    )? {
                         town.db.write(|tx| {
                             tx.event(
                                 "branch.remote_pruned",
@@ -1302,7 +1303,10 @@ mod change_tests {
     #[test]
     fn a_script_change_shows_only_its_changed_lines() {
         let c = super::text_change("command", "a\nb\nc", "a\nB\nc\nd");
-        assert_eq!(c, "command changed (3 lines → 4 lines)\n    - b\n    + B\n    + d");
+        assert_eq!(
+            c,
+            "command changed (3 lines → 4 lines)\n    - b\n    + B\n    + d"
+        );
         assert_eq!(super::text_change("command", "x", "y"), "command x → y");
     }
 }

@@ -222,7 +222,11 @@ pub fn list(
                         .map(|c| &c[..12.min(c.len())])
                         .unwrap_or("?")
                 );
-                match m.reason.as_deref().filter(|r| r.starts_with(source::NOT_DELIVERED)) {
+                match m
+                    .reason
+                    .as_deref()
+                    .filter(|r| r.starts_with(source::NOT_DELIVERED))
+                {
                     Some(r) => format!("{on}; {}", first_line(&Some(r.to_string()))),
                     None => on,
                 }

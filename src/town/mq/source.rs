@@ -334,7 +334,12 @@ fn tell(town: &mut Town, rig: &Rig, src: &std::path::Path, cause: Cause) -> Resu
             "unreadable",
             format!(
                 "cannot read it: {}",
-                d.lines().next().unwrap_or("").chars().take(300).collect::<String>()
+                d.lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             ),
             format!(
                 "git -C {} pull --ff-only {} {target}",
@@ -366,19 +371,18 @@ fn tell(town: &mut Town, rig: &Rig, src: &std::path::Path, cause: Cause) -> Resu
         }
         None => Default::default(),
     };
-    let concerned: Vec<i64> =
-        merge_requests::in_state(town.db.conn(), &rig.name, MrState::Merged)
-            .map_err(|e| town.db_err(e))?
-            .into_iter()
-            .filter(|m| {
-                m.reason.as_deref() != Some(why.as_str())
-                    && m.merged_commit
-                        .as_deref()
-                        .and_then(|c| Oid::from_str(c).ok())
-                        .is_some_and(|c| missing.contains(&c))
-            })
-            .map(|m| m.id)
-            .collect();
+    let concerned: Vec<i64> = merge_requests::in_state(town.db.conn(), &rig.name, MrState::Merged)
+        .map_err(|e| town.db_err(e))?
+        .into_iter()
+        .filter(|m| {
+            m.reason.as_deref() != Some(why.as_str())
+                && m.merged_commit
+                    .as_deref()
+                    .and_then(|c| Oid::from_str(c).ok())
+                    .is_some_and(|c| missing.contains(&c))
+        })
+        .map(|m| m.id)
+        .collect();
     let state = theirs
         .map(|t| short(&t.to_string()).to_string())
         .unwrap_or_else(|| "none".into());
@@ -398,7 +402,9 @@ fn tell(town: &mut Town, rig: &Rig, src: &std::path::Path, cause: Cause) -> Resu
              (`gt rig set {} --land-into-source off` stops delivering.)",
             rig.name,
             src.display(),
-            local.map(|l| short(&l.to_string()).to_string()).unwrap_or_default(),
+            local
+                .map(|l| short(&l.to_string()).to_string())
+                .unwrap_or_default(),
             clone.display(),
             rig.name
         ),
