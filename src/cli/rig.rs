@@ -56,8 +56,12 @@ pub struct PruneArgs {
 /// (ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN when only that one is set;
 /// OPENAI_API_KEY), each unless given too. Set the secret with `gt secret set NAME`.
 /// Settings not given take the town defaults from gt.toml. A local path is cloned with
-/// no remote (agents' branches stay local); a URL is cloned with the user's `git` and
-/// becomes the remote that finished work is pushed to, unless --remote says otherwise.
+/// no remote: agents' branches stay in the town, and landed work is fast-forwarded into
+/// that repository's default branch when git allows it (not checked out, or checked out
+/// with a clean work tree; else you are told the command that takes it;
+/// --land-into-source off keeps it in the town's clone). A URL is cloned with the user's
+/// `git` and becomes the remote that finished work is pushed to, unless --remote says
+/// otherwise. The command prints where landed work goes.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   printf %s "$ANTHROPIC_API_KEY" | gt secret set ANTHROPIC_API_KEY
