@@ -468,3 +468,32 @@ fn a_merge_request_out_of_attempts_does_not_invite_another_done() {
     let live = t.json(&["mq", "list"]);
     assert_eq!(live.as_array().unwrap().len(), 1, "{live}");
 }
+
+#[test]
+fn a_remote_that_cannot_be_asked_after_a_merge_gets_its_branch_deleted_on_a_later_pass() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = landing_rig(&t, &scripted_agent(""), &[]);
+    let id = t.bead("a change");
+    t.ok(&["sling", &id]);
+    t.patrol_until("done", 90, |t| t.bead_status(&id) == "done");
+    t.ok(&["mq", "approve", &id]);
+    // Merged; then the remote is gone before its branch can be deleted.
+    let release = t.dir.path().join("release");
+    let p = t.paused_at(&["mq", "run"], "mq.merged.after", Some(&release));
+    let aside = t.dir.path().join("remote-aside.git");
+    std::fs::rename(&remote, &aside).unwrap();
+    std::fs::write(&release, "").unwrap();
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "a remote that cannot be asked fails no run: {err}");
+    assert_eq!(mr_state(&t, &id), "merged");
+    t.ok(&["patrol"]);
+    // Back: the next pass deletes it, by itself.
+    std::fs::rename(&aside, &remote).unwrap();
+    assert_eq!(remote_polecat_branches(&remote).len(), 1);
+    t.patrol_until("the branch deleted on a later pass", 30, |_| {
+        remote_polecat_branches(&remote).is_empty()
+    });
+}
