@@ -2880,7 +2880,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__mq__subcmd__list)
-            opts="-q -v -h --rig --state --town --json --quiet --verbose --help"
+            opts="-q -v -h --rig --state --all --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3324,7 +3324,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__add)
-            opts="-q -v -h --agent --image --command --env --no-env --secret --placement --no-placement --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --placement --no-placement --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --land-into-source --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3395,6 +3395,10 @@ _gt() {
                     return 0
                     ;;
                 --digest)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
+                    return 0
+                    ;;
+                --land-into-source)
                     COMPREPLY=($(compgen -W "on off" -- "${cur}"))
                     return 0
                     ;;
@@ -3540,7 +3544,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__prune)
-            opts="-q -v -h --dry-run --town --json --quiet --verbose --help"
+            opts="-q -v -h --dry-run --remote --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3576,7 +3580,7 @@ _gt() {
             return 0
             ;;
         gt__subcmd__rig__subcmd__set)
-            opts="-q -v -h --agent --image --command --env --no-env --secret --placement --no-placement --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --if-version --town --json --quiet --verbose --help"
+            opts="-q -v -h --agent --image --command --env --no-env --secret --placement --no-placement --no-secrets --memory --cpus --remote --max-polecats --pids --network --merge --test-command --merge-style --gate-secrets --digest --land-into-source --if-version --town --json --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3647,6 +3651,10 @@ _gt() {
                     return 0
                     ;;
                 --digest)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
+                    return 0
+                    ;;
+                --land-into-source)
                     COMPREPLY=($(compgen -W "on off" -- "${cur}"))
                     return 0
                     ;;

@@ -102,6 +102,8 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l digest -d 'Fold this rig\'s done notices into one digest mail to the mayor per patrol pass (escalations are never folded)' -r -f -a "on\t''
 off\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l land-into-source -d 'For a rig whose SOURCE is a local repository and that has no --remote: whether landed work is fast-forwarded into that repository\'s default branch (on, the default; only when git allows it: the branch not checked out, or checked out with a clean work tree, which is then updated). off: it stays in the town\'s clone (rigs/NAME/repo)' -r -f -a "on\t''
+off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l no-env -d 'Clear the rig\'s environment (a preset\'s included)'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from add" -l no-placement -d 'Remove the rig\'s placement constraints (its agents may run on any node)'
@@ -145,6 +147,8 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l digest -d 'Fold this rig\'s done notices into one digest mail to the mayor per patrol pass (escalations are never folded)' -r -f -a "on\t''
 off\t''"
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l land-into-source -d 'For a rig whose SOURCE is a local repository and that has no --remote: whether landed work is fast-forwarded into that repository\'s default branch (on, the default; only when git allows it: the branch not checked out, or checked out with a clean work tree, which is then updated). off: it stays in the town\'s clone (rigs/NAME/repo)' -r -f -a "on\t''
+off\t''"
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l if-version -d 'Only change it if the rig\'s version is still N, the one you read (exit 3 otherwise)' -r
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from set" -l no-env -d 'Clear the rig\'s environment (a preset\'s included)'
@@ -161,6 +165,7 @@ complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_fr
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -l dry-run -d 'Say what would be deleted, delete nothing'
+complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -l remote -d 'Prune the rig\'s remote instead: its `polecat/*` branches whose work is on the default branch, each only if still at the commit gt pushed (a branch someone pushed to is kept). Patrol does this by itself after each merge'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand rig; and __fish_seen_subcommand_from prune" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
@@ -440,7 +445,7 @@ complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -f -a "list" -d 'List merge requests, oldest first, with their state and why each waits'
+complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -f -a "list" -d 'List the live merge queue, oldest first, with each one\'s state and why it waits'
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -f -a "show" -d 'Show a merge request: its bead, branch, commits, files, where it stands and why, and its history'
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -f -a "approve" -d 'Let a merge request that needs review land (it keeps its place in the queue)'
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -f -a "reject" -d 'Send a merge request back: its bead reopens on its branch and is dispatched again, with WHY in the agent\'s prime'
@@ -448,7 +453,7 @@ complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -f -a "diff" -d 'Show what a merge request (or bead) changed: the same command as `gt diff`'
 complete -c gt -n "__fish_gt_using_subcommand mq; and not __fish_seen_subcommand_from list show approve reject run diff help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -l rig -d 'Only this rig\'s' -r
-complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -l state -d 'Only merge requests in this state (repeatable)' -r -f -a "queued\t''
+complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -l state -d 'Only merge requests in this state (repeatable; any of the history)' -r -f -a "queued\t''
 needs-review\t''
 testing\t''
 merged\t''
@@ -457,6 +462,7 @@ failed\t''
 rejected\t''
 superseded\t''"
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -l town -d 'The town directory (default: the nearest parent of the working directory with .gt/)' -r -F
+complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -l all -d 'Every merge request, merged, sent back and superseded ones included'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON instead of tables'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
@@ -490,7 +496,7 @@ complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_fro
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from diff" -s q -l quiet -d 'Print less'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from diff" -s v -l verbose -d 'Print diagnostics on stderr (-vv for more)'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "list" -d 'List merge requests, oldest first, with their state and why each waits'
+complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the live merge queue, oldest first, with each one\'s state and why it waits'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a merge request: its bead, branch, commits, files, where it stands and why, and its history'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Let a merge request that needs review land (it keeps its place in the queue)'
 complete -c gt -n "__fish_gt_using_subcommand mq; and __fish_seen_subcommand_from help" -f -a "reject" -d 'Send a merge request back: its bead reopens on its branch and is dispatched again, with WHY in the agent\'s prime'
@@ -685,7 +691,7 @@ complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_f
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mail" -f -a "inbox" -d 'List an inbox\'s messages (the mayor\'s by default), oldest first'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mail" -f -a "read" -d 'Show one message in full (sender, time, subject, body) and mark it read'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mail" -f -a "ack" -d 'Acknowledge messages: mark them handled (and read)'
-complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mq" -f -a "list" -d 'List merge requests, oldest first, with their state and why each waits'
+complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mq" -f -a "list" -d 'List the live merge queue, oldest first, with each one\'s state and why it waits'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mq" -f -a "show" -d 'Show a merge request: its bead, branch, commits, files, where it stands and why, and its history'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mq" -f -a "approve" -d 'Let a merge request that needs review land (it keeps its place in the queue)'
 complete -c gt -n "__fish_gt_using_subcommand help; and __fish_seen_subcommand_from mq" -f -a "reject" -d 'Send a merge request back: its bead reopens on its branch and is dispatched again, with WHY in the agent\'s prime'

@@ -165,7 +165,7 @@ fn a_claude_rig_lands_real_claude_code_work_with_its_secret_kept_out_of_sight() 
     eprintln!("sling to first model request: {:?}", started.elapsed());
     assert_secret_not_in_inspect(&t);
     t.patrol_until("the bead done", 120, |t| t.bead_status(&id) == "done");
-    let mr = t.json(&["mq", "list"])[0]["commit"]
+    let mr = t.json(&["mq", "list", "--all"])[0]["commit"]
         .as_str()
         .unwrap()
         .to_string();
@@ -213,7 +213,7 @@ fn a_codex_rig_lands_real_codex_work() {
     let id = t.bead("write hello.txt");
     t.ok(&["sling", &id]);
     t.patrol_until("the bead done", 120, |t| t.bead_status(&id) == "done");
-    let mr = t.json(&["mq", "list"])[0]["commit"]
+    let mr = t.json(&["mq", "list", "--all"])[0]["commit"]
         .as_str()
         .unwrap()
         .to_string();

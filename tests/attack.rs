@@ -168,7 +168,7 @@ impl Arena {
     /// commit and the files of its tree.
     fn landed(&self, bead: &str) -> (String, Vec<String>) {
         assert_eq!(self.t.bead_status(bead), "done", "bead {bead}");
-        let mrs = self.t.json(&["mq", "list"]);
+        let mrs = self.t.json(&["mq", "list", "--all"]);
         let mr = mrs
             .as_array()
             .unwrap()

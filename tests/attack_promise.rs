@@ -47,7 +47,7 @@ fn on_remote(remote: &std::path::Path, args: &[&str]) -> String {
 
 /// The latest merge request of `bead`, as `gt mq list --json` shows it.
 fn latest_mr(t: &TestTown, bead: &str) -> serde_json::Value {
-    t.json(&["mq", "list"])
+    t.json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()
@@ -264,7 +264,7 @@ fn requests_written_after_done_are_never_applied() {
         applied.push("a checkpoint written after done is on the bead".to_string());
     }
     let mrs: Vec<_> = t
-        .json(&["mq", "list"])
+        .json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()

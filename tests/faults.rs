@@ -555,7 +555,7 @@ fn a_disk_that_fills_during_the_checkout_leaves_nothing_half_made_and_loses_noth
     disk.resize("64m");
     t.ok(&["sling", &id]);
     t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
-    let mr = t.json(&["mq", "list"])[0]["commit"]
+    let mr = t.json(&["mq", "list", "--all"])[0]["commit"]
         .as_str()
         .unwrap()
         .to_string();

@@ -61,7 +61,7 @@ fn on_remote(remote: &std::path::Path, args: &[&str]) -> String {
 }
 
 fn mrs(t: &TestTown, bead: &str) -> Vec<serde_json::Value> {
-    t.json(&["mq", "list"])
+    t.json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()
@@ -599,7 +599,7 @@ fn a_town_moved_while_a_gate_runs_lands_the_change_once_and_blames_nobody() {
     let deadline = Instant::now() + Duration::from_secs(deadline_secs(120));
     loop {
         let p = json_at(&t, &moved, &["patrol"]);
-        let list = json_at(&t, &moved, &["mq", "list"]);
+        let list = json_at(&t, &moved, &["mq", "list", "--all"]);
         let last = list
             .as_array()
             .and_then(|l| l.iter().rfind(|m| m["bead"] == id.as_str()).cloned())

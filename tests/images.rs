@@ -61,7 +61,7 @@ fn a_base_image_built_from_host_files_runs_agents_as_a_non_root_user() {
     let id = t.bead("on the built image");
     t.ok(&["sling", &id]);
     t.patrol_until("the bead done", 60, |t| t.bead_status(&id) == "done");
-    let mr = t.json(&["mq", "list"])[0]["commit"]
+    let mr = t.json(&["mq", "list", "--all"])[0]["commit"]
         .as_str()
         .unwrap()
         .to_string();

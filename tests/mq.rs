@@ -24,7 +24,7 @@ fn a_finished_beads_work_can_be_reviewed_as_a_diff_and_a_merge_request() {
     assert!(stat.contains(&format!("{file} | +1 -0")), "{stat}");
     assert!(stat.contains("1 file(s) changed, +1 -0"), "{stat}");
     // The merge request, by its id and by its bead.
-    let mr = t.json(&["mq", "list"])[0].clone();
+    let mr = t.json(&["mq", "list", "--all"])[0].clone();
     let mr_id = mr["id"].to_string();
     let shown = t.json(&["mq", "show", &mr_id]);
     assert_eq!(shown["bead"], id.as_str(), "{shown}");
@@ -77,7 +77,7 @@ fn on_remote(remote: &std::path::Path, args: &[&str]) -> String {
 }
 
 fn mr_states(t: &TestTown, bead: &str) -> Vec<String> {
-    t.json(&["mq", "list"])
+    t.json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()
@@ -144,7 +144,7 @@ fn two_beads_on_different_files_both_land_on_the_remotes_main_squashed() {
     assert!(log.contains("Merge-request: "), "{log}");
     // Each merged request names the commit that carries it, which is on the remote.
     for m in t
-        .json(&["mq", "list", "--state", "merged"])
+        .json(&["mq", "list", "--all", "--state", "merged"])
         .as_array()
         .unwrap()
     {
@@ -211,7 +211,7 @@ fn a_conflicting_change_is_sent_back_with_its_files_rebased_by_the_agent_and_lan
     };
     assert_eq!(mr_states(&t, landed_first), vec!["merged"]);
     assert_eq!(mr_states(&t, sent_back), vec!["conflict", "merged"]);
-    let conflicted = &t.json(&["mq", "list", "--state", "conflict"])[0];
+    let conflicted = &t.json(&["mq", "list", "--all", "--state", "conflict"])[0];
     assert!(
         conflicted["reason"]
             .as_str()
@@ -260,7 +260,7 @@ fn a_change_that_breaks_the_gate_goes_back_with_the_gates_output_and_lands_fixed
         latest_state(t, &id) == "merged"
     });
     assert_eq!(mr_states(&t, &id), vec!["failed", "merged"]);
-    let failed = &t.json(&["mq", "list", "--state", "failed"])[0];
+    let failed = &t.json(&["mq", "list", "--all", "--state", "failed"])[0];
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("GATE SAYS: broken.txt must go"), "{reason}");
     // The failing candidate was retried once (a flaky gate passes the second time),
@@ -351,7 +351,7 @@ fn a_target_that_fails_its_gate_alone_is_escalated_once_and_blocks_nothing_of_th
     assert_eq!(t.mayor_mail_subject("fails its gate").len(), 1);
     assert_eq!(mr_states(&t, &id), vec!["queued"]);
     assert_eq!(t.bead_status(&id), "done");
-    let listed = t.ok(&["mq", "list"]);
+    let listed = t.ok(&["mq", "list", "--all"]);
     assert!(listed.contains("fails its gate"), "{listed}");
     // A person fixes main on the remote: the queue goes on and the change lands.
     let fix = t.root().parent().unwrap().join("fix");
@@ -411,7 +411,7 @@ fn review_mode_waits_for_approval_and_a_rejection_reopens_the_bead_with_the_reas
         (Some(2), Some(0), Some("open")),
         "{v}"
     );
-    let waits = t.ok(&["mq", "list", "--state", "needs-review"]);
+    let waits = t.ok(&["mq", "list", "--all", "--state", "needs-review"]);
     assert!(waits.contains("waits for review"), "{waits}");
     // Approve one: it lands; the other still waits.
     t.ok(&["mq", "approve", &a]);
@@ -443,7 +443,7 @@ fn review_mode_waits_for_approval_and_a_rejection_reopens_the_bead_with_the_reas
 }
 
 fn mr_id_of(t: &TestTown, bead: &str, state: &str) -> String {
-    t.json(&["mq", "list"])
+    t.json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()
@@ -542,7 +542,7 @@ fn landing_killed_at_every_step_converges_each_change_landed_once_oldest_first()
         ids.iter().all(|id| t.bead_status(id) == "done")
     });
     let recorded: Vec<String> = t
-        .json(&["mq", "list"])
+        .json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()

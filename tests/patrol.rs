@@ -131,7 +131,10 @@ fn killing_every_container_at_once_is_recovered_in_one_pass() {
     t.patrol_until("all five done", 90, |t| {
         ids.iter().all(|id| t.bead_status(id) == "done")
     });
-    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 5);
+    assert_eq!(
+        t.json(&["mq", "list", "--all"]).as_array().unwrap().len(),
+        5
+    );
     for id in &ids {
         let branch = t.json(&["bead", "show", id])["branch"]
             .as_str()
@@ -290,7 +293,7 @@ fn killed_patrol_converges(fp: &str) {
     });
     t.ok(&["patrol"]);
     for id in [&a, &b] {
-        let mrs = t.json(&["mq", "list"]);
+        let mrs = t.json(&["mq", "list", "--all"]);
         assert_eq!(
             mrs.as_array()
                 .unwrap()
@@ -458,7 +461,7 @@ fn chaos_every_bead_is_done_exactly_once() {
         ids.iter().all(|id| t.bead_status(id) == "done")
     });
     t.ok(&["patrol"]);
-    let mrs = t.json(&["mq", "list"]);
+    let mrs = t.json(&["mq", "list", "--all"]);
     for id in &ids {
         assert_eq!(
             mrs.as_array()
@@ -692,7 +695,10 @@ fn patrol_watch_finishes_work_without_help() {
     watch.kill().unwrap();
     let _ = watch.wait();
     assert!(done, "patrol --watch did not finish the bead");
-    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.json(&["mq", "list", "--all"]).as_array().unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -845,7 +851,10 @@ fn a_bead_failed_by_oom_lands_after_rig_set_memory_and_reopen() {
         ds[0]["branch"], ds[1]["branch"],
         "the retry resumes on the same branch"
     );
-    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.json(&["mq", "list", "--all"]).as_array().unwrap().len(),
+        1
+    );
     t.doctor_clean();
 }
 

@@ -317,7 +317,7 @@ fn every_view_of_agent_text_redacts_a_secret_it_holds() {
         vec!["--json", "mail", "read", &mail_id],
         vec!["log"],
         vec!["--json", "log"],
-        vec!["mq", "list"],
+        vec!["mq", "list", "--all"],
         vec!["--json", "status"],
         vec!["polecat", "list"],
         vec!["top", "--once"],

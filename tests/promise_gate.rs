@@ -41,7 +41,7 @@ fn landing_rig(t: &TestTown, command: &str, extra: &[&str]) -> std::path::PathBu
 }
 
 fn mrs(t: &TestTown, bead: &str) -> Vec<serde_json::Value> {
-    t.json(&["mq", "list"])
+    t.json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()
@@ -316,7 +316,7 @@ fn a_candidates_leftovers_never_reach_the_target_only_gate_of_a_non_root_gt() {
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let first_mr = || -> Option<serde_json::Value> {
-        json(&["mq", "list"])
+        json(&["mq", "list", "--all"])
             .as_array()
             .unwrap()
             .iter()

@@ -14,7 +14,7 @@ fn on_remote(remote: &std::path::Path, args: &[&str]) -> String {
 
 /// The latest merge request of `bead`, as `gt mq list --json` shows it.
 fn latest_mr(t: &TestTown, bead: &str) -> serde_json::Value {
-    t.json(&["mq", "list"])
+    t.json(&["mq", "list", "--all"])
         .as_array()
         .unwrap()
         .iter()

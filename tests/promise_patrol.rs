@@ -40,7 +40,10 @@ fn mq_run_and_mq_reject_leave_the_last_patrol_pass_a_success() {
     let id = t.bead("reviewed");
     t.ok(&["sling", &id]);
     t.patrol_until("its merge request", 60, |t| {
-        !t.json(&["mq", "list"]).as_array().unwrap().is_empty()
+        !t.json(&["mq", "list", "--all"])
+            .as_array()
+            .unwrap()
+            .is_empty()
     });
     t.ok(&["patrol"]);
     let p = patrol_health(&t);
@@ -52,7 +55,7 @@ fn mq_run_and_mq_reject_leave_the_last_patrol_pass_a_success() {
     assert_eq!(p["last_pass_failed"], false, "after gt mq run: {p}");
     assert!(p["failure"].is_null(), "{p}");
 
-    let mr = t.json(&["mq", "list"])[0]["id"].to_string();
+    let mr = t.json(&["mq", "list", "--all"])[0]["id"].to_string();
     t.ok(&["mq", "reject", &mr, "-m", "not like this"]);
     let p = patrol_health(&t);
     assert_eq!(p["last_pass_failed"], false, "after gt mq reject: {p}");
@@ -448,7 +451,9 @@ fn a_hung_landing_push_is_backed_off_not_retried_every_pass() {
     // The remote answers again: after the backoff the change lands, once.
     std::fs::remove_file(&hook).unwrap();
     t.patrol_until("landed after the backoff", 90, |t| {
-        t.json(&["mq", "list"]).to_string().contains("\"merged\"")
+        t.json(&["mq", "list", "--all"])
+            .to_string()
+            .contains("\"merged\"")
     });
     let log = git(&remote, &["log", "--first-parent", "--format=%s", "main"]);
     assert_eq!(log.matches(&a).count(), 1, "{log}");

@@ -8,7 +8,7 @@ use support::*;
 fn assert_done_once(t: &TestTown, bead: &str, remote: &std::path::Path) {
     let b = t.json(&["bead", "show", bead]);
     assert_eq!(b["status"], "done", "{b}");
-    let mrs = t.json(&["mq", "list"]);
+    let mrs = t.json(&["mq", "list", "--all"]);
     let mine: Vec<_> = mrs
         .as_array()
         .unwrap()
@@ -461,7 +461,7 @@ fn done_with_a_status_sets_the_beads_status() {
     t.ok(&["patrol"]);
     assert_eq!(t.bead_status(&id), "deferred");
     // The uncommitted file was committed at done, never dropped.
-    let mr = &t.json(&["mq", "list"])[0];
+    let mr = &t.json(&["mq", "list", "--all"])[0];
     let files = git(
         &t.root().join("rigs/api/repo"),
         &[
@@ -630,7 +630,7 @@ fn prune_deletes_only_branches_whose_work_is_safe_on_the_remote() {
             .any(|e| e["kind"] == "branch.pruned" && e["data"]["commit"] == commit.as_str()),
         "{log}"
     );
-    let mrs = t.json(&["mq", "list"]);
+    let mrs = t.json(&["mq", "list", "--all"]);
     let mr = mrs
         .as_array()
         .unwrap()
@@ -684,7 +684,7 @@ fn an_agent_that_lingers_after_done_is_stopped_and_its_late_writes_are_kept() {
     // `gt done` is not in the recorded commit, and the worktree is kept with it.
     assert!(t.running_containers().is_empty());
     assert!(wt.join("late.txt").exists(), "the late writes are kept");
-    let mr = t.json(&["mq", "list"])[0].clone();
+    let mr = t.json(&["mq", "list", "--all"])[0].clone();
     let files = git(
         &remote,
         &["ls-tree", "--name-only", mr["commit"].as_str().unwrap()],

@@ -822,7 +822,10 @@ fn a_database_locked_while_sling_starts_the_agent_loses_no_work() {
     t.patrol_until("the locked-out agent's work to land", 60, |t| {
         t.bead_status(&id) == "done"
     });
-    assert_eq!(t.json(&["mq", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.json(&["mq", "list", "--all"]).as_array().unwrap().len(),
+        1
+    );
     t.doctor_clean();
 }
 

@@ -408,7 +408,7 @@ fn the_merge_queue_gates_and_lands_a_change_on_a_swarm() {
     let id = s.bead("gated on the swarm");
     s.ok(&["sling", &id]);
     s.patrol_until("the change merged", 120, |s| {
-        s.json(&["mq", "list", "--state", "merged"])
+        s.json(&["mq", "list", "--all", "--state", "merged"])
             .as_array()
             .is_some_and(|a| a.len() == 1)
     });

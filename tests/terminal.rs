@@ -236,7 +236,7 @@ fn hostile_agent_text_reaches_people_escaped_and_programs_exact() {
     )
     .unwrap();
     t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
-    person(&t, &["mq", "list"]);
+    person(&t, &["mq", "list", "--all"]);
     let done = t.mayor_mail_subject(&format!("{id} done"));
     assert_eq!(done.len(), 1, "{done:?}");
     assert!(

@@ -539,7 +539,7 @@ fn town_with_reviews(t: &TestTown, n: usize) -> Vec<String> {
     args.extend(beads.iter().map(String::as_str));
     t.ok(&args);
     t.patrol_until("the merge requests to wait for review", 60, |t| {
-        let mrs = t.json(&["mq", "list"]);
+        let mrs = t.json(&["mq", "list", "--all"]);
         mrs.as_array()
             .is_some_and(|a| a.len() == n && a.iter().all(|m| m["state"] == "needs-review"))
     });
@@ -581,7 +581,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
     tmux.wait("the answer no", 30, |s| {
         s.contains("merge request 1 left as it was")
     });
-    let mrs = t.json(&["mq", "list"]);
+    let mrs = t.json(&["mq", "list", "--all"]);
     assert!(
         mrs.as_array()
             .unwrap()
@@ -592,7 +592,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
 
     // Merge request ids follow the order the beads finished in.
     let bead_of = |id: i64| {
-        t.json(&["mq", "list"])
+        t.json(&["mq", "list", "--all"])
             .as_array()
             .unwrap()
             .iter()
@@ -614,7 +614,7 @@ fn merge_requests_waiting_for_review_are_problems_and_r_rejects_and_a_approves_t
             && w.contains("with your reason")
     });
     let state = |id: i64| {
-        t.json(&["mq", "list"])
+        t.json(&["mq", "list", "--all"])
             .as_array()
             .unwrap()
             .iter()

@@ -29,8 +29,11 @@ pub struct MqArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum MqCommand {
-    /// List merge requests, oldest first, with their state and why each waits.
+    /// List the live merge queue, oldest first, with each one's state and why it waits.
     ///
+    /// By default: what waits (needs-review, queued, testing) and what ended but still
+    /// needs a person (failed for good: its bead is out of attempts; merged but not in
+    /// your repository yet). `--all` shows the history too; `--state` picks states.
     /// States: queued (waits its turn), needs-review (waits for `gt mq approve`),
     /// testing (being landed), merged, conflict / failed / rejected (sent back to its
     /// bead), superseded (newer work of its bead, or its bead closed).
@@ -42,9 +45,12 @@ pub enum MqCommand {
         /// Only this rig's.
         #[arg(long)]
         rig: Option<String>,
-        /// Only merge requests in this state (repeatable).
+        /// Only merge requests in this state (repeatable; any of the history).
         #[arg(long, value_name = "STATE", value_parser = STATES)]
         state: Vec<String>,
+        /// Every merge request, merged, sent back and superseded ones included.
+        #[arg(long)]
+        all: bool,
     },
     /// Show a merge request: its bead, branch, commits, files, where it stands and why,
     /// and its history.
@@ -109,7 +115,7 @@ const STATES: [&str; 8] = [
 
 pub fn run(g: &Global, a: &MqArgs) -> Result<()> {
     match &a.command {
-        MqCommand::List { rig, state } => list(g, rig.as_deref(), state),
+        MqCommand::List { rig, state, all } => list(g, rig.as_deref(), state, *all),
         MqCommand::Show { id } => show(g, id),
         MqCommand::Diff(d) => super::diff::run(g, d),
         MqCommand::Approve { id } => {
@@ -188,15 +194,24 @@ pub fn run(g: &Global, a: &MqArgs) -> Result<()> {
     }
 }
 
-fn list(g: &Global, rig: Option<&str>, states: &[String]) -> Result<()> {
+fn list(g: &Global, rig: Option<&str>, states: &[String], all: bool) -> Result<()> {
     let town = g.town()?;
     let states: Vec<MrState> = states.iter().filter_map(|s| s.parse().ok()).collect();
-    let list = crate::town::mq::list(&town, rig, &states)?;
+    let which = if all {
+        crate::town::mq::Listing::All
+    } else {
+        crate::town::mq::Listing::Live
+    };
+    let list = crate::town::mq::list(&town, rig, &states, which)?;
     if g.json {
         return output::json(&list);
     }
     if list.is_empty() {
-        return output::println_out("no merge requests");
+        return output::println_out(if all || !states.is_empty() {
+            "no merge requests"
+        } else {
+            "nothing in the queue (`gt mq list --all` shows the history)"
+        });
     }
     let mut t = output::Table::new(&["id", "bead", "rig", "state", "commit", "why"]);
     for l in &list {

@@ -63,6 +63,11 @@ pub struct PruneArgs {
     /// Say what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Prune the rig's remote instead: its `polecat/*` branches whose work is on the
+    /// default branch, each only if still at the commit gt pushed (a branch someone
+    /// pushed to is kept). Patrol does this by itself after each merge.
+    #[arg(long)]
+    pub remote: bool,
 }
 
 /// Add a rig: clone SOURCE into rigs/NAME/repo and record its agent settings.
@@ -72,8 +77,12 @@ pub struct PruneArgs {
 /// (ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN when only that one is set;
 /// OPENAI_API_KEY), each unless given too. Set the secret with `gt secret set NAME`.
 /// Settings not given take the town defaults from gt.toml. A local path is cloned with
-/// no remote (agents' branches stay local); a URL is cloned with the user's `git` and
-/// becomes the remote that finished work is pushed to, unless --remote says otherwise.
+/// no remote: agents' branches stay in the town, and landed work is fast-forwarded into
+/// that repository's default branch when git allows it (not checked out, or checked out
+/// with a clean work tree; else you are told the command that takes it;
+/// --land-into-source off keeps it in the town's clone). A URL is cloned with the user's
+/// `git` and becomes the remote that finished work is pushed to, unless --remote says
+/// otherwise. The command prints where landed work goes.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = r#"Examples:
   gt rig add api ~/src/api --image gt-agent:latest --command 'my-agent "$(gt prime)"'
@@ -177,6 +186,13 @@ pub struct SettingsArgs {
     /// (escalations are never folded).
     #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
     pub digest: Option<String>,
+    /// For a rig whose SOURCE is a local repository and that has no --remote: whether
+    /// landed work is fast-forwarded into that repository's default branch (on, the
+    /// default; only when git allows it: the branch not checked out, or checked out
+    /// with a clean work tree, which is then updated). off: it stays in the town's
+    /// clone (rigs/NAME/repo).
+    #[arg(long, value_name = "ON|OFF", value_parser = ["on", "off"])]
+    pub land_into_source: Option<String>,
 }
 
 impl SettingsArgs {
@@ -208,6 +224,7 @@ impl SettingsArgs {
             merge_style: self.merge_style.clone(),
             gate_secrets: self.gate_secrets.as_deref().map(|v| v == "on"),
             digest: self.digest.as_deref().map(|v| v == "on"),
+            land_into_source: self.land_into_source.as_deref().map(|v| v == "on"),
             placement: if self.no_placement {
                 Some(Vec::new())
             } else {
@@ -302,12 +319,17 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
             let rig = crate::town::rig::add(&mut town, &spec)?;
             warn_missing(&town, &rig);
             warn_setup(&town, &rig);
+            let d = crate::town::rig::described(&town, rig)?;
             if g.json {
-                output::json(&rig)
+                output::json(&d)
             } else if !g.quiet {
+                let rig = &d.rig;
                 output::println_out(&format!(
-                    "added rig {} ({}, default branch {})",
-                    rig.name, rig.source, rig.default_branch
+                    "added rig {} ({}, default branch {})\nlanded work goes into {}",
+                    rig.name,
+                    rig.source,
+                    rig.default_branch,
+                    d.lands_into.describe()
                 ))
             } else {
                 Ok(())
@@ -340,10 +362,15 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
         RigCommand::Show(n) => {
             let town = g.town()?;
             let rig = crate::town::rig::get(&town, &n.name)?;
+            let d = crate::town::rig::described(&town, rig)?;
             if g.json {
-                return output::json(&rig);
+                return output::json(&d);
             }
-            output::println_out(&describe(&rig))
+            output::println_out(&format!(
+                "{}\nlands into:     {}",
+                describe(&d.rig),
+                d.lands_into.describe()
+            ))
         }
         RigCommand::Set(a) => {
             let mut town = g.town()?;
@@ -367,6 +394,27 @@ pub fn run(g: &Global, args: &RigArgs) -> Result<()> {
                 changed.rig.version,
                 changed.changes.join("\n  ")
             ))
+        }
+        RigCommand::Prune(p) if p.remote => {
+            let mut town = g.town()?;
+            let rows = crate::town::rig::prune_remote(&mut town, p.name.as_deref(), p.dry_run)?;
+            if g.json {
+                return output::json(&rows);
+            }
+            if rows.is_empty() {
+                return output::println_out("no polecat branches on any rig's remote");
+            }
+            let mut t = output::Table::new(&["rig", "branch", "commit", "action", "why"]);
+            for r in &rows {
+                t.row(vec![
+                    r.rig.clone(),
+                    output::safe_line(&r.branch).into_owned(),
+                    output::short(&r.commit, 12).to_string(),
+                    r.action.to_string(),
+                    r.why.clone(),
+                ]);
+            }
+            t.print()
         }
         RigCommand::Prune(p) => {
             let mut town = g.town()?;

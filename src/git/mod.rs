@@ -962,6 +962,73 @@ pub fn install_packs(repo_dir: &Path, staging: &Path) -> Result<usize> {
     Ok(n)
 }
 
+/// Fast-forward `branch` of the local repository at `path` (the user's own) to `commit`,
+/// only if it is still `expected` (a lease), and read it back: git's own rule decides
+/// whether a checked-out branch may move (`receive.denyCurrentBranch=updateInstead`:
+/// only with a clean work tree and index, which it then updates). Asked per push, the
+/// user's config unchanged; their hooks do not run (host git calls never run hooks).
+/// The caller checked that `commit` descends from `expected`: never a force.
+pub fn push_into_checkout(
+    repo_dir: &Path,
+    path: &str,
+    commit: &str,
+    branch: &str,
+    expected: &str,
+    timeout: Duration,
+) -> Result<CasPush> {
+    let pushed = git_cli_within(
+        repo_dir,
+        &[
+            "push",
+            "--quiet",
+            "--receive-pack=git -c receive.denyCurrentBranch=updateInstead -c core.hooksPath=/dev/null receive-pack",
+            &format!("--force-with-lease=refs/heads/{branch}:{expected}"),
+            "--",
+            path,
+            &format!("{commit}:refs/heads/{branch}"),
+        ],
+        Some(timeout),
+    );
+    match remote_head(repo_dir, path, branch, timeout)? {
+        Some(h) if h == commit => Ok(CasPush::Pushed),
+        Some(h) if h != expected => Ok(CasPush::Moved(Some(h))),
+        _ => pushed.map(|_| CasPush::Moved(None)),
+    }
+}
+
+/// Delete `remote`'s `branch` only if it is still at `expected` (git's
+/// `--force-with-lease`): a branch someone pushed to meanwhile is never deleted. Ok(true)
+/// deleted (or already gone), Ok(false) kept because it moved.
+pub fn delete_remote_branch_cas(
+    repo_dir: &Path,
+    remote: &str,
+    branch: &str,
+    expected: &str,
+    timeout: Duration,
+) -> Result<bool> {
+    let pushed = git_cli_within(
+        repo_dir,
+        &[
+            "push",
+            "--quiet",
+            &format!("--force-with-lease=refs/heads/{branch}:{expected}"),
+            "--",
+            remote,
+            &format!(":refs/heads/{branch}"),
+        ],
+        Some(timeout),
+    );
+    match pushed {
+        Ok(_) => Ok(true),
+        Err(e) if timed_out(&e) => Err(e),
+        Err(e) => match remote_head(repo_dir, remote, branch, timeout)? {
+            None => Ok(true),
+            Some(h) if h != expected => Ok(false),
+            Some(_) => Err(e),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
 

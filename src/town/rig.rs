@@ -116,6 +116,9 @@ pub struct RigSpec {
     pub digest: Option<bool>,
     /// Swarm placement constraints: the whole list (replaces the rig's).
     pub placement: Option<Vec<String>>,
+    /// Whether landed work is fast-forwarded into the rig's local source repository
+    /// (only for a local source without a remote; on by default).
+    pub land_into_source: Option<bool>,
 }
 
 /// A rig's agent settings, validated: what `add` records and `set` changes.
@@ -427,6 +430,15 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
         None if crate::git::is_url(&spec.source) => Some(spec.source.clone()),
         None => None,
     };
+    if !crate::git::is_url(&spec.source) && !std::path::Path::new(&spec.source).exists() {
+        return Err(Error::not_found(
+            format!("source {} (the path does not exist)", spec.source),
+            Some(format!(
+                "give the path of a git repository (`git -C PATH status` works there), or a URL; {} does not exist",
+                spec.source
+            )),
+        ));
+    }
     let source = if crate::git::is_url(&spec.source) {
         spec.source.clone()
     } else {
@@ -492,6 +504,8 @@ pub fn add(town: &mut Town, spec: &RigSpec) -> Result<Rig> {
             Some(rusqlite::ErrorCode::ConstraintViolation) => rig_exists(&rig.name),
             _ => tx.err(e),
         })?;
+        // A name used by a removed rig starts from the default again.
+        super::mq::source::set_opt_tx(tx, &rig.name, spec.land_into_source.unwrap_or(true))?;
         tx.event(
             "rig.added",
             &rig.name,
@@ -553,7 +567,11 @@ pub fn set(
     let mut changes = Vec::new();
     let mut note = |what: &str, from: String, to: String| {
         if from != to {
-            changes.push(format!("{what} {from} → {to}"));
+            // Scripts change by their lines, never printed whole twice.
+            changes.push(match what {
+                "command" | "test command" => text_change(what, &from, &to),
+                _ => format!("{what} {from} → {to}"),
+            });
         }
     };
     note("agent", before.agent.clone(), after.agent.clone());
@@ -608,9 +626,19 @@ pub fn set(
     if before.env != after.env {
         changes.push(format!("env {}", env_change(&before.env, &after.env)));
     }
+    let was_delivering = !super::mq::source::opted_out(town, name)?;
+    if let Some(on) = spec.land_into_source
+        && on != was_delivering
+    {
+        changes.push(format!(
+            "land into source {} → {}",
+            on_off(was_delivering),
+            on_off(on)
+        ));
+    }
     if spec_is_empty(spec) {
         return Err(Error::usage(format!("nothing to change for rig {name}"))
-            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats --merge --test-command --merge-style --gate-secrets --digest --placement"));
+            .with_hint("give at least one of --agent --image --command --env --secret --memory --cpus --pids --network --remote --max-polecats --merge --test-command --merge-style --gate-secrets --digest --placement --land-into-source"));
     }
     if !changes.is_empty() {
         let expected = expect_version.unwrap_or(current.version);
@@ -648,6 +676,9 @@ pub fn set(
                     ("placement", &placement),
                 ],
             )?;
+            if let Some(on) = spec.land_into_source {
+                super::mq::source::set_opt_tx(tx, name, on)?;
+            }
             tx.event(
                 "rig.updated",
                 name,
@@ -690,6 +721,7 @@ fn spec_is_empty(s: &RigSpec) -> bool {
         && s.gate_secrets.is_none()
         && s.digest.is_none()
         && s.placement.is_none()
+        && s.land_into_source.is_none()
 }
 
 fn on_off(b: bool) -> String {
@@ -1044,5 +1076,240 @@ mod setup_tests {
         );
         assert_eq!(super::first_program("echo hi; exit 64"), None);
         assert_eq!(super::first_program("$(weird)"), None);
+    }
+}
+
+/// A rig as `gt rig add` and `gt rig show` tell it: its record and where its landed work
+/// goes.
+#[derive(Debug, serde::Serialize)]
+pub struct Described {
+    #[serde(flatten)]
+    pub rig: Rig,
+    pub lands_into: super::mq::source::LandsInto,
+}
+
+/// `rig` with where its landed work goes.
+pub fn described(town: &Town, rig: Rig) -> Result<Described> {
+    let lands_into = super::mq::source::lands_into(town, &rig)?;
+    Ok(Described { rig, lands_into })
+}
+
+/// What `gt rig prune --remote` did, or would do, with one `polecat/*` branch of a
+/// rig's remote.
+#[derive(Debug, serde::Serialize)]
+pub struct RemotePruned {
+    pub rig: String,
+    pub remote: String,
+    pub branch: String,
+    pub commit: String,
+    /// The bead whose merge request named this branch, if any.
+    pub bead: Option<String>,
+    /// `deleted`, `would delete` (dry run) or `kept`.
+    pub action: &'static str,
+    /// Why it is safe to delete (where its work is), or why it was kept.
+    pub why: String,
+}
+
+/// Delete the `polecat/*` branches on the rig's remote (of one rig, or every rig with a
+/// remote) whose work is on the target, and only if each is still at the commit gt
+/// pushed there (compare-and-swap): a person's push to such a branch is never deleted.
+/// Anything else is kept, with why. Each deletion is an event naming the commit.
+pub fn prune_remote(
+    town: &mut Town,
+    rig: Option<&str>,
+    dry_run: bool,
+) -> Result<Vec<RemotePruned>> {
+    let rigs = match rig {
+        Some(name) => {
+            let r = get(town, name)?;
+            if r.remote.is_none() {
+                return Err(Error::usage(format!("rig {name} has no remote"))
+                    .with_hint("`gt rig prune` (without --remote) prunes its local branches"));
+            }
+            vec![r]
+        }
+        None => list(town)?
+            .into_iter()
+            .filter(|r| r.remote.is_some())
+            .collect(),
+    };
+    let within = town
+        .config
+        .patrol
+        .push_timeout
+        .min(town.config.patrol.lease / 2);
+    let mut out = Vec::new();
+    for r in rigs {
+        let Some(url) = r.remote.clone() else {
+            continue;
+        };
+        let repo_dir = town.repo_dir(&r.name);
+        let repo = git2::Repository::open(&repo_dir)?;
+        let heads = crate::git::remote_branches(&repo_dir, &url, within)?;
+        let conn = town.db.conn();
+        let mrs =
+            crate::state::merge_requests::list(conn, Some(&r.name)).map_err(|e| town.db_err(e))?;
+        let holders: Vec<agents::Agent> = agents::list(conn, Some(&r.name))
+            .map_err(|e| town.db_err(e))?
+            .into_iter()
+            .filter(|a| a.state != "idle")
+            .collect();
+        let mut branches: Vec<(&String, &String)> = heads
+            .iter()
+            .filter(|(b, _)| b.starts_with("polecat/"))
+            .collect();
+        branches.sort();
+        for (branch, commit) in branches {
+            let recorded: Vec<&crate::state::merge_requests::MergeRequest> = mrs
+                .iter()
+                .filter(|m| &m.branch == branch && m.pushed_to.is_some())
+                .collect();
+            let mut row = RemotePruned {
+                rig: r.name.clone(),
+                remote: url.clone(),
+                branch: branch.clone(),
+                commit: commit.clone(),
+                bead: recorded.last().map(|m| m.bead.clone()),
+                action: "kept",
+                why: String::new(),
+            };
+            let on_target = |c: &str| crate::git::is_merged_into(&repo, c, &r.default_branch);
+            let verdict = if recorded.is_empty() {
+                Err("no merge request of this rig was pushed there: not gt's to delete".to_string())
+            } else if let Some(a) = holders
+                .iter()
+                .find(|a| a.branch.as_deref() == Some(branch.as_str()))
+            {
+                Err(format!("{} ({}) still works on it", a.id, a.state))
+            } else if let Some(m) = recorded.iter().find(|m| m.state.is_open()) {
+                Err(format!(
+                    "its merge request {} is {}",
+                    m.id,
+                    m.state.as_str()
+                ))
+            } else if !recorded.iter().any(|m| &m.commit == commit) {
+                Err(format!(
+                    "it moved since gt pushed it (now at {}): someone else's push is never deleted",
+                    &commit[..12.min(commit.len())]
+                ))
+            } else if on_target(commit) {
+                Ok(format!("its commit is on {}", r.default_branch))
+            } else if let Some(m) = recorded.iter().find(|m| {
+                m.state == crate::state::merge_requests::MrState::Merged
+                    && &m.commit == commit
+                    && m.merged_commit.as_deref().is_some_and(on_target)
+            }) {
+                Ok(format!(
+                    "merge request {} put its work on {}",
+                    m.id, r.default_branch
+                ))
+            } else {
+                Err(format!(
+                    "its work is not on {}: deleting it could lose work",
+                    r.default_branch
+                ))
+            };
+            match verdict {
+                Err(why) => row.why = why,
+                Ok(why) if dry_run => {
+                    row.action = "would delete";
+                    row.why = why;
+                }
+                Ok(why) => {
+                    town.db.renew_lease()?;
+                    if crate::git::delete_remote_branch_cas(
+                        &repo_dir, &url, branch, commit, within,
+                    )? {
+                        town.db.write(|tx| {
+                            tx.event(
+                                "branch.remote_pruned",
+                                row.bead.as_deref().unwrap_or(&r.name),
+                                serde_json::json!({ "rig": r.name, "remote": url, "branch": branch, "commit": commit, "why": why }),
+                            )
+                        })?;
+                        row.action = "deleted";
+                        row.why = why;
+                    } else {
+                        row.why = "it moved while it was being deleted: kept".into();
+                    }
+                }
+            }
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// A script setting's change for a person: `what A → B` when both are one short line,
+/// else the line counts and the changed lines only (`- old`, `+ new`), bounded.
+fn text_change(what: &str, before: &str, after: &str) -> String {
+    let short = |t: &str| !t.contains('\n') && t.chars().count() <= 60;
+    if short(before) && short(after) {
+        return format!("{what} {before} → {after}");
+    }
+    let (a, b): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    let mut out = format!(
+        "{what} changed ({} line{} → {} line{})",
+        a.len(),
+        if a.len() == 1 { "" } else { "s" },
+        b.len(),
+        if b.len() == 1 { "" } else { "s" }
+    );
+    const MAX_LINES: usize = 20;
+    let shown: Vec<String> = if a.len() * b.len() > 250_000 {
+        vec!["(too long to compare line by line; `gt rig show` prints it)".into()]
+    } else {
+        line_diff(&a, &b)
+    };
+    for l in shown.iter().take(MAX_LINES) {
+        let l: String = l.chars().take(200).collect();
+        out += &format!("\n    {l}");
+    }
+    if shown.len() > MAX_LINES {
+        out += &format!("\n    … {} more changed line(s)", shown.len() - MAX_LINES);
+    }
+    out
+}
+
+/// The lines removed (`- `) and added (`+ `) from `a` to `b`, in order (a longest
+/// common subsequence keeps the rest out).
+fn line_diff(a: &[&str], b: &[&str]) -> Vec<String> {
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push(format!("- {}", a[i]));
+            i += 1;
+        } else {
+            out.push(format!("+ {}", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod change_tests {
+    #[test]
+    fn a_script_change_shows_only_its_changed_lines() {
+        let c = super::text_change("command", "a\nb\nc", "a\nB\nc\nd");
+        assert_eq!(
+            c,
+            "command changed (3 lines → 4 lines)\n    - b\n    + B\n    + d"
+        );
+        assert_eq!(super::text_change("command", "x", "y"), "command x → y");
     }
 }

@@ -151,16 +151,93 @@ fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -
             Err(e) => tracing::warn!("rig {}: its target not followed: {e}", rig.name),
         }
     }
+    // A rig landing into the user's own repository: their commits on the target first
+    // (the landing builds on them), their repository brought up to what landed after.
+    super::source::sync(town, rig, report)?;
     let merged_before = report.merged.len();
     let result = land_some(town, rt, rig, report);
     if report.merged.len() > merged_before {
+        super::source::sync(town, rig, report)?;
         // Merged branches go once their work is safe elsewhere (`gt rig prune`'s rule):
         // one look at the remote for all of this pass's merges.
         if let Err(e) = crate::town::rig::prune(town, Some(&rig.name), false) {
             tracing::warn!("rig {}: branches not pruned after merging: {e}", rig.name);
         }
     }
+    if rig.remote.is_some()
+        && (report.merged.len() > merged_before || remote_prune_pending(town, &rig.name)?)
+    {
+        prune_remote_branches(town, rig, report)?;
+    }
     result
+}
+
+/// The meta key set while the remote's merged `polecat/*` branches wait to be deleted
+/// (the remote did not answer): retried each pass, under the push backoff.
+fn remote_prune_key(rig: &str) -> String {
+    format!("mq.remote_prune.{rig}")
+}
+
+fn remote_prune_pending(town: &Town, rig: &str) -> Result<bool> {
+    town.db
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM meta WHERE key = ?1",
+            [remote_prune_key(rig)],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(|e| town.db_err(e))
+}
+
+/// After merges: the agents' branches gt pushed to the remote go too, once their work
+/// is on the target and only if still at the commit gt pushed. A remote that does not
+/// answer is backed off and retried; it never fails the pass.
+fn prune_remote_branches(town: &mut Town, rig: &Rig, report: &mut Report) -> Result<()> {
+    let remote = rig.remote.clone().unwrap_or_default();
+    let key = remote_prune_key(&rig.name);
+    let pending = remote_prune_pending(town, &rig.name)?;
+    match crate::town::rig::prune_remote(town, Some(&rig.name), false) {
+        Ok(_) => {
+            if pending {
+                town.db.write(|tx| {
+                    tx.execute("DELETE FROM meta WHERE key = ?1", [&key])
+                        .map_err(|e| tx.err(e))?;
+                    tx.event("mq.remote_pruned", &rig.name, serde_json::json!({}))
+                })?;
+            }
+            Ok(())
+        }
+        Err(e @ Error::LeaseLost { .. }) => Err(e),
+        Err(e) => {
+            if !pending {
+                town.db.write(|tx| {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                        rusqlite::params![key, e.to_string()],
+                    )
+                    .map_err(|e| tx.err(e))?;
+                    tx.event(
+                        "mq.remote_prune_waits",
+                        &rig.name,
+                        serde_json::json!({ "error": e.to_string() }),
+                    )
+                })?;
+            }
+            if crate::git::timed_out(&e) {
+                let b = crate::town::done::record_push_failure(town, &rig.name, &remote, &e)?;
+                report
+                    .waiting
+                    .push(format!("rig {}: {}", rig.name, b.why(&remote)));
+            } else {
+                tracing::warn!(
+                    "rig {}: merged branches not deleted from {remote}: {e}",
+                    rig.name
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 fn land_some(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -> Result<()> {
@@ -371,7 +448,7 @@ const REWOUND: &str = "refs/gt/rewound";
 /// rewrote it. The local target follows the remote (compare-and-swap), the old head is
 /// kept at `refs/gt/rewound/<target>/<old>`, and the mayor is told once which merged
 /// requests are gone from it (they are never landed again by gt).
-fn follow_rewind(
+pub(super) fn follow_rewind(
     town: &mut Town,
     rig: &Rig,
     repo: &Repository,
@@ -1202,6 +1279,14 @@ pub(crate) fn send_back(
     } else {
         why.to_string()
     };
+    // Given up: the text says so instead of inviting another `gt done` nobody will send.
+    let given_up;
+    let detail = if exhausted && state != MrState::Rejected {
+        given_up = given_up_detail(detail, &mr.bead, max);
+        given_up.as_str()
+    } else {
+        detail
+    };
     let mail = (exhausted && state != MrState::Rejected).then(|| {
         crate::state::mail::Mail::new(
             format!("mq-failed-{}", mr.id),
@@ -1260,6 +1345,20 @@ pub(crate) fn send_back(
         .returned
         .push(format!("{} (mr {}): {why}", mr.bead, mr.id));
     Ok(())
+}
+
+/// A send-back `detail` for a bead that is out of attempts: what went wrong, without
+/// the closing invitation to fix and `gt done` again, and what a person can do instead.
+fn given_up_detail(detail: &str, bead: &str, max: i64) -> String {
+    let kept: Vec<&str> = detail
+        .split("\n\n")
+        .filter(|p| !p.contains("`gt done` again"))
+        .collect();
+    format!(
+        "{}\n\nIts bead {bead} is out of attempts ({max}) and failed: no agent works on it again. \
+         A person decides: `gt bead reopen {bead}` gives it more attempts, or land the change by hand.",
+        kept.join("\n\n")
+    )
 }
 
 /// Record a landing step and its values on a `testing` merge request.

@@ -5,6 +5,7 @@
 mod gate;
 pub mod land;
 mod review;
+pub mod source;
 
 pub use review::{Change, CommitLine, FileStat, HistoryLine, Shown, diff, show};
 
@@ -117,9 +118,39 @@ pub struct Listed {
     pub why: String,
 }
 
-/// Merge requests (of one rig, or all; only `states` when given), oldest first, each
-/// with why it waits.
-pub fn list(town: &Town, rig: Option<&str>, states: &[MrState]) -> Result<Vec<Listed>> {
+/// Which merge requests a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The live queue: what waits (needs-review, queued, testing) and what ended but
+    /// still needs a person (failed for good: its bead gave up; merged but not in the
+    /// user's repository yet).
+    Live,
+    /// Every one, history included.
+    All,
+}
+
+/// Whether `m` belongs to the live queue (see `Listing::Live`); `bead_failed`: its bead
+/// gave up.
+fn live(m: &MergeRequest, bead_failed: bool) -> bool {
+    match m.state {
+        MrState::NeedsReview | MrState::Queued | MrState::Testing => true,
+        MrState::Failed => bead_failed,
+        MrState::Merged => m
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(source::NOT_DELIVERED)),
+        _ => false,
+    }
+}
+
+/// Merge requests (of one rig, or all; only `states` when given, else the live queue
+/// or all of them as `which` says), oldest first, each with why it waits.
+pub fn list(
+    town: &Town,
+    rig: Option<&str>,
+    states: &[MrState],
+    which: Listing,
+) -> Result<Vec<Listed>> {
     if let Some(r) = rig {
         crate::town::rig::get(town, r)?;
     }
@@ -138,6 +169,15 @@ pub fn list(town: &Town, rig: Option<&str>, states: &[MrState]) -> Result<Vec<Li
     for m in &all {
         if !states.is_empty() && !states.contains(&m.state) {
             continue;
+        }
+        if states.is_empty() && which == Listing::Live {
+            let bead_failed = m.state == MrState::Failed
+                && crate::state::beads::get(conn, &m.bead)
+                    .map_err(|e| town.db_err(e))?
+                    .is_some_and(|b| b.status == "failed");
+            if !live(m, bead_failed) {
+                continue;
+            }
         }
         let rig = rigs.get(&m.rig);
         let first_line = |r: &Option<String>| {
@@ -173,14 +213,24 @@ pub fn list(town: &Town, rig: Option<&str>, states: &[MrState]) -> Result<Vec<Li
                 Some(s) => format!("being landed (step {s})"),
                 None => "being landed".to_string(),
             },
-            MrState::Merged => format!(
-                "on {} at {}",
-                m.target.as_deref().unwrap_or("the target"),
-                m.merged_commit
+            MrState::Merged => {
+                let on = format!(
+                    "on {} at {}",
+                    m.target.as_deref().unwrap_or("the target"),
+                    m.merged_commit
+                        .as_deref()
+                        .map(|c| &c[..12.min(c.len())])
+                        .unwrap_or("?")
+                );
+                match m
+                    .reason
                     .as_deref()
-                    .map(|c| &c[..12.min(c.len())])
-                    .unwrap_or("?")
-            ),
+                    .filter(|r| r.starts_with(source::NOT_DELIVERED))
+                {
+                    Some(r) => format!("{on}; {}", first_line(&Some(r.to_string()))),
+                    None => on,
+                }
+            }
             _ => first_line(&m.reason),
         };
         let title = crate::state::beads::get(conn, &m.bead)

@@ -181,7 +181,7 @@ pub fn show(town: &Town, id: &str) -> Result<Shown> {
             data: e.data,
         })
         .collect();
-    let listed = super::list(town, Some(&mr.rig), &[])?
+    let listed = super::list(town, Some(&mr.rig), &[], super::Listing::All)?
         .into_iter()
         .find(|l| l.mr.id == mr.id)
         .ok_or_else(|| Error::Other(format!("merge request {} vanished", mr.id)))?;
