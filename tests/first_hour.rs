@@ -151,7 +151,7 @@ fn the_readmes_first_agent_lands_two_beads_one_of_them_after_a_send_back() {
     let (a, b) = (a.trim().to_string(), b.trim().to_string());
     t.ok(&["sling", &a, &b]);
     let mr_state = |t: &TestTown, bead: &str| -> Option<String> {
-        t.json(&["mq", "list"])
+        t.json(&["mq", "list", "--all"])
             .as_array()
             .unwrap()
             .iter()
@@ -175,7 +175,14 @@ fn the_readmes_first_agent_lands_two_beads_one_of_them_after_a_send_back() {
     t.patrol_until("the second landed", 120, |t| {
         mr_state(t, &b).as_deref() == Some("merged")
     });
-    let repo = t.root().join("rigs/api/repo");
+    // Landed where the user looks: their own repository, its main and its work tree.
+    let landed = || git(&src, &["ls-tree", "--name-only", "main", "notes/"]);
+    t.patrol_until("both delivered into the user's repository", 60, |_| {
+        let l = landed();
+        l.contains(&format!("{a}.md")) && l.contains(&format!("{b}.md"))
+    });
+    assert!(src.join(format!("notes/{b}.md")).is_file());
+    let repo = src.clone();
     let hello = git(&repo, &["show", &format!("main:notes/{a}.md")]);
     assert_eq!(hello, "# Say hello\n");
     let bye = git(&repo, &["show", &format!("main:notes/{b}.md")]);
