@@ -107,3 +107,118 @@ fn the_mailed_command_to_take_undelivered_work_quotes_the_users_path() {
     );
     let _: PathBuf = src;
 }
+
+/// The rig's clone: `rigs/api/repo`.
+fn clone_dir(t: &TestTown) -> PathBuf {
+    t.root().join("rigs/api/repo")
+}
+
+// ATTACK (hostile tree content delivered into the user's work tree): a mounted agent
+// writes, with git's own plumbing, a commit whose tree holds `.git/hooks/post-checkout`
+// (and `.GIT/`, `.git. `), which a checkout would write into the user's real `.git` (a
+// hook of theirs, run by their next git command). What must hold: gt refuses that work
+// when it takes it from the agent (as it does for a remote node's push): the merge
+// request never lands, the rig's main never holds such a tree (which would make every
+// later delivery fail, and a remote's fsck refuse every later push: one agent poisoning
+// the rig), and nothing is written into the user's `.git`.
+#[test]
+fn a_mounted_agents_commit_with_a_dot_git_tree_is_refused_and_never_reaches_the_users_repo() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.root().parent().unwrap().join("src").join("api");
+    // The worktree holds the same files (its `.git` is git's own file, so the planted
+    // names are the ones a case-insensitive or trailing-dot-ignoring filesystem reads as
+    // `.git`): what gt commits for the agent at `gt done` is that very tree.
+    let agent = r#"set -eu
+for d in .GIT '.git. '; do
+  mkdir -p "$d/hooks"
+  printf '#!/bin/sh\ntouch "$HOME/pwned-by-hook"\n' > "$d/hooks/post-checkout"
+  chmod 755 "$d/hooks/post-checkout"
+done
+hook=$(git hash-object -w .GIT/hooks/post-checkout)
+hooks=$(printf "100755 blob $hook\tpost-checkout\n" | git mktree)
+dotgit=$(printf "040000 tree $hooks\thooks\n" | git mktree)
+root=$( (git ls-tree HEAD; printf "040000 tree $dotgit\t.GIT\n040000 tree $dotgit\t.git. \n") | git mktree)
+c=$(git commit-tree "$root" -p HEAD -m "$GT_BEAD: a hook for you")
+git update-ref HEAD "$c"
+# `gt done` (the agent's side) refuses a worktree its git cannot commit: the request is
+# written by hand, as any agent can.
+tok=${GT_TOKEN:-$(cat /run/secrets/gt_token 2>/dev/null || sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' "$GT_MAILBOX/assignment.json")}
+id=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+mkdir -p "$GT_MAILBOX/outbox"
+printf '{"id":"%s","agent":"%s","generation":%s,"token":"%s","created_at":%s000,"kind":"done","status":"completed","note":"finished","head":"%s"}' \
+  "$id" "$GT_AGENT" "$GT_GENERATION" "$tok" "$(date +%s)" "$c" > "$GT_MAILBOX/outbox/.$id.tmp"
+mv "$GT_MAILBOX/outbox/.$id.tmp" "$GT_MAILBOX/outbox/$id.json"
+"#;
+    local_rig_at(&t, &src, agent);
+    let before = head(&src, "main");
+    let id = t.bead("plant a hook");
+    t.ok(&["sling", &id]);
+    // Whatever gt makes of it (refused, failed, or waiting for review), it ends its turn.
+    t.patrol_until("the agent's work handled", 90, |t| {
+        let s = t.bead_status(&id);
+        s != "open" && s != "in_progress" && s != "hooked"
+    });
+    let _ = t.run(&["mq", "approve", &id]);
+    for _ in 0..3 {
+        t.ok(&["patrol"]);
+    }
+    let tree = git(&clone_dir(&t), &["ls-tree", "--name-only", "main"]);
+    assert!(
+        !tree
+            .lines()
+            .any(|l| l.trim_end_matches(['.', ' ']).eq_ignore_ascii_case(".git")),
+        "the rig's main holds a .git tree from an agent: {tree}"
+    );
+    assert_ne!(mr_state(&t, &id), "merged", "work with a .git tree landed");
+    assert_eq!(head(&src, "main"), before);
+    assert!(!src.join(".git/hooks/post-checkout").exists());
+}
+
+/// The agent script of the README's "Write your first agent", exactly as printed there.
+fn readme_agent() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```sh\n# first-agent.sh")
+        .expect("README has the first agent");
+    let script = &readme[start + "```sh\n".len()..];
+    script[..script.find("```").unwrap()].to_string()
+}
+
+// ATTACK (the README's first agent, the script people copy, with a hostile bead title):
+// a title with `$(...)`, backticks, quotes, `;`, printf's `%` and a leading `-` must be
+// data: the agent writes exactly `# TITLE` into its note, commits with the title as the
+// message, and nothing the title spells runs (no file appears in its worktree/branch).
+#[test]
+fn the_readmes_first_agent_treats_a_hostile_bead_title_as_text() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.root().parent().unwrap().join("src").join("api");
+    local_rig_at(&t, &src, &readme_agent());
+    let title = r#"-n $(touch pwned1) `touch pwned2` "; touch pwned3; " ' %s %n \ $GT_BEAD"#;
+    let id = t
+        .ok(&["bead", "create", "--rig", "api", "--", title])
+        .trim()
+        .to_string();
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    let branch = format!("polecat/furiosa/{id}");
+    let files = git(&clone_dir(&t), &["ls-tree", "-r", "--name-only", &branch]);
+    assert_eq!(
+        files.lines().collect::<Vec<_>>(),
+        vec!["README".to_string(), format!("notes/{id}.md")],
+        "{files}"
+    );
+    let note = git(
+        &clone_dir(&t),
+        &["show", &format!("{branch}:notes/{id}.md")],
+    );
+    assert_eq!(note, format!("# {title}\n"));
+    let subject = git(&clone_dir(&t), &["log", "-1", "--format=%s", &branch]);
+    assert_eq!(subject.trim_end_matches('\n'), title);
+}
