@@ -1,0 +1,235 @@
+//! Git as an agent uses it, inside its real container (mounted mode): every everyday
+//! command runs clean (exit 0, no error or warning on stderr), on a private view of the
+//! rig's refs that the host reads only as data; and the host takes the work back after
+//! rebases, stashes and a `git gc`.
+
+mod support;
+
+use support::*;
+
+/// Shell run inside the agent: `run NAME CMD…` appends `== NAME rc=N` and CMD's stderr
+/// to `/gt/outbox/survey` (a file the host never reads as a request).
+const RUN: &str = r#"
+S=/gt/outbox/survey
+run() { n=$1; shift; "$@" >/tmp/out 2>/tmp/err; rc=$?; { echo "== $n rc=$rc"; cat /tmp/err; } >> $S; }
+"#;
+
+/// The everyday git of an agent, in order; it ends with `gt done`.
+const SURVEY: &str = r#"
+set +e
+gt prime > /dev/null
+B=$(git rev-parse --abbrev-ref HEAD)
+echo one > one.txt; run commit-1 sh -c 'git add one.txt && git commit -q -m one'
+echo two > two.txt; run commit-2 sh -c 'git add two.txt && git commit -q -m two'
+echo three > three.txt; run commit-3 sh -c 'git add three.txt && git commit -q -m three'
+run rebase-main git rebase main
+run rebase-force-main git rebase -f main
+run rebase-origin-main git rebase -f origin/main
+run rebase-interactive env GIT_SEQUENCE_EDITOR=true git rebase -i HEAD~2
+echo dirty >> one.txt
+run stash git stash
+run stash-list git stash list
+run stash-pop git stash pop
+run stash-commit git commit -q -am 'one, amended content'
+run amend git commit -q --amend -m 'one, amended'
+run reset-hard git reset -q --hard HEAD~1
+run log-range git log --oneline main..HEAD
+run diff-range git diff main...HEAD
+run branch-list git branch
+run branch-create git branch tmp
+run checkout-new git checkout -q -b tmp2
+run checkout-back git checkout -q "$B"
+run branch-delete git branch -q -D tmp tmp2
+run tag git tag agent-mark
+run tag-list git tag -l
+run tag-delete git tag -d agent-mark
+run worktree-list git worktree list
+mkdir many; i=0; while [ $i -lt 300 ]; do echo "file $i" > many/f$i; i=$((i+1)); done
+run commit-many sh -c 'git add many && git commit -q -m many && git rm -rq many && git commit -q -m "many, gone"'
+run gc-auto git gc --auto
+run gc-auto-forced git -c gc.auto=50 -c gc.autoDetach=false gc --auto
+run gc git gc -q
+run fsck git fsck --no-progress --no-dangling
+echo after-gc > after.txt; run commit-after-gc sh -c 'git add after.txt && git commit -q -m after-gc'
+run head sh -c 'git rev-parse HEAD >&2'
+gt done -m surveyed
+"#;
+
+/// The survey's lines: (command, exit code, stderr).
+fn survey(t: &TestTown, polecat: &str) -> Vec<(String, i32, String)> {
+    let text = std::fs::read_to_string(
+        t.root()
+            .join("agents/api")
+            .join(polecat)
+            .join("outbox/survey"),
+    )
+    .unwrap_or_default();
+    let mut out: Vec<(String, i32, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("== ")
+            && let Some((name, rc)) = rest.rsplit_once(" rc=")
+        {
+            out.push((name.to_string(), rc.parse().unwrap_or(-1), String::new()));
+        } else if let Some(last) = out.last_mut() {
+            last.2.push_str(line);
+            last.2.push('\n');
+        }
+    }
+    out
+}
+
+fn looks_bad(stderr: &str) -> bool {
+    stderr.lines().any(|l| {
+        let l = l.trim_start();
+        l.starts_with("fatal:")
+            || l.starts_with("error:")
+            || l.starts_with("warning:")
+            || l.contains("Unable to")
+            || l.contains("Read-only file system")
+    })
+}
+
+#[test]
+fn everyday_git_runs_clean_inside_an_agent_and_the_host_takes_the_work_back() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(&format!("{RUN}\n{SURVEY}"), &[]);
+    let id = t.bead("survey git");
+    t.ok(&["sling", &id, "--polecat", "surveyor"]);
+    t.patrol_until("the survey's bead done", 120, |t| {
+        t.bead_status(&id) == "done"
+    });
+    let lines = survey(&t, "surveyor");
+    let names: Vec<&str> = lines.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"head"),
+        "the survey ran to its end: {lines:#?}"
+    );
+    let bad: Vec<_> = lines
+        .iter()
+        .filter(|(_, rc, err)| *rc != 0 || looks_bad(err))
+        .collect();
+    assert!(bad.is_empty(), "git misbehaved in the agent: {bad:#?}");
+    // What each command did: the rebases kept the three commits, the amend and the reset
+    // took one away again, the stash came back, gc kept every object the host needs.
+    let head = lines
+        .iter()
+        .find(|(n, _, _)| n == "head")
+        .unwrap()
+        .2
+        .trim()
+        .to_string();
+    let repo = t.root().join("rigs/api/repo");
+    let branch = t.json(&["bead", "show", &id])["branch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        git(&repo, &["rev-parse", &format!("refs/heads/{branch}")]).trim(),
+        head,
+        "the host's branch is the agent's last commit"
+    );
+    let subjects = git(&repo, &["log", "--format=%s", &format!("main..{head}")]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        ["after-gc", "many, gone", "many", "three", "two", "one"],
+        "{subjects}"
+    );
+    assert_eq!(
+        git(&repo, &["show", &format!("{head}:one.txt")]),
+        "one\n",
+        "the amend and reset undid the stashed change's commit"
+    );
+    // Every object of the branch is the host's: a full check of the rig repository.
+    git(&repo, &["fsck", "--no-dangling", "--no-progress"]);
+    for f in ["one.txt", "two.txt", "after.txt"] {
+        git(&repo, &["cat-file", "-e", &format!("{head}:{f}")]);
+    }
+    // Nothing the agent did to its own refs reached the host's.
+    assert_eq!(
+        git(&repo, &["tag", "-l"]).trim(),
+        "",
+        "a tag reached the rig"
+    );
+    assert_eq!(
+        git(&repo, &["branch", "--list", "tmp*"]).trim(),
+        "",
+        "a scratch branch reached the rig"
+    );
+    t.doctor_clean();
+}
+
+/// The agent of the send-back test: its first attempt adds `shared.txt`; sent back, it
+/// rebases onto the target `gt prime` names, recording that rebase's stderr.
+const SEND_BACK: &str = r#"
+set -eu
+target=""
+if gt prime | grep -q "sent back from the merge queue"; then
+  target=$(gt prime | sed -n 's/.*, to land on \([^ :]*\).*/\1/p')
+  rc=0; git rebase -X theirs "$target" > /dev/null 2> /tmp/err || rc=$?
+  { echo "== rebase-$target rc=$rc"; cat /tmp/err; } >> /gt/outbox/survey
+fi
+echo "work by $GT_AGENT, generation $GT_GENERATION" >> shared.txt
+git add shared.txt
+git commit -q -m "$GT_BEAD: work by $GT_AGENT"
+gt done -m "finished $GT_BEAD"
+"#;
+
+#[test]
+fn work_sent_back_is_rebased_by_the_agent_as_prime_says_and_lands() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = landing_rig(
+        &t,
+        SEND_BACK,
+        &["--merge", "auto", "--merge-style", "rebase"],
+    );
+    let a = t.bead("one side");
+    let b = t.bead("other side");
+    // Both start from the same main and add the same file: the second to land conflicts.
+    t.ok(&["sling", &a, "--polecat", "left"]);
+    t.ok(&["sling", &b, "--polecat", "right"]);
+    let merged = |t: &TestTown, id: &str| {
+        t.json(&["mq", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["bead"] == id && m["state"] == "merged")
+    };
+    t.patrol_until("both merged", 180, |t| merged(t, &a) && merged(t, &b));
+    let rebases: Vec<_> = ["left", "right"]
+        .iter()
+        .flat_map(|p| survey(&t, p))
+        .collect();
+    assert_eq!(
+        rebases.len(),
+        1,
+        "exactly one side was sent back and rebased: {rebases:#?}"
+    );
+    let (name, rc, err) = &rebases[0];
+    assert_eq!(name, "rebase-main", "prime named the target: {rebases:#?}");
+    assert!(
+        *rc == 0 && !looks_bad(err),
+        "the rebase in the agent misbehaved: {rebases:#?}"
+    );
+    // main is linear and holds the rebased side's work.
+    let sent_back = if survey(&t, "left").is_empty() {
+        "right"
+    } else {
+        "left"
+    };
+    let content = git(&remote, &["show", "main:shared.txt"]);
+    assert!(
+        content.contains(&format!("work by api/{sent_back}")),
+        "{content}"
+    );
+    assert_eq!(
+        git(&remote, &["rev-list", "--merges", "--count", "main"]).trim(),
+        "0"
+    );
+    t.doctor_clean();
+}
