@@ -233,3 +233,108 @@ fn work_sent_back_is_rebased_by_the_agent_as_prime_says_and_lands() {
     );
     t.doctor_clean();
 }
+
+/// A hostile agent moves, in its private view, the rig's `main`, another agent's branch,
+/// a remote-tracking ref and a tag, then packs every ref (its own branch is then only in
+/// its `packed-refs`) and keeps working until nuked.
+const PACKER: &str = r#"
+set -eu
+C=$(git commit-tree -p HEAD -m evil "HEAD^{tree}")
+git update-ref refs/heads/main $C
+git update-ref refs/heads/honest-work $C
+git update-ref refs/remotes/origin/main $C
+git tag evil $C
+echo packer > packer.txt; git add packer.txt; git commit -q -m packer
+git pack-refs --all
+R=$(git rev-parse --path-format=absolute --git-common-dir)
+if [ -e "$R/refs/heads/$GT_BRANCH" ]; then where=loose; else where=packed-only; fi
+echo "$where $(git rev-parse HEAD)" > /gt/outbox/results
+while [ ! -e /gt/release ]; do sleep 0.1; done
+"#;
+
+#[test]
+fn an_agents_private_refs_reach_the_host_only_as_its_own_branch_loose_or_packed() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let command = format!(
+        "if [ \"$GT_AGENT\" != api/honest ]; then\n{PACKER}\nexit 0\nfi\n{}",
+        scripted_agent("")
+    );
+    let remote = t.rig_with_remote(&command, &["--max-polecats", "2"]);
+    let repo = t.root().join("rigs/api/repo");
+    let honest = t.bead("honest work");
+    t.ok(&[
+        "sling",
+        &honest,
+        "--polecat",
+        "honest",
+        "--branch",
+        "honest-work",
+    ]);
+    t.patrol_until("the honest bead done", 90, |t| {
+        t.bead_status(&honest) == "done"
+    });
+    let before = |r: &str| git(&repo, &["rev-parse", r]).trim().to_string();
+    let (main, honest_head, origin_main) = (
+        before("refs/heads/main"),
+        before("refs/heads/honest-work"),
+        before("refs/remotes/origin/main"),
+    );
+    assert_ne!(main, honest_head, "the honest work is on its branch");
+    let remote_main = git(&remote, &["for-each-ref", "refs/heads/main"]);
+    let packer = t.bead("pack refs");
+    t.ok(&["sling", &packer, "--polecat", "packer"]);
+    let results = t.root().join("agents/api/packer/outbox/results");
+    let line = wait_for("the packer's refs packed", 60, || {
+        std::fs::read_to_string(&results)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    });
+    let (where_, head) = line.trim().split_once(' ').unwrap();
+    assert_eq!(
+        where_, "packed-only",
+        "its branch is only in its packed-refs"
+    );
+    // Nuked while it works: its commits are taken from its packed branch, as data.
+    t.ok(&["polecat", "nuke", "api/packer"]);
+    let branch = t.json(&["bead", "show", &packer])["branch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        before(&format!("refs/heads/{branch}")),
+        head,
+        "the packed branch's work was kept"
+    );
+    assert_eq!(
+        git(&repo, &["ls-tree", "--name-only", head])
+            .lines()
+            .collect::<Vec<_>>(),
+        ["README", "packer.txt"]
+    );
+    // Everything else it moved is its own view only.
+    assert_eq!(before("refs/heads/main"), main, "the rig's main moved");
+    assert_eq!(
+        before("refs/heads/honest-work"),
+        honest_head,
+        "the honest branch moved"
+    );
+    assert_eq!(
+        before("refs/remotes/origin/main"),
+        origin_main,
+        "origin/main moved"
+    );
+    assert_eq!(
+        git(&repo, &["tag", "-l"]).trim(),
+        "",
+        "a tag reached the rig"
+    );
+    assert_eq!(
+        git(&remote, &["for-each-ref", "refs/heads/main"]),
+        remote_main,
+        "the remote's main moved"
+    );
+    t.doctor_clean();
+}
