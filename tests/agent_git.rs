@@ -10,11 +10,11 @@ use support::*;
 /// Shell run inside the agent: `run NAME CMD…` appends `== NAME rc=N` and CMD's stderr
 /// to `/gt/outbox/survey` (a file the host never reads as a request).
 const RUN: &str = r#"
-S=/gt/outbox/survey
+S=${SURVEY:-/gt/outbox/survey}
 run() { n=$1; shift; "$@" >/tmp/out 2>/tmp/err; rc=$?; { echo "== $n rc=$rc"; cat /tmp/err; } >> $S; }
 "#;
 
-/// The everyday git of an agent, in order; it ends with `gt done`.
+/// The everyday git of an agent, in order (then `gt done`, or `DONE` in clone mode).
 const SURVEY: &str = r#"
 set +e
 gt prime > /dev/null
@@ -52,6 +52,12 @@ run gc git gc -q
 run fsck git fsck --no-progress --no-dangling
 echo after-gc > after.txt; run commit-after-gc sh -c 'git add after.txt && git commit -q -m after-gc'
 run head sh -c 'git rev-parse HEAD >&2'
+"#;
+
+/// Clone mode: the survey comes back committed in the agent's work (its outbox is no
+/// host directory), one commit after the one the survey's `head` names.
+const CLONE_DONE: &str = r#"
+cp "$S" survey.txt && git add survey.txt && git commit -q -m survey
 gt done -m surveyed
 "#;
 
@@ -64,6 +70,10 @@ fn survey(t: &TestTown, polecat: &str) -> Vec<(String, i32, String)> {
             .join("outbox/survey"),
     )
     .unwrap_or_default();
+    parse_survey(&text)
+}
+
+fn parse_survey(text: &str) -> Vec<(String, i32, String)> {
     let mut out: Vec<(String, i32, String)> = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("== ")
@@ -95,7 +105,7 @@ fn everyday_git_runs_clean_inside_an_agent_and_the_host_takes_the_work_back() {
         return;
     }
     let t = TestTown::new();
-    t.rig_with_remote(&format!("{RUN}\n{SURVEY}"), &[]);
+    t.rig_with_remote(&format!("{RUN}\n{SURVEY}\ngt done -m surveyed\n"), &[]);
     let id = t.bead("survey git");
     t.ok(&["sling", &id, "--polecat", "surveyor"]);
     t.patrol_until("the survey's bead done", 120, |t| {
@@ -337,4 +347,53 @@ fn an_agents_private_refs_reach_the_host_only_as_its_own_branch_loose_or_packed(
         "the remote's main moved"
     );
     t.doctor_clean();
+}
+
+#[test]
+fn everyday_git_runs_clean_inside_an_agent_working_in_a_clone() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    support::clone::configure_clone(&t, 0);
+    let remote = support::clone::clone_rig(
+        &t,
+        &format!("SURVEY=/tmp/survey\n{RUN}\n{SURVEY}\n{CLONE_DONE}"),
+        &[],
+    );
+    let _serve = support::clone::Serve::start(&t);
+    let id = t.bead("survey git in a clone");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the survey's bead done", 120, |t| {
+        t.bead_status(&id) == "done"
+    });
+    let branch = t.json(&["bead", "show", &id])["branch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = git(&remote, &["show", &format!("{branch}:survey.txt")]);
+    let lines = parse_survey(&text);
+    assert!(
+        lines.iter().any(|(n, _, _)| n == "head"),
+        "the survey ran to its end: {lines:#?}"
+    );
+    let bad: Vec<_> = lines
+        .iter()
+        .filter(|(_, rc, err)| *rc != 0 || looks_bad(err))
+        .collect();
+    assert!(bad.is_empty(), "git misbehaved in the clone: {bad:#?}");
+    let subjects = git(&remote, &["log", "--format=%s", &format!("main..{branch}")]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        [
+            "survey",
+            "after-gc",
+            "many, gone",
+            "many",
+            "three",
+            "two",
+            "one"
+        ],
+        "{subjects}"
+    );
 }
