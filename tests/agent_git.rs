@@ -382,7 +382,8 @@ fn everyday_git_runs_clean_inside_an_agent_working_in_a_clone() {
         .filter(|(_, rc, err)| *rc != 0 || looks_bad(err))
         .collect();
     assert!(bad.is_empty(), "git misbehaved in the clone: {bad:#?}");
-    let subjects = git(&remote, &["log", "--format=%s", &format!("main..{branch}")]);
+    let repo = t.root().join("rigs/api/repo");
+    let subjects = git(&repo, &["log", "--format=%s", &format!("main..{branch}")]);
     assert_eq!(
         subjects.lines().collect::<Vec<_>>(),
         [
