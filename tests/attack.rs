@@ -627,7 +627,7 @@ try see-worktree ls $T/rigs/api/polecats/$O
 try see-box cat $T/agents/api/$O/box/assignment.json
 try see-outbox ls $T/agents/api/$O/outbox
 try see-objects ls $T/agents/api/$O/git/objects
-try see-private-ref ls $T/agents/api/$O/git/refs
+try see-private-ref ls $T/agents/api/$O/git/common
 try see-registration ls $R/worktrees/$O
 try see-town-db ls $T/.gt
 try see-agents ls $T/agents/api/$O
