@@ -398,3 +398,57 @@ fn everyday_git_runs_clean_inside_an_agent_working_in_a_clone() {
         "{subjects}"
     );
 }
+
+/// Generation 1 commits, stashes more work, packs its refs and dies; generation 2, in the
+/// same worktree, finds its branch and its stash where it left them.
+const RESTARTED: &str = r#"
+set -eu
+if [ "$GT_GENERATION" = 1 ]; then
+  echo one > one.txt; git add one.txt; git commit -q -m one
+  echo stashed > stashed.txt; git add stashed.txt; git stash -q
+  git pack-refs --all
+  exit 1
+fi
+git stash list > /tmp/list
+git stash pop -q
+git add -A
+git commit -q -m "from the stash"
+cp /tmp/list /gt/outbox/stash-list
+gt done -m "after a restart"
+"#;
+
+#[test]
+fn a_restarted_agent_finds_its_packed_branch_and_its_stash() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(RESTARTED, &[]);
+    let id = t.bead("restart");
+    t.ok(&["sling", &id, "--polecat", "phoenix"]);
+    t.patrol_until("the restarted bead done", 120, |t| {
+        t.bead_status(&id) == "done"
+    });
+    let list = std::fs::read_to_string(t.root().join("agents/api/phoenix/outbox/stash-list"))
+        .unwrap_or_default();
+    assert_eq!(
+        list.lines().count(),
+        1,
+        "one stash entry came back: {list:?}"
+    );
+    let repo = t.root().join("rigs/api/repo");
+    let branch = t.json(&["bead", "show", &id])["branch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subjects = git(&repo, &["log", "--format=%s", &format!("main..{branch}")]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        ["from the stash", "one"],
+        "{subjects}"
+    );
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:stashed.txt")]),
+        "stashed\n"
+    );
+}
