@@ -8,9 +8,10 @@
 //! packed-refs, logs, config, info/, git's lock files), seeded by the host with a copy
 //! of the rig's refs, config and info/. So git works there as anywhere (rebase, stash,
 //! tags and scratch branches, `git config`, pack-refs, gc): whatever the agent does to
-//! those is its own view only; no host process reads that config or those refs. The host reads one of them, the agent's branch, as data (loose or
-//! packed), only through `crate::untrusted`, only when no container of the agent runs,
-//! and moves the branch in the rig repository itself, forward only.
+//! those is its own view only; no host process reads that config or those refs. The
+//! host reads one of them, the agent's branch, as data (loose or packed), only through
+//! `crate::untrusted`, only when no container of the agent runs, and moves the branch in
+//! the rig repository itself, forward only.
 
 use super::Town;
 use crate::error::{Error, Result};
@@ -192,7 +193,7 @@ pub fn mounts(
     worktree: &Path,
     branch: &str,
 ) -> (Vec<Bind>, Vec<Tmpfs>, Vec<(String, String)>) {
-    let _ = branch; // the agent's branch is in its private ref store, like every other
+    let _ = branch; // its branch is in its private git dir (`prepare`), like every ref
     let p = places(town, rig, name);
     let git_dir = town.repo_dir(rig).join(".git");
     let s = |p: &Path| p.to_string_lossy().into_owned();
@@ -404,7 +405,9 @@ fn seed_common(
             _ => Ok(()),
         }
     };
-    copy(&repo.path().join("config"), &common.join("config"))?;
+    for f in ["config", "shallow"] {
+        copy(&repo.path().join(f), &common.join(f))?;
+    }
     mkdir(&common.join("info"))?;
     if let Ok(entries) = std::fs::read_dir(repo.path().join("info")) {
         for e in entries.flatten() {
