@@ -222,3 +222,89 @@ fn the_readmes_first_agent_treats_a_hostile_bead_title_as_text() {
     let subject = git(&clone_dir(&t), &["log", "-1", "--format=%s", &branch]);
     assert_eq!(subject.trim_end_matches('\n'), title);
 }
+
+// ATTACK (the agent's private git dir, new this week, meets delivery into the user's
+// repository): with git working normally in its box, the agent moves its own view's
+// `main` to its commit, tags it `v9`, makes a branch for another polecat, packs its refs,
+// and sets `core.hooksPath`/`core.fsmonitor` in its private config to a script that
+// would mark the host. What must hold: the host's rig repository keeps its main, tags,
+// branches and config; after review and landing, the user's repository gets the landed
+// main and nothing else (no tag, no agent branch), and no hook or fsmonitor of the
+// agent's ever runs on the host.
+#[test]
+fn an_agents_private_refs_tags_and_config_never_reach_the_rig_or_the_users_repository() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.root().parent().unwrap().join("src").join("api");
+    let marker = t.root().parent().unwrap().join("pwned-by-agent-config");
+    let agent = format!(
+        r#"set -eu
+printf '#!/bin/sh\ntouch {m}\n' > /tmp/evil.sh; chmod 755 /tmp/evil.sh
+mkdir -p /tmp/hooks; for h in post-checkout pre-push post-merge reference-transaction push-to-checkout post-receive; do cp /tmp/evil.sh /tmp/hooks/$h; done
+git config core.hooksPath /tmp/hooks
+git config core.fsmonitor /tmp/evil.sh
+echo "work by $GT_AGENT" > "work-$GT_BEAD.txt"
+git add . && git commit -q -m "$GT_BEAD: work"
+c=$(git rev-parse HEAD)
+git update-ref refs/heads/main "$c"
+git tag -a v9 -m "a tag of mine" "$c"
+git tag v9-light "$c"
+git branch polecat/nux/api-zzz "$c"
+git pack-refs --all
+gt done -m "finished $GT_BEAD"
+"#,
+        m = marker.display()
+    );
+    local_rig_at(&t, &src, &agent);
+    let clone = clone_dir(&t);
+    let config_before = std::fs::read_to_string(clone.join(".git/config")).unwrap();
+    let main_before = head(&clone, "refs/heads/main");
+    let id = t.bead("a change");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    assert_eq!(
+        head(&clone, "refs/heads/main"),
+        main_before,
+        "the agent moved main"
+    );
+    assert_eq!(
+        git(&clone, &["tag", "--list"]).trim(),
+        "",
+        "an agent's tag in the rig"
+    );
+    assert_eq!(
+        git(&clone, &["branch", "--list", "polecat/nux/*"]).trim(),
+        "",
+        "a branch the agent made in the rig"
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join(".git/config")).unwrap(),
+        config_before
+    );
+    t.ok(&["mq", "approve", &id]);
+    t.patrol_until("merged", 90, |t| mr_state(t, &id) == "merged");
+    t.patrol_until("delivered", 30, |t| {
+        head(&src, "main") == head(&clone_dir(t), "refs/heads/main")
+    });
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(
+        git(&src, &["tag", "--list"]).trim(),
+        "",
+        "a tag reached the user"
+    );
+    assert_eq!(
+        git(&src, &["for-each-ref", "--format=%(refname)"])
+            .lines()
+            .filter(|r| *r != "refs/heads/main")
+            .collect::<Vec<_>>(),
+        Vec::<&str>::new(),
+        "only main reaches the user's repository"
+    );
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+    assert!(
+        !marker.exists(),
+        "a hook or fsmonitor of the agent's ran on the host"
+    );
+}
