@@ -308,3 +308,60 @@ gt done -m "finished $GT_BEAD"
         "a hook or fsmonitor of the agent's ran on the host"
     );
 }
+
+// ATTACK (the agent's private git dir is seeded with a copy of the rig's config): a rig
+// cloned from `https://user:TOKEN@host/repo` keeps that URL, token and all, in its
+// clone's config (as `git clone` writes it), and a user's `http.extraHeader` holds a
+// bearer token. The agent reads its git config (`git config --list`, the file itself)
+// and commits what it saw. What must hold: no credential of the rig's reaches a
+// container (DESIGN: the key never enters a container); the URL's host and path may.
+#[test]
+fn the_rigs_remote_credentials_never_reach_the_agents_private_git_config() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.root().parent().unwrap().join("src").join("api");
+    let agent = r#"set -eu
+common=$(git rev-parse --git-common-dir)
+{ git config --list; cat "$common/config"; } > seen.txt
+git add seen.txt && git commit -q -m "$GT_BEAD: what I saw"
+gt done -m "finished $GT_BEAD"
+"#;
+    local_rig_at(&t, &src, agent);
+    let clone = clone_dir(&t);
+    // What `gt rig add https://gt-user:…@git.example.com/o/api.git` leaves in the clone.
+    git(
+        &clone,
+        &[
+            "config",
+            "remote.origin.url",
+            "https://gt-user:s3cr3t-token-xyz@git.example.com/o/api.git",
+        ],
+    );
+    git(
+        &clone,
+        &[
+            "config",
+            "remote.origin.pushurl",
+            "ssh://deploy:s3cr3t-push-xyz@git.example.com/o/api.git",
+        ],
+    );
+    git(
+        &clone,
+        &[
+            "config",
+            "http.https://git.example.com/.extraHeader",
+            "Authorization: Bearer s3cr3t-header-xyz",
+        ],
+    );
+    let id = t.bead("look around");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    let seen = git(&clone, &["show", &format!("polecat/furiosa/{id}:seen.txt")]);
+    assert!(seen.contains("git.example.com/o/api.git"), "{seen}");
+    assert!(
+        !seen.contains("s3cr3t"),
+        "a credential reached the agent:\n{seen}"
+    );
+}
