@@ -365,3 +365,37 @@ gt done -m "finished $GT_BEAD"
         "a credential reached the agent:\n{seen}"
     );
 }
+
+// ATTACK (agent text on a person's terminal): a checkpoint note that carries the rest of
+// Unicode's bidi controls (the marks U+200E, U+200F, U+061C, which reorder what follows
+// them like the overrides gt already escapes) and its line and paragraph separators
+// (U+2028, U+2029: a line break to Unicode, to a pager and to many terminals), to fake a
+// gt field line under the checkpoint. What must hold: `gt bead show` shows each of them
+// as a visible escape, never the character itself.
+#[test]
+fn a_checkpoint_note_with_bidi_marks_and_unicode_line_separators_is_shown_escaped() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = t.root().parent().unwrap().join("src").join("api");
+    let agent = r#"set -eu
+gt checkpoint -m "$(printf 'step 1\342\200\250status:   done\342\200\251\342\200\217reversed\342\200\216 \330\234x')"
+echo work > work.txt && git add work.txt && git commit -q -m work
+gt done -m finished
+"#;
+    local_rig_at(&t, &src, agent);
+    let id = t.bead("a note");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    let shown = t.ok(&["bead", "show", &id]);
+    assert!(shown.contains("checkpoint: step 1"), "{shown}");
+    for c in ['\u{2028}', '\u{2029}', '\u{200e}', '\u{200f}', '\u{61c}'] {
+        assert!(
+            !shown.contains(c),
+            "{:?} reached the terminal as it is:\n{shown}",
+            c
+        );
+    }
+    assert!(shown.contains("\\u{2028}"), "{shown}");
+}
