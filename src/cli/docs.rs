@@ -125,6 +125,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
          ~/.config/systemd/user).",
     ),
     (
+        "XDG_RUNTIME_DIR",
+        "Where a rootless Docker engine keeps its socket ($XDG_RUNTIME_DIR/docker.sock): \
+         when no engine answers, gt's hint names it.",
+    ),
+    (
         "GT_AGENT",
         "Set by gt inside an agent's container (RIG/NAME): it makes `gt prime`, `gt \
          checkpoint`, `gt done`, `gt mail` and `gt escalate` speak as that agent through its \
