@@ -188,7 +188,7 @@ fn town_with_a_conflict(t: &TestTown) -> (String, String) {
     t.patrol_until("one merged, one failed", 90, |t| {
         let s = [t.bead_status(&a), t.bead_status(&b)];
         s.contains(&"failed".to_string())
-            && t.json(&["mq", "list"])
+            && t.json(&["mq", "list", "--all"])
                 .as_array()
                 .is_some_and(|m| m.iter().any(|m| m["state"] == "merged"))
     });
