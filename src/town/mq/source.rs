@@ -153,7 +153,7 @@ pub fn sync(town: &mut Town, rig: &Rig, report: &mut Report) -> Result<()> {
             report.waiting.push(format!("rig {}: {why}", rig.name));
             Ok(())
         }
-        Err(e @ Error::LeaseLost { .. }) => Err(e),
+        Err(e @ (Error::LeaseLost { .. } | Error::Interrupted { .. })) => Err(e),
         Err(e) => {
             let why = tell(town, rig, &src, Cause::Unreadable(e.to_string()))?;
             report.waiting.push(format!("rig {}: {why}", rig.name));
@@ -205,6 +205,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
             ours,
             "gt: target follows your repository",
         )?;
+        crate::interrupt::step("mq.source.followed")?;
         town.db.write(|tx| {
             tx.event(
                 "mq.source_followed",
@@ -229,8 +230,18 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
         follow_rewind(town, rig, &repo, &target, &src_s, ours, theirs)?;
         return in_step(town, rig, &fetched, true).map(|_| None);
     }
+    crate::interrupt::step("mq.source.before_push")?;
+    if let Some(lock) = held_ref_lock(src, &target) {
+        // git's updateInstead updates the work tree before it takes the ref's lock: a
+        // push now would leave the user's files at gt's commit and their branch not.
+        return Ok(Some(Cause::Refused(format!(
+            "{} is held: git is running there; gt waits for it",
+            lock.display()
+        ))));
+    }
     match crate::git::push_into_checkout(&repo_dir, &src_s, &local, &target, &fetched, within) {
         Ok(crate::git::CasPush::Pushed) => {
+            crate::interrupt::step("mq.source.after_push")?;
             town.db.write(|tx| {
                 tx.event(
                     "mq.delivered",
@@ -253,6 +264,19 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
             Ok(Some(Cause::Refused(detail.chars().take(300).collect())))
         }
     }
+}
+
+/// A lock file of the user's git on `branch`'s ref (or on the packed refs), if one is
+/// held in the repository at `src`.
+fn held_ref_lock(src: &std::path::Path, branch: &str) -> Option<PathBuf> {
+    let repo = Repository::open(src).ok()?;
+    let common = repo.commondir().to_path_buf();
+    [
+        common.join(format!("refs/heads/{branch}.lock")),
+        common.join("packed-refs.lock"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
 }
 
 /// The source and gt's clone hold the same target `head`: what said the work was

@@ -1,0 +1,370 @@
+//! Faults of the world against the first hour's new surfaces: landing into the user's
+//! own repository (gt killed at each step of a delivery, the user's git holding its
+//! locks, the repository moved away, its disk full, the user committing or switching
+//! branches in the middle of a delivery). Each test asserts: nothing of the user's is
+//! lost or overwritten, no duplicate landing, the mayor told once per cause, and the
+//! delivery converges once the fault is gone.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::*;
+
+/// Rig `api` from the local repository `src` (no --remote), landing after review.
+fn local_rig_at(t: &TestTown, src: &Path) {
+    let image = test_image();
+    let command = scripted_agent("");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &image,
+        "--command",
+        &command,
+        "--memory",
+        "256m",
+    ]);
+}
+
+fn local_rig(t: &TestTown) -> PathBuf {
+    let src = t.source_repo("api");
+    local_rig_at(t, &src);
+    src
+}
+
+fn mr_of(t: &TestTown, bead: &str) -> serde_json::Value {
+    t.json(&["mq", "show", bead])
+}
+
+fn mr_state(t: &TestTown, bead: &str) -> String {
+    mr_of(t, bead)["state"].as_str().unwrap_or("").to_string()
+}
+
+/// Sling `title` and wait until its work is done (not yet approved).
+fn done_one(t: &TestTown, title: &str) -> String {
+    let id = t.bead(title);
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    id
+}
+
+/// Sling `title`, wait until its work is done, approve it, and patrol until it merged.
+fn land_one(t: &TestTown, title: &str) -> String {
+    let id = done_one(t, title);
+    t.ok(&["mq", "approve", &id]);
+    t.patrol_until("its merge request merged", 90, |t| {
+        mr_state(t, &id) == "merged"
+    });
+    id
+}
+
+fn head(dir: &Path, rev: &str) -> String {
+    git(dir, &["rev-parse", rev]).trim().to_string()
+}
+
+fn clone_head(t: &TestTown) -> String {
+    head(&t.root().join("rigs/api/repo"), "refs/heads/main")
+}
+
+fn is_ancestor(dir: &Path, a: &str, b: &str) -> bool {
+    std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["merge-base", "--is-ancestor", a, b])
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn events_of(t: &TestTown, kind: &str) -> usize {
+    t.json(&["log", "-n", "100000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .count()
+}
+
+fn not_delivered(t: &TestTown, id: &str) -> bool {
+    mr_of(t, id)["reason"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("not in your repository yet"))
+}
+
+/// A file the user's own git holds while it runs (`index.lock`, `refs/heads/main.lock`):
+/// gt's delivery waits, never takes or removes it, says so once, and delivers once the
+/// user's git is done.
+fn a_held_lock_waits(lock: &str) {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t);
+    let before = head(&src, "main");
+    let lock = src.join(".git").join(lock);
+    std::fs::write(&lock, "the user's git\n").unwrap();
+    let id = land_one(&t, "a change");
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    assert_eq!(head(&src, "main"), before, "the user's main did not move");
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap(),
+        "the user's git\n",
+        "the user's lock is theirs"
+    );
+    assert!(!src.join(format!("work-{id}.txt")).exists());
+    assert!(not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    let mails = t.mayor_mail_id("land-source-api-");
+    assert_eq!(mails.len(), 1, "told once: {mails:?}");
+    std::fs::remove_file(&lock).unwrap();
+    t.patrol_until("delivered once the lock is gone", 30, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+    t.ok(&["patrol"]);
+    assert!(!not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+    t.doctor_clean();
+}
+
+#[test]
+fn the_users_index_lock_held_delivery_waits_says_once_and_delivers_once_released() {
+    a_held_lock_waits("index.lock");
+}
+
+#[test]
+fn the_users_main_ref_lock_held_delivery_waits_says_once_and_delivers_once_released() {
+    a_held_lock_waits("refs/heads/main.lock");
+}
+
+/// The first landing is kept out of the source by a held `index.lock`, so that a later
+/// pass does nothing but deliver it.
+fn landed_not_delivered(t: &TestTown, src: &Path) -> String {
+    let lock = src.join(".git/index.lock");
+    std::fs::write(&lock, "").unwrap();
+    let id = land_one(t, "a change");
+    assert!(not_delivered(t, &id), "{}", mr_of(t, &id));
+    std::fs::remove_file(&lock).unwrap();
+    id
+}
+
+#[test]
+fn gt_killed_right_after_the_push_into_the_users_repository_converges_without_delivering_twice() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t);
+    let id = landed_not_delivered(&t, &src);
+    let mut p = t.paused_at(&["patrol"], "mq.source.after_push", None);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    // The push happened: the user's main and work tree have the work, nothing else.
+    assert_eq!(head(&src, "main"), clone_head(&t));
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+    // The next pass sees both sides in step: the reason is lifted, nothing pushed again.
+    t.ok(&["patrol"]);
+    assert!(!not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    assert_eq!(events_of(&t, "mq.delivered"), 0, "no second delivery");
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+    // The queue keeps landing, and delivering.
+    let next = land_one(&t, "another change");
+    t.patrol_until("the next landing delivered", 30, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    assert!(src.join(format!("work-{next}.txt")).exists());
+    // Every commit once on the user's main.
+    let log = git(&src, &["log", "--format=%s", "main"]);
+    let subjects: std::collections::HashSet<&str> = log.lines().collect();
+    assert_eq!(subjects.len(), log.lines().count(), "{log}");
+    t.doctor_clean();
+}
+
+#[test]
+fn gt_killed_right_before_the_push_leaves_the_users_repository_alone_and_the_next_pass_delivers() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t);
+    let before = head(&src, "main");
+    let id = landed_not_delivered(&t, &src);
+    let mut p = t.paused_at(&["patrol"], "mq.source.before_push", None);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    assert_eq!(head(&src, "main"), before);
+    t.patrol_until("delivered", 30, |t| head(&src, "main") == clone_head(t));
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(events_of(&t, "mq.delivered"), 1);
+    t.doctor_clean();
+}
+
+#[test]
+fn the_user_switching_branches_with_an_edit_in_the_middle_of_a_delivery_keeps_both() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t);
+    let id = landed_not_delivered(&t, &src);
+    let release = t.root().join("release");
+    let p = t.paused_at(&["patrol"], "mq.source.before_push", Some(&release));
+    git(&src, &["checkout", "-q", "-b", "topic"]);
+    std::fs::write(src.join("README"), "my edit on topic\n").unwrap();
+    std::fs::write(&release, "").unwrap();
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    // main moved (it is not checked out any more); the user's branch and edit stayed.
+    assert_eq!(head(&src, "main"), clone_head(&t));
+    assert_eq!(git(&src, &["branch", "--show-current"]).trim(), "topic");
+    assert_eq!(
+        std::fs::read_to_string(src.join("README")).unwrap(),
+        "my edit on topic\n"
+    );
+    assert!(!src.join(format!("work-{id}.txt")).exists());
+    t.ok(&["patrol"]);
+    assert!(!not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    t.doctor_clean();
+}
+
+#[test]
+fn the_user_committing_in_the_middle_of_a_delivery_keeps_the_commit_and_is_told_once() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t);
+    let id = landed_not_delivered(&t, &src);
+    let release = t.root().join("release");
+    let p = t.paused_at(&["patrol"], "mq.source.before_push", Some(&release));
+    std::fs::write(src.join("mine.txt"), "the user's own\n").unwrap();
+    git(&src, &["add", "mine.txt"]);
+    git(&src, &["commit", "-q", "-m", "the user's own commit"]);
+    let mine = head(&src, "main");
+    std::fs::write(&release, "").unwrap();
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        head(&src, "main"),
+        mine,
+        "the user's commit is never overwritten"
+    );
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    assert_eq!(head(&src, "main"), mine);
+    assert!(not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    // One mail for the first cause (the lock), one for the separate ways.
+    let mails = t.mayor_mail_id("land-source-api-");
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    // The queue keeps landing in gt's clone meanwhile, without another mail.
+    let next = land_one(&t, "another change");
+    t.ok(&["patrol"]);
+    assert_eq!(head(&src, "main"), mine);
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 2);
+    // The user takes the work as told: both sides' commits are on their main, and gt's
+    // target follows it.
+    let clone = t.root().join("rigs/api/repo");
+    git(
+        &src,
+        &[
+            "pull",
+            "-q",
+            "--no-rebase",
+            "--no-edit",
+            clone.to_str().unwrap(),
+            "main",
+        ],
+    );
+    t.patrol_until("in step", 30, |t| head(&src, "main") == clone_head(t));
+    assert!(is_ancestor(&src, &mine, "main"));
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert!(src.join(format!("work-{next}.txt")).exists());
+    assert!(!not_delivered(&t, &id) && !not_delivered(&t, &next));
+    t.doctor_clean();
+}
+
+#[test]
+fn the_users_repository_moved_away_is_said_once_and_delivered_once_it_is_back() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t);
+    let before = head(&src, "main");
+    let away = src.with_file_name("api-moved");
+    std::fs::rename(&src, &away).unwrap();
+    let id = land_one(&t, "a change");
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    assert!(!src.exists(), "gt creates nothing where the repository was");
+    assert_eq!(head(&away, "main"), before);
+    assert!(not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    let mails = t.mayor_mail_id("land-source-api-");
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    // The doctor names what is wrong, or stays clean; it never fails on it.
+    let out = t.run(&["doctor"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() || said.contains(src.to_str().unwrap()),
+        "{said}"
+    );
+    std::fs::rename(&away, &src).unwrap();
+    t.patrol_until("delivered once it is back", 30, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    t.ok(&["patrol"]);
+    assert!(!not_delivered(&t, &id));
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+}
+
+#[test]
+fn the_users_repository_on_a_full_disk_keeps_everything_and_gets_the_work_once_there_is_room() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let Some(disk) = SmallDisk::mount(&t.root().parent().unwrap().join("small"), "4m") else {
+        return;
+    };
+    let src = disk.0.join("api");
+    make_repo(&src);
+    local_rig_at(&t, &src);
+    let before = head(&src, "main");
+    // Fill the disk to the last byte.
+    let filler = disk.0.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&[0u8]).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let id = land_one(&t, "a change");
+    t.ok(&["patrol"]);
+    assert_eq!(head(&src, "main"), before);
+    assert_eq!(
+        git(&src, &["--no-optional-locks", "status", "--porcelain"]).trim(),
+        ""
+    );
+    assert!(not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    git(&src, &["fsck", "--no-progress"]);
+    std::fs::remove_file(&filler).unwrap();
+    t.patrol_until("delivered once there is room", 30, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+    git(&src, &["fsck", "--no-progress"]);
+    t.ok(&["patrol"]);
+    assert!(!not_delivered(&t, &id));
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+}
