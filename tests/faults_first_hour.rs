@@ -368,3 +368,102 @@ fn the_users_repository_on_a_full_disk_keeps_everything_and_gets_the_work_once_t
     assert!(!not_delivered(&t, &id));
     assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
 }
+
+/// Rig `api` whose remote is a bare clone of its source; returns the remote's path.
+fn remote_rig(t: &TestTown) -> PathBuf {
+    let src = t.source_repo("api");
+    let remote = t.root().parent().unwrap().join("api-remote.git");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&src)
+        .arg(&remote)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let image = test_image();
+    let command = scripted_agent("");
+    t.ok(&[
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &image,
+        "--command",
+        &command,
+        "--memory",
+        "256m",
+        "--remote",
+        remote.to_str().unwrap(),
+    ]);
+    remote
+}
+
+/// The remote's `polecat/*` branches.
+fn remote_polecat_branches(remote: &Path) -> Vec<String> {
+    git(
+        remote,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/polecat/",
+        ],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn gt_killed_between_the_merge_and_the_remote_branch_delete_deletes_it_on_a_later_pass() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = remote_rig(&t);
+    let id = done_one(&t, "a change");
+    assert_eq!(remote_polecat_branches(&remote).len(), 1, "pushed at done");
+    t.ok(&["mq", "approve", &id]);
+    let mut p = t.paused_at(&["patrol"], "mq.merged.after", None);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    assert_eq!(mr_state(&t, &id), "merged");
+    t.patrol_until("the merged branch deleted from the remote", 20, |_| {
+        remote_polecat_branches(&remote).is_empty()
+    });
+    assert_eq!(events_of(&t, "branch.remote_pruned"), 1);
+    // Its local branch too (the same pattern: pruned only in the pass that merged).
+    let clone = t.root().join("rigs/api/repo");
+    assert_eq!(git(&clone, &["branch", "--list", "polecat/*"]).trim(), "");
+    // Nothing pending: later passes do not ask the remote again.
+    t.ok(&["patrol"]);
+    assert_eq!(events_of(&t, "branch.remote_pruned"), 1);
+    t.doctor_clean();
+}
+
+#[test]
+fn gt_killed_between_the_merge_and_the_local_prune_prunes_the_merged_branch_on_a_later_pass() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let _src = local_rig(&t);
+    let id = done_one(&t, "a change");
+    let clone = t.root().join("rigs/api/repo");
+    assert_ne!(git(&clone, &["branch", "--list", "polecat/*"]).trim(), "");
+    t.ok(&["mq", "approve", &id]);
+    let mut p = t.paused_at(&["patrol"], "mq.merged.after", None);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    assert_eq!(mr_state(&t, &id), "merged");
+    t.ok(&["patrol"]);
+    assert_eq!(git(&clone, &["branch", "--list", "polecat/*"]).trim(), "");
+    assert_eq!(events_of(&t, "mq.local_pruned"), 1);
+    t.ok(&["patrol"]);
+    assert_eq!(
+        events_of(&t, "mq.local_pruned"),
+        1,
+        "nothing pending any more"
+    );
+    t.doctor_clean();
+}
