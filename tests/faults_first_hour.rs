@@ -467,3 +467,89 @@ fn gt_killed_between_the_merge_and_the_local_prune_prunes_the_merged_branch_on_a
     );
     t.doctor_clean();
 }
+
+/// `gt patrol --watch` with its stderr collected line by line.
+struct Watching {
+    child: std::process::Child,
+    err: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Watching {
+    fn start(t: &TestTown) -> Watching {
+        let mut child = t.spawn(
+            &["patrol", "--watch", "--interval", "200ms"],
+            &[("NO_COLOR", "1")],
+        );
+        let stderr = child.stderr.take().unwrap();
+        let err = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = err.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        Watching { child, err }
+    }
+
+    fn lines_with(&self, text: &str) -> usize {
+        self.err
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+
+    fn said(&self) -> String {
+        self.err.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn patrol_watch_says_once_that_docker_is_down_and_once_that_it_is_back() {
+    if !require_docker() {
+        return;
+    }
+    let mut engine = PrivateEngine::start();
+    let t = TestTown::new().on_engine(&engine.host());
+    let passes = |t: &TestTown| events_of(t, "patrol.started");
+    let w = Watching::start(&t);
+    wait_for("a first pass", 30, || (passes(&t) >= 1).then_some(()));
+    assert_eq!(w.lines_with("patrol:"), 0, "{}", w.said());
+    engine.stop();
+    wait_for("the outage said", 60, || {
+        (w.lines_with("patrol:") >= 1).then_some(())
+    });
+    // Several more passes while Docker stays down: no line more.
+    let at = passes(&t);
+    wait_for("three more passes", 60, || {
+        (passes(&t) >= at + 3).then_some(())
+    });
+    assert_eq!(w.lines_with("patrol:"), 1, "said once: {}", w.said());
+    engine.restart();
+    wait_for("the recovery said", 60, || {
+        (w.lines_with("answers again") >= 1).then_some(())
+    });
+    let at = passes(&t);
+    wait_for("three more passes", 60, || {
+        (passes(&t) >= at + 3).then_some(())
+    });
+    assert_eq!(w.lines_with("answers again"), 1, "{}", w.said());
+    assert_eq!(w.lines_with("patrol:"), 2, "{}", w.said());
+    // A second outage is said again.
+    engine.stop();
+    wait_for("the second outage said", 60, || {
+        (w.lines_with("patrol:") >= 3).then_some(())
+    });
+}
