@@ -553,3 +553,93 @@ fn patrol_watch_says_once_that_docker_is_down_and_once_that_it_is_back() {
         (w.lines_with("patrol:") >= 3).then_some(())
     });
 }
+
+/// A repository whose every read of its refs hangs: its `packed-refs` is a fifo nobody
+/// writes (`main` kept as a loose ref). Dropped: blocked readers are let go.
+struct Hung(PathBuf);
+
+impl Hung {
+    fn hang(git_dir: &Path) -> Hung {
+        let main = std::fs::read_to_string(git_dir.join("refs/heads/main"))
+            .ok()
+            .unwrap_or_else(|| {
+                let out = std::process::Command::new("git")
+                    .arg("--git-dir")
+                    .arg(git_dir)
+                    .args(["rev-parse", "main"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            });
+        let packed = git_dir.join("packed-refs");
+        let _ = std::fs::remove_file(&packed);
+        std::fs::write(
+            git_dir.join("refs/heads/main"),
+            format!("{}\n", main.trim()),
+        )
+        .unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&packed)
+                .status()
+                .unwrap()
+                .success()
+        );
+        Hung(packed)
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_RDWR on a fifo does not block: readers blocked in open() go on and see EOF.
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(0o4000)
+            .open(&self.0)
+        {
+            let _ = std::fs::remove_file(&self.0);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(f);
+        }
+    }
+}
+
+#[test]
+fn a_users_repository_that_hangs_is_tried_then_backed_off_and_the_queue_keeps_landing() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.configure("retry_backoff = [\"0s\"]", "push_timeout = \"3s\"");
+    let src = local_rig(&t);
+    let before = head(&src, "main");
+    let hung = Hung::hang(&src.join(".git"));
+    let id = land_one(&t, "a change");
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        t.ok(&["patrol"]);
+        let took = started.elapsed();
+        if took >= std::time::Duration::from_secs(3) {
+            slow.push(took);
+        }
+    }
+    assert!(
+        slow.len() <= 1,
+        "passes kept waiting push_timeout for the hung repository: {slow:?}"
+    );
+    // The queue keeps landing meanwhile.
+    let next = land_one(&t, "another change");
+    assert!(not_delivered(&t, &id) && not_delivered(&t, &next));
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+    drop(hung);
+    assert_eq!(head(&src, "main"), before);
+    t.patrol_until("delivered once it answers", 90, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    assert!(src.join(format!("work-{next}.txt")).exists());
+    t.ok(&["patrol"]);
+    assert!(!not_delivered(&t, &id) && !not_delivered(&t, &next));
+}

@@ -146,20 +146,41 @@ pub fn sync(town: &mut Town, rig: &Rig, report: &mut Report) -> Result<()> {
     let Some(src) = delivers(town, rig)? else {
         return Ok(());
     };
+    // A repository that did not answer within the push budget is not asked again before
+    // its backoff ends (a hung disk must not stall every pass; the queue goes on).
+    let key = backoff_key(&rig.name);
+    let shown = src.display().to_string();
+    if let Some(b) = crate::town::done::push_backoff(town, &key)?.filter(|b| now_ms() < b.until) {
+        // What landed meanwhile says where it is (the mayor was told already).
+        tell(town, rig, &src, Cause::Unreadable(b.error.clone()))?;
+        report
+            .waiting
+            .push(format!("rig {}: {}", rig.name, b.why(&shown)));
+        return Ok(());
+    }
     match sync_inner(town, rig, &src) {
-        Ok(None) => Ok(()),
+        Ok(None) => crate::town::done::clear_push_backoff(town, &key),
         Ok(Some(cause)) => {
+            crate::town::done::clear_push_backoff(town, &key)?;
             let why = tell(town, rig, &src, cause)?;
             report.waiting.push(format!("rig {}: {why}", rig.name));
             Ok(())
         }
         Err(e @ (Error::LeaseLost { .. } | Error::Interrupted { .. })) => Err(e),
         Err(e) => {
+            if crate::git::timed_out(&e) {
+                crate::town::done::record_push_failure(town, &key, &shown, &e)?;
+            }
             let why = tell(town, rig, &src, Cause::Unreadable(e.to_string()))?;
             report.waiting.push(format!("rig {}: {why}", rig.name));
             Ok(())
         }
     }
+}
+
+/// The push backoff of `rig`'s delivery into its source (apart from its remote's).
+fn backoff_key(rig: &str) -> String {
+    format!("{rig}.source")
 }
 
 fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Option<Cause>> {
@@ -253,7 +274,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
         }
         // The user moved their branch meanwhile: looked at again next pass.
         Ok(crate::git::CasPush::Moved(_)) => Ok(None),
-        Err(e) if crate::git::timed_out(&e) => Ok(Some(Cause::Unreadable(e.to_string()))),
+        Err(e) if crate::git::timed_out(&e) => Err(e),
         Err(e) => {
             let said = e.to_string();
             let detail = said
