@@ -643,3 +643,69 @@ fn a_users_repository_that_hangs_is_tried_then_backed_off_and_the_queue_keeps_la
     t.ok(&["patrol"]);
     assert!(!not_delivered(&t, &id) && !not_delivered(&t, &next));
 }
+
+/// `dir` bind-mounted over itself read-only; unmounted when dropped.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn mount(dir: &Path) -> Option<ReadOnly> {
+        let run = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !run(&["--bind"]) {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "CI=true but a bind mount cannot be made (tests run as root in CI)"
+            );
+            return None;
+        }
+        let ro = ReadOnly(dir.to_path_buf());
+        let ok = std::process::Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount read-only");
+        Some(ro)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_users_repository_is_said_once_and_gets_the_work_once_writable() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let src = local_rig(&t);
+    let before = head(&src, "main");
+    let Some(ro) = ReadOnly::mount(&src) else {
+        return;
+    };
+    let id = land_one(&t, "a change");
+    t.ok(&["patrol"]);
+    t.ok(&["patrol"]);
+    assert_eq!(head(&src, "main"), before);
+    assert!(!src.join(format!("work-{id}.txt")).exists());
+    assert!(not_delivered(&t, &id), "{}", mr_of(&t, &id));
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+    drop(ro);
+    t.patrol_until("delivered once writable", 30, |t| {
+        head(&src, "main") == clone_head(t)
+    });
+    assert!(src.join(format!("work-{id}.txt")).exists());
+    assert_eq!(git(&src, &["status", "--porcelain"]).trim(), "");
+    t.ok(&["patrol"]);
+    assert!(!not_delivered(&t, &id));
+    assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
+}
