@@ -709,3 +709,66 @@ fn a_read_only_users_repository_is_said_once_and_gets_the_work_once_writable() {
     assert!(!not_delivered(&t, &id));
     assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
 }
+
+#[test]
+fn a_persons_push_between_rig_prune_remotes_look_and_its_delete_is_kept() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    let remote = remote_rig(&t);
+    let id = land_one(&t, "a change");
+    t.patrol_until("its remote branch deleted", 30, |_| {
+        remote_polecat_branches(&remote).is_empty()
+    });
+    // The merged branch back on the remote (as a gt before remote pruning left it).
+    let mr = mr_of(&t, &id);
+    let branch = mr["branch"].as_str().unwrap().to_string();
+    let commit = mr["commit"].as_str().unwrap().to_string();
+    git(
+        &t.root().join("rigs/api/repo"),
+        &[
+            "push",
+            "-q",
+            remote.to_str().unwrap(),
+            &format!("{commit}:refs/heads/{branch}"),
+        ],
+    );
+    let release = t.root().join("release");
+    let p = t.paused_at(
+        &["rig", "prune", "--remote"],
+        "prune.remote.before_delete",
+        Some(&release),
+    );
+    // A person pushes onto it meanwhile.
+    let person = t.root().parent().unwrap().join("person");
+    let out = std::process::Command::new("git")
+        .args(["clone", "-q", "-b", &branch])
+        .arg(&remote)
+        .arg(&person)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(person.join("extra.txt"), "a person's work\n").unwrap();
+    git(&person, &["add", "extra.txt"]);
+    git(&person, &["commit", "-q", "-m", "mine"]);
+    git(&person, &["push", "-q", "origin", &branch]);
+    let theirs = head(&person, "HEAD");
+    std::fs::write(&release, "").unwrap();
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        head(&remote, &format!("refs/heads/{branch}")),
+        theirs,
+        "a person's push is never deleted"
+    );
+    // A later prune and patrol keep it too.
+    t.ok(&["rig", "prune", "--remote"]);
+    t.ok(&["patrol"]);
+    assert_eq!(head(&remote, &format!("refs/heads/{branch}")), theirs);
+    assert_eq!(
+        events_of(&t, "branch.remote_pruned"),
+        1,
+        "only the first deletion"
+    );
+}
