@@ -772,3 +772,57 @@ fn a_persons_push_between_rig_prune_remotes_look_and_its_delete_is_kept() {
         "only the first deletion"
     );
 }
+
+#[test]
+fn gt_top_streaming_says_docker_down_while_it_is_and_recovers_after_an_engine_restart() {
+    if !require_docker() {
+        return;
+    }
+    let mut engine = PrivateEngine::start();
+    let t = TestTown::new().on_engine(&engine.host());
+    let mut child = t.spawn(&["--json", "top", "--interval", "200ms"], &[]);
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str(&l)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let next_with = |what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(v) if f(&v) => return v,
+                Ok(_) => {}
+                Err(_) => panic!("no snapshot with {what} within 60s"),
+            }
+        }
+    };
+    let docker_problem = |v: &serde_json::Value| {
+        v["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["kind"] == "docker"))
+    };
+    next_with("the engine up", &|v| {
+        v["engine_up"] == true && !docker_problem(v)
+    });
+    engine.stop();
+    next_with("the engine down, said", &|v| {
+        v["engine_up"] == false && docker_problem(v)
+    });
+    engine.restart();
+    next_with("the engine up again, the problem gone", &|v| {
+        v["engine_up"] == true && !docker_problem(v)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
