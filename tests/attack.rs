@@ -324,22 +324,22 @@ gt done -m hooks
     a.t.patrol_until("both beads done", 90, |t| {
         t.bead_status(&honest) == "done" && t.bead_status(&evil) == "done"
     });
-    a.assert_refused(
-        "evil",
-        &[
-            "rig-hook",
-            "rig-hook-reftx",
-            "rig-hooksPath",
-            "rig-sshCommand",
-            "rig-insteadOf",
-            "rig-pushInsteadOf",
-            "rig-include",
-            "rig-fsmonitor",
-            "rig-config-replaced",
-            "rig-attributes",
-            "rig-alternates",
-        ],
-    );
+    a.assert_refused("evil", &["rig-hook", "rig-hook-reftx", "rig-alternates"]);
+    // The config and info/ an agent's git reads are a private copy (so `git config`,
+    // `git branch -D` work in the box): it may change them; the host never reads them.
+    let r = a.results("evil");
+    for k in [
+        "rig-hooksPath",
+        "rig-sshCommand",
+        "rig-insteadOf",
+        "rig-pushInsteadOf",
+        "rig-include",
+        "rig-fsmonitor",
+        "rig-config-replaced",
+        "rig-attributes",
+    ] {
+        assert_eq!(r.get(k).map(String::as_str), Some("ok"), "{k}: {r:?}");
+    }
     assert!(
         a.results("evil").contains_key("own-worktree-config"),
         "the script ran to its end: {:?}",
@@ -371,7 +371,7 @@ if [ "$ME" = mover ]; then
   C=$(git commit-tree -p HEAD -m evil-main "HEAD^{tree}")
   try move-main git update-ref refs/heads/main $C
   try delete-main git update-ref -d refs/heads/main
-  for r in $R/refs/heads/polecat/honest/*; do try move-honest git update-ref refs/heads/polecat/honest/${r##*/} $C; done
+  try see-honest sh -c "git for-each-ref refs/heads/polecat/honest | grep -q ."
   try tag git tag evil-tag $C
   try branch git branch evil-branch $C
   try remote-ref git update-ref refs/remotes/origin/main $C
@@ -408,19 +408,22 @@ fi
             && t.bead_status(&mover) == "done"
             && !t.mayor_mail_id("done-refused-").is_empty()
     });
-    a.assert_refused(
-        "mover",
-        &[
-            "move-main",
-            "delete-main",
-            "move-honest",
-            "tag",
-            "branch",
-            "remote-ref",
-            "packed-refs",
-            "rig-head",
-        ],
-    );
+    // Its refs are a private copy: it may move them all in its own view (git works
+    // there as anywhere); none of it reaches the host's. Other agents' branches are not
+    // in that view at all.
+    a.assert_refused("mover", &["see-honest"]);
+    let r = a.results("mover");
+    for k in [
+        "move-main",
+        "delete-main",
+        "tag",
+        "branch",
+        "remote-ref",
+        "packed-refs",
+        "rig-head",
+    ] {
+        assert_eq!(r.get(k).map(String::as_str), Some("ok"), "{k}: {r:?}");
+    }
     assert_eq!(
         a.results("rewinder")["rewind"],
         "ok",
@@ -501,24 +504,36 @@ if [ "$ME" = redirect ]; then
   try idx-link ln -s $T/.gt/town.db $OBJ/pack/pack-0000000000000000000000000000000000000000.idx
   try alternates sh -c "echo $T/.gt > $OBJ/info/alternates"
 else
-  # Once the honest polecat's work is in the rig, point its own branch's ref at it.
-  B=$(git rev-parse HEAD)
-  until x=$(cat $R/refs/heads/polecat/honest/* 2>/dev/null) && [ -n "$x" ] && [ "$x" != "$B" ]; do sleep 0.2; done
+  # Once the honest polecat's work is in the rig (the test releases it then), point its
+  # own branch's ref, and its packed refs, at the host's (the paths it would have there).
+  until [ -e /gt/release ]; do sleep 0.1; done
   gt done -m linker
   rm -f $REFS/$LEAF
-  try ref-link ln -s $(ls $R/refs/heads/polecat/honest/*) $REFS/$LEAF
+  try ref-link ln -s $R/refs/heads/honest-work $REFS/$LEAF
+  rm -f $R/packed-refs
+  try packed-link ln -s $T/rigs/api/repo/.git/packed-refs $R/packed-refs
 fi
 "#,
         3,
         &[],
     );
     let db = a.t.root().join(".gt/town.db");
-    let honest = a.sling("honest", "honest work");
+    // The honest polecat on a branch whose ref the linker can name by its host path.
+    let honest = a.t.bead("honest work");
+    a.t.ok(&[
+        "sling",
+        &honest,
+        "--polecat",
+        "honest",
+        "--branch",
+        "honest-work",
+    ]);
     let redirect = a.sling("redirect", "redirect");
     let linker = a.sling("linker", "link");
     a.t.patrol_until("honest and redirect done", 90, |t| {
         t.bead_status(&honest) == "done" && t.bead_status(&redirect) == "done"
     });
+    std::fs::write(a.t.root().join("agents/api/linker/box/release"), "").unwrap();
     wait_ended(&a, "linker", 60);
     a.t.patrol_until("linker done", 60, |t| t.bead_status(&linker) == "done");
     let r = a.results("redirect");
@@ -531,6 +546,7 @@ fi
         assert_eq!(r.get(k).map(String::as_str), Some("ok"), "{k}: {r:?}");
     }
     assert_eq!(a.results("linker")["ref-link"], "ok");
+    assert_eq!(a.results("linker")["packed-link"], "ok");
     // The redirect's work landed as it was committed, and nothing else came with it.
     let (_, files) = a.landed(&redirect);
     assert_eq!(files, ["README", "redirect.txt"]);
@@ -611,7 +627,7 @@ try see-worktree ls $T/rigs/api/polecats/$O
 try see-box cat $T/agents/api/$O/box/assignment.json
 try see-outbox ls $T/agents/api/$O/outbox
 try see-objects ls $T/agents/api/$O/git/objects
-try see-private-ref ls $T/agents/api/$O/git/refs
+try see-private-ref ls $T/agents/api/$O/git/common
 try see-registration ls $R/worktrees/$O
 try see-town-db ls $T/.gt
 try see-agents ls $T/agents/api/$O

@@ -99,6 +99,7 @@ fn a_missing_default_image_is_named_with_the_command_that_builds_it() {
     .unwrap();
     let text = t.ok(&["doctor"]);
     assert!(!text.contains("the default image"), "{text}");
+    assert!(text.starts_with("ok     the engine answers at "), "{text}");
 }
 
 /// The agent script of the README's "Write your first agent", exactly as printed there.

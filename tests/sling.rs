@@ -104,10 +104,21 @@ fn a_slung_bead_runs_in_a_locked_down_container_that_can_commit_on_its_branch() 
     let git_dir = t.root().join("rigs/api/repo/.git");
     for (src, target, ro) in [
         (wt.display().to_string(), wt.display().to_string(), false),
-        // The rig repository is read-only; the agent writes only its private git state.
+        // Where the rig's git dir is, the agent's private one (its refs, config, locks);
+        // the rig's objects and hooks over it, read-only.
         (
+            t.root()
+                .join("agents/api")
+                .join(polecat_name(&agent))
+                .join("git/common")
+                .display()
+                .to_string(),
             git_dir.display().to_string(),
-            git_dir.display().to_string(),
+            false,
+        ),
+        (
+            git_dir.join("objects").display().to_string(),
+            git_dir.join("objects").display().to_string(),
             true,
         ),
         (String::new(), "/gt".to_string(), true),

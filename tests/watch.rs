@@ -157,3 +157,46 @@ fn a_gate_container_of_the_town_ending_wakes_the_watch() {
     assert!(out.status.success(), "{out:?}");
     within_well_under(&t, "a pass after the gate ended", || passes(&t) > before);
 }
+
+/// A person's `gt mq approve` wakes the watch: the change lands at once, not at the
+/// next interval (a new user waited out a 30 s interval for it).
+#[test]
+fn an_approval_wakes_the_watch_and_the_change_lands_long_before_its_interval() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig(&scripted_agent(""), &[]);
+    let id = t.bead("approved");
+    t.ok(&["sling", &id]);
+    t.patrol_until("the change waiting for review", 60, |t| {
+        t.json(&["mq", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["bead"] == id.as_str() && m["state"] == "needs-review")
+    });
+    let _w = Watch::start(&t);
+    // The watch settles: its first passes may wake it again (their own writes to the
+    // outboxes); once no pass came for 3 s, only the interval (60 s) or a new event can
+    // start one.
+    let mut last = passes(&t);
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = passes(&t);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
+    t.ok(&["mq", "approve", &id]);
+    let took = within_well_under(&t, "the approved change merged", || {
+        t.json(&["mq", "list", "--all"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["bead"] == id.as_str() && m["state"] == "merged")
+    });
+    eprintln!("gt mq approve → merged: {took:?}");
+}

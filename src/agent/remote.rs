@@ -676,6 +676,14 @@ fn unpack_clone(
         repo.reference(name, oid, true, "gt: cloned from gt serve")?;
         if name == &format!("refs/heads/{branch}") {
             head = Some(id.clone());
+        } else if let Some(b) = name.strip_prefix("refs/heads/") {
+            // As in a mounted worktree (and any clone): `origin/main` names the target too.
+            repo.reference(
+                &format!("refs/remotes/origin/{b}"),
+                oid,
+                true,
+                "gt: cloned from gt serve",
+            )?;
         }
     }
     let head = head.ok_or_else(|| Error::Other(format!("gt serve sent no ref for {branch}")))?;

@@ -66,7 +66,7 @@ pub fn run(g: &Global, args: &ImageArgs) -> Result<()> {
                 built.image,
                 built
                     .size_bytes
-                    .map(crate::util::format_size)
+                    .map(|b| format!("{:.1} MB", b as f64 / 1e6))
                     .unwrap_or_else(|| "size unknown".into()),
                 built.seconds
             ))

@@ -467,6 +467,15 @@ pub fn doctor(g: &Global, _a: &DoctorArgs) -> Result<()> {
         output::json(&report)?;
     } else {
         let mut lines = Vec::new();
+        if rt.is_ok() {
+            let at = match town.config.runtime.kind {
+                crate::runtime::RuntimeKind::Docker => crate::runtime::docker::host(),
+                crate::runtime::RuntimeKind::Swarm => {
+                    format!("{} (swarm)", crate::runtime::docker::host())
+                }
+            };
+            lines.push(format!("ok     the engine answers at {at}"));
+        }
         for c in &report.checks {
             lines.push(format!(
                 "{} {}",

@@ -72,7 +72,7 @@ impl DockerRuntime {
     }
 }
 
-pub(super) fn host() -> String {
+pub fn host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 

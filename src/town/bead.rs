@@ -261,7 +261,7 @@ pub fn reopen(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<
             ));
         }
     }
-    change_status(
+    let bead = change_status(
         town,
         id,
         expect_version.unwrap_or(current.version),
@@ -269,7 +269,9 @@ pub fn reopen(town: &mut Town, id: &str, expect_version: Option<i64>) -> Result<
         true,
         "bead.reopened",
         serde_json::json!({ "from": current.status, "attempts_before": current.attempts }),
-    )
+    )?;
+    super::watch::poke(town);
+    Ok(bead)
 }
 
 /// A human's change of a bead's status, in one transaction: compare-and-swap on the

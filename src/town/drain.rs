@@ -296,6 +296,9 @@ pub fn lift(town: &mut Town, rig: Option<&str>) -> Result<Vec<String>> {
             tracing::warn!("delivering the carry-on mail: {e}");
         }
     }
+    if !lifted.is_empty() {
+        super::watch::poke(town);
+    }
     Ok(lifted)
 }
 

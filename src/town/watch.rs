@@ -27,6 +27,24 @@ enum Wake {
     Layout,
     /// A container of the town ended: `die` or `oom`, and its name.
     Container(String, String),
+    /// A person did something a pass acts on (`gt mq approve`, `gt bead reopen`, …).
+    Person,
+}
+
+/// Where person commands leave a mark for a watching patrol: a directory of its own,
+/// so the database's own writes (every pass makes some) never wake it.
+fn wake_dir(town: &Town) -> PathBuf {
+    town.root.join(".gt").join("wake")
+}
+
+/// Tell a watching `gt patrol --watch` that a person acted (approved, rejected,
+/// reopened, resumed): it runs a pass now instead of at its interval. Best effort: no
+/// watcher, or a read-only town, changes nothing (the interval still comes).
+pub fn poke(town: &Town) {
+    let d = wake_dir(town);
+    if std::fs::create_dir_all(&d).is_ok() {
+        let _ = std::fs::write(d.join("poke"), b"");
+    }
 }
 
 /// The event sources of one `gt patrol --watch`.
@@ -45,6 +63,9 @@ impl Waker {
         let (tx, rx) = mpsc::channel();
         let agents_dir = town.root.join("agents");
         let root = agents_dir.clone();
+        let wake = wake_dir(town);
+        let _ = std::fs::create_dir_all(&wake);
+        let wake_root = wake.clone();
         let files = tx.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(ev) = res else { return };
@@ -52,7 +73,11 @@ impl Waker {
                 return;
             }
             for p in &ev.paths {
-                let _ = files.send(classify(&root, p));
+                let w = match p.parent() {
+                    Some(d) if d == wake_root => Wake::Person,
+                    _ => classify(&root, p),
+                };
+                let _ = files.send(w);
             }
         })
         .inspect_err(|e| {
@@ -60,6 +85,12 @@ impl Waker {
         })
         .ok();
         follow_engine(town.id.clone(), tx);
+        let mut watcher = watcher;
+        if let Some(w) = watcher.as_mut()
+            && let Err(e) = w.watch(&wake, RecursiveMode::NonRecursive)
+        {
+            tracing::warn!("watching {}: {e}", wake.display());
+        }
         let mut w = Waker {
             rx,
             watcher,
@@ -139,6 +170,7 @@ impl Waker {
             Wake::Request(agent) => format!("a request from {agent}"),
             Wake::Container(action, name) => format!("container {name}: {action}"),
             Wake::Layout => "a new mailbox".into(),
+            Wake::Person => "a person's command".into(),
         })
     }
 }

@@ -1,12 +1,17 @@
 //! What an agent's container may write, and how the host takes its work back.
 //!
-//! The rig repository (config, hooks, refs, objects, worktree registrations) is mounted
-//! read-only. Each agent writes only its worktree, its mailbox's outbox, and a private
-//! git state under `agents/<rig>/<name>/git/`, mounted over the few places git writes:
-//! `admin/` (its worktree's HEAD and index), `refs/` and `logs/` (its branch's directory)
-//! and `objects/` (its new objects; the rig's objects are read-only alternates). The
-//! host reads that state only through `crate::untrusted`, only when no container of the
-//! agent runs, and moves the branch in the rig repository itself, forward only.
+//! The rig repository's hooks and objects are mounted read-only; other agents' worktree
+//! registrations are hidden. Each agent writes only its worktree, its mailbox's outbox,
+//! and a private git state under `agents/<rig>/<name>/git/`: `admin/` (its worktree's
+//! HEAD and index), `objects/` (its new objects; the rig's objects are read-only
+//! alternates) and `common/`, a private git dir mounted where the rig's is (HEAD, refs,
+//! packed-refs, logs, config, info/, git's lock files), seeded by the host with a copy
+//! of the rig's refs, config and info/. So git works there as anywhere (rebase, stash,
+//! tags and scratch branches, `git config`, pack-refs, gc): whatever the agent does to
+//! those is its own view only; no host process reads that config or those refs. The
+//! host reads one of them, the agent's branch, as data (loose or packed), only through
+//! `crate::untrusted`, only when no container of the agent runs, and moves the branch in
+//! the rig repository itself, forward only.
 
 use super::Town;
 use crate::error::{Error, Result};
@@ -37,7 +42,7 @@ pub struct Places {
     pub outbox: PathBuf,
     /// Host-only: requests that were refused, kept for a human.
     pub rejected: PathBuf,
-    /// The private git state: admin/, refs/, logs/, objects/.
+    /// The private git state: admin/, objects/, common/.
     pub git: PathBuf,
 }
 
@@ -51,6 +56,15 @@ pub fn places(town: &Town, rig: &str, name: &str) -> Places {
         root,
     }
 }
+
+/// The largest private `packed-refs` the host reads (an agent's own refs, packed by its gc).
+const MAX_PACKED_REFS: u64 = 32 << 20;
+/// The largest private stash reflog carried over to the agent's next container.
+const MAX_STASH_LOG: u64 = 16 << 20;
+/// What of the rig's git dir is the rig's, mounted read-only into the private one.
+const RIG_READ_ONLY: [&str; 1] = ["hooks"];
+/// The rig's config and each file of its info/ copied into a private git dir: at most.
+const MAX_RIG_FILE: u64 = 1 << 20;
 
 /// The ref directory of `branch` relative to the git dir, and its last component:
 /// `polecat/furiosa/api-3k9` → (`refs/heads/polecat/furiosa`, `api-3k9`).
@@ -133,16 +147,11 @@ pub fn prepare(
         std::fs::remove_dir_all(&p.git)
             .map_err(|e| Error::io(format!("removing {}", p.git.display()), e))?;
     }
-    let (ref_dir, leaf) = split_branch(branch);
     let admin = p.git.join("admin");
     let made_admin = !admin.exists();
-    for d in ["admin", "refs", "logs", "objects"] {
+    for d in ["admin", "objects"] {
         mkdir(&p.git.join(d))?;
     }
-    // Mount points in the rig repository (a user's `git pack-refs` may remove them).
-    let git_dir = repo_dir.join(".git");
-    mkdir(&git_dir.join(&ref_dir))?;
-    mkdir(&git_dir.join("logs").join(&ref_dir))?;
     // The agent's view of its worktree's git dir: host-written files on a fresh start.
     let host_admin = crate::git::admin_dir(&repo, worktree);
     if made_admin {
@@ -161,27 +170,13 @@ pub fn prepare(
         &admin.join("gitdir"),
         format!("{}\n", worktree.join(".git").display()).as_bytes(),
     )?;
-    // The branch as the host knows it, unless the agent's own (not yet imported) is there.
-    let removed = clear_stale_locks(&p, &leaf);
-    let refs = p.git.join("refs");
+    let removed = clear_stale_locks(&p, branch);
     let host_head = crate::git::branch_head(&repo, branch)?
         .ok_or_else(|| Error::git(format!("branch {branch} is missing in rig {rig}")))?;
-    if claimed_head(&p, branch).is_none() {
-        let _ = Dir::open(&refs).map(|d| d.remove(&leaf));
-        crate::util::write_atomic(&refs.join(&leaf), format!("{host_head}\n").as_bytes())?;
-    }
-    if ref_dir == "refs/heads" {
-        // Mounted over refs/heads: keep the default branch visible to the agent.
-        let rig_row = super::rig::get(town, rig)?;
-        if rig_row.default_branch != leaf
-            && let Some(h) = crate::git::branch_head(&repo, &rig_row.default_branch)?
-        {
-            crate::util::write_atomic(
-                &refs.join(&rig_row.default_branch),
-                format!("{h}\n").as_bytes(),
-            )?;
-        }
-    }
+    // The branch as the host knows it, unless the agent's own (not yet imported) is there.
+    let head = claimed_head(&p, branch).unwrap_or(host_head);
+    let default_branch = super::rig::get(town, rig)?.default_branch;
+    seed_common(&p, &repo, branch, &head, &default_branch)?;
     hand_over(&p.outbox)?;
     hand_over(&p.git)?;
     if worktree.exists() {
@@ -198,9 +193,9 @@ pub fn mounts(
     worktree: &Path,
     branch: &str,
 ) -> (Vec<Bind>, Vec<Tmpfs>, Vec<(String, String)>) {
+    let _ = branch; // its branch is in its private git dir (`prepare`), like every ref
     let p = places(town, rig, name);
     let git_dir = town.repo_dir(rig).join(".git");
-    let (ref_dir, _) = split_branch(branch);
     let s = |p: &Path| p.to_string_lossy().into_owned();
     let bind = |source: &Path, target: &Path, read_only: bool| Bind {
         source: s(source),
@@ -208,20 +203,16 @@ pub fn mounts(
         read_only,
     };
     let objects = p.git.join("objects");
-    let binds = vec![
+    let mut binds = vec![
         bind(worktree, worktree, false),
-        bind(&git_dir, &git_dir, true),
+        // Its own ref store where the rig's git dir is; the rig's own parts over it.
+        bind(&p.git.join(COMMON), &git_dir, false),
+        bind(&git_dir.join("objects"), &git_dir.join("objects"), true),
         bind(
             &p.git.join("admin"),
             &git_dir
                 .join("worktrees")
                 .join(crate::git::worktree_name(worktree)),
-            false,
-        ),
-        bind(&p.git.join("refs"), &git_dir.join(&ref_dir), false),
-        bind(
-            &p.git.join("logs"),
-            &git_dir.join("logs").join(&ref_dir),
             false,
         ),
         bind(&objects, &objects, false),
@@ -232,7 +223,14 @@ pub fn mounts(
             false,
         ),
     ];
-    // Other agents' worktree registrations are none of this agent's business.
+    for part in RIG_READ_ONLY {
+        let rig_part = git_dir.join(part);
+        if rig_part.exists() {
+            binds.push(bind(&rig_part, &rig_part, true));
+        }
+    }
+    // Other agents' worktree registrations are none of this agent's business, and it
+    // registers none of its own (the tmpfs is root's).
     let tmpfs = vec![Tmpfs {
         target: s(&git_dir.join("worktrees")),
         options: "size=1m,mode=0755".into(),
@@ -346,44 +344,216 @@ pub fn gt_binds(town: &Town, exe: &Path) -> Result<Vec<Bind>> {
     Ok(binds)
 }
 
+/// The private ref store's directory under `Places::git`.
+const COMMON: &str = "common";
+
+/// Write a fresh private git dir for the agent (see the module doc): the rig's config and
+/// info/ files, its refs (its branches but other agents', tags, remote-tracking refs)
+/// packed, `HEAD` at the default branch, the agent's `branch` loose at `head`, and what the agent had of its
+/// own to keep across containers (its stash), read from the old store as data. The old
+/// store is set aside and removed whole (never written into: it is the agent's).
+fn seed_common(
+    p: &Places,
+    repo: &git2::Repository,
+    branch: &str,
+    head: &str,
+    default_branch: &str,
+) -> Result<()> {
+    let common = p.git.join(COMMON);
+    let stash = private_ref(&common, "refs/stash");
+    let stash_log = stash.as_ref().and_then(|_| {
+        let d = Dir::open(&common)
+            .ok()?
+            .sub("logs")
+            .ok()?
+            .sub("refs")
+            .ok()?;
+        d.read("stash", MAX_STASH_LOG).ok()
+    });
+    let old = p.git.join("common.old");
+    let rm = |d: &Path| -> Result<()> {
+        if std::fs::symlink_metadata(d).is_ok() {
+            std::fs::remove_dir_all(d)
+                .map_err(|e| Error::io(format!("removing {}", d.display()), e))?;
+        }
+        Ok(())
+    };
+    rm(&old)?;
+    if std::fs::symlink_metadata(&common).is_ok() {
+        std::fs::rename(&common, &old)
+            .map_err(|e| Error::io(format!("setting {} aside", common.display()), e))?;
+    }
+    for d in ["refs/heads", "refs/tags", "logs", "objects", "worktrees"] {
+        mkdir(&common.join(d))?;
+    }
+    // Mount points of the rig's own parts (made here, not by the engine as root).
+    for part in RIG_READ_ONLY {
+        match std::fs::metadata(repo.path().join(part)) {
+            Ok(m) if m.is_dir() => mkdir(&common.join(part))?,
+            Ok(_) => crate::util::write_atomic(&common.join(part), b"")?,
+            Err(_) => {}
+        }
+    }
+    // The rig's own (host-written) config and info/, as the agent's to change.
+    let copy = |from: &Path, to: &Path| -> Result<()> {
+        match std::fs::symlink_metadata(from) {
+            Ok(m) if m.is_file() && m.len() <= MAX_RIG_FILE => {
+                let data = std::fs::read(from)
+                    .map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
+                crate::util::write_atomic(to, &data)
+            }
+            _ => Ok(()),
+        }
+    };
+    for f in ["config", "shallow"] {
+        copy(&repo.path().join(f), &common.join(f))?;
+    }
+    mkdir(&common.join("info"))?;
+    if let Ok(entries) = std::fs::read_dir(repo.path().join("info")) {
+        for e in entries.flatten() {
+            copy(&e.path(), &common.join("info").join(e.file_name()))?;
+        }
+    }
+    crate::util::write_atomic(
+        &common.join("HEAD"),
+        format!("ref: refs/heads/{default_branch}\n").as_bytes(),
+    )?;
+    let own = format!("refs/heads/{branch}");
+    let mut packed: Vec<(String, String)> = Vec::new();
+    for r in repo.references()?.flatten() {
+        let (Ok(name), Some(id)) = (r.name(), r.target()) else {
+            continue; // symbolic (origin/HEAD) or not UTF-8: not needed to work
+        };
+        let shared = name.starts_with("refs/tags/")
+            || name.starts_with("refs/remotes/")
+            || name.starts_with("refs/heads/") && !name.starts_with("refs/heads/polecat/");
+        if shared && name != own {
+            packed.push((name.to_string(), id.to_string()));
+        }
+    }
+    packed.sort();
+    let text: String = packed
+        .iter()
+        .map(|(name, id)| format!("{id} {name}\n"))
+        .collect();
+    crate::util::write_atomic(&common.join("packed-refs"), text.as_bytes())?;
+    write_loose(&common, &own, head)?;
+    if let Some(stash) = stash {
+        write_loose(&common, "refs/stash", &stash)?;
+        if let Some(log) = stash_log {
+            mkdir(&common.join("logs/refs"))?;
+            crate::util::write_atomic(&common.join("logs/refs/stash"), &log)?;
+        }
+    }
+    rm(&old)
+}
+
+/// Write the loose ref `name` (`refs/heads/…`) in a private ref store only the host can
+/// reach now (freshly made, or a clone-mode agent's, which is never mounted).
+fn write_loose(common: &Path, name: &str, id: &str) -> Result<()> {
+    let path = common.join(name);
+    let mut at = common.to_path_buf();
+    for part in Path::new(name)
+        .parent()
+        .into_iter()
+        .flat_map(|p| p.components())
+    {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::git(format!(
+                "{} is not a directory of refs",
+                at.display()
+            )));
+        }
+    }
+    if let Some(parent) = path.parent() {
+        mkdir(parent)?;
+    }
+    let _ = std::fs::remove_file(&path); // a symlink or whatever was there: not followed
+    crate::util::write_atomic(&path, format!("{id}\n").as_bytes())
+}
+
 /// Set the agent's private ref of `branch` to `head`, as the host (after `gt serve` took
 /// a push of it into the rig repository).
 pub fn claim_head(town: &Town, rig: &str, name: &str, branch: &str, head: &str) -> Result<()> {
     let p = places(town, rig, name);
-    let (_, leaf) = split_branch(branch);
-    let refs = p.git.join("refs");
-    mkdir(&refs)?;
-    let _ = Dir::open(&refs).map(|d| d.remove(&leaf));
-    crate::util::write_atomic(&refs.join(&leaf), format!("{head}\n").as_bytes())
+    let common = p.git.join(COMMON);
+    mkdir(&common)?;
+    write_loose(&common, &format!("refs/heads/{branch}"), head)
 }
 
-/// The head the agent's private ref claims for `branch`: 40 hex digits in a small
-/// regular file, or nothing.
+/// The commit the ref `name` of a private ref store names, as git would read it there
+/// (loose first, else `packed-refs`), read as data: nothing followed, sizes bounded, a
+/// commit id or nothing.
+fn private_ref(common: &Path, name: &str) -> Option<String> {
+    let parse = |text: &str| {
+        let head = text.trim_end_matches('\n');
+        is_hex(head, 40).then(|| head.to_string())
+    };
+    let top = Dir::open(common).ok()?;
+    let parts: Vec<&str> = name.split('/').collect();
+    let (leaf, dirs) = parts.split_last()?;
+    let mut dir: Option<Dir> = None;
+    let mut missing = false;
+    for d in dirs {
+        match dir.as_ref().unwrap_or(&top).sub(d) {
+            Ok(sub) => dir = Some(sub),
+            Err(Refused::Missing) => {
+                missing = true;
+                break;
+            }
+            Err(_) => return None,
+        }
+    }
+    if !missing {
+        match dir.as_ref().unwrap_or(&top).read(leaf, 128) {
+            Ok(data) => return parse(&String::from_utf8(data).ok()?),
+            Err(Refused::Missing) => {}
+            Err(_) => return None,
+        }
+    }
+    let packed = top.read("packed-refs", MAX_PACKED_REFS).ok()?;
+    let packed = String::from_utf8_lossy(&packed);
+    packed
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('^'))
+        .filter_map(|l| l.split_once(' '))
+        .find(|(_, n)| *n == name)
+        .and_then(|(id, _)| parse(id))
+}
+
+/// The head the agent's private ref claims for `branch`: 40 hex digits, loose or packed,
+/// or nothing.
 fn claimed_head(p: &Places, branch: &str) -> Option<String> {
-    let (_, leaf) = split_branch(branch);
-    let data = Dir::open(&p.git.join("refs")).ok()?.read(&leaf, 128).ok()?;
-    let text = String::from_utf8(data).ok()?;
-    let head = text.trim_end_matches('\n');
-    is_hex(head, 40).then(|| head.to_string())
+    private_ref(&p.git.join(COMMON), &format!("refs/heads/{branch}"))
 }
 
 /// Remove the git lock files a killed agent left in its private state (`index.lock`,
-/// `HEAD.lock`, its branch's `.lock`): git refuses every later commit while they exist.
-/// Only call this when no container of the agent runs.
-pub fn clear_stale_locks(p: &Places, leaf: &str) -> Vec<PathBuf> {
+/// `HEAD.lock`, `packed-refs.lock`, its branch's `.lock`): git refuses every later commit
+/// while they exist. Only call this when no container of the agent runs.
+pub fn clear_stale_locks(p: &Places, branch: &str) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    if let Ok(d) = Dir::open(&p.git.join("admin")) {
+    let mut clear = |d: &Dir, only: Option<&str>| {
         for e in d.entries(10_000).unwrap_or_default() {
-            if e.name.ends_with(".lock") && d.remove(&e.name).unwrap_or(false) {
+            let ours = only.is_none_or(|n| e.name == n);
+            if ours && e.name.ends_with(".lock") && d.remove(&e.name).unwrap_or(false) {
                 removed.push(d.path().join(&e.name));
             }
         }
+    };
+    if let Ok(d) = Dir::open(&p.git.join("admin")) {
+        clear(&d, None);
     }
-    let lock = format!("{leaf}.lock");
-    if let Ok(d) = Dir::open(&p.git.join("refs"))
-        && d.remove(&lock).unwrap_or(false)
-    {
-        removed.push(d.path().join(lock));
+    if let Ok(top) = Dir::open(&p.git.join(COMMON)) {
+        clear(&top, None);
+        let (ref_dir, leaf) = split_branch(branch);
+        let mut d = Some(top);
+        for part in ref_dir.split('/') {
+            d = d.and_then(|d| d.sub(part).ok());
+        }
+        if let Some(d) = d {
+            clear(&d, Some(&format!("{leaf}.lock")));
+        }
     }
     removed
 }

@@ -750,8 +750,7 @@ impl TestTown {
 /// objects (the rig repository's objects as alternates). None before it has one.
 pub fn agent_branch_log(root: &Path, rig: &str, polecat: &str, branch: &str) -> Option<String> {
     let private = root.join("agents").join(rig).join(polecat).join("git");
-    let leaf = branch.rsplit('/').next().unwrap();
-    let head = std::fs::read_to_string(private.join("refs").join(leaf)).ok()?;
+    let head = std::fs::read_to_string(private.join("common/refs/heads").join(branch)).ok()?;
     let repo = root.join("rigs").join(rig).join("repo");
     let out = std::process::Command::new("git")
         .current_dir(&repo)

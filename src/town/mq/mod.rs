@@ -280,6 +280,7 @@ pub fn approve(town: &mut Town, id: &str) -> Result<MergeRequest> {
         }
         tx.event("mr.approved", &mr.bead, serde_json::json!({ "mr": mr.id }))
     })?;
+    crate::town::watch::poke(town);
     find(town, &mr.id.to_string())
 }
 
@@ -348,6 +349,7 @@ pub fn reject(town: &mut Town, id: &str, why: &str) -> Result<MergeRequest> {
             Some("try again in a moment".into()),
         ));
     }
+    crate::town::watch::poke(town);
     find(town, &mr.id.to_string())
 }
 
