@@ -826,3 +826,80 @@ fn gt_top_streaming_says_docker_down_while_it_is_and_recovers_after_an_engine_re
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// An agent whose first attempt stops in the middle of an interactive rebase with a
+/// stash kept, and leaves what a `git gc` and a `git add` killed -9 leave (`gc.pid`,
+/// `index.lock`), then is killed with its container; its next attempt runs everyday git
+/// (each command's exit code and stderr in `outbox/survey`) and is done.
+const KILLED_MID_GIT: &str = r#"
+set -eu
+S=/gt/outbox/survey
+run() { n=$1; shift; "$@" >/tmp/out 2>/tmp/err; rc=$?; { echo "== $n rc=$rc"; cat /tmp/err; } >> $S; }
+if [ "$GT_GENERATION" = 1 ]; then
+  echo one > one.txt; git add one.txt; git commit -q -m one
+  echo two > two.txt; git add two.txt; git commit -q -m two
+  echo stashed > stashed.txt; git add stashed.txt; git stash -q
+  GIT_SEQUENCE_EDITOR="sed -i s/^pick/edit/" git rebase -q -i HEAD~1 >/dev/null 2>&1
+  echo "4242 $(hostname)" > "$(git rev-parse --git-common-dir)/gc.pid"
+  touch "$(git rev-parse --git-path index.lock)"
+  echo ready > /gt/outbox/ready
+  sleep 600
+fi
+set +e
+run status git status
+run commit sh -c 'echo three > three.txt && git add three.txt && git commit -q -m three'
+run rebase env GIT_SEQUENCE_EDITOR=true git rebase -q -i HEAD~2
+run stash-pop git stash pop -q
+run commit-stash sh -c 'git add -A && git commit -q -m "from the stash"'
+run gc git gc -q
+run fsck git fsck --no-progress --no-dangling
+set -e
+gt done -m "after a kill"
+"#;
+
+#[test]
+fn an_agent_killed_mid_rebase_gc_and_stash_starts_clean_next_time_and_its_work_is_imported() {
+    if !require_docker() {
+        return;
+    }
+    let t = TestTown::new();
+    t.rig_with_remote(KILLED_MID_GIT, &[]);
+    let id = t.bead("killed mid-git");
+    t.ok(&["sling", &id, "--polecat", "phoenix"]);
+    let outbox = t.root().join("agents/api/phoenix/outbox");
+    wait_for("the first attempt in the middle of its rebase", 60, || {
+        outbox.join("ready").exists().then_some(())
+    });
+    let running = t.running_containers();
+    assert_eq!(running.len(), 1, "{running:?}");
+    let out = docker(&["kill", &running[0]]);
+    assert!(out.status.success(), "{out:?}");
+    t.patrol_until("the bead done on its next attempt", 120, |t| {
+        t.bead_status(&id) == "done"
+    });
+    let text = std::fs::read_to_string(outbox.join("survey")).unwrap_or_default();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("== ") && !l.ends_with(" rc=0"))
+        .collect();
+    assert!(
+        text.contains("== fsck") && failed.is_empty(),
+        "git in the next attempt: {text}"
+    );
+    let repo = t.root().join("rigs/api/repo");
+    let branch = t.json(&["bead", "show", &id])["branch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subjects = git(&repo, &["log", "--format=%s", &format!("main..{branch}")]);
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        ["from the stash", "three", "two", "one"],
+        "{subjects}"
+    );
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:stashed.txt")]),
+        "stashed\n"
+    );
+    git(&repo, &["fsck", "--no-dangling", "--no-progress"]);
+}
