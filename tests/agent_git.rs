@@ -204,7 +204,7 @@ fn work_sent_back_is_rebased_by_the_agent_as_prime_says_and_lands() {
     t.ok(&["sling", &a, "--polecat", "left"]);
     t.ok(&["sling", &b, "--polecat", "right"]);
     let merged = |t: &TestTown, id: &str| {
-        t.json(&["mq", "list"])
+        t.json(&["mq", "list", "--all"])
             .as_array()
             .unwrap()
             .iter()

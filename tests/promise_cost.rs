@@ -244,6 +244,17 @@ fn a_claude_result_line_over_64_kib_is_counted() {
         t.bead_status(&id) == "done" && t.all_containers() == 0
     });
     let row = costs_of(&t, "api");
+    if row.is_null() {
+        let peek = t.run(&["peek", "--bead", &id]);
+        let log = t.run(&["log", "-n", "60"]);
+        panic!(
+            "no usage; transcript {} bytes, ends {:?}\nstderr {}\nlog {}",
+            peek.stdout.len(),
+            String::from_utf8_lossy(&peek.stdout[peek.stdout.len().saturating_sub(300)..]),
+            String::from_utf8_lossy(&peek.stderr),
+            String::from_utf8_lossy(&log.stdout)
+        );
+    }
     assert_eq!(row["output_tokens"], 25_000, "{row}");
     assert!(
         (row["cost_usd"].as_f64().unwrap_or(0.0) - 0.4).abs() < 1e-9,

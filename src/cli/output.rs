@@ -12,8 +12,10 @@ use std::io::Write;
 
 /// `s` made safe to print on a terminal, keeping its line breaks and tabs, a known
 /// secret value redacted (see [`redact_secrets`]): every other
-/// C0 control (ESC, BEL, CR, …), DEL, the C1 controls (U+0080–U+009F) and the Unicode
-/// bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) are shown as
+/// C0 control (ESC, BEL, CR, …), DEL, the C1 controls (U+0080–U+009F), the Unicode
+/// bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), the bidi
+/// marks (U+061C, U+200E, U+200F) and the line and paragraph separators (U+2028,
+/// U+2029) are shown as
 /// escapes (`\x1b`, `\r`, `\u{9b}`, `\u{202e}`). A backslash is not escaped itself:
 /// the output is for reading, `--json` is the exact form.
 pub fn safe(s: &str) -> Cow<'_, str> {
@@ -44,6 +46,9 @@ fn needs_escape(c: char, multi_line: bool) -> bool {
         '\n' | '\t' => !multi_line,
         '\0'..='\x1f' | '\x7f'..='\u{9f}' => true,
         '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+        // The bidi marks (they reorder what follows them too) and Unicode's line and
+        // paragraph separators (a line break to a pager and many terminals).
+        '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' => true,
         _ => false,
     }
 }

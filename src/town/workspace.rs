@@ -406,9 +406,8 @@ fn seed_common(
             _ => Ok(()),
         }
     };
-    for f in ["config", "shallow"] {
-        copy(&repo.path().join(f), &common.join(f))?;
-    }
+    copy(&repo.path().join("shallow"), &common.join("shallow"))?;
+    agent_config(&repo.path().join("config"), &common.join("config"))?;
     mkdir(&common.join("info"))?;
     if let Ok(entries) = std::fs::read_dir(repo.path().join("info")) {
         for e in entries.flatten() {
@@ -447,6 +446,87 @@ fn seed_common(
         }
     }
     rm(&old)
+}
+
+/// The rig's config as the agent's own, made of what git needs to work in the box (its
+/// `core` and `extensions` settings, remotes' URLs and refspecs, branches' upstreams),
+/// with no credential: a URL's user and password (`https://user:TOKEN@host/…`) are
+/// left out, and everything else (`http.*.extraHeader`, `credential.*`, `url.*`,
+/// `core.askPass`, `core.sshCommand`) is not copied. The key never enters a container.
+fn agent_config(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(from) {
+        Ok(m) if m.is_file() && m.len() <= MAX_RIG_FILE => {}
+        _ => return Ok(()),
+    }
+    let cfg = git2::Config::open(from)?;
+    // (section, subsection) → its lines, in the order met.
+    type Section = (String, Option<String>);
+    let mut sections: Vec<(Section, Vec<String>)> = Vec::new();
+    let mut entries = cfg.entries(None)?;
+    while let Some(e) = entries.next() {
+        let e = e?;
+        let (Ok(name), Ok(value)) = (e.name(), e.value()) else {
+            continue;
+        };
+        let Some((section, rest)) = name.split_once('.') else {
+            continue;
+        };
+        let (sub, key) = match rest.rsplit_once('.') {
+            Some((sub, key)) => (Some(sub.to_string()), key),
+            None => (None, rest),
+        };
+        let value = match (section, sub.is_some(), key) {
+            ("core", false, "askpass" | "sshcommand") => continue,
+            ("core" | "extensions", false, _) => value.to_string(),
+            ("remote", true, "url" | "pushurl") => without_userinfo(value),
+            ("remote", true, "fetch") | ("branch", true, "remote" | "merge") => value.to_string(),
+            _ => continue,
+        };
+        let line = format!("\t{key} = {}\n", config_quote(&value));
+        let at = (section.to_string(), sub);
+        match sections.iter_mut().find(|(s, _)| *s == at) {
+            Some((_, lines)) => lines.push(line),
+            None => sections.push((at, vec![line])),
+        }
+    }
+    let mut text = String::new();
+    for ((section, sub), lines) in sections {
+        match sub {
+            Some(sub) => text += &format!("[{section} {}]\n", config_quote(&sub)),
+            None => text += &format!("[{section}]\n"),
+        }
+        text.extend(lines);
+    }
+    crate::util::write_atomic(to, text.as_bytes())
+}
+
+/// `url` without the user and password of a `scheme://user:password@host/…` URL.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string(); // a path, or scp-like `git@host:path`: no password there
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// A git config value or subsection name in double quotes, `\\`, `"` and line breaks
+/// escaped.
+fn config_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => out += "\\\\",
+            '"' => out += "\\\"",
+            '\n' => out += "\\n",
+            '\t' => out += "\\t",
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Write the loose ref `name` (`refs/heads/…`) in a private ref store only the host can
@@ -851,5 +931,23 @@ mod tests {
             ("refs/heads/polecat/furiosa".into(), "api-3k9".into())
         );
         assert_eq!(split_branch("topic"), ("refs/heads".into(), "topic".into()));
+    }
+
+    #[test]
+    fn a_urls_user_and_password_are_left_out_of_the_agents_config() {
+        for (url, want) in [
+            (
+                "https://u:tok@git.example.com/o/r.git",
+                "https://git.example.com/o/r.git",
+            ),
+            ("https://tok@host/a@b", "https://host/a@b"),
+            ("ssh://git@host:22/r", "ssh://host:22/r"),
+            ("https://host/r.git", "https://host/r.git"),
+            ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+            ("/srv/repos/api", "/srv/repos/api"),
+        ] {
+            assert_eq!(without_userinfo(url), want, "{url}");
+        }
+        assert_eq!(config_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
     }
 }

@@ -359,9 +359,10 @@ fn tell(town: &mut Town, rig: &Rig, src: &std::path::Path, cause: Cause) -> Resu
                 format!("git refused to fast-forward {target} there ({d})")
             },
             format!(
-                "git -C {} pull --ff-only {} {target}",
-                src.display(),
-                clone.display()
+                "git -C {} pull --ff-only {} {}",
+                sh_word(&src.to_string_lossy()),
+                sh_word(&clone.to_string_lossy()),
+                sh_word(&target)
             ),
         ),
         Cause::Diverged => (
@@ -370,9 +371,10 @@ fn tell(town: &mut Town, rig: &Rig, src: &std::path::Path, cause: Cause) -> Resu
                 "{target} there and gt's {target} went separate ways (commits on both sides); gt never forces"
             ),
             format!(
-                "git -C {} pull --no-rebase {} {target}",
-                src.display(),
-                clone.display()
+                "git -C {} pull --no-rebase {} {}",
+                sh_word(&src.to_string_lossy()),
+                sh_word(&clone.to_string_lossy()),
+                sh_word(&target)
             ),
         ),
         Cause::Unreadable(d) => (
@@ -387,9 +389,10 @@ fn tell(town: &mut Town, rig: &Rig, src: &std::path::Path, cause: Cause) -> Resu
                     .collect::<String>()
             ),
             format!(
-                "git -C {} pull --ff-only {} {target}",
-                src.display(),
-                clone.display()
+                "git -C {} pull --ff-only {} {}",
+                sh_word(&src.to_string_lossy()),
+                sh_word(&clone.to_string_lossy()),
+                sh_word(&target)
             ),
         ),
     };
@@ -474,6 +477,20 @@ fn tell(town: &mut Town, rig: &Rig, src: &std::path::Path, cause: Cause) -> Resu
         Ok(())
     })?;
     Ok(why)
+}
+
+/// `s` as one word for sh, as it is when nothing in it is special to a shell (a plain
+/// path reads as itself), else in single quotes (`'` written as `'\''`): the mailed
+/// command is pasted as it is, and a path or branch name must never split or run.
+fn sh_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 fn timeout(town: &Town) -> std::time::Duration {
