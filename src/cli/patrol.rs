@@ -141,17 +141,42 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
     // With --watch: what the last pass said of standing conditions (a quiet agent, the
     // breaker open), so a pass that finds nothing new prints nothing.
     let mut standing = std::collections::BTreeSet::new();
+    // With --watch: the failure the last pass said (Docker down: one line per outage,
+    // not one per pass), and one line once passes succeed again.
+    let mut failing: Option<String> = None;
     loop {
         let kind = town.config.runtime.clone();
         let r = crate::town::patrol::pass(&mut town, &|| crate::runtime::connect(&kind));
         match &r {
-            Ok(report) if a.watch => print_watched(g, report, &mut standing)?,
+            Ok(report) if a.watch => {
+                if let Some(was) = failing.take() {
+                    eprintln!(
+                        "{} {}",
+                        output::clock(crate::util::now_ms()),
+                        if was == RUNTIME_DOWN {
+                            "patrol: the container runtime answers again; passes go on"
+                        } else {
+                            "patrol: passes succeed again"
+                        }
+                    );
+                }
+                print_watched(g, report, &mut standing)?
+            }
             Ok(report) => print_report(g, report)?,
-            Err(e) if a.watch => eprintln!(
-                "{} patrol: {}",
-                output::clock(crate::util::now_ms()),
-                output::safe(&e.to_string())
-            ),
+            Err(e) if a.watch => {
+                let cause = match e {
+                    Error::RuntimeUnavailable { .. } => RUNTIME_DOWN.to_string(),
+                    other => other.to_string(),
+                };
+                if failing.as_deref() != Some(cause.as_str()) {
+                    eprintln!(
+                        "{} patrol: {}",
+                        output::clock(crate::util::now_ms()),
+                        output::safe(&e.to_string())
+                    );
+                }
+                failing = Some(cause);
+            }
             Err(_) => {}
         }
         let Some(w) = waker.as_mut() else {
@@ -163,6 +188,9 @@ pub fn patrol(g: &Global, a: &PatrolArgs) -> Result<()> {
         }
     }
 }
+
+/// What `--watch` remembers of a pass that failed because Docker did not answer.
+const RUNTIME_DOWN: &str = "runtime down";
 
 fn install(g: &Global, a: &InstallArgs) -> Result<()> {
     use crate::town::service::Scheduler;

@@ -1216,6 +1216,7 @@ pub fn prune_remote(
                     row.why = why;
                 }
                 Ok(why) => {
+                    crate::interrupt::step("prune.remote.before_delete")?;
                     town.db.renew_lease()?;
                     if crate::git::delete_remote_branch_cas(
                         &repo_dir, &url, branch, commit, within,

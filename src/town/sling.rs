@@ -380,7 +380,7 @@ fn spawn(town: &mut Town, rt: &dyn Runtime, c: &Claim, made: &mut Made) -> Resul
             .map(|p| p.display().to_string())
             .collect();
         tracing::warn!(
-            "removed git locks a dead attempt left: {}",
+            "removed git locks and unfinished operations (rebase, merge) a dead attempt left: {}",
             paths.join(", ")
         );
         town.db.write(|tx| {

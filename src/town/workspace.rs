@@ -170,7 +170,8 @@ pub fn prepare(
         &admin.join("gitdir"),
         format!("{}\n", worktree.join(".git").display()).as_bytes(),
     )?;
-    let removed = clear_stale_locks(&p, branch);
+    let mut removed = clear_stale_locks(&p, branch);
+    removed.extend(clear_stale_operations(&p));
     let host_head = crate::git::branch_head(&repo, branch)?
         .ok_or_else(|| Error::git(format!("branch {branch} is missing in rig {rig}")))?;
     // The branch as the host knows it, unless the agent's own (not yet imported) is there.
@@ -633,6 +634,60 @@ pub fn clear_stale_locks(p: &Places, branch: &str) -> Vec<PathBuf> {
         }
         if let Some(d) = d {
             clear(&d, Some(&format!("{leaf}.lock")));
+        }
+    }
+    removed
+}
+
+/// Remove what a git operation killed in the middle left in an agent's private state:
+/// a rebase, merge, cherry-pick or revert in progress (its worktree's HEAD is the branch
+/// again, so that state no longer matches and every later rebase refuses). Nothing
+/// committed is lost: the branch, the stash and the objects stay, and HEAD's reflog
+/// still names the commits. Only call this when no container of the agent runs.
+pub fn clear_stale_operations(p: &Places) -> Vec<PathBuf> {
+    fn remove_tree(d: &Dir, depth: usize) -> bool {
+        if depth > 8 {
+            return false;
+        }
+        for e in d.entries(10_000).unwrap_or_default() {
+            if e.is_dir {
+                if let Ok(sub) = d.sub(&e.name) {
+                    remove_tree(&sub, depth + 1);
+                }
+                let _ = d.remove_dir(&e.name);
+            } else {
+                let _ = d.remove(&e.name);
+            }
+        }
+        true
+    }
+    let mut removed = Vec::new();
+    if let Ok(d) = Dir::open(&p.git.join("admin")) {
+        for e in d.entries(10_000).unwrap_or_default() {
+            let name = e.name.as_str();
+            let stale_dir = matches!(name, "rebase-merge" | "rebase-apply" | "sequencer");
+            let stale_file = matches!(
+                name,
+                "MERGE_HEAD"
+                    | "MERGE_MSG"
+                    | "MERGE_MODE"
+                    | "MERGE_RR"
+                    | "AUTO_MERGE"
+                    | "CHERRY_PICK_HEAD"
+                    | "REVERT_HEAD"
+                    | "REBASE_HEAD"
+            );
+            let gone = if stale_dir && e.is_dir {
+                d.sub(name).is_ok_and(|sub| remove_tree(&sub, 0))
+                    && d.remove_dir(name).unwrap_or(false)
+            } else if (stale_file || stale_dir) && !e.is_dir {
+                d.remove(name).unwrap_or(false)
+            } else {
+                false
+            };
+            if gone {
+                removed.push(d.path().join(name));
+            }
         }
     }
     removed

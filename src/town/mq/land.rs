@@ -158,10 +158,24 @@ fn land_rig(town: &mut Town, rt: &dyn Runtime, rig: &Rig, report: &mut Report) -
     let result = land_some(town, rt, rig, report);
     if report.merged.len() > merged_before {
         super::source::sync(town, rig, report)?;
-        // Merged branches go once their work is safe elsewhere (`gt rig prune`'s rule):
-        // one look at the remote for all of this pass's merges.
-        if let Err(e) = crate::town::rig::prune(town, Some(&rig.name), false) {
-            tracing::warn!("rig {}: branches not pruned after merging: {e}", rig.name);
+    }
+    // Merged branches go once their work is safe elsewhere (`gt rig prune`'s rule): one
+    // look at the remote for all of this pass's merges, or for a merge whose pass was
+    // killed before it pruned (pending from the merge's own transaction).
+    let local_pending = meta_set(town, &local_prune_key(&rig.name))?;
+    if report.merged.len() > merged_before || local_pending {
+        match crate::town::rig::prune(town, Some(&rig.name), false) {
+            Ok(_) if local_pending => town.db.write(|tx| {
+                tx.execute(
+                    "DELETE FROM meta WHERE key = ?1",
+                    [local_prune_key(&rig.name)],
+                )
+                .map_err(|e| tx.err(e))?;
+                tx.event("mq.local_pruned", &rig.name, serde_json::json!({}))
+            })?,
+            Ok(_) => {}
+            Err(e @ Error::LeaseLost { .. }) => return Err(e),
+            Err(e) => tracing::warn!("rig {}: branches not pruned after merging: {e}", rig.name),
         }
     }
     if rig.remote.is_some()
@@ -179,13 +193,24 @@ fn remote_prune_key(rig: &str) -> String {
 }
 
 fn remote_prune_pending(town: &Town, rig: &str) -> Result<bool> {
+    meta_set(town, &remote_prune_key(rig))
+}
+
+/// The meta key set (in the merge's own transaction) until the rig's local branches
+/// were pruned after a merge: a gt killed in between prunes on a later pass.
+fn local_prune_key(rig: &str) -> String {
+    format!("mq.local_prune.{rig}")
+}
+
+/// What a merge leaves pending until its pass pruned after it.
+const AFTER_MERGE: &str = "after a merge";
+
+fn meta_set(town: &Town, key: &str) -> Result<bool> {
     town.db
         .conn()
-        .query_row(
-            "SELECT COUNT(*) FROM meta WHERE key = ?1",
-            [remote_prune_key(rig)],
-            |r| r.get::<_, i64>(0),
-        )
+        .query_row("SELECT COUNT(*) FROM meta WHERE key = ?1", [key], |r| {
+            r.get::<_, i64>(0)
+        })
         .map(|n| n > 0)
         .map_err(|e| town.db_err(e))
 }
@@ -210,7 +235,18 @@ fn prune_remote_branches(town: &mut Town, rig: &Rig, report: &mut Report) -> Res
         }
         Err(e @ Error::LeaseLost { .. }) => Err(e),
         Err(e) => {
-            if !pending {
+            // Pending after a merge, not yet after a failure: the failure is said once.
+            let said: Option<String> = {
+                use rusqlite::OptionalExtension;
+                town.db
+                    .conn()
+                    .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(|e| town.db_err(e))?
+            };
+            if said.is_none_or(|v| v == AFTER_MERGE) {
                 town.db.write(|tx| {
                     tx.execute(
                         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
@@ -1194,6 +1230,18 @@ fn mark_merged(
                 [format!("mq.broken.{}", rig.name)],
             )
             .map_err(|e| tx.err(e))?;
+            // What this pass prunes after the merge, pending until it did.
+            let mut after = vec![local_prune_key(&rig.name)];
+            if rig.remote.is_some() {
+                after.push(remote_prune_key(&rig.name));
+            }
+            for key in after {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+                    rusqlite::params![key, AFTER_MERGE],
+                )
+                .map_err(|e| tx.err(e))?;
+            }
             tx.event(
                 "mr.merged",
                 &mr.bead,

@@ -146,20 +146,41 @@ pub fn sync(town: &mut Town, rig: &Rig, report: &mut Report) -> Result<()> {
     let Some(src) = delivers(town, rig)? else {
         return Ok(());
     };
+    // A repository that did not answer within the push budget is not asked again before
+    // its backoff ends (a hung disk must not stall every pass; the queue goes on).
+    let key = backoff_key(&rig.name);
+    let shown = src.display().to_string();
+    if let Some(b) = crate::town::done::push_backoff(town, &key)?.filter(|b| now_ms() < b.until) {
+        // What landed meanwhile says where it is (the mayor was told already).
+        tell(town, rig, &src, Cause::Unreadable(b.error.clone()))?;
+        report
+            .waiting
+            .push(format!("rig {}: {}", rig.name, b.why(&shown)));
+        return Ok(());
+    }
     match sync_inner(town, rig, &src) {
-        Ok(None) => Ok(()),
+        Ok(None) => crate::town::done::clear_push_backoff(town, &key),
         Ok(Some(cause)) => {
+            crate::town::done::clear_push_backoff(town, &key)?;
             let why = tell(town, rig, &src, cause)?;
             report.waiting.push(format!("rig {}: {why}", rig.name));
             Ok(())
         }
-        Err(e @ Error::LeaseLost { .. }) => Err(e),
+        Err(e @ (Error::LeaseLost { .. } | Error::Interrupted { .. })) => Err(e),
         Err(e) => {
+            if crate::git::timed_out(&e) {
+                crate::town::done::record_push_failure(town, &key, &shown, &e)?;
+            }
             let why = tell(town, rig, &src, Cause::Unreadable(e.to_string()))?;
             report.waiting.push(format!("rig {}: {why}", rig.name));
             Ok(())
         }
     }
+}
+
+/// The push backoff of `rig`'s delivery into its source (apart from its remote's).
+fn backoff_key(rig: &str) -> String {
+    format!("{rig}.source")
 }
 
 fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Option<Cause>> {
@@ -205,6 +226,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
             ours,
             "gt: target follows your repository",
         )?;
+        crate::interrupt::step("mq.source.followed")?;
         town.db.write(|tx| {
             tx.event(
                 "mq.source_followed",
@@ -229,8 +251,18 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
         follow_rewind(town, rig, &repo, &target, &src_s, ours, theirs)?;
         return in_step(town, rig, &fetched, true).map(|_| None);
     }
+    crate::interrupt::step("mq.source.before_push")?;
+    if let Some(lock) = held_ref_lock(src, &target) {
+        // git's updateInstead updates the work tree before it takes the ref's lock: a
+        // push now would leave the user's files at gt's commit and their branch not.
+        return Ok(Some(Cause::Refused(format!(
+            "{} is held: git is running there; gt waits for it",
+            lock.display()
+        ))));
+    }
     match crate::git::push_into_checkout(&repo_dir, &src_s, &local, &target, &fetched, within) {
         Ok(crate::git::CasPush::Pushed) => {
+            crate::interrupt::step("mq.source.after_push")?;
             town.db.write(|tx| {
                 tx.event(
                     "mq.delivered",
@@ -242,7 +274,7 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
         }
         // The user moved their branch meanwhile: looked at again next pass.
         Ok(crate::git::CasPush::Moved(_)) => Ok(None),
-        Err(e) if crate::git::timed_out(&e) => Ok(Some(Cause::Unreadable(e.to_string()))),
+        Err(e) if crate::git::timed_out(&e) => Err(e),
         Err(e) => {
             let said = e.to_string();
             let detail = said
@@ -253,6 +285,19 @@ fn sync_inner(town: &mut Town, rig: &Rig, src: &std::path::Path) -> Result<Optio
             Ok(Some(Cause::Refused(detail.chars().take(300).collect())))
         }
     }
+}
+
+/// A lock file of the user's git on `branch`'s ref (or on the packed refs), if one is
+/// held in the repository at `src`.
+fn held_ref_lock(src: &std::path::Path, branch: &str) -> Option<PathBuf> {
+    let repo = Repository::open(src).ok()?;
+    let common = repo.commondir().to_path_buf();
+    [
+        common.join(format!("refs/heads/{branch}.lock")),
+        common.join("packed-refs.lock"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
 }
 
 /// The source and gt's clone hold the same target `head`: what said the work was
