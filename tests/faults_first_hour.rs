@@ -369,36 +369,6 @@ fn the_users_repository_on_a_full_disk_keeps_everything_and_gets_the_work_once_t
     assert_eq!(t.mayor_mail_id("land-source-api-").len(), 1);
 }
 
-/// Rig `api` whose remote is a bare clone of its source; returns the remote's path.
-fn remote_rig(t: &TestTown) -> PathBuf {
-    let src = t.source_repo("api");
-    let remote = t.root().parent().unwrap().join("api-remote.git");
-    let out = std::process::Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(&src)
-        .arg(&remote)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let image = test_image();
-    let command = scripted_agent("");
-    t.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &image,
-        "--command",
-        &command,
-        "--memory",
-        "256m",
-        "--remote",
-        remote.to_str().unwrap(),
-    ]);
-    remote
-}
-
 /// The remote's `polecat/*` branches.
 fn remote_polecat_branches(remote: &Path) -> Vec<String> {
     git(
@@ -420,7 +390,7 @@ fn gt_killed_between_the_merge_and_the_remote_branch_delete_deletes_it_on_a_late
         return;
     }
     let t = TestTown::new();
-    let remote = remote_rig(&t);
+    let remote = landing_rig(&t, &scripted_agent(""), &[]);
     let id = done_one(&t, "a change");
     assert_eq!(remote_polecat_branches(&remote).len(), 1, "pushed at done");
     t.ok(&["mq", "approve", &id]);
@@ -716,7 +686,7 @@ fn a_persons_push_between_rig_prune_remotes_look_and_its_delete_is_kept() {
         return;
     }
     let t = TestTown::new();
-    let remote = remote_rig(&t);
+    let remote = landing_rig(&t, &scripted_agent(""), &[]);
     let id = land_one(&t, "a change");
     t.patrol_until("its remote branch deleted", 30, |_| {
         remote_polecat_branches(&remote).is_empty()
