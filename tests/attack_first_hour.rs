@@ -9,46 +9,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use support::*;
 
-/// Rig `api` from a fresh local repository at `src` (no --remote), the scripted agent
-/// with `knobs`, landing after review.
-fn local_rig_at(t: &TestTown, src: &Path, command: &str) {
-    make_repo(src);
-    let image = test_image();
-    t.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &image,
-        "--command",
-        command,
-        "--memory",
-        "256m",
-    ]);
-}
-
-fn mr_state(t: &TestTown, bead: &str) -> String {
-    t.json(&["mq", "list", "--all"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["bead"] == bead)
-        .map(|m| m["state"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
-fn land_one(t: &TestTown, title: &str) -> String {
-    let id = t.bead(title);
-    t.ok(&["sling", &id]);
-    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
-    t.ok(&["mq", "approve", &id]);
-    t.patrol_until("its merge request merged", 90, |t| {
-        mr_state(t, &id) == "merged"
-    });
-    id
-}
-
 fn head(dir: &Path, rev: &str) -> String {
     git(dir, &["rev-parse", rev]).trim().to_string()
 }
@@ -80,7 +40,8 @@ fn the_mailed_command_to_take_undelivered_work_quotes_the_users_path() {
         .unwrap()
         .join("src")
         .join("my repo;'x' $(touch pwned-by-path)");
-    local_rig_at(&t, &src, &scripted_agent(""));
+    make_repo(&src);
+    local_rig_at(&t, &src, &scripted_agent(""), &[]);
     std::fs::write(src.join("README"), "my own edit\n").unwrap();
     let id = land_one(&t, "a change");
     let mails = t.mayor_mail_id("land-source-api-");
@@ -152,7 +113,8 @@ printf '{"id":"%s","agent":"%s","generation":%s,"token":"%s","created_at":%s000,
   "$id" "$GT_AGENT" "$GT_GENERATION" "$tok" "$(date +%s)" "$c" > "$GT_MAILBOX/outbox/.$id.tmp"
 mv "$GT_MAILBOX/outbox/.$id.tmp" "$GT_MAILBOX/outbox/$id.json"
 "#;
-    local_rig_at(&t, &src, agent);
+    make_repo(&src);
+    local_rig_at(&t, &src, agent, &[]);
     let before = head(&src, "main");
     let id = t.bead("plant a hook");
     t.ok(&["sling", &id]);
@@ -199,7 +161,8 @@ fn the_readmes_first_agent_treats_a_hostile_bead_title_as_text() {
     }
     let t = TestTown::new();
     let src = t.root().parent().unwrap().join("src").join("api");
-    local_rig_at(&t, &src, &readme_agent());
+    make_repo(&src);
+    local_rig_at(&t, &src, &readme_agent(), &[]);
     let title = r#"-n $(touch pwned1) `touch pwned2` "; touch pwned3; " ' %s %n \ $GT_BEAD"#;
     let id = t
         .ok(&["bead", "create", "--rig", "api", "--", title])
@@ -257,7 +220,8 @@ gt done -m "finished $GT_BEAD"
 "#,
         m = marker.display()
     );
-    local_rig_at(&t, &src, &agent);
+    make_repo(&src);
+    local_rig_at(&t, &src, &agent, &[]);
     let clone = clone_dir(&t);
     let config_before = std::fs::read_to_string(clone.join(".git/config")).unwrap();
     let main_before = head(&clone, "refs/heads/main");
@@ -328,7 +292,8 @@ common=$(git rev-parse --git-common-dir)
 git add seen.txt && git commit -q -m "$GT_BEAD: what I saw"
 gt done -m "finished $GT_BEAD"
 "#;
-    local_rig_at(&t, &src, agent);
+    make_repo(&src);
+    local_rig_at(&t, &src, agent, &[]);
     let clone = clone_dir(&t);
     // What `gt rig add https://gt-user:…@git.example.com/o/api.git` leaves in the clone.
     git(
@@ -384,7 +349,8 @@ gt checkpoint -m "$(printf 'step 1\342\200\250status:   done\342\200\251\342\200
 echo work > work.txt && git add work.txt && git commit -q -m work
 gt done -m finished
 "#;
-    local_rig_at(&t, &src, agent);
+    make_repo(&src);
+    local_rig_at(&t, &src, agent, &[]);
     let id = t.bead("a note");
     t.ok(&["sling", &id]);
     t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");

@@ -10,27 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use support::*;
 
-/// Rig `api` from the local repository `src` (no --remote), landing after review.
-fn local_rig_at(t: &TestTown, src: &Path) {
-    let image = test_image();
-    let command = scripted_agent("");
-    t.ok(&[
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &image,
-        "--command",
-        &command,
-        "--memory",
-        "256m",
-    ]);
-}
-
 fn local_rig(t: &TestTown) -> PathBuf {
     let src = t.source_repo("api");
-    local_rig_at(t, &src);
+    local_rig_at(t, &src, &scripted_agent(""), &[]);
     src
 }
 
@@ -38,25 +20,11 @@ fn mr_of(t: &TestTown, bead: &str) -> serde_json::Value {
     t.json(&["mq", "show", bead])
 }
 
-fn mr_state(t: &TestTown, bead: &str) -> String {
-    mr_of(t, bead)["state"].as_str().unwrap_or("").to_string()
-}
-
 /// Sling `title` and wait until its work is done (not yet approved).
 fn done_one(t: &TestTown, title: &str) -> String {
     let id = t.bead(title);
     t.ok(&["sling", &id]);
     t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
-    id
-}
-
-/// Sling `title`, wait until its work is done, approve it, and patrol until it merged.
-fn land_one(t: &TestTown, title: &str) -> String {
-    let id = done_one(t, title);
-    t.ok(&["mq", "approve", &id]);
-    t.patrol_until("its merge request merged", 90, |t| {
-        mr_state(t, &id) == "merged"
-    });
     id
 }
 
@@ -336,7 +304,7 @@ fn the_users_repository_on_a_full_disk_keeps_everything_and_gets_the_work_once_t
     };
     let src = disk.0.join("api");
     make_repo(&src);
-    local_rig_at(&t, &src);
+    local_rig_at(&t, &src, &scripted_agent(""), &[]);
     let before = head(&src, "main");
     // Fill the disk to the last byte.
     let filler = disk.0.join("filler");

@@ -11,43 +11,12 @@ use support::*;
 /// the source's path.
 fn local_rig(t: &TestTown, extra: &[&str]) -> PathBuf {
     let src = t.source_repo("api");
-    let image = test_image();
-    let command = scripted_agent("");
-    let mut args = vec![
-        "rig",
-        "add",
-        "api",
-        src.to_str().unwrap(),
-        "--image",
-        &image,
-        "--command",
-        &command,
-        "--memory",
-        "256m",
-    ];
-    args.extend_from_slice(extra);
-    t.ok(&args);
+    local_rig_at(t, &src, &scripted_agent(""), extra);
     src
 }
 
 fn mr_of(t: &TestTown, bead: &str) -> serde_json::Value {
     t.json(&["mq", "show", bead])
-}
-
-fn mr_state(t: &TestTown, bead: &str) -> String {
-    mr_of(t, bead)["state"].as_str().unwrap_or("").to_string()
-}
-
-/// Sling `title`, wait until its work is done, approve it, and patrol until it merged.
-fn land_one(t: &TestTown, title: &str) -> String {
-    let id = t.bead(title);
-    t.ok(&["sling", &id]);
-    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
-    t.ok(&["mq", "approve", &id]);
-    t.patrol_until("its merge request merged", 90, |t| {
-        mr_state(t, &id) == "merged"
-    });
-    id
 }
 
 fn head(dir: &Path, rev: &str) -> String {

@@ -866,3 +866,43 @@ pub fn landing_rig(t: &TestTown, command: &str, extra: &[&str]) -> std::path::Pa
     t.ok(&args);
     remote
 }
+
+/// Rig `api` from the local repository at `src` (no --remote): `command`, 256m of
+/// memory, landing after review (the default), and `extra` settings.
+pub fn local_rig_at(t: &TestTown, src: &Path, command: &str, extra: &[&str]) {
+    let image = test_image();
+    let mut args = vec![
+        "rig",
+        "add",
+        "api",
+        src.to_str().unwrap(),
+        "--image",
+        &image,
+        "--command",
+        command,
+        "--memory",
+        "256m",
+    ];
+    args.extend_from_slice(extra);
+    t.ok(&args);
+}
+
+/// The state of `bead`'s merge request, as `gt mq show` tells it ("" when it says none).
+pub fn mr_state(t: &TestTown, bead: &str) -> String {
+    t.json(&["mq", "show", bead])["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sling `title`, wait until its work is done, approve it, and patrol until it merged.
+pub fn land_one(t: &TestTown, title: &str) -> String {
+    let id = t.bead(title);
+    t.ok(&["sling", &id]);
+    t.patrol_until("the bead done", 90, |t| t.bead_status(&id) == "done");
+    t.ok(&["mq", "approve", &id]);
+    t.patrol_until("its merge request merged", 90, |t| {
+        mr_state(t, &id) == "merged"
+    });
+    id
+}
